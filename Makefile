@@ -1,0 +1,29 @@
+# Two commands set everything up on a fresh clone: `make train` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The stamp is rebuilt when pyproject.toml changes, so a new dependency is picked up.
+STAMP := $(VENV)/.installed
+
+.PHONY: train test test-all install clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: $(STAMP)
+	$(BIN)/runner train
+
+# The default suite: fast tests only (see pyproject.toml's markers).
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+# Everything, slow tests included (CI runs this).
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) *.egg-info

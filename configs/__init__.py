@@ -1,0 +1,1 @@
+"""runner's Hydra configs; installed as the package `runner.configs` (see pyproject.toml)."""

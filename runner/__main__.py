@@ -1,0 +1,5 @@
+"""`python -m runner train ...` is `runner train ...`."""
+
+from runner.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""Saving and loading: all resumable state in one place, written atomically, read safely.
+
+    checkpoints/last.pt  TrainState.state_dict(): model, optimizer, scheduler, counters,
+                         RNG states and the resolved config, all tensors and plain data
+    checkpoints/best.pt  model.state_dict() at the best validation metric, as in the tutorials:
+                         model.load_state_dict(torch.load(path, weights_only=True))
+
+Every load uses weights_only=True: a checkpoint can carry tensors and plain data, never code.
+"""
+
+import pickle
+import random
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from runner.errors import RunnerError
+from runner.files import atomic_write
+
+
+def save(obj, path):
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def safe_load(path):
+    """torch.load(path, weights_only=True), with each way it can fail told as a RunnerError."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunnerError(f"checkpoint {path} does not exist. Point ckpt= at a run directory or a .pt file it holds.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RunnerError(
+            f"checkpoint {path} was refused: it holds Python objects other than tensors and plain data "
+            f"({first}), and loading those could run code. runner only loads with weights_only=True. "
+            f"If the file is yours, re-save it as torch.save(model.state_dict(), path)."
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise RunnerError(
+            f"checkpoint {path} cannot be read: it is truncated, corrupted or not a PyTorch checkpoint "
+            f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}). "
+            f"Use another checkpoint (checkpoints/best.pt or last.pt of a completed run) or retrain."
+        ) from None
+
+
+def load_weights(model, state_dict, source):
+    """model.load_state_dict(state_dict), but a mismatch lists every key and shape that differs."""
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise RunnerError(f"{source} is not a model state_dict (a dict of tensors). Point ckpt= at a runner checkpoint.")
+    own = model.state_dict()
+    problems = [f"missing {k} {tuple(v.shape)}" for k, v in own.items() if k not in state_dict]
+    problems += [f"unexpected {k} {tuple(v.shape)}" for k, v in state_dict.items() if k not in own]
+    problems += [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state_dict.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    if problems:
+        shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
+        raise RunnerError(
+            f"the weights in {source} do not fit the model {type(model).__name__} ({len(problems)} mismatched keys: "
+            f"{shown}). Evaluate with the model the run was trained with (drop model overrides), or pick the matching checkpoint."
+        )
+    model.load_state_dict(state_dict)
+
+
+def rng_state():
+    """Every RNG the run draws from, as tensors and plain data (so weights_only loads them)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, py_state, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "has_gauss": has_gauss, "gauss": gauss},
+        "python": {"version": version, "state": list(py_state), "gauss": py_gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class TrainState:
+    """Everything a run needs to continue where it stopped."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object  # an LRScheduler, or None for a constant learning rate
+    data_generator: torch.Generator  # draws each epoch's order
+    config: dict  # the resolved config, plain data
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    best_metric: float | None = None  # best value of the monitored metric so far
+    best_val_loss: float | None = None  # its val_loss, which breaks ties
+    best_epoch: int = 0
+
+    def state_dict(self):
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "data_generator": self.data_generator.get_state(),
+            "rng": rng_state(),
+            "config": self.config,
+            "epoch": self.epoch,
+            "step": self.step,
+            "best_metric": self.best_metric,
+            "best_val_loss": self.best_val_loss,
+            "best_epoch": self.best_epoch,
+        }
+
+    def load_state_dict(self, state):
+        load_weights(self.model, state["model"], "last.pt")
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.data_generator.set_state(state["data_generator"])
+        set_rng_state(state["rng"])
+        self.epoch, self.step = state["epoch"], state["step"]
+        self.best_metric, self.best_val_loss, self.best_epoch = state["best_metric"], state["best_val_loss"], state["best_epoch"]
+
+
+def find_checkpoint(ckpt):
+    """(weights file, the run's own config) for a run directory or a checkpoint file.
+
+    A run directory means its checkpoints/best.pt; a best.pt finds its config in the run's
+    .hydra/config.yaml; a last.pt carries its own.
+    """
+    path = Path(str(ckpt)).expanduser()
+    if not path.exists():
+        raise RunnerError(
+            f"ckpt={ckpt} names nothing: no such file or directory. Pass a run directory "
+            f"(e.g. ckpt=outputs/2026-11-22/10-31-07) or a checkpoint file inside one."
+        )
+    if path.is_dir():
+        weights = path / "checkpoints" / "best.pt"
+        if not weights.is_file():
+            raise RunnerError(
+                f"ckpt={ckpt} is a directory without checkpoints/best.pt, so it is not a finished runner run. "
+                f"Pass a run directory under outputs/ whose training got past its first epoch."
+            )
+        run_dir = path
+    else:
+        weights, run_dir = path, path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    config_file = run_dir / ".hydra" / "config.yaml"
+    if config_file.is_file():
+        return weights, OmegaConf.load(config_file)
+    state = safe_load(weights)
+    if isinstance(state, dict) and isinstance(state.get("config"), dict):
+        return weights, OmegaConf.create(state["config"])
+    raise RunnerError(
+        f"cannot find the config of the run that wrote {weights}: no {config_file} and no config inside the file. "
+        f"Pass the run directory itself, or a last.pt (it carries its config)."
+    )
+
+
+def model_weights(state):
+    """The model state_dict inside a loaded checkpoint: last.pt nests it, best.pt is it."""
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        return state["model"]
+    return state
+
+
+def load_model(path, device="cpu"):
+    """The model of a run directory or a checkpoint file, weights loaded, in eval mode."""
+    from runner.build import build_model
+
+    weights, cfg = find_checkpoint(path)
+    model = build_model(cfg.model)
+    load_weights(model, model_weights(safe_load(weights)), weights)
+    return model.to(device).eval()

@@ -1,0 +1,84 @@
+"""The `runner` command: `runner train|eval [key=value ...] [Hydra flags]`.
+
+The subcommand picks the primary config (configs/train.yaml or configs/eval.yaml); the rest
+of the command line is Hydra's, unchanged: overrides, --help, --cfg job, --info, -m,
+--config-dir. Nothing here imports torch, so `runner --help` answers at once.
+"""
+
+import os
+import sys
+
+USAGE = """\
+usage: runner COMMAND [key=value ...] [hydra flags]
+
+commands:
+  train    train a model:               runner train model=cnn dataset=digits
+  eval     evaluate a run's checkpoint: runner eval ckpt=outputs/2026-11-22/10-31-07
+
+`runner COMMAND --help` lists every config group, its options and every key you can override.
+Sweeps: runner train -m optimizer.lr=0.1,0.01,0.001
+"""
+
+COMMANDS = ("train", "eval")
+
+
+def _task(cfg):
+    """Hydra's task function: run the job named by the primary config, report user errors plainly."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from runner.console import error
+    from runner.errors import RunnerError
+
+    hydra_cfg = HydraConfig.get()
+    try:
+        if hydra_cfg.job.config_name == "eval":
+            from runner.evaluate import eval_job
+
+            return eval_job(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task))
+        from runner.train import train_job
+
+        return train_job(cfg, hydra_cfg.runtime.output_dir)
+    except RunnerError as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        error(str(err))
+        if hydra_cfg.mode == RunMode.RUN:
+            sys.exit(err.exit_code)
+        raise  # in a sweep, the other jobs go on; Hydra reports this one
+
+
+def register_resolvers():
+    from omegaconf import OmegaConf
+
+    from runner.files import unique_dir
+
+    # use_cache: resolved once per config, and Hydra copies the cache to every sweep job.
+    OmegaConf.register_new_resolver("unique_dir", unique_dir, use_cache=True, replace=True)
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE, end="")
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from runner import __version__
+
+        print(f"runner {__version__}")
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"runner: unknown command '{command}'. Use one of: {', '.join(COMMANDS)} (see runner --help).", file=sys.stderr)
+        return 2
+
+    import hydra
+
+    register_resolvers()
+    sys.argv = [f"runner {command}", *rest]  # Hydra reads sys.argv
+    hydra.main(config_path="pkg://runner.configs", config_name=command, version_base="1.3")(_task)()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Checking a composed config before anything runs: types, ranges, and `_target_` signatures.
+
+Hydra already refuses unknown keys and unknown group options; what it cannot know is that
+`trainer.epochs=ten` is not a number, that a learning rate must be positive, or that
+`+model.widht=3` is not an argument of the model class. That is checked here, against the
+callables themselves (like torchtune's `tune validate`), without building anything.
+"""
+
+import inspect
+import numbers
+
+from hydra.utils import get_object
+from omegaconf import OmegaConf
+
+from runner.errors import RunnerError
+from runner.metrics import TASKS
+
+_SPECIAL_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
+
+
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+# (key, test, what it must be, an example to type instead); keys absent from the config are skipped.
+RULES = [
+    ("seed", lambda v: _int(v) and v >= 0, "a non-negative integer", "seed=0"),
+    ("trainer.epochs", lambda v: _int(v) and v >= 1, "an integer >= 1", "trainer.epochs=10"),
+    ("trainer.batch_size", lambda v: _int(v) and v >= 1, "an integer >= 1", "trainer.batch_size=64"),
+    ("trainer.eval_batch_size", lambda v: _int(v) and v >= 1, "an integer >= 1", "trainer.eval_batch_size=512"),
+    ("trainer.log_every_n_steps", lambda v: _int(v) and v >= 1, "an integer >= 1", "trainer.log_every_n_steps=10"),
+    ("trainer.num_threads", lambda v: v is None or (_int(v) and v >= 1), "null or an integer >= 1", "trainer.num_threads=2"),
+    ("trainer.grad_clip", lambda v: v is None or (_number(v) and v > 0), "null or a number > 0", "trainer.grad_clip=1.0"),
+    ("trainer.deterministic", lambda v: isinstance(v, bool), "true or false", "trainer.deterministic=true"),
+    ("trainer.monitor", lambda v: v is None or (isinstance(v, str) and v.startswith("val_")), "null or a validation metric such as val_loss", "trainer.monitor=val_loss"),
+    ("trainer.monitor_mode", lambda v: v in (None, "min", "max"), "null, min or max", "trainer.monitor_mode=max"),
+    ("optimizer.lr", lambda v: _number(v) and v > 0, "a number > 0", "optimizer.lr=0.01"),
+    ("optimizer.weight_decay", lambda v: _number(v) and v >= 0, "a number >= 0", "optimizer.weight_decay=0.0001"),
+    ("optimizer.momentum", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)", "optimizer.momentum=0.9"),
+    ("dataset.task", lambda v: v in TASKS, f"one of {', '.join(TASKS)}", "dataset.task=classification"),
+    ("dataset.num_classes", lambda v: _int(v) and v >= 1, "an integer >= 1", "dataset.num_classes=10"),
+    ("dataset.input_shape", lambda v: isinstance(v, list) and v and all(_int(d) and d >= 1 for d in v), "a list of positive integers", "dataset.input_shape=[1,28,28]"),
+    ("dataset.val_fraction", lambda v: _number(v) and 0 < v < 1, "a fraction between 0 and 1", "dataset.val_fraction=0.1"),
+    ("dataset.test_fraction", lambda v: _number(v) and 0 < v < 1, "a fraction between 0 and 1", "dataset.test_fraction=0.2"),
+    ("dataset.size", lambda v: _int(v) and v >= 2, "an integer >= 2", "dataset.size=1024"),
+    ("device.name", lambda v: isinstance(v, str) and v.split(":")[0] in ("auto", "cpu", "cuda", "mps"), "auto, cpu, cuda, cuda:N or mps", "device=cpu"),
+]
+
+
+def check_config(cfg, groups=("dataset", "model", "optimizer", "scheduler")):
+    """Raise RunnerError on the first value or `_target_` argument that cannot work."""
+    for key, test, must_be, example in RULES:
+        node = OmegaConf.select(cfg, key.rsplit(".", 1)[0]) if "." in key else cfg
+        if node is None or key.rsplit(".", 1)[-1] not in node:
+            continue
+        try:
+            value = OmegaConf.select(cfg, key, throw_on_missing=True)
+        except Exception as err:  # an interpolation that does not resolve, a ??? left unset
+            raise RunnerError(f"{key} cannot be resolved: {err}. Set it on the command line, e.g. {example}.") from None
+        if isinstance(value, (list, dict)) or OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        if not test(value):
+            raise RunnerError(f"{key} must be {must_be}, got {value!r}. Type it as, for example, {example}.")
+    for group in groups:
+        check_target(group, cfg[group])
+
+
+def check_target(group, node):
+    """`node._target_` imports, and the node's keys are arguments its callable takes."""
+    target = node.get("_target_")
+    if target is None:
+        return
+    try:
+        fn = get_object(target)
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0]
+        raise RunnerError(
+            f"{group}._target_ '{target}' cannot be imported ({reason}). Check the spelling, and that its "
+            f"module is importable from here (installed, or on PYTHONPATH)."
+        ) from None
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return  # some builtins have no signature to check against
+    keys = [k for k in node if k not in _SPECIAL_KEYS]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    unknown = [k for k in keys if k not in params and not takes_any]
+    if unknown:
+        accepted = ", ".join(n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+        raise RunnerError(
+            f"{group}.{unknown[0]} is not an argument of {target} (it takes: {accepted}). "
+            f"Remove it or fix the spelling."
+        )
+    required = [n for n, p in params.items() if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if node.get("_partial_"):
+        required = required[1:]  # the trainer supplies the first argument (parameters, optimizer)
+    missing = [n for n in required if n not in keys]
+    if missing:
+        raise RunnerError(
+            f"{group} needs {missing[0]} for {target}, but the config does not set it. "
+            f"Add it to the YAML file or pass +{group}.{missing[0]}=VALUE."
+        )

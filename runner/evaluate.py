@@ -1,0 +1,83 @@
+"""`runner eval ckpt=RUN_DIR`: rebuild a run's model and data from its own saved config, test it.
+
+    runner eval ckpt=outputs/2026-11-22/10-31-07              # that run's best.pt
+    runner eval ckpt=outputs/2026-11-22/10-31-07 device=cpu   # overrides apply on top
+
+The user repeats none of the run's overrides: the model and dataset come from the run's
+.hydra/config.yaml (or the config inside last.pt), not from today's YAML files.
+"""
+
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from runner import plots
+from runner.build import build_model, resolve_device, summarize
+from runner.checkpoint import find_checkpoint, load_weights, model_weights, safe_load
+from runner.config import check_config
+from runner.console import RunConsole, results_table
+from runner.data import Batches, build_data
+from runner.errors import RunnerError
+from runner.files import write_json
+from runner.metrics import TASKS, evaluate, per_class_accuracy
+from runner.train import configure_torch
+from rich.table import Table
+
+
+def apply_overrides(run_cfg, eval_cfg, overrides):
+    """The run's config with this command line's overrides on top.
+
+    `eval_cfg` was composed by Hydra from the same groups as training, so each override is
+    already checked and, for a group (device=cpu), already loaded; copy what it names.
+    """
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        if key == "ckpt" or key.startswith("hydra"):
+            continue
+        if override.is_delete():
+            raise RunnerError(f"~{key}: deleting keys is not supported by runner eval. Override the value instead.")
+        OmegaConf.update(run_cfg, key, OmegaConf.select(eval_cfg, key), merge=False, force_add=True)
+    return run_cfg
+
+
+def class_table(per_class, confusion):
+    table = Table(title="accuracy per class", title_justify="left")
+    for col in ("class", "accuracy", "correct / total"):
+        table.add_column(col, justify="left" if col == "class" else "right")
+    for i, (name, acc) in enumerate(per_class.items()):
+        table.add_row(name, f"{100 * acc:.1f} %", f"{int(confusion[i, i])} / {int(confusion[i].sum())}")
+    return table
+
+
+def eval_job(cfg, run_dir, overrides):
+    run_dir = Path(run_dir)
+    console = RunConsole(run_dir / "eval.log")
+    try:
+        weights, run_cfg = find_checkpoint(cfg.ckpt)
+        run_cfg = apply_overrides(run_cfg, cfg, overrides)
+        check_config(run_cfg)
+        task = TASKS[run_cfg.dataset.task]
+        configure_torch(run_cfg.trainer)
+        device = resolve_device(run_cfg.device.name)
+        splits, normalize = build_data(run_cfg.dataset, device)
+        model = build_model(run_cfg.model).to(device)
+        summarize(model, run_cfg.dataset.input_shape, run_cfg.dataset.num_classes, device)
+        load_weights(model, model_weights(safe_load(weights)), weights)
+
+        test = Batches(splits.test, run_cfg.trainer.eval_batch_size, normalize)
+        metrics, confusion = evaluate(model, test, task, run_cfg.dataset.num_classes)
+        result = {"checkpoint": str(weights), "dataset": run_cfg.dataset.name, "model": run_cfg.model._target_,
+                  "device": str(device), "samples": len(splits.test), **{f"test_{k}": v for k, v in metrics.items()}}
+        console.print(f"[bold]runner eval[/]  {weights}  on the {run_cfg.dataset.name} test split ({len(splits.test)} samples)")
+        console.print(results_table("test", [(k, v) for k, v in result.items() if k.startswith("test_")]))
+        if confusion is not None:
+            result["per_class_accuracy"] = per_class_accuracy(confusion, splits.class_names)
+            result["confusion_matrix"] = confusion.tolist()
+            console.print(class_table(result["per_class_accuracy"], confusion))
+            plots.confusion_matrix(confusion, splits.class_names, run_dir / "confusion_matrix.png")
+        write_json(run_dir / "metrics.json", result)
+        console.print(f"eval directory: {run_dir}")
+        return result
+    finally:
+        console.close()

@@ -1,0 +1,51 @@
+"""loss_curve.png and confusion_matrix.png. matplotlib is imported here only, when a plot is drawn."""
+
+from runner.files import atomic_write
+
+
+def _save(fig, path):
+    import matplotlib.pyplot as plt
+
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
+    plt.close(fig)
+
+
+def loss_curve(rows, metric, path):
+    """Train and validation loss per epoch on the left, the validation metric on the right."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax_loss.plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train")
+    ax_loss.plot(epochs, [r["val_loss"] for r in rows], marker="o", label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_loss.legend()
+    ax_metric.plot(epochs, [r[f"val_{metric}"] for r in rows], marker="o", color="tab:green")
+    ax_metric.set(xlabel="epoch", ylabel=metric, title=f"validation {metric}")
+    for ax in (ax_loss, ax_metric):
+        ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def confusion_matrix(confusion, class_names, path):
+    """Counts of (true class, predicted class) on the test split."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.5 * n, 0.8 + 0.5 * n))
+    ax.imshow(confusion.numpy(), cmap="Blues")
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix (test)")
+    peak = max(int(confusion.max()), 1)
+    for i in range(n):
+        for j in range(n):
+            count = int(confusion[i, j])
+            ax.text(j, i, count, ha="center", va="center", fontsize=7, color="white" if count > peak / 2 else "black")
+    _save(fig, path)

@@ -1,0 +1,191 @@
+"""`runner train`: build the parts a config names, train, checkpoint, test the best weights.
+
+    runner train                                   # cnn on digits, the default
+    runner train model=mlp dataset=sum_pairs       # the tutorials' regression
+    runner train -m optimizer.lr=0.1,0.01,0.001    # one run directory per job
+
+A job reads in four steps: check the config, set up (device, data, model, optimizer),
+fit (the loop below), finish (test best.pt, plot, summary.json).
+"""
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from runner import plots
+from runner.build import build_model, build_optimizer, build_scheduler, plain, resolve_device, summarize
+from runner.checkpoint import TrainState, load_weights, safe_load, save
+from runner.config import check_config
+from runner.console import RunConsole, config_tree, model_table, results_table
+from runner.data import Batches, build_data
+from runner.errors import RunnerError
+from runner.files import MetricsCSV
+from runner.metrics import TASKS, evaluate
+from runner.summary import RunRecord
+
+
+@dataclass
+class Data:
+    train: Batches
+    val: Batches
+    test: Batches
+    num_classes: int
+
+
+def configure_torch(trainer_cfg):
+    """Threads and determinism: what makes two runs of one config on CPU give the same bytes."""
+    if trainer_cfg.num_threads:
+        torch.set_num_threads(trainer_cfg.num_threads)
+    if trainer_cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def setup_data(dataset_cfg, trainer_cfg, device, seed):
+    splits, normalize = build_data(dataset_cfg, device)
+    if trainer_cfg.batch_size > len(splits.train):
+        raise RunnerError(
+            f"trainer.batch_size={trainer_cfg.batch_size} is larger than the training split of {dataset_cfg.name} "
+            f"({len(splits.train)} samples), so an epoch would have no full batch. Use trainer.batch_size={len(splits.train)} or less."
+        )
+    generator = torch.Generator().manual_seed(seed)  # the data order, apart from the model's RNG
+    train = Batches(splits.train, trainer_cfg.batch_size, normalize, shuffle=True, generator=generator)
+    val = Batches(splits.val, trainer_cfg.eval_batch_size, normalize)
+    test = Batches(splits.test, trainer_cfg.eval_batch_size, normalize)
+    return Data(train, val, test, dataset_cfg.num_classes), splits
+
+
+def monitor_of(trainer_cfg, task):
+    """(metric name, 'min' or 'max') that decides best.pt."""
+    monitor = trainer_cfg.monitor or f"val_{task.metric}"
+    mode = trainer_cfg.monitor_mode or ("min" if "loss" in monitor else task.mode)
+    return monitor, mode
+
+
+def fit(state, data, task, trainer_cfg, run_dir, console):
+    """The training loop: one epoch per pass, then evaluate, log and checkpoint."""
+    model, optimizer, scheduler = state.model, state.optimizer, state.scheduler
+    monitor, mode = monitor_of(trainer_cfg, task)
+    metrics_csv, rows = MetricsCSV(run_dir / "metrics.csv"), []
+    while state.epoch < trainer_cfg.epochs:
+        epoch, lr = state.epoch + 1, optimizer.param_groups[0]["lr"]
+
+        # forward, backward, update
+        model.train()
+        start, loss_sum, seen = time.perf_counter(), torch.zeros((), device=data.train.split.y.device), 0
+        with console.progress() as bar:
+            progress = bar.add_task(f"epoch {epoch}/{trainer_cfg.epochs}", total=len(data.train), status="")
+            for i, (x, y) in enumerate(data.train):
+                loss = task.loss(model(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if trainer_cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), trainer_cfg.grad_clip)
+                optimizer.step()
+                state.step += 1
+                loss_sum += loss.detach() * len(y)
+                seen += len(y)
+                if console.interactive and (i + 1) % trainer_cfg.log_every_n_steps == 0:
+                    rate = seen / (time.perf_counter() - start)
+                    bar.update(progress, completed=i + 1, status=f"loss {loss.item():.4f}  {rate:,.0f} samples/s")
+        train_loss = float(loss_sum) / seen  # the one host sync of the epoch
+        train_time = time.perf_counter() - start
+        if not math.isfinite(train_loss):
+            raise RunnerError(
+                f"the training loss became {train_loss} in epoch {epoch} (learning rate {lr:g}): training diverged. "
+                f"Lower optimizer.lr (e.g. optimizer.lr={lr / 10:g}) or set trainer.grad_clip=1.0."
+            )
+        if scheduler is not None:
+            scheduler.step()
+        state.epoch = epoch
+
+        # evaluate
+        val, _ = evaluate(model, data.val, task, data.num_classes)
+        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], f"val_{task.metric}": val[task.metric],
+               "lr": lr, "epoch_time_s": time.perf_counter() - start, "train_samples_per_s": seen / train_time}
+
+        # log and checkpoint: best.pt when the monitored metric improves, last.pt every epoch
+        metrics_csv.append(row)
+        rows.append(row)
+        if monitor not in row:
+            raise RunnerError(f"trainer.monitor={monitor} is not a column of metrics.csv ({', '.join(row)}). Use one of the val_ columns.")
+        # ties on the metric (accuracy on a small validation split saturates) go to the lower val_loss
+        sign = 1 if mode == "min" else -1
+        key = (sign * row[monitor], row["val_loss"])
+        if state.best_metric is None or key < (sign * state.best_metric, state.best_val_loss):
+            state.best_metric, state.best_val_loss, state.best_epoch = row[monitor], row["val_loss"], epoch
+            save(model.state_dict(), run_dir / "checkpoints" / "best.pt")
+        save(state.state_dict(), run_dir / "checkpoints" / "last.pt")
+        console.print(
+            f"epoch {epoch:>3}/{trainer_cfg.epochs}  train_loss {train_loss:.4f}  val_loss {val['loss']:.4f}  "
+            f"val_{task.metric} {val[task.metric]:.4f}  lr {lr:.2g}  {row['train_samples_per_s']:,.0f} samples/s  "
+            f"{row['epoch_time_s']:.2f}s" + ("  *" if state.best_epoch == epoch else "")
+        )
+    return rows
+
+
+def test_best(model_cfg, data, task, run_dir, device):
+    """Test metrics of best.pt, loaded from disk into a fresh model: the same path `runner eval` takes."""
+    model = build_model(model_cfg).to(device)
+    load_weights(model, safe_load(run_dir / "checkpoints" / "best.pt"), "best.pt")
+    metrics, _ = evaluate(model, data.test, task, data.num_classes)
+    return metrics
+
+
+def train_job(cfg, run_dir):
+    """Run one training job in `run_dir` (Hydra's output directory) and return its summary."""
+    run_dir = Path(run_dir)
+    console = RunConsole(run_dir / "train.log")
+    record = RunRecord(run_dir / "summary.json", kind="train")
+    try:
+        check_config(cfg)
+        task = TASKS[cfg.dataset.task]
+        console.print(f"[bold]runner train[/]  {cfg.dataset.name} x {cfg.model._target_.rsplit('.', 1)[-1]}  ->  {run_dir}")
+        console.detail(config_tree(OmegaConf.to_container(cfg, resolve=True)))
+
+        configure_torch(cfg.trainer)
+        device = resolve_device(cfg.device.name)
+        torch.manual_seed(cfg.seed)  # model init and dropout; the data order has its own generator
+        data, splits = setup_data(cfg.dataset, cfg.trainer, device, cfg.seed)
+        model = build_model(cfg.model).to(device)
+        layers = summarize(model, cfg.dataset.input_shape, cfg.dataset.num_classes, device)
+        params = sum(p.numel() for p in model.parameters())
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        console.detail(model_table(cfg.model._target_, layers, params, trainable))
+        optimizer = build_optimizer(cfg.optimizer, model.parameters())
+        scheduler = build_scheduler(cfg.scheduler, optimizer)
+        state = TrainState(model, optimizer, scheduler, data.train.generator, plain(cfg))
+        monitor, mode = monitor_of(cfg.trainer, task)
+        record.update(status="running", task=cfg.dataset.task, device=str(device), params=params,
+                      trainable_params=trainable, monitor=monitor, monitor_mode=mode,
+                      samples={"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)})
+        console.print(f"{device}  {params:,} parameters  {len(splits.train)}/{len(splits.val)}/{len(splits.test)} train/val/test samples")
+
+        setup_s = record.elapsed()
+        rows = fit(state, data, task, cfg.trainer, run_dir, console)
+        train_s = record.elapsed() - setup_s
+        test = test_best(cfg.model, data, task, run_dir, device)
+        plots.loss_curve(rows, task.metric, run_dir / "loss_curve.png")
+
+        best_row = rows[state.best_epoch - 1] if state.best_epoch <= len(rows) else rows[-1]
+        summary = record.update(
+            status="completed", epochs=state.epoch, steps=state.step,
+            best={"epoch": state.best_epoch, **{k: v for k, v in best_row.items() if k.startswith("val_")}},
+            final=rows[-1], test={f"test_{k}": v for k, v in test.items()},
+            timings={"setup_s": setup_s, "train_s": train_s, "total_s": record.elapsed()},
+        )
+        console.print(results_table(
+            "results",
+            [(f"best {monitor} (epoch {state.best_epoch})", state.best_metric), ("final train_loss", rows[-1]["train_loss"]),
+             *((f"test_{k} (best.pt)", v) for k, v in test.items()), ("time", f"{record.elapsed():.1f} s")],
+        ))
+        console.print(f"run directory: {run_dir}")
+        return summary
+    except BaseException as err:
+        record.failed(err)
+        raise
+    finally:
+        console.close()
