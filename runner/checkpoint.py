@@ -69,6 +69,13 @@ def load_weights(model, state_dict, source):
     model.load_state_dict(state_dict)
 
 
+def seed_all(seed):
+    """Seed every RNG a run may draw from: python, numpy, torch (CPU and all GPUs)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def rng_state():
     """Every RNG the run draws from, as tensors and plain data (so weights_only loads them)."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()

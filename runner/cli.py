@@ -7,6 +7,7 @@ of the command line is Hydra's, unchanged: overrides, --help, --cfg job, --info,
 
 import os
 import sys
+from pathlib import Path
 
 USAGE = """\
 usage: runner COMMAND [key=value ...] [hydra flags]
@@ -57,6 +58,31 @@ def register_resolvers():
     OmegaConf.register_new_resolver("unique_dir", unique_dir, use_cache=True, replace=True)
 
 
+def run_choices(args):
+    """`dataset=X model=Y` as the run named by `ckpt=` chose them, for `runner eval`.
+
+    eval.yaml composes the same groups as training; selecting the run's own options first
+    means an override like `dataset.root=...` is checked against the run's dataset, not the
+    default one. Options that are not among runner's configs (a user's --config-dir) are left out.
+    """
+    from importlib.resources import files
+
+    from omegaconf import OmegaConf
+
+    ckpt = next((a.split("=", 1)[1] for a in args if a.startswith("ckpt=")), None)
+    if not ckpt:
+        return []
+    path = Path(ckpt).expanduser()
+    run_dir = path if path.is_dir() else path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    try:
+        choices = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra.runtime.choices
+    except Exception:  # not a runner run directory: eval reports that itself, with a better message
+        return []
+    configs = files("runner.configs")
+    return [f"{group}={choices[group]}" for group in ("dataset", "model")
+            if group in choices and configs.joinpath(group, f"{choices[group]}.yaml").is_file()]
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -74,6 +100,8 @@ def main(argv=None):
 
     import hydra
 
+    if command == "eval":
+        rest = run_choices(rest) + rest  # the user's own overrides come later and win
     register_resolvers()
     sys.argv = [f"runner {command}", *rest]  # Hydra reads sys.argv
     hydra.main(config_path="pkg://runner.configs", config_name=command, version_base="1.3")(_task)()

@@ -34,6 +34,11 @@ class RunConsole:
         """Shown on a terminal and logged, but not printed when output is not a terminal."""
         self.print(*objects, terminal=False)
 
+    def failed(self, err):
+        """Record why the job stopped in the log (the CLI prints it on the terminal)."""
+        if self.file:
+            self.file.print(f"error: {err}" if str(err) else f"error: {type(err).__name__}")
+
     def progress(self):
         return Progress(
             TextColumn("{task.description}"),

@@ -79,5 +79,8 @@ def eval_job(cfg, run_dir, overrides):
         write_json(run_dir / "metrics.json", result)
         console.print(f"eval directory: {run_dir}")
         return result
+    except BaseException as err:
+        console.failed(err)
+        raise
     finally:
         console.close()

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from runner import plots
 from runner.build import build_model, build_optimizer, build_scheduler, plain, resolve_device, summarize
-from runner.checkpoint import TrainState, load_weights, safe_load, save
+from runner.checkpoint import TrainState, load_weights, safe_load, save, seed_all
 from runner.config import check_config
 from runner.console import RunConsole, config_tree, model_table, results_table
 from runner.data import Batches, build_data
@@ -148,7 +148,7 @@ def train_job(cfg, run_dir):
 
         configure_torch(cfg.trainer)
         device = resolve_device(cfg.device.name)
-        torch.manual_seed(cfg.seed)  # model init and dropout; the data order has its own generator
+        seed_all(cfg.seed)  # model init and dropout; the data order has its own generator
         data, splits = setup_data(cfg.dataset, cfg.trainer, device, cfg.seed)
         model = build_model(cfg.model).to(device)
         layers = summarize(model, cfg.dataset.input_shape, cfg.dataset.num_classes, device)
@@ -186,6 +186,7 @@ def train_job(cfg, run_dir):
         return summary
     except BaseException as err:
         record.failed(err)
+        console.failed(err)
         raise
     finally:
         console.close()
