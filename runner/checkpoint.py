@@ -8,9 +8,7 @@
 Every load uses weights_only=True: a checkpoint can carry tensors and plain data, never code.
 """
 
-import pickle
 import random
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,19 +31,23 @@ def safe_load(path):
         raise RunnerError(f"checkpoint {path} does not exist. Point ckpt= at a run directory or a .pt file it holds.")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    except Exception as err:  # torch.load fails in many ways on a bad file; each says one of two things
+        detail = _first_line(err)
+    if "Weights only load failed" in detail or "weights_only" in detail:
         raise RunnerError(
-            f"checkpoint {path} was refused: it holds Python objects other than tensors and plain data "
-            f"({first}), and loading those could run code. runner only loads with weights_only=True. "
+            f"checkpoint {path} was refused: it holds Python objects other than tensors and plain data, "
+            f"and loading those could run code. runner only loads with weights_only=True. "
             f"If the file is yours, re-save it as torch.save(model.state_dict(), path)."
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
-        raise RunnerError(
-            f"checkpoint {path} cannot be read: it is truncated, corrupted or not a PyTorch checkpoint "
-            f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}). "
-            f"Use another checkpoint (checkpoints/best.pt or last.pt of a completed run) or retrain."
-        ) from None
+        )
+    raise RunnerError(
+        f"checkpoint {path} cannot be read: it is truncated, corrupted or not a PyTorch checkpoint ({detail}). "
+        f"Use another checkpoint (checkpoints/best.pt or last.pt of a completed run) or retrain."
+    )
+
+
+def _first_line(err):
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
 
 
 def load_weights(model, state_dict, source):

@@ -54,6 +54,8 @@ def eval_job(cfg, run_dir, overrides):
     run_dir = Path(run_dir)
     console = RunConsole(run_dir / "eval.log")
     try:
+        if OmegaConf.is_missing(cfg, "ckpt"):
+            raise RunnerError("runner eval needs ckpt=: the run directory or checkpoint to evaluate, e.g. ckpt=outputs/2026-11-22/10-31-07.")
         weights, run_cfg = find_checkpoint(cfg.ckpt)
         run_cfg = apply_overrides(run_cfg, cfg, overrides)
         check_config(run_cfg)

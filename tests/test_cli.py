@@ -1,0 +1,77 @@
+"""The `runner` command itself: help, Hydra's flags, and the installed (non-editable) package."""
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_dirs, runner, summary
+
+
+def test_runner_help_does_not_import_torch():
+    code = "import sys; from runner.cli import main; main(['--help']); assert 'torch' not in sys.modules, 'torch imported'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "runner train" in proc.stdout and "runner eval" in proc.stdout
+
+
+def test_train_help_lists_every_group_and_option(tmp_path):
+    out = runner("train", "--help", cwd=tmp_path).stdout
+    for line in ("dataset: digits, fake, sum_pairs", "device: auto, cpu, cuda, mps", "model: cnn, lenet, mlp, resnet18",
+                 "optimizer: adam, adamw, sgd", "scheduler: cosine, none, step"):
+        assert line in out
+    assert "eval_batch_size: 512" in out
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_cfg_job_prints_the_composed_config_and_runs_nothing(tmp_path):
+    out = runner("train", "model=mlp", "optimizer.lr=0.05", "--cfg", "job", cwd=tmp_path).stdout
+    assert "_target_: runner.models.MLP" in out and "lr: 0.05" in out
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_unknown_command(tmp_path):
+    proc = runner("trian", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "unknown command 'trian'" in proc.stderr
+
+
+def test_config_dir_adds_a_users_own_model(tmp_path):
+    """A user's model is one Python file and one YAML file, without touching the package."""
+    (tmp_path / "my_models.py").write_text(
+        "import torch\n"
+        "class Linear(torch.nn.Module):\n"
+        "    def __init__(self, input_shape, num_classes):\n"
+        "        super().__init__()\n"
+        "        self.fc = torch.nn.Linear(input_shape[0] * input_shape[1] * input_shape[2], num_classes)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(x.flatten(1))\n"
+    )
+    (tmp_path / "my_configs" / "model").mkdir(parents=True)
+    (tmp_path / "my_configs" / "model" / "linear.yaml").write_text(
+        "_target_: my_models.Linear\ninput_shape: ${dataset.input_shape}\nnum_classes: ${dataset.num_classes}\n"
+    )
+    runner("train", "--config-dir", "my_configs", "model=linear", "optimizer.lr=0.01", "trainer.epochs=5", cwd=tmp_path,
+           env={"PYTHONPATH": str(tmp_path)})
+    (run_dir,) = run_dirs(tmp_path)
+    info = summary(run_dir)
+    assert info["params"] == 64 * 10 + 10 and info["test"]["test_accuracy"] > 0.85
+
+
+@pytest.mark.slow
+def test_installed_package_runs_from_another_directory(tmp_path):
+    """`pip install .` (not editable) ships the configs inside the package."""
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(repo)],
+                   check=True, capture_output=True)
+    assert (target / "runner" / "configs" / "model" / "cnn.yaml").is_file()
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {"PYTHONPATH": str(target)}
+    proc = runner("train", "trainer.epochs=1", cwd=work, env=env)
+    assert str(target) in subprocess.run([sys.executable, "-c", "import runner; print(runner.__file__)"],
+                                         cwd=work, env={**env}, capture_output=True, text=True).stdout
+    (run_dir,) = run_dirs(work)
+    assert summary(run_dir)["status"] == "completed" and "digits" in proc.stdout

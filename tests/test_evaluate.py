@@ -1,0 +1,51 @@
+"""`runner eval` and `runner.load_model`: a run's checkpoint, rebuilt from the run's own config."""
+
+import json
+
+import torch
+
+import runner as runner_pkg
+from conftest import runner, summary
+from runner.datasets import digits
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def eval_dirs(cwd):
+    return sorted(p.parent for p in cwd.glob("outputs/eval/*/*/metrics.json"))
+
+
+def test_eval_reproduces_the_training_test_metric_to_the_last_digit(digits_run):
+    cwd, run_dir, _ = digits_run
+    trained = summary(run_dir)["test"]
+    proc = runner("eval", f"ckpt={run_dir}", "device=cpu", cwd=cwd)
+    result = json.loads((eval_dirs(cwd)[-1] / "metrics.json").read_text())
+    assert result["test_accuracy"] == trained["test_accuracy"]
+    assert result["test_loss"] == trained["test_loss"]
+    assert result["checkpoint"].endswith("checkpoints/best.pt")
+    assert (eval_dirs(cwd)[-1] / "confusion_matrix.png").read_bytes().startswith(PNG)
+    confusion = torch.tensor(result["confusion_matrix"])
+    assert confusion.sum() == result["samples"] == 359
+    assert abs(confusion.trace().item() / 359 - result["test_accuracy"]) < 1e-12
+    assert "accuracy per class" in proc.stdout and len(result["per_class_accuracy"]) == 10
+
+
+def test_eval_of_last_pt_uses_its_own_config_and_a_changed_batch_size(digits_run):
+    cwd, run_dir, _ = digits_run
+    runner("eval", f"ckpt={run_dir}/checkpoints/last.pt", "trainer.eval_batch_size=7", cwd=cwd)
+    result = json.loads((eval_dirs(cwd)[-1] / "metrics.json").read_text())
+    assert result["checkpoint"].endswith("last.pt") and result["samples"] == 359
+    assert result["test_accuracy"] >= 0.95
+
+
+def test_load_model_gives_the_trained_model_in_eval_mode(digits_run):
+    _, run_dir, _ = digits_run
+    model = runner_pkg.load_model(run_dir)
+    assert not model.training
+    splits = digits(name="digits", task="classification", input_shape=[1, 8, 8], num_classes=10,
+                    test_fraction=0.2, val_fraction=0.1, split_seed=0)
+    x = splits.train.x.float()  # normalised with the training split's statistics, as runner does
+    mean, std = x.mean(dim=(0, 2, 3), keepdim=True), x.std(dim=(0, 2, 3), keepdim=True)
+    with torch.no_grad():
+        correct = (model((splits.test.x.float() - mean) / std).argmax(1) == splits.test.y).sum().item()
+    assert correct == round(summary(run_dir)["test"]["test_accuracy"] * len(splits.test))

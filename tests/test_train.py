@@ -1,0 +1,100 @@
+"""`runner train` end to end: the run directory, the results it reaches, and same seed = same bytes."""
+
+import csv
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import FAST, load, run_dirs, runner, summary
+from runner.models import CNN
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_default_run_reaches_95_percent_and_writes_a_complete_run_directory(digits_run):
+    _, run_dir, proc = digits_run
+    info = summary(run_dir)
+    assert info["status"] == "completed" and info["error"] is None
+    assert info["test"]["test_accuracy"] >= 0.95
+    assert info["device"] == "cpu" and info["params"] > 0 and info["epochs"] == 10
+
+    for name in (".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml", "train.log"):
+        assert (run_dir / name).stat().st_size > 0, name
+    assert (run_dir / "loss_curve.png").read_bytes().startswith(PNG)
+    assert "epoch  10/10" in (run_dir / "train.log").read_text()
+    assert str(run_dir) in proc.stdout
+
+    with (run_dir / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["epoch", "train_loss", "val_loss", "val_accuracy", "lr", "epoch_time_s", "train_samples_per_s"]
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 11))
+    assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
+
+    # best.pt is a plain state_dict, loadable exactly as in the tutorials
+    model = CNN(in_channels=1, num_classes=10)
+    model.load_state_dict(torch.load(run_dir / "checkpoints" / "best.pt", weights_only=True))
+    last = load(run_dir / "checkpoints" / "last.pt")
+    assert last["epoch"] == 10 and last["step"] == info["steps"]
+    assert last["config"]["model"]["_target_"] == "runner.models.CNN"
+    assert set(last) >= {"model", "optimizer", "scheduler", "rng", "data_generator", "best_metric"}
+    best_epoch = info["best"]["epoch"]
+    assert last["best_epoch"] == best_epoch and last["best_metric"] == info["best"]["val_accuracy"]
+
+
+def test_sum_pairs_regression_learns_the_sum(tmp_path):
+    runner("train", "dataset=sum_pairs", "model=mlp", cwd=tmp_path)
+    (run_dir,) = run_dirs(tmp_path)
+    info = summary(run_dir)
+    assert info["task"] == "regression" and info["monitor"] == "val_mae"
+    assert info["test"]["test_loss"] < 0.005  # MSE of y = x1 + x2 with x in [-1, 1]
+    assert info["test"]["test_mae"] < 0.05
+    assert "val_mae" in (run_dir / "metrics.csv").read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize("model", ["lenet", "resnet18"])
+def test_image_models_train_on_fake_cifar_shaped_data(tmp_path, model):
+    runner("train", f"model={model}", "dataset=fake", "dataset.size=80", "dataset.test_size=16",
+           "trainer.epochs=1", "trainer.batch_size=32", "optimizer=sgd", "scheduler=cosine", cwd=tmp_path)
+    (run_dir,) = run_dirs(tmp_path)
+    info = summary(run_dir)
+    assert info["status"] == "completed" and info["steps"] == 2  # 72 training samples // 32
+    expected = {"lenet": 62006, "resnet18": 11181642}[model]  # the tutorial's Net; torchvision's ResNet-18, 10 classes
+    assert info["params"] == expected
+
+
+def test_same_seed_gives_identical_metrics_and_bytes(tmp_path):
+    for _ in range(2):
+        runner("train", *FAST, cwd=tmp_path)
+    a, b = run_dirs(tmp_path)
+    assert a != b
+    strip = lambda d: [line.split(",")[:5] for line in (d / "metrics.csv").read_text().splitlines()]  # noqa: E731
+    assert strip(a) == strip(b)
+    assert (a / "checkpoints" / "best.pt").read_bytes() == (b / "checkpoints" / "best.pt").read_bytes()
+    assert (a / "checkpoints" / "last.pt").read_bytes() == (b / "checkpoints" / "last.pt").read_bytes()
+
+    runner("train", *FAST, "seed=1", cwd=tmp_path)
+    c = run_dirs(tmp_path)[-1]
+    assert (c / "checkpoints" / "best.pt").read_bytes() != (a / "checkpoints" / "best.pt").read_bytes()
+
+
+def test_runs_started_together_get_a_directory_each(tmp_path):
+    cmd = [sys.executable, "-m", "runner", "train", *FAST, "trainer.epochs=1"]
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(3)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
+    dirs = run_dirs(tmp_path)
+    assert len(dirs) == 3
+    assert all(summary(d)["status"] == "completed" for d in dirs)
+
+
+def test_multirun_writes_one_complete_run_directory_per_job(tmp_path):
+    runner("train", "-m", "optimizer.lr=0.1,0.01,0.001", *FAST, "trainer.epochs=1", cwd=tmp_path)
+    jobs = sorted(p.parent for p in tmp_path.glob("outputs/multirun/*/*/*/summary.json"))
+    assert [j.name for j in jobs] == ["0", "1", "2"]
+    lrs = []
+    for job in jobs:
+        assert summary(job)["status"] == "completed"
+        assert (job / "checkpoints" / "best.pt").is_file() and (job / "loss_curve.png").is_file()
+        lrs.append(load(job / "checkpoints" / "last.pt")["config"]["optimizer"]["lr"])
+    assert lrs == [0.1, 0.01, 0.001]
