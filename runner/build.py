@@ -1,10 +1,21 @@
 """Builders: each takes the piece of config it needs and returns one part of a training job."""
 
 import torch
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import OmegaConf
 
 from runner.errors import RunnerError
+
+
+def instantiate(cfg, **kwargs):
+    """hydra.utils.instantiate, letting a RunnerError raised by the target reach the user as itself."""
+    try:
+        return hydra_instantiate(cfg, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, RunnerError):
+            raise err.__cause__ from None
+        raise
 
 
 def resolve_device(name):

@@ -184,11 +184,19 @@ def model_weights(state):
     return state
 
 
-def load_model(path, device="cpu"):
-    """The model of a run directory or a checkpoint file, weights loaded, in eval mode."""
+def restore_model(model_cfg, weights, device, channels_last=False):
+    """A fresh model from `model_cfg` with the weights of the file `weights`, on `device`, in eval mode."""
     from runner.build import build_model
 
-    weights, cfg = find_checkpoint(path)
-    model = build_model(cfg.model)
+    model = build_model(model_cfg)
     load_weights(model, model_weights(safe_load(weights)), weights)
-    return model.to(device).eval()
+    return model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format).eval()
+
+
+def load_model(path, device="cpu"):
+    """The model of a run directory or a checkpoint file, weights loaded, in eval mode."""
+    from runner.cli import register_resolvers
+
+    register_resolvers()  # a run's saved config may use runner's resolvers
+    weights, cfg = find_checkpoint(path)
+    return restore_model(cfg.model, weights, device)

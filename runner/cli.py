@@ -21,6 +21,7 @@ Sweeps: runner train -m optimizer.lr=0.1,0.01,0.001
 """
 
 COMMANDS = ("train", "eval")
+_selected = []  # the run's own group choices that main() put before the user's eval overrides
 
 
 def _task(cfg):
@@ -36,7 +37,8 @@ def _task(cfg):
         if hydra_cfg.job.config_name == "eval":
             from runner.evaluate import eval_job
 
-            return eval_job(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task))
+            user_overrides = list(hydra_cfg.overrides.task)[len(_selected):]
+            return eval_job(cfg, hydra_cfg.runtime.output_dir, user_overrides)
         from runner.train import train_job
 
         return train_job(cfg, hydra_cfg.runtime.output_dir)
@@ -56,6 +58,14 @@ def register_resolvers():
 
     # use_cache: resolved once per config, and Hydra copies the cache to every sweep job.
     OmegaConf.register_new_resolver("unique_dir", unique_dir, use_cache=True, replace=True)
+    # imagefolder's num_classes: the number of class folders under dataset.root.
+    OmegaConf.register_new_resolver("count_classes", _count_classes, replace=True)
+
+
+def _count_classes(root):
+    from runner.vision import count_classes
+
+    return count_classes(root)
 
 
 def run_choices(args):
@@ -101,7 +111,8 @@ def main(argv=None):
     import hydra
 
     if command == "eval":
-        rest = run_choices(rest) + rest  # the user's own overrides come later and win
+        _selected[:] = run_choices(rest)
+        rest = _selected + rest  # the user's own overrides come later and win
     register_resolvers()
     sys.argv = [f"runner {command}", *rest]  # Hydra reads sys.argv
     hydra.main(config_path="pkg://runner.configs", config_name=command, version_base="1.3")(_task)()

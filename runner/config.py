@@ -12,6 +12,7 @@ import numbers
 from hydra.utils import get_object
 from omegaconf import OmegaConf
 
+from runner.data import PIPELINE_KEYS
 from runner.errors import RunnerError
 from runner.metrics import TASKS
 
@@ -38,15 +39,22 @@ RULES = [
     ("trainer.deterministic", lambda v: isinstance(v, bool), "true or false", "trainer.deterministic=true"),
     ("trainer.monitor", lambda v: v is None or (isinstance(v, str) and v.startswith("val_")), "null or a validation metric such as val_loss", "trainer.monitor=val_loss"),
     ("trainer.monitor_mode", lambda v: v in (None, "min", "max"), "null, min or max", "trainer.monitor_mode=max"),
+    ("trainer.precision", lambda v: str(v) in ("32", "bf16", "16-mixed"), "32, bf16 or 16-mixed", "trainer.precision=bf16"),
+    ("trainer.channels_last", lambda v: v in ("auto", True, False), "auto, true or false", "trainer.channels_last=auto"),
+    ("trainer.compile", lambda v: isinstance(v, bool), "true or false", "trainer.compile=true"),
     ("optimizer.lr", lambda v: _number(v) and v > 0, "a number > 0", "optimizer.lr=0.01"),
     ("optimizer.weight_decay", lambda v: _number(v) and v >= 0, "a number >= 0", "optimizer.weight_decay=0.0001"),
     ("optimizer.momentum", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)", "optimizer.momentum=0.9"),
     ("dataset.task", lambda v: v in TASKS, f"one of {', '.join(TASKS)}", "dataset.task=classification"),
+    ("dataset.root", lambda v: isinstance(v, str) and v != "", "a directory", "dataset.root=~/pets"),
     ("dataset.num_classes", lambda v: _int(v) and v >= 1, "an integer >= 1", "dataset.num_classes=10"),
     ("dataset.input_shape", lambda v: isinstance(v, list) and v and all(_int(d) and d >= 1 for d in v), "a list of positive integers", "dataset.input_shape=[1,28,28]"),
     ("dataset.val_fraction", lambda v: _number(v) and 0 < v < 1, "a fraction between 0 and 1", "dataset.val_fraction=0.1"),
     ("dataset.test_fraction", lambda v: _number(v) and 0 < v < 1, "a fraction between 0 and 1", "dataset.test_fraction=0.2"),
     ("dataset.size", lambda v: _int(v) and v >= 2, "an integer >= 2", "dataset.size=1024"),
+    ("dataset.augment.crop_padding", lambda v: _int(v) and v >= 0, "an integer >= 0", "dataset.augment.crop_padding=4"),
+    ("dataset.augment.flip", lambda v: isinstance(v, bool), "true or false", "dataset.augment.flip=true"),
+    ("dataset.in_memory", lambda v: v in ("auto", True, False), "auto, true or false", "dataset.in_memory=auto"),
     ("device.name", lambda v: isinstance(v, str) and v.split(":")[0] in ("auto", "cpu", "cuda", "mps"), "auto, cpu, cuda, cuda:N or mps", "device=cpu"),
 ]
 
@@ -60,6 +68,11 @@ def check_config(cfg, groups=("dataset", "model", "optimizer", "scheduler")):
         try:
             value = OmegaConf.select(cfg, key, throw_on_missing=True)
         except Exception as err:  # an interpolation that does not resolve, a ??? left unset
+            cause = err
+            while cause is not None and not isinstance(cause, RunnerError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is not None:  # a resolver of ours said what is wrong (e.g. count_classes)
+                raise cause from None
             raise RunnerError(f"{key} cannot be resolved: {err}. Set it on the command line, e.g. {example}.") from None
         if isinstance(value, (list, dict)) or OmegaConf.is_config(value):
             value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
@@ -86,7 +99,7 @@ def check_target(group, node):
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return  # some builtins have no signature to check against
-    keys = [k for k in node if k not in _SPECIAL_KEYS]
+    keys = [k for k in node if k not in _SPECIAL_KEYS and not (group == "dataset" and k in PIPELINE_KEYS)]
     takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
     unknown = [k for k in keys if k not in params and not takes_any]
     if unknown:

@@ -1,51 +1,120 @@
-"""Batches from in-memory splits: an epoch is a seeded permutation, a batch one index-select.
+"""Batches on the training device: an epoch is a seeded permutation, a batch one index-select.
 
 No per-sample `__getitem__`, no collate: the tutorial's DataLoader spends most of a small
-model's step in Python; here the split lives on the training device as one tensor.
+model's step in Python; here a split lives on the device as one uint8 tensor, and random
+crops, flips and normalisation are batched tensor operations (as in airbench). Image folders
+too large for memory come through runner/loader.py and get the same device-side transforms.
 """
 
 import torch
-from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
+from runner.build import instantiate
+from runner.datasets import Split
 from runner.errors import RunnerError
+
+PIPELINE_KEYS = ("augment",)  # dataset keys read here, not passed to the dataset function
 
 
 def build_data(dataset_cfg, device):
-    """Splits of the dataset that `dataset_cfg` names, on `device`, and its per-batch normaliser."""
-    splits = instantiate(dataset_cfg, _convert_="all")
+    """The dataset's splits (in-memory ones moved to `device`) and its normaliser."""
+    args = OmegaConf.masked_copy(dataset_cfg, [k for k in dataset_cfg if k not in PIPELINE_KEYS])
+    splits = instantiate(args, _convert_="all")
+    expected = tuple(dataset_cfg.input_shape)
     for name in ("train", "val", "test"):
         split = getattr(splits, name)
-        expected = tuple(dataset_cfg.input_shape)
+        if not isinstance(split, Split):
+            continue  # streamed from files (runner/loader.py), already of the configured shape
         if tuple(split.x.shape[1:]) != expected:
             raise RunnerError(
-                f"dataset {dataset_cfg.name}: its {name} split has samples of shape {tuple(split.x.shape[1:])}, "
+                f"dataset {dataset_cfg.name}: its {name} split has samples of shape {list(split.x.shape[1:])}, "
                 f"but its config says input_shape: {list(expected)}. Set dataset.input_shape to match the data."
             )
         setattr(splits, name, split.to(device))
-    return splits, Normalizer.fit(splits.train.x)
+    sample = splits.train.x if isinstance(splits.train, Split) else splits.train.sample_tensor(1024, 0).to(device)
+    return splits, Normalizer.fit(sample)
+
+
+def make_batches(split, batch_size, transform, device, shuffle=False, generator=None):
+    """Batches over an in-memory split, LoaderBatches over a streamed one."""
+    if isinstance(split, Split):
+        return Batches(split, batch_size, transform, shuffle, generator)
+    from runner.loader import LoaderBatches
+
+    return LoaderBatches(split, batch_size, transform, device, shuffle, generator)
 
 
 class Normalizer:
-    """x -> (x - mean) / std per channel (dim 1), with statistics of the training split."""
+    """x -> (x - mean) / std per channel (dim 1), statistics from the training split.
 
-    def __init__(self, mean, std):
-        self.mean, self.std = mean, std
+    With `channels_last`, 4-D batches leave in the channels-last memory format the model uses.
+    """
+
+    def __init__(self, mean, std, channels_last=False):
+        self.mean, self.std, self.channels_last = mean, std, channels_last
 
     @classmethod
-    def fit(cls, x):
-        x = x.float()
+    def fit(cls, x, chunk=8192):
+        """Per-channel mean and std, summed in float64 chunks (no float copy of a whole dataset)."""
         dims = [d for d in range(x.dim()) if d != 1]
+        total, total_sq, n = 0.0, 0.0, 0
+        for part in x.split(chunk):
+            part = part.double()
+            total = total + part.sum(dim=dims)
+            total_sq = total_sq + (part * part).sum(dim=dims)
+            n += part.numel() // part.shape[1]
+        mean = total / n
+        std = (total_sq / n - mean * mean).clamp_min(0).sqrt().clamp_min(1e-6)
         shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
-        mean = x.mean(dim=dims).reshape(shape)
-        std = x.std(dim=dims).clamp_min(1e-6).reshape(shape)
-        return cls(mean, std)
+        return cls(mean.float().reshape(shape), std.float().reshape(shape))
 
     def __call__(self, x):
-        return (x.float() - self.mean) / self.std
+        x = (x.float() - self.mean) / self.std
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+class Augment:
+    """Random crop (zero padding, then a random window) and horizontal flip of a uint8 batch, on its device.
+
+    The random draws come from `generator` (a CPU generator, saved in checkpoints), so a run's
+    augmentations are the same every time it is repeated.
+    """
+
+    def __init__(self, crop_padding, flip, generator):
+        self.pad, self.flip, self.generator = crop_padding, flip, generator
+
+    def __bool__(self):
+        return bool(self.pad or self.flip)
+
+    def __call__(self, x):
+        n, _, h, w = x.shape
+        if self.pad:
+            p = self.pad
+            dy, dx = torch.randint(0, 2 * p + 1, (2, n), generator=self.generator).to(x.device)
+            padded = torch.nn.functional.pad(x, (p, p, p, p))
+            rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (n, 1, h, 1)
+            cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (n, 1, 1, w)
+            batch = torch.arange(n, device=x.device)[:, None, None, None]
+            chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
+            x = padded[batch, chans, rows, cols]
+        if self.flip:
+            flip = (torch.rand(n, generator=self.generator) < 0.5).to(x.device)
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        return x
+
+
+def train_transform(augment_cfg, normalize, generator):
+    """Augment (when the dataset asks for it), then normalise."""
+    augment = Augment(augment_cfg.get("crop_padding", 0), augment_cfg.get("flip", False), generator) if augment_cfg else None
+    if not augment:
+        return normalize
+    return lambda x: normalize(augment(x))
 
 
 class Batches:
-    """Iterate (inputs, targets) over `split` in batches of `batch_size`.
+    """Iterate (inputs, targets) over an in-memory `split` in batches of `batch_size`.
 
     With `shuffle`, each pass is a new permutation drawn from `generator` (seeded by the
     trainer, saved in checkpoints) and the last incomplete batch is dropped, so every step

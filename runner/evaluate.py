@@ -14,14 +14,14 @@ from omegaconf import OmegaConf
 
 from runner import plots
 from runner.build import build_model, resolve_device, summarize
-from runner.checkpoint import find_checkpoint, load_weights, model_weights, safe_load
+from runner.checkpoint import find_checkpoint, restore_model
 from runner.config import check_config
 from runner.console import RunConsole, results_table
-from runner.data import Batches, build_data
+from runner.data import build_data, make_batches
 from runner.errors import RunnerError
 from runner.files import write_json
 from runner.metrics import TASKS, evaluate, per_class_accuracy
-from runner.train import configure_torch
+from runner.train import Precision, configure_torch, use_channels_last
 from rich.table import Table
 
 
@@ -62,13 +62,14 @@ def eval_job(cfg, run_dir, overrides):
         task = TASKS[run_cfg.dataset.task]
         configure_torch(run_cfg.trainer)
         device = resolve_device(run_cfg.device.name)
+        channels_last = use_channels_last(run_cfg.trainer.channels_last, run_cfg.dataset.input_shape, device)
         splits, normalize = build_data(run_cfg.dataset, device)
-        model = build_model(run_cfg.model).to(device)
-        summarize(model, run_cfg.dataset.input_shape, run_cfg.dataset.num_classes, device)
-        load_weights(model, model_weights(safe_load(weights)), weights)
+        normalize.channels_last = channels_last
+        summarize(build_model(run_cfg.model), run_cfg.dataset.input_shape, run_cfg.dataset.num_classes, "cpu")
+        model = restore_model(run_cfg.model, weights, device, channels_last)
 
-        test = Batches(splits.test, run_cfg.trainer.eval_batch_size, normalize)
-        metrics, confusion = evaluate(model, test, task, run_cfg.dataset.num_classes)
+        test = make_batches(splits.test, run_cfg.trainer.eval_batch_size, normalize, device)
+        metrics, confusion = evaluate(model, test, task, run_cfg.dataset.num_classes, Precision.of(run_cfg.trainer.precision, device))
         result = {"checkpoint": str(weights), "dataset": run_cfg.dataset.name, "model": run_cfg.model._target_,
                   "device": str(device), "samples": len(splits.test), **{f"test_{k}": v for k, v in metrics.items()}}
         console.print(f"[bold]runner eval[/]  {weights}  on the {run_cfg.dataset.name} test split ({len(splits.test)} samples)")

@@ -20,7 +20,7 @@ TASKS = {
 
 
 @torch.inference_mode()
-def evaluate(model, batches, task, num_classes):
+def evaluate(model, batches, task, num_classes, precision=None):
     """Mean loss and the task's metric over `batches`; for classification also the confusion matrix.
 
     Sums stay on the device until the end: one host sync per evaluation, not per batch.
@@ -30,7 +30,12 @@ def evaluate(model, batches, task, num_classes):
     n, loss_sum, metric_sum = 0, 0.0, 0.0
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long) if task.metric == "accuracy" else None
     for x, y in batches:
-        out = model(x)
+        if precision is not None:
+            with precision.autocast():
+                out = model(x)
+            out = out.float()
+        else:
+            out = model(x)
         loss_sum = loss_sum + task.loss(out, y, reduction="sum") / (out.shape[1] if task.metric == "mae" else 1)
         if task.metric == "accuracy":
             pred = out.argmax(dim=1)

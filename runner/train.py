@@ -8,6 +8,7 @@ A job reads in four steps: check the config, set up (device, data, model, optimi
 fit (the loop below), finish (test best.pt, plot, summary.json).
 """
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -18,10 +19,10 @@ from omegaconf import OmegaConf
 
 from runner import plots
 from runner.build import build_model, build_optimizer, build_scheduler, plain, resolve_device, summarize
-from runner.checkpoint import TrainState, load_weights, safe_load, save, seed_all
+from runner.checkpoint import TrainState, restore_model, save, seed_all
 from runner.config import check_config
 from runner.console import RunConsole, config_tree, model_table, results_table
-from runner.data import Batches, build_data
+from runner.data import build_data, make_batches, train_transform
 from runner.errors import RunnerError
 from runner.files import MetricsCSV
 from runner.metrics import TASKS, evaluate
@@ -30,10 +31,27 @@ from runner.summary import RunRecord
 
 @dataclass
 class Data:
-    train: Batches
-    val: Batches
-    test: Batches
+    train: object  # data.Batches or loader.LoaderBatches
+    val: object
+    test: object
     num_classes: int
+
+
+@dataclass
+class Precision:
+    """`trainer.precision` as an autocast context and a gradient scaler (a no-op unless 16-mixed)."""
+
+    dtype: object  # None for full precision
+    device_type: str
+    scaler: torch.amp.GradScaler
+
+    @classmethod
+    def of(cls, precision, device):
+        dtype = {"32": None, "bf16": torch.bfloat16, "16-mixed": torch.float16}[str(precision)]
+        return cls(dtype, device.type, torch.amp.GradScaler(device.type, enabled=dtype is torch.float16))
+
+    def autocast(self):
+        return torch.autocast(self.device_type, dtype=self.dtype) if self.dtype else contextlib.nullcontext()
 
 
 def configure_torch(trainer_cfg):
@@ -44,17 +62,26 @@ def configure_torch(trainer_cfg):
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
-def setup_data(dataset_cfg, trainer_cfg, device, seed):
+def use_channels_last(setting, input_shape, device):
+    """`auto`: channels-last for images on CPU and CUDA, where it measured faster (README, Figures)."""
+    if setting == "auto":
+        return len(input_shape) == 3 and device.type in ("cpu", "cuda")
+    return bool(setting) and len(input_shape) == 3
+
+
+def setup_data(dataset_cfg, trainer_cfg, device, seed, channels_last):
     splits, normalize = build_data(dataset_cfg, device)
+    normalize.channels_last = channels_last
     if trainer_cfg.batch_size > len(splits.train):
         raise RunnerError(
             f"trainer.batch_size={trainer_cfg.batch_size} is larger than the training split of {dataset_cfg.name} "
             f"({len(splits.train)} samples), so an epoch would have no full batch. Use trainer.batch_size={len(splits.train)} or less."
         )
-    generator = torch.Generator().manual_seed(seed)  # the data order, apart from the model's RNG
-    train = Batches(splits.train, trainer_cfg.batch_size, normalize, shuffle=True, generator=generator)
-    val = Batches(splits.val, trainer_cfg.eval_batch_size, normalize)
-    test = Batches(splits.test, trainer_cfg.eval_batch_size, normalize)
+    generator = torch.Generator().manual_seed(seed)  # data order and augmentation, apart from the model's RNG
+    transform = train_transform(dataset_cfg.get("augment"), normalize, generator)
+    train = make_batches(splits.train, trainer_cfg.batch_size, transform, device, shuffle=True, generator=generator)
+    val = make_batches(splits.val, trainer_cfg.eval_batch_size, normalize, device)
+    test = make_batches(splits.test, trainer_cfg.eval_batch_size, normalize, device)
     return Data(train, val, test, dataset_cfg.num_classes), splits
 
 
@@ -65,27 +92,36 @@ def monitor_of(trainer_cfg, task):
     return monitor, mode
 
 
-def fit(state, data, task, trainer_cfg, run_dir, console):
-    """The training loop: one epoch per pass, then evaluate, log and checkpoint."""
-    model, optimizer, scheduler = state.model, state.optimizer, state.scheduler
+def fit(state, net, data, task, precision, trainer_cfg, run_dir, console, on_first_step):
+    """The training loop: one epoch per pass, then evaluate, log and checkpoint.
+
+    `net` is the model as it runs (compiled or not); `state.model` is what is saved.
+    """
+    model, optimizer, scheduler, scaler = state.model, state.optimizer, state.scheduler, precision.scaler
     monitor, mode = monitor_of(trainer_cfg, task)
+    device = next(model.parameters()).device
     metrics_csv, rows = MetricsCSV(run_dir / "metrics.csv"), []
     while state.epoch < trainer_cfg.epochs:
         epoch, lr = state.epoch + 1, optimizer.param_groups[0]["lr"]
 
         # forward, backward, update
         model.train()
-        start, loss_sum, seen = time.perf_counter(), torch.zeros((), device=data.train.split.y.device), 0
+        start, loss_sum, seen = time.perf_counter(), torch.zeros((), device=device), 0
         with console.progress() as bar:
             progress = bar.add_task(f"epoch {epoch}/{trainer_cfg.epochs}", total=len(data.train), status="")
             for i, (x, y) in enumerate(data.train):
-                loss = task.loss(model(x), y)
+                with precision.autocast():
+                    loss = task.loss(net(x), y)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                scaler.scale(loss).backward()
                 if trainer_cfg.grad_clip:
+                    scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(model.parameters(), trainer_cfg.grad_clip)
-                optimizer.step()
+                scaler.step(optimizer)
+                scaler.update()
                 state.step += 1
+                if state.step == 1:
+                    on_first_step()
                 loss_sum += loss.detach() * len(y)
                 seen += len(y)
                 if console.interactive and (i + 1) % trainer_cfg.log_every_n_steps == 0:
@@ -103,7 +139,7 @@ def fit(state, data, task, trainer_cfg, run_dir, console):
         state.epoch = epoch
 
         # evaluate
-        val, _ = evaluate(model, data.val, task, data.num_classes)
+        val, _ = evaluate(net, data.val, task, data.num_classes, precision)
         row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], f"val_{task.metric}": val[task.metric],
                "lr": lr, "epoch_time_s": time.perf_counter() - start, "train_samples_per_s": seen / train_time}
 
@@ -127,11 +163,10 @@ def fit(state, data, task, trainer_cfg, run_dir, console):
     return rows
 
 
-def test_best(model_cfg, data, task, run_dir, device):
+def test_best(model_cfg, data, task, run_dir, device, precision, channels_last):
     """Test metrics of best.pt, loaded from disk into a fresh model: the same path `runner eval` takes."""
-    model = build_model(model_cfg).to(device)
-    load_weights(model, safe_load(run_dir / "checkpoints" / "best.pt"), "best.pt")
-    metrics, _ = evaluate(model, data.test, task, data.num_classes)
+    model = restore_model(model_cfg, run_dir / "checkpoints" / "best.pt", device, channels_last)
+    metrics, _ = evaluate(model, data.test, task, data.num_classes, precision)
     return metrics
 
 
@@ -148,26 +183,33 @@ def train_job(cfg, run_dir):
 
         configure_torch(cfg.trainer)
         device = resolve_device(cfg.device.name)
+        channels_last = use_channels_last(cfg.trainer.channels_last, cfg.dataset.input_shape, device)
+        precision = Precision.of(cfg.trainer.precision, device)
         seed_all(cfg.seed)  # model init and dropout; the data order has its own generator
-        data, splits = setup_data(cfg.dataset, cfg.trainer, device, cfg.seed)
+        data, splits = setup_data(cfg.dataset, cfg.trainer, device, cfg.seed, channels_last)
         model = build_model(cfg.model).to(device)
         layers = summarize(model, cfg.dataset.input_shape, cfg.dataset.num_classes, device)
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
         params = sum(p.numel() for p in model.parameters())
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         console.detail(model_table(cfg.model._target_, layers, params, trainable))
         optimizer = build_optimizer(cfg.optimizer, model.parameters())
         scheduler = build_scheduler(cfg.scheduler, optimizer)
         state = TrainState(model, optimizer, scheduler, data.train.generator, plain(cfg))
+        net = torch.compile(model) if cfg.trainer.compile else model
         monitor, mode = monitor_of(cfg.trainer, task)
         record.update(status="running", task=cfg.dataset.task, device=str(device), params=params,
-                      trainable_params=trainable, monitor=monitor, monitor_mode=mode,
+                      trainable_params=trainable, monitor=monitor, monitor_mode=mode, channels_last=channels_last,
                       samples={"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)})
         console.print(f"{device}  {params:,} parameters  {len(splits.train)}/{len(splits.val)}/{len(splits.test)} train/val/test samples")
 
         setup_s = record.elapsed()
-        rows = fit(state, data, task, cfg.trainer, run_dir, console)
+        first_step = {}
+        rows = fit(state, net, data, task, precision, cfg.trainer, run_dir, console,
+                   on_first_step=lambda: first_step.setdefault("at", time.time()))
         train_s = record.elapsed() - setup_s
-        test = test_best(cfg.model, data, task, run_dir, device)
+        test = test_best(cfg.model, data, task, run_dir, device, precision, channels_last)
         plots.loss_curve(rows, task.metric, run_dir / "loss_curve.png")
 
         best_row = rows[state.best_epoch - 1] if state.best_epoch <= len(rows) else rows[-1]
@@ -175,7 +217,8 @@ def train_job(cfg, run_dir):
             status="completed", epochs=state.epoch, steps=state.step,
             best={"epoch": state.best_epoch, **{k: v for k, v in best_row.items() if k.startswith("val_")}},
             final=rows[-1], test={f"test_{k}": v for k, v in test.items()},
-            timings={"setup_s": setup_s, "train_s": train_s, "total_s": record.elapsed()},
+            timings={"setup_s": setup_s, "train_s": train_s, "total_s": record.elapsed(),
+                     "first_step_at": first_step.get("at")},  # unix time, for the benchmark's start-up figure
         )
         console.print(results_table(
             "results",

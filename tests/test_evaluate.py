@@ -45,7 +45,7 @@ def test_load_model_gives_the_trained_model_in_eval_mode(digits_run):
     splits = digits(name="digits", task="classification", input_shape=[1, 8, 8], num_classes=10,
                     test_fraction=0.2, val_fraction=0.1, split_seed=0)
     x = splits.train.x.float()  # normalised with the training split's statistics, as runner does
-    mean, std = x.mean(dim=(0, 2, 3), keepdim=True), x.std(dim=(0, 2, 3), keepdim=True)
+    mean, std = x.mean(dim=(0, 2, 3), keepdim=True), x.std(dim=(0, 2, 3), keepdim=True, correction=0)
     with torch.no_grad():
         correct = (model((splits.test.x.float() - mean) / std).argmax(1) == splits.test.y).sum().item()
     assert correct == round(summary(run_dir)["test"]["test_accuracy"] * len(splits.test))

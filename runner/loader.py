@@ -1,0 +1,56 @@
+"""The streaming path: image folders too large to hold in memory, read by a DataLoader.
+
+Workers decode and resize; pinned memory and non_blocking copies overlap the transfer with
+compute on a GPU; persistent workers are not restarted every epoch. Augmentation and
+normalisation still run batched on the device, exactly as for in-memory data.
+"""
+
+import torch
+
+from runner.errors import RunnerError
+from runner.vision import ImageFiles, decode_images
+
+
+class FileSplit:
+    """A split as a list of (path, label), decoded batch by batch."""
+
+    def __init__(self, samples, shape, workers):
+        self.samples, self.shape, self.workers = samples, tuple(shape), workers
+
+    def __len__(self):
+        return len(self.samples)
+
+    def split_off(self, fraction, seed):
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed)).tolist()
+        n_out = max(1, round(fraction * len(self)))
+        pick = lambda idx: FileSplit([self.samples[i] for i in idx], self.shape, self.workers)  # noqa: E731
+        return pick(order[n_out:]), pick(order[:n_out])
+
+    def sample_tensor(self, n, seed):
+        """Up to `n` decoded images (for normalisation statistics)."""
+        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].tolist()
+        return decode_images([self.samples[i] for i in order], self.shape, self.workers)
+
+
+class LoaderBatches:
+    """Like data.Batches, over a FileSplit: yields device tensors, transformed, one batch at a time."""
+
+    def __init__(self, split, batch_size, transform, device, shuffle=False, generator=None):
+        self.split, self.batch_size, self.transform, self.device = split, batch_size, transform, device
+        self.shuffle, self.generator = shuffle, generator
+        self.loader = torch.utils.data.DataLoader(
+            ImageFiles(split.samples, split.shape), batch_size=batch_size, shuffle=shuffle, generator=generator,
+            drop_last=shuffle, num_workers=split.workers, pin_memory=device.type == "cuda",
+            persistent_workers=split.workers > 0,
+        )
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for images, labels, errors in self.loader:
+            bad = [e for e in errors if e]
+            if bad:
+                raise RunnerError(f"cannot read image {bad[0]}. Remove or replace the file.")
+            x = images.to(self.device, non_blocking=True)
+            yield self.transform(x), labels.to(self.device, non_blocking=True)

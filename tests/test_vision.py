@@ -1,0 +1,121 @@
+"""CIFAR-10, MNIST, Fashion-MNIST and image folders, read from tiny files in their official formats."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from conftest import run_dirs, runner, summary
+from formats import CIFAR_CLASSES, write_cifar10, write_image_folder, write_mnist
+
+SMALL_CNN = ["model=cnn", "model.channels=[8,16]", "trainer.batch_size=32"]
+
+
+def assert_clean_failure(proc, *phrases):
+    assert proc.returncode != 0
+    message = " ".join((proc.stdout + proc.stderr).split())
+    for phrase in phrases:
+        assert phrase in message, message
+    assert "Traceback" not in proc.stderr
+
+
+def test_cifar10_trains_evaluates_and_caches_the_decoded_tensor(tmp_path):
+    raw = write_cifar10(tmp_path / "shared")
+    env = {"RUNNER_DATA": str(tmp_path / "shared")}  # the environment variable, not dataset.root
+    runner("train", "dataset=cifar10", *SMALL_CNN, "trainer.epochs=10", "optimizer.lr=0.01", cwd=tmp_path, env=env)
+    (run,) = run_dirs(tmp_path)
+    info = summary(run)
+    assert info["samples"] == {"train": 180, "val": 20, "test": 60}  # 5 x 40 official training images, 10% held out
+    assert info["test"]["test_accuracy"] >= 0.5  # class k is 20 levels brighter: learnable, 10% is chance
+    (cache,) = (tmp_path / "shared" / "runner-cache").glob("cifar10-*.pt")
+
+    # evaluation reads the same files, names the classes from batches.meta, and matches training exactly
+    proc = runner("eval", f"ckpt={run}", cwd=tmp_path, env=env)
+    (metrics,) = tmp_path.glob("outputs/eval/*/*/metrics.json")
+    result = json.loads(metrics.read_text())
+    assert result["test_accuracy"] == info["test"]["test_accuracy"]
+    assert list(result["per_class_accuracy"]) == CIFAR_CLASSES and "automobile" in proc.stdout
+
+    # the second run reads the cache: a raw file spoiled behind runner's back (same size and mtime) goes unread
+    batch = raw / "data_batch_3"
+    stat = batch.stat()
+    batch.write_bytes(b"\0" * stat.st_size)
+    os.utime(batch, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    runner("train", "dataset=cifar10", *SMALL_CNN, "trainer.epochs=1", cwd=tmp_path, env=env)
+    assert summary(run_dirs(tmp_path)[-1])["status"] == "completed"
+
+    # a raw file that changed (new mtime) invalidates the cache: decoding runs again, and finds the damage
+    os.utime(batch)
+    proc = runner("train", "dataset=cifar10", *SMALL_CNN, "trainer.epochs=1", cwd=tmp_path, env=env, check=False)
+    assert_clean_failure(proc, "incomplete or corrupted")
+    assert cache.exists()  # a failed rebuild leaves the old cache alone
+
+
+@pytest.mark.parametrize("dataset,folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_mnist_family_reads_idx_files(tmp_path, dataset, folder):
+    write_mnist(tmp_path / "data", folder=folder)
+    runner("train", f"dataset={dataset}", *SMALL_CNN, "trainer.epochs=10", "optimizer.lr=0.01", cwd=tmp_path)
+    info = summary(run_dirs(tmp_path)[0])
+    assert info["samples"] == {"train": 180, "val": 20, "test": 60}
+    assert info["test"]["test_accuracy"] >= 0.5
+
+
+@pytest.mark.parametrize("download", ["true", "false"])
+@pytest.mark.parametrize("dataset,expected", [("cifar10", "data_batch_1"), ("mnist", "train-images-idx3-ubyte")])
+def test_missing_files_offline_name_the_directory_and_files_and_leave_nothing(tmp_path, dataset, expected, download):
+    proc = runner("train", f"dataset={dataset}", f"dataset.download={download}", cwd=tmp_path, check=False)
+    reason = "could not be downloaded" if download == "true" else "dataset.download=false"
+    assert_clean_failure(proc, f"its files are not in {tmp_path / 'data'}", expected, reason, "RUNNER_DATA")
+    assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*"))  # no half-written archive
+
+
+def test_missing_files_leave_an_existing_root_as_it_was(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "keep.txt").write_text("mine")
+    runner("train", "dataset=cifar10", cwd=tmp_path, check=False)
+    assert sorted(p.name for p in (tmp_path / "data").rglob("*")) == ["keep.txt"]
+
+
+@pytest.mark.parametrize("in_memory", ["auto", "false"])
+def test_image_folder_trains_in_memory_or_streamed(tmp_path, in_memory):
+    write_image_folder(tmp_path / "pets" / "train", classes=("cat", "dog", "fox"), per_class=16)
+    write_image_folder(tmp_path / "pets" / "val", classes=("cat", "dog", "fox"), per_class=4, seed=1)
+    runner("train", "dataset=imagefolder", "dataset.root=pets", "dataset.input_shape=[3,16,16]", "dataset.workers=0",
+           f"dataset.in_memory={in_memory}", *SMALL_CNN, "trainer.batch_size=8", "trainer.epochs=3", cwd=tmp_path)
+    info = summary(run_dirs(tmp_path)[0])
+    assert info["samples"] == {"train": 43, "val": 12, "test": 5}  # val/ used as is; test held out of train/
+    assert info["status"] == "completed" and info["best"]["val_accuracy"] >= 0.5
+    assert (tmp_path / "pets" / "runner-cache").exists() == (in_memory == "auto")
+
+
+def test_image_folder_streams_when_it_does_not_fit(tmp_path):
+    write_image_folder(tmp_path / "pets", per_class=10)
+    runner("train", "dataset=imagefolder", "dataset.root=pets", "dataset.input_shape=[3,16,16]",
+           "dataset.memory_limit_gb=0.00001", "dataset.workers=1", *SMALL_CNN, "trainer.batch_size=4",
+           "trainer.epochs=1", cwd=tmp_path)
+    assert summary(run_dirs(tmp_path)[0])["samples"] == {"train": 16, "val": 2, "test": 2}
+    assert not (tmp_path / "pets" / "runner-cache").exists()  # streamed: nothing decoded ahead
+
+
+def _one_class(root):
+    write_image_folder(root, classes=("cat",))
+
+
+def _unreadable(root):
+    write_image_folder(root)
+    (root / "dog" / "broken.jpg").write_text("not an image")
+
+
+@pytest.mark.parametrize("make,phrases", [
+    (lambda root: root.mkdir(), ["has no class folders", "at least two"]),
+    (_one_class, ["only the class folder 'cat'"]),
+    (lambda root: [(root / c).mkdir(parents=True) for c in ("a", "b")], ["no images in them"]),
+    (_unreadable, ["cannot read image", "broken.jpg"]),
+    (lambda root: None, ["is not a directory"]),
+], ids=["empty", "one class", "no images", "unreadable image", "missing"])
+def test_bad_image_folders(tmp_path, make, phrases):
+    make(tmp_path / "pets")
+    proc = runner("train", "dataset=imagefolder", "dataset.root=pets", "dataset.workers=0", cwd=tmp_path, check=False)
+    assert_clean_failure(proc, *phrases)
+    shutil.rmtree(tmp_path / "outputs", ignore_errors=True)
