@@ -63,8 +63,10 @@ def check_config(cfg, groups=("dataset", "model", "optimizer", "scheduler")):
     """Raise RunnerError on the first value or `_target_` argument that cannot work."""
     for key, test, must_be, example in RULES:
         node = OmegaConf.select(cfg, key.rsplit(".", 1)[0]) if "." in key else cfg
-        if node is None or key.rsplit(".", 1)[-1] not in node:
+        if node is None or key.rsplit(".", 1)[-1] not in node.keys():  # keys() includes ??? values; `in` does not
             continue
+        if OmegaConf.is_missing(node, key.rsplit(".", 1)[-1]):
+            raise RunnerError(f"{key} must be set: it has no default. Give it on the command line, e.g. {example}.")
         try:
             value = OmegaConf.select(cfg, key, throw_on_missing=True)
         except Exception as err:  # an interpolation that does not resolve, a ??? left unset

@@ -1,6 +1,7 @@
 """`runner train` end to end: the run directory, the results it reaches, and same seed = same bytes."""
 
 import csv
+import json
 import subprocess
 import sys
 
@@ -98,3 +99,34 @@ def test_multirun_writes_one_complete_run_directory_per_job(tmp_path):
         assert (job / "checkpoints" / "best.pt").is_file() and (job / "loss_curve.png").is_file()
         lrs.append(load(job / "checkpoints" / "last.pt")["config"]["optimizer"]["lr"])
     assert lrs == [0.1, 0.01, 0.001]
+
+
+@pytest.mark.parametrize("precision", ["bf16", "16-mixed"])
+def test_reduced_precision_trains_and_eval_reproduces_it(tmp_path, precision):
+    runner("train", f"trainer.precision={precision}", "trainer.epochs=4", cwd=tmp_path)
+    (run_dir,) = run_dirs(tmp_path)
+    info = summary(run_dir)
+    assert info["test"]["test_accuracy"] >= 0.9
+    runner("eval", f"ckpt={run_dir}", cwd=tmp_path)
+    (metrics,) = tmp_path.glob("outputs/eval/*/*/metrics.json")
+    assert json.loads(metrics.read_text())["test_accuracy"] == info["test"]["test_accuracy"]
+
+
+def test_memory_format_does_not_change_what_is_learned(tmp_path):
+    for setting in ("true", "false"):
+        runner("train", *FAST, f"trainer.channels_last={setting}", cwd=tmp_path)
+    a, b = run_dirs(tmp_path)
+    assert summary(a)["channels_last"] is True and summary(b)["channels_last"] is False
+    la, lb = (load(d / "checkpoints" / "best.pt") for d in (a, b))
+    assert all(torch.allclose(la[k].float(), lb[k].float(), atol=1e-4) for k in la)
+
+
+@pytest.mark.slow
+def test_compiled_model_learns_what_the_eager_model_learns(tmp_path):
+    for setting in ("true", "false"):
+        runner("train", *FAST, "model.dropout=0", f"trainer.compile={setting}", cwd=tmp_path)  # inductor draws dropout masks its own way
+    compiled, eager = run_dirs(tmp_path)
+    assert summary(compiled)["status"] == "completed"
+    assert not any(k.startswith("_orig_mod") for k in load(compiled / "checkpoints" / "best.pt"))
+    losses = [[float(line.split(",")[1]) for line in (d / "metrics.csv").read_text().splitlines()[1:]] for d in (compiled, eager)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-3)

@@ -1,0 +1,188 @@
+"""Training throughput of `runner train` against a minimal loop and the PyTorch CIFAR-10 tutorial.
+
+    make bench                  # or: .venv/bin/python benchmarks/bench.py [--repeats 5]
+
+For each case, the same model, batch size and number of steps are timed three ways:
+  runner    `runner train` in a subprocess; its steady-state samples/s from metrics.csv
+            (one row per epoch, the first epoch dropped as warm-up)
+  minimal   the tutorial's loop over in-memory, pre-normalised float tensors, no DataLoader:
+            the floor of per-step overhead
+  tutorial  the CIFAR-10 tutorial's pipeline: a torchvision dataset of PIL images, ToTensor,
+            Normalize, DataLoader(shuffle=True, num_workers=2), over files written locally
+Figures are medians of `--repeats` timed windows after one warm-up window. Also: the time
+from starting `runner train` to its first training step, and `runner --help` latency.
+"""
+
+import argparse
+import json
+import pickle
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from runner.datasets import digits
+from runner.models import CNN, LeNet, resnet18
+
+SGD = dict(lr=0.05, momentum=0.9, weight_decay=5e-4)  # configs/optimizer/sgd.yaml
+CASES = [
+    # name, model factory, runner overrides, input shape, batch, steps per window
+    ("lenet 3x32x32", lambda: LeNet(3, 10), ["model=lenet", "dataset=fake"], (3, 32, 32), 128, 60),
+    ("cnn digits", lambda: CNN(1, 10), ["model=cnn", "dataset=digits"], (1, 8, 8), 64, 20),
+    ("resnet18 3x32x32", lambda: resnet18(3, 10), ["model=resnet18", "dataset=fake"], (3, 32, 32), 128, 6),
+]
+
+
+def step(model, opt, x, y):
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def windows(batches, model, steps, repeats):
+    """samples/s of `repeats` windows of `steps` steps each, after one warm-up window."""
+    torch.manual_seed(0)
+    opt = torch.optim.SGD(model.parameters(), **SGD)
+    rates, it = [], iter(batches())
+    for w in range(repeats + 1):
+        start, seen = time.perf_counter(), 0
+        for _ in range(steps):
+            try:
+                x, y = next(it)
+            except StopIteration:
+                it = iter(batches())
+                x, y = next(it)
+            step(model, opt, x, y)
+            seen += len(y)
+        if w:
+            rates.append(seen / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def minimal(factory, data, batch, steps, repeats):
+    x, y = data
+    x = (x.float() - x.float().mean(dim=(0, 2, 3), keepdim=True)) / x.float().std(dim=(0, 2, 3), keepdim=True)
+
+    def batches():
+        order = torch.randperm(len(y))
+        for i in range(len(y) // batch):
+            idx = order[i * batch : (i + 1) * batch]
+            yield x[idx], y[idx]
+
+    return windows(batches, factory(), steps, repeats)
+
+
+def tutorial(factory, dataset, batch, steps, repeats):
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=2, drop_last=True)
+    return windows(lambda: loader, factory(), steps, repeats)
+
+
+def write_cifar(root, n):
+    """CIFAR-10's python format (five data batches, a test batch, batches.meta) with random pixels."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        m = n // 5 if name != "test_batch" else 128
+        entry = {"data": rng.integers(0, 256, (m, 3072), dtype=np.uint8), "labels": rng.integers(0, 10, m).tolist()}
+        (folder / name).write_bytes(pickle.dumps(entry, protocol=2))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": [str(i) for i in range(10)]}))
+
+
+def cifar_tutorial_dataset(root):
+    import torchvision
+    import torchvision.datasets.cifar as cifar
+    import torchvision.transforms as T
+
+    cifar.check_integrity = lambda fpath, md5=None: Path(fpath).is_file()  # local stand-ins cannot match the release md5s
+    tf = T.Compose([T.ToTensor(), T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
+    return torchvision.datasets.CIFAR10(root, train=True, download=False, transform=tf)
+
+
+class DigitsPIL(torch.utils.data.Dataset):
+    """The digits as PIL images, so the tutorial pipeline (PIL -> ToTensor -> Normalize) applies unchanged."""
+
+    def __init__(self, split):
+        import torchvision.transforms as T
+        from PIL import Image
+
+        self.images = [Image.fromarray((x[0].numpy() * 16).clip(0, 255).astype(np.uint8)) for x in split.x]
+        self.labels = split.y.tolist()
+        self.tf = T.Compose([T.ToTensor(), T.Normalize((0.5,), (0.5,))])
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.tf(self.images[i]), self.labels[i]
+
+
+def runner_train(overrides, batch, steps, repeats, cwd):
+    """(steady-state samples/s, seconds from process start to the first step) of `runner train`."""
+    args = [*overrides, f"trainer.batch_size={batch}", f"trainer.epochs={repeats + 1}", "optimizer=sgd"]
+    if "dataset=fake" in overrides:
+        args += [f"dataset.size={batch * steps + 16}", "dataset.val_fraction=0.01", "dataset.test_size=64"]
+    start = time.time()
+    subprocess.run([sys.executable, "-m", "runner", "train", *args], cwd=cwd, check=True, capture_output=True)
+    (run,) = [p.parent for p in Path(cwd).glob("outputs/*/*/summary.json")]
+    summary = json.loads((run / "summary.json").read_text())
+    rows = (run / "metrics.csv").read_text().splitlines()
+    col = rows[0].split(",").index("train_samples_per_s")
+    rates = [float(r.split(",")[col]) for r in rows[2:]]  # epoch 1 is warm-up
+    shutil.rmtree(Path(cwd, "outputs"))  # the next case finds its own run directory alone
+    return statistics.median(rates), summary["timings"]["first_step_at"] - start
+
+
+def help_latency(repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "runner", "--help"], check=True, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed windows (and runner epochs) per figure")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeats} timed windows per figure")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        write_cifar(tmp / "cifar", n=128 * 60 + 640)
+        cifar = cifar_tutorial_dataset(tmp / "cifar")
+        digits_train = digits(name="digits", task="classification", input_shape=[1, 8, 8], num_classes=10,
+                              test_fraction=0.2, val_fraction=0.1, split_seed=0).train
+        for name, factory, overrides, shape, batch, steps in CASES:
+            if shape == (1, 8, 8):
+                tensors, pil = (digits_train.x, digits_train.y), DigitsPIL(digits_train)
+            else:
+                n = batch * steps
+                tensors = (torch.randint(0, 256, (n, *shape), dtype=torch.uint8), torch.randint(0, 10, (n,)))
+                pil = cifar
+            r, first_step = runner_train(overrides, batch, steps, args.repeats, tmp)
+            m = minimal(factory, tensors, batch, steps, args.repeats)
+            t = tutorial(factory, pil, batch, steps, args.repeats)
+            rows.append((name, batch, steps, r, m, t, first_step))
+            print(f"  {name}: runner {r:,.0f}  minimal {m:,.0f}  tutorial {t:,.0f} samples/s", flush=True)
+    latency = help_latency(args.repeats)
+
+    print()
+    print(f"| case | batch | steps/window | runner (samples/s) | minimal loop | tutorial pipeline | runner / minimal | runner / tutorial | start to first step |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, batch, steps, r, m, t, first in rows:
+        print(f"| {name} | {batch} | {steps} | {r:,.0f} | {m:,.0f} | {t:,.0f} | {r / m:.2f} | {r / t:.2f} | {first:.1f} s |")
+    print(f"\n`runner --help`: {latency * 1000:.0f} ms (median of {args.repeats})")
+
+
+if __name__ == "__main__":
+    main()
