@@ -7,6 +7,7 @@ of the command line is Hydra's, unchanged: overrides, --help, --cfg job, --info,
 
 import os
 import sys
+import traceback
 from pathlib import Path
 
 USAGE = """\
@@ -15,17 +16,22 @@ usage: runner COMMAND [key=value ...] [hydra flags]
 commands:
   train    train a model:               runner train model=cnn dataset=digits
   eval     evaluate a run's checkpoint: runner eval ckpt=outputs/2026-11-22/10-31-07
+  report   compare runs and sweeps:     runner report outputs/multirun/2026-11-22/10-31-07
 
 `runner COMMAND --help` lists every config group, its options and every key you can override.
 Sweeps: runner train -m optimizer.lr=0.1,0.01,0.001
 """
 
-COMMANDS = ("train", "eval")
+COMMANDS = ("train", "eval", "report")
 _selected = []  # the run's own group choices that main() put before the user's eval overrides
 
 
 def _task(cfg):
-    """Hydra's task function: run the job named by the primary config, report user errors plainly."""
+    """Hydra's task function: run the job named by the primary config, report user errors plainly.
+
+    In a sweep a failed job returns its failure instead of raising, so the other jobs run
+    and the sweep summary (runner/sweep.py) lists it; the sweep then exits non-zero.
+    """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -42,13 +48,19 @@ def _task(cfg):
         from runner.train import train_job
 
         return train_job(cfg, hydra_cfg.runtime.output_dir)
-    except RunnerError as err:
+    except Exception as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        error(str(err))
-        if hydra_cfg.mode == RunMode.RUN:
-            sys.exit(err.exit_code)
-        raise  # in a sweep, the other jobs go on; Hydra reports this one
+        sweep = hydra_cfg.mode == RunMode.MULTIRUN
+        if isinstance(err, RunnerError):
+            error(str(err))
+            if not sweep:
+                sys.exit(err.exit_code)
+        elif not sweep:
+            raise  # a bug, not bad input: Hydra shows the traceback
+        else:
+            traceback.print_exc()
+        return {"status": "failed", "error": str(err) or type(err).__name__}
 
 
 def register_resolvers():
@@ -107,6 +119,10 @@ def main(argv=None):
     if command not in COMMANDS:
         print(f"runner: unknown command '{command}'. Use one of: {', '.join(COMMANDS)} (see runner --help).", file=sys.stderr)
         return 2
+    if command == "report":
+        from runner.report import main as report_main
+
+        return report_main(rest)
 
     import hydra
 
@@ -116,7 +132,8 @@ def main(argv=None):
     register_resolvers()
     sys.argv = [f"runner {command}", *rest]  # Hydra reads sys.argv
     hydra.main(config_path="pkg://runner.configs", config_name=command, version_base="1.3")(_task)()
-    return 0
+    sweep = sys.modules.get("runner.sweep")
+    return 1 if sweep and sweep.SweepSummary.incomplete else 0
 
 
 if __name__ == "__main__":

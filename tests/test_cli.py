@@ -17,7 +17,7 @@ def test_runner_help_does_not_import_torch():
 
 def test_train_help_lists_every_group_and_option(tmp_path):
     out = runner("train", "--help", cwd=tmp_path).stdout
-    for line in ("dataset: digits, fake, sum_pairs", "device: auto, cpu, cuda, mps", "model: cnn, lenet, mlp, resnet18",
+    for line in ("dataset: cifar10, digits, fake, fashion_mnist, imagefolder, mnist, sum_pairs", "device: auto, cpu, cuda, mps", "model: cnn, lenet, mlp, resnet18",
                  "optimizer: adam, adamw, sgd", "scheduler: cosine, none, step"):
         assert line in out
     assert "eval_batch_size: 512" in out

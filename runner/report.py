@@ -1,0 +1,247 @@
+"""Comparing runs: one row per run, sorted by the monitored metric, as a table, CSV or Markdown.
+
+    runner report outputs/multirun/2026-11-22/10-31-07          # a sweep (rewrites its summary.csv, sweep.png)
+    runner report outputs/2026-11-22/* --sort test_accuracy     # runs started separately
+    runner report 'outputs/**/' --format markdown > notes.md
+
+The sweep callback (runner/sweep.py) calls the same functions at the end of `runner train -m`.
+Nothing here imports torch; matplotlib only when a plot is drawn.
+"""
+
+import argparse
+import csv
+import glob
+import io
+import json
+import math
+import sys
+from pathlib import Path
+
+import yaml
+
+COLUMNS = ["job", "overrides", "status", "monitor", "best", "best_epoch", "final_val_loss", "test", "epochs", "time_s", "error", "run_dir"]
+
+
+def find_runs(paths):
+    """Training run directories (those with a summary.json of kind train) under the given paths or globs."""
+    found = []
+    for pattern in paths:
+        matches = glob.glob(str(Path(pattern).expanduser()), recursive=True) or [pattern]
+        for match in matches:
+            p = Path(match)
+            candidates = [p] if (p / "summary.json").is_file() else sorted(s.parent for s in p.rglob("summary.json"))
+            found += [c for c in candidates if _summary(c).get("kind") == "train"]
+    return sorted(set(found), key=lambda d: (str(d.parent), _job_number(d)))
+
+
+def _job_number(run_dir):
+    return int(run_dir.name) if run_dir.name.isdigit() else -1
+
+
+def _summary(run_dir):
+    try:
+        return json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _overrides(run_dir):
+    try:
+        return [o for o in yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []]
+    except (OSError, yaml.YAMLError):
+        return []
+
+
+def read_run(run_dir):
+    """One row of the report, and the run's validation curve of its monitored metric."""
+    s = _summary(run_dir)
+    monitor = s.get("monitor") or "val_loss"
+    best = (s.get("best") or {}).get(monitor)
+    tests = s.get("test") or {}
+    test_key = f"test_{monitor[4:]}" if f"test_{monitor[4:]}" in tests else next((k for k in tests if k != "test_loss"), "test_loss")
+    test = (test_key, tests.get(test_key))
+    row = {
+        "job": run_dir.name, "overrides": " ".join(_overrides(run_dir)), "status": s.get("status", "unknown"),
+        "monitor": monitor, "best": best, "best_epoch": (s.get("best") or {}).get("epoch"),
+        "final_val_loss": (s.get("final") or {}).get("val_loss"), "test": test[1], "test_metric": test[0],
+        "epochs": s.get("epochs"), "time_s": (s.get("timings") or {}).get("total_s"),
+        "error": (s.get("error") or "").splitlines()[0][:200] if s.get("error") else "", "run_dir": str(run_dir),
+        "mode": s.get("monitor_mode") or ("min" if "loss" in monitor else "max"),
+    }
+    curve = []
+    metrics = run_dir / "metrics.csv"
+    if metrics.is_file():
+        with metrics.open(newline="") as f:
+            curve = [(int(float(r["epoch"])), float(r[monitor])) for r in csv.DictReader(f) if r.get(monitor)]
+    return row, curve
+
+
+def _descending(row, key):
+    """Best first: larger is better for accuracies, smaller for losses, errors and times."""
+    if key in (None, "best"):
+        return row["mode"] == "max"
+    return key == "test" and row["test_metric"] == "test_accuracy"
+
+
+def sort_rows(rows, key=None):
+    """Completed runs first, then by `key` (default: each run's monitored metric), best first."""
+    def order(row):
+        value = row.get(key or "best")
+        if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+            return (1, 0.0)
+        if isinstance(value, str):
+            return (0, value)
+        return (0, -value if _descending(row, key) else value)
+
+    return sorted(rows, key=lambda r: (r["status"] != "completed", *order(r)))
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def to_csv(rows):
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def to_markdown(rows):
+    cols = [c for c in COLUMNS if c not in ("run_dir",)]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for i, row in enumerate(rows):
+        cells = [_fmt(row[c]) for c in cols]
+        if i == 0 and row["status"] == "completed":
+            cells[0] = f"**{cells[0]}** (best)"
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _differing(rows):
+    """Each row's overrides, keeping only those that are not the same in every row."""
+    sets = [set(r["overrides"].split()) for r in rows]
+    common = set.intersection(*sets) if len(sets) > 1 else set()
+    return [" ".join(o for o in r["overrides"].split() if o not in common) for r in rows]
+
+
+def to_table(rows, title):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    test_name = rows[0]["test_metric"] or "test"
+    for col in ("", "job", "overrides", "status", f"best {rows[0]['monitor']}", "epoch", test_name, "time (s)"):
+        table.add_column(col, overflow="fold")
+    for i, (row, overrides) in enumerate(zip(rows, _differing(rows))):
+        mark = "*" if i == 0 and row["status"] == "completed" else ""
+        status = row["status"] if not row["error"] else f"{row['status']}: {row['error'][:80]}"
+        table.add_row(mark, row["job"], overrides, status, _fmt(row["best"]), _fmt(row["best_epoch"]),
+                      _fmt(row["test"]), _fmt(row["time_s"] and round(row["time_s"], 1)))
+    return table
+
+
+def console():
+    from rich.console import Console
+
+    term = Console(highlight=False)
+    if not term.is_terminal:
+        term.width = 160  # a report in a log or a pipe is read later, not squeezed into 80 columns
+    return term
+
+
+def _numeric_params(rows):
+    """{param: [value per row]} for overrides whose values are numbers and differ between runs."""
+    params = {}
+    for i, row in enumerate(rows):
+        for override in row["overrides"].split():
+            key, _, value = override.partition("=")
+            try:
+                params.setdefault(key, [None] * len(rows))[i] = float(value)
+            except ValueError:
+                continue
+    return {k: v for k, v in params.items() if len({x for x in v if x is not None}) > 1}
+
+
+def plot(rows, curves, path):
+    """Every run's validation curve on one axis; the best metric against each swept numeric parameter."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from runner.files import atomic_write
+
+    params = _numeric_params(rows)
+    fig, axes = plt.subplots(1, 1 + len(params), figsize=(5.5 * (1 + len(params)), 4), squeeze=False)
+    ax = axes[0][0]
+    for row, curve, overrides in zip(rows, curves, _differing(rows)):
+        if curve:
+            ax.plot(*zip(*curve), marker="o", markersize=3, label=f"{row['job']}: {overrides[:50]}")
+    ax.set(xlabel="epoch", ylabel=rows[0]["monitor"] if rows else "", title="validation curves")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    for ax, (param, values) in zip(axes[0][1:], params.items()):
+        points = [(v, r["best"]) for v, r in zip(values, rows) if v is not None and r["best"] is not None]
+        if points:
+            ax.scatter(*zip(*points))
+        positive = [v for v in values if v]
+        if "lr" in param.split(".")[-1] or (positive and min(positive) > 0 and max(positive) / min(positive) >= 100):
+            ax.set_xscale("log")
+        ax.set(xlabel=param, ylabel=f"best {rows[0]['monitor']}", title=f"best {rows[0]['monitor']} vs {param}")
+        ax.grid(alpha=0.3)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
+    plt.close(fig)
+
+
+def build(run_dirs, sort=None):
+    rows, curves = [], []
+    for d in run_dirs:
+        row, curve = read_run(d)
+        rows.append(row)
+        curves.append(curve)
+    order = sort_rows(rows, sort)
+    return order, [curves[rows.index(r)] for r in order]
+
+
+def write_outputs(rows, curves, out_dir):
+    """summary.csv and sweep.png in `out_dir`."""
+    from runner.files import atomic_write
+
+    out_dir = Path(out_dir)
+    atomic_write(out_dir / "summary.csv", lambda f: f.write(to_csv(rows).encode()))
+    plot(rows, curves, out_dir / "sweep.png")
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(prog="runner report", description="Compare training runs: a table sorted by the monitored metric.")
+    parser.add_argument("paths", nargs="+", help="sweep directories, run directories, or globs of them")
+    parser.add_argument("--sort", default=None, help="column to sort by (default: each run's monitored metric, best first)")
+    parser.add_argument("--format", choices=("table", "csv", "markdown"), default="table", help="what to print")
+    parser.add_argument("--out", default=None, help="write summary.csv and sweep.png here (default: the sweep directory, when given one)")
+    args = parser.parse_args(argv)
+    runs = find_runs(args.paths)
+    if not runs:
+        print(f"runner report: no training runs (directories with a summary.json) under {' '.join(args.paths)}.", file=sys.stderr)
+        return 2
+    rows, curves = build(runs, args.sort)
+    if args.sort and args.sort not in rows[0]:
+        print(f"runner report: cannot sort by '{args.sort}'; use one of: {', '.join(COLUMNS)}.", file=sys.stderr)
+        return 2
+    out = args.out
+    if out is None and len(args.paths) == 1 and Path(args.paths[0], "multirun.yaml").is_file():
+        out = args.paths[0]
+    if out:
+        write_outputs(rows, curves, out)
+    if args.format == "csv":
+        sys.stdout.write(to_csv(rows))
+    elif args.format == "markdown":
+        sys.stdout.write(to_markdown(rows))
+    else:
+        console().print(to_table(rows, f"{len(rows)} runs, best first"))
+        if out:
+            print(f"wrote {Path(out) / 'summary.csv'} and {Path(out) / 'sweep.png'}")
+    return 0

@@ -1,0 +1,31 @@
+"""The end of a sweep: summary.csv, sweep.png and a table of every job, best first.
+
+Hydra throws each job's result away; this callback (configs/train.yaml, hydra.callbacks)
+reads each job's summary.json instead, so it works the same with every launcher: basic,
+joblib, submitit.
+"""
+
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+
+from runner import report
+
+class SweepSummary(Callback):
+    incomplete = 0  # jobs of the last sweep that did not complete; the CLI exits non-zero when > 0
+
+    def on_multirun_end(self, config, **kwargs):
+        sweep_dir = Path(config.hydra.sweep.dir)
+        runs = report.find_runs([sweep_dir])
+        if not runs:
+            return
+        rows, curves = report.build(runs)
+        report.write_outputs(rows, curves, sweep_dir)
+        console = report.console()
+        console.print(report.to_table(rows, f"sweep: {len(rows)} jobs, best first ({sweep_dir})"))
+        not_done = [r for r in rows if r["status"] != "completed"]
+        if not_done:
+            console.print(f"[red]{len(not_done)} of {len(rows)} jobs did not complete[/]: "
+                          + ", ".join(f"job {r['job']} {r['status']}" for r in not_done))
+        SweepSummary.incomplete = len(not_done)
+        console.print(f"wrote {sweep_dir / 'summary.csv'} and {sweep_dir / 'sweep.png'}")
