@@ -5,11 +5,11 @@ BIN := $(VENV)/bin
 # The stamp is rebuilt when pyproject.toml changes, so a new dependency is picked up.
 STAMP := $(VENV)/.installed
 
-.PHONY: train test test-all install clean bench
+.PHONY: train test test-all install clean bench bench-sweep
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,sweeps]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,3 +31,7 @@ clean:
 # Training throughput: runner vs a minimal loop vs the CIFAR-10 tutorial's DataLoader (README, Figures).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+
+# A 4-job learning-rate sweep: Hydra's basic launcher against joblib (README, Figures).
+bench-sweep: $(STAMP)
+	$(BIN)/python benchmarks/sweep.py

@@ -47,7 +47,8 @@ def _task(cfg):
             return eval_job(cfg, hydra_cfg.runtime.output_dir, user_overrides)
         from runner.train import train_job
 
-        return train_job(cfg, hydra_cfg.runtime.output_dir)
+        _share_cores(cfg, hydra_cfg)
+        return _job_result(train_job(cfg, hydra_cfg.runtime.output_dir), hydra_cfg)
     except Exception as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -61,6 +62,31 @@ def _task(cfg):
         else:
             traceback.print_exc()
         return {"status": "failed", "error": str(err) or type(err).__name__}
+
+
+def _share_cores(cfg, hydra_cfg):
+    """Jobs launched side by side (joblib's n_jobs, submitit's cpus_per_task) split the cores between them."""
+    from omegaconf import open_dict
+
+    launcher = hydra_cfg.get("launcher") or {}
+    if cfg.trainer.get("num_threads") or hydra_cfg.mode is None or str(hydra_cfg.mode) != "RunMode.MULTIRUN":
+        return
+    threads = launcher.get("cpus_per_task")
+    n_jobs = launcher.get("n_jobs")
+    if not threads and n_jobs:
+        cores = os.cpu_count() or 1
+        threads = max(1, cores // (cores if n_jobs < 0 else min(n_jobs, cores)))
+    if threads:
+        with open_dict(cfg):
+            cfg.trainer.num_threads = int(threads)
+
+
+def _job_result(summary, hydra_cfg):
+    """What a job returns to Hydra: its summary, or for an optimizing sweeper its best monitored metric."""
+    if "optuna" in str((hydra_cfg.get("sweeper") or {}).get("_target_", "")):
+        best = (summary.get("best") or {}).get(summary.get("monitor"))
+        return float("nan") if best is None else float(best)  # NaN: optuna marks the trial failed
+    return summary
 
 
 def register_resolvers():
