@@ -18,8 +18,8 @@ def instantiate(cfg, **kwargs):
         raise
 
 
-def resolve_device(name):
-    """`auto` means cuda, then mps, then cpu; an explicit device must exist."""
+def resolve_device(name, local_rank=0):
+    """`auto` means cuda, then mps, then cpu; an explicit device must exist. Under torchrun, cuda is cuda:LOCAL_RANK."""
     mps = getattr(torch.backends, "mps", None)
     available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": bool(mps and mps.is_available())}
     if name == "auto":
@@ -27,6 +27,8 @@ def resolve_device(name):
     if not available.get(name.split(":")[0], False):
         present = ", ".join(d for d, ok in available.items() if ok)
         raise RunnerError(f"device={name} is not available on this machine (available: {present}). Use device=auto or device=cpu.")
+    if name == "cuda":
+        name = f"cuda:{local_rank}"
     return torch.device(name)
 
 

@@ -45,10 +45,12 @@ def _task(cfg):
 
             user_overrides = list(hydra_cfg.overrides.task)[len(_selected):]
             return eval_job(cfg, hydra_cfg.runtime.output_dir, user_overrides)
+        from runner import distributed
         from runner.train import train_job
 
         _share_cores(cfg, hydra_cfg)
-        return _job_result(train_job(cfg, hydra_cfg.runtime.output_dir), hydra_cfg)
+        run_dir = distributed.broadcast(hydra_cfg.runtime.output_dir)  # under torchrun: rank 0's, for every rank
+        return _job_result(train_job(cfg, run_dir), hydra_cfg)
     except Exception as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -62,6 +64,19 @@ def _task(cfg):
         else:
             traceback.print_exc()
         return {"status": "failed", "error": str(err) or type(err).__name__}
+
+
+def _torchrun(args):
+    """Under torchrun: join the process group; only rank 0 gets a run directory of its own."""
+    if any(a in ("-m", "--multirun") for a in args):
+        print("runner: -m/--multirun cannot run under torchrun; launch one torchrun per configuration.", file=sys.stderr)
+        return None
+    from runner import distributed
+
+    if distributed.init().main:
+        return args
+    # the other ranks write nothing: no directory, no .hydra; they are given rank 0's directory in _task
+    return [*args, "hydra.run.dir=.", "hydra.output_subdir=null"]
 
 
 def _share_cores(cfg, hydra_cfg):
@@ -152,6 +167,10 @@ def main(argv=None):
 
     import hydra
 
+    if command == "train" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        rest = _torchrun(rest)
+        if rest is None:
+            return 2
     if command == "eval":
         _selected[:] = run_choices(rest)
         rest = _selected + rest  # the user's own overrides come later and win

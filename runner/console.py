@@ -14,8 +14,8 @@ from rich.tree import Tree
 
 
 class RunConsole:
-    def __init__(self, log_path=None):
-        self.term = Console(highlight=False)
+    def __init__(self, log_path=None, quiet=False):
+        self.term = Console(highlight=False, quiet=quiet)  # quiet: the other processes of a torchrun job
         self.interactive = self.term.is_terminal
         if not self.interactive:
             self.term.width = 120  # not 80: an epoch's line fits on one line of a CI log

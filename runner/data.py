@@ -35,13 +35,13 @@ def build_data(dataset_cfg, device):
     return splits, Normalizer.fit(sample)
 
 
-def make_batches(split, batch_size, transform, device, shuffle=False, generator=None):
-    """Batches over an in-memory split, LoaderBatches over a streamed one."""
+def make_batches(split, batch_size, transform, device, shuffle=False, generator=None, rank=0, world=1):
+    """Batches over an in-memory split, LoaderBatches over a streamed one; this rank's share of each."""
     if isinstance(split, Split):
-        return Batches(split, batch_size, transform, shuffle, generator)
+        return Batches(split, batch_size, transform, shuffle, generator, rank, world)
     from runner.loader import LoaderBatches
 
-    return LoaderBatches(split, batch_size, transform, device, shuffle, generator)
+    return LoaderBatches(split, batch_size, transform, device, shuffle, generator, rank, world)
 
 
 class Normalizer:
@@ -82,8 +82,9 @@ class Augment:
     augmentations are the same every time it is repeated.
     """
 
-    def __init__(self, crop_padding, flip, generator):
+    def __init__(self, crop_padding, flip, generator, rank=0, world=1):
         self.pad, self.flip, self.generator = crop_padding, flip, generator
+        self.rank, self.world = rank, world  # under torchrun: draw for the global batch, keep this rank's share
 
     def __bool__(self):
         return bool(self.pad or self.flip)
@@ -92,7 +93,7 @@ class Augment:
         n, _, h, w = x.shape
         if self.pad:
             p = self.pad
-            dy, dx = torch.randint(0, 2 * p + 1, (2, n), generator=self.generator).to(x.device)
+            dy, dx = torch.randint(0, 2 * p + 1, (2, n * self.world), generator=self.generator)[:, self.rank :: self.world].to(x.device)
             padded = torch.nn.functional.pad(x, (p, p, p, p))
             rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (n, 1, h, 1)
             cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (n, 1, 1, w)
@@ -100,41 +101,54 @@ class Augment:
             chans = torch.arange(x.shape[1], device=x.device)[None, :, None, None]
             x = padded[batch, chans, rows, cols]
         if self.flip:
-            flip = (torch.rand(n, generator=self.generator) < 0.5).to(x.device)
+            flip = (torch.rand(n * self.world, generator=self.generator)[self.rank :: self.world] < 0.5).to(x.device)
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
         return x
 
 
-def train_transform(augment_cfg, normalize, generator):
+def train_transform(augment_cfg, normalize, generator, rank=0, world=1):
     """Augment (when the dataset asks for it), then normalise."""
-    augment = Augment(augment_cfg.get("crop_padding", 0), augment_cfg.get("flip", False), generator) if augment_cfg else None
+    augment = (Augment(augment_cfg.get("crop_padding", 0), augment_cfg.get("flip", False), generator, rank, world)
+               if augment_cfg else None)
     if not augment:
         return normalize
     return lambda x: normalize(augment(x))
 
 
-class Batches:
-    """Iterate (inputs, targets) over an in-memory `split` in batches of `batch_size`.
+class BatchIndices:
+    """The sample indices of each batch: this process's share of one global batch at a time.
 
     With `shuffle`, each pass is a new permutation drawn from `generator` (seeded by the
-    trainer, saved in checkpoints) and the last incomplete batch is dropped, so every step
-    sees a full batch (BatchNorm fails on a batch of one).
+    trainer, saved in checkpoints; the same on every rank) and the last incomplete batch is
+    dropped, so every step sees a full batch (BatchNorm fails on a batch of one). Under
+    torchrun, rank r of N takes every N-th index of each global batch.
     """
 
-    def __init__(self, split, batch_size, transform, shuffle=False, generator=None):
-        self.split, self.batch_size, self.transform = split, batch_size, transform
-        self.shuffle, self.generator = shuffle, generator
+    def __init__(self, n, batch_size, shuffle=False, generator=None, rank=0, world=1):
+        self.n, self.batch_size, self.shuffle, self.generator = n, batch_size, shuffle, generator
+        self.rank, self.world = rank, world
 
     def __len__(self):
-        n, b = len(self.split), self.batch_size
-        return n // b if self.shuffle else -(-n // b)
+        return self.n // self.batch_size if self.shuffle else -(-self.n // self.batch_size)
 
     def __iter__(self):
-        n, device = len(self.split), self.split.y.device
-        if self.shuffle:
-            order = torch.randperm(n, generator=self.generator).to(device)
-        else:
-            order = torch.arange(n, device=device)
+        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
         for i in range(len(self)):
-            index = order[i * self.batch_size : (i + 1) * self.batch_size]
+            yield order[i * self.batch_size : (i + 1) * self.batch_size][self.rank :: self.world]
+
+
+class Batches:
+    """Iterate (inputs, targets) over an in-memory `split`, one index-select per batch."""
+
+    def __init__(self, split, batch_size, transform, shuffle=False, generator=None, rank=0, world=1):
+        self.split, self.transform, self.generator = split, transform, generator
+        self.indices = BatchIndices(len(split), batch_size, shuffle, generator, rank, world)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __iter__(self):
+        device = self.split.y.device
+        for index in self.indices:
+            index = index.to(device)
             yield self.transform(self.split.x[index]), self.split.y[index]

@@ -7,6 +7,7 @@ normalisation still run batched on the device, exactly as for in-memory data.
 
 import torch
 
+from runner.data import BatchIndices
 from runner.errors import RunnerError
 from runner.vision import ImageFiles, decode_images
 
@@ -35,17 +36,16 @@ class FileSplit:
 class LoaderBatches:
     """Like data.Batches, over a FileSplit: yields device tensors, transformed, one batch at a time."""
 
-    def __init__(self, split, batch_size, transform, device, shuffle=False, generator=None):
-        self.split, self.batch_size, self.transform, self.device = split, batch_size, transform, device
-        self.shuffle, self.generator = shuffle, generator
+    def __init__(self, split, batch_size, transform, device, shuffle=False, generator=None, rank=0, world=1):
+        self.split, self.transform, self.device, self.generator = split, transform, device, generator
+        self.indices = BatchIndices(len(split), batch_size, shuffle, generator, rank, world)
         self.loader = torch.utils.data.DataLoader(
-            ImageFiles(split.samples, split.shape), batch_size=batch_size, shuffle=shuffle, generator=generator,
-            drop_last=shuffle, num_workers=split.workers, pin_memory=device.type == "cuda",
-            persistent_workers=split.workers > 0,
+            ImageFiles(split.samples, split.shape), batch_sampler=self.indices, num_workers=split.workers,
+            pin_memory=device.type == "cuda", persistent_workers=split.workers > 0,
         )
 
     def __len__(self):
-        return len(self.loader)
+        return len(self.indices)
 
     def __iter__(self):
         for images, labels, errors in self.loader:

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from runner.distributed import all_sum
+
 
 @dataclass(frozen=True)
 class Task:
@@ -27,8 +29,9 @@ def evaluate(model, batches, task, num_classes, precision=None):
     """
     was_training = model.training
     model.eval()
-    n, loss_sum, metric_sum = 0, 0.0, 0.0
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.long) if task.metric == "accuracy" else None
+    device = next(model.parameters()).device
+    n, loss_sum, metric_sum = torch.zeros((), dtype=torch.long, device=device), torch.zeros((), device=device), torch.zeros((), device=device)
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device) if task.metric == "accuracy" else None
     for x, y in batches:
         if precision is not None:
             with precision.autocast():
@@ -40,13 +43,14 @@ def evaluate(model, batches, task, num_classes, precision=None):
         if task.metric == "accuracy":
             pred = out.argmax(dim=1)
             metric_sum = metric_sum + (pred == y).sum()
-            confusion += torch.bincount(y * num_classes + pred, minlength=num_classes**2).reshape(num_classes, -1).cpu()
+            confusion += torch.bincount(y * num_classes + pred, minlength=num_classes**2).reshape(num_classes, -1)
         else:
             metric_sum = metric_sum + (out - y).abs().mean(dim=1).sum()
         n += len(y)
     model.train(was_training)
-    result = {"loss": float(loss_sum) / n, task.metric: float(metric_sum) / n}
-    return result, confusion
+    all_sum(n, loss_sum, metric_sum, *([confusion] if confusion is not None else []))  # under torchrun
+    result = {"loss": float(loss_sum) / float(n), task.metric: float(metric_sum) / float(n)}
+    return result, None if confusion is None else confusion.cpu()
 
 
 def per_class_accuracy(confusion, class_names):

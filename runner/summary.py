@@ -16,7 +16,11 @@ class RunRecord:
     def __init__(self, path, kind):
         self.path, self._start = path, time.perf_counter()
         self.data = {"kind": kind, "status": "starting", "error": None, "command": " ".join(sys.argv), "started_at": _now()}
-        write_json(self.path, self.data)
+        self._write()
+
+    def _write(self):
+        if self.path:  # None on the processes of a torchrun job that do not write
+            write_json(self.path, self.data)
 
     def elapsed(self):
         return time.perf_counter() - self._start
@@ -25,7 +29,7 @@ class RunRecord:
         self.data.update(fields)
         if fields.get("status") in ("completed", "failed"):
             self.data["finished_at"] = _now()
-        write_json(self.path, self.data)
+        self._write()
         return dict(self.data)
 
     def failed(self, err):

@@ -1,0 +1,103 @@
+"""Sweeps end to end: summaries, runner report, launchers, Optuna, and torchrun with DDP."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import SITECUSTOM, load, run_dirs, runner, summary
+
+QUICK = ["trainer.epochs=2", "model.channels=[8,16]"]
+
+
+def sweep_dir(cwd):
+    (d,) = cwd.glob("outputs/multirun/*/*")
+    return d
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_sweep_summary_ranks_jobs_and_a_failed_job_does_not_stop_the_others(tmp_path):
+    proc = runner("train", "-m", "optimizer.lr=0.003,-1,0.0001", *QUICK, cwd=tmp_path, check=False)
+    assert proc.returncode != 0  # after every job has run
+    d = sweep_dir(tmp_path)
+    rows = read_csv(d / "summary.csv")
+    assert [r["job"] for r in rows] == ["0", "2", "1"]  # completed best first (lr 0.003 beats 0.0001), failed last
+    assert [r["status"] for r in rows] == ["completed", "completed", "failed"]
+    assert float(rows[0]["best"]) > float(rows[1]["best"])
+    assert "optimizer.lr must be a number > 0" in rows[2]["error"] and rows[2]["overrides"].startswith("optimizer.lr=-1")
+    assert (d / "sweep.png").read_bytes().startswith(b"\x89PNG")
+    assert "1 of 3 jobs did not complete" in proc.stdout and "job 1 failed" in proc.stdout
+
+    # runner report rebuilds the same for the old sweep, in every format
+    csv_out = runner("report", str(d), "--format", "csv", cwd=tmp_path).stdout
+    assert [r["job"] for r in csv.DictReader(csv_out.splitlines())] == ["0", "2", "1"]
+    md = runner("report", str(d), "--format", "markdown", cwd=tmp_path).stdout
+    assert md.splitlines()[2].startswith("| **0** (best) | optimizer.lr=0.003")
+    by_time = runner("report", f"{d}/*", "--format", "csv", "--sort", "time_s", cwd=tmp_path).stdout
+    times = [float(r["time_s"]) for r in csv.DictReader(by_time.splitlines()) if r["status"] == "completed"]
+    assert times == sorted(times)
+
+
+def test_report_compares_runs_started_separately(tmp_path):
+    for lr in ("0.003", "0.0003"):
+        runner("train", *QUICK, f"optimizer.lr={lr}", cwd=tmp_path)
+    out = runner("report", "outputs/*/*", "--format", "csv", "--out", "cmp", cwd=tmp_path).stdout
+    rows = list(csv.DictReader(out.splitlines()))
+    assert len(rows) == 2 and rows[0]["overrides"].endswith("optimizer.lr=0.003")
+    assert (tmp_path / "cmp" / "summary.csv").is_file() and (tmp_path / "cmp" / "sweep.png").is_file()
+    proc = runner("report", "nowhere", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "no training runs" in proc.stderr
+
+
+def test_parallel_launcher_shares_the_cores(tmp_path):
+    runner("train", "-m", "hydra/launcher=parallel", "optimizer.lr=0.003,0.001", *QUICK, cwd=tmp_path)
+    jobs = sorted(p.parent for p in sweep_dir(tmp_path).glob("*/summary.json"))
+    assert len(jobs) == 2 and all(summary(j)["status"] == "completed" for j in jobs)
+    cores = os.cpu_count()
+    for job in jobs:
+        assert load(job / "checkpoints" / "last.pt")["config"]["trainer"]["num_threads"] == max(1, cores // min(2, cores))
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_the_slurm_presets_twin(tmp_path):
+    runner("train", "-m", "hydra/launcher=local", "optimizer.lr=0.003,0.001", *QUICK, cwd=tmp_path)
+    rows = read_csv(sweep_dir(tmp_path) / "summary.csv")
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+
+
+@pytest.mark.slow
+def test_optuna_search_optimises_the_monitored_metric(tmp_path):
+    runner("train", "hparams_search=optuna_lr", "hydra.sweeper.n_trials=3", *QUICK, cwd=tmp_path)
+    d = sweep_dir(tmp_path)
+    rows = read_csv(d / "summary.csv")
+    assert len(rows) == 3 and all(r["status"] == "completed" for r in rows)
+    best = (d / "optimization_results.yaml").read_text()
+    assert f"best_value: {float(rows[0]['best'])}" in best
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_match_one_process(tmp_path):
+    args = ["model=mlp", "model.dropout=0", "trainer.epochs=3", "trainer.batch_size=64"]
+    env = {**{k: v for k, v in os.environ.items() if k != "RUNNER_DATA"}, "PYTHONPATH": str(SITECUSTOM)}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533", "-m", "runner", "train"]
+    proc = subprocess.run([*torchrun, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (ddp,) = run_dirs(tmp_path)  # one run directory for the whole job
+    info = summary(ddp)
+    assert info["processes"] == 2 and info["ranks_in_sync"] is True
+    assert proc.stdout.count("epoch   3/3") == 1  # only rank 0 prints
+
+    runner("train", *args, cwd=tmp_path)
+    single = [d for d in run_dirs(tmp_path) if d != ddp][0]
+    curves = [[[float(v) for v in line.split(",")[1:4]] for line in (d / "metrics.csv").read_text().splitlines()[1:]]
+              for d in (ddp, single)]
+    for a, b in zip(*curves):
+        assert a == pytest.approx(b, abs=1e-5)
+    assert json.dumps(info["test"]) and abs(info["test"]["test_accuracy"] - summary(single)["test"]["test_accuracy"]) < 1e-9
