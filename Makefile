@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The stamp is rebuilt when pyproject.toml changes, so a new dependency is picked up.
 STAMP := $(VENV)/.installed
 
-.PHONY: train test test-all install clean bench bench-sweep
+.PHONY: train test test-slow test-all install clean bench bench-sweep
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,13 +17,17 @@ install: $(STAMP)
 train: $(STAMP)
 	$(BIN)/runner train
 
-# The default suite: fast tests only (see pyproject.toml's markers).
+# The default suite: fast tests only (see pyproject.toml's markers), two at a time.
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -n 2 -m "not slow" -q
 
-# Everything, slow tests included (CI runs this).
+# The slow tests: signals, kill -9, torchrun, launchers, compile (CI runs these after make test).
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -m slow -q
+
+# Everything.
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -n 2 -q
 
 clean:
 	rm -rf $(VENV) *.egg-info

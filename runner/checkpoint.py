@@ -9,6 +9,7 @@ Every load uses weights_only=True: a checkpoint can carry tensors and plain data
 """
 
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,17 +33,23 @@ def safe_load(path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load fails in many ways on a bad file; each says one of two things
-        detail = _first_line(err)
-    if "Weights only load failed" in detail or "weights_only" in detail:
+        detail = _first_line(err) + " " + " ".join(str(err).split())  # torch names a forbidden global further down
+    forbidden = re.search(r"GLOBAL ([\w.]+)", detail, flags=re.IGNORECASE)
+    if forbidden:
         raise RunnerError(
-            f"checkpoint {path} was refused: it holds Python objects other than tensors and plain data, "
+            f"checkpoint {path} was refused: it holds Python objects other than tensors and plain data "
+            f"(it names {forbidden.group(1)}), "
             f"and loading those could run code. runner only loads with weights_only=True. "
             f"If the file is yours, re-save it as torch.save(model.state_dict(), path)."
         )
     raise RunnerError(
-        f"checkpoint {path} cannot be read: it is truncated, corrupted or not a PyTorch checkpoint ({detail}). "
+        f"checkpoint {path} cannot be read: it is truncated, corrupted or not a PyTorch checkpoint ({_first_line_of(detail)}). "
         f"Use another checkpoint (checkpoints/best.pt or last.pt of a completed run) or retrain."
     )
+
+
+def _first_line_of(text):
+    return text[:160]
 
 
 def _first_line(err):
@@ -50,18 +57,21 @@ def _first_line(err):
     return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
 
 
+def mismatches(model, state_dict):
+    """Every key and shape in which `state_dict` and `model` differ, as readable lines."""
+    own = model.state_dict()
+    problems = [f"missing {k} {tuple(v.shape)}" for k, v in own.items() if k not in state_dict]
+    problems += [f"unexpected {k} {tuple(v.shape)}" for k, v in state_dict.items() if k not in own]
+    problems += [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+                 for k, v in state_dict.items() if k in own and v.shape != own[k].shape]
+    return problems
+
+
 def load_weights(model, state_dict, source):
     """model.load_state_dict(state_dict), but a mismatch lists every key and shape that differs."""
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise RunnerError(f"{source} is not a model state_dict (a dict of tensors). Point ckpt= at a runner checkpoint.")
-    own = model.state_dict()
-    problems = [f"missing {k} {tuple(v.shape)}" for k, v in own.items() if k not in state_dict]
-    problems += [f"unexpected {k} {tuple(v.shape)}" for k, v in state_dict.items() if k not in own]
-    problems += [
-        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-        for k, v in state_dict.items()
-        if k in own and v.shape != own[k].shape
-    ]
+    problems = mismatches(model, state_dict)
     if problems:
         shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
         raise RunnerError(
@@ -104,32 +114,37 @@ def set_rng_state(state):
 
 @dataclass
 class TrainState:
-    """Everything a run needs to continue where it stopped."""
+    """Everything a run needs to continue exactly where it stopped, at an epoch's end or mid-epoch."""
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: object  # an LRScheduler, or None for a constant learning rate
-    data_generator: torch.Generator  # draws each epoch's order
+    scaler: torch.amp.GradScaler  # 16-mixed's loss scale (disabled otherwise)
+    batches: object  # the training BatchIndices: its generator draws each epoch's order and augmentation
     config: dict  # the resolved config, plain data
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken
+    batch: int = 0  # batches done in the epoch under way (0 at an epoch's end)
+    loss_sum: float = 0.0  # that epoch's summed training loss so far, and its sample count
+    seen: int = 0
     best_metric: float | None = None  # best value of the monitored metric so far
     best_val_loss: float | None = None  # its val_loss, which breaks ties
     best_epoch: int = 0
 
     def state_dict(self):
+        generator = self.batches.generator
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "data_generator": self.data_generator.get_state(),
+            "scaler": self.scaler.state_dict(),
+            "data_generator": generator.get_state(),
+            "epoch_data_state": self.batches.epoch_state if self.batch else None,
             "rng": rng_state(),
             "config": self.config,
-            "epoch": self.epoch,
-            "step": self.step,
-            "best_metric": self.best_metric,
-            "best_val_loss": self.best_val_loss,
-            "best_epoch": self.best_epoch,
+            "epoch": self.epoch, "step": self.step, "batch": self.batch,
+            "loss_sum": float(self.loss_sum), "seen": self.seen,
+            "best_metric": self.best_metric, "best_val_loss": self.best_val_loss, "best_epoch": self.best_epoch,
         }
 
     def load_state_dict(self, state):
@@ -137,10 +152,13 @@ class TrainState:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
-        self.data_generator.set_state(state["data_generator"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.batches.generator.set_state(state["data_generator"])
         set_rng_state(state["rng"])
-        self.epoch, self.step = state["epoch"], state["step"]
-        self.best_metric, self.best_val_loss, self.best_epoch = state["best_metric"], state["best_val_loss"], state["best_epoch"]
+        for key in ("epoch", "step", "batch", "loss_sum", "seen", "best_metric", "best_val_loss", "best_epoch"):
+            setattr(self, key, state[key])
+        if self.batch:  # stopped mid-epoch: finish that epoch's permutation first
+            self.batches.resume(state["epoch_data_state"], self.batch)
 
 
 def find_checkpoint(ckpt):

@@ -36,7 +36,7 @@ def _task(cfg):
     from hydra.types import RunMode
 
     from runner.console import error
-    from runner.errors import RunnerError
+    from runner.errors import Interrupted, RunnerError
 
     hydra_cfg = HydraConfig.get()
     try:
@@ -50,7 +50,8 @@ def _task(cfg):
 
         _share_cores(cfg, hydra_cfg)
         run_dir = distributed.broadcast(hydra_cfg.runtime.output_dir)  # under torchrun: rank 0's, for every rank
-        return _job_result(train_job(cfg, run_dir), hydra_cfg)
+        user_overrides = list(hydra_cfg.overrides.task)[len(_selected):]
+        return _job_result(train_job(cfg, run_dir, user_overrides), hydra_cfg)
     except Exception as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -59,11 +60,44 @@ def _task(cfg):
             error(str(err))
             if not sweep:
                 sys.exit(err.exit_code)
+            if isinstance(err, Interrupted):
+                raise KeyboardInterrupt from None  # Ctrl-C stops the whole sweep, not one job
         elif not sweep:
             raise  # a bug, not bad input: Hydra shows the traceback
         else:
             traceback.print_exc()
         return {"status": "failed", "error": str(err) or type(err).__name__}
+
+
+def _preflight(args):
+    """What Hydra would report with a traceback, reported plainly: a user config that is not
+    valid YAML, and an output directory that cannot be created. Returns an error message or None."""
+    import tempfile
+
+    import yaml
+
+    for i, arg in enumerate(args):
+        config_dir = args[i + 1] if arg in ("--config-dir", "-cd") and i + 1 < len(args) else (
+            arg.split("=", 1)[1] if arg.startswith("--config-dir=") else None)
+        for path in sorted(Path(config_dir).rglob("*.yaml")) if config_dir else ():
+            try:
+                yaml.safe_load(path.read_text())
+            except yaml.YAMLError as err:
+                mark = getattr(err, "problem_mark", None)
+                where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+                return f"{path} is not valid YAML{where}: {getattr(err, 'problem', None) or err}. Fix the file and run again."
+    out = next((a.split("=", 1)[1] for a in args if a.startswith(("hydra.run.dir=", "hydra.sweep.dir="))), "outputs")
+    existing = Path(out).absolute()
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is a file")
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as err:
+        return (f"cannot write runs to {out}: {err.strerror or err}. Run from a directory you can write to, or point "
+                f"hydra.run.dir (hydra.sweep.dir for -m) at one.")
+    return None
 
 
 def _torchrun(args):
@@ -121,8 +155,8 @@ def _count_classes(root):
     return count_classes(root)
 
 
-def run_choices(args):
-    """`dataset=X model=Y` as the run named by `ckpt=` chose them, for `runner eval`.
+def run_choices(args, groups):
+    """`dataset=X model=Y ...` as the run named by `ckpt=` (or `resume=`) chose them.
 
     eval.yaml composes the same groups as training; selecting the run's own options first
     means an override like `dataset.root=...` is checked against the run's dataset, not the
@@ -132,7 +166,7 @@ def run_choices(args):
 
     from omegaconf import OmegaConf
 
-    ckpt = next((a.split("=", 1)[1] for a in args if a.startswith("ckpt=")), None)
+    ckpt = next((a.split("=", 1)[1] for a in args if a.startswith(("ckpt=", "resume="))), None)
     if not ckpt:
         return []
     path = Path(ckpt).expanduser()
@@ -142,7 +176,7 @@ def run_choices(args):
     except Exception:  # not a runner run directory: eval reports that itself, with a better message
         return []
     configs = files("runner.configs")
-    return [f"{group}={choices[group]}" for group in ("dataset", "model")
+    return [f"{group}={choices[group]}" for group in groups
             if group in choices and configs.joinpath(group, f"{choices[group]}.yaml").is_file()]
 
 
@@ -171,12 +205,29 @@ def main(argv=None):
         rest = _torchrun(rest)
         if rest is None:
             return 2
-    if command == "eval":
-        _selected[:] = run_choices(rest)
+    problem = _preflight(rest) if not any(a in ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help") for a in rest) else None
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    resume = next((a.split("=", 1)[1] for a in rest if a.startswith("resume=")), None) if command == "train" else None
+    if resume:
+        if not (Path(resume) / "checkpoints" / "last.pt").is_file():
+            what = "names nothing" if not Path(resume).exists() else "has no checkpoints/last.pt"
+            print(f"error: resume={resume} {what}, so there is nothing to resume. Pass the directory of a runner "
+                  f"training run, e.g. resume=outputs/2026-11-22/10-31-07.", file=sys.stderr)
+            return 1
+        # the run continues in its own directory, and Hydra leaves its .hydra/ as the run first wrote it
+        rest = [*rest, f"hydra.run.dir={resume}", "hydra.output_subdir=null"]
+    if command == "eval" or resume:
+        _selected[:] = run_choices(rest, ("dataset", "model", "optimizer", "scheduler") if resume else ("dataset", "model"))
         rest = _selected + rest  # the user's own overrides come later and win
     register_resolvers()
     sys.argv = [f"runner {command}", *rest]  # Hydra reads sys.argv
-    hydra.main(config_path="pkg://runner.configs", config_name=command, version_base="1.3")(_task)()
+    try:
+        hydra.main(config_path="pkg://runner.configs", config_name=command, version_base="1.3")(_task)()
+    except KeyboardInterrupt:  # a second Ctrl-C, or one during a sweep
+        print("interrupted", file=sys.stderr)
+        return 130
     sweep = sys.modules.get("runner.sweep")
     return 1 if sweep and sweep.SweepSummary.incomplete else 0
 

@@ -9,6 +9,7 @@ callables themselves (like torchtune's `tune validate`), without building anythi
 import inspect
 import numbers
 
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import get_object
 from omegaconf import OmegaConf
 
@@ -39,6 +40,7 @@ RULES = [
     ("trainer.deterministic", lambda v: isinstance(v, bool), "true or false", "trainer.deterministic=true"),
     ("trainer.monitor", lambda v: v is None or (isinstance(v, str) and v.startswith("val_")), "null or a validation metric such as val_loss", "trainer.monitor=val_loss"),
     ("trainer.monitor_mode", lambda v: v in (None, "min", "max"), "null, min or max", "trainer.monitor_mode=max"),
+    ("trainer.checkpoint_every_n_steps", lambda v: v is None or (_int(v) and v >= 1), "null or an integer >= 1", "trainer.checkpoint_every_n_steps=100"),
     ("trainer.precision", lambda v: str(v) in ("32", "bf16", "16-mixed"), "32, bf16 or 16-mixed", "trainer.precision=bf16"),
     ("trainer.channels_last", lambda v: v in ("auto", True, False), "auto, true or false", "trainer.channels_last=auto"),
     ("trainer.compile", lambda v: isinstance(v, bool), "true or false", "trainer.compile=true"),
@@ -119,3 +121,19 @@ def check_target(group, node):
             f"{group} needs {missing[0]} for {target}, but the config does not set it. "
             f"Add it to the YAML file or pass +{group}.{missing[0]}=VALUE."
         )
+
+
+def apply_overrides(run_cfg, eval_cfg, overrides):
+    """The run's config with this command line's overrides on top.
+
+    `eval_cfg` was composed by Hydra from the same groups as training, so each override is
+    already checked and, for a group (device=cpu), already loaded; copy what it names.
+    """
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        if key in ("ckpt", "resume") or key.startswith("hydra"):
+            continue
+        if override.is_delete():
+            raise RunnerError(f"~{key}: deleting keys is not supported here. Override the value instead.")
+        OmegaConf.update(run_cfg, key, OmegaConf.select(eval_cfg, key), merge=False, force_add=True)
+    return run_cfg

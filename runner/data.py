@@ -127,13 +127,30 @@ class BatchIndices:
     def __init__(self, n, batch_size, shuffle=False, generator=None, rank=0, world=1):
         self.n, self.batch_size, self.shuffle, self.generator = n, batch_size, shuffle, generator
         self.rank, self.world = rank, world
+        self.epoch_state = None  # the generator's state before this pass's permutation (saved mid-epoch)
+        self._resume = None
+
+    def resume(self, epoch_state, batches_done):
+        """Make the next pass the rest of an interrupted one: same permutation, from batch `batches_done`."""
+        self._resume = (epoch_state, batches_done)
 
     def __len__(self):
         return self.n // self.batch_size if self.shuffle else -(-self.n // self.batch_size)
 
     def __iter__(self):
-        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
-        for i in range(len(self)):
+        start = 0
+        if self.shuffle:
+            if self._resume:
+                (epoch_state, start), now = self._resume, self.generator.get_state()
+                self.generator.set_state(epoch_state)
+            self.epoch_state = self.generator.get_state()
+            order = torch.randperm(self.n, generator=self.generator)
+            if self._resume:
+                self.generator.set_state(now)  # the draws the finished batches made are already in `now`
+                self._resume = None
+        else:
+            order = torch.arange(self.n)
+        for i in range(start, len(self)):
             yield order[i * self.batch_size : (i + 1) * self.batch_size][self.rank :: self.world]
 
 

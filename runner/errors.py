@@ -9,3 +9,15 @@ class RunnerError(Exception):
     """
 
     exit_code = 1
+
+
+class Interrupted(RunnerError):
+    """SIGINT or SIGTERM: the run saved last.pt and stopped; `runner train resume=DIR` continues it."""
+
+    exit_code = 130  # the shell's code for a Ctrl-C'd command
+
+
+class Diverged(RunnerError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+    exit_code = 3

@@ -9,13 +9,12 @@ The user repeats none of the run's overrides: the model and dataset come from th
 
 from pathlib import Path
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from runner import plots
 from runner.build import build_model, resolve_device, summarize
 from runner.checkpoint import find_checkpoint, restore_model
-from runner.config import check_config
+from runner.config import apply_overrides, check_config
 from runner.console import RunConsole, results_table
 from runner.data import build_data, make_batches
 from runner.errors import RunnerError
@@ -23,22 +22,6 @@ from runner.files import write_json
 from runner.metrics import TASKS, evaluate, per_class_accuracy
 from runner.train import Precision, configure_torch, use_channels_last
 from rich.table import Table
-
-
-def apply_overrides(run_cfg, eval_cfg, overrides):
-    """The run's config with this command line's overrides on top.
-
-    `eval_cfg` was composed by Hydra from the same groups as training, so each override is
-    already checked and, for a group (device=cpu), already loaded; copy what it names.
-    """
-    for override in OverridesParser.create().parse_overrides(overrides):
-        key = override.key_or_group
-        if key == "ckpt" or key.startswith("hydra"):
-            continue
-        if override.is_delete():
-            raise RunnerError(f"~{key}: deleting keys is not supported by runner eval. Override the value instead.")
-        OmegaConf.update(run_cfg, key, OmegaConf.select(eval_cfg, key), merge=False, force_add=True)
-    return run_cfg
 
 
 def class_table(per_class, confusion):

@@ -34,7 +34,13 @@ def atomic_write(path, write):
     """Call `write(binary_file)` on a temporary file, then move it to `path` in one step."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        from runner.errors import RunnerError
+
+        raise RunnerError(f"cannot write in {path.parent}: {err.strerror or err}. Make it writable, or run from a "
+                          f"directory you can write to (runs go to ./outputs).") from None
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the run's files are ordinary files
         with os.fdopen(fd, "wb") as f:
@@ -42,6 +48,18 @@ def atomic_write(path, write):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:  # a full disk, a file-size limit: the old file stays as it was
+        Path(tmp).unlink(missing_ok=True)
+        cause = err
+        while cause is not None and not isinstance(cause, OSError):  # torch.save wraps the OSError in RuntimeErrors
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        from runner.errors import RunnerError
+
+        reason = cause.strerror or str(cause)
+        raise RunnerError(f"cannot write {path} ({reason}): the disk may be full or a file-size limit reached. "
+                          f"The previous {path.name} is unchanged. Free some space and resume the run.") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -78,6 +96,17 @@ class MetricsCSV:
             if new:
                 writer.writeheader()
             writer.writerow(row)
+
+
+def truncate_metrics(path, last_epoch):
+    """Drop rows after `last_epoch` (written before a crash, after the checkpoint being resumed)."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    keep = lines[:1] + [line for line in lines[1:] if int(float(line.split(",", 1)[0])) <= last_epoch]
+    if keep != lines:
+        atomic_write(path, lambda f: f.write("".join(keep).encode()))
 
 
 def read_metrics(path):

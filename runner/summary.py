@@ -1,10 +1,11 @@
 """summary.json: what state a run is in and what it reached, rewritten atomically as the run goes."""
 
+import json
 import sys
 import time
 from datetime import datetime, timezone
 
-from runner.errors import RunnerError
+from runner.errors import Diverged, Interrupted, RunnerError
 from runner.files import write_json
 
 
@@ -13,9 +14,17 @@ def _now():
 
 
 class RunRecord:
-    def __init__(self, path, kind):
+    """summary.json. status: running, completed, interrupted, diverged or failed (with the error)."""
+
+    def __init__(self, path, kind, resume=False):
         self.path, self._start = path, time.perf_counter()
-        self.data = {"kind": kind, "status": "starting", "error": None, "command": " ".join(sys.argv), "started_at": _now()}
+        fresh = {"kind": kind, "status": "starting", "error": None, "command": " ".join(sys.argv), "started_at": _now()}
+        if resume and path and path.is_file():  # a resumed run keeps its record and counts the resumption
+            self.data = json.loads(path.read_text())
+            self.data.update(status="starting", error=None, resumed=self.data.get("resumed", 0) + 1,
+                             resumed_with=" ".join(sys.argv))
+        else:
+            self.data = fresh
         self._write()
 
     def _write(self):
@@ -27,12 +36,18 @@ class RunRecord:
 
     def update(self, **fields):
         self.data.update(fields)
-        if fields.get("status") in ("completed", "failed"):
+        if fields.get("status") in ("completed", "failed", "interrupted", "diverged"):
             self.data["finished_at"] = _now()
         self._write()
         return dict(self.data)
 
     def failed(self, err):
+        if isinstance(err, (Interrupted, KeyboardInterrupt)):
+            status = "interrupted"
+        else:
+            status = "diverged" if isinstance(err, Diverged) else "failed"
         message = str(err) if isinstance(err, RunnerError) else f"{type(err).__name__}: {err}"
-        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
-        self.update(status=status, error=message or type(err).__name__)
+        try:
+            self.update(status=status, error=message or type(err).__name__)
+        except RunnerError:
+            pass  # the disk refused even this; the error itself still reaches the user

@@ -4,12 +4,13 @@
     runner train model=mlp dataset=sum_pairs       # the tutorials' regression
     runner train -m optimizer.lr=0.1,0.01,0.001    # one run directory per job
 
+    runner train resume=outputs/2026-11-22/10-31-07 # continue a stopped run (runner/resume.py)
+
 A job reads in four steps: check the config, set up (device, data, model, optimizer),
-fit (the loop below), finish (test best.pt, plot, summary.json).
+fit (runner/loop.py), finish (test best.pt, plot, summary.json).
 """
 
 import contextlib
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,19 +24,13 @@ from runner.checkpoint import TrainState, restore_model, save, seed_all
 from runner.config import check_config
 from runner.console import RunConsole, config_tree, model_table, results_table
 from runner.data import build_data, make_batches, train_transform
-from runner.errors import RunnerError
-from runner.files import MetricsCSV
-from runner.distributed import all_sum
+from runner.errors import Interrupted, RunnerError
+from runner.files import MetricsCSV, truncate_metrics
+from runner.loop import Data, fit
 from runner.metrics import TASKS, evaluate
+from runner.resume import load_resume, resumable
+from runner.signals import StopSignals
 from runner.summary import RunRecord
-
-
-@dataclass
-class Data:
-    train: object  # data.Batches or loader.LoaderBatches
-    val: object
-    test: object
-    num_classes: int
 
 
 @dataclass
@@ -99,84 +94,6 @@ def monitor_of(trainer_cfg, task):
     return monitor, mode
 
 
-def fit(state, net, data, task, precision, trainer_cfg, run_dir, console, on_first_step):
-    """The training loop: one epoch per pass, then evaluate, log and checkpoint.
-
-    `net` is the model as it runs (DDP, compiled or neither); `state.model` is what is saved.
-    `run_dir` is None on every process but the first under torchrun: they write nothing.
-    """
-    model, optimizer, scheduler, scaler = state.model, state.optimizer, state.scheduler, precision.scaler
-    monitor, mode = monitor_of(trainer_cfg, task)
-    device = next(model.parameters()).device
-    metrics_csv, rows = MetricsCSV(run_dir / "metrics.csv") if run_dir else None, []
-    while state.epoch < trainer_cfg.epochs:
-        epoch, lr = state.epoch + 1, optimizer.param_groups[0]["lr"]
-
-        # forward, backward, update
-        model.train()
-        start, loss_sum, seen = time.perf_counter(), torch.zeros((), device=device), 0
-        with console.progress() as bar:
-            progress = bar.add_task(f"epoch {epoch}/{trainer_cfg.epochs}", total=len(data.train), status="")
-            for i, (x, y) in enumerate(data.train):
-                with precision.autocast():
-                    loss = task.loss(net(x), y)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if trainer_cfg.grad_clip:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), trainer_cfg.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                state.step += 1
-                if state.step == 1:
-                    on_first_step()
-                loss_sum += loss.detach() * len(y)
-                seen += len(y)
-                if console.interactive and (i + 1) % trainer_cfg.log_every_n_steps == 0:
-                    rate = seen / (time.perf_counter() - start)
-                    bar.update(progress, completed=i + 1, status=f"loss {loss.item():.4f}  {rate:,.0f} samples/s")
-        seen_all = torch.tensor(float(seen), device=device)
-        all_sum(loss_sum, seen_all)  # over processes, under torchrun
-        seen = int(seen_all)  # the one host sync of the epoch
-        train_loss = float(loss_sum) / seen
-        train_time = time.perf_counter() - start
-        if not math.isfinite(train_loss):
-            raise RunnerError(
-                f"the training loss became {train_loss} in epoch {epoch} (learning rate {lr:g}): training diverged. "
-                f"Lower optimizer.lr (e.g. optimizer.lr={lr / 10:g}) or set trainer.grad_clip=1.0."
-            )
-        if scheduler is not None:
-            scheduler.step()
-        state.epoch = epoch
-
-        # evaluate
-        val, _ = evaluate(net, data.val, task, data.num_classes, precision)
-        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], f"val_{task.metric}": val[task.metric],
-               "lr": lr, "epoch_time_s": time.perf_counter() - start, "train_samples_per_s": seen / train_time}
-
-        # log and checkpoint: best.pt when the monitored metric improves, last.pt every epoch
-        rows.append(row)
-        if metrics_csv:
-            metrics_csv.append(row)
-        if monitor not in row:
-            raise RunnerError(f"trainer.monitor={monitor} is not a column of metrics.csv ({', '.join(row)}). Use one of the val_ columns.")
-        # ties on the metric (accuracy on a small validation split saturates) go to the lower val_loss
-        sign = 1 if mode == "min" else -1
-        key = (sign * row[monitor], row["val_loss"])
-        if state.best_metric is None or key < (sign * state.best_metric, state.best_val_loss):
-            state.best_metric, state.best_val_loss, state.best_epoch = row[monitor], row["val_loss"], epoch
-            if run_dir:
-                save(model.state_dict(), run_dir / "checkpoints" / "best.pt")
-        if run_dir:
-            save(state.state_dict(), run_dir / "checkpoints" / "last.pt")
-        console.print(
-            f"epoch {epoch:>3}/{trainer_cfg.epochs}  train_loss {train_loss:.4f}  val_loss {val['loss']:.4f}  "
-            f"val_{task.metric} {val[task.metric]:.4f}  lr {lr:.2g}  {row['train_samples_per_s']:,.0f} samples/s  "
-            f"{row['epoch_time_s']:.2f}s" + ("  *" if state.best_epoch == epoch else "")
-        )
-    return rows
-
-
 def test_best(model_cfg, data, task, run_dir, device, precision, channels_last):
     """Test metrics of best.pt, loaded from disk into a fresh model: the same path `runner eval` takes."""
     model = restore_model(model_cfg, run_dir / "checkpoints" / "best.pt", device, channels_last)
@@ -184,18 +101,44 @@ def test_best(model_cfg, data, task, run_dir, device, precision, channels_last):
     return metrics
 
 
-def train_job(cfg, run_dir):
-    """Run one training job in `run_dir` (Hydra's output directory) and return its summary.
+class RunFiles:
+    """What the loop writes into the run directory; nothing at all on the other processes of a torchrun job."""
+
+    def __init__(self, run_dir, write, monitor, mode):
+        self.run_dir, self.write, self.monitor, self.mode = run_dir, write, monitor, mode
+        self.metrics = MetricsCSV(run_dir / "metrics.csv")
+
+    def append_row(self, row):
+        if self.write:
+            self.metrics.append(row)
+
+    def save_best(self, model):
+        if self.write:
+            save(model.state_dict(), self.run_dir / "checkpoints" / "best.pt")
+
+    def save_last(self, state):
+        if self.write:
+            save(state.state_dict(), self.run_dir / "checkpoints" / "last.pt")
+
+
+def train_job(cfg, run_dir, overrides=()):
+    """Run (or resume) one training job in `run_dir` (Hydra's output directory) and return its summary.
 
     Under torchrun every process runs this, with rank 0's `run_dir`; only rank 0 writes.
+    `overrides` are the command line's, applied on top of a resumed run's own config.
     """
     run_dir, rank = Path(run_dir), distributed.current()
+    resume = None
+    if cfg.get("resume") or resumable(run_dir):  # a requeued job (SLURM) finds its own run directory
+        cfg, resume, earlier_rows = load_resume(cfg.get("resume") or run_dir, cfg, overrides)  # checks; writes nothing
+        check_config(cfg)  # before the run directory is touched
     console = RunConsole(run_dir / "train.log" if rank.main else None, quiet=not rank.main)
-    record = RunRecord(run_dir / "summary.json" if rank.main else None, kind="train")
+    record = RunRecord(run_dir / "summary.json" if rank.main else None, kind="train", resume=resume is not None)
     try:
         check_config(cfg)
         task = TASKS[cfg.dataset.task]
-        console.print(f"[bold]runner train[/]  {cfg.dataset.name} x {cfg.model._target_.rsplit('.', 1)[-1]}  ->  {run_dir}")
+        verb = f"resuming from epoch {resume['epoch']}, step {resume['step']}" if resume else "->"
+        console.print(f"[bold]runner train[/]  {cfg.dataset.name} x {cfg.model._target_.rsplit('.', 1)[-1]}  {verb}  {run_dir}")
         console.detail(config_tree(OmegaConf.to_container(cfg, resolve=True)))
 
         configure_torch(cfg.trainer)
@@ -213,7 +156,13 @@ def train_job(cfg, run_dir):
         console.detail(model_table(cfg.model._target_, layers, params, trainable))
         optimizer = build_optimizer(cfg.optimizer, model.parameters())
         scheduler = build_scheduler(cfg.scheduler, optimizer)
-        state = TrainState(model, optimizer, scheduler, data.train.generator, plain(cfg))
+        state = TrainState(model, optimizer, scheduler, precision.scaler, data.train.indices, plain(cfg))
+        rows = []
+        if resume:
+            state.load_state_dict(resume)  # weights, optimizer, scheduler, counters, every RNG, the data order
+            if rank.main:
+                truncate_metrics(run_dir / "metrics.csv", state.epoch)
+            rows = earlier_rows
         net = distributed.wrap(model, device)
         net = torch.compile(net) if cfg.trainer.compile else net
         monitor, mode = monitor_of(cfg.trainer, task)
@@ -222,10 +171,16 @@ def train_job(cfg, run_dir):
                       samples={"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)})
         console.print(f"{device}  {params:,} parameters  {len(splits.train)}/{len(splits.val)}/{len(splits.test)} train/val/test samples")
 
-        setup_s = record.elapsed()
-        first_step = {}
-        rows = fit(state, net, data, task, precision, cfg.trainer, run_dir if rank.main else None, console,
-                   on_first_step=lambda: first_step.setdefault("at", time.time()))
+        setup_s, timings = record.elapsed(), {}
+        with StopSignals() as stop:
+            try:
+                files = RunFiles(run_dir, rank.main, monitor, mode)
+                rows += fit(state, net, data, task, precision, cfg.trainer, files, console, stop, timings)
+            except Interrupted as err:
+                record.update(epochs=state.epoch, steps=state.step)
+                raise Interrupted(f"{err}. Continue it with: runner train resume={run_dir}") from None
+            finally:
+                stop.hand_on()  # under submitit, its own SIGUSR2 handler requeues the job now that last.pt is saved
         train_s = record.elapsed() - setup_s
         in_sync = distributed.in_sync(model)  # DDP's promise, checked: every process ends with the same weights
         distributed.barrier()  # best.pt is on disk before any process reads it
@@ -233,13 +188,13 @@ def train_job(cfg, run_dir):
         if rank.main:
             plots.loss_curve(rows, task.metric, run_dir / "loss_curve.png")
 
-        best_row = rows[state.best_epoch - 1] if state.best_epoch <= len(rows) else rows[-1]
+        best_row = next(r for r in rows if int(r["epoch"]) == state.best_epoch)
         summary = record.update(
             status="completed", epochs=state.epoch, steps=state.step,
             best={"epoch": state.best_epoch, **{k: v for k, v in best_row.items() if k.startswith("val_")}},
             final=rows[-1], test={f"test_{k}": v for k, v in test.items()}, ranks_in_sync=in_sync,
             timings={"setup_s": setup_s, "train_s": train_s, "total_s": record.elapsed(),
-                     "first_step_at": first_step.get("at")},  # unix time, for the benchmark's start-up figure
+                     "first_step_at": timings.get("first_step_at")},  # unix time, for the benchmark's start-up figure
         )
         console.print(results_table(
             "results",

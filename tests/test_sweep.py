@@ -45,6 +45,7 @@ def test_sweep_summary_ranks_jobs_and_a_failed_job_does_not_stop_the_others(tmp_
     assert times == sorted(times)
 
 
+@pytest.mark.slow
 def test_report_compares_runs_started_separately(tmp_path):
     for lr in ("0.003", "0.0003"):
         runner("train", *QUICK, f"optimizer.lr={lr}", cwd=tmp_path)
@@ -56,6 +57,7 @@ def test_report_compares_runs_started_separately(tmp_path):
     assert proc.returncode == 2 and "no training runs" in proc.stderr
 
 
+@pytest.mark.slow
 def test_parallel_launcher_shares_the_cores(tmp_path):
     runner("train", "-m", "hydra/launcher=parallel", "optimizer.lr=0.003,0.001", *QUICK, cwd=tmp_path)
     jobs = sorted(p.parent for p in sweep_dir(tmp_path).glob("*/summary.json"))

@@ -52,7 +52,7 @@ def test_cifar10_trains_evaluates_and_caches_the_decoded_tensor(tmp_path):
     assert cache.exists()  # a failed rebuild leaves the old cache alone
 
 
-@pytest.mark.parametrize("dataset,folder", [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+@pytest.mark.parametrize("dataset,folder", [("mnist", "MNIST"), pytest.param("fashion_mnist", "FashionMNIST", marks=pytest.mark.slow)])
 def test_mnist_family_reads_idx_files(tmp_path, dataset, folder):
     write_mnist(tmp_path / "data", folder=folder)
     runner("train", f"dataset={dataset}", *SMALL_CNN, "trainer.epochs=10", "optimizer.lr=0.01", cwd=tmp_path)
@@ -61,8 +61,10 @@ def test_mnist_family_reads_idx_files(tmp_path, dataset, folder):
     assert info["test"]["test_accuracy"] >= 0.5
 
 
-@pytest.mark.parametrize("download", ["true", "false"])
-@pytest.mark.parametrize("dataset,expected", [("cifar10", "data_batch_1"), ("mnist", "train-images-idx3-ubyte")])
+@pytest.mark.parametrize("dataset,expected,download", [
+    ("cifar10", "data_batch_1", "true"), ("mnist", "train-images-idx3-ubyte", "true"),
+    pytest.param("cifar10", "data_batch_1", "false", marks=pytest.mark.slow),
+])
 def test_missing_files_offline_name_the_directory_and_files_and_leave_nothing(tmp_path, dataset, expected, download):
     proc = runner("train", f"dataset={dataset}", f"dataset.download={download}", cwd=tmp_path, check=False)
     reason = "could not be downloaded" if download == "true" else "dataset.download=false"
@@ -89,6 +91,7 @@ def test_image_folder_trains_in_memory_or_streamed(tmp_path, in_memory):
     assert (tmp_path / "pets" / "runner-cache").exists() == (in_memory == "auto")
 
 
+@pytest.mark.slow
 def test_image_folder_streams_when_it_does_not_fit(tmp_path):
     write_image_folder(tmp_path / "pets", per_class=10)
     runner("train", "dataset=imagefolder", "dataset.root=pets", "dataset.input_shape=[3,16,16]",
@@ -102,18 +105,11 @@ def _one_class(root):
     write_image_folder(root, classes=("cat",))
 
 
-def _unreadable(root):
-    write_image_folder(root)
-    (root / "dog" / "broken.jpg").write_text("not an image")
-
-
 @pytest.mark.parametrize("make,phrases", [
-    (lambda root: root.mkdir(), ["has no class folders", "at least two"]),
     (_one_class, ["only the class folder 'cat'"]),
     (lambda root: [(root / c).mkdir(parents=True) for c in ("a", "b")], ["no images in them"]),
-    (_unreadable, ["cannot read image", "broken.jpg"]),
     (lambda root: None, ["is not a directory"]),
-], ids=["empty", "one class", "no images", "unreadable image", "missing"])
+], ids=["one class", "no images", "missing"])
 def test_bad_image_folders(tmp_path, make, phrases):
     make(tmp_path / "pets")
     proc = runner("train", "dataset=imagefolder", "dataset.root=pets", "dataset.workers=0", cwd=tmp_path, check=False)

@@ -1,0 +1,113 @@
+"""The bad-input matrix: each bad command gives its message and exit status, and changes nothing that existed.
+
+Every row runs in a directory holding a completed run, a user config folder, data and an
+image folder. Before and after the command, every file there is hashed: a bad command may
+add a failed run directory of its own under outputs/, but may not change or remove any
+file that was there, and may not leave a checkpoint behind.
+"""
+
+import hashlib
+import os
+import resource
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import SITECUSTOM, runner
+from formats import write_image_folder
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def hostile(run):
+    torch.save({"model": Evil()}, run / "checkpoints" / "last.pt")
+
+
+def corrupt_image(root):
+    write_image_folder(root)
+    (root / "cat" / "000.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+
+
+ROWS = [
+    # (id, command args (RUN = the completed run's directory), phrase in the message, exit status, setup)
+    ("wrong type", ["train", "trainer.epochs=ten"], "trainer.epochs must be an integer >= 1, got 'ten'", 1, None),
+    ("lr zero", ["train", "optimizer.lr=0"], "optimizer.lr must be a number > 0", 1, None),
+    ("negative batch", ["train", "trainer.batch_size=-1"], "trainer.batch_size must be an integer >= 1", 1, None),
+    ("unknown key", ["train", "optimizer.lrr=0.1"], "Could not override 'optimizer.lrr'", 1, None),
+    ("unknown option", ["train", "model=cnnn"], "Could not find 'model/cnnn'", 1, None),
+    ("yaml syntax", ["train", "--config-dir", "mine", "model=broken"], "broken.yaml is not valid YAML at line 2", 1,
+     lambda w: (w / "mine" / "model").mkdir(parents=True) or (w / "mine" / "model" / "broken.yaml").write_text("a: 1\n  b: [2\n")),
+    ("target import", ["train", "model._target_=no_such_module.Net"], "'no_such_module.Net' cannot be imported", 1, None),
+    ("missing data files", ["train", "dataset=mnist", "dataset.download=false"], "downloading is off", 1, None),
+    ("empty image folder", ["train", "dataset=imagefolder", "dataset.root=empty"], "has no class folders", 1,
+     lambda w: (w / "empty").mkdir()),
+    ("corrupt image", ["train", "dataset=imagefolder", "dataset.root=pets", "dataset.workers=0"], "cannot read image", 1,
+     lambda w: corrupt_image(w / "pets")),
+    ("batch over dataset", ["train", "trainer.batch_size=5000"], "larger than the training split", 1, None),
+    ("output not writable", ["train", "hydra.run.dir=afile/run"], "cannot write runs to afile/run", 1,
+     lambda w: (w / "afile").write_text("a file, not a directory")),
+    ("disk full", ["train", "trainer.epochs=1"], "the disk may be full or a file-size limit reached", 1, "fsize"),
+    ("ckpt truncated", ["eval", "ckpt=RUN/checkpoints/best.pt"], "truncated, corrupted", 1, "truncate"),
+    ("ckpt not a checkpoint", ["eval", "ckpt=notes.pt"], "truncated, corrupted or not a PyTorch checkpoint", 1,
+     lambda w: (w / "notes.pt").write_text("not a checkpoint")),
+    ("ckpt pickled callable", ["train", "resume=RUN", "trainer.epochs=20"], "was refused", 1, "hostile"),
+    ("ckpt other model", ["eval", "ckpt=RUN", "model=mlp"], "do not fit the model MLP", 1, None),
+    ("ckpt names nothing", ["eval", "ckpt=nowhere"], "names nothing", 1, None),
+    ("resume completed", ["train", "resume=RUN"], "already completed its 2 epochs", 1, None),
+    ("resume other model", ["train", "resume=RUN", "model.channels=[8,8]"], "change the model's shape", 1, None),
+    ("resume other data", ["train", "resume=RUN", "dataset=fake"], "would change the data the run trains on", 1, None),
+    ("resume nothing", ["train", "resume=nowhere"], "resume=nowhere names nothing", 1, None),
+    ("resume no checkpoint", ["train", "resume=afolder"], "has no checkpoints/last.pt", 1, lambda w: (w / "afolder").mkdir()),
+]
+
+
+@pytest.fixture(scope="module")
+def completed_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("done")
+    runner("train", "trainer.epochs=2", "model.channels=[8,16]", cwd=cwd)
+    (run,) = [p.parent for p in cwd.glob("outputs/*/*/summary.json")]
+    return run
+
+
+def digest(root):
+    return {p.relative_to(root): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+
+
+def limit_file_size():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))  # checkpoints of this model are larger
+
+
+@pytest.mark.parametrize(("args", "phrase", "status", "setup"), [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
+def test_bad_input(tmp_path, completed_run, args, phrase, status, setup):
+    run = tmp_path / "run"
+    shutil.copytree(completed_run, run)
+    if setup == "hostile":
+        hostile(run)
+    elif setup == "truncate":
+        best = run / "checkpoints" / "best.pt"
+        best.write_bytes(best.read_bytes()[:1000])
+    elif callable(setup):
+        setup(tmp_path)
+    before = digest(tmp_path)
+    args = [a.replace("RUN", str(run)) for a in args]
+    if setup == "fsize":
+        env = {**os.environ, "PYTHONPATH": str(SITECUSTOM)}
+        env.pop("HYDRA_FULL_ERROR", None)
+        proc = subprocess.run([sys.executable, "-m", "runner", *args], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, preexec_fn=limit_file_size, timeout=300)
+    else:
+        proc = runner(*args, cwd=tmp_path, check=False)
+    message = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == status, message
+    assert phrase in message, message
+    assert "Traceback" not in proc.stderr and "this must never run" not in message
+    after = digest(tmp_path)
+    assert {k: v for k, v in after.items() if k in before} == before  # nothing that existed has changed
+    new = [k for k in after if k not in before]
+    assert all(k.parts[0] == "outputs" and k.suffix != ".pt" for k in new), new  # only a failed run's own record
