@@ -42,6 +42,9 @@ class LoaderBatches:
         self.loader = torch.utils.data.DataLoader(
             ImageFiles(split.samples, split.shape), batch_sampler=self.indices, num_workers=split.workers,
             pin_memory=device.type == "cuda", persistent_workers=split.workers > 0,
+            # a generator of its own: without one, every pass draws its workers' base seed from torch's
+            # global RNG, which dropout also draws from, and a resumed epoch would draw it twice
+            generator=torch.Generator().manual_seed(0),
         )
 
     def __len__(self):

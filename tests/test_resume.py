@@ -2,6 +2,7 @@
 
 import csv
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -78,7 +79,7 @@ def _interrupt_and_resume(tmp_path, sig, args):
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_saves_mid_epoch_and_resume_is_exact(tmp_path, sig):
-    _interrupt_and_resume(tmp_path, sig, [*FAST, "trainer.epochs=60", "trainer.checkpoint_every_n_steps=3"])
+    _interrupt_and_resume(tmp_path, sig, [*FAST, "trainer.epochs=12", "trainer.checkpoint_every_n_steps=3"])
 
 
 @pytest.mark.slow
@@ -86,28 +87,27 @@ def test_dataloader_path_resumes_exactly_mid_epoch(tmp_path):
     write_image_folder(tmp_path / "pets", per_class=40, size=(12, 12))
     args = ["dataset=imagefolder", "dataset.root=pets", "dataset.in_memory=false", "dataset.workers=0",
             "dataset.input_shape=[3,12,12]", "dataset.augment.crop_padding=2", *FAST, "trainer.batch_size=8",
-            "trainer.epochs=40", "trainer.checkpoint_every_n_steps=2"]
+            "trainer.epochs=12", "trainer.checkpoint_every_n_steps=2"]
     _interrupt_and_resume(tmp_path, signal.SIGINT, args)
 
 
 @pytest.mark.slow
 def test_kill_9_at_random_moments_always_leaves_a_loadable_checkpoint(tmp_path):
     rng = random.Random(0)
-    loaded = 0
     for i in range(20):
         work = tmp_path / str(i)
         work.mkdir()
         proc = _start(work, *FAST, "trainer.epochs=50", "trainer.checkpoint_every_n_steps=1")
-        time.sleep(rng.uniform(2.5, 6.0))  # start-up takes ~2.5 s; after that last.pt is rewritten every step
+        deadline = time.time() + 120
+        while not list(work.glob("outputs/*/*/checkpoints/last.pt")) and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0, 1.5))  # last.pt is being rewritten every step now
         proc.kill()
         proc.wait()
-        for last in work.glob("outputs/*/*/checkpoints/last.pt"):
-            state = safe_load(last)  # never a torn file
-            assert state["step"] >= 1
-            loaded += 1
-        for left in work.glob("outputs/*/*/checkpoints/.*.tmp"):
-            left.unlink()  # a temporary file may be left by the kill; the checkpoint itself never is torn
-    assert loaded >= 15  # most kills land after the first checkpoint
+        (last,) = work.glob("outputs/*/*/checkpoints/last.pt")
+        state = safe_load(last)  # never a torn file
+        assert state["step"] >= 1 and set(state["model"]) == set(load(last)["model"])
+        shutil.rmtree(work)  # and the next kill starts clean
 
 
 def test_divergence_stops_keeps_the_last_good_checkpoint_and_says_where(tmp_path):
