@@ -66,7 +66,7 @@ def _task(cfg):
             raise  # a bug, not bad input: Hydra shows the traceback
         else:
             traceback.print_exc()
-        return {"status": "failed", "error": str(err) or type(err).__name__}
+        return _job_result({"status": "failed", "error": str(err) or type(err).__name__}, hydra_cfg)
 
 
 def _preflight(args):
@@ -117,8 +117,10 @@ def _share_cores(cfg, hydra_cfg):
     """Jobs launched side by side (joblib's n_jobs, submitit's cpus_per_task) split the cores between them."""
     from omegaconf import open_dict
 
+    from hydra.types import RunMode
+
     launcher = hydra_cfg.get("launcher") or {}
-    if cfg.trainer.get("num_threads") or hydra_cfg.mode is None or str(hydra_cfg.mode) != "RunMode.MULTIRUN":
+    if cfg.trainer.get("num_threads") or hydra_cfg.mode != RunMode.MULTIRUN:
         return
     threads = launcher.get("cpus_per_task")
     n_jobs = launcher.get("n_jobs")
