@@ -177,7 +177,7 @@ def main():
     latency = help_latency(args.repeats)
 
     print()
-    print(f"| case | batch | steps/window | runner (samples/s) | minimal loop | tutorial pipeline | runner / minimal | runner / tutorial | start to first step |")
+    print("| case | batch | steps/window | runner (samples/s) | minimal loop | tutorial pipeline | runner / minimal | runner / tutorial | start to first step |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, batch, steps, r, m, t, first in rows:
         print(f"| {name} | {batch} | {steps} | {r:,.0f} | {m:,.0f} | {t:,.0f} | {r / m:.2f} | {r / t:.2f} | {first:.1f} s |")

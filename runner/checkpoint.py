@@ -43,13 +43,9 @@ def safe_load(path):
             f"If the file is yours, re-save it as torch.save(model.state_dict(), path)."
         )
     raise RunnerError(
-        f"checkpoint {path} cannot be read: it is truncated, corrupted or not a PyTorch checkpoint ({_first_line_of(detail)}). "
+        f"checkpoint {path} cannot be read: it is truncated, corrupted or not a PyTorch checkpoint ({detail[:160]}). "
         f"Use another checkpoint (checkpoints/best.pt or last.pt of a completed run) or retrain."
     )
-
-
-def _first_line_of(text):
-    return text[:160]
 
 
 def _first_line(err):

@@ -158,7 +158,7 @@ class Batches:
     """Iterate (inputs, targets) over an in-memory `split`, one index-select per batch."""
 
     def __init__(self, split, batch_size, transform, shuffle=False, generator=None, rank=0, world=1):
-        self.split, self.transform, self.generator = split, transform, generator
+        self.split, self.transform = split, transform
         self.indices = BatchIndices(len(split), batch_size, shuffle, generator, rank, world)
 
     def __len__(self):

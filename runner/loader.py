@@ -8,8 +8,7 @@ normalisation still run batched on the device, exactly as for in-memory data.
 import torch
 
 from runner.data import BatchIndices
-from runner.errors import RunnerError
-from runner.vision import ImageFiles, decode_images
+from runner.vision import ImageFiles, decode_images, raise_unreadable
 
 
 class FileSplit:
@@ -37,7 +36,7 @@ class LoaderBatches:
     """Like data.Batches, over a FileSplit: yields device tensors, transformed, one batch at a time."""
 
     def __init__(self, split, batch_size, transform, device, shuffle=False, generator=None, rank=0, world=1):
-        self.split, self.transform, self.device, self.generator = split, transform, device, generator
+        self.split, self.transform, self.device = split, transform, device
         self.indices = BatchIndices(len(split), batch_size, shuffle, generator, rank, world)
         self.loader = torch.utils.data.DataLoader(
             ImageFiles(split.samples, split.shape), batch_sampler=self.indices, num_workers=split.workers,
@@ -52,8 +51,6 @@ class LoaderBatches:
 
     def __iter__(self):
         for images, labels, errors in self.loader:
-            bad = [e for e in errors if e]
-            if bad:
-                raise RunnerError(f"cannot read image {bad[0]}. Remove or replace the file.")
+            raise_unreadable(errors)
             x = images.to(self.device, non_blocking=True)
             yield self.transform(x), labels.to(self.device, non_blocking=True)

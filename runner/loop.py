@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import torch
 
-from runner.checkpoint import save
 from runner.distributed import all_sum
 from runner.errors import Diverged, Interrupted, RunnerError
 from runner.metrics import evaluate

@@ -11,7 +11,6 @@ fit (runner/loop.py), finish (test best.pt, plot, summary.json).
 """
 
 import contextlib
-import time
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -190,15 +190,20 @@ def _samples(folder, classes):
     return samples
 
 
+def raise_unreadable(errors):
+    """ImageFiles reports a file it cannot read as a message; the main process raises it, naming the file."""
+    bad = [e for e in errors if e]
+    if bad:
+        raise RunnerError(f"cannot read image {bad[0]}. Remove or replace the file (and any other unreadable ones).")
+
+
 def decode_images(samples, shape, workers):
     """All `samples` decoded into one uint8 tensor, in parallel worker processes."""
     x = torch.empty((len(samples), *shape), dtype=torch.uint8)
     loader = torch.utils.data.DataLoader(ImageFiles(samples, shape), batch_size=256, num_workers=workers)
     i = 0
     for images, _, errors in loader:
-        bad = [e for e in errors if e]
-        if bad:
-            raise RunnerError(f"cannot read image {bad[0]}. Remove or replace the file (and any other unreadable ones).")
+        raise_unreadable(errors)
         x[i : i + len(images)] = images
         i += len(images)
     return x

@@ -28,6 +28,15 @@ def runner(*args, cwd, check=True, env=None):
     return proc
 
 
+def assert_clean_failure(proc, *phrases):
+    """A bad input: non-zero exit, every phrase in the message, no traceback."""
+    assert proc.returncode != 0
+    message = " ".join((proc.stdout + proc.stderr).split())
+    for phrase in phrases:
+        assert " ".join(phrase.split()) in message, message
+    assert "Traceback" not in proc.stderr
+
+
 def run_dirs(root):
     """Training run directories under root/outputs, oldest first."""
     return sorted(p.parent for p in Path(root, "outputs").glob("*/*/summary.json") if p.parent.parent.name != "eval")

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from conftest import runner
+from conftest import assert_clean_failure, runner
 
 TRAIN_CASES = [
     # (overrides, a phrase the message must contain)
@@ -20,13 +20,6 @@ TRAIN_CASES = [
     (["+model.widht=3"], "model.widht is not an argument of runner.models.CNN"),
     (["model=mlp", "model.num_outputs=3"], "returns outputs of shape [3] per sample"),
 ]
-
-
-def assert_clean_failure(proc, phrase):
-    assert proc.returncode != 0
-    message = " ".join((proc.stdout + proc.stderr).split())
-    assert " ".join(phrase.split()) in message, message
-    assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize(("overrides", "phrase"), TRAIN_CASES, ids=[" ".join(c[0]) for c in TRAIN_CASES])

@@ -6,18 +6,10 @@ import shutil
 
 import pytest
 
-from conftest import run_dirs, runner, summary
+from conftest import assert_clean_failure, run_dirs, runner, summary
 from formats import CIFAR_CLASSES, write_cifar10, write_image_folder, write_mnist
 
 SMALL_CNN = ["model=cnn", "model.channels=[8,16]", "trainer.batch_size=32"]
-
-
-def assert_clean_failure(proc, *phrases):
-    assert proc.returncode != 0
-    message = " ".join((proc.stdout + proc.stderr).split())
-    for phrase in phrases:
-        assert phrase in message, message
-    assert "Traceback" not in proc.stderr
 
 
 def test_cifar10_trains_evaluates_and_caches_the_decoded_tensor(tmp_path):
