@@ -12,7 +12,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from runner import plots
-from runner.build import build_model, resolve_device, summarize
+from runner.build import resolve_device, summarize
 from runner.checkpoint import find_checkpoint, restore_model
 from runner.config import apply_overrides, check_config
 from runner.console import RunConsole, results_table
@@ -48,8 +48,8 @@ def eval_job(cfg, run_dir, overrides):
         channels_last = use_channels_last(run_cfg.trainer.channels_last, run_cfg.dataset.input_shape, device)
         splits, normalize = build_data(run_cfg.dataset, device)
         normalize.channels_last = channels_last
-        summarize(build_model(run_cfg.model), run_cfg.dataset.input_shape, run_cfg.dataset.num_classes, "cpu")
         model = restore_model(run_cfg.model, weights, device, channels_last)
+        summarize(model, run_cfg.dataset.input_shape, run_cfg.dataset.num_classes, device)  # can it take this data?
 
         test = make_batches(splits.test, run_cfg.trainer.eval_batch_size, normalize, device)
         metrics, confusion = evaluate(model, test, task, run_cfg.dataset.num_classes, Precision.of(run_cfg.trainer.precision, device))

@@ -20,11 +20,9 @@ class FileSplit:
     def __len__(self):
         return len(self.samples)
 
-    def split_off(self, fraction, seed):
-        order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed)).tolist()
-        n_out = max(1, round(fraction * len(self)))
-        pick = lambda idx: FileSplit([self.samples[i] for i in idx], self.shape, self.workers)  # noqa: E731
-        return pick(order[n_out:]), pick(order[:n_out])
+    def subset(self, index):
+        """The samples at `index` (a tensor of positions), so datasets.holdout splits a FileSplit as it splits a Split."""
+        return FileSplit([self.samples[i] for i in index.tolist()], self.shape, self.workers)
 
     def sample_tensor(self, n, seed):
         """Up to `n` decoded images (for normalisation statistics)."""

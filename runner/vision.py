@@ -229,31 +229,28 @@ def imagefolder(*, name, task, input_shape, num_classes, root, val_fraction, tes
     n_images = sum(len(s) for s in parts.values())
     if in_memory == "auto":
         in_memory = n_images * torch.Size(shape).numel() <= memory_limit_gb * 2**30
-    if not in_memory:
+    if in_memory:
+        all_files = [Path(p) for s in parts.values() for p, _ in s]
+
+        def decode():
+            out = {"classes": classes}
+            for part, samples in parts.items():
+                out[f"{part}_x"] = decode_images(samples, shape, workers)
+                out[f"{part}_y"] = torch.tensor([label for _, label in samples], dtype=torch.long)
+            return out
+
+        data = cached(root / "runner-cache" / f"{name}-{fingerprint(all_files, shape)}.pt", decode)
+        splits = {part: Split(data[f"{part}_x"], data[f"{part}_y"]) for part in parts}
+    else:
         from runner.loader import FileSplit
 
-        splits = {p: FileSplit(s, shape, workers) for p, s in parts.items()}
-        rest, splits["test"] = splits["train"].split_off(test_fraction, split_seed) if "test" not in splits else (splits["train"], splits["test"])
-        rest, val = rest.split_off(val_fraction, split_seed + 1) if "val" not in splits else (rest, splits["val"])
-        return Splits(rest, val, splits["test"], class_names=classes)
-
-    all_files = [Path(p) for s in parts.values() for p, _ in s]
-
-    def decode():
-        out = {"classes": classes}
-        for part, samples in parts.items():
-            out[f"{part}_x"] = decode_images(samples, shape, workers)
-            out[f"{part}_y"] = torch.tensor([label for _, label in samples], dtype=torch.long)
-        return out
-
-    data = cached(root / "runner-cache" / f"{name}-{fingerprint(all_files, shape)}.pt", decode)
-    train = Split(data["train_x"], data["train_y"])
-    test = Split(data["test_x"], data["test_y"]) if "test_x" in data else None
+        splits = {part: FileSplit(samples, shape, workers) for part, samples in parts.items()}
+    train = splits["train"]
+    test = splits.get("test")
     if test is None:
         train, test = holdout(train, test_fraction, split_seed)
-    if "val_x" in data:
-        val = Split(data["val_x"], data["val_y"])
-    else:
+    val = splits.get("val")
+    if val is None:
         train, val = holdout(train, val_fraction, split_seed + 1)
     return Splits(train, val, test, class_names=classes)
 
