@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from runner.datasets import digits
+from runner.data.toy import digits
 from runner.models import CNN, LeNet, resnet18
 
 SGD = dict(lr=0.05, momentum=0.9, weight_decay=5e-4)  # configs/optimizer/sgd.yaml

@@ -1,11 +1,22 @@
-"""Builders: each takes the piece of config it needs and returns one part of a training job."""
+"""Builders: each takes the piece of config it needs and returns one part of a training job.
+
+    build_model(cfg.model)                          the nn.Module its `_target_` names
+    build_optimizer(cfg.optimizer, params)          build_scheduler(cfg.scheduler, optimizer)
+    build_data(cfg.dataset, device)                 the dataset's splits and its normaliser
+    make_batches(split, batch_size, transform, device, ...)   what a loop iterates over
+"""
 
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import OmegaConf
 
+from runner.data.batches import Batches, Normalizer
+from runner.data.splits import Split
+from runner.data.stream import LoaderBatches
 from runner.errors import RunnerError
+
+PIPELINE_KEYS = ("augment",)  # dataset keys read by the batches, not passed to the dataset function
 
 
 def instantiate(cfg, **kwargs):
@@ -16,20 +27,6 @@ def instantiate(cfg, **kwargs):
         if isinstance(err.__cause__, RunnerError):
             raise err.__cause__ from None
         raise
-
-
-def resolve_device(name, local_rank=0):
-    """`auto` means cuda, then mps, then cpu; an explicit device must exist. Under torchrun, cuda is cuda:LOCAL_RANK."""
-    mps = getattr(torch.backends, "mps", None)
-    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": bool(mps and mps.is_available())}
-    if name == "auto":
-        name = next(d for d in ("cuda", "mps", "cpu") if available[d])
-    if not available.get(name.split(":")[0], False):
-        present = ", ".join(d for d, ok in available.items() if ok)
-        raise RunnerError(f"device={name} is not available on this machine (available: {present}). Use device=auto or device=cpu.")
-    if name == "cuda":
-        name = f"cuda:{local_rank}"
-    return torch.device(name)
 
 
 def build_model(model_cfg):
@@ -45,6 +42,32 @@ def build_scheduler(scheduler_cfg, optimizer):
     if scheduler_cfg.get("_target_") is None:
         return None
     return instantiate(scheduler_cfg, _convert_="all")(optimizer)
+
+
+def build_data(dataset_cfg, device):
+    """The dataset's splits (in-memory ones moved to `device`) and its normaliser."""
+    args = OmegaConf.masked_copy(dataset_cfg, [k for k in dataset_cfg if k not in PIPELINE_KEYS])
+    splits = instantiate(args, _convert_="all")
+    expected = tuple(dataset_cfg.input_shape)
+    for name in ("train", "val", "test"):
+        split = getattr(splits, name)
+        if not isinstance(split, Split):
+            continue  # streamed from files (runner/data/stream.py), already of the configured shape
+        if tuple(split.x.shape[1:]) != expected:
+            raise RunnerError(
+                f"dataset {dataset_cfg.name}: its {name} split has samples of shape {list(split.x.shape[1:])}, "
+                f"but its config says input_shape: {list(expected)}. Set dataset.input_shape to match the data."
+            )
+        setattr(splits, name, split.to(device))
+    sample = splits.train.x if isinstance(splits.train, Split) else splits.train.sample_tensor(1024, 0).to(device)
+    return splits, Normalizer.fit(sample)
+
+
+def make_batches(split, batch_size, transform, device, shuffle=False, generator=None, rank=0, world=1):
+    """Batches over an in-memory split, LoaderBatches over a streamed one; this rank's share of each."""
+    if isinstance(split, Split):
+        return Batches(split, batch_size, transform, shuffle, generator, rank, world)
+    return LoaderBatches(split, batch_size, transform, device, shuffle, generator, rank, world)
 
 
 def summarize(model, input_shape, num_outputs, device):

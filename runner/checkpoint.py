@@ -5,11 +5,10 @@
     checkpoints/best.pt  model.state_dict() at the best validation metric, as in the tutorials:
                          model.load_state_dict(torch.load(path, weights_only=True))
 
-Every load uses weights_only=True: a checkpoint can carry tensors and plain data, never code.
+Every load goes through serialization.safe_load (weights_only=True): tensors and plain data, never code.
 """
 
 import random
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,40 +16,25 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from runner.build import build_model
 from runner.errors import RunnerError
-from runner.files import atomic_write
+from runner.resolvers import register_resolvers
+from runner.serialization import safe_load
+
+# Dataset functions that moved into runner/data/: a run saved before the move names the old path.
+MOVED_TARGETS = {"runner.datasets.": "runner.data.toy.", "runner.vision.imagefolder": "runner.data.imagefolder.imagefolder",
+                 "runner.vision.": "runner.data.vision."}
 
 
-def save(obj, path):
-    atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def safe_load(path):
-    """torch.load(path, weights_only=True), with each way it can fail told as a RunnerError."""
-    path = Path(path)
-    if not path.is_file():
-        raise RunnerError(f"checkpoint {path} does not exist. Point ckpt= at a run directory or a .pt file it holds.")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch.load fails in many ways on a bad file; each says one of two things
-        detail = _first_line(err) + " " + " ".join(str(err).split())  # torch names a forbidden global further down
-    forbidden = re.search(r"GLOBAL ([\w.]+)", detail, flags=re.IGNORECASE)
-    if forbidden:
-        raise RunnerError(
-            f"checkpoint {path} was refused: it holds Python objects other than tensors and plain data "
-            f"(it names {forbidden.group(1)}), "
-            f"and loading those could run code. runner only loads with weights_only=True. "
-            f"If the file is yours, re-save it as torch.save(model.state_dict(), path)."
-        )
-    raise RunnerError(
-        f"checkpoint {path} cannot be read: it is truncated, corrupted or not a PyTorch checkpoint ({detail[:160]}). "
-        f"Use another checkpoint (checkpoints/best.pt or last.pt of a completed run) or retrain."
-    )
-
-
-def _first_line(err):
-    text = str(err).strip()
-    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+def run_config(saved):
+    """A run's saved config (a dict from last.pt, or a loaded .hydra/config.yaml) as an OmegaConf, with moved targets renamed."""
+    cfg = OmegaConf.create(saved) if isinstance(saved, dict) else saved
+    target = OmegaConf.select(cfg, "dataset._target_")
+    for old, new in MOVED_TARGETS.items():
+        if isinstance(target, str) and target.startswith(old):
+            OmegaConf.update(cfg, "dataset._target_", new + target[len(old):])
+            break
+    return cfg
 
 
 def mismatches(model, state_dict):
@@ -181,10 +165,10 @@ def find_checkpoint(ckpt):
         weights, run_dir = path, path.parent.parent if path.parent.name == "checkpoints" else path.parent
     config_file = run_dir / ".hydra" / "config.yaml"
     if config_file.is_file():
-        return weights, OmegaConf.load(config_file)
+        return weights, run_config(OmegaConf.load(config_file))
     state = safe_load(weights)
     if isinstance(state, dict) and isinstance(state.get("config"), dict):
-        return weights, OmegaConf.create(state["config"])
+        return weights, run_config(state["config"])
     raise RunnerError(
         f"cannot find the config of the run that wrote {weights}: no {config_file} and no config inside the file. "
         f"Pass the run directory itself, or a last.pt (it carries its config)."
@@ -200,8 +184,6 @@ def model_weights(state):
 
 def restore_model(model_cfg, weights, device, channels_last=False):
     """A fresh model from `model_cfg` with the weights of the file `weights`, on `device`, in eval mode."""
-    from runner.build import build_model
-
     model = build_model(model_cfg)
     load_weights(model, model_weights(safe_load(weights)), weights)
     return model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format).eval()
@@ -209,8 +191,6 @@ def restore_model(model_cfg, weights, device, channels_last=False):
 
 def load_model(path, device="cpu"):
     """The model of a run directory or a checkpoint file, weights loaded, in eval mode."""
-    from runner.cli import register_resolvers
-
     register_resolvers()  # a run's saved config may use runner's resolvers
     weights, cfg = find_checkpoint(path)
     return restore_model(cfg.model, weights, device)

@@ -41,17 +41,19 @@ def _task(cfg):
     hydra_cfg = HydraConfig.get()
     try:
         if hydra_cfg.job.config_name == "eval":
-            from runner.evaluate import eval_job
+            from runner.jobs.evaluate import eval_job
 
             user_overrides = list(hydra_cfg.overrides.task)[len(_selected):]
             return eval_job(cfg, hydra_cfg.runtime.output_dir, user_overrides)
         from runner import distributed
-        from runner.train import train_job
+        from runner.jobs.train import train_job
+        from runner.rundir import provenance
 
         _share_cores(cfg, hydra_cfg)
         run_dir = distributed.broadcast(hydra_cfg.runtime.output_dir)  # under torchrun: rank 0's, for every rank
         user_overrides = list(hydra_cfg.overrides.task)[len(_selected):]
-        return _job_result(train_job(cfg, run_dir, user_overrides), hydra_cfg)
+        record = provenance(cfg, HydraConfig.instance().cfg)
+        return _job_result(train_job(cfg, run_dir, user_overrides, record), hydra_cfg)
     except Exception as err:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
@@ -140,23 +142,6 @@ def _job_result(summary, hydra_cfg):
     return summary
 
 
-def register_resolvers():
-    from omegaconf import OmegaConf
-
-    from runner.files import unique_dir
-
-    # use_cache: resolved once per config, and Hydra copies the cache to every sweep job.
-    OmegaConf.register_new_resolver("unique_dir", unique_dir, use_cache=True, replace=True)
-    # imagefolder's num_classes: the number of class folders under dataset.root.
-    OmegaConf.register_new_resolver("count_classes", _count_classes, replace=True)
-
-
-def _count_classes(root):
-    from runner.vision import count_classes
-
-    return count_classes(root)
-
-
 def run_choices(args, groups):
     """`dataset=X model=Y ...` as the run named by `ckpt=` (or `resume=`) chose them.
 
@@ -213,16 +198,16 @@ def main(argv=None):
         return 1
     resume = next((a.split("=", 1)[1] for a in rest if a.startswith("resume=")), None) if command == "train" else None
     if resume:
-        if not (Path(resume) / "checkpoints" / "last.pt").is_file():
-            what = "names nothing" if not Path(resume).exists() else "has no checkpoints/last.pt"
-            print(f"error: resume={resume} {what}, so there is nothing to resume. Pass the directory of a runner "
-                  f"training run, e.g. resume=outputs/2026-11-22/10-31-07.", file=sys.stderr)
+        if not Path(resume).is_dir():  # Hydra would create it
+            print(f"error: resume={resume} names nothing: there is no such directory, so there is nothing to resume. Pass "
+                  f"the directory of a runner training run, e.g. resume=outputs/2026-11-22/10-31-07.", file=sys.stderr)
             return 1
-        # the run continues in its own directory, and Hydra leaves its .hydra/ as the run first wrote it
-        rest = [*rest, f"hydra.run.dir={resume}", "hydra.output_subdir=null"]
+        rest = [*rest, f"hydra.run.dir={resume}"]  # the run continues in its own directory (runner/rundir.py decides how)
     if command == "eval" or resume:
         _selected[:] = run_choices(rest, ("dataset", "model", "optimizer", "scheduler") if resume else ("dataset", "model"))
         rest = _selected + rest  # the user's own overrides come later and win
+    from runner.resolvers import register_resolvers
+
     register_resolvers()
     sys.argv = [f"runner {command}", *rest]  # Hydra reads sys.argv
     try:

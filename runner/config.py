@@ -13,7 +13,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import get_object
 from omegaconf import OmegaConf
 
-from runner.data import PIPELINE_KEYS
+from runner.build import PIPELINE_KEYS
 from runner.errors import RunnerError
 from runner.metrics import TASKS
 
@@ -82,6 +82,11 @@ def check_config(cfg, groups=("dataset", "model", "optimizer", "scheduler")):
             value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
         if not test(value):
             raise RunnerError(f"{key} must be {must_be}, got {value!r}. Type it as, for example, {example}.")
+    task = TASKS[cfg.dataset.task] if "dataset" in cfg and cfg.dataset.get("task") in TASKS else None
+    monitor = OmegaConf.select(cfg, "trainer.monitor")
+    if task and monitor and monitor not in ("val_loss", f"val_{task.metric}"):
+        raise RunnerError(f"trainer.monitor={monitor} is not a column this {cfg.dataset.task} run writes to metrics.csv. "
+                          f"Use trainer.monitor=val_loss or trainer.monitor=val_{task.metric} (or leave it null).")
     for group in groups:
         check_target(group, cfg[group])
 

@@ -2,7 +2,9 @@
 
 On a terminal: the config as a tree, the model summary, a live progress bar per epoch.
 Not on a terminal (CI, pipes): one line per epoch and the closing table, so logs stay readable.
-The log file always gets the full record, as plain text.
+The log file always gets the full record, as plain text. What is printed before a log file
+is attached is kept and written when it is: a training run's train.log is written only once
+its run directory lets it (runner/rundir.py), so a resume refused in its setup appends nothing.
 """
 
 import sys
@@ -19,8 +21,19 @@ class RunConsole:
         self.interactive = self.term.is_terminal
         if not self.interactive:
             self.term.width = 120  # not 80: an epoch's line fits on one line of a CI log
-        self._log = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115 (closed in close())
-        self.file = Console(file=self._log, width=120, no_color=True, highlight=False) if self._log else None
+        self._log = self.file = None
+        self._pending = []  # printed before a log file was attached
+        if log_path:
+            self.attach(log_path)
+
+    def attach(self, log_path):
+        """From now on everything printed is appended to `log_path`, starting with what was printed before."""
+        self._log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self.file = Console(file=self._log, width=120, no_color=True, highlight=False)
+        for objects in self._pending:
+            self.file.print(*objects)
+        self._pending = []
+        self._log.flush()
 
     def print(self, *objects, terminal=True):
         """Print to the log file, and to the terminal unless `terminal` is False (detail kept out of CI logs)."""
@@ -29,6 +42,8 @@ class RunConsole:
         if self.file:
             self.file.print(*objects)
             self._log.flush()
+        else:
+            self._pending.append(objects)
 
     def detail(self, *objects):
         """Shown on a terminal and logged, but not printed when output is not a terminal."""
@@ -38,6 +53,7 @@ class RunConsole:
         """Record why the job stopped in the log (the CLI prints it on the terminal)."""
         if self.file:
             self.file.print(f"error: {err}" if str(err) else f"error: {type(err).__name__}")
+            self._log.flush()
 
     def progress(self):
         return Progress(

@@ -5,7 +5,6 @@ temporary file beside it, flushed, fsynced and moved into place with os.replace:
 sees the old file or the new one, never a mix.
 """
 
-import csv
 import itertools
 import json
 import os
@@ -78,38 +77,3 @@ def _umask():
 
 def write_json(path, data):
     atomic_write(path, lambda f: f.write((json.dumps(data, indent=2) + "\n").encode()))
-
-
-class MetricsCSV:
-    """metrics.csv: one row per epoch, the header taken from the first row's keys."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self.fields = None
-
-    def append(self, row):
-        new = not self.path.exists()
-        if self.fields is None:
-            self.fields = list(row)
-        with self.path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.fields)
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-
-
-def truncate_metrics(path, last_epoch):
-    """Drop rows after `last_epoch` (written before a crash, after the checkpoint being resumed)."""
-    path = Path(path)
-    if not path.is_file():
-        return
-    lines = path.read_text().splitlines(keepends=True)
-    keep = lines[:1] + [line for line in lines[1:] if int(float(line.split(",", 1)[0])) <= last_epoch]
-    if keep != lines:
-        atomic_write(path, lambda f: f.write("".join(keep).encode()))
-
-
-def read_metrics(path):
-    """metrics.csv as a list of dicts of floats."""
-    with Path(path).open(newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]

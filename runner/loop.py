@@ -1,7 +1,7 @@
 """The training loop: forward, backward, update; evaluate, log, checkpoint; stop when asked.
 
 It reads top to bottom in one function. What it needs comes in as arguments (see
-runner/train.py for how they are built); all state that must survive a stop lives in
+runner/jobs/train.py for how they are built); all state that must survive a stop lives in
 `state` (checkpoint.TrainState), so a stopped run resumes bit for bit.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from runner.distributed import all_sum
-from runner.errors import Diverged, Interrupted, RunnerError
+from runner.errors import Diverged, Interrupted
 from runner.metrics import evaluate
 
 
@@ -23,24 +23,36 @@ class Data:
     num_classes: int
 
 
-def improved(row, state, monitor, mode):
-    """Better than the best so far; ties on the metric (accuracy on a small split saturates) go to the lower val_loss."""
-    sign = 1 if mode == "min" else -1
-    key = (sign * row[monitor], row["val_loss"])
-    return state.best_metric is None or key < (sign * state.best_metric, state.best_val_loss)
+@dataclass(frozen=True)
+class Monitor:
+    """The metric that picks best.pt (a column of metrics.csv) and whether lower ('min') or higher ('max') is better."""
+
+    name: str
+    mode: str
+
+    @classmethod
+    def of(cls, trainer_cfg, task):
+        name = trainer_cfg.monitor or f"val_{task.metric}"
+        return cls(name, trainer_cfg.monitor_mode or ("min" if "loss" in name else task.mode))
+
+    def improved(self, row, state):
+        """Better than the best so far; ties on the metric (accuracy on a small split saturates) go to the lower val_loss."""
+        sign = 1 if self.mode == "min" else -1
+        key = (sign * row[self.name], row["val_loss"])
+        return state.best_metric is None or key < (sign * state.best_metric, state.best_val_loss)
 
 
-def fit(state, net, data, task, precision, trainer_cfg, files, console, stop, timings):
-    """Train until trainer.epochs; returns the epoch rows of this call.
+def fit(state, net, data, task, precision, trainer_cfg, monitor, run, console, stop, timings):
+    """Train until trainer.epochs.
 
     `net` is the model as it runs (DDP, compiled or neither); `state.model` is what is saved.
-    `files` writes metrics.csv and checkpoints (a no-op on the other processes of a torchrun
-    job); `stop` is a signals.StopSignals; `timings` gets the wall-clock time of the first step.
+    `run` (rundir.RunDir) writes metrics.csv and the checkpoints (nothing on the other processes
+    of a torchrun job); `stop` is a signals.StopSignals in its deferred mode; `timings` gets the
+    wall-clock time of the first step.
     """
     model, optimizer, scheduler, scaler = state.model, state.optimizer, state.scheduler, state.scaler
     device = next(model.parameters()).device
     every = trainer_cfg.checkpoint_every_n_steps
-    rows = []
     while state.epoch < trainer_cfg.epochs:
         epoch, lr = state.epoch + 1, optimizer.param_groups[0]["lr"]
 
@@ -72,7 +84,7 @@ def fit(state, net, data, task, precision, trainer_cfg, files, console, stop, ti
                 if stop.requested or (every and state.step % every == 0):
                     state.loss_sum, state.seen = float(loss_sum), seen
                     check_finite(first_bad, epoch, lr)
-                    files.save_last(state)
+                    run.save_last(state)
                     if stop.requested:
                         raise Interrupted(f"stopped by {stop.requested} in epoch {epoch} after step {state.step}; last.pt holds this step")
         check_finite(first_bad, epoch, lr)
@@ -90,15 +102,11 @@ def fit(state, net, data, task, precision, trainer_cfg, files, console, stop, ti
                "lr": lr, "epoch_time_s": time.perf_counter() - start, "train_samples_per_s": float(seen_all) / train_time}
 
         # log and checkpoint: best.pt when the monitored metric improves, last.pt every epoch
-        monitor, mode = files.monitor, files.mode
-        if monitor not in row:
-            raise RunnerError(f"trainer.monitor={monitor} is not a column of metrics.csv ({', '.join(row)}). Use one of the val_ columns.")
-        rows.append(row)
-        files.append_row(row)
-        if improved(row, state, monitor, mode):
-            state.best_metric, state.best_val_loss, state.best_epoch = row[monitor], row["val_loss"], epoch
-            files.save_best(model)
-        files.save_last(state)
+        run.append_row(row)
+        if monitor.improved(row, state):
+            state.best_metric, state.best_val_loss, state.best_epoch = row[monitor.name], row["val_loss"], epoch
+            run.save_best(model)
+        run.save_last(state)
         console.print(
             f"epoch {epoch:>3}/{trainer_cfg.epochs}  train_loss {train_loss:.4f}  val_loss {val['loss']:.4f}  "
             f"val_{task.metric} {val[task.metric]:.4f}  lr {lr:.2g}  {row['train_samples_per_s']:,.0f} samples/s  "
@@ -106,7 +114,6 @@ def fit(state, net, data, task, precision, trainer_cfg, files, console, stop, ti
         )
         if stop.requested:
             raise Interrupted(f"stopped by {stop.requested} after epoch {epoch}; last.pt holds it")
-    return rows
 
 
 def check_finite(first_bad, epoch, lr):

@@ -12,12 +12,13 @@ import argparse
 import csv
 import glob
 import io
-import json
 import math
 import sys
 from pathlib import Path
 
 import yaml
+
+from runner.rundir import read_summary, status_of
 
 COLUMNS = ["job", "overrides", "status", "monitor", "best", "best_epoch", "final_val_loss", "test", "epochs", "time_s", "error", "run_dir"]
 
@@ -30,19 +31,12 @@ def find_runs(paths):
         for match in matches:
             p = Path(match)
             candidates = [p] if (p / "summary.json").is_file() else sorted(s.parent for s in p.rglob("summary.json"))
-            found += [c for c in candidates if _summary(c).get("kind") == "train"]
+            found += [c for c in candidates if read_summary(c).get("kind") == "train"]
     return sorted(set(found), key=lambda d: (str(d.parent), _job_number(d)))
 
 
 def _job_number(run_dir):
     return int(run_dir.name) if run_dir.name.isdigit() else -1
-
-
-def _summary(run_dir):
-    try:
-        return json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _overrides(run_dir):
@@ -54,14 +48,14 @@ def _overrides(run_dir):
 
 def read_run(run_dir):
     """One row of the report, and the run's validation curve of its monitored metric."""
-    s = _summary(run_dir)
+    s = read_summary(run_dir)
     monitor = s.get("monitor") or "val_loss"
     best = (s.get("best") or {}).get(monitor)
     tests = s.get("test") or {}
     test_key = f"test_{monitor[4:]}" if f"test_{monitor[4:]}" in tests else next((k for k in tests if k != "test_loss"), "test_loss")
     test = (test_key, tests.get(test_key))
     row = {
-        "job": run_dir.name, "overrides": " ".join(_overrides(run_dir)), "status": s.get("status", "unknown"),
+        "job": run_dir.name, "overrides": " ".join(_overrides(run_dir)), "status": status_of(run_dir) or "unknown",  # `running` with its process gone is `interrupted`
         "monitor": monitor, "best": best, "best_epoch": (s.get("best") or {}).get("epoch"),
         "final_val_loss": (s.get("final") or {}).get("val_loss"), "test": test[1], "test_metric": test[0],
         "epochs": s.get("epochs"), "time_s": (s.get("timings") or {}).get("total_s"),

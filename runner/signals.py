@@ -1,12 +1,22 @@
-"""Stopping cleanly: SIGINT (Ctrl-C) and SIGTERM (what schedulers send before a kill).
+"""Stopping cleanly: SIGINT (Ctrl-C), SIGTERM (what schedulers send before a kill) and SIGUSR2.
 
-The first signal asks the training loop to stop after the current step, save last.pt and
-exit; a second one stops at once. Under submitit (hydra/launcher=slurm), SIGUSR2 comes
-before the time limit: runner saves, then hands the signal to submitit's own handler,
-which requeues the job; the requeued job finds its run directory and resumes.
+From the first line of a job to its last, the first of these signals stops it:
+
+- inside the training loop (`with stop.deferred():`) the loop finishes its step, saves
+  last.pt and raises Interrupted itself, so no step is lost;
+- anywhere else (setup, the final test) Interrupted is raised at once: there is nothing
+  to save, and waiting for a dataset to download would ignore the user.
+
+A second signal stops at once (KeyboardInterrupt). Under submitit (hydra/launcher=slurm or
+local), SIGUSR2 comes before the time limit: when the job has recorded itself `interrupted`
+and left the `with` block, submitit's own handler runs, requeues the job and exits; the
+requeued job finds its run directory and resumes (runner/rundir.py).
 """
 
 import signal
+from contextlib import contextmanager
+
+from runner.errors import Interrupted
 
 
 class StopSignals:
@@ -15,7 +25,7 @@ class StopSignals:
     SIGNALS = ("SIGINT", "SIGTERM", "SIGUSR2")
 
     def __init__(self):
-        self.requested, self._previous = None, {}
+        self.requested, self._previous, self._deferred = None, {}, False
 
     def __enter__(self):
         for name in self.SIGNALS:
@@ -31,15 +41,23 @@ class StopSignals:
         if self.requested:
             raise KeyboardInterrupt  # the second signal: stop now
         self.requested = signal.Signals(signum).name
+        if not self._deferred:
+            raise Interrupted(f"stopped by {self.requested}")
 
-    def hand_on(self):
-        """After saving: let a previous handler that is not Python's default act (submitit's requeue)."""
-        sig = getattr(signal, self.requested or "", None)
-        previous = self._previous.get(sig)
-        if sig == getattr(signal, "SIGUSR2", None) and callable(previous):
-            previous(sig, None)
+    @contextmanager
+    def deferred(self):
+        """Within this block a signal only sets `requested`; the training loop checks it after each step."""
+        self._deferred = True
+        try:
+            yield self
+        finally:
+            self._deferred = False
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
+        usr2 = getattr(signal, "SIGUSR2", None)
+        previous = self._previous.get(usr2)
+        if self.requested == "SIGUSR2" and callable(previous) and isinstance(exc, (Interrupted, KeyboardInterrupt)):
+            previous(usr2, None)  # submitit: requeue this job and exit, now that the run says `interrupted`
         return False

@@ -11,17 +11,17 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from rich.table import Table
+
 from runner import plots
-from runner.build import resolve_device, summarize
+from runner.build import build_data, make_batches, summarize
 from runner.checkpoint import find_checkpoint, restore_model
 from runner.config import apply_overrides, check_config
 from runner.console import RunConsole, results_table
-from runner.data import build_data, make_batches
+from runner.device import Precision, configure_torch, resolve_device, use_channels_last
 from runner.errors import RunnerError
 from runner.files import write_json
 from runner.metrics import TASKS, evaluate, per_class_accuracy
-from runner.train import Precision, configure_torch, use_channels_last
-from rich.table import Table
 
 
 def class_table(per_class, confusion):

@@ -7,8 +7,8 @@ normalisation still run batched on the device, exactly as for in-memory data.
 
 import torch
 
-from runner.data import BatchIndices
-from runner.vision import ImageFiles, decode_images, raise_unreadable
+from runner.data.batches import BatchIndices
+from runner.data.images import ImageFiles, decode_images, raise_unreadable
 
 
 class FileSplit:
@@ -21,7 +21,7 @@ class FileSplit:
         return len(self.samples)
 
     def subset(self, index):
-        """The samples at `index` (a tensor of positions), so datasets.holdout splits a FileSplit as it splits a Split."""
+        """The samples at `index` (a tensor of positions), so splits.holdout splits a FileSplit as it splits a Split."""
         return FileSplit([self.samples[i] for i in index.tolist()], self.shape, self.workers)
 
     def sample_tensor(self, n, seed):

@@ -3,45 +3,10 @@
 No per-sample `__getitem__`, no collate: the tutorial's DataLoader spends most of a small
 model's step in Python; here a split lives on the device as one uint8 tensor, and random
 crops, flips and normalisation are batched tensor operations (as in airbench). Image folders
-too large for memory come through runner/loader.py and get the same device-side transforms.
+too large for memory come through runner/data/stream.py and get the same device-side transforms.
 """
 
 import torch
-from omegaconf import OmegaConf
-
-from runner.build import instantiate
-from runner.datasets import Split
-from runner.errors import RunnerError
-
-PIPELINE_KEYS = ("augment",)  # dataset keys read here, not passed to the dataset function
-
-
-def build_data(dataset_cfg, device):
-    """The dataset's splits (in-memory ones moved to `device`) and its normaliser."""
-    args = OmegaConf.masked_copy(dataset_cfg, [k for k in dataset_cfg if k not in PIPELINE_KEYS])
-    splits = instantiate(args, _convert_="all")
-    expected = tuple(dataset_cfg.input_shape)
-    for name in ("train", "val", "test"):
-        split = getattr(splits, name)
-        if not isinstance(split, Split):
-            continue  # streamed from files (runner/loader.py), already of the configured shape
-        if tuple(split.x.shape[1:]) != expected:
-            raise RunnerError(
-                f"dataset {dataset_cfg.name}: its {name} split has samples of shape {list(split.x.shape[1:])}, "
-                f"but its config says input_shape: {list(expected)}. Set dataset.input_shape to match the data."
-            )
-        setattr(splits, name, split.to(device))
-    sample = splits.train.x if isinstance(splits.train, Split) else splits.train.sample_tensor(1024, 0).to(device)
-    return splits, Normalizer.fit(sample)
-
-
-def make_batches(split, batch_size, transform, device, shuffle=False, generator=None, rank=0, world=1):
-    """Batches over an in-memory split, LoaderBatches over a streamed one; this rank's share of each."""
-    if isinstance(split, Split):
-        return Batches(split, batch_size, transform, shuffle, generator, rank, world)
-    from runner.loader import LoaderBatches
-
-    return LoaderBatches(split, batch_size, transform, device, shuffle, generator, rank, world)
 
 
 class Normalizer:
