@@ -1,18 +1,32 @@
 """Helpers shared by the tests: drive the real `runner` command in a subprocess."""
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
-SITECUSTOM = Path(__file__).resolve().parent / "sitecustom"
+TESTS = Path(__file__).resolve().parent
+SITECUSTOM = TESTS / "sitecustom"
 
 # Small enough to train in a second or two on 2 CPU cores.
 FAST = ["trainer.epochs=2", "model.channels=[8,16]"]
+
+# FAST's model, able to signal its own process at a chosen moment (signal_model.py). One thread, so
+# runs under a launcher that gives each job one core (hydra/launcher=local) compute the same bytes.
+SIGNAL_CNN = ["--config-dir", str(TESTS / "configs"), "model=signal_cnn", "trainer.epochs=4", "trainer.num_threads=1"]
+WITH_SIGNAL_MODEL = {"PYTHONPATH": str(TESTS)}
+
+
+def signal_at(when, sig="SIGINT", once=None):
+    """The environment that makes signal_model.py send `sig` at `when` (build, step:N, test:N)."""
+    env = {**WITH_SIGNAL_MODEL, "RUNNER_TEST_SIGNAL_AT": when, "RUNNER_TEST_SIGNAL": sig}
+    return {**env, "RUNNER_TEST_SIGNAL_ONCE": str(once)} if once else env
 
 
 def runner(*args, cwd, check=True, env=None):
@@ -26,6 +40,25 @@ def runner(*args, cwd, check=True, env=None):
     if check and proc.returncode != 0:
         pytest.fail(f"runner {' '.join(map(str, args))} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def start(*args, cwd, env=None):
+    """`python -m runner ARGS` in the background (as `runner` does, with sitecustom/), for a test to signal or kill."""
+    full_env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "RUNNER_DATA")}
+    full_env.update(env or {})
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SITECUSTOM), full_env.get("PYTHONPATH")]))
+    return subprocess.Popen([sys.executable, "-m", "runner", *map(str, args)], cwd=cwd, env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(path, text, timeout=120):
+    """Until the file `path` holds `text`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if path.is_file() and text in path.read_text():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{text!r} never appeared in {path}")
 
 
 def assert_clean_failure(proc, *phrases):
@@ -48,6 +81,21 @@ def summary(run_dir):
 
 def load(path):
     return torch.load(path, weights_only=True)
+
+
+def digest(root):
+    """sha256 of every file under `root`, by relative path: equal before and after means nothing changed."""
+    return {p.relative_to(root): hashlib.sha256(p.read_bytes()).hexdigest() for p in Path(root).rglob("*") if p.is_file()}
+
+
+def same_run(a, b):
+    """Metrics (time columns aside), best.pt bytes and last.pt weights are identical."""
+    strip = lambda d: [line.split(",")[:5] for line in (d / "metrics.csv").read_text().splitlines()]  # noqa: E731
+    assert strip(a) == strip(b)
+    assert (a / "checkpoints" / "best.pt").read_bytes() == (b / "checkpoints" / "best.pt").read_bytes()
+    la, lb = load(a / "checkpoints" / "last.pt"), load(b / "checkpoints" / "last.pt")
+    assert set(la["model"]) == set(lb["model"]) and all(torch.equal(la["model"][k], lb["model"][k]) for k in la["model"])
+    assert la["step"] == lb["step"] and la["epoch"] == lb["epoch"]
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ add a failed run directory of its own under outputs/, but may not change or remo
 file that was there, and may not leave a checkpoint behind.
 """
 
-import hashlib
+import fcntl
 import os
 import resource
 import shutil
@@ -16,7 +16,7 @@ import sys
 import pytest
 import torch
 
-from conftest import SITECUSTOM, runner
+from conftest import SITECUSTOM, digest, runner
 from formats import write_image_folder
 
 
@@ -57,14 +57,31 @@ ROWS = [
     ("ckpt not a checkpoint", ["eval", "ckpt=notes.pt"], "truncated, corrupted or not a PyTorch checkpoint", 1,
      lambda w: (w / "notes.pt").write_text("not a checkpoint")),
     ("ckpt pickled callable", ["train", "resume=RUN", "trainer.epochs=20"], "was refused", 1, "hostile"),
+    ("resume truncated last.pt", ["train", "resume=RUN", "trainer.epochs=4"], "truncated, corrupted", 1, "truncate last"),
     ("ckpt other model", ["eval", "ckpt=RUN", "model=mlp"], "do not fit the model MLP", 1, None),
     ("ckpt names nothing", ["eval", "ckpt=nowhere"], "names nothing", 1, None),
     ("resume completed", ["train", "resume=RUN"], "already completed its 2 epochs", 1, None),
-    ("resume other model", ["train", "resume=RUN", "model.channels=[8,8]"], "change the model's shape", 1, None),
+    ("resume other model", ["train", "resume=RUN", "model.channels=[8,8]"], "a resumed run keeps its model", 1, None),
     ("resume other data", ["train", "resume=RUN", "dataset=fake"], "would change the data the run trains on", 1, None),
+    ("resume other optimizer", ["train", "resume=RUN", "trainer.epochs=4", "optimizer=sgd"],
+     "'optimizer=sgd' is refused: last.pt holds the state of the run's own optimizer", 1, None),
+    ("resume other scheduler", ["train", "resume=RUN", "trainer.epochs=4", "scheduler=cosine"],
+     "'scheduler=cosine' is refused: last.pt holds the run's schedule", 1, None),
+    ("resume missing data", ["train", "resume=FOLDER_RUN", "trainer.epochs=4"], "is not a directory", 1, "remove pets"),
     ("resume nothing", ["train", "resume=nowhere"], "resume=nowhere names nothing", 1, None),
     ("resume no checkpoint", ["train", "resume=afolder"], "has no checkpoints/last.pt", 1, lambda w: (w / "afolder").mkdir()),
+    ("resume in use", ["train", "resume=RUN", "trainer.epochs=4"], f"is in use by process {os.getpid()}", 1, "lock"),
+    ("train over a run", ["train", "hydra.run.dir=RUN"], "already holds a completed run, and runner never trains over a run", 1, None),
+    # both checked before any data is read: MNIST's files are missing here, and that is not what is reported
+    ("monitor typo", ["train", "dataset=mnist", "dataset.download=false", "trainer.monitor=val_acc"],
+     "trainer.monitor=val_acc is not a column", 1, None),
+    ("model before data", ["train", "dataset=mnist", "dataset.download=false", "model=lenet"],
+     "cannot take this dataset's input of shape [1, 28, 28]", 1, None),
 ]
+if torch.cuda.is_available():
+    ROWS = [r for r in ROWS if r[0] != "resume missing device"]
+else:
+    ROWS.append(("resume missing device", ["train", "resume=RUN", "trainer.epochs=4", "device=cuda"], "device=cuda is not available", 1, None))
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +92,15 @@ def completed_run(tmp_path_factory):
     return run
 
 
-def digest(root):
-    return {p.relative_to(root): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory):
+    """A completed run on an image folder (pets/, beside outputs/): its resume needs those files."""
+    cwd = tmp_path_factory.mktemp("folder")
+    write_image_folder(cwd / "pets")
+    runner("train", "dataset=imagefolder", "dataset.root=pets", "dataset.input_shape=[3,8,8]", "dataset.workers=0",
+           "trainer.epochs=2", "trainer.batch_size=8", "model.channels=[8,16]", cwd=cwd)
+    (run,) = [p.parent for p in cwd.glob("outputs/*/*/summary.json")]
+    return run
 
 
 def limit_file_size():
@@ -84,18 +108,28 @@ def limit_file_size():
 
 
 @pytest.mark.parametrize(("args", "phrase", "status", "setup"), [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
-def test_bad_input(tmp_path, completed_run, args, phrase, status, setup):
+def test_bad_input(request, tmp_path, completed_run, args, phrase, status, setup):
     run = tmp_path / "run"
     shutil.copytree(completed_run, run)
+    if "FOLDER_RUN" in " ".join(args):  # a run on files, copied with its files, which `setup` then removes
+        folder_run = request.getfixturevalue("folder_run")
+        shutil.copytree(folder_run, tmp_path / "folder_run")
+        shutil.copytree(folder_run.parents[2] / "pets", tmp_path / "pets")
     if setup == "hostile":
         hostile(run)
-    elif setup == "truncate":
-        best = run / "checkpoints" / "best.pt"
-        best.write_bytes(best.read_bytes()[:1000])
+    elif setup in ("truncate", "truncate last"):
+        ckpt = run / "checkpoints" / ("best.pt" if setup == "truncate" else "last.pt")
+        ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    elif setup == "remove pets":
+        shutil.rmtree(tmp_path / "pets")
     elif callable(setup):
         setup(tmp_path)
+    lock = None
+    if setup == "lock":  # this test process holds the run, as a training process would
+        lock = os.open(run / ".lock", os.O_RDWR)
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     before = digest(tmp_path)
-    args = [a.replace("RUN", str(run)) for a in args]
+    args = [a.replace("FOLDER_RUN", str(tmp_path / "folder_run")).replace("RUN", str(run)) for a in args]
     if setup == "fsize":
         env = {**os.environ, "PYTHONPATH": str(SITECUSTOM)}
         env.pop("HYDRA_FULL_ERROR", None)
@@ -103,6 +137,8 @@ def test_bad_input(tmp_path, completed_run, args, phrase, status, setup):
                               text=True, preexec_fn=limit_file_size, timeout=300)
     else:
         proc = runner(*args, cwd=tmp_path, check=False)
+    if lock is not None:
+        os.close(lock)
     message = " ".join((proc.stdout + proc.stderr).split())
     assert proc.returncode == status, message
     assert phrase in message, message

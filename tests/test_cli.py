@@ -64,8 +64,9 @@ def test_installed_package_runs_from_another_directory(tmp_path):
 
     repo = Path(__file__).resolve().parent.parent
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(repo)],
-                   check=True, capture_output=True)
+    # --no-build-isolation --no-index: the build uses this environment's setuptools, and pip asks no index
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+                    "--target", str(target), str(repo)], check=True, capture_output=True)
     assert (target / "runner" / "configs" / "model" / "cnn.yaml").is_file()
     work = tmp_path / "elsewhere"
     work.mkdir()

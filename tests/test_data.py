@@ -3,8 +3,8 @@
 import torch
 import torch.nn.functional as F
 
-from runner.data import Augment, Batches, Normalizer
-from runner.datasets import Split
+from runner.data.batches import Augment, Batches, Normalizer
+from runner.data import Split
 
 
 def images(n=64, c=3, h=8, w=8, seed=0):

@@ -1,12 +1,13 @@
 """`runner eval` and `runner.load_model`: a run's checkpoint, rebuilt from the run's own config."""
 
 import json
+import shutil
 
 import torch
 
 import runner as runner_pkg
 from conftest import runner, summary
-from runner.datasets import digits
+from runner.data.toy import digits
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -49,3 +50,15 @@ def test_load_model_gives_the_trained_model_in_eval_mode(digits_run):
     with torch.no_grad():
         correct = (model((splits.test.x.float() - mean) / std).argmax(1) == splits.test.y).sum().item()
     assert correct == round(summary(run_dir)["test"]["test_accuracy"] * len(splits.test))
+
+
+def test_a_run_saved_before_the_data_package_moved_still_evaluates(tmp_path, digits_run):
+    cwd, run_dir, _ = digits_run
+    old = tmp_path / "old_run"
+    shutil.copytree(run_dir, old)
+    config = old / ".hydra" / "config.yaml"
+    config.write_text(config.read_text().replace("runner.data.toy.digits", "runner.datasets.digits"))
+    assert "runner.datasets.digits" in config.read_text()  # the module path runs had before runner/data/
+    runner("eval", f"ckpt={old}", cwd=tmp_path)
+    (metrics,) = tmp_path.glob("outputs/eval/*/*/metrics.json")
+    assert json.loads(metrics.read_text())["test_accuracy"] == summary(run_dir)["test"]["test_accuracy"]

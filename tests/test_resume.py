@@ -1,32 +1,25 @@
-"""Never lose a run: exact resume, signals, kill -9 at any moment, divergence."""
+"""Never lose a run: exact resume, resume overrides, signals from outside, kill -9 at any moment, divergence.
+
+The run directory's lifecycle (states, lock, stops during setup and the final test) is in test_rundir.py.
+"""
 
 import csv
 import random
 import shutil
 import signal
-import subprocess
-import sys
 import time
+from pathlib import Path
 
 import pytest
-import torch
 
-from conftest import FAST, SITECUSTOM, load, run_dirs, runner, summary
+from conftest import FAST, load, run_dirs, runner, same_run, start, summary, wait_for
 from formats import write_image_folder
-from runner.checkpoint import safe_load
+from runner.jobs.resume import RESUME_OVERRIDES, resume_rule
+from runner.models import CNN
+from runner.serialization import safe_load
 
 
-
-def same_run(a, b):
-    """Metrics (time columns aside), best.pt bytes and last.pt weights are identical."""
-    strip = lambda d: [line.split(",")[:5] for line in (d / "metrics.csv").read_text().splitlines()]  # noqa: E731
-    assert strip(a) == strip(b)
-    assert (a / "checkpoints" / "best.pt").read_bytes() == (b / "checkpoints" / "best.pt").read_bytes()
-    la, lb = load(a / "checkpoints" / "last.pt"), load(b / "checkpoints" / "last.pt")
-    assert all(torch.equal(la["model"][k], lb["model"][k]) for k in la["model"])
-    assert la["step"] == lb["step"] and la["epoch"] == lb["epoch"]
-
-
+@pytest.mark.slow  # test_rundir.py resumes mid-epoch in the default suite
 def test_stopped_after_epoch_2_and_resumed_to_4_equals_4_in_one_go(tmp_path):
     runner("train", *FAST, "trainer.epochs=4", cwd=tmp_path)
     runner("train", *FAST, "trainer.epochs=2", cwd=tmp_path)
@@ -41,36 +34,56 @@ def test_stopped_after_epoch_2_and_resumed_to_4_equals_4_in_one_go(tmp_path):
     assert log.count("runner train") == 2 and "epoch   1/2" in log and "epoch   4/4" in log  # appended
 
 
-def _start(tmp_path, *args):
-    cmd = [sys.executable, "-m", "runner", "train", *args]
-    env = {"PYTHONPATH": str(SITECUSTOM), "PATH": "/usr/bin:/bin"}
-    return subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def test_resume_applies_a_new_learning_rate_and_device_for_real(tmp_path):
+    runner("train", *FAST, cwd=tmp_path)
+    (run,) = run_dirs(tmp_path)
+    proc = runner("train", f"resume={run}", "trainer.epochs=3", "optimizer.lr=0.01", "device=cpu", cwd=tmp_path)
+    assert "resume: optimizer.lr 0.001 -> 0.01" in proc.stdout
+    assert [line.split(",")[4] for line in (run / "metrics.csv").read_text().splitlines()[1:]] == ["0.001", "0.001", "0.01"]
+    last = load(run / "checkpoints" / "last.pt")
+    assert [g["lr"] for g in last["optimizer"]["param_groups"]] == [0.01]  # the optimizer itself, not only the config
+    assert last["config"]["optimizer"]["lr"] == 0.01 and summary(run)["device"] == "cpu"
 
 
-def _wait_for(path, text, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if path.is_file() and text in path.read_text():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} never appeared in {path}")
+# What the README's resume table promises, key by key (runner/jobs/resume.py holds the rules).
+RESUME_KEYS = [
+    ("trainer.epochs", True), ("trainer.batch_size", True), ("trainer.eval_batch_size", True), ("trainer.grad_clip", True),
+    ("trainer.checkpoint_every_n_steps", True), ("trainer.num_threads", True), ("trainer.compile", True),
+    ("device", True), ("device.name", True), ("optimizer.lr", True), ("optimizer.momentum", True),
+    ("optimizer.weight_decay", True), ("optimizer.betas", True), ("dataset.root", True), ("dataset.download", True),
+    ("dataset.workers", True), ("optimizer", False), ("optimizer._target_", False), ("optimizer._partial_", False),
+    ("scheduler", False), ("scheduler.T_max", False), ("model", False), ("model.channels", False), ("dataset", False),
+    ("dataset.split_seed", False), ("dataset.input_shape", False), ("seed", False), ("trainer.precision", False),
+    ("trainer.monitor", False), ("trainer.monitor_mode", False), ("hparams_search", False), ("new_key", False),
+]
+
+
+@pytest.mark.parametrize(("key", "applied"), RESUME_KEYS, ids=[k for k, _ in RESUME_KEYS])
+def test_resume_override_table(key, applied):
+    assert resume_rule(key)[0] is applied
+
+
+def test_readme_lists_every_resume_override_rule():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    missing = [pattern for pattern, _, _ in RESUME_OVERRIDES if f"`{pattern}`" not in readme]
+    assert not missing, f"README's resume table lacks {missing}"
 
 
 def _interrupt_and_resume(tmp_path, sig, args):
     """Signal a run mid-training, resume it, and run it again uninterrupted to compare."""
-    proc = _start(tmp_path, *args)
+    proc = start("train", *args, cwd=tmp_path)
     deadline = time.time() + 120
     while not list(tmp_path.glob("outputs/*/*/train.log")) and time.time() < deadline:
         time.sleep(0.05)
     (log,) = tmp_path.glob("outputs/*/*/train.log")
-    _wait_for(log, "epoch   2/")
+    wait_for(log, "epoch   2/")
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, out + err
     (stopped,) = run_dirs(tmp_path)
     info = summary(stopped)
     assert info["status"] == "interrupted" and f"runner train resume={stopped}" in err
-    safe_load(stopped / "checkpoints" / "last.pt")
+    assert safe_load(stopped / "checkpoints" / "last.pt")["batch"] > 0  # the signal landed mid-epoch
     runner("train", f"resume={stopped}", cwd=tmp_path)
     runner("train", *args, cwd=tmp_path)
     same_run(*run_dirs(tmp_path))
@@ -79,15 +92,16 @@ def _interrupt_and_resume(tmp_path, sig, args):
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_saves_mid_epoch_and_resume_is_exact(tmp_path, sig):
-    _interrupt_and_resume(tmp_path, sig, [*FAST, "trainer.epochs=12", "trainer.checkpoint_every_n_steps=3"])
+    # batch 4: ~320 steps an epoch, so the signal sent right after an epoch's line lands inside the next epoch
+    _interrupt_and_resume(tmp_path, sig, [*FAST, "trainer.epochs=4", "trainer.batch_size=4", "trainer.checkpoint_every_n_steps=3"])
 
 
 @pytest.mark.slow
 def test_dataloader_path_resumes_exactly_mid_epoch(tmp_path):
-    write_image_folder(tmp_path / "pets", per_class=40, size=(12, 12))
+    write_image_folder(tmp_path / "pets", per_class=100, size=(12, 12))
     args = ["dataset=imagefolder", "dataset.root=pets", "dataset.in_memory=false", "dataset.workers=0",
-            "dataset.input_shape=[3,12,12]", "dataset.augment.crop_padding=2", *FAST, "trainer.batch_size=8",
-            "trainer.epochs=12", "trainer.checkpoint_every_n_steps=2"]
+            "dataset.input_shape=[3,12,12]", "dataset.augment.crop_padding=2", *FAST, "trainer.batch_size=2",
+            "trainer.epochs=4", "trainer.checkpoint_every_n_steps=2"]
     _interrupt_and_resume(tmp_path, signal.SIGINT, args)
 
 
@@ -97,7 +111,7 @@ def test_kill_9_at_random_moments_always_leaves_a_loadable_checkpoint(tmp_path):
     for i in range(20):
         work = tmp_path / str(i)
         work.mkdir()
-        proc = _start(work, *FAST, "trainer.epochs=50", "trainer.checkpoint_every_n_steps=1")
+        proc = start("train", *FAST, "trainer.epochs=50", "trainer.checkpoint_every_n_steps=1", cwd=work)
         deadline = time.time() + 120
         while not list(work.glob("outputs/*/*/checkpoints/last.pt")) and time.time() < deadline:
             time.sleep(0.02)
@@ -106,7 +120,9 @@ def test_kill_9_at_random_moments_always_leaves_a_loadable_checkpoint(tmp_path):
         proc.wait()
         (last,) = work.glob("outputs/*/*/checkpoints/last.pt")
         state = safe_load(last)  # never a torn file
-        assert state["step"] >= 1 and set(state["model"]) == set(load(last)["model"])
+        model = CNN(in_channels=1, num_classes=10, channels=[8, 16])
+        assert state["step"] >= 1 and set(state["model"]) == set(model.state_dict())
+        model.load_state_dict(state["model"])  # whole tensors of the right shapes
         shutil.rmtree(work)  # and the next kill starts clean
 
 

@@ -77,12 +77,13 @@ def test_same_seed_gives_identical_metrics_and_bytes(tmp_path):
 
 
 @pytest.mark.slow
-def test_runs_started_together_get_a_directory_each(tmp_path):
-    cmd = [sys.executable, "-m", "runner", "train", *FAST, "trainer.epochs=1"]
+def test_runs_that_collide_on_a_directory_name_get_a_directory_each(tmp_path):
+    # every run asks for the same name, as runs started in the same second do with the default <date>/<time>
+    cmd = [sys.executable, "-m", "runner", "train", *FAST, "trainer.epochs=1", "hydra.run.dir=${unique_dir:outputs/day/same}"]
     procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(3)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
     dirs = run_dirs(tmp_path)
-    assert len(dirs) == 3
+    assert [d.name for d in dirs] == ["same", "same-1", "same-2"]  # the collision happened, and was resolved
     assert all(summary(d)["status"] == "completed" for d in dirs)
 
 

@@ -64,11 +64,17 @@ def test_missing_files_offline_name_the_directory_and_files_and_leave_nothing(tm
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*"))  # no half-written archive
 
 
-def test_missing_files_leave_an_existing_root_as_it_was(tmp_path):
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "keep.txt").write_text("mine")
-    runner("train", "dataset=cifar10", cwd=tmp_path, check=False)
-    assert sorted(p.name for p in (tmp_path / "data").rglob("*")) == ["keep.txt"]
+@pytest.mark.parametrize("existing_root", [True, False], ids=["existing root", "new root"])
+def test_a_download_that_breaks_off_leaves_the_data_root_as_it_was(tmp_path, existing_root):
+    if existing_root:
+        (tmp_path / "data").mkdir()
+        (tmp_path / "data" / "keep.txt").write_text("mine")
+    marker = tmp_path / "download-began"
+    proc = runner("train", "dataset=cifar10", cwd=tmp_path, check=False, env={"RUNNER_TEST_BROKEN_DOWNLOAD": str(marker)})
+    assert_clean_failure(proc, "they could not be downloaded (ConnectionResetError", "cifar-10-python.tar.gz")
+    assert "cifar-10-python.tar.gz" in marker.read_text()  # the download really began, and wrote part of the archive
+    left = sorted(p.name for p in (tmp_path / "data").rglob("*")) if (tmp_path / "data").exists() else None
+    assert left == (["keep.txt"] if existing_root else None)
 
 
 @pytest.mark.parametrize("in_memory", ["auto", "false"])

@@ -1,0 +1,73 @@
+"""Imports run downward only: the layers of README's "How the code is laid out", read from the source itself."""
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "runner"
+
+# Top to bottom. A module may import its own layer and the layers below, never one above;
+# within a layer, no circle. `runner.data` is a package of one layer.
+LAYERS = [
+    ["runner", "runner.__main__", "runner.cli", "runner.report", "runner.sweep"],  # the commands (and the package's API)
+    ["runner.jobs"],  # train, eval, resume
+    ["runner.rundir"],  # the run directory
+    ["runner.loop", "runner.checkpoint", "runner.build", "runner.config", "runner.resolvers", "runner.device"],
+    ["runner.data", "runner.models", "runner.metrics", "runner.distributed"],
+    ["runner.errors", "runner.files", "runner.serialization", "runner.console", "runner.plots", "runner.signals"],
+]
+
+
+def module_name(path):
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer_of(name):
+    for i, layer in enumerate(LAYERS):
+        if any(name == unit or name.startswith(unit + ".") for unit in layer if unit != "runner") or name == "runner":
+            return i
+    raise AssertionError(f"{name} is in no layer of tests/test_layout.py: add it where it belongs")
+
+
+def imports():
+    """{module: set of runner modules it imports}, function-level imports included."""
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        name, found = module_name(path), set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("runner"):
+                found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}".replace(".", "/") in known() else node.module
+                          for a in node.names}
+            elif isinstance(node, ast.Import):
+                found |= {a.name for a in node.names if a.name.startswith("runner")}
+        graph[name] = {m for m in found if m != name}
+    return graph
+
+
+def known():
+    return {module_name(p).replace(".", "/") for p in PACKAGE.rglob("*.py")}
+
+
+def test_no_module_imports_one_above_it():
+    upward = [f"{m} imports {i}" for m, deps in imports().items() for i in deps if layer_of(i) < layer_of(m)]
+    assert not upward, upward
+
+
+def test_no_import_circle():
+    graph, done = imports(), set()
+
+    def visit(node, path):
+        if node in path:
+            raise AssertionError("import circle: " + " -> ".join([*path[path.index(node):], node]))
+        if node not in done:
+            for dep in graph.get(node, ()):
+                visit(dep, [*path, node])
+            done.add(node)
+
+    for module in graph:
+        visit(module, [])
+
+
+def test_the_layers_name_every_module():
+    for path in PACKAGE.rglob("*.py"):
+        layer_of(module_name(path))
