@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 
 TESTS = Path(__file__).resolve().parent
 SITECUSTOM = TESTS / "sitecustom"
@@ -98,10 +99,29 @@ def same_run(a, b):
     assert la["step"] == lb["step"] and la["epoch"] == lb["epoch"]
 
 
+def once_per_session(tmp_path_factory, worker_id, name, make):
+    """`make(directory)` once per test session, however many pytest-xdist workers ask (the pattern of xdist's
+    docs: a file lock in the base directory the workers share). The tests only read what it made, or copy it."""
+    root = tmp_path_factory.getbasetemp()
+    root = root if worker_id == "master" else root.parent  # under xdist: the session's, above each worker's own
+    target, done = root / name, root / f"{name}.done"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            target.mkdir()
+            make(target)
+            done.touch()
+    return target
+
+
 @pytest.fixture(scope="session")
-def digits_run(tmp_path_factory):
-    """One default `runner train` (cnn on digits, 10 epochs), shared by the tests that only read it."""
-    cwd = tmp_path_factory.mktemp("digits")
-    proc = runner("train", cwd=cwd)
+def digits_run(tmp_path_factory, worker_id):
+    """One default `runner train` (cnn on digits, 10 epochs): (its cwd, its run directory, what it printed).
+
+    Shared by every test that reads it; a test that runs a command writes under its own tmp_path."""
+
+    def make(cwd):
+        (cwd / "stdout.txt").write_text(runner("train", cwd=cwd).stdout)
+
+    cwd = once_per_session(tmp_path_factory, worker_id, "digits", make)
     (run_dir,) = run_dirs(cwd)
-    return cwd, run_dir, proc
+    return cwd, run_dir, (cwd / "stdout.txt").read_text()

@@ -16,7 +16,7 @@ import sys
 import pytest
 import torch
 
-from conftest import SITECUSTOM, digest, runner
+from conftest import SITECUSTOM, digest, once_per_session, runner
 from formats import write_image_folder
 
 
@@ -71,7 +71,8 @@ ROWS = [
     ("resume nothing", ["train", "resume=nowhere"], "resume=nowhere names nothing", 1, None),
     ("resume no checkpoint", ["train", "resume=afolder"], "has no checkpoints/last.pt", 1, lambda w: (w / "afolder").mkdir()),
     ("resume in use", ["train", "resume=RUN", "trainer.epochs=4"], f"is in use by process {os.getpid()}", 1, "lock"),
-    ("train over a run", ["train", "hydra.run.dir=RUN"], "already holds a completed run, and runner never trains over a run", 1, None),
+    ("train over a run", ["train", "trainer.epochs=3", "optimizer.lr=0.01", "hydra.run.dir=RUN"],
+     "already holds a completed run, and runner never trains over a run. To train it further, run: runner train resume=", 1, None),
     # both checked before any data is read: MNIST's files are missing here, and that is not what is reported
     ("monitor typo", ["train", "dataset=mnist", "dataset.download=false", "trainer.monitor=val_acc"],
      "trainer.monitor=val_acc is not a column", 1, None),
@@ -84,21 +85,24 @@ else:
     ROWS.append(("resume missing device", ["train", "resume=RUN", "trainer.epochs=4", "device=cuda"], "device=cuda is not available", 1, None))
 
 
-@pytest.fixture(scope="module")
-def completed_run(tmp_path_factory):
-    cwd = tmp_path_factory.mktemp("done")
-    runner("train", "trainer.epochs=2", "model.channels=[8,16]", cwd=cwd)
+@pytest.fixture(scope="session")
+def completed_run(tmp_path_factory, worker_id):
+    cwd = once_per_session(tmp_path_factory, worker_id, "done",
+                           lambda cwd: runner("train", "trainer.epochs=2", "model.channels=[8,16]", cwd=cwd))
     (run,) = [p.parent for p in cwd.glob("outputs/*/*/summary.json")]
     return run
 
 
-@pytest.fixture(scope="module")
-def folder_run(tmp_path_factory):
-    """A completed run on an image folder (pets/, beside outputs/): its resume needs those files."""
-    cwd = tmp_path_factory.mktemp("folder")
+def _train_on_pets(cwd):
     write_image_folder(cwd / "pets")
     runner("train", "dataset=imagefolder", "dataset.root=pets", "dataset.input_shape=[3,8,8]", "dataset.workers=0",
            "trainer.epochs=2", "trainer.batch_size=8", "model.channels=[8,16]", cwd=cwd)
+
+
+@pytest.fixture(scope="session")
+def folder_run(tmp_path_factory, worker_id):
+    """A completed run on an image folder (pets/, beside outputs/): its resume needs those files."""
+    cwd = once_per_session(tmp_path_factory, worker_id, "folder", _train_on_pets)
     (run,) = [p.parent for p in cwd.glob("outputs/*/*/summary.json")]
     return run
 

@@ -9,12 +9,13 @@ import torch
 
 from conftest import assert_clean_failure, runner
 
+SLOW = pytest.mark.slow  # the same rule as a row of test_bad_inputs.py, with another value
 TRAIN_CASES = [
     # (overrides, a phrase the message must contain)
     (["trainer.epochs=0"], "trainer.epochs must be an integer >= 1"),
-    (["optimizer.lr=-0.1"], "optimizer.lr must be a number > 0"),
+    pytest.param(["optimizer.lr=-0.1"], "optimizer.lr must be a number > 0", marks=SLOW),
     (["optimizer.lr=fast"], "optimizer.lr must be a number > 0, got 'fast'"),
-    (["trainer.batch_size=0"], "trainer.batch_size must be an integer >= 1"),
+    pytest.param(["trainer.batch_size=0"], "trainer.batch_size must be an integer >= 1", marks=SLOW),
     (["dataset.val_fraction=1.5"], "dataset.val_fraction must be a fraction between 0 and 1"),
     (["model=lenet"], "cannot take this dataset's input of shape [1, 8, 8]"),
     (["+model.widht=3"], "model.widht is not an argument of runner.models.CNN"),
@@ -22,7 +23,8 @@ TRAIN_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("overrides", "phrase"), TRAIN_CASES, ids=[" ".join(c[0]) for c in TRAIN_CASES])
+@pytest.mark.parametrize(("overrides", "phrase"), TRAIN_CASES,
+                         ids=[" ".join(c.values[0] if hasattr(c, "values") else c[0]) for c in TRAIN_CASES])
 def test_bad_train_input(tmp_path, overrides, phrase):
     proc = runner("train", "trainer.epochs=1", *overrides, cwd=tmp_path, check=False)
     assert_clean_failure(proc, phrase)

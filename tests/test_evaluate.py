@@ -16,8 +16,9 @@ def eval_dirs(cwd):
     return sorted(p.parent for p in cwd.glob("outputs/eval/*/*/metrics.json"))
 
 
-def test_eval_reproduces_the_training_test_metric_to_the_last_digit(digits_run):
-    cwd, run_dir, _ = digits_run
+def test_eval_reproduces_the_training_test_metric_to_the_last_digit(tmp_path, digits_run):
+    _, run_dir, _ = digits_run
+    cwd = tmp_path
     trained = summary(run_dir)["test"]
     proc = runner("eval", f"ckpt={run_dir}", "device=cpu", cwd=cwd)
     result = json.loads((eval_dirs(cwd)[-1] / "metrics.json").read_text())
@@ -31,8 +32,9 @@ def test_eval_reproduces_the_training_test_metric_to_the_last_digit(digits_run):
     assert "accuracy per class" in proc.stdout and len(result["per_class_accuracy"]) == 10
 
 
-def test_eval_of_last_pt_uses_its_own_config_and_a_changed_batch_size(digits_run):
-    cwd, run_dir, _ = digits_run
+def test_eval_of_last_pt_uses_its_own_config_and_a_changed_batch_size(tmp_path, digits_run):
+    _, run_dir, _ = digits_run
+    cwd = tmp_path
     runner("eval", f"ckpt={run_dir}/checkpoints/last.pt", "trainer.eval_batch_size=7", cwd=cwd)
     result = json.loads((eval_dirs(cwd)[-1] / "metrics.json").read_text())
     assert result["checkpoint"].endswith("last.pt") and result["samples"] == 359
@@ -53,7 +55,7 @@ def test_load_model_gives_the_trained_model_in_eval_mode(digits_run):
 
 
 def test_a_run_saved_before_the_data_package_moved_still_evaluates(tmp_path, digits_run):
-    cwd, run_dir, _ = digits_run
+    _, run_dir, _ = digits_run
     old = tmp_path / "old_run"
     shutil.copytree(run_dir, old)
     config = old / ".hydra" / "config.yaml"

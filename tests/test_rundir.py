@@ -1,5 +1,6 @@
-"""The run directory's lifecycle (runner/rundir.py): never trained over, one process at a time, and every stop,
-wherever it lands, leaves a run that is `interrupted` (or `completed`) and continues exactly.
+"""The run directory's lifecycle (runner/rundir.py): one process at a time, and every stop, wherever it lands,
+leaves a run that is `interrupted` (or `completed`) and continues exactly. That a directory holding a run is never
+trained over, and that a failing command changes none of its bytes, is in test_bad_inputs.py.
 
 The signals are real: signal_model.py sends them to its own process at an exact moment (setup, a
 training step, the final test), or another process sends them (kill -9, a second command).
@@ -13,27 +14,18 @@ import time
 
 import pytest
 
-from conftest import (SIGNAL_CNN, SITECUSTOM, TESTS, WITH_SIGNAL_MODEL, assert_clean_failure, digest, load, runner,
-                      same_run, signal_at, start, summary, wait_for)
+from conftest import (SIGNAL_CNN, SITECUSTOM, TESTS, WITH_SIGNAL_MODEL, assert_clean_failure, digest, load,
+                      once_per_session, runner, same_run, signal_at, start, summary, wait_for)
 from runner.rundir import status_of
 
 STEPS_PER_EPOCH = 20  # 1294 training digits // batch 64
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory, worker_id):
     """SIGNAL_CNN's run done in one go, without a signal: what every stopped and resumed run must equal."""
-    cwd = tmp_path_factory.mktemp("reference")
-    runner("train", *SIGNAL_CNN, "hydra.run.dir=ref", cwd=cwd, env=WITH_SIGNAL_MODEL)
-    return cwd / "ref"
-
-
-def test_a_directory_holding_a_run_is_never_trained_over(tmp_path):
-    runner("train", "trainer.epochs=1", "model.channels=[8,16]", "hydra.run.dir=exp1", cwd=tmp_path)
-    before = digest(tmp_path / "exp1")
-    proc = runner("train", "trainer.epochs=3", "optimizer.lr=0.01", "hydra.run.dir=exp1", cwd=tmp_path, check=False)
-    assert_clean_failure(proc, "exp1 already holds a completed run", f"runner train resume={tmp_path / 'exp1'} trainer.epochs=N")
-    assert digest(tmp_path / "exp1") == before  # .hydra/ included: Hydra did not write over the run's own config
+    make = lambda cwd: runner("train", *SIGNAL_CNN, "hydra.run.dir=ref", cwd=cwd, env=WITH_SIGNAL_MODEL)  # noqa: E731
+    return once_per_session(tmp_path_factory, worker_id, "reference", make) / "ref"
 
 
 @pytest.mark.parametrize("sig", ["SIGINT", pytest.param("SIGTERM", marks=pytest.mark.slow),

@@ -15,7 +15,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def test_default_run_reaches_95_percent_and_writes_a_complete_run_directory(digits_run):
-    _, run_dir, proc = digits_run
+    _, run_dir, stdout = digits_run
     info = summary(run_dir)
     assert info["status"] == "completed" and info["error"] is None
     assert info["test"]["test_accuracy"] >= 0.95
@@ -25,7 +25,7 @@ def test_default_run_reaches_95_percent_and_writes_a_complete_run_directory(digi
         assert (run_dir / name).stat().st_size > 0, name
     assert (run_dir / "loss_curve.png").read_bytes().startswith(PNG)
     assert "epoch  10/10" in (run_dir / "train.log").read_text()
-    assert str(run_dir) in proc.stdout
+    assert str(run_dir) in stdout
 
     with (run_dir / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -54,7 +54,7 @@ def test_sum_pairs_regression_learns_the_sum(tmp_path):
     assert "val_mae" in (run_dir / "metrics.csv").read_text().splitlines()[0]
 
 
-@pytest.mark.parametrize("model", ["lenet", "resnet18"])
+@pytest.mark.parametrize("model", ["lenet", pytest.param("resnet18", marks=pytest.mark.slow)])
 def test_image_models_train_on_fake_cifar_shaped_data(tmp_path, model):
     runner("train", f"model={model}", "dataset=fake", "dataset.size=80", "dataset.test_size=16",
            "trainer.epochs=1", "trainer.batch_size=32", "optimizer=sgd", "scheduler=cosine", cwd=tmp_path)
@@ -65,6 +65,7 @@ def test_image_models_train_on_fake_cifar_shaped_data(tmp_path, model):
     assert info["params"] == expected
 
 
+@pytest.mark.slow  # test_rundir.py compares the bytes of runs made by separate processes in the default suite
 def test_same_seed_gives_identical_metrics_and_bytes(tmp_path):
     for _ in range(2):
         runner("train", *FAST, cwd=tmp_path)
@@ -87,6 +88,7 @@ def test_runs_that_collide_on_a_directory_name_get_a_directory_each(tmp_path):
     assert all(summary(d)["status"] == "completed" for d in dirs)
 
 
+@pytest.mark.slow  # test_sweep.py's summary test runs a sweep in the default suite
 def test_multirun_writes_one_complete_run_directory_per_job(tmp_path):
     runner("train", "-m", "optimizer.lr=0.1,0.01,0.001", *FAST, "trainer.epochs=1", cwd=tmp_path)
     jobs = sorted(p.parent for p in tmp_path.glob("outputs/multirun/*/*/*/summary.json"))

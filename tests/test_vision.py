@@ -12,6 +12,7 @@ from formats import CIFAR_CLASSES, write_cifar10, write_image_folder, write_mnis
 SMALL_CNN = ["model=cnn", "model.channels=[8,16]", "trainer.batch_size=32"]
 
 
+@pytest.mark.slow  # the MNIST test reads torchvision's files in the default suite
 def test_cifar10_trains_evaluates_and_caches_the_decoded_tensor(tmp_path):
     raw = write_cifar10(tmp_path / "shared")
     env = {"RUNNER_DATA": str(tmp_path / "shared")}  # the environment variable, not dataset.root
@@ -54,7 +55,7 @@ def test_mnist_family_reads_idx_files(tmp_path, dataset, folder):
 
 
 @pytest.mark.parametrize("dataset,expected,download", [
-    ("cifar10", "data_batch_1", "true"), ("mnist", "train-images-idx3-ubyte", "true"),
+    ("cifar10", "data_batch_1", "true"), pytest.param("mnist", "train-images-idx3-ubyte", "true", marks=pytest.mark.slow),
     pytest.param("cifar10", "data_batch_1", "false", marks=pytest.mark.slow),
 ])
 def test_missing_files_offline_name_the_directory_and_files_and_leave_nothing(tmp_path, dataset, expected, download):
