@@ -45,7 +45,6 @@ class Job:
     samples: dict  # split sizes
     state: TrainState
     net: torch.nn.Module  # the model as it runs: DDP, compiled, or state.model itself
-    epoch: int  # where training continues from (0 for a fresh run)
 
 
 def train_job(cfg, run_dir, overrides=(), provenance=None):
@@ -59,7 +58,7 @@ def train_job(cfg, run_dir, overrides=(), provenance=None):
     console = RunConsole(quiet=not rank.main)
     with StopSignals() as stop, RunDir.claim(run_dir, console, bool(cfg.get("resume")), rank.main, provenance) as run:
         job = setup(cfg, run, overrides, console, rank)
-        run.start(job.epoch, **describe(job, rank))
+        run.start(job.state.epoch, **describe(job, rank))  # the epoch it continues from: 0 for a fresh run
         setup_s, timings = run.elapsed(), {}
         with stop.deferred():  # in the loop a signal is answered after the current step, with last.pt saved
             fit(job.state, job.net, job.data, job.task, job.precision, job.cfg.trainer, job.monitor, run, console, stop, timings)
@@ -91,7 +90,7 @@ def setup(cfg, run, overrides, console, rank):
         resume.restore(state)  # weights, optimizer, scheduler, counters, every RNG, the data order; then the overrides
     net = distributed.wrap(model, device)
     net = torch.compile(net) if cfg.trainer.compile else net
-    return Job(cfg, task, device, precision, channels_last, Monitor.of(cfg.trainer, task), data, samples, state, net, state.epoch)
+    return Job(cfg, task, device, precision, channels_last, Monitor.of(cfg.trainer, task), data, samples, state, net)
 
 
 def setup_model(model_cfg, dataset_cfg, device, channels_last, console):
