@@ -112,7 +112,7 @@ def test_submitit_requeues_on_sigusr2_and_the_requeued_job_resumes_exactly(tmp_p
     """SIGUSR2 is what SLURM sends before a time limit (hydra/launcher=slurm's signal_delay_s); submitit_local runs
     the same requeue machinery on this machine."""
     once = tmp_path / "signalled"
-    runner("train", "-m", "hydra/launcher=local", *SIGNAL_CNN, cwd=tmp_path, env=signal_at("step:27", "SIGUSR2", once))
+    runner("train", "-m", *SIGNAL_CNN, "hydra/launcher=local", cwd=tmp_path, env=signal_at("step:27", "SIGUSR2", once))
     (job,) = tmp_path.glob("outputs/multirun/*/*/0")
     assert once.exists()  # the signal was sent
     logs = " ".join(p.read_text() for p in tmp_path.glob("outputs/multirun/*/*/.submitit/*/*_log.*"))
@@ -124,8 +124,8 @@ def test_submitit_requeues_on_sigusr2_and_the_requeued_job_resumes_exactly(tmp_p
 
 @pytest.mark.slow
 def test_ctrl_c_to_a_parallel_sweep_leaves_no_job_running(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "runner", "train", "-m", "hydra/launcher=parallel", "optimizer.lr=0.003,0.001",
-                             *SIGNAL_CNN, "trainer.epochs=300"], cwd=tmp_path, start_new_session=True,
+    proc = subprocess.Popen([sys.executable, "-m", "runner", "train", "-m", *SIGNAL_CNN, "hydra/launcher=parallel",
+                             "optimizer.lr=0.003,0.001", "trainer.epochs=300"], cwd=tmp_path, start_new_session=True,
                             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(SITECUSTOM), str(TESTS)])},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
