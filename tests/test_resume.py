@@ -76,7 +76,7 @@ def _interrupt_and_resume(tmp_path, sig, args):
     while not list(tmp_path.glob("outputs/*/*/train.log")) and time.time() < deadline:
         time.sleep(0.05)
     (log,) = tmp_path.glob("outputs/*/*/train.log")
-    wait_for(log, "epoch   2/")
+    wait_for(log, "epoch   1/")
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, out + err
@@ -92,8 +92,8 @@ def _interrupt_and_resume(tmp_path, sig, args):
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_saves_mid_epoch_and_resume_is_exact(tmp_path, sig):
-    # batch 4: ~320 steps an epoch, so the signal sent right after an epoch's line lands inside the next epoch
-    _interrupt_and_resume(tmp_path, sig, [*FAST, "trainer.epochs=4", "trainer.batch_size=4", "trainer.checkpoint_every_n_steps=3"])
+    # batch 8: 161 steps an epoch, so the signal sent right after epoch 1's line lands inside epoch 2
+    _interrupt_and_resume(tmp_path, sig, [*FAST, "trainer.epochs=3", "trainer.batch_size=8", "trainer.checkpoint_every_n_steps=3"])
 
 
 @pytest.mark.slow
@@ -101,14 +101,14 @@ def test_dataloader_path_resumes_exactly_mid_epoch(tmp_path):
     write_image_folder(tmp_path / "pets", per_class=100, size=(12, 12))
     args = ["dataset=imagefolder", "dataset.root=pets", "dataset.in_memory=false", "dataset.workers=0",
             "dataset.input_shape=[3,12,12]", "dataset.augment.crop_padding=2", *FAST, "trainer.batch_size=2",
-            "trainer.epochs=4", "trainer.checkpoint_every_n_steps=2"]
+            "trainer.epochs=3", "trainer.checkpoint_every_n_steps=2"]
     _interrupt_and_resume(tmp_path, signal.SIGINT, args)
 
 
 @pytest.mark.slow
 def test_kill_9_at_random_moments_always_leaves_a_loadable_checkpoint(tmp_path):
     rng = random.Random(0)
-    for i in range(20):
+    for i in range(10):
         work = tmp_path / str(i)
         work.mkdir()
         proc = start("train", *FAST, "trainer.epochs=50", "trainer.checkpoint_every_n_steps=1", cwd=work)
