@@ -213,12 +213,12 @@ class RunDir:
         if not self.written and not self.fresh:
             return f"Nothing in {self.path} was changed." + (f" Continue it with: runner train resume={self.path}"
                                                                if status == "interrupted" else "")
-        if not self.written:
-            self._first_write()
         try:
+            if not self.written:
+                self._first_write()
             self.update(status=status, error=message or type(err).__name__, finished_at=_now())
         except RunnerError:
-            pass  # the disk refused even this; the error itself still reaches the user
+            pass  # the disk refused even this; the error itself, not this one, reaches the user
         self.console.failed(err)
         if status != "interrupted":
             return None
