@@ -45,7 +45,17 @@ def build_scheduler(scheduler_cfg, optimizer):
 
 
 def build_data(dataset_cfg, device):
-    """The dataset's splits (in-memory ones moved to `device`) and its normaliser."""
+    """The dataset's splits (in-memory ones moved to `device`) and its normaliser.
+
+    Reading data leaves torch's global RNG as it found it (dropout draws from it later): decoding
+    that runs only when the cache is cold, or a DataLoader drawing its workers' seed, must not
+    make the run that fills a cache differ from the runs that read it.
+    """
+    with torch.random.fork_rng(devices=[]):
+        return _build_data(dataset_cfg, device)
+
+
+def _build_data(dataset_cfg, device):
     args = OmegaConf.masked_copy(dataset_cfg, [k for k in dataset_cfg if k not in PIPELINE_KEYS])
     splits = instantiate(args, _convert_="all")
     expected = tuple(dataset_cfg.input_shape)
