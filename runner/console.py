@@ -7,7 +7,9 @@ is attached is kept and written when it is: a training run's train.log is writte
 its run directory lets it (runner/rundir.py), so a resume refused in its setup appends nothing.
 """
 
+import contextlib
 import sys
+import warnings
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -54,6 +56,22 @@ class RunConsole:
         if self.file:
             self.file.print(f"error: {err}" if str(err) else f"error: {type(err).__name__}")
             self._log.flush()
+
+    @contextlib.contextmanager
+    def relay_warnings(self):
+        """RunnerWarnings raised inside are printed (and logged) as `warning: ...` lines; others pass on."""
+        from runner.errors import RunnerWarning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RunnerWarning)
+            try:
+                yield
+            finally:
+                for w in caught:
+                    if issubclass(w.category, RunnerWarning):
+                        self.print(f"[yellow]warning:[/] {w.message}")
+                    else:
+                        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
     def progress(self):
         return Progress(

@@ -1,4 +1,4 @@
-"""The one exception type that reaches the user as a message instead of a traceback."""
+"""The one exception type that reaches the user as a message instead of a traceback, and its warning."""
 
 
 class RunnerError(Exception):
@@ -21,3 +21,10 @@ class Diverged(RunnerError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
     exit_code = 3
+
+
+class RunnerWarning(UserWarning):
+    """Something the user should know that does not stop the run (a cache rebuilt or not written).
+
+    Raised with warnings.warn deep in data code; a job relays it to its console and log
+    (RunConsole.relay_warnings)."""

@@ -47,7 +47,7 @@ ROWS = [
     ("missing data files", ["train", "dataset=mnist", "dataset.download=false"], "downloading is off", 1, None),
     ("empty image folder", ["train", "dataset=imagefolder", "dataset.root=empty"], "has no class folders", 1,
      lambda w: (w / "empty").mkdir()),
-    ("corrupt image", ["train", "dataset=imagefolder", "dataset.root=pets", "dataset.workers=0"], "cannot read image", 1,
+    ("corrupt image", ["train", "dataset=imagefolder", "dataset.root=pets", "dataset.workers=0"], "cannot read 1 image: ", 1,
      lambda w: corrupt_image(w / "pets")),
     ("batch over dataset", ["train", "trainer.batch_size=5000"], "larger than the training split", 1, None),
     ("output not writable", ["train", "hydra.run.dir=afile/run"], "cannot write runs to afile/run", 1,

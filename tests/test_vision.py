@@ -1,13 +1,12 @@
-"""CIFAR-10, MNIST, Fashion-MNIST and image folders, read from tiny files in their official formats."""
+"""CIFAR-10, MNIST and Fashion-MNIST, read from tiny files in their official formats."""
 
 import json
 import os
-import shutil
 
 import pytest
 
 from conftest import assert_clean_failure, run_dirs, runner, summary
-from formats import CIFAR_CLASSES, write_cifar10, write_image_folder, write_mnist
+from formats import CIFAR_CLASSES, write_cifar10, write_mnist
 
 SMALL_CNN = ["model=cnn", "model.channels=[8,16]", "trainer.batch_size=32"]
 
@@ -76,41 +75,3 @@ def test_a_download_that_breaks_off_leaves_the_data_root_as_it_was(tmp_path, exi
     assert "cifar-10-python.tar.gz" in marker.read_text()  # the download really began, and wrote part of the archive
     left = sorted(p.name for p in (tmp_path / "data").rglob("*")) if (tmp_path / "data").exists() else None
     assert left == (["keep.txt"] if existing_root else None)
-
-
-@pytest.mark.parametrize("in_memory", ["auto", "false"])
-def test_image_folder_trains_in_memory_or_streamed(tmp_path, in_memory):
-    write_image_folder(tmp_path / "pets" / "train", classes=("cat", "dog", "fox"), per_class=16)
-    write_image_folder(tmp_path / "pets" / "val", classes=("cat", "dog", "fox"), per_class=4, seed=1)
-    runner("train", "dataset=imagefolder", "dataset.root=pets", "dataset.input_shape=[3,16,16]", "dataset.workers=0",
-           f"dataset.in_memory={in_memory}", *SMALL_CNN, "trainer.batch_size=8", "trainer.epochs=3", cwd=tmp_path)
-    info = summary(run_dirs(tmp_path)[0])
-    assert info["samples"] == {"train": 43, "val": 12, "test": 5}  # val/ used as is; test held out of train/
-    assert info["status"] == "completed" and info["best"]["val_accuracy"] >= 0.5
-    assert (tmp_path / "pets" / "runner-cache").exists() == (in_memory == "auto")
-
-
-@pytest.mark.slow
-def test_image_folder_streams_when_it_does_not_fit(tmp_path):
-    write_image_folder(tmp_path / "pets", per_class=10)
-    runner("train", "dataset=imagefolder", "dataset.root=pets", "dataset.input_shape=[3,16,16]",
-           "dataset.memory_limit_gb=0.00001", "dataset.workers=1", *SMALL_CNN, "trainer.batch_size=4",
-           "trainer.epochs=1", cwd=tmp_path)
-    assert summary(run_dirs(tmp_path)[0])["samples"] == {"train": 16, "val": 2, "test": 2}
-    assert not (tmp_path / "pets" / "runner-cache").exists()  # streamed: nothing decoded ahead
-
-
-def _one_class(root):
-    write_image_folder(root, classes=("cat",))
-
-
-@pytest.mark.parametrize("make,phrases", [
-    (_one_class, ["only the class folder 'cat'"]),
-    (lambda root: [(root / c).mkdir(parents=True) for c in ("a", "b")], ["no images in them"]),
-    (lambda root: None, ["is not a directory"]),
-], ids=["one class", "no images", "missing"])
-def test_bad_image_folders(tmp_path, make, phrases):
-    make(tmp_path / "pets")
-    proc = runner("train", "dataset=imagefolder", "dataset.root=pets", "dataset.workers=0", cwd=tmp_path, check=False)
-    assert_clean_failure(proc, *phrases)
-    shutil.rmtree(tmp_path / "outputs", ignore_errors=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from runner.data.cache import cached, fingerprint
+from runner.data.cache import cached, expect, fingerprint
 from runner.data.images import IMAGE_EXTENSIONS, decode_images
 from runner.data.splits import Split, Splits, holdout
 from runner.data.stream import FileSplit
@@ -20,7 +20,11 @@ from runner.errors import RunnerError
 
 
 def class_folders(root):
-    """The class names of an image folder: its subfolders (those of train/ when it has one); at least two."""
+    """The class names of an image folder: its subfolders (those of train/ when it has one).
+
+    At least two, and none without images: a class the model could never see is refused by
+    name rather than counted in num_classes.
+    """
     root = Path(root).expanduser()
     base = root / "train" if (root / "train").is_dir() else root
     if not base.is_dir():
@@ -32,7 +36,21 @@ def class_folders(root):
         found = f"only the class folder '{classes[0]}'" if classes else "no class folders"
         raise RunnerError(f"dataset.root={root} has {found}: classification needs at least two, one folder of images per "
                           f"class ({root}/cat/001.jpg, {root}/dog/001.jpg, ...).")
+    empty = [c for c in classes if not any(_is_image(p, base / c) for p in (base / c).rglob("*"))]
+    if empty:
+        raise RunnerError(f"{base} has class folders with no images in them: {', '.join(empty)}. A class with no images "
+                          f"cannot be learned: add images ({', '.join(IMAGE_EXTENSIONS)}) or remove the folders.")
     return classes
+
+
+def image_files(folder):
+    """A list of the image files under `folder`, recursively, in a fixed order; hidden files and folders skipped
+    (macOS's ._x.jpg resource forks, .DS_Store, .git are not images)."""
+    return [path for path in sorted(folder.rglob("*")) if _is_image(path, folder)]
+
+
+def _is_image(path, folder):
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not any(part.startswith(".") for part in path.relative_to(folder).parts)
 
 
 def count_classes(root):
@@ -45,9 +63,8 @@ def _samples(folder, classes):
     for label, cls in enumerate(classes):
         d = folder / cls
         if d.is_dir():
-            samples += [(str(p), label) for p in sorted(d.rglob("*")) if p.suffix.lower() in IMAGE_EXTENSIONS]
+            samples += [(str(p), label) for p in image_files(d)]
     return samples
-
 
 
 def imagefolder(*, name, task, input_shape, num_classes, root, val_fraction, test_fraction, split_seed,
@@ -57,8 +74,6 @@ def imagefolder(*, name, task, input_shape, num_classes, root, val_fraction, tes
     classes = class_folders(root)
     base = root / "train" if (root / "train").is_dir() else root
     parts = {"train": _samples(base, classes)}
-    if not parts["train"]:
-        raise RunnerError(f"dataset.root={root} has class folders but no images in them ({', '.join(IMAGE_EXTENSIONS)}). Add images.")
     for part in ("val", "test"):
         if (root / part).is_dir():
             extra = sorted(p.name for p in (root / part).iterdir() if p.is_dir() and p.name not in classes)
@@ -80,7 +95,11 @@ def imagefolder(*, name, task, input_shape, num_classes, root, val_fraction, tes
                 out[f"{part}_y"] = torch.tensor([label for _, label in samples], dtype=torch.long)
             return out
 
-        data = cached(root / "runner-cache" / f"{name}-{fingerprint(all_files, shape)}.pt", decode)
+        spec = {}
+        for part, samples in parts.items():
+            spec[f"{part}_x"], spec[f"{part}_y"] = ((len(samples), *shape), torch.uint8), ((len(samples),), torch.long)
+        stem = f"{name}-{'x'.join(map(str, shape))}"  # two sizes of one folder are two caches, side by side
+        data = cached(root / "runner-cache", stem, fingerprint(all_files), decode, expect(spec, classes=classes))
         splits = {part: Split(data[f"{part}_x"], data[f"{part}_y"]) for part in parts}
     else:
         splits = {part: FileSplit(samples, shape, workers) for part, samples in parts.items()}

@@ -1,11 +1,43 @@
-"""Image files to uint8 tensors: one size, RGB or grayscale, a bad file reported by name."""
+"""Image files to uint8 tensors of one size, whatever mode Pillow reads them in.
+
+Every image ends as 8-bit RGB (or L for one channel): the EXIF orientation is applied (as a
+photo viewer and torchvision's `decode_image(..., apply_exif_orientation=True)` do), 16-bit
+images keep their high byte, transparent pixels are composited onto black, palette, CMYK and
+YCbCr images are converted. 32-bit integer (I) and float (F) images have no standard range,
+so they are refused by name rather than guessed at.
+"""
 
 import torch
 
 from runner.errors import RunnerError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+NAMED = 10  # unreadable files named in one message
 
+
+class UnsupportedImage(ValueError):
+    pass
+
+
+def to_8bit(img, channels):
+    """A PIL image as 8-bit RGB (channels=3) or L (channels=1), upright."""
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    img = ImageOps.exif_transpose(img)
+    mode = img.mode
+    if mode.startswith("I;16"):  # 16-bit grayscale (PNG, TIFF): keep the high byte, as torchvision's to_dtype does
+        img = Image.fromarray((np.asarray(img).astype(np.uint16) >> 8).astype(np.uint8), "L")
+    elif mode in ("I", "F"):
+        kind = "32-bit integer" if mode == "I" else "floating-point"
+        raise UnsupportedImage(f"it holds {kind} pixels (mode {mode}), which have no standard range to map to 0..255; "
+                               f"save it as an 8- or 16-bit image")
+    has_alpha = "A" in img.mode or "a" in img.mode or "transparency" in img.info
+    if has_alpha:  # composite onto black, so hidden colour under transparent pixels never reaches the model
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.uint16)
+        rgb = (rgba[..., :3] * rgba[..., 3:] + 127) // 255
+        img = Image.fromarray(rgb.astype(np.uint8), "RGB")
+    return img.convert("RGB" if channels == 3 else "L")
 
 
 class ImageFiles(torch.utils.data.Dataset):
@@ -24,26 +56,31 @@ class ImageFiles(torch.utils.data.Dataset):
         path, label = self.samples[i]
         try:
             with Image.open(path) as img:
-                img = img.convert("RGB" if self.shape[0] == 3 else "L").resize(self.shape[:0:-1], Image.BILINEAR)
+                img = to_8bit(img, self.shape[0]).resize(self.shape[:0:-1], Image.BILINEAR)
                 return pil_to_tensor(img), label, ""
         except Exception as err:  # reported by the main process, naming the file
-            return torch.zeros(self.shape, dtype=torch.uint8), label, f"{path}: {type(err).__name__}: {err}"
+            return torch.zeros(self.shape, dtype=torch.uint8), label, f"{path} ({type(err).__name__}: {err})"
 
 
 def raise_unreadable(errors):
-    """ImageFiles reports a file it cannot read as a message; the main process raises it, naming the file."""
+    """ImageFiles reports each file it cannot read as a message; the main process names them."""
     bad = [e for e in errors if e]
     if bad:
-        raise RunnerError(f"cannot read image {bad[0]}. Remove or replace the file (and any other unreadable ones).")
+        more = f"; and {len(bad) - NAMED} more" if len(bad) > NAMED else ""
+        raise RunnerError(f"cannot read {len(bad)} image{'s' if len(bad) > 1 else ''}: {'; '.join(bad[:NAMED])}{more}. "
+                          f"Remove or replace {'them' if len(bad) > 1 else 'it'}.")
 
 
 def decode_images(samples, shape, workers):
-    """All `samples` decoded into one uint8 tensor, in parallel worker processes."""
+    """All `samples` decoded into one uint8 tensor, in parallel worker processes; every unreadable file named."""
     x = torch.empty((len(samples), *shape), dtype=torch.uint8)
-    loader = torch.utils.data.DataLoader(ImageFiles(samples, shape), batch_size=256, num_workers=workers)
-    i = 0
-    for images, _, errors in loader:
-        raise_unreadable(errors)
+    # a generator of its own: a DataLoader otherwise draws its workers' seed from torch's global RNG
+    loader = torch.utils.data.DataLoader(ImageFiles(samples, shape), batch_size=256, num_workers=workers,
+                                         generator=torch.Generator().manual_seed(0))
+    i, errors = 0, []
+    for images, _, batch_errors in loader:
+        errors += [e for e in batch_errors if e]
         x[i : i + len(images)] = images
         i += len(images)
+    raise_unreadable(errors)
     return x

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from runner.data.cache import cached, fingerprint
+from runner.data.cache import cached, expect, fingerprint
 from runner.data.splits import Split, Splits, holdout
 from runner.errors import RunnerError
 
@@ -81,7 +81,9 @@ def _torchvision(cls_name, *, name, root, download, val_fraction, split_seed):
         out["classes"] = list(ds.classes)
         return out
 
-    data = cached(root / "runner-cache" / f"{name}-{fingerprint(raw_files)}.pt", decode)
+    spec = {f"{part}_x": ((f"n_{part}", "c", "h", "w"), torch.uint8) for part in ("train", "test")}  # input_shape: build_data
+    spec.update({f"{part}_y": ((f"n_{part}",), torch.long) for part in ("train", "test")})
+    data = cached(root / "runner-cache", name, fingerprint(raw_files), decode, expect(spec))
     train, val = holdout(Split(data["train_x"], data["train_y"]), val_fraction, split_seed)
     return Splits(train, val, Split(data["test_x"], data["test_y"]), class_names=data["classes"])
 

@@ -46,7 +46,8 @@ def eval_job(cfg, run_dir, overrides):
         configure_torch(run_cfg.trainer)
         device = resolve_device(run_cfg.device.name)
         channels_last = use_channels_last(run_cfg.trainer.channels_last, run_cfg.dataset.input_shape, device)
-        splits, normalize = build_data(run_cfg.dataset, device)
+        with console.relay_warnings():
+            splits, normalize = build_data(run_cfg.dataset, device)
         normalize.channels_last = channels_last
         model = restore_model(run_cfg.model, weights, device, channels_last)
         summarize(model, run_cfg.dataset.input_shape, run_cfg.dataset.num_classes, device)  # can it take this data?

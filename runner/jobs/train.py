@@ -83,7 +83,8 @@ def setup(cfg, run, overrides, console, rank):
     precision = Precision.of(cfg.trainer.precision, device)
     seed_all(cfg.seed)  # model init and dropout; the data order has its own generator
     model = setup_model(cfg.model, cfg.dataset, device, channels_last, console)  # before the data: a misfit fails fast
-    data, samples = setup_data(cfg.dataset, cfg.trainer, device, cfg.seed, channels_last, rank)
+    with console.relay_warnings():
+        data, samples = setup_data(cfg.dataset, cfg.trainer, device, cfg.seed, channels_last, rank)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     state = TrainState(model, optimizer, build_scheduler(cfg.scheduler, optimizer), precision.scaler, data.train.indices, plain(cfg))
     if resume:
