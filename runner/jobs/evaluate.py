@@ -4,10 +4,14 @@
     runner eval ckpt=outputs/2026-11-22/10-31-07 device=cpu   # overrides apply on top
 
 The user repeats none of the run's overrides: the model and dataset come from the run's
-.hydra/config.yaml (or the config inside last.pt), not from today's YAML files.
+.hydra/config.yaml (or the config inside last.pt), not from today's YAML files. An override
+that would move samples into or out of the test split is refused (EVAL_KEEPS_SPLIT).
 """
 
+from fnmatch import fnmatchcase
 from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from omegaconf import OmegaConf
 
@@ -22,6 +26,25 @@ from runner.device import Precision, configure_torch, resolve_device, use_channe
 from runner.errors import RunnerError
 from runner.files import write_json
 from runner.metrics import TASKS, evaluate, per_class_accuracy
+
+
+# Dataset keys an eval may override: where the same files are and how they are read. Any other
+# `dataset` key (split_seed, test_fraction, size, the dataset itself...) could change which
+# samples are in the test split, and test the model on samples it trained on.
+EVAL_KEEPS_SPLIT = ("dataset.root", "dataset.download", "dataset.workers", "dataset.in_memory", "dataset.memory_limit_gb",
+                    "dataset.augment", "dataset.augment.*")
+
+
+def check_eval_overrides(overrides):
+    """Refuse, by key, an override that would change the run's test split."""
+    for text, override in zip(overrides, OverridesParser.create().parse_overrides(list(overrides))):
+        key = override.key_or_group
+        if (key == "dataset" or key.startswith("dataset.")) and not any(fnmatchcase(key, p) for p in EVAL_KEEPS_SPLIT):
+            raise RunnerError(
+                f"eval: '{text}' is refused: it would change which samples are in the run's test split, so the model "
+                f"could be tested on samples it trained on. runner eval tests on the split the run held out; of the "
+                f"dataset's keys only where the same files are and how they are read may change "
+                f"({', '.join(k for k in EVAL_KEEPS_SPLIT if '*' not in k)}).")
 
 
 def class_table(per_class, confusion):
@@ -39,6 +62,7 @@ def eval_job(cfg, run_dir, overrides):
     try:
         if OmegaConf.is_missing(cfg, "ckpt"):
             raise RunnerError("runner eval needs ckpt=: the run directory or checkpoint to evaluate, e.g. ckpt=outputs/2026-11-22/10-31-07.")
+        check_eval_overrides(overrides)
         weights, run_cfg = find_checkpoint(cfg.ckpt)
         run_cfg = apply_overrides(run_cfg, cfg, overrides)
         check_config(run_cfg)
