@@ -68,6 +68,12 @@ def _build_data(dataset_cfg, device):
                 f"dataset {dataset_cfg.name}: its {name} split has samples of shape {list(split.x.shape[1:])}, "
                 f"but its config says input_shape: {list(expected)}. Set dataset.input_shape to match the data."
             )
+        if dataset_cfg.task == "classification" and len(split) and not 0 <= int(split.y.min()) <= int(split.y.max()) < dataset_cfg.num_classes:
+            raise RunnerError(
+                f"dataset {dataset_cfg.name}: its {name} split has class labels from {int(split.y.min())} to {int(split.y.max())}, "
+                f"but dataset.num_classes={dataset_cfg.num_classes} allows 0 to {dataset_cfg.num_classes - 1}. Set "
+                f"dataset.num_classes to the number of classes in the data (at least {int(split.y.max()) + 1})."
+            )
         setattr(splits, name, split.to(device))
     sample = splits.train.x if isinstance(splits.train, Split) else splits.train.sample_tensor(1024, 0).to(device)
     return splits, Normalizer.fit(sample)

@@ -38,6 +38,8 @@ def _task(cfg):
     from runner.console import error
     from runner.errors import Interrupted, RunnerError
 
+    from runner.config import check_keys, check_resolves
+
     hydra_cfg = HydraConfig.get()
     try:
         if hydra_cfg.job.config_name == "eval":
@@ -49,12 +51,16 @@ def _task(cfg):
         from runner.jobs.train import train_job
         from runner.rundir import provenance
 
+        if not cfg.get("resume"):  # a resumed run's config is its own (last.pt), checked against the resume table
+            check_resolves(cfg)
+            check_keys(cfg)
         _share_cores(cfg, hydra_cfg)
         run_dir = distributed.broadcast(hydra_cfg.runtime.output_dir)  # under torchrun: rank 0's, for every rank
         user_overrides = list(hydra_cfg.overrides.task)[len(_selected):]
         record = provenance(cfg, HydraConfig.instance().cfg)
         return _job_result(train_job(cfg, run_dir, user_overrides, record), hydra_cfg)
     except Exception as err:
+        _drop_if_empty(hydra_cfg.runtime.output_dir)  # a run that never started leaves no directory
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         sweep = hydra_cfg.mode == RunMode.MULTIRUN
@@ -71,6 +77,18 @@ def _task(cfg):
         return _job_result({"status": "failed", "error": str(err) or type(err).__name__}, hydra_cfg)
 
 
+def _drop_if_empty(run_dir):
+    """Remove the directory Hydra made for this job when nothing was written in it."""
+    path = Path(run_dir)
+    if path.resolve() == Path.cwd().resolve():  # torchrun's other ranks run in "."
+        return
+    for folder in (path, path.parent):  # the run's, then its date's (outputs/2026-11-22/) if it held only this run
+        try:
+            folder.rmdir()  # only succeeds when empty
+        except OSError:
+            return
+
+
 def _preflight(args):
     """What Hydra would report with a traceback, reported plainly: a user config that is not
     valid YAML, and an output directory that cannot be created. Returns an error message or None."""
@@ -82,6 +100,14 @@ def _preflight(args):
         config_dir = args[i + 1] if arg in ("--config-dir", "-cd") and i + 1 < len(args) else (
             arg.split("=", 1)[1] if arg.startswith("--config-dir=") else None)
         for path in sorted(Path(config_dir).rglob("*.yaml")) if config_dir else ():
+            builtin = _builtin_config(path.relative_to(config_dir))
+            if builtin:  # Hydra searches runner's own configs first, so this file would be silently ignored
+                name = path.relative_to(config_dir).with_suffix("")
+                return (f"{path} has the name of runner's built-in config {name.as_posix()}, which Hydra would use "
+                        f"instead of yours, silently. Rename yours (e.g. {name.parent.as_posix()}/my_{name.name}.yaml, "
+                        f"then {name.parent.as_posix()}=my_{name.name})." if name.parent.name else
+                        f"{path} has the name of runner's built-in {name.name}.yaml, which Hydra would use instead of "
+                        f"yours, silently. Rename it, and override keys on the command line instead.")
             try:
                 yaml.safe_load(path.read_text())
             except yaml.YAMLError as err:
@@ -100,6 +126,13 @@ def _preflight(args):
         return (f"cannot write runs to {out}: {err.strerror or err}. Run from a directory you can write to, or point "
                 f"hydra.run.dir (hydra.sweep.dir for -m) at one.")
     return None
+
+
+def _builtin_config(relative):
+    """True when runner ships a config at this path (model/cnn.yaml, train.yaml)."""
+    from importlib.resources import files
+
+    return files("runner.configs").joinpath(*relative.parts).is_file()
 
 
 def _torchrun(args):

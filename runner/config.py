@@ -6,8 +6,11 @@ Hydra already refuses unknown keys and unknown group options; what it cannot kno
 callables themselves (like torchtune's `tune validate`), without building anything.
 """
 
+import difflib
 import inspect
 import numbers
+from functools import cache
+from importlib.resources import files
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import get_object
@@ -61,6 +64,74 @@ RULES = [
 ]
 
 
+def _example(key):
+    return next((example for k, _, _, example in RULES if k == key), f"{key}=VALUE")
+
+
+def _runner_error_in(err):
+    """The RunnerError a resolver of ours raised somewhere inside `err`, or None."""
+    cause = err
+    while cause is not None and not isinstance(cause, RunnerError):
+        cause = cause.__cause__ or cause.__context__
+    return cause
+
+
+def check_resolves(cfg):
+    """Every interpolation in `cfg` resolves (a key may refer to itself: trainer.epochs=${trainer.epochs})."""
+    from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
+
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except (MissingMandatoryValue, InterpolationToMissingValueError):
+        return  # a ??? left unset: check_config names the key and an example
+    except Exception as err:
+        cause = _runner_error_in(err)
+        if cause is not None:
+            raise cause from None
+        key = getattr(err, "full_key", None) or "the config"
+        reason = str(err).strip().splitlines()[0].rstrip(".")
+        raise RunnerError(f"{key} cannot be resolved: {reason}. Give it a plain value on the command line, "
+                          f"e.g. {_example(key)}.") from None
+
+
+@cache
+def _own_keys(group):
+    """The keys of runner's own config file for `group` (configs/trainer/default.yaml)."""
+    import yaml
+
+    return tuple(yaml.safe_load(files("runner.configs").joinpath(group, "default.yaml").read_text()))
+
+
+# Closed sets: keys runner itself reads. Anything else in them is a typo that would silently change
+# nothing (`+trainer.epoch=1`); anything missing was deleted (`~trainer.epochs`).
+CLOSED = {
+    "": ("dataset", "model", "optimizer", "scheduler", "device", "trainer", "seed", "resume"),
+    "trainer": None,  # the keys of configs/trainer/default.yaml
+    "dataset.augment": ("crop_padding", "flip"),
+}
+
+
+def check_keys(cfg):
+    """A fresh run's config holds exactly the keys runner reads at the top level, in trainer and in dataset.augment."""
+    for path, allowed in CLOSED.items():
+        node = OmegaConf.select(cfg, path) if path else cfg
+        if node is None:
+            continue
+        allowed = allowed or _own_keys(path)
+        prefix = f"{path}." if path else ""
+        for key in node:
+            if key not in allowed:
+                near = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"Did you mean {prefix}{near[0]}? " if near else ""
+                raise RunnerError(f"{prefix}{key} is not a key runner reads, so it would change nothing. {hint}"
+                                  f"The keys of {path or 'the top level'} are: {', '.join(allowed)}.")
+        if path in ("", "trainer"):
+            missing = [k for k in allowed if k not in node and k != "resume"]
+            if missing:
+                raise RunnerError(f"{prefix}{missing[0]} is missing from the config (deleted with ~{prefix}{missing[0]}?); "
+                                  f"runner needs it. Override its value instead, e.g. {_example(prefix + missing[0])}.")
+
+
 def check_config(cfg, groups=("dataset", "model", "optimizer", "scheduler")):
     """Raise RunnerError on the first value or `_target_` argument that cannot work."""
     for key, test, must_be, example in RULES:
@@ -72,9 +143,7 @@ def check_config(cfg, groups=("dataset", "model", "optimizer", "scheduler")):
         try:
             value = OmegaConf.select(cfg, key, throw_on_missing=True)
         except Exception as err:  # an interpolation that does not resolve, a ??? left unset
-            cause = err
-            while cause is not None and not isinstance(cause, RunnerError):
-                cause = cause.__cause__ or cause.__context__
+            cause = _runner_error_in(err)
             if cause is not None:  # a resolver of ours said what is wrong (e.g. count_classes)
                 raise cause from None
             raise RunnerError(f"{key} cannot be resolved: {err}. Set it on the command line, e.g. {example}.") from None

@@ -70,7 +70,7 @@ def fit(state, net, data, task, precision, trainer_cfg, monitor, run, console, s
                 if trainer_cfg.grad_clip:
                     scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(model.parameters(), trainer_cfg.grad_clip)
-                scaler.step(optimizer)
+                optimizer_step(scaler, optimizer, state.step + 1, epoch, lr)
                 scaler.update()
                 state.step, state.batch = state.step + 1, state.batch + 1
                 timings.setdefault("first_step_at", time.time())
@@ -114,6 +114,20 @@ def fit(state, net, data, task, precision, trainer_cfg, monitor, run, console, s
         )
         if stop.requested:
             raise Interrupted(f"stopped by {stop.requested} after epoch {epoch}; last.pt holds it")
+
+
+def optimizer_step(scaler, optimizer, step, epoch, lr):
+    """scaler.step(optimizer), where an update too large for the parameters' dtype is a divergence, not a crash
+    (Adam with optimizer.lr=1e300 overflows converting the step size to float32)."""
+    try:
+        scaler.step(optimizer)
+    except RuntimeError as err:
+        if "overflow" not in str(err):
+            raise
+        raise Diverged(
+            f"the optimizer's update overflowed at step {step} (epoch {epoch}, learning rate {lr:g}: {err}): training "
+            f"diverged. The last good checkpoint is kept. Lower optimizer.lr (e.g. optimizer.lr=0.001) and start again."
+        ) from None
 
 
 def check_finite(first_bad, epoch, lr):

@@ -46,10 +46,23 @@ def _overrides(run_dir):
         return []
 
 
+# Each task's own monitored metric (runner/metrics.py's TASKS, which imports torch).
+TASK_MONITORS = {"classification": "val_accuracy", "regression": "val_mae"}
+
+
+def _configured_monitor(run_dir):
+    """What a run that failed before training would have monitored, from its .hydra/config.yaml."""
+    try:
+        cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+        return cfg["trainer"].get("monitor") or TASK_MONITORS[cfg["dataset"]["task"]]
+    except (OSError, yaml.YAMLError, TypeError, KeyError):
+        return "val_loss"
+
+
 def read_run(run_dir):
     """One row of the report, and the run's validation curve of its monitored metric."""
     s = read_summary(run_dir)
-    monitor = s.get("monitor") or "val_loss"
+    monitor = s.get("monitor") or _configured_monitor(run_dir)
     best = (s.get("best") or {}).get(monitor)
     tests = s.get("test") or {}
     test_key = f"test_{monitor[4:]}" if f"test_{monitor[4:]}" in tests else next((k for k in tests if k != "test_loss"), "test_loss")
@@ -59,7 +72,7 @@ def read_run(run_dir):
         "monitor": monitor, "best": best, "best_epoch": (s.get("best") or {}).get("epoch"),
         "final_val_loss": (s.get("final") or {}).get("val_loss"), "test": test[1], "test_metric": test[0],
         "epochs": s.get("epochs"), "time_s": (s.get("timings") or {}).get("total_s"),
-        "error": (s.get("error") or "").splitlines()[0][:200] if s.get("error") else "", "run_dir": str(run_dir),
+        "error": " ".join((s.get("error") or "").split())[:300], "run_dir": str(run_dir),
         "mode": s.get("monitor_mode") or ("min" if "loss" in monitor else "max"),
     }
     curve = []
@@ -78,7 +91,12 @@ def _descending(row, key):
 
 
 def sort_rows(rows, key=None):
-    """Completed runs first, then by `key` (default: each run's monitored metric), best first."""
+    """Grouped by monitored metric (runs are ranked only against runs that monitor the same one; the
+    largest group first), then completed runs first, then by `key` (default: the monitored metric), best first."""
+    sizes = {}
+    for row in rows:
+        sizes[row["monitor"]] = sizes.get(row["monitor"], 0) + 1
+
     def order(row):
         value = row.get(key or "best")
         if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
@@ -87,7 +105,15 @@ def sort_rows(rows, key=None):
             return (0, value)
         return (0, -value if _descending(row, key) else value)
 
-    return sorted(rows, key=lambda r: (r["status"] != "completed", *order(r)))
+    return sorted(rows, key=lambda r: (-sizes[r["monitor"]], r["monitor"], r["status"] != "completed", *order(r)))
+
+
+def groups(rows):
+    """[(monitor, its rows)], in the order sort_rows put them."""
+    out = {}
+    for row in rows:
+        out.setdefault(row["monitor"], []).append(row)
+    return list(out.items())
 
 
 def _fmt(value):
@@ -109,7 +135,7 @@ def to_markdown(rows):
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for i, row in enumerate(rows):
         cells = [_fmt(row[c]) for c in cols]
-        if i == 0 and row["status"] == "completed":
+        if (i == 0 or rows[i - 1]["monitor"] != row["monitor"]) and row["status"] == "completed":  # each group's best
             cells[0] = f"**{cells[0]}** (best)"
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
@@ -120,6 +146,15 @@ def _differing(rows):
     sets = [set(r["overrides"].split()) for r in rows]
     common = set.intersection(*sets) if len(sets) > 1 else set()
     return [" ".join(o for o in r["overrides"].split() if o not in common) for r in rows]
+
+
+def to_tables(rows, title):
+    """One table per monitored metric: a val_mae and a val_accuracy are not ranked in one column."""
+    parts = groups(rows)
+    if len(parts) == 1:
+        return [to_table(rows, title)]
+    return [to_table(group, f"{len(group)} of {len(rows)} runs, monitored on {monitor} and ranked only against each other, best first")
+            for monitor, group in parts]
 
 
 def to_table(rows, title):
@@ -168,6 +203,8 @@ def plot(rows, curves, path):
 
     from runner.files import atomic_write
 
+    comparable = [i for i, r in enumerate(rows) if r["monitor"] == rows[0]["monitor"]]  # the first group's, on one axis
+    rows, curves = [rows[i] for i in comparable], [curves[i] for i in comparable]
     params = _numeric_params(rows)
     fig, axes = plt.subplots(1, 1 + len(params), figsize=(5.5 * (1 + len(params)), 4), squeeze=False)
     ax = axes[0][0]
@@ -217,6 +254,15 @@ def main(argv):
     parser.add_argument("--format", choices=("table", "csv", "markdown"), default="table", help="what to print")
     parser.add_argument("--out", default=None, help="write summary.csv and sweep.png here (default: the sweep directory, when given one)")
     args = parser.parse_args(argv)
+    missing = [p for p in args.paths if not glob.glob(str(Path(p).expanduser()), recursive=True)]
+    if missing:
+        print(f"runner report: {missing[0]} does not exist. Give run directories, sweep directories or globs of them "
+              f"(e.g. runner report outputs/multirun/2026-11-22/10-31-07).", file=sys.stderr)
+        return 2
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        print(f"runner report: --out {args.out} is an existing file, and --out names the directory that summary.csv and "
+              f"sweep.png are written into. Give a directory (it is created if missing). Nothing was written.", file=sys.stderr)
+        return 2
     runs = find_runs(args.paths)
     if not runs:
         print(f"runner report: no training runs (directories with a summary.json) under {' '.join(args.paths)}.", file=sys.stderr)
@@ -235,7 +281,8 @@ def main(argv):
     elif args.format == "markdown":
         sys.stdout.write(to_markdown(rows))
     else:
-        console().print(to_table(rows, f"{len(rows)} runs, best first"))
+        for table in to_tables(rows, f"{len(rows)} runs, best first"):
+            console().print(table)
         if out:
             print(f"wrote {Path(out) / 'summary.csv'} and {Path(out) / 'sweep.png'}")
     return 0

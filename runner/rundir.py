@@ -209,7 +209,7 @@ class RunDir:
     def _end(self, err):
         """Record how the run ended, and say what continues it."""
         status = "diverged" if isinstance(err, Diverged) else "interrupted" if isinstance(err, (Interrupted, KeyboardInterrupt)) else "failed"
-        message = str(err) if isinstance(err, RunnerError) else f"{type(err).__name__}: {err}"
+        message = str(err) if isinstance(err, RunnerError) else _describe(err)
         if not self.written and not self.fresh:
             return f"Nothing in {self.path} was changed." + (f" Continue it with: runner train resume={self.path}"
                                                                if status == "interrupted" else "")
@@ -280,6 +280,16 @@ class RunDir:
         lines = path.read_text().splitlines(keepends=True)
         if len(lines) > rows_kept + 1:
             atomic_write(path, lambda f: f.write("".join(lines[: rows_kept + 1]).encode()))
+
+
+def _describe(err):
+    """An unexpected error as one line that starts with its cause: Hydra's InstantiationException says only
+    "Error in call to target 'X':" on its first line, and the reason follows in the exception it wraps."""
+    text = f"{type(err).__name__}: {' '.join(str(err).split())}"
+    cause = err.__cause__
+    if cause is None:
+        return text
+    return f"{type(cause).__name__}: {' '.join(str(cause).split())} (from {text.split(':', 2)[0]}: {str(err).splitlines()[0]})"
 
 
 def provenance(cfg, hydra_cfg):

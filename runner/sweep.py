@@ -22,7 +22,8 @@ class SweepSummary(Callback):
         rows, curves = report.build(runs)
         report.write_outputs(rows, curves, sweep_dir)
         console = report.console()
-        console.print(report.to_table(rows, f"sweep: {len(rows)} jobs, best first ({sweep_dir})"))
+        for table in report.to_tables(rows, f"sweep: {len(rows)} jobs, best first ({sweep_dir})"):
+            console.print(table)
         not_done = [r for r in rows if r["status"] != "completed"]
         if not_done:
             console.print(f"[red]{len(not_done)} of {len(rows)} jobs did not complete[/]: "

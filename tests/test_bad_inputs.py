@@ -59,6 +59,23 @@ ROWS = [
     ("ckpt pickled callable", ["train", "resume=RUN", "trainer.epochs=20"], "was refused", 1, "hostile"),
     ("resume truncated last.pt", ["train", "resume=RUN", "trainer.epochs=4"], "truncated, corrupted", 1, "truncate last"),
     ("ckpt other model", ["eval", "ckpt=RUN", "model=mlp"], "do not fit the model MLP", 1, None),
+    # config that cannot be composed into a run: refused before the run starts, leaving no directory (NEVER_STARTED)
+    ("interpolation loop", ["train", "trainer.epochs=${trainer.epochs}"],
+     "trainer.epochs cannot be resolved: Recursive interpolation detected", 1, None),
+    ("deleted key", ["train", "~trainer.epochs"], "trainer.epochs is missing from the config (deleted with ~trainer.epochs?)", 1, None),
+    ("added typo", ["train", "+trainer.epoch=1"],
+     "trainer.epoch is not a key runner reads, so it would change nothing. Did you mean trainer.epochs?", 1, None),
+    ("augment typo", ["train", "+dataset.augment.flp=true"], "Did you mean dataset.augment.flip?", 1, None),
+    ("config-dir shadows built-in", ["train", "--config-dir", "mine", "model=cnn"],
+     "mine/model/cnn.yaml has the name of runner's built-in config model/cnn, which Hydra would use instead of yours", 1,
+     lambda w: (w / "mine" / "model").mkdir(parents=True) or (w / "mine" / "model" / "cnn.yaml").write_text("channels: [4]\n")),
+    # runs that start and then cannot go on
+    ("lr overflows", ["train", "optimizer.lr=1e300", "trainer.epochs=1"], "the optimizer's update overflowed at step 1", 3, None),
+    ("labels over num_classes", ["train", "dataset.num_classes=5"],
+     "its train split has class labels from 0 to 9, but dataset.num_classes=5 allows 0 to 4", 1, None),
+    ("report out is a file", ["report", "RUN", "--out", "afile"], "--out afile is an existing file", 2,
+     lambda w: (w / "afile").write_text("notes")),
+    ("report nothing there", ["report", "nowhere"], "runner report: nowhere does not exist", 2, None),
     ("eval moves the test split", ["eval", "ckpt=RUN", "dataset.split_seed=1"],
      "eval: 'dataset.split_seed=1' is refused: it would change which samples are in the run's test split", 1, None),
     ("eval other dataset", ["eval", "ckpt=RUN", "dataset=fake"], "eval: 'dataset=fake' is refused", 1, None),
@@ -82,6 +99,8 @@ ROWS = [
     ("model before data", ["train", "dataset=mnist", "dataset.download=false", "model=lenet"],
      "cannot take this dataset's input of shape [1, 28, 28]", 1, None),
 ]
+NEVER_STARTED = {"interpolation loop", "deleted key", "added typo", "augment typo", "config-dir shadows built-in",
+                 "yaml syntax", "unknown key", "unknown option", "report out is a file", "report nothing there"}
 if torch.cuda.is_available():
     ROWS = [r for r in ROWS if r[0] != "resume missing device"]
 else:
@@ -154,3 +173,5 @@ def test_bad_input(request, tmp_path, completed_run, args, phrase, status, setup
     assert {k: v for k, v in after.items() if k in before} == before  # nothing that existed has changed
     new = [k for k in after if k not in before]
     assert all(k.parts[0] == "outputs" and k.suffix != ".pt" for k in new), new  # only a failed run's own record
+    if request.node.callspec.id in NEVER_STARTED:  # not even an empty run directory
+        assert not (tmp_path / "outputs").exists() or not list((tmp_path / "outputs").rglob("*"))

@@ -53,7 +53,24 @@ def test_report_compares_runs_started_separately(tmp_path):
     assert len(rows) == 2 and rows[0]["overrides"].endswith("optimizer.lr=0.003")
     assert (tmp_path / "cmp" / "summary.csv").is_file() and (tmp_path / "cmp" / "sweep.png").is_file()
     proc = runner("report", "nowhere", cwd=tmp_path, check=False)
-    assert proc.returncode == 2 and "no training runs" in proc.stderr
+    assert proc.returncode == 2 and "runner report: nowhere does not exist" in proc.stderr
+
+
+def test_report_ranks_only_comparable_runs_and_shows_why_a_build_failed(tmp_path, digits_run):
+    _, digits, _ = digits_run
+    runner("train", "dataset=sum_pairs", "model=mlp", "trainer.epochs=1", cwd=tmp_path)
+    failed = runner("train", "model=mlp", "model.hidden=[-1]", cwd=tmp_path, check=False)  # nn.Linear(64, -1) raises
+    assert failed.returncode != 0
+    out = runner("report", str(digits), "outputs/*/*", "--format", "csv", cwd=tmp_path).stdout
+    rows = list(csv.DictReader(out.splitlines()))
+    # the failed run monitored nothing yet: its config's task puts it with the classification runs, after the completed one
+    assert [(r["monitor"], r["status"]) for r in rows] == [("val_accuracy", "completed"), ("val_accuracy", "failed"),
+                                                           ("val_mae", "completed")]
+    assert rows[1]["error"].startswith("RuntimeError: Trying to create tensor with negative dimension -1")
+    assert "InstantiationException" in rows[1]["error"]  # where it came from, after the cause
+    table = " ".join(runner("report", str(digits), "outputs/*/*", cwd=tmp_path).stdout.split())
+    assert "2 of 3 runs, monitored on val_accuracy and ranked only against each other" in table
+    assert "1 of 3 runs, monitored on val_mae" in table
 
 
 @pytest.mark.slow
