@@ -4,7 +4,8 @@
 
 trainer.batch_size is the global batch: each of N processes takes 1/N of every batch, so a
 config means the same optimisation whatever N is (scale optimizer.lr with the batch size,
-not with N). NCCL on GPUs, gloo on CPU. Rank 0 alone prints and writes the run directory.
+not with N); BatchNorm's statistics are those of the global batch. NCCL on GPUs, gloo on CPU.
+Rank 0 alone prints and writes the run directory.
 """
 
 import os
@@ -69,15 +70,68 @@ def barrier():
 
 
 def wrap(model, device):
-    """DDP around `model` when there is more than one process; the model itself otherwise."""
+    """DDP around `model` when there is more than one process; the model itself otherwise.
+
+    BatchNorm normalises with the statistics of the global batch, as one process would: torch's
+    SyncBatchNorm on CUDA, GlobalBatchNorm on CPU (SyncBatchNorm refuses CPU tensors).
+    """
     if not dist.is_initialized() or dist.get_world_size() == 1:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
     if device.type == "cuda":
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)  # BatchNorm statistics over the global batch
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return DistributedDataParallel(model, device_ids=[device.index])
-    return DistributedDataParallel(model)
+    return DistributedDataParallel(GlobalBatchNorm.convert(model))
+
+
+class GlobalBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose training statistics are those of the whole batch, summed over processes (gloo, CPU).
+
+    The all-reduces are differentiable (torch.distributed.nn), so the backward pass, too, is
+    that of one process holding the global batch, as in torch's SyncBatchNorm on CUDA.
+    """
+
+    def _check_input_dim(self, x):
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {x.dim()}D input)")
+
+    def forward(self, x):
+        if not self.training or not dist.is_initialized():
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        dims, shape = [0, *range(2, x.dim())], [1, -1] + [1] * (x.dim() - 2)
+        local = torch.cat([x.sum(dims), x.new_tensor([x.numel() / x.shape[1]])])
+        total = all_reduce(local)
+        n, mean = total[-1], total[:-1] / total[-1]
+        centered = x - mean.reshape(shape)
+        var = all_reduce((centered * centered).sum(dims)) / n  # two passes: the variance without cancellation
+        y = centered * torch.rsqrt(var + self.eps).reshape(shape)
+        if self.affine:
+            y = y * self.weight.reshape(shape) + self.bias.reshape(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                momentum = 1 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                self.running_mean.lerp_(mean.detach(), momentum)
+                self.running_var.lerp_(var.detach() * n / (n - 1), momentum)  # unbiased, as BatchNorm keeps it
+        return y
+
+    @classmethod
+    def convert(cls, module):
+        """`module` with each BatchNorm replaced by a GlobalBatchNorm holding its very parameters and buffers."""
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            new = cls(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
+            # the same Parameter and buffer objects: the optimizer, built before, keeps updating them
+            new.weight, new.bias = module.weight, module.bias
+            new.running_mean, new.running_var, new.num_batches_tracked = (
+                module.running_mean, module.running_var, module.num_batches_tracked)
+            new.train(module.training)
+            return new
+        for name, child in module.named_children():
+            module.add_module(name, cls.convert(child))
+        return module
 
 
 def in_sync(model):

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -97,6 +98,13 @@ def same_run(a, b):
     la, lb = load(a / "checkpoints" / "last.pt"), load(b / "checkpoints" / "last.pt")
     assert set(la["model"]) == set(lb["model"]) and all(torch.equal(la["model"][k], lb["model"][k]) for k in la["model"])
     assert la["step"] == lb["step"] and la["epoch"] == lb["epoch"]
+
+
+def free_port():
+    """A TCP port no one listens on now, for a process group's rendezvous (tests run two at a time)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def once_per_session(tmp_path_factory, worker_id, name, make):
