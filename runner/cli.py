@@ -60,10 +60,11 @@ def _task(cfg):
         record = provenance(cfg, HydraConfig.instance().cfg)
         return _job_result(train_job(cfg, run_dir, user_overrides, record), hydra_cfg)
     except Exception as err:
-        _drop_if_empty(hydra_cfg.runtime.output_dir)  # a run that never started leaves no directory
+        sweep = hydra_cfg.mode == RunMode.MULTIRUN
+        if hydra_cfg.job.config_name == "train":
+            _unstarted(hydra_cfg.runtime.output_dir, err, sweep, cfg)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        sweep = hydra_cfg.mode == RunMode.MULTIRUN
         if isinstance(err, RunnerError):
             error(str(err))
             if not sweep:
@@ -77,10 +78,23 @@ def _task(cfg):
         return _job_result({"status": "failed", "error": str(err) or type(err).__name__}, hydra_cfg)
 
 
-def _drop_if_empty(run_dir):
-    """Remove the directory Hydra made for this job when nothing was written in it."""
+def _unstarted(run_dir, err, sweep, cfg):
+    """A training job that failed before its run directory was written (its config does not compose):
+    a single run leaves no directory; a sweep's job records `failed` there, so the sweep lists it."""
     path = Path(run_dir)
-    if path.resolve() == Path.cwd().resolve():  # torchrun's other ranks run in "."
+    if path.resolve() == Path.cwd().resolve() or not path.is_dir() or any(path.iterdir()):
+        return  # torchrun's other ranks run in "."; a directory with anything in it is RunDir's
+    if sweep:
+        from hydra.core.hydra_config import HydraConfig
+
+        from runner.rundir import provenance, record_refused
+
+        from runner.errors import RunnerError
+
+        try:
+            record_refused(path, err, provenance(cfg, HydraConfig.instance().cfg))
+        except RunnerError:
+            pass  # the disk refused the record too: the job's own error still reaches the user
         return
     for folder in (path, path.parent):  # the run's, then its date's (outputs/2026-11-22/) if it held only this run
         try:

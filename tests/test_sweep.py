@@ -56,6 +56,16 @@ def test_report_compares_runs_started_separately(tmp_path):
     assert proc.returncode == 2 and "runner report: nowhere does not exist" in proc.stderr
 
 
+def test_a_sweep_job_whose_config_does_not_compose_is_listed_failed_and_the_sweep_exits_non_zero(tmp_path):
+    proc = runner("train", "-m", "trainer.epochs=1", "+trainer.epoch=1,2", cwd=tmp_path, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    rows = read_csv(sweep_dir(tmp_path) / "summary.csv")
+    assert [r["status"] for r in rows] == ["failed", "failed"]
+    assert all(r["error"].startswith("trainer.epoch is not a key runner reads") for r in rows)
+    assert [r["overrides"] for r in rows] == ["trainer.epochs=1 +trainer.epoch=1", "trainer.epochs=1 +trainer.epoch=2"]
+    assert not list(tmp_path.glob("outputs/multirun/*/*/*/checkpoints"))
+
+
 def test_report_ranks_only_comparable_runs_and_shows_why_a_build_failed(tmp_path, digits_run):
     _, digits, _ = digits_run
     runner("train", "dataset=sum_pairs", "model=mlp", "trainer.epochs=1", cwd=tmp_path)
