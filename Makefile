@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The stamp is rebuilt when pyproject.toml changes, so a new dependency is picked up.
 STAMP := $(VENV)/.installed
 
-.PHONY: train test test-slow test-all install clean bench bench-sweep
+.PHONY: train test test-slow test-all install clean bench bench-sweep bench-stream
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,3 +39,7 @@ bench: $(STAMP)
 # A 4-job learning-rate sweep: Hydra's basic launcher against joblib (README, Figures).
 bench-sweep: $(STAMP)
 	$(BIN)/python benchmarks/sweep.py
+
+# Image folders: the streamed path against torchvision's ImageFolder + DataLoader; the decode-once cache (README, Figures).
+bench-stream: $(STAMP)
+	$(BIN)/python benchmarks/stream.py
