@@ -34,6 +34,13 @@ def corrupt_image(root):
     (root / "cat" / "000.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
 
 
+def float_image(root):
+    from PIL import Image
+
+    write_image_folder(root)
+    Image.new("F", (20, 16), 0.5).save(root / "dog" / "depth.tiff")
+
+
 ROWS = [
     # (id, command args (RUN = the completed run's directory), phrase in the message, exit status, setup)
     ("wrong type", ["train", "trainer.epochs=ten"], "trainer.epochs must be an integer >= 1, got 'ten'", 1, None),
@@ -49,6 +56,10 @@ ROWS = [
      lambda w: (w / "empty").mkdir()),
     ("corrupt image", ["train", "dataset=imagefolder", "dataset.root=pets", "dataset.workers=0"], "cannot read 1 image: ", 1,
      lambda w: corrupt_image(w / "pets")),
+    ("empty class folder", ["train", "dataset=imagefolder", "dataset.root=pets", "dataset.workers=0"],
+     "has class folders with no images in them: owl", 1, lambda w: write_image_folder(w / "pets") and (w / "pets" / "owl").mkdir()),
+    ("float image", ["train", "dataset=imagefolder", "dataset.root=pets", "dataset.workers=0"],
+     "it holds floating-point pixels (mode F), which have no standard range", 1, lambda w: float_image(w / "pets")),
     ("batch over dataset", ["train", "trainer.batch_size=5000"], "larger than the training split", 1, None),
     ("output not writable", ["train", "hydra.run.dir=afile/run"], "cannot write runs to afile/run", 1,
      lambda w: (w / "afile").write_text("a file, not a directory")),

@@ -29,7 +29,8 @@ def load_folder(root, shape=(3, 8, 8)):
     return splits, [str(w.message) for w in caught if issubclass(w.category, RunnerWarning)]
 
 
-@pytest.mark.parametrize("in_memory", ["auto", "false"])
+# the streamed twin is slow-tier: it never had a cache to fill, and its first run drew no RNG either
+@pytest.mark.parametrize("in_memory", ["auto", pytest.param("false", marks=pytest.mark.slow)])
 def test_image_folder_trains_the_same_bytes_on_the_run_that_fills_the_cache_and_the_next(tmp_path, in_memory):
     write_image_folder(tmp_path / "pets" / "train", classes=("cat", "dog", "fox"), per_class=16)
     write_image_folder(tmp_path / "pets" / "val", classes=("cat", "dog", "fox"), per_class=4, seed=1)
