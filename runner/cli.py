@@ -35,10 +35,9 @@ def _task(cfg):
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from runner.config import check_keys, check_resolves
     from runner.console import error
     from runner.errors import Interrupted, RunnerError
-
-    from runner.config import check_keys, check_resolves
 
     hydra_cfg = HydraConfig.get()
     try:
@@ -87,9 +86,8 @@ def _unstarted(run_dir, err, sweep, cfg):
     if sweep:
         from hydra.core.hydra_config import HydraConfig
 
-        from runner.rundir import provenance, record_refused
-
         from runner.errors import RunnerError
+        from runner.rundir import provenance, record_refused
 
         try:
             record_refused(path, err, provenance(cfg, HydraConfig.instance().cfg))
@@ -114,14 +112,13 @@ def _preflight(args):
         config_dir = args[i + 1] if arg in ("--config-dir", "-cd") and i + 1 < len(args) else (
             arg.split("=", 1)[1] if arg.startswith("--config-dir=") else None)
         for path in sorted(Path(config_dir).rglob("*.yaml")) if config_dir else ():
-            builtin = _builtin_config(path.relative_to(config_dir))
-            if builtin:  # Hydra searches runner's own configs first, so this file would be silently ignored
-                name = path.relative_to(config_dir).with_suffix("")
-                return (f"{path} has the name of runner's built-in config {name.as_posix()}, which Hydra would use "
-                        f"instead of yours, silently. Rename yours (e.g. {name.parent.as_posix()}/my_{name.name}.yaml, "
-                        f"then {name.parent.as_posix()}=my_{name.name})." if name.parent.name else
-                        f"{path} has the name of runner's built-in {name.name}.yaml, which Hydra would use instead of "
-                        f"yours, silently. Rename it, and override keys on the command line instead.")
+            relative = path.relative_to(config_dir)
+            if _builtin_config(relative):  # Hydra searches runner's own configs first and would ignore this file
+                group, option = relative.parent.as_posix(), relative.stem
+                fix = (f"Rename it (e.g. {group}/my_{option}.yaml, then {group}=my_{option})" if group != "." else
+                       "Rename it, and override keys on the command line instead")
+                return (f"{path} has the name of runner's built-in config {relative.as_posix()}, which Hydra would use "
+                        f"instead of yours, silently. {fix}.")
             try:
                 yaml.safe_load(path.read_text())
             except yaml.YAMLError as err:

@@ -78,7 +78,8 @@ ROWS = [
      "trainer.epoch is not a key runner reads, so it would change nothing. Did you mean trainer.epochs?", 1, None),
     ("augment typo", ["train", "+dataset.augment.flp=true"], "Did you mean dataset.augment.flip?", 1, None),
     ("config-dir shadows built-in", ["train", "--config-dir", "mine", "model=cnn"],
-     "mine/model/cnn.yaml has the name of runner's built-in config model/cnn, which Hydra would use instead of yours", 1,
+     "mine/model/cnn.yaml has the name of runner's built-in config model/cnn.yaml, which Hydra would use instead of "
+     "yours, silently. Rename it (e.g. model/my_cnn.yaml, then model=my_cnn)", 1,
      lambda w: (w / "mine" / "model").mkdir(parents=True) or (w / "mine" / "model" / "cnn.yaml").write_text("channels: [4]\n")),
     # runs that start and then cannot go on
     ("lr overflows", ["train", "optimizer.lr=1e300", "trainer.epochs=1"], "the optimizer's update overflowed at step 1", 3, None),

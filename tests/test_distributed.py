@@ -2,7 +2,6 @@
 
 import os
 
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -46,8 +45,7 @@ def _rank(rank, world, port, out):
     dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("world", [2, pytest.param(4, marks=pytest.mark.slow)])
-def test_two_processes_step_like_one_process_on_the_whole_batch(tmp_path, world):
+def test_two_processes_step_like_one_process_on_the_whole_batch(tmp_path, world=2):
     torch.set_num_threads(1)
     x, y = _batch()
     _, grads, buffers = _step(_model(), x, y)
