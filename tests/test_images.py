@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from runner.data.images import decode_images
+from runner.data.images import decode_images, to_8bit
 from runner.errors import RunnerError
 
 
@@ -118,3 +118,11 @@ def test_every_unreadable_file_is_named_up_to_ten(tmp_path):
     assert message.startswith("cannot read 12 images: ")
     assert all(f"bad{i:02d}.png" in message for i in range(10)) and "bad10.png" not in message
     assert "and 2 more" in message and "good.png" not in message
+
+
+def test_an_i_mode_png_from_an_older_pillow_is_read_as_16_bit():
+    """Pillow before 13 opened 16-bit grayscale PNGs as mode I (Pillow 13 says I;16 and no longer writes I as PNG)."""
+    img = Image.fromarray(np.full((4, 4), 100 * 257, dtype=np.int32))
+    assert img.mode == "I"
+    img.format = "PNG"  # as Image.open set it for such a file
+    assert np.asarray(to_8bit(img, 1)).tolist() == [[100] * 4] * 4

@@ -24,9 +24,12 @@ def to_8bit(img, channels):
     import numpy as np
     from PIL import Image, ImageOps
 
+    png = img.format == "PNG"
     img = ImageOps.exif_transpose(img)
     mode = img.mode
-    if mode.startswith("I;16"):  # 16-bit grayscale (PNG, TIFF): keep the high byte, as torchvision's to_dtype does
+    # 16-bit grayscale (PNG, TIFF): keep the high byte, as torchvision's to_dtype does. Pillow before 13 opened
+    # 16-bit PNGs as mode I; a PNG holds at most 16 bits, so an I-mode PNG is one of them
+    if mode.startswith("I;16") or (mode == "I" and png):
         img = Image.fromarray((np.asarray(img).astype(np.uint16) >> 8).astype(np.uint8), "L")
     elif mode in ("I", "F"):
         kind = "32-bit integer" if mode == "I" else "floating-point"
