@@ -4,7 +4,7 @@
     runner eval ckpt=outputs/2026-11-22/10-31-07
 
 Importing this package does not import torch (so `runner --help` is instant);
-`load_model` imports it when called.
+`load_model` and `load_predictor` import it when called.
 """
 
 __version__ = "0.1.0"
@@ -20,4 +20,15 @@ def load_model(path, device="cpu"):
     return _load_model(path, device=device)
 
 
-__all__ = ["load_model", "__version__"]
+def load_predictor(path, device="cpu"):
+    """The model of a run with the run's own preprocessing in front of it (runner/predictor.py).
+
+    >>> predictor = runner.load_predictor("outputs/2026-11-22/10-31-07")
+    >>> predictor.predict(x).labels       # x: raw samples as the dataset gives them, e.g. uint8 images
+    """
+    from runner.predictor import load_predictor as _load_predictor
+
+    return _load_predictor(path, device=device)
+
+
+__all__ = ["load_model", "load_predictor", "__version__"]

@@ -1,7 +1,8 @@
 """A training run's directory and its one owner, `RunDir`: what may happen to a run on disk, in which state.
 
     outputs/2026-11-22/10-31-07/
-        .hydra/  train.log  metrics.csv  loss_curve.png  checkpoints/{last,best}.pt  summary.json  .lock
+        .hydra/  train.log  metrics.csv  loss_curve.png  checkpoints/{last,best}.pt  checkpoints/model.json
+        summary.json  .lock
 
 RunDir is the only code that writes in a training run's directory. A run's state is
 summary.json's `status`:
@@ -258,7 +259,15 @@ class RunDir:
         if self.write:
             from runner.serialization import save  # torch: imported by a run, not by `runner report`
 
-            save(model.state_dict(), self.path / "checkpoints" / "best.pt")
+            # contiguous: a channels-last model's tensors would not convert to safetensors and friends
+            save({k: v.contiguous() for k, v in model.state_dict().items()}, self.path / "checkpoints" / "best.pt")
+
+    def save_model_card(self, card):
+        """checkpoints/model.json: the preprocessing between a raw input and best.pt (runner/predictor.py)."""
+        if self.write:
+            from runner.predictor import CARD
+
+            write_json(self.path / "checkpoints" / CARD, card)
 
     def save_last(self, state):
         if self.write:

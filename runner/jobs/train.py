@@ -26,7 +26,9 @@ from runner.device import Precision, configure_torch, resolve_device, use_channe
 from runner.errors import RunnerError
 from runner.jobs.resume import plan_resume
 from runner.loop import Data, Monitor, fit
+from runner.data.splits import Split
 from runner.metrics import TASKS, evaluate
+from runner.predictor import model_card
 from runner.rundir import RunDir
 from runner.signals import StopSignals
 
@@ -45,6 +47,7 @@ class Job:
     samples: dict  # split sizes
     state: TrainState
     net: torch.nn.Module  # the model as it runs: DDP, compiled, or state.model itself
+    card: dict  # checkpoints/model.json: the preprocessing that turns raw inputs into the model's (predictor.py)
 
 
 def train_job(cfg, run_dir, overrides=(), provenance=None):
@@ -59,6 +62,7 @@ def train_job(cfg, run_dir, overrides=(), provenance=None):
     with StopSignals() as stop, RunDir.claim(run_dir, console, bool(cfg.get("resume")), rank.main, provenance) as run:
         job = setup(cfg, run, overrides, console, rank)
         run.start(job.state.epoch, **describe(job, rank))  # the epoch it continues from: 0 for a fresh run
+        run.save_model_card(job.card)
         setup_s, timings = run.elapsed(), {}
         with stop.deferred():  # in the loop a signal is answered after the current step, with last.pt saved
             fit(job.state, job.net, job.data, job.task, job.precision, job.cfg.trainer, job.monitor, run, console, stop, timings)
@@ -84,14 +88,15 @@ def setup(cfg, run, overrides, console, rank):
     seed_all(cfg.seed)  # model init and dropout; the data order has its own generator
     model = setup_model(cfg.model, cfg.dataset, device, channels_last, console)  # before the data: a misfit fails fast
     with console.relay_warnings():
-        data, samples = setup_data(cfg.dataset, cfg.trainer, device, cfg.seed, channels_last, rank)
+        data, samples, prep = setup_data(cfg.dataset, cfg.trainer, device, cfg.seed, channels_last, rank)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     state = TrainState(model, optimizer, build_scheduler(cfg.scheduler, optimizer), precision.scaler, data.train.indices, plain(cfg))
     if resume:
         resume.restore(state)  # weights, optimizer, scheduler, counters, every RNG, the data order; then the overrides
     net = distributed.wrap(model, device)
     net = torch.compile(net) if cfg.trainer.compile else net
-    return Job(cfg, task, device, precision, channels_last, Monitor.of(cfg.trainer, task), data, samples, state, net)
+    card = model_card(state.config, *prep, channels_last)
+    return Job(cfg, task, device, precision, channels_last, Monitor.of(cfg.trainer, task), data, samples, state, net, card)
 
 
 def setup_model(model_cfg, dataset_cfg, device, channels_last, console):
@@ -107,7 +112,7 @@ def setup_model(model_cfg, dataset_cfg, device, channels_last, console):
 
 
 def setup_data(dataset_cfg, trainer_cfg, device, seed, channels_last, rank):
-    """(the batches of each split, their sizes)."""
+    """(the batches of each split, their sizes, (normaliser, input dtype, class names) for the model card)."""
     if trainer_cfg.batch_size % rank.world or trainer_cfg.eval_batch_size % rank.world:
         raise RunnerError(
             f"trainer.batch_size={trainer_cfg.batch_size} and trainer.eval_batch_size={trainer_cfg.eval_batch_size} are global "
@@ -127,7 +132,8 @@ def setup_data(dataset_cfg, trainer_cfg, device, seed, channels_last, rank):
     val = make_batches(splits.val, trainer_cfg.eval_batch_size, normalize, device, **shard)
     test = make_batches(splits.test, trainer_cfg.eval_batch_size, normalize, device, **shard)
     samples = {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}
-    return Data(train, val, test, dataset_cfg.num_classes), samples
+    dtype = splits.train.x.dtype if isinstance(splits.train, Split) else torch.uint8  # streamed files decode to uint8
+    return Data(train, val, test, dataset_cfg.num_classes), samples, (normalize, dtype, splits.class_names)
 
 
 def describe(job, rank):

@@ -1,0 +1,96 @@
+"""A trained model on raw inputs: the run's own preprocessing, carried beside best.pt as plain data.
+
+    predictor = runner.load_predictor("outputs/2026-11-22/10-31-07")
+    result = predictor.predict(x)        # x as the dataset gives it: uint8 (N, C, H, W) images, raw features
+    result.labels, result.probs          # class names and probabilities (regression: result.values)
+
+A training run writes checkpoints/model.json when it starts: the task, the input shape and
+dtype, the class names, the normalisation statistics of its training split and the model's
+`_target_` with its arguments. With it, best.pt (a plain state_dict) turns raw inputs into
+predictions exactly as `runner eval` does.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from runner.checkpoint import find_checkpoint, restore_model
+from runner.errors import RunnerError
+
+CARD = "model.json"
+FORMAT = 1
+
+
+def model_card(cfg, normalize, input_dtype, class_names, channels_last):
+    """What checkpoints/model.json holds: everything between a raw input and the model's output."""
+    return {
+        "format": FORMAT, "task": cfg["dataset"]["task"], "dataset": cfg["dataset"]["name"],
+        "input_shape": list(cfg["dataset"]["input_shape"]), "input_dtype": str(input_dtype).removeprefix("torch."),
+        "num_outputs": cfg["dataset"]["num_classes"], "class_names": list(class_names),
+        "normalize": {"mean": normalize.mean.tolist(), "std": normalize.std.tolist()},
+        "channels_last": channels_last, "model": cfg["model"],
+    }
+
+
+@dataclass
+class Prediction:
+    indices: torch.Tensor = None  # (N,) predicted class index
+    probs: torch.Tensor = None  # (N, classes) softmax probabilities
+    labels: list = None  # (N,) predicted class names
+    values: torch.Tensor = None  # (N, outputs), for regression
+
+
+class Predictor:
+    """The run's model in eval mode, with the run's normalisation in front of it."""
+
+    def __init__(self, model, card, device):
+        self.model, self.card, self.device = model, card, device
+        self.input_shape = tuple(card["input_shape"])
+        self.mean = torch.tensor(card["normalize"]["mean"], device=device)
+        self.std = torch.tensor(card["normalize"]["std"], device=device)
+
+    def preprocess(self, x):
+        """Raw inputs of the dataset's shape ((N, *input_shape), or one sample) as the model's normalised batch."""
+        x = torch.as_tensor(x)
+        if tuple(x.shape) == self.input_shape:
+            x = x.unsqueeze(0)
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise RunnerError(f"predict: inputs of shape {list(x.shape)} do not fit this model, which takes samples of "
+                              f"shape {list(self.input_shape)} (a batch of them: [N, {', '.join(map(str, self.input_shape))}]).")
+        x = (x.to(self.device).float() - self.mean) / self.std
+        if self.card["channels_last"] and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    @torch.inference_mode()
+    def predict(self, x, batch_size=512):
+        """Predictions for raw inputs, batch by batch."""
+        x = torch.as_tensor(x)
+        batches = x.split(batch_size) if tuple(x.shape) != self.input_shape else [x]
+        out = torch.cat([self.model(self.preprocess(b)).float() for b in batches]).cpu()
+        if self.card["task"] != "classification":
+            return Prediction(values=out)
+        probs = out.softmax(dim=1)
+        indices = out.argmax(dim=1)
+        names = self.card["class_names"] or [str(i) for i in range(out.shape[1])]
+        return Prediction(indices=indices, probs=probs, labels=[names[i] for i in indices.tolist()])
+
+
+def load_predictor(path, device="cpu"):
+    """The Predictor of a run directory (or a checkpoint file in one)."""
+    from runner.resolvers import register_resolvers
+
+    register_resolvers()
+    weights, cfg = find_checkpoint(path)
+    run_dir = Path(weights).parent.parent
+    card_file = run_dir / "checkpoints" / CARD
+    if not card_file.is_file():
+        raise RunnerError(f"{run_dir} has no checkpoints/{CARD}: it was trained before runs recorded their preprocessing "
+                          f"(normalisation statistics, input shape, class names), so raw inputs cannot be prepared exactly "
+                          f"as in training. runner eval still evaluates it; to predict, retrain it with this version.")
+    card = json.loads(card_file.read_text())
+    device = torch.device(device)
+    model = restore_model(cfg.model, weights, device, card["channels_last"])
+    return Predictor(model, card, device)

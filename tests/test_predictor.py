@@ -1,0 +1,55 @@
+"""A run's model used on raw inputs: checkpoints/model.json carries the preprocessing, the predictor applies it."""
+
+import json
+import shutil
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+import runner
+from conftest import load, summary
+from runner.build import instantiate
+from runner.errors import RunnerError
+
+
+def test_raw_test_digits_through_the_predictor_reach_evals_accuracy_exactly(digits_run):
+    _, run, _ = digits_run
+    card = json.loads((run / "checkpoints" / "model.json").read_text())
+    assert card["task"] == "classification" and card["input_shape"] == [1, 8, 8] and card["input_dtype"] == "uint8"
+    assert card["class_names"] == [str(d) for d in range(10)] and card["model"]["_target_"] == "runner.models.CNN"
+    assert 3 < card["normalize"]["mean"][0][0][0][0] < 6  # digits' pixels are 0..16, with a mean near 4.9
+
+    # the test split exactly as the run drew it, as raw uint8 pixels (0..16): no normalisation by hand
+    dataset = OmegaConf.load(run / ".hydra" / "config.yaml").dataset
+    splits = instantiate(OmegaConf.masked_copy(dataset, [k for k in dataset if k != "augment"]))
+    raw = splits.test.x
+    assert raw.dtype == torch.uint8 and int(raw.max()) == 16
+
+    predictor = runner.load_predictor(run)
+    result = predictor.predict(raw)
+    correct = int((result.indices == splits.test.y).sum())
+    assert correct / len(raw) == summary(run)["test"]["test_accuracy"]  # runner eval's figure, to the last digit
+    assert result.labels[:3] == [str(i) for i in result.indices[:3].tolist()]
+    assert torch.allclose(result.probs.sum(dim=1), torch.ones(len(raw)))
+    one = predictor.predict(raw[0])  # a single sample, without a batch dimension
+    assert one.indices.tolist() == result.indices[:1].tolist()
+
+    with pytest.raises(RunnerError, match=r"inputs of shape \[5, 8, 8\] do not fit this model, which takes samples of shape \[1, 8, 8\]"):
+        predictor.predict(torch.zeros(5, 8, 8, dtype=torch.uint8))
+
+
+def test_best_pt_holds_contiguous_tensors(digits_run):
+    _, run, _ = digits_run
+    assert summary(run)["channels_last"] is True  # the model trained channels-last: its conv weights were not contiguous
+    best = load(run / "checkpoints" / "best.pt")
+    assert all(t.is_contiguous() for t in best.values())
+
+
+def test_a_run_without_a_model_card_still_says_how_to_predict(tmp_path, digits_run):
+    _, run, _ = digits_run
+    old = shutil.copytree(run, tmp_path / "old")
+    (old / "checkpoints" / "model.json").unlink()
+    with pytest.raises(RunnerError, match="has no checkpoints/model.json: it was trained before runs recorded"):
+        runner.load_predictor(old)
+    assert runner.load_model(old).training is False  # the model itself still loads
