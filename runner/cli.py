@@ -86,13 +86,14 @@ def _unstarted(run_dir, err, sweep, cfg):
     if sweep:
         from hydra.core.hydra_config import HydraConfig
 
-        from runner.errors import RunnerError
-        from runner.rundir import provenance, record_refused
+        from runner.console import RunConsole
+        from runner.rundir import RunDir, provenance
 
-        try:
-            record_refused(path, err, provenance(cfg, HydraConfig.instance().cfg))
-        except RunnerError:
-            pass  # the disk refused the record too: the job's own error still reaches the user
+        try:  # recorded as any run that fails is: .hydra/, train.log, summary.json saying `failed` and why
+            with RunDir.claim(path, RunConsole(quiet=True), provenance=provenance(cfg, HydraConfig.instance().cfg)):
+                raise err
+        except Exception:
+            pass  # the job's own error reaches the user below
         return
     for folder in (path, path.parent):  # the run's, then its date's (outputs/2026-11-22/) if it held only this run
         try:

@@ -311,16 +311,6 @@ def provenance(cfg, hydra_cfg):
             "overrides.yaml": OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task)}
 
 
-def record_refused(path, err, provenance):
-    """A sweep job refused before it could start (its config does not compose): its empty directory says
-    `failed` and why, so that the sweep's summary lists it and the sweep exits non-zero."""
-    path = Path(path)
-    for name, text in provenance.items():
-        atomic_write(path / ".hydra" / name, lambda f, text=text: f.write(text.encode()))
-    write_json(path / "summary.json", {"kind": "train", "status": "failed", "error": str(err), "command": " ".join(sys.argv),
-                                       "started_at": _now(), "finished_at": _now()})
-
-
 def _holder(lock, summary):
     """Who holds `lock`: from /proc/locks on Linux, else the pid the run recorded."""
     try:
