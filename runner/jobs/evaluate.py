@@ -25,13 +25,14 @@ from runner.console import RunConsole, results_table
 from runner.device import Precision, configure_torch, resolve_device, use_channels_last
 from runner.errors import RunnerError
 from runner.files import write_json
+from runner.jobs.resume import RESUME_OVERRIDES
 from runner.metrics import TASKS, evaluate, per_class_accuracy
 
 
-# Dataset keys an eval may override: where the same files are and how they are read. Any other
-# `dataset` key (split_seed, test_fraction, size, the dataset itself...) could change which
-# samples are in the test split, and test the model on samples it trained on.
-EVAL_KEEPS_SPLIT = ("dataset.root", "dataset.download", "dataset.workers", "dataset.in_memory", "dataset.memory_limit_gb",
+# Dataset keys an eval may override: those a resume may change too (where the same files are and how
+# they are read), and augmentation, which eval does not use. Any other `dataset` key (split_seed,
+# test_fraction, size, the dataset itself...) could change which samples are in the test split.
+EVAL_KEEPS_SPLIT = (*(pattern for pattern, applied, _ in RESUME_OVERRIDES if applied and pattern.startswith("dataset.")),
                     "dataset.augment", "dataset.augment.*")
 
 
