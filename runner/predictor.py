@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from runner.checkpoint import find_checkpoint, restore_model
+from runner.data.batches import Normalizer
 from runner.errors import RunnerError
 
 CARD = "model.json"
@@ -48,8 +49,10 @@ class Predictor:
     def __init__(self, model, card, device):
         self.model, self.card, self.device = model, card, device
         self.input_shape = tuple(card["input_shape"])
-        self.mean = torch.tensor(card["normalize"]["mean"], device=device)
-        self.std = torch.tensor(card["normalize"]["std"], device=device)
+        stats = card["normalize"]
+        # the very normaliser training and eval apply (runner/data/batches.py), with the run's statistics
+        self.normalize = Normalizer(torch.tensor(stats["mean"], device=device), torch.tensor(stats["std"], device=device),
+                                    card["channels_last"])
 
     def preprocess(self, x):
         """Raw inputs of the dataset's shape ((N, *input_shape), or one sample) as the model's normalised batch."""
@@ -59,10 +62,7 @@ class Predictor:
         if tuple(x.shape[1:]) != self.input_shape:
             raise RunnerError(f"predict: inputs of shape {list(x.shape)} do not fit this model, which takes samples of "
                               f"shape {list(self.input_shape)} (a batch of them: [N, {', '.join(map(str, self.input_shape))}]).")
-        x = (x.to(self.device).float() - self.mean) / self.std
-        if self.card["channels_last"] and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+        return self.normalize(x.to(self.device))
 
     @torch.inference_mode()
     def predict(self, x, batch_size=512):
