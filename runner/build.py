@@ -114,7 +114,7 @@ def summarize(model, input_shape, num_outputs, device):
         reason = str(err).strip().splitlines()[0]
         raise RunnerError(
             f"model {type(model).__name__} cannot take this dataset's input of shape {list(input_shape)}: {reason}. "
-            f"Pick a model that fits the data (model=mlp takes any shape; model=cnn any image size; "
+            f"Pick a model that fits the data (model=mlp takes any shape; model=cnn images (C, H, W) of any size and signals (C, L); "
             f"model=lenet needs 32x32 images)."
         ) from None
     finally:

@@ -10,6 +10,8 @@ import math
 import torch
 from torch import nn
 
+from runner.errors import RunnerError
+
 
 class MLP(nn.Module):
     """Flatten, then Linear-ReLU-Dropout blocks, then a linear head."""
@@ -27,25 +29,35 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-def _conv_bn(c_in, c_out):
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+# 2-D for images (C, H, W), 1-D for signals (C, L): the same architecture in either
+LAYERS = {2: (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d),
+          1: (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, nn.AdaptiveAvgPool1d)}
 
 
 class CNN(nn.Module):
-    """Stages of two 3x3 conv-BN-ReLU layers and a 2x2 max-pool, then global average pooling.
+    """Stages of two 3-wide conv-BN-ReLU layers and a 2-wide max-pool, then global average pooling.
 
-    Global pooling is what lets one architecture take 8x8 digits and 32x32 CIFAR alike.
+    Global pooling is what lets one architecture take 8x8 digits and 32x32 CIFAR alike; `dims=1`
+    makes every layer 1-D, for signals of shape (C, L). configs/model/cnn.yaml sets `dims` from the
+    dataset's input_shape.
     """
 
-    def __init__(self, in_channels, num_classes, channels=(32, 64), dropout=0.1):
+    def __init__(self, in_channels, num_classes, channels=(32, 64), dropout=0.1, dims=2):
         super().__init__()
+        if dims not in LAYERS:
+            raise RunnerError(f"model CNN takes images (C, H, W) or signals (C, L), so its dims must be 2 or 1, not {dims} "
+                              f"(the dataset's input_shape gives it). For samples without a channel dimension (features "
+                              f"of shape [N]), use model=mlp.")
+        conv, norm, pool, global_pool = LAYERS[dims]
         stages, c_in = [], in_channels
         for c in channels:
-            stages += [_conv_bn(c_in, c), _conv_bn(c, c), nn.MaxPool2d(2)]
+            for a, b in ((c_in, c), (c, c)):
+                stages.append(nn.Sequential(conv(a, b, 3, padding=1, bias=False), norm(b), nn.ReLU()))
+            stages.append(pool(2))
             c_in = c
         self.features = nn.Sequential(*stages)
         self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in, num_classes)
+            global_pool(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in, num_classes)
         )
 
     def forward(self, x):

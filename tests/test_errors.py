@@ -18,6 +18,7 @@ TRAIN_CASES = [
     pytest.param(["trainer.batch_size=0"], "trainer.batch_size must be an integer >= 1", marks=SLOW),
     (["dataset.val_fraction=1.5"], "dataset.val_fraction must be a fraction between 0 and 1"),
     (["model=lenet"], "cannot take this dataset's input of shape [1, 8, 8]"),
+    (["dataset=sum_pairs"], "model CNN takes images (C, H, W) or signals (C, L), so its dims must be 2 or 1, not 0"),
     (["+model.widht=3"], "model.widht is not an argument of runner.models.CNN"),
     (["model=mlp", "model.num_outputs=3"], "returns outputs of shape [3] per sample"),
 ]
