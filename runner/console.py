@@ -93,7 +93,10 @@ class RunConsole:
 
 def error(message):
     """A one-paragraph error on stderr, no traceback."""
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {message}")
+    from rich.markup import escape
+
+    # escaped: a message quoting `format=[onnx,pt2]` or `pip install 'runner[export]'` is text, not markup
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(message))}")
     sys.stderr.flush()
 
 
