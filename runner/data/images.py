@@ -53,16 +53,23 @@ class ImageFiles(torch.utils.data.Dataset):
         return len(self.samples)
 
     def __getitem__(self, i):
-        from PIL import Image
-        from torchvision.transforms.functional import pil_to_tensor
-
         path, label = self.samples[i]
         try:
-            with Image.open(path) as img:
-                img = to_8bit(img, self.shape[0]).resize(self.shape[:0:-1], Image.BILINEAR)
-                return pil_to_tensor(img), label, ""
+            return read_image(path, self.shape), label, ""
         except Exception as err:  # reported by the main process, naming the file
             return torch.zeros(self.shape, dtype=torch.uint8), label, f"{path} ({type(err).__name__}: {err})"
+
+
+def read_image(source, shape):
+    """One image (a path or an open PIL image) as a uint8 (C, H, W) tensor of `shape`: converted by to_8bit,
+    resized bilinearly. Training, eval and `runner predict` all read images through this one function."""
+    from PIL import Image
+    from torchvision.transforms.functional import pil_to_tensor
+
+    if isinstance(source, Image.Image):
+        return pil_to_tensor(to_8bit(source, shape[0]).resize(tuple(shape[:0:-1]), Image.BILINEAR))
+    with Image.open(source) as img:
+        return read_image(img, shape)
 
 
 def raise_unreadable(errors):

@@ -31,6 +31,7 @@ class Splits:
     val: Split
     test: Split
     class_names: list = field(default_factory=list)  # empty for regression
+    feature_names: list = field(default_factory=list)  # tabular data: a name per feature (a CSV's header)
 
 
 def holdout(split, fraction, seed):

@@ -44,7 +44,7 @@ def sum_pairs(*, name, task, input_shape, num_classes, size, noise, test_fractio
     x = torch.rand(size, 2, generator=gen) * 2 - 1
     y = x.sum(dim=1, keepdim=True) + noise * torch.randn(size, 1, generator=gen)
     train, val, test = three_way(Split(x, y), test_fraction, val_fraction, split_seed)
-    return Splits(train, val, test)
+    return Splits(train, val, test, feature_names=["x1", "x2"])
 
 
 def fake(*, name, task, input_shape, num_classes, size, test_size, val_fraction, split_seed):

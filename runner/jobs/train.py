@@ -112,7 +112,7 @@ def setup_model(model_cfg, dataset_cfg, device, channels_last, console):
 
 
 def setup_data(dataset_cfg, trainer_cfg, device, seed, channels_last, rank):
-    """(the batches of each split, their sizes, (normaliser, input dtype, class names) for the model card)."""
+    """(the batches of each split, their sizes, (normaliser, input dtype, class and feature names) for the model card)."""
     if trainer_cfg.batch_size % rank.world or trainer_cfg.eval_batch_size % rank.world:
         raise RunnerError(
             f"trainer.batch_size={trainer_cfg.batch_size} and trainer.eval_batch_size={trainer_cfg.eval_batch_size} are global "
@@ -133,7 +133,7 @@ def setup_data(dataset_cfg, trainer_cfg, device, seed, channels_last, rank):
     test = make_batches(splits.test, trainer_cfg.eval_batch_size, normalize, device, **shard)
     samples = {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}
     dtype = splits.train.x.dtype if isinstance(splits.train, Split) else torch.uint8  # streamed files decode to uint8
-    return Data(train, val, test, dataset_cfg.num_classes), samples, (normalize, dtype, splits.class_names)
+    return Data(train, val, test, dataset_cfg.num_classes), samples, (normalize, dtype, splits.class_names, splits.feature_names)
 
 
 def describe(job, rank):

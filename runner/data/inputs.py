@@ -1,0 +1,143 @@
+"""What `runner predict input=...` reads: raw samples from files, checked against what the model takes.
+
+    input=photo.jpg            one image          input=pets/          a folder of images, recursively
+    input='shots/*.png'        a glob             input=x.npy|x.pt     an array of samples (N, *input_shape)
+    input=rows.csv             feature rows       input=test           the run's own test split (predict.py)
+
+Images go through the very reader training used (images.read_image: mode conversion, EXIF
+orientation, bilinear resize to the run's input shape), so a photo of any size works. Everything
+is read and checked before anything is written: a bad file, a wrong shape or a CSV with other
+columns is refused with its name.
+"""
+
+import csv
+import glob
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from runner.data.imagefolder import image_files
+from runner.data.images import IMAGE_EXTENSIONS, raise_unreadable, read_image
+from runner.errors import RunnerError
+
+
+@dataclass
+class Inputs:
+    x: torch.Tensor  # (N, *input_shape), raw: uint8 images or float features
+    names: list  # a filename per sample (images), or None: rows are numbered
+    root: Path = None  # the folder the names are relative to (for labels read from class folders)
+
+
+def takes_images(input_shape, input_dtype):
+    return len(input_shape) == 3 and input_shape[0] in (1, 3) and input_dtype == "uint8"
+
+
+def read_inputs(spec, input_shape, input_dtype, feature_names=None):
+    """The samples `spec` names, as one tensor of the model's input shape, with their names."""
+    text = str(spec)
+    path = Path(text).expanduser()
+    if any(c in text for c in "*?["):
+        files = sorted(Path(p) for p in glob.glob(str(path), recursive=True) if Path(p).is_file())
+        images = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
+        if not images:
+            found = f" ({len(files)} files, none of them an image)" if files else ""
+            raise RunnerError(f"input={spec} matches no image files{found}. Check the pattern; it is expanded by runner "
+                              f"(quote it so the shell does not), and `**` matches folders recursively.")
+        return _images(images, None, input_shape, input_dtype, spec)
+    if not path.exists():
+        raise RunnerError(f"input={spec} names nothing: no such file or folder. Pass an image, a folder of images, a glob, "
+                          f"a .npy/.pt array, a .csv of feature rows, or input=test for the run's own test split.")
+    if path.is_dir():
+        images = image_files(path)
+        if not images:
+            raise RunnerError(f"input={spec} is a folder with no images in it (searched recursively for "
+                              f"{', '.join(IMAGE_EXTENSIONS)}). Point input= at the folder that holds them.")
+        return _images(images, path, input_shape, input_dtype, spec)
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return _images([path], path.parent, input_shape, input_dtype, spec)
+    if suffix in (".npy", ".pt"):
+        return Inputs(_array(path, suffix, input_shape), None)
+    if suffix == ".csv":
+        return Inputs(_csv_rows(path, input_shape, feature_names), None)
+    raise RunnerError(f"input={spec}: runner cannot read {suffix or 'extension-less'} files. Pass an image "
+                      f"({', '.join(IMAGE_EXTENSIONS)}), a folder or glob of them, a .npy or .pt array, or a .csv of feature rows.")
+
+
+def _images(paths, root, input_shape, input_dtype, spec):
+    if not takes_images(input_shape, input_dtype):
+        raise RunnerError(f"input={spec} is images, but this run's model takes samples of shape {list(input_shape)} "
+                          f"({input_dtype}), not images. Pass a .npy/.pt array of shape [N, {', '.join(map(str, input_shape))}]"
+                          f"{' or a .csv of feature rows' if len(input_shape) == 1 else ''}.")
+    x, errors = torch.empty((len(paths), *input_shape), dtype=torch.uint8), []
+    for i, p in enumerate(paths):
+        try:
+            x[i] = read_image(p, input_shape)
+        except Exception as err:
+            errors.append(f"{p} ({type(err).__name__}: {err})")
+    raise_unreadable(errors)
+    return Inputs(x, [str(Path(p).relative_to(root)) if root else str(p) for p in paths], root)
+
+
+def _array(path, suffix, input_shape):
+    if suffix == ".npy":
+        import numpy as np
+
+        try:
+            x = torch.from_numpy(np.load(path, allow_pickle=False))
+        except (ValueError, OSError) as err:
+            raise RunnerError(f"input={path} is not a readable .npy array of numbers ({err}). Save it with numpy.save.") from None
+    else:
+        from runner.serialization import safe_load
+
+        x = safe_load(path)
+        if not isinstance(x, torch.Tensor):
+            raise RunnerError(f"input={path} holds a {type(x).__name__}, not a tensor. Save the samples as one tensor: "
+                              f"torch.save(x, '{path.name}') with x of shape [N, {', '.join(map(str, input_shape))}].")
+    if tuple(x.shape) == tuple(input_shape):
+        x = x.unsqueeze(0)
+    if tuple(x.shape[1:]) != tuple(input_shape) or not (x.dtype.is_floating_point or x.dtype in (torch.uint8, torch.int64, torch.int32)):
+        raise RunnerError(f"input={path} holds an array of shape {list(x.shape)} ({str(x.dtype).removeprefix('torch.')}); "
+                          f"this run's model takes samples of shape {list(input_shape)}, so the array must be "
+                          f"[N, {', '.join(map(str, input_shape))}] of numbers.")
+    return x
+
+
+def _csv_rows(path, input_shape, feature_names):
+    """Rows of numbers, one sample each; a header row, when there is one, must name the run's features."""
+    width = math.prod(input_shape)
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise RunnerError(f"input={path} is an empty CSV file. It needs one row of {width} numbers per sample.")
+    header = None if all(_number(c) for c in rows[0]) else [c.strip() for c in rows.pop(0)]
+    if header is not None and feature_names:
+        missing = [n for n in feature_names if n not in header]
+        extra = [n for n in header if n not in feature_names]
+        if missing or extra:
+            parts = [f"missing {', '.join(missing)}" if missing else "", f"extra {', '.join(extra)}" if extra else ""]
+            raise RunnerError(f"input={path} has other columns than this run's features: {'; '.join(p for p in parts if p)}. "
+                              f"The columns must be {', '.join(feature_names)} (any order), or no header row at all.")
+        order = [header.index(n) for n in feature_names]
+        rows = [[r[i] for i in order] if len(r) == len(header) else r for r in rows]
+    if header is not None and not feature_names and len(header) != width:
+        raise RunnerError(f"input={path} has {len(header)} columns ({', '.join(header)}); this run's model takes "
+                          f"{width} features per sample. Keep exactly those columns.")
+    for line, row in enumerate(rows, start=2 if header else 1):
+        if len(row) != width:
+            raise RunnerError(f"input={path}, line {line}: {len(row)} values where this run's model takes {width} "
+                              f"features per sample. Give every row {width} numbers.")
+        bad = [c for c in row if not _number(c)]
+        if bad:
+            raise RunnerError(f"input={path}, line {line}: '{bad[0]}' is not a number. Every value must be one.")
+    return torch.tensor([[float(c) for c in r] for r in rows], dtype=torch.float32).reshape(-1, *input_shape)
+
+
+def _number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False

@@ -1,0 +1,135 @@
+"""`runner predict`: a run's model on files, preprocessed as in training, through the real command."""
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+import runner as runner_api
+from conftest import assert_clean_failure, digest, runner, summary
+from runner.build import instantiate
+
+
+def raw_test_split(run):
+    """The run's test split exactly as it drew it, raw (digits: uint8 pixels 0..16)."""
+    dataset = OmegaConf.load(run / ".hydra" / "config.yaml").dataset
+    return instantiate(OmegaConf.masked_copy(dataset, [k for k in dataset if k != "augment"])).test
+
+
+def predictions(cwd):
+    (path,) = (cwd / "outputs" / "predict").glob("*/*/predictions.csv")
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_predict_on_pngs_of_the_test_split_gives_evals_accuracy(tmp_path, digits_run):
+    _, run, _ = digits_run
+    test = raw_test_split(run)
+    assert test.x.dtype == torch.uint8 and len(test) == 359
+    for i, (x, y) in enumerate(zip(test.x, test.y.tolist())):  # pngs/<class>/<index>.png, 8-bit grayscale
+        (tmp_path / "pngs" / str(y)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x[0].numpy(), "L").save(tmp_path / "pngs" / str(y) / f"{i:03d}.png")
+
+    proc = runner("predict", f"ckpt={run}", "input=pngs", "topk=20", cwd=tmp_path)
+    rows = predictions(tmp_path)
+    assert len(rows) == 359
+    # topk=20 is capped at the 10 classes; the folders are the run's class names, so the true label is known
+    assert list(rows[0]) == ["filename", "label", "class_index", "true_label",
+                             *[c for k in range(1, 11) for c in (f"top{k}_label", f"top{k}_prob")]]
+    assert all(r["true_label"] == r["filename"].split("/")[0] for r in rows)
+    correct = sum(r["label"] == r["true_label"] for r in rows)
+    accuracy = summary(run)["test"]["test_accuracy"]
+    assert correct / 359 == accuracy  # runner eval's figure for best.pt, to the last digit
+    assert f"accuracy {accuracy:.4f} ({correct} / 359 right" in proc.stdout
+    assert all(r["top1_label"] == r["label"] and float(r["top1_prob"]) >= float(r["top2_prob"]) for r in rows)
+    assert all(abs(sum(float(r[f"top{k}_prob"]) for k in range(1, 11)) - 1) < 1e-5 for r in rows)
+
+    # the same samples through input=test and through the Python API: the same predictions, sample by sample
+    runner("predict", f"ckpt={run}", "input=test", "topk=1", "out=from_test", cwd=tmp_path)
+    with open(tmp_path / "from_test" / "predictions.csv", newline="") as f:
+        by_index = {int(r["index"]): r["label"] for r in csv.DictReader(f)}
+    assert {int(r["filename"].split("/")[1][:3]): r["label"] for r in rows} == by_index
+    assert sorted((tmp_path / "from_test").iterdir()) == [tmp_path / "from_test" / "predict.log",
+                                                          tmp_path / "from_test" / "predictions.csv"]
+    api = runner_api.load_predictor(run).predict(tmp_path / "pngs")  # a folder, read in the same sorted order
+    assert api.labels == [r["label"] for r in rows]
+
+
+def test_a_photo_of_another_size_and_mode_is_converted_as_training_converts_images(tmp_path, digits_run):
+    _, run, _ = digits_run
+    rgb = np.zeros((40, 56, 4), dtype=np.uint8)  # RGBA, 56x40: converted to L (over black) and resized to 8x8
+    rgb[8:32, 20:36] = (255, 255, 255, 255)
+    Image.fromarray(rgb, "RGBA").save(tmp_path / "photo.png")
+    runner("predict", f"ckpt={run}", "input=photo.png", cwd=tmp_path)
+    (row,) = predictions(tmp_path)
+    assert row["filename"] == "photo.png" and "true_label" not in row
+    predictor = runner_api.load_predictor(run)
+    with Image.open(tmp_path / "photo.png") as img:
+        expected = predictor.predict(img)  # a PIL image through the API: the same reader, the same answer
+    assert row["label"] == expected.labels[0]
+    assert float(row["top1_prob"]) == pytest.approx(float(expected.probs[0].max()), abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def sum_pairs_run(tmp_path_factory):
+    cwd = tmp_path_factory.mktemp("sum_pairs")
+    runner("train", "dataset=sum_pairs", "model=mlp", "trainer.epochs=3", cwd=cwd)
+    (run,) = (cwd / "outputs").glob("*/*/summary.json")
+    return run.parent
+
+
+def test_predict_reads_feature_rows_from_a_csv_with_the_features_named_in_any_order(tmp_path, sum_pairs_run):
+    (tmp_path / "rows.csv").write_text("x2,x1\n0.5,0.25\n-0.5,-0.25\n0.0,0.0\n")
+    runner("predict", f"ckpt={sum_pairs_run}", "input=rows.csv", cwd=tmp_path)
+    rows = predictions(tmp_path)
+    assert [r["index"] for r in rows] == ["0", "1", "2"] and list(rows[0]) == ["index", "value"]
+    values = [float(r["value"]) for r in rows]
+    expected = runner_api.load_predictor(sum_pairs_run).predict(torch.tensor([[0.25, 0.5], [-0.25, -0.5], [0.0, 0.0]])).values
+    assert values == pytest.approx(expected[:, 0].tolist(), abs=1e-5)  # x1, x2 reordered to the run's order
+    assert values[0] == pytest.approx(0.75, abs=0.15) and values[1] == pytest.approx(-0.75, abs=0.15)  # it learned x1 + x2
+
+
+def bad_inputs(root):
+    (root / "empty").mkdir()
+    (root / "notes").mkdir()
+    (root / "notes" / "readme.txt").write_text("no images here")
+    (root / "broken.png").write_bytes(b"this is not a png")
+    np.save(root / "wrong.npy", np.zeros((4, 8, 8), dtype=np.uint8))
+    np.save(root / "scaled.npy", np.full((2, 1, 8, 8), 0.5, dtype=np.float32))
+    (root / "cols.csv").write_text("x1,x3,id\n0.1,0.2,7\n")
+
+
+BAD = [  # (run, input, phrases of the one-paragraph message)
+    ("digits", "empty", ["input=empty is a folder with no images in it"]),
+    ("digits", "notes", ["input=notes is a folder with no images in it"]),
+    ("digits", "broken.png", ["cannot read 1 image", "broken.png (UnidentifiedImageError"]),
+    ("digits", "wrong.npy", ["holds an array of shape [4, 8, 8] (uint8)", "samples of shape [1, 8, 8]"]),
+    ("digits", "scaled.npy", ["trained on uint8 images (pixel values 0..255", "float32 values from 0.5 to 0.5"]),
+    ("digits", "nothing_here", ["input=nothing_here names nothing"]),
+    ("digits", "cols.csv", ["has 3 columns (x1, x3, id); this run's model takes 64 features per sample"]),
+    ("sum_pairs", "cols.csv", ["has other columns than this run's features: missing x2; extra x3, id"]),
+    ("sum_pairs", "broken.png", ["input=broken.png is images, but this run's model takes samples of shape [2]"]),
+]
+
+
+@pytest.mark.parametrize("which, spec, phrases", BAD, ids=[f"{w}-{s}" for w, s, _ in BAD])
+def test_bad_input_is_refused_by_name_and_writes_nothing(tmp_path, digits_run, sum_pairs_run, which, spec, phrases):
+    run = digits_run[1] if which == "digits" else sum_pairs_run
+    bad_inputs(tmp_path)
+    before, run_before = digest(tmp_path), digest(run)
+    proc = runner("predict", f"ckpt={run}", f"input={spec}", cwd=tmp_path, check=False)
+    assert_clean_failure(proc, *phrases)
+    assert not (tmp_path / "outputs").exists()  # not even the empty outputs/predict/<date>/<time> Hydra made
+    assert digest(tmp_path) == before and digest(run) == run_before
+
+
+def test_a_run_without_a_model_card_is_refused_with_what_it_lacks(tmp_path, digits_run):
+    old = shutil.copytree(digits_run[1], tmp_path / "old")
+    (old / "checkpoints" / "model.json").unlink()
+    proc = runner("predict", f"ckpt={old}", "input=test", cwd=tmp_path, check=False)
+    assert_clean_failure(proc, "has no checkpoints/model.json: it was trained before runs recorded their preprocessing")
+    assert not (tmp_path / "outputs").exists()
