@@ -1,6 +1,6 @@
-"""The `runner` command: `runner train|eval [key=value ...] [Hydra flags]`.
+"""The `runner` command: `runner train|eval|predict|export [key=value ...] [Hydra flags]`, `runner report PATHS`.
 
-The subcommand picks the primary config (configs/train.yaml or configs/eval.yaml); the rest
+The subcommand picks the primary config (configs/train.yaml, eval.yaml, predict.yaml, export.yaml); the rest
 of the command line is Hydra's, unchanged: overrides, --help, --cfg job, --info, -m,
 --config-dir. Nothing here imports torch, so `runner --help` answers at once.
 """
@@ -16,14 +16,17 @@ usage: runner COMMAND [key=value ...] [hydra flags]
 commands:
   train    train a model:               runner train model=cnn dataset=digits
   eval     evaluate a run's checkpoint: runner eval ckpt=outputs/2026-11-22/10-31-07
+  predict  a run's model on new inputs: runner predict ckpt=outputs/2026-11-22/10-31-07 input=photos/
+  export   safetensors, pt2, onnx:      runner export ckpt=outputs/2026-11-22/10-31-07 format=onnx
   report   compare runs and sweeps:     runner report outputs/multirun/2026-11-22/10-31-07
 
 `runner COMMAND --help` lists every config group, its options and every key you can override.
 Sweeps: runner train -m optimizer.lr=0.1,0.01,0.001
 """
 
-COMMANDS = ("train", "eval", "report")
+COMMANDS = ("train", "eval", "predict", "export", "report")
 _selected = []  # the run's own group choices that main() put before the user's eval overrides
+_out = {}  # predict/export: {"made": whether this command creates out=} or {"missing": outputs/<command>, outputs if new}
 
 
 def _task(cfg):
@@ -41,6 +44,8 @@ def _task(cfg):
 
     hydra_cfg = HydraConfig.get()
     try:
+        if hydra_cfg.job.config_name in ("predict", "export"):
+            return _use_job(cfg, hydra_cfg)
         if hydra_cfg.job.config_name == "eval":
             from runner.jobs.evaluate import eval_job
 
@@ -62,6 +67,11 @@ def _task(cfg):
         sweep = hydra_cfg.mode == RunMode.MULTIRUN
         if hydra_cfg.job.config_name == "train":
             _unstarted(hydra_cfg.runtime.output_dir, err, sweep, cfg)
+        elif hydra_cfg.job.config_name in ("predict", "export"):
+            if _out.get("made", True):  # a folder that existed before the command stays
+                _remove_empty(Path(hydra_cfg.runtime.output_dir), date_folder="made" not in _out)
+            for folder in _out.get("missing", []):  # outputs/predict, outputs: made by Hydra for this command
+                _remove_empty(folder, date_folder=False)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         if isinstance(err, RunnerError):
@@ -95,11 +105,27 @@ def _unstarted(run_dir, err, sweep, cfg):
         except Exception:
             pass  # the job's own error reaches the user below
         return
-    for folder in (path, path.parent):  # the run's, then its date's (outputs/2026-11-22/) if it held only this run
+    _remove_empty(path, date_folder=True)
+
+
+def _remove_empty(path, date_folder):
+    """The folder Hydra made for a command that then failed, and its date's (outputs/2026-11-22/) if it held only it."""
+    for folder in (path, path.parent) if date_folder else (path,):
         try:
             folder.rmdir()  # only succeeds when empty
         except OSError:
             return
+
+
+def _use_job(cfg, hydra_cfg):
+    """`runner predict` and `runner export`: they write only once everything is read and checked."""
+    if hydra_cfg.job.config_name == "predict":
+        from runner.jobs.predict import predict_job
+
+        return predict_job(cfg, hydra_cfg.runtime.output_dir)
+    from runner.jobs.export import export_job
+
+    return export_job(cfg, hydra_cfg.runtime.output_dir)
 
 
 def _preflight(args):
@@ -248,6 +274,12 @@ def main(argv=None):
                   f"the directory of a runner training run, e.g. resume=outputs/2026-11-22/10-31-07.", file=sys.stderr)
             return 1
         rest = [*rest, f"hydra.run.dir={resume}"]  # the run continues in its own directory (runner/rundir.py decides how)
+    out = next((a.split("=", 1)[1] for a in rest if a.startswith("out=")), None) if command in ("predict", "export") else None
+    if out and out != "null":
+        _out.update(made=not Path(out).exists())
+        rest = [*rest, f"hydra.run.dir={out}"]
+    elif command in ("predict", "export"):
+        _out.update(missing=[p for p in (Path("outputs", command), Path("outputs")) if not p.exists()])
     if command == "eval" or resume:
         _selected[:] = run_choices(rest, ("dataset", "model", "optimizer", "scheduler") if resume else ("dataset", "model"))
         rest = _selected + rest  # the user's own overrides come later and win

@@ -41,7 +41,7 @@ def atomic_write(path, write):
         raise RunnerError(f"cannot write in {path.parent}: {err.strerror or err}. Make it writable, or run from a "
                           f"directory you can write to (runs go to ./outputs).") from None
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the run's files are ordinary files
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it private; the run's files are ordinary files
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -69,7 +69,7 @@ def atomic_write(path, write):
         os.close(dir_fd)
 
 
-def _umask():
+def umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask

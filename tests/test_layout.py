@@ -9,9 +9,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "runner"
 # within a layer, no circle. `runner.data` is a package of one layer.
 LAYERS = [
     ["runner", "runner.__main__", "runner.cli", "runner.report", "runner.sweep"],  # the commands (and the package's API)
-    ["runner.jobs"],  # train, eval, resume
+    ["runner.jobs"],  # train, eval, resume, predict, export
     ["runner.rundir"],  # the run directory
-    ["runner.loop", "runner.checkpoint", "runner.predictor", "runner.build", "runner.config", "runner.resolvers", "runner.device"],
+    ["runner.loop", "runner.checkpoint", "runner.predictor", "runner.export", "runner.build", "runner.config", "runner.resolvers", "runner.device"],
     ["runner.data", "runner.models", "runner.metrics", "runner.distributed"],
     ["runner.errors", "runner.files", "runner.serialization", "runner.console", "runner.plots", "runner.signals"],
 ]
