@@ -263,6 +263,11 @@ def main(argv=None):
         rest = _torchrun(rest)
         if rest is None:
             return 2
+    modes = [a for a in rest if a in ("-m", "--multirun", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")]
+    if len({"-m" if m == "--multirun" else m for m in modes}) > 1:  # Hydra raises a ValueError with a traceback
+        print(f"error: {' and '.join(modes)} cannot be combined: Hydra prints the config (--cfg, --info) of one job, "
+              f"not of a sweep. Drop -m and give one value per key to see a job's config.", file=sys.stderr)
+        return 2
     problem = _preflight(rest) if not any(a in ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help") for a in rest) else None
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -273,11 +278,13 @@ def main(argv=None):
             print(f"error: resume={resume} names nothing: there is no such directory, so there is nothing to resume. Pass "
                   f"the directory of a runner training run, e.g. resume=outputs/2026-11-22/10-31-07.", file=sys.stderr)
             return 1
-        rest = [*rest, f"hydra.run.dir={resume}"]  # the run continues in its own directory (runner/rundir.py decides how)
+        # the run continues in its own directory (runner/rundir.py decides how); put before the user's arguments,
+        # since argparse takes no override after a flag's value (`--cfg job hydra.run.dir=...`)
+        rest = [f"hydra.run.dir={resume}", *rest]
     out = next((a.split("=", 1)[1] for a in rest if a.startswith("out=")), None) if command in ("predict", "export") else None
     if out and out != "null":
         _out.update(made=not Path(out).exists())
-        rest = [*rest, f"hydra.run.dir={out}"]
+        rest = [f"hydra.run.dir={out}", *rest]
     elif command in ("predict", "export"):
         _out.update(missing=[p for p in (Path("outputs", command), Path("outputs")) if not p.exists()])
     if command == "eval" or resume:

@@ -48,6 +48,7 @@ ROWS = [
     ("negative batch", ["train", "trainer.batch_size=-1"], "trainer.batch_size must be an integer >= 1", 1, None),
     ("unknown key", ["train", "optimizer.lrr=0.1"], "Could not override 'optimizer.lrr'", 1, None),
     ("unknown option", ["train", "model=cnnn"], "Could not find 'model/cnnn'", 1, None),
+    ("sweep config", ["train", "-m", "optimizer.lr=0.1,0.01", "--cfg", "job"], "-m and --cfg cannot be combined", 2, None),
     ("yaml syntax", ["train", "--config-dir", "mine", "model=broken"], "broken.yaml is not valid YAML at line 2", 1,
      lambda w: (w / "mine" / "model").mkdir(parents=True) or (w / "mine" / "model" / "broken.yaml").write_text("a: 1\n  b: [2\n")),
     ("target import", ["train", "model._target_=no_such_module.Net"], "'no_such_module.Net' cannot be imported", 1, None),
@@ -112,7 +113,7 @@ ROWS = [
      "cannot take this dataset's input of shape [1, 28, 28]", 1, None),
 ]
 NEVER_STARTED = {"interpolation loop", "deleted key", "added typo", "augment typo", "config-dir shadows built-in",
-                 "yaml syntax", "unknown key", "unknown option", "report out is a file", "report nothing there"}
+                 "yaml syntax", "unknown key", "unknown option", "sweep config", "report out is a file", "report nothing there"}
 if torch.cuda.is_available():
     ROWS = [r for r in ROWS if r[0] != "resume missing device"]
 else:
