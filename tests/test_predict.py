@@ -55,8 +55,14 @@ def test_predict_on_pngs_of_the_test_split_gives_evals_accuracy(tmp_path, digits
     assert {int(r["filename"].split("/")[1][:3]): r["label"] for r in rows} == by_index
     assert sorted((tmp_path / "from_test").iterdir()) == [tmp_path / "from_test" / "predict.log",
                                                           tmp_path / "from_test" / "predictions.csv"]
-    api = runner_api.load_predictor(run).predict(tmp_path / "pngs")  # a folder, read in the same sorted order
+    predictor = runner_api.load_predictor(run)
+    api = predictor.predict(tmp_path / "pngs")  # a folder, read in the same sorted order
     assert api.labels == [r["label"] for r in rows]
+    threes = sorted(r["filename"] for r in rows if r["true_label"] == "3")
+    assert len(predictor.as_batch(str(tmp_path / "pngs" / "*" / "*.png"))) == 359  # a glob
+    assert len(predictor.as_batch(str(tmp_path / "pngs" / "3" / "*.png"))) == len(threes) > 0
+    torch.save(test.x[:7].clone(), tmp_path / "seven.pt")  # a .pt tensor of raw samples
+    assert predictor.predict(tmp_path / "seven.pt").labels == [by_index[i] for i in range(7)]  # test split order
 
 
 def test_a_photo_of_another_size_and_mode_is_converted_as_training_converts_images(tmp_path, digits_run):
