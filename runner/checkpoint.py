@@ -98,7 +98,7 @@ class TrainState:
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: object  # an LRScheduler, or None for a constant learning rate
+    scheduler: object  # a schedules.Schedule, or None for a constant learning rate
     scaler: torch.amp.GradScaler  # 16-mixed's loss scale (disabled otherwise)
     batches: object  # the training BatchIndices: its generator draws each epoch's order and augmentation
     config: dict  # the resolved config, plain data
@@ -110,6 +110,15 @@ class TrainState:
     best_metric: float | None = None  # best value of the monitored metric so far
     best_val_loss: float | None = None  # its val_loss, which breaks ties
     best_epoch: int = 0
+    ema: object = None  # torch.optim.swa_utils.AveragedModel of `model` (trainer.ema.decay), or None
+    lr: float | None = None  # the learning rate of the last optimizer step (metrics.csv's lr)
+    train_s: float = 0.0  # training time so far, over every resume (trainer.max_time)
+    early_best: float | None = None  # trainer.early_stopping: the best monitored value ...
+    stale_epochs: int = 0  # ... and the validations since it last improved by more than min_delta
+    stopped_by: str | None = None  # why training ended before trainer.epochs: early_stopping, max_steps or max_time
+
+    COUNTERS = ("epoch", "step", "batch", "loss_sum", "seen", "best_metric", "best_val_loss", "best_epoch")
+    RECIPE = {"lr": None, "train_s": 0.0, "early_best": None, "stale_epochs": 0, "stopped_by": None}  # absent from older last.pt
 
     def state_dict(self):
         generator = self.batches.generator
@@ -125,6 +134,8 @@ class TrainState:
             "epoch": self.epoch, "step": self.step, "batch": self.batch,
             "loss_sum": float(self.loss_sum), "seen": self.seen,
             "best_metric": self.best_metric, "best_val_loss": self.best_val_loss, "best_epoch": self.best_epoch,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            **{key: getattr(self, key) for key in self.RECIPE},
         }
 
     def load_state_dict(self, state):
@@ -135,8 +146,15 @@ class TrainState:
         self.scaler.load_state_dict(state["scaler"])
         self.batches.generator.set_state(state["data_generator"])
         set_rng_state(state["rng"])
-        for key in ("epoch", "step", "batch", "loss_sum", "seen", "best_metric", "best_val_loss", "best_epoch"):
+        if self.ema is not None:
+            if state.get("ema") is None:
+                raise RunnerError("last.pt holds no EMA weights (the run trained without trainer.ema.decay), so this "
+                                  "resume cannot continue an EMA. Resume without trainer.ema.decay.")
+            self.ema.load_state_dict(state["ema"])
+        for key in self.COUNTERS:
             setattr(self, key, state[key])
+        for key, default in self.RECIPE.items():
+            setattr(self, key, state.get(key, default))
         if self.batch:  # stopped mid-epoch: finish that epoch's permutation first
             self.batches.resume(state["epoch_data_state"], self.batch)
 

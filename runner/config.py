@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from runner.build import PIPELINE_KEYS
 from runner.errors import RunnerError
 from runner.metrics import TASKS
+from runner.schedules import SCHEDULE_KEYS, check_schedule
 
 _SPECIAL_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
 
@@ -47,6 +48,14 @@ RULES = [
     ("trainer.precision", lambda v: str(v) in ("32", "bf16", "16-mixed"), "32, bf16 or 16-mixed", "trainer.precision=bf16"),
     ("trainer.channels_last", lambda v: v in ("auto", True, False), "auto, true or false", "trainer.channels_last=auto"),
     ("trainer.compile", lambda v: isinstance(v, bool), "true or false", "trainer.compile=true"),
+    ("trainer.accumulate_grad_batches", lambda v: _int(v) and v >= 1, "an integer >= 1", "trainer.accumulate_grad_batches=4"),
+    ("trainer.label_smoothing", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)", "trainer.label_smoothing=0.1"),
+    ("trainer.early_stopping.patience", lambda v: v is None or (_int(v) and v >= 1), "null or an integer >= 1", "trainer.early_stopping.patience=3"),
+    ("trainer.early_stopping.min_delta", lambda v: _number(v) and v >= 0, "a number >= 0", "trainer.early_stopping.min_delta=0.001"),
+    ("trainer.ema.decay", lambda v: v is None or (_number(v) and 0 < v < 1), "null or a number between 0 and 1", "trainer.ema.decay=0.999"),
+    ("trainer.max_steps", lambda v: v is None or (_int(v) and v >= 1), "null or an integer >= 1", "trainer.max_steps=1000"),
+    ("trainer.max_time", lambda v: v is None or duration_s(v, strict=False) is not None, "null, seconds, or DD:HH:MM:SS",
+     "trainer.max_time=00:01:30:00"),
     ("optimizer.lr", lambda v: _number(v) and v > 0, "a number > 0", "optimizer.lr=0.01"),
     ("optimizer.weight_decay", lambda v: _number(v) and v >= 0, "a number >= 0", "optimizer.weight_decay=0.0001"),
     ("optimizer.momentum", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)", "optimizer.momentum=0.9"),
@@ -62,6 +71,24 @@ RULES = [
     ("dataset.in_memory", lambda v: v in ("auto", True, False), "auto, true or false", "dataset.in_memory=auto"),
     ("device.name", lambda v: isinstance(v, str) and v.split(":")[0] in ("auto", "cpu", "cuda", "mps"), "auto, cpu, cuda, cuda:N or mps", "device=cpu"),
 ]
+
+
+def duration_s(value, strict=True):
+    """trainer.max_time in seconds: a number of seconds, or "DD:HH:MM:SS" (Lightning's form; "HH:MM:SS" and "MM:SS" too).
+
+    None stays None; a value that is neither returns None when not `strict`, and raises otherwise."""
+    if value is None:
+        return None
+    if _number(value) and value > 0:
+        return float(value)
+    parts = str(value).split(":") if isinstance(value, str) else []
+    if 2 <= len(parts) <= 4 and all(p.strip().isdigit() for p in parts):
+        seconds = sum(int(p) * unit for p, unit in zip(reversed(parts), (1, 60, 3600, 86400)))
+        if seconds > 0:
+            return float(seconds)
+    if strict:
+        raise RunnerError(f"trainer.max_time must be null, seconds, or DD:HH:MM:SS, got {value!r}. Type it as trainer.max_time=00:01:30:00.")
+    return None
 
 
 def _example(key):
@@ -107,6 +134,8 @@ def _own_keys(group):
 CLOSED = {
     "": ("dataset", "model", "optimizer", "scheduler", "device", "trainer", "seed", "resume"),
     "trainer": None,  # the keys of configs/trainer/default.yaml
+    "trainer.early_stopping": ("patience", "min_delta"),
+    "trainer.ema": ("decay",),
     "dataset.augment": ("crop_padding", "flip"),
 }
 
@@ -125,7 +154,7 @@ def check_keys(cfg):
                 hint = f"Did you mean {prefix}{near[0]}? " if near else ""
                 raise RunnerError(f"{prefix}{key} is not a key runner reads, so it would change nothing. {hint}"
                                   f"The keys of {path or 'the top level'} are: {', '.join(allowed)}.")
-        if path in ("", "trainer"):
+        if path in ("", "trainer", "trainer.early_stopping", "trainer.ema"):
             missing = [k for k in allowed if k not in node and k != "resume"]
             if missing:
                 raise RunnerError(f"{prefix}{missing[0]} is missing from the config (deleted with ~{prefix}{missing[0]}?); "
@@ -156,6 +185,11 @@ def check_config(cfg, groups=("dataset", "model", "optimizer", "scheduler")):
     if task and monitor and monitor not in ("val_loss", f"val_{task.metric}"):
         raise RunnerError(f"trainer.monitor={monitor} is not a column this {cfg.dataset.task} run writes to metrics.csv. "
                           f"Use trainer.monitor=val_loss or trainer.monitor=val_{task.metric} (or leave it null).")
+    if task and task.metric != "accuracy" and OmegaConf.select(cfg, "trainer.label_smoothing"):
+        raise RunnerError(f"trainer.label_smoothing={cfg.trainer.label_smoothing} smooths class labels, but this is a "
+                          f"{cfg.dataset.task} run (MSE on values). Drop it, or set trainer.label_smoothing=0.")
+    if "scheduler" in cfg and "scheduler" in groups:
+        check_schedule(cfg.scheduler)
     for group in groups:
         check_target(group, cfg[group])
 
@@ -177,7 +211,8 @@ def check_target(group, node):
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return  # some builtins have no signature to check against
-    keys = [k for k in node if k not in _SPECIAL_KEYS and not (group == "dataset" and k in PIPELINE_KEYS)]
+    own = {"dataset": PIPELINE_KEYS, "scheduler": SCHEDULE_KEYS}.get(group, ())  # keys runner reads itself
+    keys = [k for k in node if k not in _SPECIAL_KEYS and k not in own]
     takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
     unknown = [k for k in keys if k not in params and not takes_any]
     if unknown:

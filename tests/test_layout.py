@@ -11,7 +11,7 @@ LAYERS = [
     ["runner", "runner.__main__", "runner.cli", "runner.report", "runner.sweep"],  # the commands (and the package's API)
     ["runner.jobs"],  # train, eval, resume, predict, export
     ["runner.rundir"],  # the run directory
-    ["runner.loop", "runner.checkpoint", "runner.predictor", "runner.export", "runner.build", "runner.config", "runner.resolvers", "runner.device"],
+    ["runner.loop", "runner.schedules", "runner.checkpoint", "runner.predictor", "runner.export", "runner.build", "runner.config", "runner.resolvers", "runner.device"],
     ["runner.data", "runner.models", "runner.metrics", "runner.distributed"],
     ["runner.errors", "runner.files", "runner.serialization", "runner.console", "runner.plots", "runner.signals"],
 ]

@@ -55,6 +55,9 @@ RESUME_KEYS = [
     ("scheduler", False), ("scheduler.T_max", False), ("model", False), ("model.channels", False), ("dataset", False),
     ("dataset.split_seed", False), ("dataset.input_shape", False), ("seed", False), ("trainer.precision", False),
     ("trainer.monitor", False), ("trainer.monitor_mode", False), ("hparams_search", False), ("new_key", False),
+    ("trainer.label_smoothing", True), ("trainer.early_stopping.patience", True), ("trainer.max_steps", True),
+    ("trainer.max_time", True), ("trainer.accumulate_grad_batches", False), ("trainer.ema.decay", False),
+    ("scheduler.warmup_epochs", False),
 ]
 
 

@@ -16,8 +16,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from runner.checkpoint import run_config
-from runner.config import apply_overrides
+from runner.config import apply_overrides, duration_s
 from runner.errors import RunnerError
+from runner.schedules import whole_run
 from runner.serialization import safe_load
 
 # What `resume=RUN KEY=VALUE` does with each key; the first pattern that matches decides.
@@ -33,6 +34,13 @@ RESUME_OVERRIDES = [
     ("trainer.compile", True, "torch.compile, or not"),
     ("trainer.channels_last", True, "the memory format (the same values, laid out differently)"),
     ("trainer.deterministic", True, "torch.use_deterministic_algorithms"),
+    ("trainer.label_smoothing", True, "from the next step"),
+    ("trainer.early_stopping.*", True, "from the next validation; a larger patience (or null) continues a run it stopped"),
+    ("trainer.max_steps", True, "stops the run at this step; a larger value (or null) continues a run it stopped"),
+    ("trainer.max_time", True, "stops the run after this much training in all; a larger value (or null) continues a run it stopped"),
+    ("trainer.accumulate_grad_batches", False, "the step counter and the schedule were laid out with the run's own number of steps per epoch"),
+    ("trainer.ema", False, "best.pt and the validations so far were made with the run's own EMA weights"),
+    ("trainer.ema.*", False, "best.pt and the validations so far were made with the run's own EMA weights"),
     ("device", True, "where the run continues: its weights and optimizer state are moved there"),
     ("device.*", True, "where the run continues: its weights and optimizer state are moved there"),
     ("dataset.root", True, "where the same data is read from"),
@@ -72,6 +80,7 @@ class Resume:
     cfg: object
     checkpoint: dict
     changes: dict = field(default_factory=dict)  # key -> (value in the run, value from now on)
+    lifted: bool = False  # a completed run continues: the override raised what stopped it
 
     def restore(self, state):
         """Load last.pt into `state`, then apply the overridden optimizer settings for real."""
@@ -79,6 +88,8 @@ class Resume:
         for key, (_, new) in self.changes.items():
             if key.startswith("optimizer."):
                 set_optimizer_value(state.optimizer, state.scheduler, key.split(".", 1)[1], new)
+        if self.lifted:
+            state.stopped_by = None  # the limit that ended the run was raised: train on
 
 
 def _value(cfg, key):
@@ -94,7 +105,7 @@ def set_optimizer_value(optimizer, scheduler, name, value):
                               f"(it has: {settings}). Drop it, or start a new run.")
         group[name] = tuple(value) if isinstance(group[name], tuple) else value
     if name == "lr" and scheduler is not None:
-        scheduler.base_lrs = [value for _ in optimizer.param_groups]
+        scheduler.set_base_lr(value)
 
 
 def plan_resume(cfg, last, status, overrides):
@@ -118,6 +129,19 @@ def plan_resume(cfg, last, status, overrides):
                               f"settings in the README's resume table (epochs, device, optimizer values, where the data is) may change.")
         changes[key] = (old, new)
     done, epochs = ckpt["epoch"], run_cfg.trainer.epochs
+    stopped_by = ckpt.get("stopped_by") if status == "completed" else None
+    resized = [k for k in ("trainer.epochs", "trainer.max_steps", "trainer.batch_size") if k in changes]
+    if resized and whole_run(saved.scheduler):
+        typed = next(text for text, key in given if key == resized[0])
+        raise RunnerError(f"resume: '{typed}' is refused: the run's schedule ({saved.scheduler._target_}, warmup "
+                          f"{saved.scheduler.get('warmup_epochs', 0)} epochs) was laid out over the run's own length in steps, "
+                          f"and would end (or fail) before the longer run does. Start a new run with the length you want.")
+    if stopped_by:
+        lift = lifts(stopped_by, ckpt, run_cfg)
+        if lift:
+            raise RunnerError(f"resume: the run completed: {stopped_by} stopped it at epoch {done}, step {ckpt['step']}. "
+                              f"To train it further, {lift}.")
+        return Resume(run_cfg, ckpt, changes, lifted=True)
     if status == "completed" and epochs <= done:
         raise RunnerError(f"resume: the run already completed its {done} epochs. To train it further, add "
                           f"trainer.epochs={done + 10} (or any number above {done}).")
@@ -129,3 +153,24 @@ def plan_resume(cfg, last, status, overrides):
                           f"{changes['trainer.batch_size'][0]}), and that epoch must finish with the batches it began with. "
                           f"Resume without trainer.batch_size, let it finish an epoch, then change it.")
     return Resume(run_cfg, ckpt, changes)
+
+
+def lifts(stopped_by, ckpt, cfg):
+    """None when `cfg` lets a run that `stopped_by` ended train on; otherwise the override that would, in words."""
+    trainer = cfg.trainer
+    if cfg.trainer.epochs <= ckpt["epoch"]:
+        return f"add trainer.epochs={ckpt['epoch'] + 10} (or any number above {ckpt['epoch']})"
+    if stopped_by == "early_stopping":
+        patience = OmegaConf.select(trainer, "early_stopping.patience")
+        if patience is not None and ckpt["stale_epochs"] >= patience:
+            return (f"raise trainer.early_stopping.patience above {ckpt['stale_epochs']} (the validations since the last "
+                    f"improvement), or set it to null")
+    if stopped_by == "max_steps":
+        max_steps = trainer.get("max_steps")
+        if max_steps is not None and max_steps <= ckpt["step"]:
+            return f"raise trainer.max_steps above {ckpt['step']}, or set it to null"
+    if stopped_by == "max_time":
+        max_time = duration_s(trainer.get("max_time"))
+        if max_time is not None and max_time <= ckpt["train_s"]:
+            return f"raise trainer.max_time above the {ckpt['train_s']:.0f} s the run has trained, or set it to null"
+    return None

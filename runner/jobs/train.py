@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import torch
 from omegaconf import OmegaConf
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from runner import distributed
-from runner.build import build_data, build_model, build_optimizer, build_scheduler, make_batches, plain, summarize
+from runner.build import build_data, build_model, build_optimizer, make_batches, plain, summarize
 from runner.checkpoint import TrainState, restore_model, seed_all
 from runner.config import check_config
 from runner.console import RunConsole, config_tree, model_table, results_table
@@ -30,6 +31,7 @@ from runner.data.splits import Split
 from runner.metrics import TASKS, evaluate
 from runner.predictor import model_card
 from runner.rundir import RunDir
+from runner.schedules import build_schedule, steps_per_epoch
 from runner.signals import StopSignals
 
 
@@ -90,7 +92,12 @@ def setup(cfg, run, overrides, console, rank):
     with console.relay_warnings():
         data, samples, prep = setup_data(cfg.dataset, cfg.trainer, device, cfg.seed, channels_last, rank)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
-    state = TrainState(model, optimizer, build_scheduler(cfg.scheduler, optimizer), precision.scaler, data.train.indices, plain(cfg))
+    accumulate = cfg.trainer.get("accumulate_grad_batches", 1)
+    schedule = build_schedule(cfg.scheduler, optimizer, steps_per_epoch(len(data.train), accumulate), cfg.trainer.epochs,
+                              cfg.trainer.get("max_steps"))
+    decay = OmegaConf.select(cfg, "trainer.ema.decay")
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True) if decay else None
+    state = TrainState(model, optimizer, schedule, precision.scaler, data.train.indices, plain(cfg), ema=ema)
     if resume:
         resume.restore(state)  # weights, optimizer, scheduler, counters, every RNG, the data order; then the overrides
     net = distributed.wrap(model, device)
@@ -155,8 +162,13 @@ def finish(job, run, console, setup_s, timings):
     test, _ = evaluate(model, job.data.test, job.task, job.data.num_classes, job.precision)
     run.plot(job.task.metric)
     best_row = next(r for r in rows if int(r["epoch"]) == state.best_epoch)
+    recipe = {"stopped_by": state.stopped_by or "epochs"}  # what ended training: epochs, early_stopping, max_steps, max_time
+    if state.stopped_by == "early_stopping":
+        recipe["early_stopping"] = {"epoch": state.epoch, "stale_epochs": state.stale_epochs, "best": state.early_best}
+    if state.ema is not None:
+        recipe["ema"] = {"decay": job.cfg.trainer.ema.decay, "weights": "validation, best.pt and the test use the EMA weights"}
     summary = run.complete(
-        epochs=state.epoch, steps=state.step,
+        epochs=state.epoch, steps=state.step, **recipe,
         best={"epoch": state.best_epoch, **{k: v for k, v in best_row.items() if k.startswith("val_")}},
         final=rows[-1], test={f"test_{k}": v for k, v in test.items()}, ranks_in_sync=in_sync,
         timings={"setup_s": setup_s, "train_s": train_s, "total_s": run.elapsed(),
@@ -165,7 +177,9 @@ def finish(job, run, console, setup_s, timings):
     console.print(results_table(
         "results",
         [(f"best {job.monitor.name} (epoch {state.best_epoch})", state.best_metric), ("final train_loss", rows[-1]["train_loss"]),
-         *((f"test_{k} (best.pt)", v) for k, v in test.items()), ("time", f"{run.elapsed():.1f} s")],
+         *((f"test_{k} (best.pt{', EMA' if state.ema is not None else ''})", v) for k, v in test.items()),
+         *([("stopped by", f"{state.stopped_by} at epoch {state.epoch}, step {state.step}")] if state.stopped_by else []),
+         ("time", f"{run.elapsed():.1f} s")],
     ))
     console.print(f"run directory: {run.path}")
     return summary

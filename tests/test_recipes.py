@@ -1,0 +1,198 @@
+"""The trainer's recipe knobs do what they say: accumulation, label smoothing, EMA, early stopping, limits, schedules.
+
+Each test checks the effect against a figure computed here from first principles (the schedule's formula,
+the EMA's recurrence, Lightning's early-stopping rule), not against the trainer's own output alone.
+"""
+
+import csv
+import math
+
+import pytest
+import torch
+
+from conftest import FAST, SIGNAL_CNN, WITH_SIGNAL_MODEL, assert_clean_failure, digest, load, runner, same_run, signal_at, summary
+from runner.config import duration_s
+
+STEPS_PER_EPOCH = 20  # 1294 training digits // batch 64
+
+
+def rows(run):
+    with open(run / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def weights_close(a, b, atol):
+    assert set(a) == set(b)
+    for key in a:
+        if a[key].is_floating_point():
+            assert torch.allclose(a[key], b[key], atol=atol, rtol=0), (key, (a[key] - b[key]).abs().max())
+
+
+@pytest.mark.slow
+def test_four_accumulated_batches_of_32_make_the_step_one_batch_of_128_makes(tmp_path):
+    # no BatchNorm and no dropout: nothing else tells a batch of 128 from four of 32; SGD so the gradient's scale shows
+    common = ["model=mlp", "model.dropout=0", "optimizer=sgd", "optimizer.lr=0.1", "trainer.epochs=2"]
+    runner("train", *common, "trainer.batch_size=128", "hydra.run.dir=big", cwd=tmp_path)
+    runner("train", *common, "trainer.batch_size=32", "trainer.accumulate_grad_batches=4", "hydra.run.dir=acc", cwd=tmp_path)
+    runner("train", *common, "trainer.batch_size=32", "hydra.run.dir=small", cwd=tmp_path)
+    big, acc, small = (load(tmp_path / name / "checkpoints" / "last.pt") for name in ("big", "acc", "small"))
+    assert big["step"] == acc["step"] == 2 * (1294 // 128) and small["step"] == 4 * big["step"]
+    weights_close(big["model"], acc["model"], atol=1e-5)
+    # the precondition that makes this a test: without accumulation the same batches give other weights
+    assert max((big["model"][k] - small["model"][k]).abs().max() for k in big["model"]) > 1e-2
+    for a, b in zip(rows(tmp_path / "big"), rows(tmp_path / "acc")):
+        assert float(a["train_loss"]) == pytest.approx(float(b["train_loss"]), rel=1e-5)
+        assert float(a["val_loss"]) == pytest.approx(float(b["val_loss"]), rel=1e-5)
+
+
+@pytest.mark.slow
+def test_label_smoothing_keeps_the_training_loss_above_the_entropy_of_the_smoothed_targets(tmp_path):
+    eps, k = 0.1, 10
+    on, off = (1 - eps + eps / k), eps / k
+    floor = -(on * math.log(on) + (k - 1) * off * math.log(off))  # 0.50 nats: the least a smoothed cross-entropy can be
+    runner("train", "trainer.label_smoothing=0.1", "hydra.run.dir=smooth", cwd=tmp_path)
+    train_losses = [float(r["train_loss"]) for r in rows(tmp_path / "smooth")]
+    assert all(loss > floor for loss in train_losses)
+    assert train_losses[-1] < floor + 0.15  # it does train: close to its floor (the default run ends at 0.016, far below it)
+    info = summary(tmp_path / "smooth")
+    assert info["test"]["test_accuracy"] > 0.95 and info["test"]["test_loss"] < floor  # validation and test losses are plain
+
+
+def test_ema_weights_follow_their_recurrence_and_are_what_best_pt_and_the_test_use(tmp_path):
+    runner("train", *FAST, "trainer.max_steps=1", "hydra.run.dir=one", cwd=tmp_path)
+    runner("train", *FAST, "trainer.max_steps=2", "trainer.ema.decay=0.75", "hydra.run.dir=two", cwd=tmp_path)
+    w1 = load(tmp_path / "one" / "checkpoints" / "last.pt")["model"]
+    two = load(tmp_path / "two" / "checkpoints" / "last.pt")
+    w2, ema = two["model"], {k.removeprefix("module."): v for k, v in two["ema"].items() if k != "n_averaged"}
+    assert two["step"] == 2 and int(two["ema"]["n_averaged"]) == 2
+    assert not torch.equal(w1["head.3.weight"], w2["head.3.weight"])  # the second step moved the weights
+    expected = {k: 0.75 * w1[k] + 0.25 * w2[k] if w1[k].is_floating_point() else w2[k] for k in w1}  # first update copies
+    weights_close(ema, expected, atol=1e-6)
+    best = load(tmp_path / "two" / "checkpoints" / "best.pt")
+    assert all(torch.equal(best[k], ema[k]) for k in best)
+    info = summary(tmp_path / "two")
+    assert info["ema"]["decay"] == 0.75 and info["stopped_by"] == "max_steps"
+
+
+def expected_stop(values, patience, min_delta, mode="max"):
+    """The epoch Lightning's EarlyStopping stops at, from the monitored values (None: it never does)."""
+    best, wait, sign = None, 0, 1 if mode == "max" else -1
+    for epoch, value in enumerate(values, 1):
+        if best is None or sign * (value - best) > min_delta:
+            best, wait = value, 0
+        else:
+            wait += 1
+            if wait >= patience:
+                return epoch
+    return None
+
+
+@pytest.mark.slow
+def test_early_stopping_stops_where_the_rule_says_and_resumes_only_with_more_patience(tmp_path):
+    args = ["train", *FAST, "trainer.epochs=30", "trainer.early_stopping.patience=2", "trainer.early_stopping.min_delta=0.01"]
+    proc = runner(*args, "hydra.run.dir=run", cwd=tmp_path)
+    run = tmp_path / "run"
+    accuracy = [float(r["val_accuracy"]) for r in rows(run)]
+    info = summary(run)
+    assert info["status"] == "completed" and info["stopped_by"] == "early_stopping"
+    assert 2 < info["epochs"] < 30 and len(accuracy) == info["epochs"]  # it really stopped before trainer.epochs
+    assert expected_stop(accuracy, 2, 0.01) == info["epochs"]
+    assert "early stopping: val_accuracy has not improved by more than 0.01 for 2 epochs" in proc.stdout
+
+    before = digest(run)
+    proc = runner("train", "resume=run", cwd=tmp_path, check=False)
+    assert_clean_failure(proc, "early_stopping stopped it", "raise trainer.early_stopping.patience above 2")
+    assert digest(run) == before
+    runner("train", "resume=run", "trainer.early_stopping.patience=null", cwd=tmp_path)
+    info = summary(run)
+    assert info["epochs"] == 30 and info["stopped_by"] == "epochs" and info["resumed"] == 1
+
+
+def test_max_steps_ends_the_run_mid_epoch_as_completed_and_a_larger_limit_continues_it(tmp_path):
+    runner("train", *FAST, "trainer.epochs=5", "trainer.max_steps=25", "hydra.run.dir=run", cwd=tmp_path)
+    run = tmp_path / "run"
+    info, last = summary(run), load(run / "checkpoints" / "last.pt")
+    assert 25 % STEPS_PER_EPOCH  # the limit falls mid-epoch
+    assert (info["status"], info["stopped_by"], info["steps"], info["epochs"]) == ("completed", "max_steps", 25, 2)
+    assert (last["step"], last["batch"]) == (25, 0) and len(rows(run)) == 2  # epoch 2 was closed and validated
+    assert_clean_failure(runner("train", "resume=run", cwd=tmp_path, check=False), "raise trainer.max_steps above 25")
+    runner("train", "resume=run", "trainer.max_steps=45", cwd=tmp_path)
+    assert (summary(run)["steps"], summary(run)["epochs"]) == (45, 3)
+
+
+@pytest.mark.slow
+def test_max_time_stops_a_run_that_would_take_far_longer(tmp_path):
+    runner("train", *FAST, "trainer.epochs=10000", "trainer.max_time=00:00:00:02", "hydra.run.dir=run", cwd=tmp_path)
+    info, last = summary(tmp_path / "run"), load(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert info["stopped_by"] == "max_time" and info["status"] == "completed" and info["epochs"] < 10000
+    assert 2.0 <= last["train_s"]
+
+
+def test_durations_read_as_seconds():
+    assert [duration_s(v) for v in (90, 1.5, "01:30", "02:00:00", "01:00:00:10", None)] == [90, 1.5, 90, 7200, 86410, None]
+    with pytest.raises(Exception, match="DD:HH:MM:SS"):
+        duration_s("ten minutes")
+
+
+def lr_column(run):
+    return [float(r["lr"]) for r in rows(run)]
+
+
+def test_warmup_then_cosine_per_step_follows_the_formula_and_cannot_be_stretched_on_resume(tmp_path):
+    # 3 epochs of 20 steps; warmup 0.5 epoch = 10 steps, then cosine over the other 50; lr is each epoch's last step's
+    runner("train", *FAST, "trainer.epochs=3", "scheduler=cosine", "scheduler.warmup_epochs=0.5", "hydra.run.dir=run", cwd=tmp_path)
+    base = 0.001
+    cosine = lambda j: base * (1 + math.cos(math.pi * j / 50)) / 2  # noqa: E731
+    assert lr_column(tmp_path / "run") == pytest.approx([cosine(19 - 10), cosine(39 - 10), cosine(59 - 10)], rel=1e-6)
+
+    # laid out over the run's 60 steps, the schedule cannot stretch over a longer run: the resume is refused untouched
+    before = digest(tmp_path / "run")
+    proc = runner("train", "resume=run", "trainer.epochs=4", cwd=tmp_path, check=False)
+    assert_clean_failure(proc, "'trainer.epochs=4' is refused: the run's schedule", "laid out over the run's own length")
+    assert digest(tmp_path / "run") == before
+
+
+@pytest.mark.slow
+def test_warmup_rises_linearly_per_step(tmp_path):
+    # warmup of 2 epochs = 40 steps from base/40: the last step of epoch 1 (step index 19) runs at base * (1/40 + 39/40 * 19/40)
+    runner("train", *FAST, "trainer.epochs=3", "scheduler.warmup_epochs=2", "hydra.run.dir=run", cwd=tmp_path)
+    base = 0.001
+    assert lr_column(tmp_path / "run") == pytest.approx([base * (1 / 40 + 39 / 40 * 19 / 40), base * (1 / 40 + 39 / 40 * 39 / 40), base],
+                                                        rel=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("schedule", "expected"), [
+    ("linear", [0.001 * (1 - 19 / 60), 0.001 * (1 - 39 / 60), 0.001 * (1 - 59 / 60)]),
+    ("step", [0.001, 0.001, 0.0001]),  # per epoch, x0.1 every 2 epochs (the epoch's lr, as before per-step schedules)
+])
+def test_linear_per_step_and_step_per_epoch(tmp_path, schedule, expected):
+    extra = ["scheduler.step_size=2"] if schedule == "step" else []
+    runner("train", *FAST, "trainer.epochs=3", f"scheduler={schedule}", *extra, "hydra.run.dir=run", cwd=tmp_path)
+    assert lr_column(tmp_path / "run") == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.slow
+def test_onecycle_peaks_at_pct_start_and_ends_near_zero(tmp_path):
+    runner("train", *FAST, "trainer.epochs=3", "scheduler=onecycle", "optimizer.lr=0.01", "scheduler.pct_start=0.5",
+           "hydra.run.dir=run", cwd=tmp_path)
+    lrs = lr_column(tmp_path / "run")
+    assert lrs[1] == pytest.approx(0.01 * (1 + math.cos(math.pi * (39 - 29) / 30)) / 2 + (0.01 / 25 / 1e4) * (1 - math.cos(math.pi * 10 / 30)) / 2,
+                                   rel=1e-3)  # 10 steps past the peak at step 29 of 59
+    assert lrs[0] < lrs[1] and lrs[2] < 1e-6
+
+
+def test_a_mid_group_signal_checkpoints_at_the_groups_end_and_the_resume_is_exact_with_every_recipe_knob(tmp_path):
+    knobs = ["trainer.accumulate_grad_batches=2", "trainer.ema.decay=0.9", "trainer.label_smoothing=0.1",
+             "scheduler=cosine", "scheduler.warmup_epochs=0.5", "trainer.early_stopping.patience=10"]
+    runner("train", *SIGNAL_CNN, *knobs, "hydra.run.dir=ref", cwd=tmp_path, env=WITH_SIGNAL_MODEL)
+    proc = runner("train", *SIGNAL_CNN, *knobs, "hydra.run.dir=run", cwd=tmp_path, check=False, env=signal_at("step:27"))
+    assert proc.returncode == 130 and "after step 14" in proc.stderr  # forward 27 is mid-group; its group ends at batch 28
+    last = load(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert (last["epoch"], last["batch"], last["step"]) == (1, 8, 14) and last["ema"] is not None  # really mid-epoch
+    runner("train", "resume=run", cwd=tmp_path, env=WITH_SIGNAL_MODEL)
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    same_run(ref, run)
+    ema_ref, ema_run = (load(d / "checkpoints" / "last.pt")["ema"] for d in (ref, run))
+    assert all(torch.equal(ema_ref[k], ema_run[k]) for k in ema_ref)
+    assert lr_column(ref) == lr_column(run)
