@@ -1,7 +1,7 @@
 """Builders: each takes the piece of config it needs and returns one part of a training job.
 
     build_model(cfg.model)                          the nn.Module its `_target_` names
-    build_optimizer(cfg.optimizer, params)          build_scheduler(cfg.scheduler, optimizer)
+    build_optimizer(cfg.optimizer, params)          (the scheduler: runner/schedules.py)
     build_data(cfg.dataset, device)                 the dataset's splits and its normaliser
     make_batches(split, batch_size, transform, device, ...)   what a loop iterates over
 """
@@ -16,7 +16,7 @@ from runner.data.splits import Split
 from runner.data.stream import LoaderBatches
 from runner.errors import RunnerError
 
-PIPELINE_KEYS = ("augment",)  # dataset keys read by the batches, not passed to the dataset function
+PIPELINE_KEYS = ("augment", "normalize")  # dataset keys read by the batches, not passed to the dataset function
 
 
 def instantiate(cfg, **kwargs):
@@ -35,13 +35,6 @@ def build_model(model_cfg):
 
 def build_optimizer(optimizer_cfg, params):
     return instantiate(optimizer_cfg, _convert_="all")(params)
-
-
-def build_scheduler(scheduler_cfg, optimizer):
-    """An LRScheduler stepped once per epoch, or None for scheduler=none."""
-    if scheduler_cfg.get("_target_") is None:
-        return None
-    return instantiate(scheduler_cfg, _convert_="all")(optimizer)
 
 
 def build_data(dataset_cfg, device):
@@ -76,7 +69,22 @@ def _build_data(dataset_cfg, device):
             )
         setattr(splits, name, split.to(device))
     sample = splits.train.x if isinstance(splits.train, Split) else splits.train.sample_tensor(1024, 0).to(device)
+    fixed = dataset_cfg.get("normalize")
+    if fixed:  # given statistics (e.g. the tutorials' 0.5, 0.5: to [-1, 1]) instead of the training split's own
+        return splits, fixed_normalizer(fixed, sample, dataset_cfg.name)
     return splits, Normalizer.fit(sample)
+
+
+def fixed_normalizer(fixed, sample, name):
+    """dataset.normalize's per-channel mean and std, given on the [0, 1] scale of torchvision's ToTensor for uint8 pixels."""
+    channels = sample.shape[1]
+    if len(fixed.mean) != channels or len(fixed.std) != channels or min(fixed.std) <= 0:
+        raise RunnerError(f"dataset.normalize needs a mean and a positive std for each of the {channels} channels of {name}, "
+                          f"got mean={list(fixed.mean)} std={list(fixed.std)}. E.g. dataset.normalize.mean=[{','.join(['0.5'] * channels)}].")
+    scale = 255.0 if sample.dtype == torch.uint8 else 1.0
+    shape = [1, channels] + [1] * (sample.dim() - 2)
+    as_tensor = lambda v: torch.tensor([float(x) * scale for x in v], device=sample.device).reshape(shape)  # noqa: E731
+    return Normalizer(as_tensor(fixed.mean), as_tensor(fixed.std))
 
 
 def make_batches(split, batch_size, transform, device, shuffle=False, generator=None, rank=0, world=1):

@@ -65,11 +65,14 @@ class CNN(nn.Module):
 
 
 class LeNet(nn.Module):
-    """Exactly the `Net` of the PyTorch CIFAR-10 tutorial (for 3x32x32 input and 10 classes)."""
+    """Exactly the `Net` of the PyTorch CIFAR-10 tutorial (for 3x32x32 input and 10 classes).
 
-    def __init__(self, in_channels=3, num_classes=10):
+    `padding=2` pads 28x28 MNIST digits to the 32x32 that LeNet-5 was built for (LeCun et al. 1998).
+    """
+
+    def __init__(self, in_channels=3, num_classes=10, padding=0):
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 6, 5)
+        self.conv1 = nn.Conv2d(in_channels, 6, 5, padding=padding)
         self.pool = nn.MaxPool2d(2, 2)
         self.conv2 = nn.Conv2d(6, 16, 5)
         self.fc1 = nn.Linear(16 * 5 * 5, 120)
@@ -85,11 +88,42 @@ class LeNet(nn.Module):
         return self.fc3(x)
 
 
-def resnet18(in_channels=3, num_classes=10):
-    """torchvision's ResNet-18 with random weights; the stem takes `in_channels` (e.g. 1 for MNIST)."""
+def resnet18(in_channels=3, num_classes=10, cifar_stem=False):
+    """torchvision's ResNet-18 with random weights; the stem takes `in_channels` (e.g. 1 for MNIST).
+
+    `cifar_stem` swaps the ImageNet stem (7x7 stride-2 conv, then a max-pool: 32x32 shrinks to 8x8
+    before the first block) for a 3x3 stride-1 conv and no max-pool, as CIFAR recipes do (He et al.
+    2016, section 4.2; kuangliu/pytorch-cifar).
+    """
     from torchvision.models import resnet18 as tv_resnet18
 
     model = tv_resnet18(weights=None, num_classes=num_classes)
-    if in_channels != 3:
+    if cifar_stem:
+        model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    elif in_channels != 3:
         model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
     return model
+
+
+class FastNet(nn.Module):
+    """The network of airbench94 (Jordan 2024, arXiv:2404.00498) without its tricks: a 2x2 conv stem, three
+    conv-pool-BN-GELU-conv-BN-GELU groups, a global max-pool and a bias-free head scaled by 1/9.
+
+    airbench also initialises the stem by patch whitening, the convolutions as identity (dirac), and
+    evaluates with test-time flips; those are left out here (the README's Recipes section says what that costs).
+    """
+
+    def __init__(self, in_channels=3, num_classes=10, widths=(64, 256, 256), stem_width=24, bn_momentum=0.6):
+        super().__init__()
+        layers, c_in = [nn.Conv2d(in_channels, stem_width, 2, bias=True), nn.GELU()], stem_width
+        for width in widths:
+            layers += [nn.Conv2d(c_in, width, 3, padding=1, bias=False), nn.MaxPool2d(2),
+                       nn.BatchNorm2d(width, momentum=bn_momentum), nn.GELU(),
+                       nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width, momentum=bn_momentum), nn.GELU()]
+            c_in = width
+        layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes, bias=False)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.net(x) / 9

@@ -17,8 +17,9 @@ def test_runner_help_does_not_import_torch():
 
 def test_train_help_lists_every_group_and_option(tmp_path):
     out = runner("train", "--help", cwd=tmp_path).stdout
-    for line in ("dataset: cifar10, digits, fake, fashion_mnist, imagefolder, mnist, sum_pairs", "device: auto, cpu, cuda, mps", "model: cnn, lenet, mlp, resnet18",
-                 "optimizer: adam, adamw, sgd", "scheduler: cosine, none, step"):
+    for line in ("dataset: cifar10, digits, fake, fashion_mnist, imagefolder, mnist, mnist1d, sum_pairs", "device: auto, cpu, cuda, mps",
+                 "model: cnn, fastnet, lenet, mlp, resnet18, resnet18_cifar", "experiment: cifar10_fast, cifar10_resnet, cifar10_tutorial, digits_cnn, mnist1d_cnn, mnist1d_mlp, mnist_lenet",
+                 "optimizer: adam, adamw, sgd", "scheduler: cosine, linear, none, onecycle, step"):
         assert line in out
     assert "eval_batch_size: 512" in out
     assert not (tmp_path / "outputs").exists()
