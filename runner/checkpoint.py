@@ -112,7 +112,7 @@ class TrainState:
     best_epoch: int = 0
     ema: object = None  # torch.optim.swa_utils.AveragedModel of `model` (trainer.ema.decay), or None
     lr: float | None = None  # the learning rate of the last optimizer step (metrics.csv's lr)
-    train_s: float = 0.0  # training time so far, over every resume (trainer.max_time)
+    train_s: float = 0.0  # training time so far, over every resume; counted only under trainer.max_time (else 0: same bytes)
     early_best: float | None = None  # trainer.early_stopping: the best monitored value ...
     stale_epochs: int = 0  # ... and the validations since it last improved by more than min_delta
     stopped_by: str | None = None  # why training ended before trainer.epochs: early_stopping, max_steps or max_time

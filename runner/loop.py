@@ -138,7 +138,8 @@ def fit(state, net, data, task, precision, trainer_cfg, monitor, run, console, s
                     check_finite(first_bad, epoch, state.lr)
                     if console.interactive:
                         bar.update(progress, completed=state.batch, status=f"loss {loss.item():.4f}  {seen / (time.perf_counter() - start):,.0f} samples/s")
-                state.train_s = train_s0 + time.monotonic() - clock
+                if recipe.max_time is not None:  # only then: a time in last.pt would make same-seed checkpoints differ
+                    state.train_s = train_s0 + time.monotonic() - clock
                 state.stopped_by = recipe.limit_reached(state, state.train_s)
                 if state.stopped_by:
                     break  # max_steps or max_time: this epoch ends here, validated like any other
@@ -169,7 +170,8 @@ def fit(state, net, data, task, precision, trainer_cfg, monitor, run, console, s
             run.save_best(state.ema.module if state.ema is not None else model)
         if recipe.early_stop(row[monitor.name], state, monitor.mode):
             state.stopped_by = "early_stopping"
-        state.train_s = train_s0 + time.monotonic() - clock
+        if recipe.max_time is not None:
+            state.train_s = train_s0 + time.monotonic() - clock
         run.save_last(state)
         console.print(
             f"epoch {epoch:>3}/{recipe.epochs}  train_loss {train_loss:.4f}  val_loss {val['loss']:.4f}  "
