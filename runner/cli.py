@@ -1,4 +1,4 @@
-"""The `runner` command: `runner train|eval|predict|export [key=value ...] [Hydra flags]`, `runner report PATHS`.
+"""The `runner` command: `runner train|eval|predict|export [key=value ...] [Hydra flags]`, `runner report PATHS`, `runner diff A B`.
 
 The subcommand picks the primary config (configs/train.yaml, eval.yaml, predict.yaml, export.yaml); the rest
 of the command line is Hydra's, unchanged: overrides, --help, --cfg job, --info, -m,
@@ -19,12 +19,13 @@ commands:
   predict  a run's model on new inputs: runner predict ckpt=outputs/2026-11-22/10-31-07 input=photos/
   export   safetensors, pt2, onnx:      runner export ckpt=outputs/2026-11-22/10-31-07 format=onnx
   report   compare runs and sweeps:     runner report outputs/multirun/2026-11-22/10-31-07
+  diff     two runs, key by key:        runner diff outputs/2026-11-22/10-31-07 outputs/2026-11-23/09-12-44
 
 `runner COMMAND --help` lists every config group, its options and every key you can override.
 Sweeps: runner train -m optimizer.lr=0.1,0.01,0.001
 """
 
-COMMANDS = ("train", "eval", "predict", "export", "report")
+COMMANDS = ("train", "eval", "predict", "export", "report", "diff")
 _selected = []  # the run's own group choices that main() put before the user's eval overrides
 _out = {}  # predict/export: {"made": whether this command creates out=} or {"missing": outputs/<command>, outputs if new}
 
@@ -256,6 +257,10 @@ def main(argv=None):
         from runner.report import main as report_main
 
         return report_main(rest)
+    if command == "diff":
+        from runner.diff import main as diff_main
+
+        return diff_main(rest)
 
     import hydra
 

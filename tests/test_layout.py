@@ -8,12 +8,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "runner"
 # Top to bottom. A module may import its own layer and the layers below, never one above;
 # within a layer, no circle. `runner.data` is a package of one layer.
 LAYERS = [
-    ["runner", "runner.__main__", "runner.cli", "runner.report", "runner.sweep"],  # the commands (and the package's API)
+    ["runner", "runner.__main__", "runner.cli", "runner.report", "runner.diff", "runner.sweep"],  # the commands (and the package's API)
     ["runner.jobs"],  # train, eval, resume, predict, export
     ["runner.rundir"],  # the run directory
     ["runner.loop", "runner.schedules", "runner.checkpoint", "runner.predictor", "runner.export", "runner.build", "runner.config", "runner.resolvers", "runner.device"],
     ["runner.data", "runner.models", "runner.metrics", "runner.distributed"],
-    ["runner.errors", "runner.files", "runner.serialization", "runner.console", "runner.plots", "runner.signals"],
+    ["runner.errors", "runner.environment", "runner.files", "runner.serialization", "runner.console", "runner.plots", "runner.signals"],
 ]
 
 

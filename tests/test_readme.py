@@ -53,7 +53,7 @@ def treatment(command):
         return "not run"
     if command.startswith("PYTHONPATH=. runner train") or command.endswith("--help"):
         return "run"
-    if re.match(r"runner (eval|predict|export|report)\b", command):
+    if re.match(r"runner (eval|predict|export|report|diff)\b", command):
         return "run"
     if command.startswith(("runner train", "torchrun ")):
         return "compose"

@@ -24,6 +24,7 @@ from runner.config import check_config
 from runner.console import RunConsole, config_tree, model_table, results_table
 from runner.data.batches import train_transform
 from runner.device import Precision, configure_torch, resolve_device, use_channels_last
+from runner.environment import environment
 from runner.errors import RunnerError
 from runner.jobs.resume import plan_resume
 from runner.loop import Data, Monitor, fit
@@ -63,7 +64,8 @@ def train_job(cfg, run_dir, overrides=(), provenance=None):
     console = RunConsole(quiet=not rank.main)
     with StopSignals() as stop, RunDir.claim(run_dir, console, bool(cfg.get("resume")), rank.main, provenance) as run:
         job = setup(cfg, run, overrides, console, rank)
-        run.start(job.state.epoch, **describe(job, rank))  # the epoch it continues from: 0 for a fresh run
+        where = "environment" if run.fresh else "resumed_environment"  # a resume keeps the first environment beside its own
+        run.start(job.state.epoch, **describe(job, rank), **{where: environment(job.device)})  # continues from: 0 for a fresh run
         run.save_model_card(job.card)
         setup_s, timings = run.elapsed(), {}
         with stop.deferred():  # in the loop a signal is answered after the current step, with last.pt saved

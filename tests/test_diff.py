@@ -1,0 +1,56 @@
+"""Provenance in summary.json, and `runner diff` between two runs (config, metrics, environment)."""
+
+import json
+import os
+import subprocess
+
+import torch
+
+from conftest import FAST, assert_clean_failure, runner, summary
+
+
+def git(*args, cwd):
+    identity = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env={**os.environ, **identity})
+
+
+def test_runs_record_their_environment_and_git_state_and_diff_shows_what_differs(tmp_path):
+    # a project under git: the first run from a clean tree, the second after an uncommitted edit
+    (tmp_path / "train_notes.txt").write_text("v1\n")
+    git("init", "-q", cwd=tmp_path)
+    git("add", "train_notes.txt", cwd=tmp_path)
+    git("commit", "-q", "-m", "first", cwd=tmp_path)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    runner("train", *FAST, "hydra.run.dir=a", cwd=tmp_path)
+    (tmp_path / "train_notes.txt").write_text("v2\n")
+    runner("train", *FAST, "optimizer.lr=0.01", "model.channels=[8,8]", "hydra.run.dir=b", cwd=tmp_path)
+
+    env_a, env_b = summary(tmp_path / "a")["environment"], summary(tmp_path / "b")["environment"]
+    assert env_a["torch"] == torch.__version__ and env_a["threads"] >= 1 and env_a["python"].count(".") == 2
+    assert env_a["git"] == {"commit": commit, "dirty": False} and env_b["git"] == {"commit": commit, "dirty": True}
+    assert "train" in summary(tmp_path / "a")["command"]
+
+    out = json.loads(runner("diff", "a", "b", "--format", "json", cwd=tmp_path).stdout)
+    config = {row["key"]: (row["a"], row["b"]) for row in out["config"]}
+    assert config == {"optimizer.lr": (0.001, 0.01), "model.channels": ([8, 16], [8, 8])}  # resolved; nothing else differs
+    metrics = {row["metric"]: row for row in out["metrics"]}
+    sa, sb = summary(tmp_path / "a"), summary(tmp_path / "b")
+    assert metrics["test_accuracy"]["a"] == sa["test"]["test_accuracy"] and metrics["test_accuracy"]["b"] == sb["test"]["test_accuracy"]
+    assert metrics["params"]["b_minus_a"] == sb["params"] - sa["params"] < 0  # a narrower second stage
+    assert {row["key"] for row in out["environment"]} == {"git.dirty"}  # same machine, same versions, same commit
+
+    table = runner("diff", "a", "b", cwd=tmp_path).stdout
+    assert "optimizer.lr" in table and "git.dirty" in table and "test_accuracy" in table
+    markdown = runner("diff", "a", "b", "--format", "markdown", cwd=tmp_path).stdout
+    assert "| optimizer.lr | 0.001 | 0.01 |" in markdown and "### Environment" in markdown
+
+    # two runs of the same config differ in no setting
+    same = json.loads(runner("diff", "a", "a", "--format", "json", cwd=tmp_path).stdout)
+    assert same["config"] == [] and same["environment"] == [] and all(r["b_minus_a"] in (0, None) for r in same["metrics"])
+
+
+def test_diff_of_something_that_is_not_a_run_says_so(tmp_path):
+    (tmp_path / "empty").mkdir()
+    proc = runner("diff", "empty", "nowhere", cwd=tmp_path, check=False)
+    assert_clean_failure(proc, "runner diff: empty is not a training run directory")
+    assert proc.returncode == 2
