@@ -116,6 +116,106 @@ def groups(rows):
     return list(out.items())
 
 
+# ---- repeats: runs that differ only in their seed, as one group with mean ± std -------------------------
+
+NOT_A_SETTING = ("seed", "hydra.", "resume")  # overrides that do not make a run another experiment
+
+
+def _settings(row):
+    """{key: value} of a run's overrides, seeds and Hydra's own keys left out."""
+    pairs = (o.partition("=") for o in row["overrides"].split())
+    return {k: v for k, _, v in pairs if not k.startswith(NOT_A_SETTING)}
+
+
+def _seed(row):
+    return next((o.partition("=")[2] for o in row["overrides"].split() if o.startswith("seed=")), "0")
+
+
+def _mean_std(values):
+    """(mean, sample standard deviation (n - 1), n) of the numbers in `values`; std is None for fewer than two."""
+    values = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)]
+    if not values:
+        return None, None, 0
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
+    return mean, std, len(values)
+
+
+def aggregate(rows, group_by=None):
+    """Group runs that share their settings except the seed (or, with `group_by`, share those keys' values).
+
+    Each group: its label, monitor, members, the completed members' seeds, and mean / std / n of their best
+    monitored metric and test metric; best group first (groups with a completed run before the others).
+    """
+    found = {}
+    for row in rows:
+        if group_by:  # the chosen keys, seed among them if asked for
+            every = {k: v for k, _, v in (o.partition("=") for o in row["overrides"].split())}
+            key = tuple((k, every.get(k, "0" if k == "seed" else "")) for k in group_by)
+        else:
+            key = tuple(sorted(_settings(row).items()))
+        found.setdefault((row["monitor"], key), []).append(row)
+    common = set.intersection(*(set(key) for _, key in found)) if len(found) > 1 else set()  # shared by every group: not shown
+    out = []
+    for (monitor, key), members in found.items():
+        shown = [(k, v) for k, v in key if (k, v) not in common] or list(key)
+        done = [r for r in members if r["status"] == "completed"]
+        best, best_std, n = _mean_std([r["best"] for r in done])
+        test, test_std, _ = _mean_std([r["test"] for r in done])
+        out.append({"group": " ".join(f"{k}={v}" for k, v in shown) or "(defaults)", "monitor": monitor, "mode": members[0]["mode"],
+                    "n": n, "runs": len(members), "seeds": " ".join(sorted({_seed(r) for r in done}, key=lambda x: (len(x), x))),
+                    "best_mean": best, "best_std": best_std, "test_metric": members[0]["test_metric"], "test_mean": test,
+                    "test_std": test_std, "members": members})
+    sizes = {}
+    for g in out:
+        sizes[g["monitor"]] = sizes.get(g["monitor"], 0) + g["runs"]
+    return sorted(out, key=lambda g: (-sizes[g["monitor"]], g["monitor"], g["n"] == 0,
+                                      -(g["best_mean"] or 0) if g["mode"] == "max" else (g["best_mean"] or 0)))
+
+
+def has_repeats(rows):
+    """Whether some runs differ only in their seed (so that grouping them says something)."""
+    return any(g["runs"] > 1 for g in aggregate(rows))
+
+
+def _pm(mean, std):
+    if mean is None:
+        return ""
+    return f"{mean:.4g} ± {std:.2g}" if std is not None else f"{mean:.4g}"
+
+
+GROUP_COLUMNS = ["group", "monitor", "n", "runs", "seeds", "best_mean", "best_std", "test_metric", "test_mean", "test_std"]
+
+
+def groups_to_csv(groups_):
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=GROUP_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(groups_)
+    return out.getvalue()
+
+
+def groups_to_markdown(groups_):
+    lines = ["| group | n | seeds | best " + groups_[0]["monitor"] + " (mean ± std) | " + (groups_[0]["test_metric"] or "test")
+             + " (mean ± std) |", "|---|---|---|---|---|"]
+    for g in groups_:
+        lines.append(f"| {g['group']} | {g['n']} | {g['seeds']} | {_pm(g['best_mean'], g['best_std'])} | {_pm(g['test_mean'], g['test_std'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def groups_to_table(groups_, title):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in ("", "group", "n", "seeds", f"best {groups_[0]['monitor']} (mean ± std)", f"{groups_[0]['test_metric'] or 'test'} (mean ± std)"):
+        table.add_column(col, overflow="fold")
+    for i, g in enumerate(groups_):
+        n = f"{g['n']}" + (f" of {g['runs']}" if g["runs"] != g["n"] else "")
+        table.add_row("*" if i == 0 and g["n"] else "", g["group"], n, g["seeds"], _pm(g["best_mean"], g["best_std"]),
+                      _pm(g["test_mean"], g["test_std"]))
+    return table
+
+
 def _fmt(value):
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -194,8 +294,9 @@ def _numeric_params(rows):
     return {k: v for k, v in params.items() if len({x for x in v if x is not None}) > 1}
 
 
-def plot(rows, curves, path):
-    """Every run's validation curve on one axis; the best metric against each swept numeric parameter."""
+def plot(rows, curves, path, groups_=None):
+    """Every run's validation curve on one axis; the best metric against each swept numeric parameter
+    (with `groups_`, repeats over seeds: each group's mean with its standard deviation as an error bar)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -205,7 +306,7 @@ def plot(rows, curves, path):
 
     comparable = [i for i, r in enumerate(rows) if r["monitor"] == rows[0]["monitor"]]  # the first group's, on one axis
     rows, curves = [rows[i] for i in comparable], [curves[i] for i in comparable]
-    params = _numeric_params(rows)
+    params = {k: v for k, v in _numeric_params(rows).items() if not (groups_ and k == "seed")}  # seeds are averaged over
     fig, axes = plt.subplots(1, 1 + len(params), figsize=(5.5 * (1 + len(params)), 4), squeeze=False)
     ax = axes[0][0]
     for row, curve, overrides in zip(rows, curves, _differing(rows)):
@@ -218,7 +319,14 @@ def plot(rows, curves, path):
     for ax, (param, values) in zip(axes[0][1:], params.items()):
         points = [(v, r["best"]) for v, r in zip(values, rows) if v is not None and r["best"] is not None]
         if points:
-            ax.scatter(*zip(*points))
+            ax.scatter(*zip(*points), alpha=0.35 if groups_ else 1.0, label="runs" if groups_ else None)
+        means = [(float(_settings(g["members"][0])[param]), g["best_mean"], g["best_std"] or 0.0) for g in groups_ or []
+                 if g["monitor"] == rows[0]["monitor"] and g["best_mean"] is not None and param in _settings(g["members"][0])]
+        if means:
+            means.sort()
+            ax.errorbar(*zip(*[(x, m) for x, m, _ in means]), yerr=[sd for _, _, sd in means], marker="o", capsize=4,
+                        color="black", label="mean ± std over seeds")
+            ax.legend(fontsize=7)
         positive = [v for v in values if v]
         if "lr" in param.split(".")[-1] or (positive and min(positive) > 0 and max(positive) / min(positive) >= 100):
             ax.set_xscale("log")
@@ -238,13 +346,15 @@ def build(run_dirs, sort=None):
     return order, [curves[rows.index(r)] for r in order]
 
 
-def write_outputs(rows, curves, out_dir):
-    """summary.csv and sweep.png in `out_dir`."""
+def write_outputs(rows, curves, out_dir, groups_=None):
+    """summary.csv and sweep.png in `out_dir`; with repeats over seeds, groups.csv too (mean, std and n per group)."""
     from runner.files import atomic_write
 
     out_dir = Path(out_dir)
     atomic_write(out_dir / "summary.csv", lambda f: f.write(to_csv(rows).encode()))
-    plot(rows, curves, out_dir / "sweep.png")
+    if groups_:
+        atomic_write(out_dir / "groups.csv", lambda f: f.write(groups_to_csv(groups_).encode()))
+    plot(rows, curves, out_dir / "sweep.png", groups_)
 
 
 def main(argv):
@@ -252,6 +362,9 @@ def main(argv):
     parser.add_argument("paths", nargs="+", help="sweep directories, run directories, or globs of them")
     parser.add_argument("--sort", default=None, help="column to sort by (default: each run's monitored metric, best first)")
     parser.add_argument("--format", choices=("table", "csv", "markdown"), default="table", help="what to print")
+    parser.add_argument("--group-by", default=None, metavar="KEY[,KEY]",
+                        help="group runs by these override keys (default: runs that differ only in seed form a group)")
+    parser.add_argument("--no-group", action="store_true", help="list every run, without grouping repeats over seeds")
     parser.add_argument("--out", default=None, help="write summary.csv and sweep.png here (default: the sweep directory, when given one)")
     args = parser.parse_args(argv)
     missing = [p for p in args.paths if not glob.glob(str(Path(p).expanduser()), recursive=True)]
@@ -271,15 +384,20 @@ def main(argv):
     if args.sort and args.sort not in rows[0]:
         print(f"runner report: cannot sort by '{args.sort}'; use one of: {', '.join(COLUMNS)}.", file=sys.stderr)
         return 2
+    group_by = [k.strip() for k in args.group_by.split(",") if k.strip()] if args.group_by else None
+    grouped = None if args.no_group else aggregate(rows, group_by) if group_by or has_repeats(rows) else None
     out = args.out
     if out is None and len(args.paths) == 1 and Path(args.paths[0], "multirun.yaml").is_file():
         out = args.paths[0]
     if out:
-        write_outputs(rows, curves, out)
+        write_outputs(rows, curves, out, grouped)
     if args.format == "csv":
-        sys.stdout.write(to_csv(rows))
+        sys.stdout.write(groups_to_csv(grouped) if grouped else to_csv(rows))
     elif args.format == "markdown":
-        sys.stdout.write(to_markdown(rows))
+        sys.stdout.write(groups_to_markdown(grouped) if grouped else to_markdown(rows))
+    elif grouped:
+        console().print(groups_to_table(grouped, f"{len(rows)} runs in {len(grouped)} groups, best first "
+                                                 f"(mean ± sample std over the completed runs; --no-group lists them)"))
     else:
         for table in to_tables(rows, f"{len(rows)} runs, best first"):
             console().print(table)

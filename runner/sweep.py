@@ -20,13 +20,16 @@ class SweepSummary(Callback):
         if not runs:
             return
         rows, curves = report.build(runs)
-        report.write_outputs(rows, curves, sweep_dir)
+        grouped = report.aggregate(rows) if report.has_repeats(rows) else None  # seed=0,1,2: mean ± std per setting
+        report.write_outputs(rows, curves, sweep_dir, grouped)
         console = report.console()
         for table in report.to_tables(rows, f"sweep: {len(rows)} jobs, best first ({sweep_dir})"):
             console.print(table)
+        if grouped:
+            console.print(report.groups_to_table(grouped, f"{len(grouped)} settings x seeds: mean ± sample std, best first"))
         not_done = [r for r in rows if r["status"] != "completed"]
         if not_done:
             console.print(f"[red]{len(not_done)} of {len(rows)} jobs did not complete[/]: "
                           + ", ".join(f"job {r['job']} {r['status']}" for r in not_done))
         SweepSummary.incomplete = len(not_done)
-        console.print(f"wrote {sweep_dir / 'summary.csv'} and {sweep_dir / 'sweep.png'}")
+        console.print(f"wrote {sweep_dir / 'summary.csv'}, {'groups.csv, ' if grouped else ''}sweep.png")

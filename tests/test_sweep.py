@@ -136,3 +136,40 @@ def test_torchrun_two_processes_match_one_process(tmp_path, args, first, later):
     for a, b in zip(*curves):
         assert a == pytest.approx(b, abs=later)
     assert abs(info["test"]["test_accuracy"] - summary(single)["test"]["test_accuracy"]) < 1e-9
+
+
+@pytest.mark.slow  # six trainings
+def test_repeats_over_seeds_are_grouped_with_the_mean_and_std_of_their_own_summaries(tmp_path):
+    import statistics
+
+    proc = runner("train", "-m", *QUICK, "seed=0,1,2", "optimizer.lr=0.001,0.01", cwd=tmp_path)
+    d = sweep_dir(tmp_path)
+    assert "settings x seeds: mean ± sample std" in proc.stdout
+    groups = {row["group"]: row for row in read_csv(d / "groups.csv")}
+    assert set(groups) == {"optimizer.lr=0.001", "optimizer.lr=0.01"}
+    jobs = [(p.parent, summary(p.parent)) for p in d.glob("*/summary.json")]
+    assert len(jobs) == 6
+    for lr in ("0.001", "0.01"):
+        mine = [s for job, s in jobs if f"optimizer.lr={lr}" in (job / ".hydra" / "overrides.yaml").read_text()]
+        best = [s["best"]["val_accuracy"] for s in mine]
+        test = [s["test"]["test_accuracy"] for s in mine]
+        assert len(set(best + test)) > 1  # the seeds really gave different results: the std is not 0 by construction
+        row = groups[f"optimizer.lr={lr}"]
+        assert (int(row["n"]), row["seeds"]) == (3, "0 1 2")
+        assert float(row["best_mean"]) == pytest.approx(statistics.mean(best), abs=1e-12)
+        assert float(row["best_std"]) == pytest.approx(statistics.stdev(best), abs=1e-12)
+        assert float(row["test_mean"]) == pytest.approx(statistics.mean(test), abs=1e-12)
+        assert float(row["test_std"]) == pytest.approx(statistics.stdev(test), abs=1e-12)
+    means = [float(groups[g]["best_mean"]) for g in groups]
+    assert list(groups) == [g for _, g in sorted(zip(means, groups), reverse=True)]  # best group first
+
+    # runner report groups the same way, lists jobs with --no-group, and groups by chosen keys with --group-by
+    grouped = read_csv_text(runner("report", str(d), "--format", "csv", "--out", str(tmp_path / "r"), cwd=tmp_path).stdout)
+    assert [(r["group"], r["best_mean"]) for r in grouped] == [(g, groups[g]["best_mean"]) for g in groups]
+    assert len(read_csv_text(runner("report", str(d), "--format", "csv", "--no-group", "--out", str(tmp_path / "r"), cwd=tmp_path).stdout)) == 6
+    by_seed = read_csv_text(runner("report", str(d), "--format", "csv", "--group-by", "seed", "--out", str(tmp_path / "r"), cwd=tmp_path).stdout)
+    assert sorted((r["group"], r["n"]) for r in by_seed) == [("seed=0", "2"), ("seed=1", "2"), ("seed=2", "2")]
+
+
+def read_csv_text(text):
+    return list(csv.DictReader(text.splitlines()))
