@@ -132,7 +132,7 @@ def _own_keys(group):
 # Closed sets: keys runner itself reads. Anything else in them is a typo that would silently change
 # nothing (`+trainer.epoch=1`); anything missing was deleted (`~trainer.epochs`).
 CLOSED = {
-    "": ("dataset", "model", "optimizer", "scheduler", "device", "trainer", "seed", "resume"),
+    "": ("dataset", "model", "optimizer", "scheduler", "device", "trainer", "seed", "resume", "logger"),
     "trainer": None,  # the keys of configs/trainer/default.yaml
     "trainer.early_stopping": ("patience", "min_delta"),
     "trainer.ema": ("decay",),
@@ -155,7 +155,7 @@ def check_keys(cfg):
                 raise RunnerError(f"{prefix}{key} is not a key runner reads, so it would change nothing. {hint}"
                                   f"The keys of {path or 'the top level'} are: {', '.join(allowed)}.")
         if path in ("", "trainer", "trainer.early_stopping", "trainer.ema"):
-            missing = [k for k in allowed if k not in node and k != "resume"]
+            missing = [k for k in allowed if k not in node and k not in ("resume", "logger")]
             if missing:
                 raise RunnerError(f"{prefix}{missing[0]} is missing from the config (deleted with ~{prefix}{missing[0]}?); "
                                   f"runner needs it. Override its value instead, e.g. {_example(prefix + missing[0])}.")

@@ -136,6 +136,8 @@ def fit(state, net, data, task, precision, trainer_cfg, monitor, run, console, s
                 timings.setdefault("first_step_at", time.time())
                 if state.step % trainer_cfg.log_every_n_steps == 0:
                     check_finite(first_bad, epoch, state.lr)
+                    if run.logs_steps:
+                        run.log_step(state.step, loss.item())
                     if console.interactive:
                         bar.update(progress, completed=state.batch, status=f"loss {loss.item():.4f}  {seen / (time.perf_counter() - start):,.0f} samples/s")
                 if recipe.max_time is not None:  # only then: a time in last.pt would make same-seed checkpoints differ
@@ -164,7 +166,7 @@ def fit(state, net, data, task, precision, trainer_cfg, monitor, run, console, s
                "lr": state.lr, "epoch_time_s": time.perf_counter() - start, "train_samples_per_s": float(seen_all) / train_time}
 
         # log and checkpoint: best.pt when the monitored metric improves, last.pt every epoch
-        run.append_row(row)
+        run.append_row(row, state.step)
         if monitor.improved(row, state):
             state.best_metric, state.best_val_loss, state.best_epoch = row[monitor.name], row["val_loss"], epoch
             run.save_best(state.ema.module if state.ema is not None else model)

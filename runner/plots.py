@@ -31,7 +31,12 @@ def loss_curve(rows, metric, path):
 
 
 def confusion_matrix(confusion, class_names, path):
-    """Counts of (true class, predicted class) on the test split."""
+    """Counts of (true class, predicted class) on the test split, as a PNG."""
+    _save(confusion_figure(confusion, class_names), path)
+
+
+def confusion_figure(confusion, class_names):
+    """The confusion matrix as a matplotlib figure (TensorBoard's add_figure takes it as it is)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -48,4 +53,4 @@ def confusion_matrix(confusion, class_names, path):
         for j in range(n):
             count = int(confusion[i, j])
             ax.text(j, i, count, ha="center", va="center", fontsize=7, color="white" if count > peak / 2 else "black")
-    _save(fig, path)
+    return fig

@@ -95,6 +95,7 @@ class RunDir:
         self.fresh = True  # decided by claim()
         self.rows = []  # metrics.csv as this run knows it: the rows kept from before a resume, then its own
         self.written = False
+        self.loggers = []  # logger=tensorboard ...: trackers beside metrics.csv (runner/loggers.py)
         self._lock_fd, self._made_lock, self._start = None, False, time.perf_counter()
 
     @classmethod
@@ -237,14 +238,39 @@ class RunDir:
                 if next_step and isinstance(err, RunnerError):
                     raise type(err)(f"{str(err).rstrip('.')}. {next_step}") from None
         finally:
+            for logger in self.loggers:
+                logger.close()
             self.console.close()
             self._release()
         return False
 
     # ---- what the training loop writes --------------------------------------------------
 
-    def append_row(self, row):
+    def open_loggers(self, logger_cfg, step):
+        """The chosen trackers, continuing after optimizer step `step` (0 for a fresh run): what a dead process
+        logged after its last.pt is dropped (purge_step)."""
+        if self.write and logger_cfg:
+            from runner.loggers import open_loggers
+
+            self.loggers = open_loggers(logger_cfg, self.path, purge_step=step + 1 if step else None)
+
+    @property
+    def logs_steps(self):
+        """Whether a tracker wants the training loss every log_every_n_steps (it costs a host sync)."""
+        return bool(self.loggers)
+
+    def log_step(self, step, loss):
+        for logger in self.loggers:
+            logger.log_step(step, loss)
+
+    def log_end(self, step, config, results, confusion=None, class_names=None):
+        for logger in self.loggers:
+            logger.log_end(step, config, results, confusion, class_names)
+
+    def append_row(self, row, step=None):
         self.rows.append(row)
+        for logger in self.loggers:
+            logger.log_epoch(row, step)
         if not self.write:
             return
         path = self.path / "metrics.csv"

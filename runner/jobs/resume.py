@@ -41,6 +41,8 @@ RESUME_OVERRIDES = [
     ("trainer.accumulate_grad_batches", False, "the step counter and the schedule were laid out with the run's own number of steps per epoch"),
     ("trainer.ema", False, "best.pt and the validations so far were made with the run's own EMA weights"),
     ("trainer.ema.*", False, "best.pt and the validations so far were made with the run's own EMA weights"),
+    ("logger", True, "the trackers from here on (metrics.csv holds the whole run either way)"),
+    ("logger.*", True, "the trackers from here on (metrics.csv holds the whole run either way)"),
     ("device", True, "where the run continues: its weights and optimizer state are moved there"),
     ("device.*", True, "where the run continues: its weights and optimizer state are moved there"),
     ("dataset.root", True, "where the same data is read from"),

@@ -67,6 +67,7 @@ def train_job(cfg, run_dir, overrides=(), provenance=None):
         where = "environment" if run.fresh else "resumed_environment"  # a resume keeps the first environment beside its own
         run.start(job.state.epoch, **describe(job, rank), **{where: environment(job.device)})  # continues from: 0 for a fresh run
         run.save_model_card(job.card)
+        run.open_loggers(job.cfg.get("logger"), job.state.step)
         setup_s, timings = run.elapsed(), {}
         with stop.deferred():  # in the loop a signal is answered after the current step, with last.pt saved
             fit(job.state, job.net, job.data, job.task, job.precision, job.cfg.trainer, job.monitor, run, console, stop, timings)
@@ -161,7 +162,7 @@ def finish(job, run, console, setup_s, timings):
     in_sync = distributed.in_sync(state.model)  # DDP's promise, checked: every process ends with the same weights
     distributed.barrier()  # best.pt is on disk before any process reads it
     model = restore_model(job.cfg.model, run.path / "checkpoints" / "best.pt", job.device, job.channels_last)
-    test, _ = evaluate(model, job.data.test, job.task, job.data.num_classes, job.precision)
+    test, confusion = evaluate(model, job.data.test, job.task, job.data.num_classes, job.precision)
     run.plot(job.task.metric)
     best_row = next(r for r in rows if int(r["epoch"]) == state.best_epoch)
     recipe = {"stopped_by": state.stopped_by or "epochs"}  # what ended training: epochs, early_stopping, max_steps, max_time
@@ -176,6 +177,8 @@ def finish(job, run, console, setup_s, timings):
         timings={"setup_s": setup_s, "train_s": train_s, "total_s": run.elapsed(),
                  "first_step_at": timings.get("first_step_at")},  # unix time, for the benchmark's start-up figure
     )
+    results = {f"best_{job.monitor.name}": state.best_metric, **{f"test_{k}": v for k, v in test.items()}}
+    run.log_end(state.step, state.config, results, confusion, job.card.get("class_names") or [str(i) for i in range(job.data.num_classes)])
     console.print(results_table(
         "results",
         [(f"best {job.monitor.name} (epoch {state.best_epoch})", state.best_metric), ("final train_loss", rows[-1]["train_loss"]),
