@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 
+import pytest
 import torch
 
 from conftest import FAST, assert_clean_failure, runner, summary
@@ -14,6 +15,7 @@ def git(*args, cwd):
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env={**os.environ, **identity})
 
 
+@pytest.mark.slow  # two trainings and five commands; test_loggers.py and the sweep tests read runs in the default suite
 def test_runs_record_their_environment_and_git_state_and_diff_shows_what_differs(tmp_path):
     # a project under git: the first run from a clean tree, the second after an uncommitted edit
     (tmp_path / "train_notes.txt").write_text("v1\n")

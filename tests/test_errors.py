@@ -22,10 +22,10 @@ TRAIN_CASES = [
     (["+model.widht=3"], "model.widht is not an argument of runner.models.CNN"),
     (["model=mlp", "model.num_outputs=3"], "returns outputs of shape [3] per sample"),
     (["dataset=sum_pairs", "model=mlp", "trainer.label_smoothing=0.1"], "smooths class labels, but this is a regression run"),
-    (["scheduler=step", "scheduler.warmup_epochs=0.5"], "warmup_epochs=0.5 is a fraction of an epoch, but this schedule steps once per epoch"),
+    pytest.param(["scheduler=step", "scheduler.warmup_epochs=0.5"], "warmup_epochs=0.5 is a fraction of an epoch, but this schedule steps once per epoch", marks=SLOW),
     pytest.param(["scheduler=onecycle", "scheduler.warmup_epochs=1"], "does not apply to onecycle", marks=SLOW),
     pytest.param(["trainer.max_time=soon"], "trainer.max_time must be null, seconds, or DD:HH:MM:SS", marks=SLOW),
-    (["+trainer.early_stopping.patiense=3"], "Did you mean trainer.early_stopping.patience?"),
+    pytest.param(["+trainer.early_stopping.patiense=3"], "Did you mean trainer.early_stopping.patience?", marks=SLOW),
     pytest.param(["scheduler.warmup_epochs=20"], "as long as the whole run (20 steps)", marks=SLOW),
 ]
 

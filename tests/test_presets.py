@@ -62,7 +62,7 @@ def test_digits_cnn_is_the_default_run(tmp_path):
 
 TINY = {"cifar10": write_cifar10, "mnist": lambda root: write_mnist(root)}
 SMOKE = [  # (preset, dataset files, overrides that fit the tiny files)
-    ("cifar10_tutorial", "cifar10", []),
+    pytest.param("cifar10_tutorial", "cifar10", [], marks=pytest.mark.slow),
     pytest.param("cifar10_resnet", "cifar10", [], marks=pytest.mark.slow),  # ResNet-18 at 32x32 on a CPU: seconds a step
     pytest.param("cifar10_fast", "cifar10", ["trainer.batch_size=64"], marks=pytest.mark.slow),  # bf16 autocast on a CPU: slow
     pytest.param("mnist_lenet", "mnist", [], marks=pytest.mark.slow),  # the MNIST loader is read in the default suite

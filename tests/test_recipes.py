@@ -58,6 +58,7 @@ def test_label_smoothing_keeps_the_training_loss_above_the_entropy_of_the_smooth
     assert info["test"]["test_accuracy"] > 0.95 and info["test"]["test_loss"] < floor  # validation and test losses are plain
 
 
+@pytest.mark.slow
 def test_ema_weights_follow_their_recurrence_and_are_what_best_pt_and_the_test_use(tmp_path):
     runner("train", *FAST, "trainer.max_steps=1", "hydra.run.dir=one", cwd=tmp_path)
     runner("train", *FAST, "trainer.max_steps=2", "trainer.ema.decay=0.75", "hydra.run.dir=two", cwd=tmp_path)
@@ -108,6 +109,7 @@ def test_early_stopping_stops_where_the_rule_says_and_resumes_only_with_more_pat
     assert info["epochs"] == 30 and info["stopped_by"] == "epochs" and info["resumed"] == 1
 
 
+@pytest.mark.slow
 def test_max_steps_ends_the_run_mid_epoch_as_completed_and_a_larger_limit_continues_it(tmp_path):
     runner("train", *FAST, "trainer.epochs=5", "trainer.max_steps=25", "hydra.run.dir=run", cwd=tmp_path)
     run = tmp_path / "run"
@@ -138,6 +140,7 @@ def lr_column(run):
     return [float(r["lr"]) for r in rows(run)]
 
 
+@pytest.mark.slow
 def test_warmup_then_cosine_per_step_follows_the_formula_and_cannot_be_stretched_on_resume(tmp_path):
     # 3 epochs of 20 steps; warmup 0.5 epoch = 10 steps, then cosine over the other 50; lr is each epoch's last step's
     runner("train", *FAST, "trainer.epochs=3", "scheduler=cosine", "scheduler.warmup_epochs=0.5", "hydra.run.dir=run", cwd=tmp_path)

@@ -30,6 +30,7 @@ def test_default_run_reaches_its_pinned_accuracy_and_writes_a_complete_run_direc
     assert info["test"]["test_accuracy"] == pytest.approx(DIGITS_TEST_ACCURACY, abs=1.5 / 359)
     assert info["test"]["test_loss"] == pytest.approx(DIGITS_TEST_LOSS, abs=2e-3)
     assert info["device"] == "cpu" and info["params"] > 0 and info["epochs"] == 10
+    assert info["stopped_by"] == "epochs" and info["environment"]["torch"] == torch.__version__  # provenance: test_diff.py
 
     for name in (".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml", "train.log"):
         assert (run_dir / name).stat().st_size > 0, name
