@@ -14,9 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
 
-from runner.rundir import read_summary
+from runner.rundir import read_summary, resolved_config
 
 MISSING = "-"  # a key one run has and the other does not
 
@@ -29,23 +28,6 @@ def flatten(value, prefix=""):
             out.update(flatten(inner, f"{prefix}{key}."))
         return out
     return {prefix[:-1]: value} if prefix else {}
-
-
-def resolved_config(run_dir):
-    """The run's .hydra/config.yaml with its interpolations resolved (as written, where one cannot be)."""
-    from omegaconf import OmegaConf
-
-    from runner.resolvers import register_resolvers
-
-    path = run_dir / ".hydra" / "config.yaml"
-    if not path.is_file():
-        return {}
-    register_resolvers()
-    cfg = OmegaConf.load(path)
-    try:
-        return OmegaConf.to_container(cfg, resolve=True)
-    except Exception:  # a resolver of a newer runner, or a run moved away from its data: compare the text
-        return yaml.safe_load(path.read_text())
 
 
 def differences(a, b):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from runner import rundir
 from runner.rundir import read_summary, status_of
 
 COLUMNS = ["job", "overrides", "status", "monitor", "best", "best_epoch", "final_val_loss", "test", "epochs", "time_s", "error", "run_dir"]
@@ -37,13 +38,6 @@ def find_runs(paths):
 
 def _job_number(run_dir):
     return int(run_dir.name) if run_dir.name.isdigit() else -1
-
-
-def _overrides(run_dir):
-    try:
-        return [o for o in yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []]
-    except (OSError, yaml.YAMLError):
-        return []
 
 
 # Each task's own monitored metric (runner/metrics.py's TASKS, which imports torch).
@@ -68,7 +62,7 @@ def read_run(run_dir):
     test_key = f"test_{monitor[4:]}" if f"test_{monitor[4:]}" in tests else next((k for k in tests if k != "test_loss"), "test_loss")
     test = (test_key, tests.get(test_key))
     row = {
-        "job": run_dir.name, "overrides": " ".join(_overrides(run_dir)), "status": status_of(run_dir) or "unknown",  # `running` with its process gone is `interrupted`
+        "job": run_dir.name, "overrides": " ".join(rundir.overrides(run_dir)), "status": status_of(run_dir) or "unknown",  # `running` with its process gone is `interrupted`
         "monitor": monitor, "best": best, "best_epoch": (s.get("best") or {}).get("epoch"),
         "final_val_loss": (s.get("final") or {}).get("val_loss"), "test": test[1], "test_metric": test[0],
         "epochs": s.get("epochs"), "time_s": (s.get("timings") or {}).get("total_s"),
@@ -366,6 +360,12 @@ def main(argv):
                         help="group runs by these override keys (default: runs that differ only in seed form a group)")
     parser.add_argument("--no-group", action="store_true", help="list every run, without grouping repeats over seeds")
     parser.add_argument("--out", default=None, help="write summary.csv and sweep.png here (default: the sweep directory, when given one)")
+    parser.add_argument("--to", choices=("mlflow",), default=None,
+                        help="also mirror every run into MLflow (as logger=mlflow does while training; again = brought up to date)")
+    parser.add_argument("--tracking-uri", default="sqlite:///outputs/mlflow.db", help="with --to mlflow: the store (default: %(default)s)")
+    parser.add_argument("--experiment", default="runner", help="with --to mlflow: the experiment (default: %(default)s)")
+    parser.add_argument("--artifact-location", default="outputs/mlartifacts",
+                        help="with --to mlflow: where a new experiment keeps its files (default: %(default)s)")
     args = parser.parse_args(argv)
     missing = [p for p in args.paths if not glob.glob(str(Path(p).expanduser()), recursive=True)]
     if missing:
@@ -384,6 +384,14 @@ def main(argv):
     if args.sort and args.sort not in rows[0]:
         print(f"runner report: cannot sort by '{args.sort}'; use one of: {', '.join(COLUMNS)}.", file=sys.stderr)
         return 2
+    if args.to:
+        from runner.errors import RunnerError
+
+        try:
+            uploaded = to_mlflow(runs, args.tracking_uri, args.experiment, args.artifact_location)
+        except RunnerError as err:
+            print(f"runner report: {err}", file=sys.stderr)
+            return 1
     group_by = [k.strip() for k in args.group_by.split(",") if k.strip()] if args.group_by else None
     grouped = None if args.no_group else aggregate(rows, group_by) if group_by or has_repeats(rows) else None
     out = args.out
@@ -403,4 +411,19 @@ def main(argv):
             console().print(table)
         if out:
             print(f"wrote {Path(out) / 'summary.csv'} and {Path(out) / 'sweep.png'}")
+    if args.to:
+        print(f"mirrored {uploaded} runs into MLflow: {args.tracking_uri}, experiment {args.experiment!r}", file=sys.stderr)
     return 0
+
+
+def to_mlflow(run_dirs, tracking_uri, experiment, artifact_location):
+    """Mirror each run directory into MLflow, the way logger=mlflow does as it trains. Returns how many."""
+    from runner.loggers import check_loggers
+    from runner.loggers.mlflow import Store
+
+    check_loggers({"mlflow": None}, asked_by="runner report --to mlflow")
+    store = Store(tracking_uri, experiment, artifact_location)
+    for run_dir in run_dirs:
+        record = rundir.run_record(run_dir)
+        store.finish(store.open(record), record)
+    return len(run_dirs)

@@ -71,6 +71,47 @@ def status_of(run_dir):
     return "interrupted" if status == "running" and not is_locked(run_dir) else status
 
 
+def resolved_config(run_dir):
+    """The run's .hydra/config.yaml with its interpolations resolved (as written, where one cannot be)."""
+    from runner.resolvers import register_resolvers
+
+    path = Path(run_dir) / ".hydra" / "config.yaml"
+    if not path.is_file():
+        return {}
+    register_resolvers()
+    try:
+        return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception:  # a resolver of a newer runner, or a run moved away from its data: the text as written
+        import yaml
+
+        return yaml.safe_load(path.read_text())
+
+
+def overrides(run_dir):
+    """The command-line overrides a run was started with (.hydra/overrides.yaml); [] when there are none."""
+    import yaml
+
+    try:
+        return list(yaml.safe_load((Path(run_dir) / ".hydra" / "overrides.yaml").read_text()) or [])
+    except (OSError, yaml.YAMLError):
+        return []
+
+
+def run_record(run_dir, rows=None, summary=None):
+    """A run as trackers mirror it: {path, name, sweep, config, rows, summary}. The name is the overrides that set the
+    run apart (`optimizer.lr=0.01,seed=1`), or else its directory's last two parts (`2026-11-24/10-31-07`)."""
+    run_dir = Path(run_dir)
+    if rows is None:
+        rows = read_metrics(run_dir / "metrics.csv") if (run_dir / "metrics.csv").is_file() else []
+    summary = dict(summary if summary is not None else read_summary(run_dir))
+    if summary.get("status") == "running" and not is_locked(run_dir):
+        summary["status"] = "interrupted"  # its process is gone
+    own = [o for o in overrides(run_dir) if not o.split("=", 1)[0].lstrip("+~").startswith(("hydra.", "hydra/", "resume", "logger"))]
+    sweep = run_dir.parent if (run_dir.parent / "multirun.yaml").is_file() else None
+    return {"path": str(run_dir.resolve()), "name": ",".join(own) or "/".join(run_dir.resolve().parts[-2:]), "sweep": str(sweep.resolve()) if sweep else None,
+            "config": resolved_config(run_dir), "rows": rows, "summary": summary}
+
+
 def read_metrics(path):
     """metrics.csv as a list of dicts of floats."""
     with Path(path).open(newline="") as f:
@@ -238,8 +279,7 @@ class RunDir:
                 if next_step and isinstance(err, RunnerError):
                     raise type(err)(f"{str(err).rstrip('.')}. {next_step}") from None
         finally:
-            for logger in self.loggers:
-                logger.close()
+            self._close_loggers()
             self.console.close()
             self._release()
         return False
@@ -252,7 +292,22 @@ class RunDir:
         if self.write and logger_cfg:
             from runner.loggers import open_loggers
 
-            self.loggers = open_loggers(logger_cfg, self.path, purge_step=step + 1 if step else None)
+            self.loggers = open_loggers(logger_cfg, self.path, self.record(), purge_step=step + 1 if step else None)
+
+    def record(self):
+        """What a tracker mirrors of this run: run_record's, from what this process holds."""
+        return run_record(self.path, self.rows, self.summary)
+
+    def _close_loggers(self):
+        """Each tracker records how the run ended; one that fails says so and leaves the run as it ended."""
+        for logger in self.loggers:
+            try:
+                logger.close(self.record())
+            except Exception as err:
+                self.console.print(f"[yellow]warning:[/] {type(logger).__name__} could not record the end of the run: "
+                                   f"{type(err).__name__}: {' '.join(str(err).split())[:300]}. The run directory is complete; "
+                                   f"upload it again with: runner report {self.path} --to mlflow")
+        self.loggers = []
 
     @property
     def logs_steps(self):
@@ -263,9 +318,10 @@ class RunDir:
         for logger in self.loggers:
             logger.log_step(step, loss)
 
-    def log_end(self, step, config, results, confusion=None, class_names=None):
+    def log_end(self, step, results, confusion=None, class_names=None):
+        record = self.record()
         for logger in self.loggers:
-            logger.log_end(step, config, results, confusion, class_names)
+            logger.log_end(step, record, results, confusion, class_names)
 
     def append_row(self, row, step=None):
         self.rows.append(row)

@@ -27,6 +27,7 @@ from runner.device import Precision, configure_torch, resolve_device, use_channe
 from runner.environment import environment
 from runner.errors import RunnerError
 from runner.jobs.resume import plan_resume
+from runner.loggers import check_loggers
 from runner.loop import Data, Monitor, fit
 from runner.data.splits import Split
 from runner.metrics import TASKS, evaluate
@@ -79,6 +80,7 @@ def setup(cfg, run, overrides, console, rank):
     resume = None if run.fresh else plan_resume(cfg, run.last, run.summary.get("status"), overrides)
     cfg = resume.cfg if resume else cfg
     check_config(cfg)
+    check_loggers(cfg.get("logger"))
     task = TASKS[cfg.dataset.task]
     verb = f"resuming from epoch {resume.checkpoint['epoch']}, step {resume.checkpoint['step']}" if resume else "->"
     console.print(f"[bold]runner train[/]  {cfg.dataset.name} x {cfg.model._target_.rsplit('.', 1)[-1]}  {verb}  {run.path}")
@@ -178,7 +180,7 @@ def finish(job, run, console, setup_s, timings):
                  "first_step_at": timings.get("first_step_at")},  # unix time, for the benchmark's start-up figure
     )
     results = {f"best_{job.monitor.name}": state.best_metric, **{f"test_{k}": v for k, v in test.items()}}
-    run.log_end(state.step, state.config, results, confusion, job.card.get("class_names") or [str(i) for i in range(job.data.num_classes)])
+    run.log_end(state.step, results, confusion, job.card.get("class_names") or [str(i) for i in range(job.data.num_classes)])
     console.print(results_table(
         "results",
         [(f"best {job.monitor.name} (epoch {state.best_epoch})", state.best_metric), ("final train_loss", rows[-1]["train_loss"]),

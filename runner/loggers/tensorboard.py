@@ -1,4 +1,4 @@
-"""Trackers beside metrics.csv, which stays the record of truth: `logger=tensorboard`.
+"""logger=tensorboard: event files in <run>/tensorboard/, for `tensorboard --logdir outputs`.
 
     runner train logger=tensorboard                  # <run>/tensorboard/: tensorboard --logdir outputs
     runner train -m optimizer.lr=0.1,0.01 logger=tensorboard   # the sweep's jobs side by side, with their hyperparameters
@@ -7,13 +7,14 @@ Everything is logged against the optimizer step (Lightning's x-axis): the traini
 trainer.log_every_n_steps, each epoch's row of metrics.csv at the step that ended it, and at the
 end the test metrics, the confusion matrix as a figure and the run's hyperparameters (the hparams
 plugin, written into the run's own event directory so that a sweep's jobs line up in its table).
-A resume opens the writer with purge_step = the step after last.pt's, so TensorBoard drops what a
-process that then died logged after its checkpoint: no step appears twice.
+A fresh run also writes its command and environment as text (the Text tab). A resume opens the
+writer with purge_step = the step after last.pt's, so TensorBoard drops what a process that then
+died logged after its checkpoint: no step appears twice.
 """
 
 import math
 
-from runner.errors import RunnerError
+from runner.loggers.flatten import flatten
 
 # metrics.csv's columns as TensorBoard tags
 TAGS = {"train_loss": "train/loss", "val_loss": "val/loss", "lr": "train/lr", "epoch": "train/epoch",
@@ -24,30 +25,15 @@ def _tag(column):
     return TAGS.get(column) or (f"val/{column[4:]}" if column.startswith("val_") else column)
 
 
-def hparams(config, prefix=""):
-    """The resolved config flattened to {dotted key: int, float, str or bool}, as the hparams plugin takes them."""
-    out = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            out.update(hparams(value, f"{prefix}{key}."))
-        elif isinstance(value, (bool, int, float, str)):
-            out[f"{prefix}{key}"] = value
-        else:  # lists and nulls
-            out[f"{prefix}{key}"] = str(value)
-    return out
-
-
 class TensorBoard:
     """A torch.utils.tensorboard.SummaryWriter in <run>/<dir>/."""
 
-    def __init__(self, run_dir, options, purge_step=None):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise RunnerError("logger=tensorboard needs the tensorboard package, which is not installed here. Install "
-                              "runner's extra with pip install '.[tensorboard]' (make installs it), or drop logger=tensorboard.") from None
+    def __init__(self, run_dir, options, record, purge_step=None):
+        from torch.utils.tensorboard import SummaryWriter  # check_loggers saw tensorboard is installed
         self.writer = SummaryWriter(log_dir=str(run_dir / options.get("dir", "tensorboard")), purge_step=purge_step,
                                     flush_secs=options.get("flush_secs", 10))
+        if purge_step is None:  # a fresh run: what it was started with, and where
+            self.writer.add_text("provenance", provenance_markdown(record["summary"]), 0)
 
     def log_step(self, step, loss):
         self.writer.add_scalar("train/loss_step", loss, step)
@@ -57,21 +43,19 @@ class TensorBoard:
             if isinstance(value, (int, float)) and math.isfinite(value):
                 self.writer.add_scalar(_tag(column), value, step)
 
-    def log_end(self, step, config, results, confusion=None, class_names=None):
+    def log_end(self, step, record, results, confusion=None, class_names=None):
         if confusion is not None:
             from runner.plots import confusion_figure
 
             self.writer.add_figure("test/confusion_matrix", confusion_figure(confusion, class_names), step)
         metrics = {f"hparam/{k}": v for k, v in results.items() if isinstance(v, (int, float)) and math.isfinite(v)}
-        self.writer.add_hparams(hparams(config), metrics, run_name=".")  # "." = this run's own event directory
+        self.writer.add_hparams(flatten(record["config"]), metrics, run_name=".")  # "." = this run's own event directory
 
-    def close(self):
+    def close(self, record):
         self.writer.close()
 
 
-KINDS = {"tensorboard": TensorBoard}
-
-
-def open_loggers(logger_cfg, run_dir, purge_step=None):
-    """The loggers `logger_cfg` (the composed `logger` node: {name: options}) turns on; [] for none."""
-    return [KINDS[name](run_dir, options or {}, purge_step) for name, options in (logger_cfg or {}).items()]
+def provenance_markdown(summary):
+    """The command and summary.json's environment as a Markdown table (TensorBoard renders it)."""
+    rows = {"command": f"`{summary.get('command', '')}`", **flatten(summary.get("environment") or {})}
+    return "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows.items())])
