@@ -62,6 +62,12 @@ def _task(cfg):
         _share_cores(cfg, hydra_cfg)
         run_dir = distributed.broadcast(hydra_cfg.runtime.output_dir)  # under torchrun: rank 0's, for every rank
         user_overrides = list(hydra_cfg.overrides.task)[len(_selected):]
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            from runner.sweep import sweep_job
+
+            kept = sweep_job(cfg, run_dir, user_overrides, hydra_cfg.job.num)
+            if kept is not None:
+                return _job_result(kept, hydra_cfg)
         record = provenance(cfg, HydraConfig.instance().cfg)
         return _job_result(train_job(cfg, run_dir, user_overrides, record), hydra_cfg)
     except Exception as err:
@@ -165,6 +171,53 @@ def _preflight(args):
         return (f"cannot write runs to {out}: {err.strerror or err}. Run from a directory you can write to, or point "
                 f"hydra.run.dir (hydra.sweep.dir for -m) at one.")
     return None
+
+
+def _resume_sweep(sweep_dir, args):
+    """`runner train -m resume=SWEEP`: the sweep's own command again, into its own directory (Hydra enumerates the
+    same jobs in the same order); each job then decides from its directory (sweep_job). Returns (args, problem)."""
+    from omegaconf import OmegaConf
+
+    saved = Path(sweep_dir) / "multirun.yaml"
+    if not saved.is_file():
+        return args, (f"resume={sweep_dir} with -m names no sweep: there is no {saved}. Pass the directory of a "
+                      f"runner train -m sweep, e.g. resume=outputs/multirun/2026-11-22/10-31-07 (for one run, drop -m).")
+    extra = [a for a in args if a not in ("-m", "--multirun") and not a.startswith("resume=")]
+    own = _overrides_of(extra)
+    flags = [a for a in extra if a not in own and not a.startswith(("hydra.", "hydra/"))]
+    if own:
+        return args, (f"resume={sweep_dir} continues the sweep as it was started, so '{own[0]}' cannot be added: it would "
+                      f"change the jobs already run. Give only Hydra's options (e.g. hydra/launcher=parallel); to train "
+                      f"one job further, resume that job's directory on its own (runner train resume=DIR trainer.epochs=N).")
+    overrides = OmegaConf.load(saved).hydra.overrides
+    hydra_overrides = [o for o in overrides.hydra if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
+    # flags first: argparse takes no override after a flag's value
+    command = ["-m", *flags, *overrides.task, *hydra_overrides, f"hydra.sweep.dir={sweep_dir}", *(a for a in extra if a not in flags)]
+    print(f"resuming the sweep in {sweep_dir}: runner train {' '.join(command)}", file=sys.stderr)
+    return command, None
+
+
+def _overrides_of(args):
+    """The config overrides in a command line: neither flags (and their values) nor Hydra's own."""
+    flags = {i for i, a in enumerate(args) if a.startswith("-")}
+    flags |= {i + 1 for i in flags if args[i] in ("--config-dir", "-cd", "--cfg", "-c", "--package", "-p", "--info", "-i")}
+    return [a for i, a in enumerate(args) if i not in flags and not a.startswith(("hydra.", "hydra/"))]
+
+
+def _other_sweep(args):
+    """hydra.sweep.dir= an existing sweep, with other overrides: refused before Hydra rewrites its multirun.yaml."""
+    from omegaconf import OmegaConf
+
+    sweep_dir = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")), None)
+    saved = Path(sweep_dir) / "multirun.yaml" if sweep_dir else None
+    if not saved or not saved.is_file():
+        return None
+    theirs = list(OmegaConf.load(saved).hydra.overrides.task)
+    if _overrides_of(args) == theirs:
+        return None  # the same sweep again: its jobs decide from their directories (runner/sweep.py)
+    return (f"hydra.sweep.dir={sweep_dir} holds the sweep of {' '.join(theirs) or 'the defaults'}, and this command sweeps "
+            f"{' '.join(_overrides_of(args)) or 'the defaults'}: their jobs would mix in one directory. Resume that sweep "
+            f"with runner train -m resume={sweep_dir}, or leave out hydra.sweep.dir for a new one. Nothing was changed.")
 
 
 def _builtin_config(relative):
@@ -278,6 +331,16 @@ def main(argv=None):
         print(f"error: {problem}", file=sys.stderr)
         return 1
     resume = next((a.split("=", 1)[1] for a in rest if a.startswith("resume=")), None) if command == "train" else None
+    if resume and ("-m" in rest or "--multirun" in rest):
+        rest, problem = _resume_sweep(resume, rest)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 1
+        resume = None
+    problem = _other_sweep(rest) if command == "train" and ("-m" in rest or "--multirun" in rest) else None
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
     if resume:
         if not Path(resume).is_dir():  # Hydra would create it
             print(f"error: resume={resume} names nothing: there is no such directory, so there is nothing to resume. Pass "

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from conftest import SITECUSTOM, free_port, load, run_dirs, runner, summary
+from conftest import (SIGNAL_CNN, SITECUSTOM, WITH_SIGNAL_MODEL, assert_clean_failure, digest, free_port, load, run_dirs,
+                      runner, same_run, signal_at, summary)
 
 QUICK = ["trainer.epochs=2", "model.channels=[8,16]"]
 
@@ -173,3 +174,44 @@ def test_repeats_over_seeds_are_grouped_with_the_mean_and_std_of_their_own_summa
 
 def read_csv_text(text):
     return list(csv.DictReader(text.splitlines()))
+
+
+@pytest.mark.slow  # three 4-job sweeps of a small CNN
+def test_a_sweep_killed_during_job_3_resumes_to_the_uninterrupted_sweep(tmp_path):
+    sweep = ["-m", *SIGNAL_CNN, "optimizer.lr=0.003,0.001", "seed=0,1"]
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "cut").mkdir()
+    runner("train", *sweep, cwd=tmp_path / "whole", env=WITH_SIGNAL_MODEL)
+    # job 2 (num 1) fails at its 35th step (after last.pt at step 20); job 3 (num 2) is killed -9 with the whole sweep there
+    env = {**signal_at("step:35"), "RUNNER_TEST_SIGNAL_JOBS": "1=RAISE,2=SIGKILL"}
+    proc = runner("train", *sweep, cwd=tmp_path / "cut", env=env, check=False)
+    assert proc.returncode == -9
+    cut = sweep_dir(tmp_path / "cut")
+    assert [summary(cut / str(n))["status"] for n in range(3)] == ["completed", "failed", "running"]  # running: its process died
+    assert not (cut / "3").exists() and all((cut / str(n) / "checkpoints" / "last.pt").is_file() for n in (1, 2))
+    job0 = digest(cut / "0")
+
+    # extra overrides would change the jobs already run: refused, nothing changed
+    before = digest(cut)
+    proc = runner("train", "-m", f"resume={cut}", "--config-dir", SIGNAL_CNN[1], "trainer.epochs=5", cwd=tmp_path / "cut",
+                  env=WITH_SIGNAL_MODEL, check=False)
+    assert_clean_failure(proc, "'trainer.epochs=5' cannot be added")
+    assert digest(cut) == before
+
+    # the same directory given to another sweep: refused before Hydra rewrites its multirun.yaml
+    proc = runner("train", "-m", *SIGNAL_CNN, "optimizer.lr=0.1", "seed=0,1,2", f"hydra.sweep.dir={cut}",
+                  cwd=tmp_path / "cut", env=WITH_SIGNAL_MODEL, check=False)
+    assert_clean_failure(proc, "holds the sweep of model=signal_cnn trainer.epochs=4 trainer.num_threads=1 optimizer.lr=0.003,0.001")
+    assert digest(cut) == before
+
+    proc = runner("train", "-m", f"resume={cut}", "--config-dir", SIGNAL_CNN[1], cwd=tmp_path / "cut", env=WITH_SIGNAL_MODEL)
+    assert "sweep job 0 (model=signal_cnn trainer.epochs=4 trainer.num_threads=1 optimizer.lr=0.003 seed=0): completed earlier, kept" \
+        in proc.stdout
+    assert digest(cut / "0") == job0  # kept: not a byte written
+    assert [summary(cut / str(n)).get("resumed", 0) for n in range(4)] == [0, 1, 1, 0]  # failed and killed: continued from last.pt
+    whole = sweep_dir(tmp_path / "whole")
+    for n in range(4):
+        assert summary(cut / str(n))["status"] == "completed"
+        same_run(whole / str(n), cut / str(n))  # metrics.csv (time aside), best.pt bytes, last.pt weights
+    rows = read_csv(cut / "summary.csv")
+    assert sorted(r["job"] for r in rows) == ["0", "1", "2", "3"] and {r["status"] for r in rows} == {"completed"}
