@@ -176,8 +176,6 @@ def _preflight(args):
 def _resume_sweep(sweep_dir, args):
     """`runner train -m resume=SWEEP`: the sweep's own command again, into its own directory (Hydra enumerates the
     same jobs in the same order); each job then decides from its directory (sweep_job). Returns (args, problem)."""
-    from omegaconf import OmegaConf
-
     saved = Path(sweep_dir) / "multirun.yaml"
     if not saved.is_file():
         return args, (f"resume={sweep_dir} with -m names no sweep: there is no {saved}. Pass the directory of a "
@@ -189,7 +187,10 @@ def _resume_sweep(sweep_dir, args):
         return args, (f"resume={sweep_dir} continues the sweep as it was started, so '{own[0]}' cannot be added: it would "
                       f"change the jobs already run. Give only Hydra's options (e.g. hydra/launcher=parallel); to train "
                       f"one job further, resume that job's directory on its own (runner train resume=DIR trainer.epochs=N).")
-    overrides = OmegaConf.load(saved).hydra.overrides
+    overrides = _saved_overrides(saved)
+    if overrides is None:
+        return args, (f"{saved} is not the multirun.yaml Hydra writes (no hydra.overrides in it), so the sweep's command "
+                      f"cannot be read from it. Run the sweep's original command again with hydra.sweep.dir={sweep_dir}.")
     hydra_overrides = [o for o in overrides.hydra if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
     # flags first: argparse takes no override after a flag's value
     command = ["-m", *flags, *overrides.task, *hydra_overrides, f"hydra.sweep.dir={sweep_dir}", *(a for a in extra if a not in flags)]
@@ -204,15 +205,27 @@ def _overrides_of(args):
     return [a for i, a in enumerate(args) if i not in flags and not a.startswith(("hydra.", "hydra/"))]
 
 
-def _other_sweep(args):
-    """hydra.sweep.dir= an existing sweep, with other overrides: refused before Hydra rewrites its multirun.yaml."""
+def _saved_overrides(multirun_yaml):
+    """hydra.overrides (task, hydra) of a sweep's multirun.yaml; None when it holds none."""
     from omegaconf import OmegaConf
 
+    try:
+        overrides = OmegaConf.load(multirun_yaml).hydra.overrides
+        return overrides if "task" in overrides and "hydra" in overrides else None
+    except Exception:
+        return None
+
+
+def _other_sweep(args):
+    """hydra.sweep.dir= an existing sweep, with other overrides: refused before Hydra rewrites its multirun.yaml."""
     sweep_dir = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")), None)
     saved = Path(sweep_dir) / "multirun.yaml" if sweep_dir else None
     if not saved or not saved.is_file():
         return None
-    theirs = list(OmegaConf.load(saved).hydra.overrides.task)
+    overrides = _saved_overrides(saved)
+    if overrides is None:
+        return None
+    theirs = list(overrides.task)
     if _overrides_of(args) == theirs:
         return None  # the same sweep again: its jobs decide from their directories (runner/sweep.py)
     return (f"hydra.sweep.dir={sweep_dir} holds the sweep of {' '.join(theirs) or 'the defaults'}, and this command sweeps "

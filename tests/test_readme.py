@@ -53,7 +53,7 @@ def treatment(command):
         return "not run"
     if command.startswith("PYTHONPATH=. runner train") or command.endswith("--help"):
         return "run"
-    if re.match(r"runner (eval|predict|export|report|diff)\b", command):
+    if re.match(r"runner (eval|predict|export|report|diff)\b", command) or command.startswith("runner train -m resume="):
         return "run"
     if command.startswith(("runner train", "torchrun ")):
         return "compose"
@@ -89,7 +89,8 @@ def sandbox(tmp_path_factory, digits_run):
     run = shutil.copytree(digits_run[1], root / RUN)
     for job in ("0", "1"):
         shutil.copytree(run, root / SWEEP / job)
-    shutil.copy(run / ".hydra" / "config.yaml", root / SWEEP / "multirun.yaml")  # what marks a sweep directory
+    # what marks a sweep directory; its overrides are what `runner train -m resume=SWEEP` replays (job 0: the defaults)
+    (root / SWEEP / "multirun.yaml").write_text("hydra:\n  overrides:\n    hydra: []\n    task: []\n")
     test = raw_test_split(run)
     for i, (x, y) in enumerate(zip(test.x[:12], test.y[:12].tolist())):  # photos/<class>/<index>.png
         (root / "photos" / str(y)).mkdir(parents=True, exist_ok=True)
@@ -128,6 +129,8 @@ def test_every_python_block_and_shell_command_runs_as_written(sandbox):
     # what the examples claim, checked on what they wrote
     assert any(c.startswith("runner predict") for c in ran) and any(c.startswith("runner export") for c in ran)
     assert (sandbox / "deploy" / "model.onnx").is_file() and (sandbox / SWEEP / "summary.csv").is_file()
+    assert (sandbox / "outputs" / "mlflow.db").is_file()  # runner report --to mlflow
+    assert summary(sandbox / SWEEP / "0") == summary(sandbox / RUN)  # the resumed sweep kept its completed job as it was
     trained = {}
     for path in sandbox.glob("outputs/2026-*/*/.hydra/overrides.yaml"):
         overrides = path.read_text()
