@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from runner import compiler
 from runner.errors import RunnerError
 
 
@@ -26,11 +27,15 @@ def resolve_device(name, local_rank=0):
 
 
 def configure_torch(trainer_cfg):
-    """Threads and determinism: what makes two runs of one config on CPU give the same bytes."""
+    """Threads and determinism: what makes two runs of one config on CPU give the same bytes. A run that does not
+    compile never imports torch's compiler (runner/compiler.py)."""
+    compiling = bool(trainer_cfg.get("compile"))
+    if not compiling:
+        compiler.defer()
     if trainer_cfg.num_threads:
         torch.set_num_threads(trainer_cfg.num_threads)
     if trainer_cfg.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        compiler.deterministic(True, warn_only=True, compiling=compiling)
 
 
 def use_channels_last(setting, input_shape, device):

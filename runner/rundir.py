@@ -319,7 +319,7 @@ class RunDir:
             logger.log_step(step, loss)
 
     def log_end(self, step, results, confusion=None, class_names=None):
-        record = self.record()
+        record = self.record() if self.loggers else None
         for logger in self.loggers:
             logger.log_end(step, record, results, confusion, class_names)
 

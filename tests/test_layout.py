@@ -13,7 +13,7 @@ LAYERS = [
     ["runner.rundir"],  # the run directory
     ["runner.loop", "runner.schedules", "runner.checkpoint", "runner.predictor", "runner.export", "runner.build", "runner.config", "runner.resolvers", "runner.device"],
     ["runner.data", "runner.models", "runner.metrics", "runner.distributed", "runner.loggers"],
-    ["runner.errors", "runner.environment", "runner.files", "runner.serialization", "runner.console", "runner.plots", "runner.signals"],
+    ["runner.errors", "runner.compiler", "runner.environment", "runner.files", "runner.serialization", "runner.console", "runner.plots", "runner.signals"],
 ]
 
 

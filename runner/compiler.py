@@ -1,0 +1,78 @@
+"""torch's compiler (torch._dynamo, torch._inductor), imported only by a run that compiles.
+
+Importing torch._dynamo takes about as long as importing torch itself (1.2 s on the 2-core
+machine of the README's figures), and plain eager PyTorch pays it twice over without compiling
+anything:
+
+- `torch.use_deterministic_algorithms(mode)` imports torch._inductor.config (and with it
+  torch._dynamo) to set `inductor_config.deterministic`, which only compiled code reads, then
+  calls `torch._C._set_deterministic_algorithms(mode, warn_only=...)`, which is the setting eager
+  kernels obey. `deterministic()` makes that one call when the run does not compile.
+- every `torch.optim.Optimizer` imports torch._dynamo on its first `add_param_group`
+  (torch._disable_dynamo, which asks torch._dynamo.disable for a wrapper) and on every `step`
+  (torch._dynamo.graph_break(), around the update). In eager mode both are no-ops: `disable(fn)`
+  runs fn with dynamo's frame hook off, and there is no hook; `graph_break()` is an empty
+  function. `defer()` puts a stand-in module at sys.modules["torch._dynamo"] that answers those
+  two itself and imports the real torch._dynamo, and hands over to it, the moment anything asks
+  it for anything else, so code that really needs dynamo gets dynamo, only later.
+
+Both are for runs with trainer.compile=false, in runner's own process (runner train); with
+compile on, torch's own calls are used. tests/test_startup.py fails when torch changes what
+they rely on: the body of use_deterministic_algorithms, what torch.optim asks of torch._dynamo,
+and the default run's imports.
+"""
+
+import importlib
+import sys
+import types
+
+ANSWERED = ("graph_break", "disable")  # what the stand-in answers without importing dynamo
+
+
+class _DeferredDynamo(types.ModuleType):
+    """sys.modules["torch._dynamo"] until something needs more than an eager no-op from it."""
+
+    @staticmethod
+    def graph_break(msg=""):
+        """Eager mode: nothing to break (torch._dynamo.decorators.graph_break is an empty function)."""
+
+    @staticmethod
+    def disable(fn=None, recursive=True, *, reason=None, wrapping=True):
+        """Eager mode: fn itself (dynamo's wrapper only turns off a frame hook that is not there)."""
+        if fn is None:
+            return lambda f: f
+        return fn
+
+    def __getattr__(self, name):  # anything else, including __path__ for a submodule's import: the real one
+        return getattr(_real(), name)
+
+
+def _real():
+    import torch
+
+    if isinstance(sys.modules.get("torch._dynamo"), _DeferredDynamo):
+        del sys.modules["torch._dynamo"]
+    if isinstance(torch.__dict__.get("_dynamo"), _DeferredDynamo):
+        del torch._dynamo
+    return importlib.import_module("torch._dynamo")
+
+
+def defer():
+    """Stand in for torch._dynamo until it is really needed (a run that does not compile: never)."""
+    if "torch._dynamo" not in sys.modules:
+        sys.modules["torch._dynamo"] = _DeferredDynamo("torch._dynamo", __doc__)
+
+
+def is_deferred():
+    """True while the stand-in holds torch._dynamo's place (the real one was never needed)."""
+    return isinstance(sys.modules.get("torch._dynamo"), _DeferredDynamo)
+
+
+def deterministic(mode, warn_only, compiling):
+    """torch.use_deterministic_algorithms(mode, warn_only=warn_only), without importing inductor unless compiling."""
+    import torch
+
+    if compiling:
+        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
+    else:
+        torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
