@@ -11,6 +11,15 @@ For each case, the same model, batch size and number of steps are timed three wa
             Normalize, DataLoader(shuffle=True, num_workers=2), over files written locally
 Figures are medians of `--repeats` timed windows after one warm-up window. Also: the time
 from starting `runner train` to its first training step, and `runner --help` latency.
+
+Start-up (`--startup` alone: just this part): from a process's start, measured in this run and
+on this machine, medians of `--repeats`:
+  import torch     `python -c "import torch"`: the floor every command stands on
+  minimal loop     import torch, build the digits cnn and Adam, take one step: a hand-written train.py
+  runner train     the default run's first training step (summary.json's timings.first_step_at)
+  runner eval      `runner eval ckpt=<that run>` until it prints test_accuracy
+each with its difference from import torch; then the default run's 15 slowest imports
+(`python -X importtime`, cumulative), so a regression shows which module brought it.
 """
 
 import argparse
@@ -141,6 +150,76 @@ def runner_train(overrides, batch, steps, repeats, cwd):
     return statistics.median(rates), summary["timings"]["first_step_at"] - start
 
 
+MINIMAL_LOOP = """
+import time
+import torch
+import torch.nn.functional as F
+from runner.models import CNN
+model = CNN(1, 10)
+opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+x, y = torch.randn(64, 1, 8, 8), torch.randint(0, 10, (64,))
+loss = F.cross_entropy(model(x), y)
+opt.zero_grad()
+loss.backward()
+opt.step()
+print(time.time())
+"""
+
+
+def since_start(command, cwd, repeats, until="printed"):
+    """Median seconds from starting `command` to the unix time it prints ("printed"), to the moment it prints a
+    line containing `until` ("test_accuracy"), or to the unix time `until(cwd)` reads from what it wrote."""
+    times = []
+    for _ in range(repeats):
+        start = time.time()
+        proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        seen, lines = None, []
+        for line in proc.stdout:
+            lines.append(line)
+            if seen is None and isinstance(until, str) and until != "printed" and until in line:
+                seen = time.time()
+        if proc.wait():
+            raise SystemExit(f"{' '.join(command)} failed")
+        at = float(lines[-1]) if until == "printed" else seen if isinstance(until, str) else until(cwd)
+        times.append(at - start)
+    return statistics.median(times)
+
+
+def first_step(cwd):
+    (run,) = [p.parent for p in Path(cwd).glob("outputs/*/*/summary.json")]
+    at = json.loads((run / "summary.json").read_text())["timings"]["first_step_at"]
+    shutil.rmtree(Path(cwd, "outputs"))
+    return at
+
+
+def startup(repeats):
+    """The start-up table and the default run's slowest imports."""
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [("import torch", since_start([py, "-c", "import torch, time; print(time.time())"], tmp, repeats)),
+                ("minimal loop: first step", since_start([py, "-c", MINIMAL_LOOP], tmp, repeats)),
+                ("runner train: first step", since_start([py, "-m", "runner", "train", "trainer.epochs=1"], tmp, repeats, first_step))]
+        subprocess.run([py, "-m", "runner", "train", "trainer.epochs=1", "hydra.run.dir=run"], cwd=tmp, check=True, capture_output=True)
+        rows.append(("runner eval: metrics printed", since_start([py, "-m", "runner", "eval", "ckpt=run"], tmp, repeats, "test_accuracy")))
+        imports = subprocess.run([py, "-X", "importtime", "-m", "runner", "train", "trainer.epochs=1", "hydra.run.dir=imports"],
+                                 cwd=tmp, check=True, capture_output=True, text=True).stderr
+    floor = rows[0][1]
+    print(f"\nStart-up, seconds from the process's start (median of {repeats}):\n")
+    print("| what | seconds | minus import torch |")
+    print("|---|---|---|")
+    for name, seconds in rows:
+        print(f"| {name} | {seconds:.2f} | {'' if name == 'import torch' else f'{seconds - floor:+.2f}'} |")
+    timed = []
+    for line in imports.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            _, cumulative, name = line.split("|")
+            if cumulative.strip().isdigit():
+                timed.append((int(cumulative), name.rstrip()))
+    print("\nThe default run's 15 slowest imports (python -X importtime, cumulative, nested ones indented):\n")
+    for cumulative, name in sorted(timed, reverse=True)[:15]:
+        print(f"  {cumulative / 1e6:6.3f} s  {name[1:] if name.startswith(' ') else name}")
+
+
 def help_latency(repeats):
     times = []
     for _ in range(repeats):
@@ -153,8 +232,12 @@ def help_latency(repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed windows (and runner epochs) per figure")
+    parser.add_argument("--startup", action="store_true", help="only the start-up table and the slowest imports")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeats} timed windows per figure")
+    if args.startup:
+        startup(args.repeats)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -182,6 +265,7 @@ def main():
     for name, batch, steps, r, m, t, first in rows:
         print(f"| {name} | {batch} | {steps} | {r:,.0f} | {m:,.0f} | {t:,.0f} | {r / m:.2f} | {r / t:.2f} | {first:.1f} s |")
     print(f"\n`runner --help`: {latency * 1000:.0f} ms (median of {args.repeats})")
+    startup(args.repeats)
 
 
 if __name__ == "__main__":

@@ -291,17 +291,13 @@ def _numeric_params(rows):
 def plot(rows, curves, path, groups_=None):
     """Every run's validation curve on one axis; the best metric against each swept numeric parameter
     (with `groups_`, repeats over seeds: each group's mean with its standard deviation as an error bar)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from runner.files import atomic_write
+    from runner.plots import figure, save
 
     comparable = [i for i, r in enumerate(rows) if r["monitor"] == rows[0]["monitor"]]  # the first group's, on one axis
     rows, curves = [rows[i] for i in comparable], [curves[i] for i in comparable]
     params = {k: v for k, v in _numeric_params(rows).items() if not (groups_ and k == "seed")}  # seeds are averaged over
-    fig, axes = plt.subplots(1, 1 + len(params), figsize=(5.5 * (1 + len(params)), 4), squeeze=False)
+    fig = figure(figsize=(5.5 * (1 + len(params)), 4))
+    axes = fig.subplots(1, 1 + len(params), squeeze=False)
     ax = axes[0][0]
     for row, curve, overrides in zip(rows, curves, _differing(rows)):
         if curve:
@@ -326,8 +322,7 @@ def plot(rows, curves, path, groups_=None):
             ax.set_xscale("log")
         ax.set(xlabel=param, ylabel=f"best {rows[0]['monitor']}", title=f"best {rows[0]['monitor']} vs {param}")
         ax.grid(alpha=0.3)
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
-    plt.close(fig)
+    save(fig, path, dpi=100)
 
 
 def build(run_dirs, sort=None):
