@@ -23,6 +23,7 @@ each with its difference from import torch; then the default run's 15 slowest im
 """
 
 import argparse
+import contextlib
 import json
 import pickle
 import shutil
@@ -49,19 +50,27 @@ CASES = [
 ]
 
 
-def step(model, opt, x, y):
-    loss = F.cross_entropy(model(x), y)
+def step(model, opt, x, y, dtype=None):
+    with torch.autocast(x.device.type, dtype=dtype) if dtype else contextlib.nullcontext():
+        loss = F.cross_entropy(model(x), y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
 
 
-def windows(batches, model, steps, repeats):
-    """samples/s of `repeats` windows of `steps` steps each, after one warm-up window."""
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def windows(batches, model, steps, repeats, dtype=None):
+    """samples/s of `repeats` windows of `steps` steps each, after one warm-up window (which also compiles)."""
     torch.manual_seed(0)
     opt = torch.optim.SGD(model.parameters(), **SGD)
     rates, it = [], iter(batches())
+    device = next(model.parameters()).device
     for w in range(repeats + 1):
+        sync(device)
         start, seen = time.perf_counter(), 0
         for _ in range(steps):
             try:
@@ -69,24 +78,34 @@ def windows(batches, model, steps, repeats):
             except StopIteration:
                 it = iter(batches())
                 x, y = next(it)
-            step(model, opt, x, y)
+            step(model, opt, x, y, dtype)
             seen += len(y)
+        sync(device)
         if w:
             rates.append(seen / (time.perf_counter() - start))
     return statistics.median(rates)
 
 
-def minimal(factory, data, batch, steps, repeats):
+def minimal(factory, data, batch, steps, repeats, device="cpu", dtype=None, channels_last=False, compile=False):
+    """The tutorial's loop over whole tensors already on `device`: the floor of per-step overhead there."""
+    device = torch.device(device)
     x, y = data
     x = (x.float() - x.float().mean(dim=(0, 2, 3), keepdim=True)) / x.float().std(dim=(0, 2, 3), keepdim=True)
+    x, y = x.to(device), y.to(device)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    model = factory().to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    net = torch.compile(model) if compile else model
 
     def batches():
-        order = torch.randperm(len(y))
+        order = torch.randperm(len(y), device=device)
         for i in range(len(y) // batch):
             idx = order[i * batch : (i + 1) * batch]
             yield x[idx], y[idx]
 
-    return windows(batches, factory(), steps, repeats)
+    return windows(batches, net, steps, repeats, dtype)
 
 
 def tutorial(factory, dataset, batch, steps, repeats):
@@ -220,6 +239,64 @@ def startup(repeats):
         print(f"  {cumulative / 1e6:6.3f} s  {name[1:] if name.startswith(' ') else name}")
 
 
+# trainer.* overrides of runner, and the same settings of the minimal loop, for the device table
+VARIANTS = {
+    "fp32": ([], {}),
+    "bf16": (["trainer.precision=bf16"], {"dtype": torch.bfloat16}),
+    "channels-last": (["trainer.channels_last=true"], {"channels_last": True}),
+    "compile": (["trainer.compile=true"], {"compile": True}),
+}
+
+
+def case_data(shape, batch, steps, digits_train):
+    if shape == (1, 8, 8):
+        return digits_train.x, digits_train.y
+    n = batch * steps
+    return torch.randint(0, 256, (n, *shape), dtype=torch.uint8), torch.randint(0, 10, (n,))
+
+
+def device_table(device, repeats, variants, digits_train, cases=None):
+    """runner against the minimal loop on `device`, per case and variant (make bench adds it when CUDA is there)."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, factory, overrides, shape, batch, steps in CASES:
+            if cases and name not in cases:
+                continue
+            data = case_data(shape, batch, steps, digits_train)
+            for variant in variants:
+                extra, settings = VARIANTS[variant]
+                r, _ = runner_train([*overrides, f"device={device.split(':')[0]}", *extra], batch, steps, repeats, Path(tmp))
+                m = minimal(factory, data, batch, steps, repeats, device, **settings)
+                rows.append((name, variant, r, m))
+                print(f"  {device} {name} {variant}: runner {r:,.0f}  minimal {m:,.0f} samples/s", flush=True)
+    where = torch.cuda.get_device_name(device) if device.startswith("cuda") else device
+    print(f"\nOn {where} (medians of {repeats} windows; epoch 1, which compiles, is warm-up):\n")
+    print("| case | variant | runner (samples/s) | minimal loop | runner / minimal |")
+    print("|---|---|---|---|---|")
+    for name, variant, r, m in rows:
+        print(f"| {name} | {variant} | {r:,.0f} | {m:,.0f} | {r / m:.2f} |")
+    return rows
+
+
+def cifar10_fast_time(root):
+    """Wall-clock seconds of experiment=cifar10_fast until its validation accuracy first reaches 94 %, on the
+    CIFAR-10 files at `root` (None when they are not there: nothing is downloaded)."""
+    if not (Path(root) / "cifar-10-batches-py" / "data_batch_1").is_file():
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "runner", "train", "experiment=cifar10_fast", f"dataset.root={Path(root).resolve()}",
+                        "device=cuda", "hydra.run.dir=run"], cwd=tmp, check=True, capture_output=True)
+        rows = (Path(tmp) / "run" / "metrics.csv").read_text().splitlines()
+        header = rows[0].split(",")
+        elapsed = 0.0
+        for line in rows[1:]:
+            row = dict(zip(header, map(float, line.split(","))))
+            elapsed += row["epoch_time_s"]
+            if row["val_accuracy"] >= 0.94:
+                return elapsed
+    return float("inf")
+
+
 def help_latency(repeats):
     times = []
     for _ in range(repeats):
@@ -233,25 +310,28 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed windows (and runner epochs) per figure")
     parser.add_argument("--startup", action="store_true", help="only the start-up table and the slowest imports")
+    parser.add_argument("--device", default=None, help="only the device table, on this device (make bench adds cuda's when CUDA is there)")
+    parser.add_argument("--cases", default=None, help=f"the device table's cases, comma-separated (default: all of {[c[0] for c in CASES]})")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"the device table's variants (default: {','.join(VARIANTS)})")
+    parser.add_argument("--cifar-root", default="data", help="where CIFAR-10's files are, for cifar10_fast's time to 94 %% on a GPU")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeats} timed windows per figure")
     if args.startup:
         startup(args.repeats)
+        return
+    digits_train = digits(name="digits", task="classification", input_shape=[1, 8, 8], num_classes=10,
+                          test_fraction=0.2, val_fraction=0.1, split_seed=0).train
+    if args.device:
+        device_table(args.device, args.repeats, args.variants.split(","), digits_train, args.cases and args.cases.split(","))
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         write_cifar(tmp / "cifar", n=128 * 60 + 640)
         cifar = cifar_tutorial_dataset(tmp / "cifar")
-        digits_train = digits(name="digits", task="classification", input_shape=[1, 8, 8], num_classes=10,
-                              test_fraction=0.2, val_fraction=0.1, split_seed=0).train
         for name, factory, overrides, shape, batch, steps in CASES:
-            if shape == (1, 8, 8):
-                tensors, pil = (digits_train.x, digits_train.y), DigitsPIL(digits_train)
-            else:
-                n = batch * steps
-                tensors = (torch.randint(0, 256, (n, *shape), dtype=torch.uint8), torch.randint(0, 10, (n,)))
-                pil = cifar
+            tensors = case_data(shape, batch, steps, digits_train)
+            pil = DigitsPIL(digits_train) if shape == (1, 8, 8) else cifar
             r, first_step = runner_train(overrides, batch, steps, args.repeats, tmp)
             m = minimal(factory, tensors, batch, steps, args.repeats)
             t = tutorial(factory, pil, batch, steps, args.repeats)
@@ -266,6 +346,13 @@ def main():
         print(f"| {name} | {batch} | {steps} | {r:,.0f} | {m:,.0f} | {t:,.0f} | {r / m:.2f} | {r / t:.2f} | {first:.1f} s |")
     print(f"\n`runner --help`: {latency * 1000:.0f} ms (median of {args.repeats})")
     startup(args.repeats)
+    if not torch.cuda.is_available():
+        print("\nNo CUDA device here: no GPU table (bench.py --device cuda on a machine with one).")
+        return
+    device_table("cuda", args.repeats, list(VARIANTS), digits_train)
+    seconds = cifar10_fast_time(args.cifar_root)
+    print("\ncifar10_fast to 94 % validation accuracy: " + (f"no CIFAR-10 files under {args.cifar_root}/" if seconds is None
+          else "not reached" if seconds == float("inf") else f"{seconds:.1f} s of training"))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,44 @@
+"""make bench's start-up table and device table, run for real on CPU with one window (the figures themselves are
+not asserted: they are measurements, printed for the README). On a machine with CUDA, `make bench` adds the device
+table for cuda; here it is this same code on the CPU."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
+
+
+def table(text, header):
+    """The rows of the Markdown table under `header`, as lists of cells."""
+    lines = text[text.index(header):].splitlines()[2:]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines if line.startswith("|")]
+
+
+@pytest.mark.slow  # eight processes
+def test_startup_table_measures_each_command_against_import_torch_and_lists_the_slowest_imports(tmp_path):
+    out = subprocess.run([sys.executable, str(BENCH), "--startup", "--repeats", "1"], cwd=tmp_path, capture_output=True,
+                         text=True, check=True).stdout
+    rows = table(out, "| what | seconds | minus import torch |")
+    assert [r[0] for r in rows] == ["import torch", "minimal loop: first step", "runner train: first step",
+                                    "runner eval: metrics printed"]
+    floor = float(rows[0][1])
+    for name, seconds, minus in rows[1:]:
+        assert float(seconds) > 0 and float(minus) == pytest.approx(float(seconds) - floor, abs=0.011)
+    imports = re.findall(r"^\s+([\d.]+) s  ( *\S.*)$", out, flags=re.M)
+    assert len(imports) == 15 and any(name.strip() == "torch" for _, name in imports)
+    assert [float(s) for s, _ in imports] == sorted((float(s) for s, _ in imports), reverse=True)
+
+
+@pytest.mark.slow  # two runner trainings and two minimal loops
+def test_device_table_runs_runner_and_the_minimal_loop_per_variant(tmp_path):
+    out = subprocess.run([sys.executable, str(BENCH), "--device", "cpu", "--cases", "cnn digits", "--variants", "fp32,bf16",
+                          "--repeats", "1"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    rows = table(out, "| case | variant |")
+    assert [(r[0], r[1]) for r in rows] == [("cnn digits", "fp32"), ("cnn digits", "bf16")]
+    for _, _, runner, minimal, ratio in rows:
+        r, m = (float(v.replace(",", "")) for v in (runner, minimal))
+        assert r > 0 and m > 0 and float(ratio) == pytest.approx(r / m, abs=0.006)
