@@ -160,6 +160,10 @@ def test_mlflow_refuses_an_unknown_option_or_a_bad_store_before_writing(tmp_path
     proc = runner("train", f"resume={run}", "trainer.epochs=11", "logger=mlflow", "+logger.mlflow.tracking=x", cwd=tmp_path, check=False)
     assert_clean_failure(proc, "logger.mlflow.tracking is not an option of logger=mlflow", "tracking_uri")
     (tmp_path / "a_file").write_text("")
+    proc = runner("train", f"resume={run}", "trainer.epochs=11", "logger=mlflow", f"logger.mlflow.tracking_uri=sqlite:///{tmp_path}/a_file/m.db",
+                  cwd=tmp_path, check=False)
+    assert_clean_failure(proc, "cannot open the MLflow store", "Nothing in")
+    assert digest(run) == before  # the store is opened before the run is touched
     proc = runner("report", str(run), "--to", "mlflow", "--tracking-uri", f"sqlite:///{tmp_path}/a_file/m.db", cwd=tmp_path, check=False)
     assert proc.returncode == 1 and "cannot open the MLflow store" in proc.stderr and "Traceback" not in proc.stderr
     assert digest(run) == before

@@ -34,6 +34,9 @@ def check_loggers(logger_cfg, asked_by=None):
             raise RunnerError(f"{what} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed here. "
                               f"Install runner's extra with pip install '.[{name}]' (make installs it), or drop {what}. "
                               f"Nothing was written.")
+        check = getattr(_kind(name), "check", None)
+        if check and not asked_by:
+            check(dict(options or {}))  # e.g. MLflow opens its store now: a bad tracking_uri stops the run before it starts
 
 
 def _importable(package):
@@ -46,12 +49,13 @@ def _importable(package):
         return False
 
 
-def open_loggers(logger_cfg, run_dir, record, purge_step=None):
-    """The loggers `logger_cfg` (the composed `logger` node: {name: options}) turns on; [] for none."""
+def _kind(name):
     import importlib
 
-    loggers = []
-    for name, options in (logger_cfg or {}).items():
-        module, cls, *_ = KINDS[name]
-        loggers.append(getattr(importlib.import_module(module), cls)(run_dir, dict(options or {}), record, purge_step))
-    return loggers
+    module, cls, *_ = KINDS[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def open_loggers(logger_cfg, run_dir, record, purge_step=None):
+    """The loggers `logger_cfg` (the composed `logger` node: {name: options}) turns on; [] for none."""
+    return [_kind(name)(run_dir, dict(options or {}), record, purge_step) for name, options in (logger_cfg or {}).items()]

@@ -191,13 +191,28 @@ class Store:
         self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:MAX_PARAM]) for k, v in tags.items() if v not in (None, "None")])
 
 
+_STORES = {}  # (tracking_uri, experiment, artifact_location) -> Store, opened by check() before the run starts
+
+
+def _store(options):
+    key = (options.get("tracking_uri", "sqlite:///outputs/mlflow.db"), options.get("experiment", "runner"),
+           options.get("artifact_location", "outputs/mlartifacts"))
+    if key not in _STORES:
+        _STORES[key] = Store(*key)
+    return _STORES[key]
+
+
 class MLflow:
     """The live logger: opens the mirror when the run starts, adds each epoch's row, finishes it when the process ends."""
 
+    @staticmethod
+    def check(options):
+        """Open the store (and the experiment) before the run directory is written: a bad tracking_uri changes no run."""
+        _store(options)
+
     def __init__(self, run_dir, options, record, purge_step=None):
         self.options = options
-        self.store = Store(options.get("tracking_uri", "sqlite:///outputs/mlflow.db"), options.get("experiment", "runner"),
-                           options.get("artifact_location", "outputs/mlartifacts"))
+        self.store = _store(options)
         self.run_id = self.store.open(record)
 
     def log_step(self, step, loss):
