@@ -56,7 +56,8 @@ def test_the_stand_in_keeps_eager_training_exact_and_hands_over_to_the_real_dyna
         print("flags", torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
         print("real dynamo loaded", "torch._dynamo.convert_frame" in sys.modules)
         torch.save(deferred, "deferred.pt")
-        torch._dynamo.config.suppress_errors  # anything else: the real module takes over
+        import torch._dynamo.config  # anything else, here a submodule: the real module takes over
+        assert torch._dynamo.config is sys.modules["torch._dynamo.config"]
         print("handed over", type(sys.modules["torch._dynamo"]).__name__, "torch._dynamo.convert_frame" in sys.modules)
         again, _ = train(0)  # now through the real torch._dynamo
         print("same after", torch.equal(deferred, again))
