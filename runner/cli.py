@@ -225,11 +225,11 @@ def _other_sweep(args):
     overrides = _saved_overrides(saved)
     if overrides is None:
         return None
-    theirs = list(overrides.task)
-    if _overrides_of(args) == theirs:
+    theirs, ours = list(overrides.task), _overrides_of(args)
+    if ours == theirs:
         return None  # the same sweep again: its jobs decide from their directories (runner/sweep.py)
     return (f"hydra.sweep.dir={sweep_dir} holds the sweep of {' '.join(theirs) or 'the defaults'}, and this command sweeps "
-            f"{' '.join(_overrides_of(args)) or 'the defaults'}: their jobs would mix in one directory. Resume that sweep "
+            f"{' '.join(ours) or 'the defaults'}: their jobs would mix in one directory. Resume that sweep "
             f"with runner train -m resume={sweep_dir}, or leave out hydra.sweep.dir for a new one. Nothing was changed.")
 
 
@@ -344,13 +344,14 @@ def main(argv=None):
         print(f"error: {problem}", file=sys.stderr)
         return 1
     resume = next((a.split("=", 1)[1] for a in rest if a.startswith("resume=")), None) if command == "train" else None
-    if resume and ("-m" in rest or "--multirun" in rest):
+    multirun = command == "train" and ("-m" in rest or "--multirun" in rest)
+    if resume and multirun:
         rest, problem = _resume_sweep(resume, rest)
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 1
         resume = None
-    problem = _other_sweep(rest) if command == "train" and ("-m" in rest or "--multirun" in rest) else None
+    problem = _other_sweep(rest) if multirun else None
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 1

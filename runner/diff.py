@@ -14,20 +14,10 @@ import json
 import sys
 from pathlib import Path
 
-
+from runner.loggers.flatten import flatten
 from runner.rundir import read_summary, resolved_config
 
 MISSING = "-"  # a key one run has and the other does not
-
-
-def flatten(value, prefix=""):
-    """{"a.b": leaf} of nested dicts; lists stay leaves (model.channels=[8, 16] is one setting)."""
-    if isinstance(value, dict):
-        out = {}
-        for key, inner in value.items():
-            out.update(flatten(inner, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: value} if prefix else {}
 
 
 def differences(a, b):

@@ -95,7 +95,8 @@ def fit(state, net, data, task, precision, trainer_cfg, monitor, run, console, s
     """
     model, optimizer, schedule, scaler = state.model, state.optimizer, state.scheduler, state.scaler
     recipe = Recipe.of(trainer_cfg)
-    evaluated = state.ema.module if state.ema is not None else net  # what validation, best.pt and the test see
+    averaged = state.ema.module if state.ema is not None else None  # with an EMA, what validation, best.pt and the test see
+    evaluated = net if averaged is None else averaged
     device = next(model.parameters()).device
     every, n_batches = trainer_cfg.checkpoint_every_n_steps, len(data.train)
     smoothing = {"label_smoothing": recipe.label_smoothing} if recipe.label_smoothing else {}
@@ -169,7 +170,7 @@ def fit(state, net, data, task, precision, trainer_cfg, monitor, run, console, s
         run.append_row(row, state.step)
         if monitor.improved(row, state):
             state.best_metric, state.best_val_loss, state.best_epoch = row[monitor.name], row["val_loss"], epoch
-            run.save_best(state.ema.module if state.ema is not None else model)
+            run.save_best(model if averaged is None else averaged)
         if recipe.early_stop(row[monitor.name], state, monitor.mode):
             state.stopped_by = "early_stopping"
         if recipe.max_time is not None:

@@ -167,9 +167,10 @@ def aggregate(rows, group_by=None):
                                       -(g["best_mean"] or 0) if g["mode"] == "max" else (g["best_mean"] or 0)))
 
 
-def has_repeats(rows):
-    """Whether some runs differ only in their seed (so that grouping them says something)."""
-    return any(g["runs"] > 1 for g in aggregate(rows))
+def repeat_groups(rows):
+    """aggregate(rows) when some runs differ only in their seed (so that grouping them says something), else None."""
+    grouped = aggregate(rows)
+    return grouped if any(g["runs"] > 1 for g in grouped) else None
 
 
 def _pm(mean, std):
@@ -182,11 +183,7 @@ GROUP_COLUMNS = ["group", "monitor", "n", "runs", "seeds", "best_mean", "best_st
 
 
 def groups_to_csv(groups_):
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=GROUP_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(groups_)
-    return out.getvalue()
+    return _csv(groups_, GROUP_COLUMNS)
 
 
 def groups_to_markdown(groups_):
@@ -216,12 +213,16 @@ def _fmt(value):
     return "" if value is None else str(value)
 
 
-def to_csv(rows):
+def _csv(rows, columns):
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
+
+
+def to_csv(rows):
+    return _csv(rows, COLUMNS)
 
 
 def to_markdown(rows):
@@ -388,7 +389,7 @@ def main(argv):
             print(f"runner report: {err}", file=sys.stderr)
             return 1
     group_by = [k.strip() for k in args.group_by.split(",") if k.strip()] if args.group_by else None
-    grouped = None if args.no_group else aggregate(rows, group_by) if group_by or has_repeats(rows) else None
+    grouped = None if args.no_group else aggregate(rows, group_by) if group_by else repeat_groups(rows)
     out = args.out
     if out is None and len(args.paths) == 1 and Path(args.paths[0], "multirun.yaml").is_file():
         out = args.paths[0]

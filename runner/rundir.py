@@ -65,9 +65,9 @@ def is_locked(run_dir):
         os.close(fd)  # closing drops the shared lock, if it was taken
 
 
-def status_of(run_dir):
-    """summary.json's status, except that a `running` run whose process is gone is `interrupted`."""
-    status = read_summary(run_dir).get("status")
+def status_of(run_dir, summary=None):
+    """summary.json's status (or `summary`'s), except that a `running` run whose process is gone is `interrupted`."""
+    status = (read_summary(run_dir) if summary is None else summary).get("status")
     return "interrupted" if status == "running" and not is_locked(run_dir) else status
 
 
@@ -104,8 +104,7 @@ def run_record(run_dir, rows=None, summary=None):
     if rows is None:
         rows = read_metrics(run_dir / "metrics.csv") if (run_dir / "metrics.csv").is_file() else []
     summary = dict(summary if summary is not None else read_summary(run_dir))
-    if summary.get("status") == "running" and not is_locked(run_dir):
-        summary["status"] = "interrupted"  # its process is gone
+    summary["status"] = status_of(run_dir, summary)
     own = [o for o in overrides(run_dir) if not o.split("=", 1)[0].lstrip("+~").startswith(("hydra.", "hydra/", "resume", "logger"))]
     sweep = run_dir.parent if (run_dir.parent / "multirun.yaml").is_file() else None
     return {"path": str(run_dir.resolve()), "name": ",".join(own) or "/".join(run_dir.resolve().parts[-2:]), "sweep": str(sweep.resolve()) if sweep else None,
@@ -300,9 +299,10 @@ class RunDir:
 
     def _close_loggers(self):
         """Each tracker records how the run ended; one that fails says so and leaves the run as it ended."""
+        record = self.record() if self.loggers else None
         for logger in self.loggers:
             try:
-                logger.close(self.record())
+                logger.close(record)
             except Exception as err:
                 self.console.print(f"[yellow]warning:[/] {type(logger).__name__} could not record the end of the run: "
                                    f"{type(err).__name__}: {' '.join(str(err).split())[:300]}. The run directory is complete; "

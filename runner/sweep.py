@@ -55,7 +55,7 @@ class SweepSummary(Callback):
         if not runs:
             return
         rows, curves = report.build(runs)
-        grouped = report.aggregate(rows) if report.has_repeats(rows) else None  # seed=0,1,2: mean ± std per setting
+        grouped = report.repeat_groups(rows)  # seed=0,1,2: mean ± std per setting
         report.write_outputs(rows, curves, sweep_dir, grouped)
         console = report.console()
         for table in report.to_tables(rows, f"sweep: {len(rows)} jobs, best first ({sweep_dir})"):

@@ -1,14 +1,19 @@
-"""A nested config or record as {dotted key: scalar}: what TensorBoard's hparams and MLflow's params take."""
+"""A nested config or record as {dotted key: leaf}: what `runner diff` compares and what trackers take as params."""
 
 
 def flatten(tree, prefix=""):
-    """{dotted key: int, float, str or bool}; lists and nulls as their text."""
+    """{"a.b": leaf} of nested dicts; lists stay leaves (model.channels=[8, 16] is one setting). {} for a non-dict."""
+    if not isinstance(tree, dict):
+        return {}
     out = {}
     for key, value in tree.items():
         if isinstance(value, dict):
             out.update(flatten(value, f"{prefix}{key}."))
-        elif isinstance(value, (bool, int, float, str)):
+        else:
             out[f"{prefix}{key}"] = value
-        else:  # lists and nulls
-            out[f"{prefix}{key}"] = str(value)
     return out
+
+
+def scalars(tree):
+    """flatten(tree) with each leaf an int, float, str or bool (lists and nulls as their text), as TensorBoard's hparams take them."""
+    return {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in flatten(tree).items()}

@@ -14,7 +14,7 @@ died logged after its checkpoint: no step appears twice.
 
 import math
 
-from runner.loggers.flatten import flatten
+from runner.loggers.flatten import flatten, scalars
 
 # metrics.csv's columns as TensorBoard tags
 TAGS = {"train_loss": "train/loss", "val_loss": "val/loss", "lr": "train/lr", "epoch": "train/epoch",
@@ -49,7 +49,7 @@ class TensorBoard:
 
             self.writer.add_figure("test/confusion_matrix", confusion_figure(confusion, class_names), step)
         metrics = {f"hparam/{k}": v for k, v in results.items() if isinstance(v, (int, float)) and math.isfinite(v)}
-        self.writer.add_hparams(flatten(record["config"]), metrics, run_name=".")  # "." = this run's own event directory
+        self.writer.add_hparams(scalars(record["config"]), metrics, run_name=".")  # "." = this run's own event directory
 
     def close(self, record):
         self.writer.close()
