@@ -15,18 +15,18 @@ def load_model(path, device="cpu"):
 
     >>> model = runner.load_model("outputs/2026-11-22/10-31-07")   # uses checkpoints/best.pt
     """
-    from runner.checkpoint import load_model as _load_model
+    from runner.inference.loading import load_model as _load_model
 
     return _load_model(path, device=device)
 
 
 def load_predictor(path, device="cpu"):
-    """The model of a run with the run's own preprocessing in front of it (runner/predictor.py).
+    """The model of a run with the run's own preprocessing in front of it (runner/inference/predictor.py).
 
     >>> predictor = runner.load_predictor("outputs/2026-11-22/10-31-07")
     >>> predictor.predict(x).labels       # x: raw samples as the dataset gives them, e.g. uint8 images
     """
-    from runner.predictor import load_predictor as _load_predictor
+    from runner.inference.predictor import load_predictor as _load_predictor
 
     return _load_predictor(path, device=device)
 

@@ -34,27 +34,27 @@ def _task(cfg):
     """Hydra's task function: run the job named by the primary config, report user errors plainly.
 
     In a sweep a failed job returns its failure instead of raising, so the other jobs run
-    and the sweep summary (runner/sweep.py) lists it; the sweep then exits non-zero.
+    and the sweep summary (runner/commands/sweep.py) lists it; the sweep then exits non-zero.
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from runner.config import check_keys, check_resolves
-    from runner.console import error
-    from runner.errors import Interrupted, RunnerError
+    from runner.config.checks import check_keys, check_resolves
+    from runner.io.console import error
+    from runner.io.errors import Interrupted, RunnerError
 
     hydra_cfg = HydraConfig.get()
     try:
         if hydra_cfg.job.config_name in ("predict", "export"):
             return _use_job(cfg, hydra_cfg)
         if hydra_cfg.job.config_name == "eval":
-            from runner.jobs.evaluate import eval_job
+            from runner.commands.eval import eval_job
 
             user_overrides = list(hydra_cfg.overrides.task)[len(_selected):]
             return eval_job(cfg, hydra_cfg.runtime.output_dir, user_overrides)
-        from runner import distributed
-        from runner.jobs.train import train_job
-        from runner.rundir import provenance
+        from runner.training import distributed
+        from runner.commands.train import train_job
+        from runner.run.rundir import provenance
 
         if not cfg.get("resume"):  # a resumed run's config is its own (last.pt), checked against the resume table
             check_resolves(cfg)
@@ -63,7 +63,7 @@ def _task(cfg):
         run_dir = distributed.broadcast(hydra_cfg.runtime.output_dir)  # under torchrun: rank 0's, for every rank
         user_overrides = list(hydra_cfg.overrides.task)[len(_selected):]
         if hydra_cfg.mode == RunMode.MULTIRUN:
-            from runner.sweep import sweep_job
+            from runner.commands.sweep import sweep_job
 
             kept = sweep_job(cfg, run_dir, user_overrides, hydra_cfg.job.num)
             if kept is not None:
@@ -103,8 +103,8 @@ def _unstarted(run_dir, err, sweep, cfg):
     if sweep:
         from hydra.core.hydra_config import HydraConfig
 
-        from runner.console import RunConsole
-        from runner.rundir import RunDir, provenance
+        from runner.io.console import RunConsole
+        from runner.run.rundir import RunDir, provenance
 
         try:  # recorded as any run that fails is: .hydra/, train.log, summary.json saying `failed` and why
             with RunDir.claim(path, RunConsole(quiet=True), provenance=provenance(cfg, HydraConfig.instance().cfg)):
@@ -127,10 +127,10 @@ def _remove_empty(path, date_folder):
 def _use_job(cfg, hydra_cfg):
     """`runner predict` and `runner export`: they write only once everything is read and checked."""
     if hydra_cfg.job.config_name == "predict":
-        from runner.jobs.predict import predict_job
+        from runner.commands.predict import predict_job
 
         return predict_job(cfg, hydra_cfg.runtime.output_dir)
-    from runner.jobs.export import export_job
+    from runner.commands.export import export_job
 
     return export_job(cfg, hydra_cfg.runtime.output_dir)
 
@@ -227,7 +227,7 @@ def _other_sweep(args):
         return None
     theirs, ours = list(overrides.task), _overrides_of(args)
     if ours == theirs:
-        return None  # the same sweep again: its jobs decide from their directories (runner/sweep.py)
+        return None  # the same sweep again: its jobs decide from their directories (runner/commands/sweep.py)
     return (f"hydra.sweep.dir={sweep_dir} holds the sweep of {' '.join(theirs) or 'the defaults'}, and this command sweeps "
             f"{' '.join(ours) or 'the defaults'}: their jobs would mix in one directory. Resume that sweep "
             f"with runner train -m resume={sweep_dir}, or leave out hydra.sweep.dir for a new one. Nothing was changed.")
@@ -245,7 +245,7 @@ def _torchrun(args):
     if any(a in ("-m", "--multirun") for a in args):
         print("runner: -m/--multirun cannot run under torchrun; launch one torchrun per configuration.", file=sys.stderr)
         return None
-    from runner import distributed
+    from runner.training import distributed
 
     if distributed.init().main:
         return args
@@ -320,11 +320,11 @@ def main(argv=None):
         print(f"runner: unknown command '{command}'. Use one of: {', '.join(COMMANDS)} (see runner --help).", file=sys.stderr)
         return 2
     if command == "report":
-        from runner.report import main as report_main
+        from runner.commands.report import main as report_main
 
         return report_main(rest)
     if command == "diff":
-        from runner.diff import main as diff_main
+        from runner.commands.diff import main as diff_main
 
         return diff_main(rest)
 
@@ -360,7 +360,7 @@ def main(argv=None):
             print(f"error: resume={resume} names nothing: there is no such directory, so there is nothing to resume. Pass "
                   f"the directory of a runner training run, e.g. resume=outputs/2026-11-22/10-31-07.", file=sys.stderr)
             return 1
-        # the run continues in its own directory (runner/rundir.py decides how); put before the user's arguments,
+        # the run continues in its own directory (runner/run/rundir.py decides how); put before the user's arguments,
         # since argparse takes no override after a flag's value (`--cfg job hydra.run.dir=...`)
         rest = [f"hydra.run.dir={resume}", *rest]
     out = next((a.split("=", 1)[1] for a in rest if a.startswith("out=")), None) if command in ("predict", "export") else None
@@ -372,7 +372,7 @@ def main(argv=None):
     if command == "eval" or resume:
         _selected[:] = run_choices(rest, ("dataset", "model", "optimizer", "scheduler") if resume else ("dataset", "model"))
         rest = _selected + rest  # the user's own overrides come later and win
-    from runner.resolvers import register_resolvers
+    from runner.config.resolvers import register_resolvers
 
     register_resolvers()
     sys.argv = [f"runner {command}", *rest]  # Hydra reads sys.argv
@@ -381,7 +381,7 @@ def main(argv=None):
     except KeyboardInterrupt:  # a second Ctrl-C, or one during a sweep
         print("interrupted", file=sys.stderr)
         return 130
-    sweep = sys.modules.get("runner.sweep")
+    sweep = sys.modules.get("runner.commands.sweep")
     return 1 if sweep and sweep.SweepSummary.incomplete else 0
 
 

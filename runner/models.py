@@ -10,7 +10,7 @@ import math
 import torch
 from torch import nn
 
-from runner.errors import RunnerError
+from runner.io.errors import RunnerError
 
 
 class MLP(nn.Module):

@@ -7,7 +7,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from conftest import free_port
-from runner.distributed import GlobalBatchNorm, wrap
+from runner.training.distributed import GlobalBatchNorm, wrap
 from runner.models import CNN
 
 

@@ -14,8 +14,8 @@ from conftest import SITECUSTOM, assert_clean_failure, run_dirs, runner, same_ru
 from formats import write_image_folder
 from runner.data.cache import checksum
 from runner.data.imagefolder import imagefolder
-from runner.errors import RunnerWarning
-from runner.serialization import safe_load, save
+from runner.io.errors import RunnerWarning
+from runner.io.serialization import safe_load, save
 
 SMALL_CNN = ["model=cnn", "model.channels=[8,16]", "trainer.batch_size=32"]
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from runner.data.images import decode_images, to_8bit
-from runner.errors import RunnerError
+from runner.io.errors import RunnerError
 
 
 def decode(path, shape=(3, 4, 4)):

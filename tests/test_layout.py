@@ -5,15 +5,17 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "runner"
 
-# Top to bottom. A module may import its own layer and the layers below, never one above;
-# within a layer, no circle. `runner.data` is a package of one layer.
+# Top to bottom: folders, each a concept (docs/layout.md). A module may import its own layer and the layers
+# below, never one above; within a layer, no circle.
 LAYERS = [
-    ["runner", "runner.__main__", "runner.cli", "runner.report", "runner.diff", "runner.sweep"],  # the commands (and the package's API)
-    ["runner.jobs"],  # train, eval, resume, predict, export
-    ["runner.rundir"],  # the run directory
-    ["runner.loop", "runner.schedules", "runner.checkpoint", "runner.predictor", "runner.export", "runner.build", "runner.config", "runner.resolvers", "runner.device"],
-    ["runner.data", "runner.models", "runner.metrics", "runner.distributed", "runner.loggers"],
-    ["runner.errors", "runner.compiler", "runner.environment", "runner.files", "runner.serialization", "runner.console", "runner.plots", "runner.signals"],
+    ["runner", "runner.__main__", "runner.cli"],  # the command line (and the package's API)
+    ["runner.commands"],  # train, resume, eval, predict, export, report, diff, sweep
+    ["runner.run"],  # the run directory: its one writer and the read side
+    ["runner.inference"],  # the model card, loading a run's model, the predictor, export formats
+    ["runner.config"],  # config checks and resolvers
+    ["runner.training"],  # the loop, its recipe, state and seeding, schedules, builders, device, metrics, torchrun
+    ["runner.data", "runner.models", "runner.loggers"],  # the parts a config names
+    ["runner.io"],  # errors, files, serialization, console, plots, signals, environment
 ]
 
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 import runner as runner_api
 from conftest import assert_clean_failure, digest, runner, summary
-from runner.build import instantiate
+from runner.training.build import instantiate
 
 
 def raw_test_split(run):

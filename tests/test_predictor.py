@@ -9,8 +9,8 @@ from omegaconf import OmegaConf
 
 import runner
 from conftest import load, summary
-from runner.build import instantiate
-from runner.errors import RunnerError
+from runner.training.build import instantiate
+from runner.io.errors import RunnerError
 
 
 def test_raw_test_digits_through_the_predictor_reach_evals_accuracy_exactly(digits_run):

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import FAST, SIGNAL_CNN, WITH_SIGNAL_MODEL, assert_clean_failure, digest, load, runner, same_run, signal_at, summary
-from runner.config import duration_s
+from runner.training.recipe import duration_s
 
 STEPS_PER_EPOCH = 20  # 1294 training digits // batch 64
 

@@ -14,9 +14,9 @@ import pytest
 
 from conftest import FAST, load, run_dirs, runner, same_run, start, summary, wait_for
 from formats import write_image_folder
-from runner.jobs.resume import RESUME_OVERRIDES, resume_rule
+from runner.commands.resume import RESUME_OVERRIDES, resume_rule
 from runner.models import CNN
-from runner.serialization import safe_load
+from runner.io.serialization import safe_load
 
 
 @pytest.mark.slow  # test_rundir.py resumes mid-epoch in the default suite
@@ -45,7 +45,7 @@ def test_resume_applies_a_new_learning_rate_and_device_for_real(tmp_path):
     assert last["config"]["optimizer"]["lr"] == 0.01 and summary(run)["device"] == "cpu"
 
 
-# What the README's resume table promises, key by key (runner/jobs/resume.py holds the rules).
+# What the README's resume table promises, key by key (runner/commands/resume.py holds the rules).
 RESUME_KEYS = [
     ("trainer.epochs", True), ("trainer.batch_size", True), ("trainer.eval_batch_size", True), ("trainer.grad_clip", True),
     ("trainer.checkpoint_every_n_steps", True), ("trainer.num_threads", True), ("trainer.compile", True),

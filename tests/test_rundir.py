@@ -1,4 +1,4 @@
-"""The run directory's lifecycle (runner/rundir.py): one process at a time, and every stop, wherever it lands,
+"""The run directory's lifecycle (runner/run/rundir.py): one process at a time, and every stop, wherever it lands,
 leaves a run that is `interrupted` (or `completed`) and continues exactly. That a directory holding a run is never
 trained over, and that a failing command changes none of its bytes, is in test_bad_inputs.py.
 
@@ -16,7 +16,7 @@ import pytest
 
 from conftest import (SIGNAL_CNN, SITECUSTOM, TESTS, WITH_SIGNAL_MODEL, assert_clean_failure, digest, load,
                       once_per_session, runner, same_run, signal_at, start, summary, wait_for)
-from runner.rundir import status_of
+from runner.run.records import status_of
 
 STEPS_PER_EPOCH = 20  # 1294 training digits // batch 64
 

@@ -1,6 +1,6 @@
-"""Start-up: a run that does not compile never imports torch's compiler (runner/compiler.py), and the torch
+"""Start-up: a run that does not compile never imports torch's compiler (runner/training/compiler.py), and the torch
 internals that this relies on are still what they were. When a test here fails after a torch upgrade, read
-runner/compiler.py's docstring against the new torch before changing anything."""
+runner/training/compiler.py's docstring against the new torch before changing anything."""
 
 import ast
 import inspect
@@ -36,7 +36,7 @@ def test_the_stand_in_keeps_eager_training_exact_and_hands_over_to_the_real_dyna
     script = textwrap.dedent("""
         import sys, torch
         from omegaconf import OmegaConf
-        from runner.device import configure_torch
+        from runner.training.device import configure_torch
 
         def train(seed):
             torch.manual_seed(seed)
@@ -96,7 +96,7 @@ def test_torch_still_does_what_runner_compiler_assumes():
 
     assert _body(graph_break.__wrapped__ if hasattr(graph_break, "__wrapped__") else graph_break) == []
     # torch.optim and torch._disable_dynamo ask torch._dynamo for nothing but what the stand-in answers
-    from runner.compiler import ANSWERED
+    from runner.training.compiler import ANSWERED
 
     root = Path(torch.__file__).parent
     asked = {name for path in [*root.joinpath("optim").rglob("*.py"), root / "_compile.py"]
@@ -108,7 +108,7 @@ def test_a_compiled_run_still_gets_the_real_compiler_settings(tmp_path):
     script = textwrap.dedent("""
         import sys, torch
         from omegaconf import OmegaConf
-        from runner.device import configure_torch
+        from runner.training.device import configure_torch
         configure_torch(OmegaConf.create({"num_threads": None, "deterministic": True, "compile": True}))
         import torch._inductor.config as inductor_config
         print(type(sys.modules["torch._dynamo"]).__name__, inductor_config.deterministic, torch.are_deterministic_algorithms_enabled())

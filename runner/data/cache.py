@@ -19,8 +19,8 @@ import warnings
 
 import torch
 
-from runner.errors import RunnerError, RunnerWarning
-from runner.serialization import safe_load, save
+from runner.io.errors import RunnerError, RunnerWarning
+from runner.io.serialization import safe_load, save
 
 FORMAT = 1  # bumped when what a cache holds changes, so older caches are rebuilt
 

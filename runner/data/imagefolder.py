@@ -16,7 +16,7 @@ from runner.data.cache import cached, expect, fingerprint
 from runner.data.images import IMAGE_EXTENSIONS, decode_images
 from runner.data.splits import Split, Splits, holdout
 from runner.data.stream import FileSplit
-from runner.errors import RunnerError
+from runner.io.errors import RunnerError
 
 
 def class_folders(root):

@@ -9,7 +9,7 @@ so they are refused by name rather than guessed at.
 
 import torch
 
-from runner.errors import RunnerError
+from runner.io.errors import RunnerError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 NAMED = 10  # unreadable files named in one message

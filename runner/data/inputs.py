@@ -20,7 +20,7 @@ import torch
 
 from runner.data.imagefolder import image_files
 from runner.data.images import IMAGE_EXTENSIONS, raise_unreadable, read_image
-from runner.errors import RunnerError
+from runner.io.errors import RunnerError
 
 
 @dataclass
@@ -90,7 +90,7 @@ def _array(path, suffix, input_shape):
         except (ValueError, OSError) as err:
             raise RunnerError(f"input={path} is not a readable .npy array of numbers ({err}). Save it with numpy.save.") from None
     else:
-        from runner.serialization import safe_load
+        from runner.io.serialization import safe_load
 
         x = safe_load(path)
         if not isinstance(x, torch.Tensor):

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from runner.data.splits import Split, Splits, holdout, three_way
-from runner.errors import RunnerError
+from runner.io.errors import RunnerError
 
 
 def digits_file():

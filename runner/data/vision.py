@@ -13,7 +13,7 @@ import torch
 
 from runner.data.cache import cached, expect, fingerprint
 from runner.data.splits import Split, Splits, holdout
-from runner.errors import RunnerError
+from runner.io.errors import RunnerError
 
 # What each torchvision dataset needs on disk, and where to get it, for the message shown when it is missing.
 _MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]

@@ -9,7 +9,7 @@ its path, name, resolved config, rows and summary) when it opens and when it clo
 epoch's row, against the optimizer step, in between.
 """
 
-from runner.errors import RunnerError
+from runner.io.errors import RunnerError
 
 # name -> (module, class, the keys of configs/logger/<name>.yaml, the packages it needs: runner's extra of the name)
 KINDS = {

@@ -28,7 +28,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from runner.errors import RunnerError
+from runner.io.errors import RunnerError
 from runner.loggers.flatten import flatten
 
 STATUS = {"completed": "FINISHED", "interrupted": "KILLED", "failed": "FAILED", "diverged": "FAILED", "running": "RUNNING"}

@@ -45,7 +45,7 @@ class TensorBoard:
 
     def log_end(self, step, record, results, confusion=None, class_names=None):
         if confusion is not None:
-            from runner.plots import confusion_figure
+            from runner.io.plots import confusion_figure
 
             self.writer.add_figure("test/confusion_matrix", confusion_figure(confusion, class_names), step)
         metrics = {f"hparam/{k}": v for k, v in results.items() if isinstance(v, (int, float)) and math.isfinite(v)}

@@ -1,0 +1,106 @@
+"""`runner export ckpt=RUN format=...`: a run's best.pt as safetensors, torch.export or ONNX, verified.
+
+    runner export ckpt=outputs/2026-11-22/10-31-07 format=onnx
+    runner export ckpt=outputs/2026-11-22/10-31-07 format=[safetensors,pt2,onnx] out=deploy/digits
+
+Writes outputs/export/<date>/<time>/ (or out=): the model files, config.json (architecture,
+input shape, preprocessing, class names, task) and export_manifest.json (each file's sha256, the
+versions, each format's verified difference). Every format is written and verified in a
+temporary folder first; files are moved into place only when all of them passed.
+"""
+
+import os
+import platform
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from rich.table import Table
+
+from runner.io.console import RunConsole
+from runner.io.errors import RunnerError, RunnerWarning
+from runner.inference.formats import TOLERANCE, check_formats, export, sha256
+from runner.io.files import umask, write_json
+from runner.inference.predictor import load_predictor
+
+VERIFY_SAMPLES = 64
+
+
+def export_job(cfg, out_dir):
+    console = RunConsole()  # export.log is attached once every file is in place
+    if OmegaConf.is_missing(cfg, "ckpt"):
+        raise RunnerError("runner export needs ckpt=: the run whose best.pt to export, e.g. "
+                          "runner export ckpt=outputs/2026-11-22/10-31-07 format=onnx.")
+    formats = check_formats(OmegaConf.to_object(cfg.format) if OmegaConf.is_list(cfg.format) else cfg.format)
+    out = Path(out_dir)
+    if any(out.iterdir()):
+        raise RunnerError(f"export: {out} already holds files; an export never writes over another. Pick an empty or "
+                          f"new folder with out=, or leave out= unset for a new outputs/export/<date>/<time>/.")
+    predictor = load_predictor(cfg.ckpt, "cpu")  # the card's checks, and the model as runner runs it
+    card = {**predictor.card, "channels_last": False}
+    model = predictor.model.to(memory_format=torch.contiguous_format).eval()
+    with console.relay_warnings():
+        example, source = verification_batch(cfg.ckpt, predictor)
+    console.print(f"[bold]runner export[/]  {cfg.ckpt}  to {', '.join(formats)}, verified on {len(example)} samples of {source}")
+
+    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
+    try:
+        done = [export(model, fmt, example, staging, card) for fmt in formats]
+        write_json(staging / "config.json", card)
+        files = [e.file for e in done] + ["config.json"]
+        manifest = {
+            "checkpoint": str(Path(predictor.weights).resolve()), "formats": formats,
+            "files": {f: {"sha256": sha256(staging / f), "bytes": (staging / f).stat().st_size} for f in files},
+            "input": {"name": "x", "shape": ["batch", *card["input_shape"]], "dtype": "float32",
+                      "preprocessing": "(raw - normalize.mean) / normalize.std, from config.json"},
+            "verified": {e.format: {"max_abs_diff": e.max_abs_diff, **e.details} for e in done},
+            "verified_on": source, "tolerance": TOLERANCE,
+            "torch": torch.__version__, "python": platform.python_version(),
+            "onnx_opset": next((e.details["opset"] for e in done if e.format == "onnx"), None),
+        }
+        write_json(staging / "export_manifest.json", manifest)
+        for f in [*files, "export_manifest.json"]:
+            os.chmod(staging / f, 0o666 & ~umask())  # ordinary files, whatever mode the writer gave them
+            (staging / f).rename(out / f)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    console.attach(out / "export.log")
+    console.print(verified_table(done, source))
+    console.print(f"export directory: {out}")
+    console.close()
+    return {"out": str(out), "formats": formats, "verified": manifest["verified"]}
+
+
+def verified_table(done, source):
+    table = Table(title=f"exported, and verified against the runner model on {source}", title_justify="left")
+    for column in ("format", "file", "largest |difference|", "loaded back with"):
+        table.add_column(column, justify="right" if "difference" in column else "left")
+    loaders = {"safetensors": "safetensors.torch.load_file", "pt2": "torch.export.load", "onnx": "onnxruntime"}
+    for e in done:
+        table.add_row(e.format, e.file, f"{e.max_abs_diff:.2g}", loaders[e.format])
+    return table
+
+
+def verification_batch(ckpt, predictor):
+    """(the first samples of the run's test split, normalised as the model takes them, and where they came from).
+    Without the run's data (moved, another machine) random inputs of the right shape, with a warning."""
+    from runner.training.build import build_data
+    from runner.inference.loading import find_checkpoint
+    from runner.data.splits import Split
+
+    try:
+        _, run_cfg = find_checkpoint(ckpt)
+        splits, _ = build_data(run_cfg.dataset, "cpu")
+        if isinstance(splits.test, Split):
+            x = predictor.normalize(splits.test.x[:VERIFY_SAMPLES])
+            return x.contiguous(), "the run's test split"
+        reason = "its test split is streamed from files"
+    except RunnerError as err:
+        reason = str(err).split(". ")[0]
+    warnings.warn(f"export: verifying on random inputs, not the run's test data ({reason})", RunnerWarning, stacklevel=2)
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(VERIFY_SAMPLES, *predictor.input_shape, generator=generator), "random inputs"

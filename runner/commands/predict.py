@@ -1,0 +1,113 @@
+"""`runner predict ckpt=RUN input=PATH`: a run's model on new inputs, with the run's own preprocessing.
+
+    runner predict ckpt=outputs/2026-11-22/10-31-07 input=photos/          # a folder of images, any size
+    runner predict ckpt=outputs/2026-11-22/10-31-07 input=test topk=3      # the run's own test split
+
+Writes outputs/predict/<date>/<time>/predictions.csv (a row per input) and predict.log. Every input
+is read and checked before anything is written: a refused command leaves no directory.
+"""
+
+import csv
+import io
+from pathlib import Path
+
+from omegaconf import OmegaConf
+from rich.table import Table
+
+from runner.io.console import RunConsole
+from runner.data.inputs import Inputs, read_inputs
+from runner.training.device import resolve_device
+from runner.io.errors import RunnerError
+from runner.io.files import atomic_write
+from runner.inference.predictor import load_predictor
+
+SHOWN = 10  # rows of predictions.csv shown on the console
+
+
+def predict_job(cfg, out_dir):
+    console = RunConsole()  # predict.log is attached only once the predictions are made: a failure writes nothing
+    for key, example in (("ckpt", "ckpt=outputs/2026-11-22/10-31-07"), ("input", "input=photos/ (or input=test)")):
+        if OmegaConf.is_missing(cfg, key):
+            raise RunnerError(f"runner predict needs {key}=: e.g. runner predict {example if key == 'ckpt' else 'ckpt=RUN ' + example}.")
+    if not isinstance(cfg.topk, int) or cfg.topk < 1:
+        raise RunnerError(f"topk={cfg.topk} must be a whole number of 1 or more (the classes listed per input, most likely first).")
+    device = resolve_device(cfg.device.name)
+    predictor = load_predictor(cfg.ckpt, device)
+    card = predictor.card
+    inputs, truth = _inputs(cfg, predictor)
+    console.print(f"[bold]runner predict[/]  {cfg.ckpt}  on {cfg.input} ({len(inputs.x)} samples, {device})")
+
+    with console.progress() as progress:
+        task = progress.add_task("predict", total=len(inputs.x), status="")
+        result = predictor.predict(inputs.x, cfg.batch_size, progress=lambda n: progress.advance(task, n))
+    header, rows = table(inputs, result, card, cfg.topk, truth)
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows([header, *rows])
+
+    out = Path(out_dir)
+    atomic_write(out / "predictions.csv", lambda f: f.write(text.getvalue().encode()))
+    console.attach(out / "predict.log")
+    console.print(preview(header, rows))
+    if truth is not None and card["task"] == "classification":
+        correct = sum(int(i == t) for i, t in zip(result.indices.tolist(), truth))
+        console.print(f"accuracy {correct / len(truth):.4f} ({correct} / {len(truth)} right, against "
+                      f"{'the test split' if cfg.input == 'test' else 'the class folders the images are in'})")
+    console.print(f"predictions: {out / 'predictions.csv'}")
+    console.close()
+    return {"predictions": str(out / "predictions.csv"), "samples": len(inputs.x)}
+
+
+def _inputs(cfg, predictor):
+    """(Inputs, true class indices or None): the run's test split for input=test, else the files input= names.
+    Images inside folders named after the run's classes are labelled by them, so the accuracy can be shown."""
+    card = predictor.card
+    if str(cfg.input) == "test":
+        from runner.training.build import build_data
+        from runner.inference.loading import find_checkpoint
+        from runner.data.splits import Split
+
+        _, run_cfg = find_checkpoint(cfg.ckpt)
+        splits, _ = build_data(run_cfg.dataset, "cpu")
+        if not isinstance(splits.test, Split):
+            raise RunnerError("input=test: this run streams its test split from files; point input= at its test images "
+                              "instead (the folder, or a glob of them).")
+        labels = splits.test.y.tolist() if card["task"] == "classification" else None
+        return Inputs(splits.test.x, None), labels
+    inputs = read_inputs(cfg.input, predictor.input_shape, card["input_dtype"], card.get("feature_names"))
+    classes = {name: i for i, name in enumerate(card["class_names"])}
+    if inputs.names and classes:
+        folders = [Path(n).parts[0] if len(Path(n).parts) > 1 else None for n in inputs.names]
+        if all(f in classes for f in folders):
+            return inputs, [classes[f] for f in folders]
+    return inputs, None
+
+
+def table(inputs, result, card, topk, truth):
+    """predictions.csv: (header, rows), a row per input."""
+    first = "filename" if inputs.names else "index"
+    names = inputs.names or list(range(len(inputs.x)))
+    if card["task"] != "classification":
+        values = result.values
+        columns = ["value"] if values.shape[1] == 1 else [f"value_{j}" for j in range(values.shape[1])]
+        return [first, *columns], [[n, *(f"{v:.6g}" for v in row)] for n, row in zip(names, values.tolist())]
+    class_names = card["class_names"] or [str(i) for i in range(result.probs.shape[1])]
+    k = min(topk, result.probs.shape[1])
+    probs, indices = result.probs.topk(k, dim=1)
+    header = [first, "label", "class_index", *(["true_label"] if truth is not None else [])]
+    header += [c for j in range(1, k + 1) for c in (f"top{j}_label", f"top{j}_prob")]
+    rows = []
+    for n, (label, index, p, i) in enumerate(zip(result.labels, result.indices.tolist(), probs.tolist(), indices.tolist())):
+        row = [names[n], label, index, *([class_names[truth[n]]] if truth is not None else [])]
+        rows.append(row + [c for pj, ij in zip(p, i) for c in (class_names[ij], f"{pj:.6f}")])
+    return header, rows
+
+
+def preview(header, rows):
+    """The first rows on the console: the name, the label (and the true one), then the top-k (top1_label is the label)."""
+    keep = [i for i, c in enumerate(header) if c not in ("class_index", "top1_label")][:8]
+    shown = Table(title=f"predictions (first {min(SHOWN, len(rows))} of {len(rows)})", title_justify="left")
+    for i in keep:
+        shown.add_column(header[i], justify="left" if "label" in header[i] or header[i] == "filename" else "right")
+    for row in rows[:SHOWN]:
+        shown.add_row(*(str(row[i]) for i in keep))
+    return shown

@@ -1,0 +1,425 @@
+"""Comparing runs: one row per run, sorted by the monitored metric, as a table, CSV or Markdown.
+
+    runner report outputs/multirun/2026-11-22/10-31-07          # a sweep (rewrites its summary.csv, sweep.png)
+    runner report outputs/2026-11-22/* --sort test_accuracy     # runs started separately
+    runner report 'outputs/**/' --format markdown > notes.md
+
+The sweep callback (runner/commands/sweep.py) calls the same functions at the end of `runner train -m`.
+Nothing here imports torch; matplotlib only when a plot is drawn.
+"""
+
+import argparse
+import csv
+import glob
+import io
+import math
+import sys
+from pathlib import Path
+
+import yaml
+
+from runner.run import records
+
+
+COLUMNS = ["job", "overrides", "status", "monitor", "best", "best_epoch", "final_val_loss", "test", "epochs", "time_s", "error", "run_dir"]
+
+
+def find_runs(paths):
+    """Training run directories (those with a summary.json of kind train) under the given paths or globs."""
+    found = []
+    for pattern in paths:
+        matches = glob.glob(str(Path(pattern).expanduser()), recursive=True) or [pattern]
+        for match in matches:
+            p = Path(match)
+            candidates = [p] if (p / "summary.json").is_file() else sorted(s.parent for s in p.rglob("summary.json"))
+            found += [c for c in candidates if records.read_summary(c).get("kind") == "train"]
+    return sorted(set(found), key=lambda d: (str(d.parent), _job_number(d)))
+
+
+def _job_number(run_dir):
+    return int(run_dir.name) if run_dir.name.isdigit() else -1
+
+
+# Each task's own monitored metric (runner/training/metrics.py's TASKS, which imports torch).
+TASK_MONITORS = {"classification": "val_accuracy", "regression": "val_mae"}
+
+
+def _configured_monitor(run_dir):
+    """What a run that failed before training would have monitored, from its .hydra/config.yaml."""
+    try:
+        cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
+        return cfg["trainer"].get("monitor") or TASK_MONITORS[cfg["dataset"]["task"]]
+    except (OSError, yaml.YAMLError, TypeError, KeyError):
+        return "val_loss"
+
+
+def read_run(run_dir):
+    """One row of the report, and the run's validation curve of its monitored metric."""
+    s = records.read_summary(run_dir)
+    monitor = s.get("monitor") or _configured_monitor(run_dir)
+    best = (s.get("best") or {}).get(monitor)
+    tests = s.get("test") or {}
+    test_key = f"test_{monitor[4:]}" if f"test_{monitor[4:]}" in tests else next((k for k in tests if k != "test_loss"), "test_loss")
+    test = (test_key, tests.get(test_key))
+    row = {
+        "job": run_dir.name, "overrides": " ".join(records.overrides(run_dir)), "status": records.status_of(run_dir) or "unknown",  # `running` with its process gone is `interrupted`
+        "monitor": monitor, "best": best, "best_epoch": (s.get("best") or {}).get("epoch"),
+        "final_val_loss": (s.get("final") or {}).get("val_loss"), "test": test[1], "test_metric": test[0],
+        "epochs": s.get("epochs"), "time_s": (s.get("timings") or {}).get("total_s"),
+        "error": " ".join((s.get("error") or "").split())[:300], "run_dir": str(run_dir),
+        "mode": s.get("monitor_mode") or ("min" if "loss" in monitor else "max"),
+    }
+    curve = []
+    metrics = run_dir / "metrics.csv"
+    if metrics.is_file():
+        with metrics.open(newline="") as f:
+            curve = [(int(float(r["epoch"])), float(r[monitor])) for r in csv.DictReader(f) if r.get(monitor)]
+    return row, curve
+
+
+def _descending(row, key):
+    """Best first: larger is better for accuracies, smaller for losses, errors and times."""
+    if key in (None, "best"):
+        return row["mode"] == "max"
+    return key == "test" and row["test_metric"] == "test_accuracy"
+
+
+def sort_rows(rows, key=None):
+    """Grouped by monitored metric (runs are ranked only against runs that monitor the same one; the
+    largest group first), then completed runs first, then by `key` (default: the monitored metric), best first."""
+    sizes = {}
+    for row in rows:
+        sizes[row["monitor"]] = sizes.get(row["monitor"], 0) + 1
+
+    def order(row):
+        value = row.get(key or "best")
+        if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+            return (1, 0.0)
+        if isinstance(value, str):
+            return (0, value)
+        return (0, -value if _descending(row, key) else value)
+
+    return sorted(rows, key=lambda r: (-sizes[r["monitor"]], r["monitor"], r["status"] != "completed", *order(r)))
+
+
+def groups(rows):
+    """[(monitor, its rows)], in the order sort_rows put them."""
+    out = {}
+    for row in rows:
+        out.setdefault(row["monitor"], []).append(row)
+    return list(out.items())
+
+
+# ---- repeats: runs that differ only in their seed, as one group with mean ± std -------------------------
+
+NOT_A_SETTING = ("seed", "hydra.", "resume")  # overrides that do not make a run another experiment
+
+
+def _settings(row):
+    """{key: value} of a run's overrides, seeds and Hydra's own keys left out."""
+    pairs = (o.partition("=") for o in row["overrides"].split())
+    return {k: v for k, _, v in pairs if not k.startswith(NOT_A_SETTING)}
+
+
+def _seed(row):
+    return next((o.partition("=")[2] for o in row["overrides"].split() if o.startswith("seed=")), "0")
+
+
+def _mean_std(values):
+    """(mean, sample standard deviation (n - 1), n) of the numbers in `values`; std is None for fewer than two."""
+    values = [v for v in values if isinstance(v, (int, float)) and not math.isnan(v)]
+    if not values:
+        return None, None, 0
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
+    return mean, std, len(values)
+
+
+def aggregate(rows, group_by=None):
+    """Group runs that share their settings except the seed (or, with `group_by`, share those keys' values).
+
+    Each group: its label, monitor, members, the completed members' seeds, and mean / std / n of their best
+    monitored metric and test metric; best group first (groups with a completed run before the others).
+    """
+    found = {}
+    for row in rows:
+        if group_by:  # the chosen keys, seed among them if asked for
+            every = {k: v for k, _, v in (o.partition("=") for o in row["overrides"].split())}
+            key = tuple((k, every.get(k, "0" if k == "seed" else "")) for k in group_by)
+        else:
+            key = tuple(sorted(_settings(row).items()))
+        found.setdefault((row["monitor"], key), []).append(row)
+    common = set.intersection(*(set(key) for _, key in found)) if len(found) > 1 else set()  # shared by every group: not shown
+    out = []
+    for (monitor, key), members in found.items():
+        shown = [(k, v) for k, v in key if (k, v) not in common] or list(key)
+        done = [r for r in members if r["status"] == "completed"]
+        best, best_std, n = _mean_std([r["best"] for r in done])
+        test, test_std, _ = _mean_std([r["test"] for r in done])
+        out.append({"group": " ".join(f"{k}={v}" for k, v in shown) or "(defaults)", "monitor": monitor, "mode": members[0]["mode"],
+                    "n": n, "runs": len(members), "seeds": " ".join(sorted({_seed(r) for r in done}, key=lambda x: (len(x), x))),
+                    "best_mean": best, "best_std": best_std, "test_metric": members[0]["test_metric"], "test_mean": test,
+                    "test_std": test_std, "members": members})
+    sizes = {}
+    for g in out:
+        sizes[g["monitor"]] = sizes.get(g["monitor"], 0) + g["runs"]
+    return sorted(out, key=lambda g: (-sizes[g["monitor"]], g["monitor"], g["n"] == 0,
+                                      -(g["best_mean"] or 0) if g["mode"] == "max" else (g["best_mean"] or 0)))
+
+
+def repeat_groups(rows):
+    """aggregate(rows) when some runs differ only in their seed (so that grouping them says something), else None."""
+    grouped = aggregate(rows)
+    return grouped if any(g["runs"] > 1 for g in grouped) else None
+
+
+def _pm(mean, std):
+    if mean is None:
+        return ""
+    return f"{mean:.4g} ± {std:.2g}" if std is not None else f"{mean:.4g}"
+
+
+GROUP_COLUMNS = ["group", "monitor", "n", "runs", "seeds", "best_mean", "best_std", "test_metric", "test_mean", "test_std"]
+
+
+def groups_to_csv(groups_):
+    return _csv(groups_, GROUP_COLUMNS)
+
+
+def groups_to_markdown(groups_):
+    lines = ["| group | n | seeds | best " + groups_[0]["monitor"] + " (mean ± std) | " + (groups_[0]["test_metric"] or "test")
+             + " (mean ± std) |", "|---|---|---|---|---|"]
+    for g in groups_:
+        lines.append(f"| {g['group']} | {g['n']} | {g['seeds']} | {_pm(g['best_mean'], g['best_std'])} | {_pm(g['test_mean'], g['test_std'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def groups_to_table(groups_, title):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in ("", "group", "n", "seeds", f"best {groups_[0]['monitor']} (mean ± std)", f"{groups_[0]['test_metric'] or 'test'} (mean ± std)"):
+        table.add_column(col, overflow="fold")
+    for i, g in enumerate(groups_):
+        n = f"{g['n']}" + (f" of {g['runs']}" if g["runs"] != g["n"] else "")
+        table.add_row("*" if i == 0 and g["n"] else "", g["group"], n, g["seeds"], _pm(g["best_mean"], g["best_std"]),
+                      _pm(g["test_mean"], g["test_std"]))
+    return table
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
+
+
+def _csv(rows, columns):
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def to_csv(rows):
+    return _csv(rows, COLUMNS)
+
+
+def to_markdown(rows):
+    cols = [c for c in COLUMNS if c not in ("run_dir",)]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for i, row in enumerate(rows):
+        cells = [_fmt(row[c]) for c in cols]
+        if (i == 0 or rows[i - 1]["monitor"] != row["monitor"]) and row["status"] == "completed":  # each group's best
+            cells[0] = f"**{cells[0]}** (best)"
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _differing(rows):
+    """Each row's overrides, keeping only those that are not the same in every row."""
+    sets = [set(r["overrides"].split()) for r in rows]
+    common = set.intersection(*sets) if len(sets) > 1 else set()
+    return [" ".join(o for o in r["overrides"].split() if o not in common) for r in rows]
+
+
+def to_tables(rows, title):
+    """One table per monitored metric: a val_mae and a val_accuracy are not ranked in one column."""
+    parts = groups(rows)
+    if len(parts) == 1:
+        return [to_table(rows, title)]
+    return [to_table(group, f"{len(group)} of {len(rows)} runs, monitored on {monitor} and ranked only against each other, best first")
+            for monitor, group in parts]
+
+
+def to_table(rows, title):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    test_name = rows[0]["test_metric"] or "test"
+    for col in ("", "job", "overrides", "status", f"best {rows[0]['monitor']}", "epoch", test_name, "time (s)"):
+        table.add_column(col, overflow="fold")
+    for i, (row, overrides) in enumerate(zip(rows, _differing(rows))):
+        mark = "*" if i == 0 and row["status"] == "completed" else ""
+        status = row["status"] if not row["error"] else f"{row['status']}: {row['error'][:80]}"
+        table.add_row(mark, row["job"], overrides, status, _fmt(row["best"]), _fmt(row["best_epoch"]),
+                      _fmt(row["test"]), _fmt(row["time_s"] and round(row["time_s"], 1)))
+    return table
+
+
+def console():
+    from rich.console import Console
+
+    term = Console(highlight=False)
+    if not term.is_terminal:
+        term.width = 160  # a report in a log or a pipe is read later, not squeezed into 80 columns
+    return term
+
+
+def _numeric_params(rows):
+    """{param: [value per row]} for overrides whose values are numbers and differ between runs."""
+    params = {}
+    for i, row in enumerate(rows):
+        for override in row["overrides"].split():
+            key, _, value = override.partition("=")
+            try:
+                params.setdefault(key, [None] * len(rows))[i] = float(value)
+            except ValueError:
+                continue
+    return {k: v for k, v in params.items() if len({x for x in v if x is not None}) > 1}
+
+
+def plot(rows, curves, path, groups_=None):
+    """Every run's validation curve on one axis; the best metric against each swept numeric parameter
+    (with `groups_`, repeats over seeds: each group's mean with its standard deviation as an error bar)."""
+    from runner.io.plots import figure, save
+
+    comparable = [i for i, r in enumerate(rows) if r["monitor"] == rows[0]["monitor"]]  # the first group's, on one axis
+    rows, curves = [rows[i] for i in comparable], [curves[i] for i in comparable]
+    params = {k: v for k, v in _numeric_params(rows).items() if not (groups_ and k == "seed")}  # seeds are averaged over
+    fig = figure(figsize=(5.5 * (1 + len(params)), 4))
+    axes = fig.subplots(1, 1 + len(params), squeeze=False)
+    ax = axes[0][0]
+    for row, curve, overrides in zip(rows, curves, _differing(rows)):
+        if curve:
+            ax.plot(*zip(*curve), marker="o", markersize=3, label=f"{row['job']}: {overrides[:50]}")
+    ax.set(xlabel="epoch", ylabel=rows[0]["monitor"] if rows else "", title="validation curves")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    for ax, (param, values) in zip(axes[0][1:], params.items()):
+        points = [(v, r["best"]) for v, r in zip(values, rows) if v is not None and r["best"] is not None]
+        if points:
+            ax.scatter(*zip(*points), alpha=0.35 if groups_ else 1.0, label="runs" if groups_ else None)
+        means = [(float(_settings(g["members"][0])[param]), g["best_mean"], g["best_std"] or 0.0) for g in groups_ or []
+                 if g["monitor"] == rows[0]["monitor"] and g["best_mean"] is not None and param in _settings(g["members"][0])]
+        if means:
+            means.sort()
+            ax.errorbar(*zip(*[(x, m) for x, m, _ in means]), yerr=[sd for _, _, sd in means], marker="o", capsize=4,
+                        color="black", label="mean ± std over seeds")
+            ax.legend(fontsize=7)
+        positive = [v for v in values if v]
+        if "lr" in param.split(".")[-1] or (positive and min(positive) > 0 and max(positive) / min(positive) >= 100):
+            ax.set_xscale("log")
+        ax.set(xlabel=param, ylabel=f"best {rows[0]['monitor']}", title=f"best {rows[0]['monitor']} vs {param}")
+        ax.grid(alpha=0.3)
+    save(fig, path, dpi=100)
+
+
+def build(run_dirs, sort=None):
+    rows, curves = [], []
+    for d in run_dirs:
+        row, curve = read_run(d)
+        rows.append(row)
+        curves.append(curve)
+    order = sort_rows(rows, sort)
+    return order, [curves[rows.index(r)] for r in order]
+
+
+def write_outputs(rows, curves, out_dir, groups_=None):
+    """summary.csv and sweep.png in `out_dir`; with repeats over seeds, groups.csv too (mean, std and n per group)."""
+    from runner.io.files import atomic_write
+
+    out_dir = Path(out_dir)
+    atomic_write(out_dir / "summary.csv", lambda f: f.write(to_csv(rows).encode()))
+    if groups_:
+        atomic_write(out_dir / "groups.csv", lambda f: f.write(groups_to_csv(groups_).encode()))
+    plot(rows, curves, out_dir / "sweep.png", groups_)
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(prog="runner report", description="Compare training runs: a table sorted by the monitored metric.")
+    parser.add_argument("paths", nargs="+", help="sweep directories, run directories, or globs of them")
+    parser.add_argument("--sort", default=None, help="column to sort by (default: each run's monitored metric, best first)")
+    parser.add_argument("--format", choices=("table", "csv", "markdown"), default="table", help="what to print")
+    parser.add_argument("--group-by", default=None, metavar="KEY[,KEY]",
+                        help="group runs by these override keys (default: runs that differ only in seed form a group)")
+    parser.add_argument("--no-group", action="store_true", help="list every run, without grouping repeats over seeds")
+    parser.add_argument("--out", default=None, help="write summary.csv and sweep.png here (default: the sweep directory, when given one)")
+    parser.add_argument("--to", choices=("mlflow",), default=None,
+                        help="also mirror every run into MLflow (as logger=mlflow does while training; again = brought up to date)")
+    parser.add_argument("--tracking-uri", default="sqlite:///outputs/mlflow.db", help="with --to mlflow: the store (default: %(default)s)")
+    parser.add_argument("--experiment", default="runner", help="with --to mlflow: the experiment (default: %(default)s)")
+    parser.add_argument("--artifact-location", default="outputs/mlartifacts",
+                        help="with --to mlflow: where a new experiment keeps its files (default: %(default)s)")
+    args = parser.parse_args(argv)
+    missing = [p for p in args.paths if not glob.glob(str(Path(p).expanduser()), recursive=True)]
+    if missing:
+        print(f"runner report: {missing[0]} does not exist. Give run directories, sweep directories or globs of them "
+              f"(e.g. runner report outputs/multirun/2026-11-22/10-31-07).", file=sys.stderr)
+        return 2
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        print(f"runner report: --out {args.out} is an existing file, and --out names the directory that summary.csv and "
+              f"sweep.png are written into. Give a directory (it is created if missing). Nothing was written.", file=sys.stderr)
+        return 2
+    runs = find_runs(args.paths)
+    if not runs:
+        print(f"runner report: no training runs (directories with a summary.json) under {' '.join(args.paths)}.", file=sys.stderr)
+        return 2
+    rows, curves = build(runs, args.sort)
+    if args.sort and args.sort not in rows[0]:
+        print(f"runner report: cannot sort by '{args.sort}'; use one of: {', '.join(COLUMNS)}.", file=sys.stderr)
+        return 2
+    if args.to:
+        from runner.io.errors import RunnerError
+
+        try:
+            uploaded = to_mlflow(runs, args.tracking_uri, args.experiment, args.artifact_location)
+        except RunnerError as err:
+            print(f"runner report: {err}", file=sys.stderr)
+            return 1
+    group_by = [k.strip() for k in args.group_by.split(",") if k.strip()] if args.group_by else None
+    grouped = None if args.no_group else aggregate(rows, group_by) if group_by else repeat_groups(rows)
+    out = args.out
+    if out is None and len(args.paths) == 1 and Path(args.paths[0], "multirun.yaml").is_file():
+        out = args.paths[0]
+    if out:
+        write_outputs(rows, curves, out, grouped)
+    if args.format == "csv":
+        sys.stdout.write(groups_to_csv(grouped) if grouped else to_csv(rows))
+    elif args.format == "markdown":
+        sys.stdout.write(groups_to_markdown(grouped) if grouped else to_markdown(rows))
+    elif grouped:
+        console().print(groups_to_table(grouped, f"{len(rows)} runs in {len(grouped)} groups, best first "
+                                                 f"(mean ± sample std over the completed runs; --no-group lists them)"))
+    else:
+        for table in to_tables(rows, f"{len(rows)} runs, best first"):
+            console().print(table)
+        if out:
+            print(f"wrote {Path(out) / 'summary.csv'} and {Path(out) / 'sweep.png'}")
+    if args.to:
+        print(f"mirrored {uploaded} runs into MLflow: {args.tracking_uri}, experiment {args.experiment!r}", file=sys.stderr)
+    return 0
+
+
+def to_mlflow(run_dirs, tracking_uri, experiment, artifact_location):
+    """Mirror each run directory into MLflow, the way logger=mlflow does as it trains. Returns how many."""
+    from runner.loggers import check_loggers
+    from runner.loggers.mlflow import Store
+
+    check_loggers({"mlflow": None}, asked_by="runner report --to mlflow")
+    store = Store(tracking_uri, experiment, artifact_location)
+    for run_dir in run_dirs:
+        record = records.run_record(run_dir)
+        store.finish(store.open(record), record)
+    return len(run_dirs)

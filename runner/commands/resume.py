@@ -1,0 +1,179 @@
+"""`runner train resume=RUN_DIR`: continue a run in its own directory from checkpoints/last.pt.
+
+    runner train resume=outputs/2026-11-22/10-31-07                     # where it stopped
+    runner train resume=outputs/2026-11-22/10-31-07 trainer.epochs=20   # and further
+    runner train resume=outputs/2026-11-22/10-31-07 optimizer.lr=1e-4   # with a lower learning rate
+
+The run's own config comes from last.pt. Each override on the command line is looked up in
+RESUME_OVERRIDES: it is either applied for real to the continuing run, or refused, with the
+reason, before anything in the run directory is touched.
+"""
+
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from runner.inference.loading import run_config
+from runner.config.checks import apply_overrides
+from runner.training.recipe import duration_s
+from runner.io.errors import RunnerError
+from runner.training.schedules import whole_run
+from runner.io.serialization import safe_load
+
+# What `resume=RUN KEY=VALUE` does with each key; the first pattern that matches decides.
+# (pattern, applied, what it does when applied / why it is refused). A key no pattern matches is refused.
+RESUME_OVERRIDES = [
+    ("trainer.epochs", True, "trains on to this many epochs: no fewer than last.pt holds, more than a completed run has"),
+    ("trainer.batch_size", True, "from the next epoch on; refused when last.pt was saved mid-epoch"),
+    ("trainer.eval_batch_size", True, "for validation and the final test"),
+    ("trainer.grad_clip", True, "from the next step"),
+    ("trainer.checkpoint_every_n_steps", True, "from the next step"),
+    ("trainer.log_every_n_steps", True, "from the next step"),
+    ("trainer.num_threads", True, "torch's CPU threads"),
+    ("trainer.compile", True, "torch.compile, or not"),
+    ("trainer.channels_last", True, "the memory format (the same values, laid out differently)"),
+    ("trainer.deterministic", True, "torch.use_deterministic_algorithms"),
+    ("trainer.label_smoothing", True, "from the next step"),
+    ("trainer.early_stopping.*", True, "from the next validation; a larger patience (or null) continues a run it stopped"),
+    ("trainer.max_steps", True, "stops the run at this step; a larger value (or null) continues a run it stopped"),
+    ("trainer.max_time", True, "stops the run after this much training in all; a larger value (or null) continues a run it stopped"),
+    ("trainer.accumulate_grad_batches", False, "the step counter and the schedule were laid out with the run's own number of steps per epoch"),
+    ("trainer.ema", False, "best.pt and the validations so far were made with the run's own EMA weights"),
+    ("trainer.ema.*", False, "best.pt and the validations so far were made with the run's own EMA weights"),
+    ("logger", True, "the trackers from here on (metrics.csv holds the whole run either way)"),
+    ("logger.*", True, "the trackers from here on (metrics.csv holds the whole run either way)"),
+    ("device", True, "where the run continues: its weights and optimizer state are moved there"),
+    ("device.*", True, "where the run continues: its weights and optimizer state are moved there"),
+    ("dataset.root", True, "where the same data is read from"),
+    ("dataset.download", True, "whether missing files may be downloaded"),
+    ("dataset.workers", True, "decoding processes"),
+    ("dataset.in_memory", True, "decoded into memory, or streamed"),
+    ("dataset.memory_limit_gb", True, "decoded into memory, or streamed"),
+    ("optimizer", False, "last.pt holds the state of the run's own optimizer, which another cannot take over"),
+    ("optimizer._*", False, "last.pt holds the state of the run's own optimizer, which another cannot take over"),
+    ("optimizer.*", True, "set on the restored optimizer (lr, momentum, weight_decay, betas...); "
+                          "with a scheduler, a new lr becomes its base from here on"),
+    ("scheduler", False, "last.pt holds the run's schedule, which another schedule cannot continue"),
+    ("scheduler.*", False, "last.pt holds the run's schedule, which another schedule cannot continue"),
+    ("model", False, "a resumed run keeps its model: last.pt holds that architecture's weights"),
+    ("model.*", False, "a resumed run keeps its model: last.pt holds that architecture's weights"),
+    ("dataset", False, "it would change the data the run trains on"),
+    ("dataset.*", False, "it would change the data the run trains on"),
+    ("seed", False, "every RNG state is restored from last.pt, so a seed would change nothing"),
+    ("trainer.precision", False, "the loss scale and the numerics in last.pt belong to the run's precision"),
+    ("trainer.monitor", False, "best.pt and the best epoch so far were chosen by the run's own metric"),
+    ("trainer.monitor_mode", False, "best.pt and the best epoch so far were chosen by the run's own metric"),
+]
+
+
+def resume_rule(key):
+    """(applied, text) for an override of `key` on a resumed run."""
+    for pattern, applied, text in RESUME_OVERRIDES:
+        if fnmatchcase(key, pattern):
+            return applied, text
+    return False, "it is not a setting a resumed run can change"
+
+
+@dataclass
+class Resume:
+    """What a resumed run continues from: its config with the overrides applied, and its last.pt."""
+
+    cfg: object
+    checkpoint: dict
+    changes: dict = field(default_factory=dict)  # key -> (value in the run, value from now on)
+    lifted: bool = False  # a completed run continues: the override raised what stopped it
+
+    def restore(self, state):
+        """Load last.pt into `state`, then apply the overridden optimizer settings for real."""
+        state.load_state_dict(self.checkpoint)
+        for key, (_, new) in self.changes.items():
+            if key.startswith("optimizer."):
+                set_optimizer_value(state.optimizer, state.scheduler, key.split(".", 1)[1], new)
+        if self.lifted:
+            state.stopped_by = None  # the limit that ended the run was raised: train on
+
+
+def _value(cfg, key):
+    value = OmegaConf.select(cfg, key)
+    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+
+
+def set_optimizer_value(optimizer, scheduler, name, value):
+    for group in optimizer.param_groups:
+        if name not in group:
+            settings = ", ".join(k for k in group if k != "params")
+            raise RunnerError(f"resume: optimizer.{name} is not a setting of {type(optimizer).__name__} "
+                              f"(it has: {settings}). Drop it, or start a new run.")
+        group[name] = tuple(value) if isinstance(group[name], tuple) else value
+    if name == "lr" and scheduler is not None:
+        scheduler.set_base_lr(value)
+
+
+def plan_resume(cfg, last, status, overrides):
+    """Check a resume of the run whose last.pt is `last` and whose state is `status`; write nothing."""
+    ckpt = safe_load(last)
+    if not isinstance(ckpt, dict) or not {"config", "optimizer", "epoch", "batch", "rng"} <= set(ckpt):
+        raise RunnerError(f"{last} is not a runner training checkpoint (no optimizer, counters or config). It cannot be resumed.")
+    parsed = zip(overrides, OverridesParser.create().parse_overrides(list(overrides)))
+    given = [(text, o.key_or_group) for text, o in parsed if o.key_or_group != "resume" and not o.key_or_group.startswith("hydra")]
+    saved = run_config(ckpt["config"])
+    run_cfg = apply_overrides(OmegaConf.create(OmegaConf.to_container(saved)), cfg, overrides)
+    OmegaConf.update(run_cfg, "resume", str(last.parent.parent), force_add=True)
+    changes = {}
+    for override, key in given:  # an override that repeats the run's own value (the same command again) changes nothing
+        old, new = (_value(c, key) for c in (saved, run_cfg))
+        if old == new:
+            continue
+        applied, why = resume_rule(key)
+        if not applied:
+            raise RunnerError(f"resume: '{override}' is refused: {why}. Start a new run for it; on resume only the "
+                              f"settings in the README's resume table (epochs, device, optimizer values, where the data is) may change.")
+        changes[key] = (old, new)
+    done, epochs = ckpt["epoch"], run_cfg.trainer.epochs
+    stopped_by = ckpt.get("stopped_by") if status == "completed" else None
+    resized = [k for k in ("trainer.epochs", "trainer.max_steps", "trainer.batch_size") if k in changes]
+    if resized and whole_run(saved.scheduler):
+        typed = next(text for text, key in given if key == resized[0])
+        raise RunnerError(f"resume: '{typed}' is refused: the run's schedule ({saved.scheduler._target_}, warmup "
+                          f"{saved.scheduler.get('warmup_epochs', 0)} epochs) was laid out over the run's own length in steps, "
+                          f"and would end (or fail) before the longer run does. Start a new run with the length you want.")
+    if stopped_by:
+        lift = lifts(stopped_by, ckpt, run_cfg)
+        if lift:
+            raise RunnerError(f"resume: the run completed: {stopped_by} stopped it at epoch {done}, step {ckpt['step']}. "
+                              f"To train it further, {lift}.")
+        return Resume(run_cfg, ckpt, changes, lifted=True)
+    if status == "completed" and epochs <= done:
+        raise RunnerError(f"resume: the run already completed its {done} epochs. To train it further, add "
+                          f"trainer.epochs={done + 10} (or any number above {done}).")
+    if epochs < done:
+        raise RunnerError(f"resume: trainer.epochs={epochs} is fewer than the {done} epochs last.pt holds. "
+                          f"Give trainer.epochs={done} or more.")
+    if ckpt["batch"] and "trainer.batch_size" in changes:
+        raise RunnerError(f"resume: last.pt was saved in the middle of epoch {done + 1} (after {ckpt['batch']} batches of "
+                          f"{changes['trainer.batch_size'][0]}), and that epoch must finish with the batches it began with. "
+                          f"Resume without trainer.batch_size, let it finish an epoch, then change it.")
+    return Resume(run_cfg, ckpt, changes)
+
+
+def lifts(stopped_by, ckpt, cfg):
+    """None when `cfg` lets a run that `stopped_by` ended train on; otherwise the override that would, in words."""
+    trainer = cfg.trainer
+    if cfg.trainer.epochs <= ckpt["epoch"]:
+        return f"add trainer.epochs={ckpt['epoch'] + 10} (or any number above {ckpt['epoch']})"
+    if stopped_by == "early_stopping":
+        patience = OmegaConf.select(trainer, "early_stopping.patience")
+        if patience is not None and ckpt["stale_epochs"] >= patience:
+            return (f"raise trainer.early_stopping.patience above {ckpt['stale_epochs']} (the validations since the last "
+                    f"improvement), or set it to null")
+    if stopped_by == "max_steps":
+        max_steps = trainer.get("max_steps")
+        if max_steps is not None and max_steps <= ckpt["step"]:
+            return f"raise trainer.max_steps above {ckpt['step']}, or set it to null"
+    if stopped_by == "max_time":
+        max_time = duration_s(trainer.get("max_time"))
+        if max_time is not None and max_time <= ckpt["train_s"]:
+            return f"raise trainer.max_time above the {ckpt['train_s']:.0f} s the run has trained, or set it to null"
+    return None

@@ -1,0 +1,70 @@
+"""A sweep's jobs when it resumes, and its end: summary.csv, sweep.png and a table of every job, best first.
+
+Hydra throws each job's result away; the callback (configs/train.yaml, hydra.callbacks) reads
+each job's summary.json instead, so it works the same with every launcher: basic, joblib,
+submitit, and it covers the jobs a resumed sweep kept.
+
+    runner train -m resume=outputs/multirun/2026-11-22/10-31-07   # cli.py: the sweep's own command, in its directory
+
+A resumed sweep enumerates the same jobs into the same directories, and each job decides from
+what its directory holds (sweep_job): completed or diverged, kept as it is (the same config on
+CPU would give the same bytes again); interrupted, continued from its last.pt (RunDir resumes
+it, bit-exact); failed, continued from its last.pt if it has one, else run afresh; nothing yet, run.
+"""
+
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+
+from runner.commands import report
+from runner.io.errors import RunnerError
+from runner.run.records import overrides, read_summary, status_of
+
+KEPT = ("completed", "diverged")  # results: a resumed sweep does not train them again
+
+
+def sweep_job(cfg, run_dir, job_overrides, num):
+    """In a sweep, the job whose directory already holds a run: its summary when it is kept as it is, else None
+    (and for a failed run with a last.pt, cfg.resume is set so that it continues). Writes nothing."""
+    from omegaconf import open_dict
+
+    path = Path(run_dir)
+    if not (path / "summary.json").is_file():
+        return None
+    ran_with = overrides(path)
+    if sorted(ran_with) != sorted(job_overrides):
+        raise RunnerError(
+            f"sweep job {num}'s directory {path} holds a run of {' '.join(ran_with) or 'the defaults'}, but this sweep's "
+            f"job {num} is {' '.join(job_overrides) or 'the defaults'}: a sweep resumes only with its own command. Resume "
+            f"it with runner train -m resume={path.parent}, or start a new sweep (leave out hydra.sweep.dir). Nothing was changed.")
+    status = status_of(path)
+    if status in KEPT:
+        print(f"sweep job {num} ({' '.join(job_overrides)}): {status} earlier, kept as it is", flush=True)
+        return read_summary(path)
+    if status == "failed" and (path / "checkpoints" / "last.pt").is_file():
+        with open_dict(cfg):
+            cfg.resume = str(path)  # RunDir would refuse to start over a run that checkpointed; it continues instead
+    return None  # interrupted: RunDir resumes it; failed before its first checkpoint: it starts afresh
+
+class SweepSummary(Callback):
+    incomplete = 0  # jobs of the last sweep that did not complete; the CLI exits non-zero when > 0
+
+    def on_multirun_end(self, config, **kwargs):
+        sweep_dir = Path(config.hydra.sweep.dir)
+        runs = report.find_runs([sweep_dir])
+        if not runs:
+            return
+        rows, curves = report.build(runs)
+        grouped = report.repeat_groups(rows)  # seed=0,1,2: mean ± std per setting
+        report.write_outputs(rows, curves, sweep_dir, grouped)
+        console = report.console()
+        for table in report.to_tables(rows, f"sweep: {len(rows)} jobs, best first ({sweep_dir})"):
+            console.print(table)
+        if grouped:
+            console.print(report.groups_to_table(grouped, f"{len(grouped)} settings x seeds: mean ± sample std, best first"))
+        not_done = [r for r in rows if r["status"] != "completed"]
+        if not_done:
+            console.print(f"[red]{len(not_done)} of {len(rows)} jobs did not complete[/]: "
+                          + ", ".join(f"job {r['job']} {r['status']}" for r in not_done))
+        SweepSummary.incomplete = len(not_done)
+        console.print(f"wrote {sweep_dir / 'summary.csv'}, {'groups.csv, ' if grouped else ''}sweep.png")

@@ -1,0 +1,194 @@
+"""`runner train`: build the parts a config names, train, checkpoint, test the best weights.
+
+    runner train                                   # cnn on digits, the default
+    runner train model=mlp dataset=sum_pairs       # the tutorials' regression
+    runner train -m optimizer.lr=0.1,0.01,0.001    # one run directory per job
+    runner train resume=outputs/2026-11-22/10-31-07 # continue a stopped run (runner/commands/resume.py)
+
+A job reads as a recipe: claim the run directory (runner/run/rundir.py), set up, start, fit
+(runner/training/loop.py), finish. Setup checks and builds everything before the directory is written:
+the config, the device, the model against a dummy batch (before any data is loaded), the data,
+and for a resume the checkpoint, so a job that cannot run changes nothing.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from omegaconf import OmegaConf
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from runner.training import distributed
+from runner.training.build import build_data, build_model, build_optimizer, make_batches, plain, summarize
+from runner.inference.loading import restore_model
+from runner.training.state import TrainState, seed_all
+from runner.config.checks import check_config
+from runner.io.console import RunConsole, config_tree, model_table, results_table
+from runner.data.batches import train_transform
+from runner.training.device import Precision, configure_torch, resolve_device, use_channels_last
+from runner.io.environment import environment
+from runner.io.errors import RunnerError
+from runner.commands.resume import plan_resume
+from runner.loggers import check_loggers
+from runner.training.loop import Data, fit
+from runner.training.recipe import Monitor
+from runner.data.splits import Split
+from runner.training.metrics import TASKS, evaluate
+from runner.inference.predictor import model_card
+from runner.run.rundir import RunDir
+from runner.training.schedules import build_schedule, steps_per_epoch
+from runner.io.signals import StopSignals
+
+
+@dataclass
+class Job:
+    """Everything a training job is made of once it is set up."""
+
+    cfg: object
+    task: object
+    device: torch.device
+    precision: Precision
+    channels_last: bool
+    monitor: Monitor
+    data: Data
+    samples: dict  # split sizes
+    state: TrainState
+    net: torch.nn.Module  # the model as it runs: DDP, compiled, or state.model itself
+    card: dict  # checkpoints/model.json: the preprocessing that turns raw inputs into the model's (predictor.py)
+
+
+def train_job(cfg, run_dir, overrides=(), provenance=None):
+    """Run (or resume) one training job in `run_dir` (Hydra's output directory) and return its summary.
+
+    Under torchrun every process runs this, with rank 0's `run_dir`; only rank 0 writes.
+    `overrides` are the command line's (applied on top of a resumed run's own config);
+    `provenance` is the .hydra/ a fresh run records (rundir.provenance).
+    """
+    rank = distributed.current()
+    console = RunConsole(quiet=not rank.main)
+    with StopSignals() as stop, RunDir.claim(run_dir, console, bool(cfg.get("resume")), rank.main, provenance) as run:
+        job = setup(cfg, run, overrides, console, rank)
+        where = "environment" if run.fresh else "resumed_environment"  # a resume keeps the first environment beside its own
+        run.start(job.state.epoch, **describe(job, rank), **{where: environment(job.device)})  # continues from: 0 for a fresh run
+        run.save_model_card(job.card)
+        run.open_loggers(job.cfg.get("logger"), job.state.step)
+        setup_s, timings = run.elapsed(), {}
+        with stop.deferred():  # in the loop a signal is answered after the current step, with last.pt saved
+            fit(job.state, job.net, job.data, job.task, job.precision, job.cfg.trainer, job.monitor, run, console, stop, timings)
+        return finish(job, run, console, setup_s, timings)
+
+
+def setup(cfg, run, overrides, console, rank):
+    """Check and build everything; for a resume, load last.pt. Writes nothing."""
+    resume = None if run.fresh else plan_resume(cfg, run.last, run.summary.get("status"), overrides)
+    cfg = resume.cfg if resume else cfg
+    check_config(cfg)
+    check_loggers(cfg.get("logger"))
+    task = TASKS[cfg.dataset.task]
+    verb = f"resuming from epoch {resume.checkpoint['epoch']}, step {resume.checkpoint['step']}" if resume else "->"
+    console.print(f"[bold]runner train[/]  {cfg.dataset.name} x {cfg.model._target_.rsplit('.', 1)[-1]}  {verb}  {run.path}")
+    for key, (old, new) in (resume.changes if resume else {}).items():
+        console.print(f"resume: {key} {old} -> {new}")
+    console.detail(config_tree(OmegaConf.to_container(cfg, resolve=True)))
+
+    configure_torch(cfg.trainer)
+    device = resolve_device(cfg.device.name, rank.local)
+    channels_last = use_channels_last(cfg.trainer.channels_last, cfg.dataset.input_shape, device)
+    precision = Precision.of(cfg.trainer.precision, device)
+    seed_all(cfg.seed)  # model init and dropout; the data order has its own generator
+    model = setup_model(cfg.model, cfg.dataset, device, channels_last, console)  # before the data: a misfit fails fast
+    with console.relay_warnings():
+        data, samples, prep = setup_data(cfg.dataset, cfg.trainer, device, cfg.seed, channels_last, rank)
+    optimizer = build_optimizer(cfg.optimizer, model.parameters())
+    accumulate = cfg.trainer.get("accumulate_grad_batches", 1)
+    schedule = build_schedule(cfg.scheduler, optimizer, steps_per_epoch(len(data.train), accumulate), cfg.trainer.epochs,
+                              cfg.trainer.get("max_steps"))
+    decay = OmegaConf.select(cfg, "trainer.ema.decay")
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True) if decay else None
+    state = TrainState(model, optimizer, schedule, precision.scaler, data.train.indices, plain(cfg), ema=ema)
+    if resume:
+        resume.restore(state)  # weights, optimizer, scheduler, counters, every RNG, the data order; then the overrides
+    net = distributed.wrap(model, device)
+    net = torch.compile(net) if cfg.trainer.compile else net
+    card = model_card(state.config, *prep, channels_last)
+    return Job(cfg, task, device, precision, channels_last, Monitor.of(cfg.trainer, task), data, samples, state, net, card)
+
+
+def setup_model(model_cfg, dataset_cfg, device, channels_last, console):
+    """The model on its device, checked against a dummy batch of the dataset's shape."""
+    model = build_model(model_cfg).to(device)
+    layers = summarize(model, dataset_cfg.input_shape, dataset_cfg.num_classes, device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    console.detail(model_table(model_cfg._target_, layers, params, trainable))
+    return model
+
+
+def setup_data(dataset_cfg, trainer_cfg, device, seed, channels_last, rank):
+    """(the batches of each split, their sizes, (normaliser, input dtype, class and feature names) for the model card)."""
+    if trainer_cfg.batch_size % rank.world or trainer_cfg.eval_batch_size % rank.world:
+        raise RunnerError(
+            f"trainer.batch_size={trainer_cfg.batch_size} and trainer.eval_batch_size={trainer_cfg.eval_batch_size} are global "
+            f"batch sizes and must divide evenly among the {rank.world} processes. Use multiples of {rank.world}."
+        )
+    splits, normalize = build_data(dataset_cfg, device)
+    normalize.channels_last = channels_last
+    if trainer_cfg.batch_size > len(splits.train):
+        raise RunnerError(
+            f"trainer.batch_size={trainer_cfg.batch_size} is larger than the training split of {dataset_cfg.name} "
+            f"({len(splits.train)} samples), so an epoch would have no full batch. Use trainer.batch_size={len(splits.train)} or less."
+        )
+    generator = torch.Generator().manual_seed(seed)  # data order and augmentation, apart from the model's RNG
+    shard = dict(rank=rank.rank, world=rank.world)  # under torchrun, each process takes its share of every batch
+    transform = train_transform(dataset_cfg.get("augment"), normalize, generator, **shard)
+    train = make_batches(splits.train, trainer_cfg.batch_size, transform, device, shuffle=True, generator=generator, **shard)
+    val = make_batches(splits.val, trainer_cfg.eval_batch_size, normalize, device, **shard)
+    test = make_batches(splits.test, trainer_cfg.eval_batch_size, normalize, device, **shard)
+    samples = {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}
+    dtype = splits.train.x.dtype if isinstance(splits.train, Split) else torch.uint8  # streamed files decode to uint8
+    return Data(train, val, test, dataset_cfg.num_classes), samples, (normalize, dtype, splits.class_names, splits.feature_names)
+
+
+def describe(job, rank):
+    """What summary.json says about the job from the start."""
+    model = job.state.model
+    return dict(task=job.cfg.dataset.task, device=str(job.device), processes=rank.world,
+                params=sum(p.numel() for p in model.parameters()),
+                trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+                monitor=job.monitor.name, monitor_mode=job.monitor.mode, channels_last=job.channels_last, samples=job.samples)
+
+
+def finish(job, run, console, setup_s, timings):
+    """Test best.pt (loaded from disk, as `runner eval` does), plot, and record the run as completed."""
+    state, rows = job.state, run.rows
+    train_s = run.elapsed() - setup_s
+    in_sync = distributed.in_sync(state.model)  # DDP's promise, checked: every process ends with the same weights
+    distributed.barrier()  # best.pt is on disk before any process reads it
+    model = restore_model(job.cfg.model, run.path / "checkpoints" / "best.pt", job.device, job.channels_last)
+    test, confusion = evaluate(model, job.data.test, job.task, job.data.num_classes, job.precision)
+    run.plot(job.task.metric)
+    best_row = next(r for r in rows if int(r["epoch"]) == state.best_epoch)
+    recipe = {"stopped_by": state.stopped_by or "epochs"}  # what ended training: epochs, early_stopping, max_steps, max_time
+    if state.stopped_by == "early_stopping":
+        recipe["early_stopping"] = {"epoch": state.epoch, "stale_epochs": state.stale_epochs, "best": state.early_best}
+    if state.ema is not None:
+        recipe["ema"] = {"decay": job.cfg.trainer.ema.decay, "weights": "validation, best.pt and the test use the EMA weights"}
+    summary = run.complete(
+        epochs=state.epoch, steps=state.step, **recipe,
+        best={"epoch": state.best_epoch, **{k: v for k, v in best_row.items() if k.startswith("val_")}},
+        final=rows[-1], test={f"test_{k}": v for k, v in test.items()}, ranks_in_sync=in_sync,
+        timings={"setup_s": setup_s, "train_s": train_s, "total_s": run.elapsed(),
+                 "first_step_at": timings.get("first_step_at")},  # unix time, for the benchmark's start-up figure
+    )
+    results = {f"best_{job.monitor.name}": state.best_metric, **{f"test_{k}": v for k, v in test.items()}}
+    run.log_end(state.step, results, confusion, job.card.get("class_names") or [str(i) for i in range(job.data.num_classes)])
+    console.print(results_table(
+        "results",
+        [(f"best {job.monitor.name} (epoch {state.best_epoch})", state.best_metric), ("final train_loss", rows[-1]["train_loss"]),
+         *((f"test_{k} (best.pt{', EMA' if state.ema is not None else ''})", v) for k, v in test.items()),
+         *([("stopped by", f"{state.stopped_by} at epoch {state.epoch}, step {state.step}")] if state.stopped_by else []),
+         ("time", f"{run.elapsed():.1f} s")],
+    ))
+    console.print(f"run directory: {run.path}")
+    return summary

@@ -1,0 +1,231 @@
+"""Checking a composed config before anything runs: types, ranges, and `_target_` signatures.
+
+Hydra already refuses unknown keys and unknown group options; what it cannot know is that
+`trainer.epochs=ten` is not a number, that a learning rate must be positive, or that
+`+model.widht=3` is not an argument of the model class. That is checked here, against the
+callables themselves (like torchtune's `tune validate`), without building anything.
+"""
+
+import difflib
+import inspect
+import numbers
+from functools import cache
+from importlib.resources import files
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.utils import get_object
+from omegaconf import OmegaConf
+
+from runner.training.build import PIPELINE_KEYS
+from runner.io.errors import RunnerError
+from runner.training.metrics import TASKS
+from runner.training.recipe import duration_s
+from runner.training.schedules import SCHEDULE_KEYS, check_schedule
+
+_SPECIAL_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
+
+
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+# (key, test, what it must be, an example to type instead); keys absent from the config are skipped.
+RULES = [
+    ("seed", lambda v: _int(v) and v >= 0, "a non-negative integer", "seed=0"),
+    ("trainer.epochs", lambda v: _int(v) and v >= 1, "an integer >= 1", "trainer.epochs=10"),
+    ("trainer.batch_size", lambda v: _int(v) and v >= 1, "an integer >= 1", "trainer.batch_size=64"),
+    ("trainer.eval_batch_size", lambda v: _int(v) and v >= 1, "an integer >= 1", "trainer.eval_batch_size=512"),
+    ("trainer.log_every_n_steps", lambda v: _int(v) and v >= 1, "an integer >= 1", "trainer.log_every_n_steps=10"),
+    ("trainer.num_threads", lambda v: v is None or (_int(v) and v >= 1), "null or an integer >= 1", "trainer.num_threads=2"),
+    ("trainer.grad_clip", lambda v: v is None or (_number(v) and v > 0), "null or a number > 0", "trainer.grad_clip=1.0"),
+    ("trainer.deterministic", lambda v: isinstance(v, bool), "true or false", "trainer.deterministic=true"),
+    ("trainer.monitor", lambda v: v is None or (isinstance(v, str) and v.startswith("val_")), "null or a validation metric such as val_loss", "trainer.monitor=val_loss"),
+    ("trainer.monitor_mode", lambda v: v in (None, "min", "max"), "null, min or max", "trainer.monitor_mode=max"),
+    ("trainer.checkpoint_every_n_steps", lambda v: v is None or (_int(v) and v >= 1), "null or an integer >= 1", "trainer.checkpoint_every_n_steps=100"),
+    ("trainer.precision", lambda v: str(v) in ("32", "bf16", "16-mixed"), "32, bf16 or 16-mixed", "trainer.precision=bf16"),
+    ("trainer.channels_last", lambda v: v in ("auto", True, False), "auto, true or false", "trainer.channels_last=auto"),
+    ("trainer.compile", lambda v: isinstance(v, bool), "true or false", "trainer.compile=true"),
+    ("trainer.accumulate_grad_batches", lambda v: _int(v) and v >= 1, "an integer >= 1", "trainer.accumulate_grad_batches=4"),
+    ("trainer.label_smoothing", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)", "trainer.label_smoothing=0.1"),
+    ("trainer.early_stopping.patience", lambda v: v is None or (_int(v) and v >= 1), "null or an integer >= 1", "trainer.early_stopping.patience=3"),
+    ("trainer.early_stopping.min_delta", lambda v: _number(v) and v >= 0, "a number >= 0", "trainer.early_stopping.min_delta=0.001"),
+    ("trainer.ema.decay", lambda v: v is None or (_number(v) and 0 < v < 1), "null or a number between 0 and 1", "trainer.ema.decay=0.999"),
+    ("trainer.max_steps", lambda v: v is None or (_int(v) and v >= 1), "null or an integer >= 1", "trainer.max_steps=1000"),
+    ("trainer.max_time", lambda v: v is None or duration_s(v, strict=False) is not None, "null, seconds, or DD:HH:MM:SS",
+     "trainer.max_time=00:01:30:00"),
+    ("optimizer.lr", lambda v: _number(v) and v > 0, "a number > 0", "optimizer.lr=0.01"),
+    ("optimizer.weight_decay", lambda v: _number(v) and v >= 0, "a number >= 0", "optimizer.weight_decay=0.0001"),
+    ("optimizer.momentum", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)", "optimizer.momentum=0.9"),
+    ("dataset.task", lambda v: v in TASKS, f"one of {', '.join(TASKS)}", "dataset.task=classification"),
+    ("dataset.root", lambda v: isinstance(v, str) and v != "", "a directory", "dataset.root=~/pets"),
+    ("dataset.num_classes", lambda v: _int(v) and v >= 1, "an integer >= 1", "dataset.num_classes=10"),
+    ("dataset.input_shape", lambda v: isinstance(v, list) and v and all(_int(d) and d >= 1 for d in v), "a list of positive integers", "dataset.input_shape=[1,28,28]"),
+    ("dataset.val_fraction", lambda v: _number(v) and 0 < v < 1, "a fraction between 0 and 1", "dataset.val_fraction=0.1"),
+    ("dataset.test_fraction", lambda v: _number(v) and 0 < v < 1, "a fraction between 0 and 1", "dataset.test_fraction=0.2"),
+    ("dataset.size", lambda v: _int(v) and v >= 2, "an integer >= 2", "dataset.size=1024"),
+    ("dataset.augment.crop_padding", lambda v: _int(v) and v >= 0, "an integer >= 0", "dataset.augment.crop_padding=4"),
+    ("dataset.augment.flip", lambda v: isinstance(v, bool), "true or false", "dataset.augment.flip=true"),
+    ("dataset.in_memory", lambda v: v in ("auto", True, False), "auto, true or false", "dataset.in_memory=auto"),
+    ("device.name", lambda v: isinstance(v, str) and v.split(":")[0] in ("auto", "cpu", "cuda", "mps"), "auto, cpu, cuda, cuda:N or mps", "device=cpu"),
+]
+
+
+def _example(key):
+    return next((example for k, _, _, example in RULES if k == key), f"{key}=VALUE")
+
+
+def _runner_error_in(err):
+    """The RunnerError a resolver of ours raised somewhere inside `err`, or None."""
+    cause = err
+    while cause is not None and not isinstance(cause, RunnerError):
+        cause = cause.__cause__ or cause.__context__
+    return cause
+
+
+def check_resolves(cfg):
+    """Every interpolation in `cfg` resolves (a key may refer to itself: trainer.epochs=${trainer.epochs})."""
+    from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
+
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except (MissingMandatoryValue, InterpolationToMissingValueError):
+        return  # a ??? left unset: check_config names the key and an example
+    except Exception as err:
+        cause = _runner_error_in(err)
+        if cause is not None:
+            raise cause from None
+        key = getattr(err, "full_key", None) or "the config"
+        reason = str(err).strip().splitlines()[0].rstrip(".")
+        raise RunnerError(f"{key} cannot be resolved: {reason}. Give it a plain value on the command line, "
+                          f"e.g. {_example(key)}.") from None
+
+
+@cache
+def _own_keys(group):
+    """The keys of runner's own config file for `group` (configs/trainer/default.yaml)."""
+    import yaml
+
+    return tuple(yaml.safe_load(files("runner.configs").joinpath(group, "default.yaml").read_text()))
+
+
+# Closed sets: keys runner itself reads. Anything else in them is a typo that would silently change
+# nothing (`+trainer.epoch=1`); anything missing was deleted (`~trainer.epochs`).
+CLOSED = {
+    "": ("dataset", "model", "optimizer", "scheduler", "device", "trainer", "seed", "resume", "logger"),
+    "trainer": None,  # the keys of configs/trainer/default.yaml
+    "trainer.early_stopping": ("patience", "min_delta"),
+    "trainer.ema": ("decay",),
+    "dataset.augment": ("crop_padding", "flip"),
+}
+
+
+def check_keys(cfg):
+    """A fresh run's config holds exactly the keys runner reads at the top level, in trainer and in dataset.augment."""
+    for path, allowed in CLOSED.items():
+        node = OmegaConf.select(cfg, path) if path else cfg
+        if node is None:
+            continue
+        allowed = allowed or _own_keys(path)
+        prefix = f"{path}." if path else ""
+        for key in node:
+            if key not in allowed:
+                near = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"Did you mean {prefix}{near[0]}? " if near else ""
+                raise RunnerError(f"{prefix}{key} is not a key runner reads, so it would change nothing. {hint}"
+                                  f"The keys of {path or 'the top level'} are: {', '.join(allowed)}.")
+        if path in ("", "trainer", "trainer.early_stopping", "trainer.ema"):
+            missing = [k for k in allowed if k not in node and k not in ("resume", "logger")]
+            if missing:
+                raise RunnerError(f"{prefix}{missing[0]} is missing from the config (deleted with ~{prefix}{missing[0]}?); "
+                                  f"runner needs it. Override its value instead, e.g. {_example(prefix + missing[0])}.")
+
+
+def check_config(cfg, groups=("dataset", "model", "optimizer", "scheduler")):
+    """Raise RunnerError on the first value or `_target_` argument that cannot work."""
+    for key, test, must_be, example in RULES:
+        node = OmegaConf.select(cfg, key.rsplit(".", 1)[0]) if "." in key else cfg
+        if node is None or key.rsplit(".", 1)[-1] not in node.keys():  # keys() includes ??? values; `in` does not
+            continue
+        if OmegaConf.is_missing(node, key.rsplit(".", 1)[-1]):
+            raise RunnerError(f"{key} must be set: it has no default. Give it on the command line, e.g. {example}.")
+        try:
+            value = OmegaConf.select(cfg, key, throw_on_missing=True)
+        except Exception as err:  # an interpolation that does not resolve, a ??? left unset
+            cause = _runner_error_in(err)
+            if cause is not None:  # a resolver of ours said what is wrong (e.g. count_classes)
+                raise cause from None
+            raise RunnerError(f"{key} cannot be resolved: {err}. Set it on the command line, e.g. {example}.") from None
+        if isinstance(value, (list, dict)) or OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        if not test(value):
+            raise RunnerError(f"{key} must be {must_be}, got {value!r}. Type it as, for example, {example}.")
+    task = TASKS[cfg.dataset.task] if "dataset" in cfg and cfg.dataset.get("task") in TASKS else None
+    monitor = OmegaConf.select(cfg, "trainer.monitor")
+    if task and monitor and monitor not in ("val_loss", f"val_{task.metric}"):
+        raise RunnerError(f"trainer.monitor={monitor} is not a column this {cfg.dataset.task} run writes to metrics.csv. "
+                          f"Use trainer.monitor=val_loss or trainer.monitor=val_{task.metric} (or leave it null).")
+    if task and task.metric != "accuracy" and OmegaConf.select(cfg, "trainer.label_smoothing"):
+        raise RunnerError(f"trainer.label_smoothing={cfg.trainer.label_smoothing} smooths class labels, but this is a "
+                          f"{cfg.dataset.task} run (MSE on values). Drop it, or set trainer.label_smoothing=0.")
+    if "scheduler" in cfg and "scheduler" in groups:
+        check_schedule(cfg.scheduler)
+    for group in groups:
+        check_target(group, cfg[group])
+
+
+def check_target(group, node):
+    """`node._target_` imports, and the node's keys are arguments its callable takes."""
+    target = node.get("_target_")
+    if target is None:
+        return
+    try:
+        fn = get_object(target)
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0]
+        raise RunnerError(
+            f"{group}._target_ '{target}' cannot be imported ({reason}). Check the spelling, and that its "
+            f"module is importable from here (installed, or on PYTHONPATH)."
+        ) from None
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return  # some builtins have no signature to check against
+    own = {"dataset": PIPELINE_KEYS, "scheduler": SCHEDULE_KEYS}.get(group, ())  # keys runner reads itself
+    keys = [k for k in node if k not in _SPECIAL_KEYS and k not in own]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    unknown = [k for k in keys if k not in params and not takes_any]
+    if unknown:
+        accepted = ", ".join(n for n, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+        raise RunnerError(
+            f"{group}.{unknown[0]} is not an argument of {target} (it takes: {accepted}). "
+            f"Remove it or fix the spelling."
+        )
+    required = [n for n, p in params.items() if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if node.get("_partial_"):
+        required = required[1:]  # the trainer supplies the first argument (parameters, optimizer)
+    missing = [n for n in required if n not in keys]
+    if missing:
+        raise RunnerError(
+            f"{group} needs {missing[0]} for {target}, but the config does not set it. "
+            f"Add it to the YAML file or pass +{group}.{missing[0]}=VALUE."
+        )
+
+
+def apply_overrides(run_cfg, eval_cfg, overrides):
+    """The run's config with this command line's overrides on top.
+
+    `eval_cfg` was composed by Hydra from the same groups as training, so each override is
+    already checked and, for a group (device=cpu), already loaded; copy what it names.
+    """
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        if key in ("ckpt", "resume") or key.startswith("hydra"):
+            continue
+        if override.is_delete():
+            raise RunnerError(f"~{key}: deleting keys is not supported here. Override the value instead.")
+        OmegaConf.update(run_cfg, key, OmegaConf.select(eval_cfg, key), merge=False, force_add=True)
+    return run_cfg

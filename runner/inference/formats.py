@@ -1,0 +1,128 @@
+"""A run's best.pt as files a deployment loads without runner: safetensors, torch.export (.pt2), ONNX.
+
+Each format is written, then loaded back the way a deployment would load it (safetensors into a
+fresh model, torch.export.load, onnxruntime) and run on a batch of the run's test data; its
+outputs must equal the runner model's within TOLERANCE or nothing is kept. The exported graphs
+take the *normalised* float batch, as the model does; config.json beside them carries the
+preprocessing (the training split's mean and std, the input shape, the class names).
+"""
+
+import contextlib
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from runner.training.build import build_model
+from runner.io.errors import RunnerError
+
+TOLERANCE = 1e-4
+FORMATS = ("safetensors", "pt2", "onnx")
+FILES = {"safetensors": "model.safetensors", "pt2": "model.pt2", "onnx": "model.onnx"}
+# what each format imports beyond torch, and the pip package that provides it
+NEEDS = {"safetensors": [("safetensors", "safetensors")],
+         "onnx": [("onnx", "onnx"), ("onnxscript", "onnxscript"), ("onnxruntime", "onnxruntime")]}
+
+
+@dataclass
+class Exported:
+    format: str
+    file: str
+    max_abs_diff: float
+    details: dict
+
+
+def check_formats(formats):
+    """The formats asked for, as a list, each known and with its libraries installed; else one message saying which."""
+    formats = [formats] if isinstance(formats, str) else list(formats)
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise RunnerError(f"export: format={','.join(map(str, unknown)) or '[]'} is not a format runner exports. Pick one or "
+                          f"more of {', '.join(FORMATS)}: format=onnx, or format=[safetensors,pt2,onnx].")
+    missing = sorted({pip for f in formats for module, pip in NEEDS.get(f, []) if not _imports(module)})
+    if missing:
+        raise RunnerError(f"export: format={','.join(formats)} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+                          f"not installed. Install runner's export extra: pip install 'runner[export]' (from a clone: "
+                          f"pip install -e '.[export]'; make installs it).")
+    return list(dict.fromkeys(formats))
+
+
+def _imports(module):
+    import importlib
+
+    try:
+        importlib.import_module(module)  # imported here anyway to export; a broken install counts as missing
+        return True
+    except ImportError:
+        return False
+
+
+def export(model, fmt, example, folder, card):
+    """Write `model` (eval mode, on CPU, contiguous) in format `fmt` into `folder`, verify it, return an Exported."""
+    path = Path(folder) / FILES[fmt]
+    return {"safetensors": _safetensors, "pt2": _pt2, "onnx": _onnx}[fmt](model, example, path, card)
+
+
+def _compare(fmt, expected, got):
+    diff = float((expected - got).abs().max()) if expected.numel() else 0.0
+    if not diff <= TOLERANCE:  # NaN fails too
+        raise RunnerError(f"export: the {fmt} model's outputs differ from the runner model's by up to {diff:.3g} on the "
+                          f"verification batch (tolerance {TOLERANCE:g}), so it was not kept. This is a bug in the exporter "
+                          f"or an operator it translates differently; try another format, and report it.")
+    return diff
+
+
+def _verify(fmt, model, example, run):
+    """The largest difference between `run(batch)` and the model, on the example batch and on one sample of it."""
+    with torch.inference_mode():
+        return max(_compare(fmt, model(batch), torch.as_tensor(run(batch)).float()) for batch in (example, example[:1]))
+
+
+def _safetensors(model, example, path, card):
+    from safetensors.torch import load_file, save_file
+
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata={"format": "pt"})
+    fresh = build_model(_model_cfg(card)).eval()  # as a deployment would: config.json's architecture, then the weights
+    fresh.load_state_dict(load_file(str(path)))
+    return Exported("safetensors", path.name, _verify("safetensors", model, example, fresh), {})
+
+
+def _pt2(model, example, path, card):
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
+    torch.export.save(program, str(path))
+    loaded = torch.export.load(str(path)).module()
+    return Exported("pt2", path.name, _verify("pt2", model, example, loaded), {"dynamic_batch": True})
+
+
+def _onnx(model, example, path, card):
+    import onnx
+    import onnxruntime
+
+    batch = torch.export.Dim("batch", min=1)
+    with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
+        torch.onnx.export(model, (example,), str(path), dynamo=True, input_names=["x"], output_names=["y"],
+                          dynamic_shapes=({0: batch},), external_data=False, verbose=False)
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    diff = _verify("onnx", model, example, lambda b: session.run(None, {name: b.numpy()})[0])
+    return Exported("onnx", path.name, diff, {"opset": opset, "onnxruntime": onnxruntime.__version__})
+
+
+def _model_cfg(card):
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create(card["model"])
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,87 @@
+"""Finding and loading a trained run's model: the weights file and config of a run directory or checkpoint.
+
+    runner.load_model("outputs/2026-11-22/10-31-07")    # checkpoints/best.pt, built from the run's own config
+
+Every load goes through io.serialization.safe_load (weights_only=True): tensors and plain data, never code.
+"""
+
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from runner.config.resolvers import register_resolvers
+from runner.io.errors import RunnerError
+from runner.io.serialization import safe_load
+from runner.training.build import build_model
+from runner.training.state import load_weights
+
+# Dataset functions that moved into runner/data/: a run saved before the move names the old path.
+MOVED_TARGETS = {"runner.datasets.": "runner.data.toy.", "runner.vision.imagefolder": "runner.data.imagefolder.imagefolder",
+                 "runner.vision.": "runner.data.vision."}
+
+
+def run_config(saved):
+    """A run's saved config (a dict from last.pt, or a loaded .hydra/config.yaml) as an OmegaConf, with moved targets renamed."""
+    cfg = OmegaConf.create(saved) if isinstance(saved, dict) else saved
+    target = OmegaConf.select(cfg, "dataset._target_")
+    for old, new in MOVED_TARGETS.items():
+        if isinstance(target, str) and target.startswith(old):
+            OmegaConf.update(cfg, "dataset._target_", new + target[len(old):])
+            break
+    return cfg
+
+
+def find_checkpoint(ckpt):
+    """(weights file, the run's own config) for a run directory or a checkpoint file.
+
+    A run directory means its checkpoints/best.pt; a best.pt finds its config in the run's
+    .hydra/config.yaml; a last.pt carries its own.
+    """
+    path = Path(str(ckpt)).expanduser()
+    if not path.exists():
+        raise RunnerError(
+            f"ckpt={ckpt} names nothing: no such file or directory. Pass a run directory "
+            f"(e.g. ckpt=outputs/2026-11-22/10-31-07) or a checkpoint file inside one."
+        )
+    if path.is_dir():
+        weights = path / "checkpoints" / "best.pt"
+        if not weights.is_file():
+            raise RunnerError(
+                f"ckpt={ckpt} is a directory without checkpoints/best.pt, so it is not a finished runner run. "
+                f"Pass a run directory under outputs/ whose training got past its first epoch."
+            )
+        run_dir = path
+    else:
+        weights, run_dir = path, path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    config_file = run_dir / ".hydra" / "config.yaml"
+    if config_file.is_file():
+        return weights, run_config(OmegaConf.load(config_file))
+    state = safe_load(weights)
+    if isinstance(state, dict) and isinstance(state.get("config"), dict):
+        return weights, run_config(state["config"])
+    raise RunnerError(
+        f"cannot find the config of the run that wrote {weights}: no {config_file} and no config inside the file. "
+        f"Pass the run directory itself, or a last.pt (it carries its config)."
+    )
+
+
+def model_weights(state):
+    """The model state_dict inside a loaded checkpoint: last.pt nests it, best.pt is it."""
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        return state["model"]
+    return state
+
+
+def restore_model(model_cfg, weights, device, channels_last=False):
+    """A fresh model from `model_cfg` with the weights of the file `weights`, on `device`, in eval mode."""
+    model = build_model(model_cfg)
+    load_weights(model, model_weights(safe_load(weights)), weights)
+    return model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format).eval()
+
+
+def load_model(path, device="cpu"):
+    """The model of a run directory or a checkpoint file, weights loaded, in eval mode."""
+    register_resolvers()  # a run's saved config may use runner's resolvers
+    weights, cfg = find_checkpoint(path)
+    return restore_model(cfg.model, weights, device)

@@ -1,0 +1,2 @@
+"""What every layer above uses: one-paragraph errors, atomic files, safe torch.save/load, the console,
+plots, signals and the environment a run records."""

@@ -1,0 +1,135 @@
+"""What a run prints: rich on a terminal, plain and quiet otherwise, and everything into train.log.
+
+On a terminal: the config as a tree, the model summary, a live progress bar per epoch.
+Not on a terminal (CI, pipes): one line per epoch and the closing table, so logs stay readable.
+The log file always gets the full record, as plain text. What is printed before a log file
+is attached is kept and written when it is: a training run's train.log is written only once
+its run directory lets it (runner/run/rundir.py), so a resume refused in its setup appends nothing.
+"""
+
+import contextlib
+import sys
+import warnings
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.tree import Tree
+
+
+class RunConsole:
+    def __init__(self, log_path=None, quiet=False):
+        self.term = Console(highlight=False, quiet=quiet)  # quiet: the other processes of a torchrun job
+        self.interactive = self.term.is_terminal
+        if not self.interactive:
+            self.term.width = 120  # not 80: an epoch's line fits on one line of a CI log
+        self._log = self.file = None
+        self._pending = []  # printed before a log file was attached
+        if log_path:
+            self.attach(log_path)
+
+    def attach(self, log_path):
+        """From now on everything printed is appended to `log_path`, starting with what was printed before."""
+        self._log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self.file = Console(file=self._log, width=120, no_color=True, highlight=False)
+        for objects in self._pending:
+            self.file.print(*objects)
+        self._pending = []
+        self._log.flush()
+
+    def print(self, *objects, terminal=True):
+        """Print to the log file, and to the terminal unless `terminal` is False (detail kept out of CI logs)."""
+        if terminal or self.interactive:
+            self.term.print(*objects)
+        if self.file:
+            self.file.print(*objects)
+            self._log.flush()
+        else:
+            self._pending.append(objects)
+
+    def detail(self, *objects):
+        """Shown on a terminal and logged, but not printed when output is not a terminal."""
+        self.print(*objects, terminal=False)
+
+    def failed(self, err):
+        """Record why the job stopped in the log (the CLI prints it on the terminal)."""
+        if self.file:
+            self.file.print(f"error: {err}" if str(err) else f"error: {type(err).__name__}")
+            self._log.flush()
+
+    @contextlib.contextmanager
+    def relay_warnings(self):
+        """RunnerWarnings raised inside are printed (and logged) as `warning: ...` lines; others pass on."""
+        from runner.io.errors import RunnerWarning
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RunnerWarning)
+            try:
+                yield
+            finally:
+                for w in caught:
+                    if issubclass(w.category, RunnerWarning):
+                        self.print(f"[yellow]warning:[/] {w.message}")
+                    else:
+                        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+
+    def progress(self):
+        return Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=self.term,
+            transient=True,
+            disable=not self.interactive,
+        )
+
+    def close(self):
+        if self._log:
+            self._log.close()
+            self._log = self.file = None
+
+
+def error(message):
+    """A one-paragraph error on stderr, no traceback."""
+    from rich.markup import escape
+
+    # escaped: a message quoting `format=[onnx,pt2]` or `pip install 'runner[export]'` is text, not markup
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(message))}")
+    sys.stderr.flush()
+
+
+def config_tree(cfg):
+    """The composed config as a tree: one branch per group."""
+    tree = Tree("config")
+
+    def add(branch, node):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                add(branch.add(f"[bold]{key}[/]"), value)
+            else:
+                branch.add(f"{key}: {value}")
+
+    add(tree, cfg)
+    return tree
+
+
+def model_table(name, rows, total_params, trainable):
+    table = Table(title=f"model: {name}", title_justify="left")
+    for col, justify in (("layer", "left"), ("type", "left"), ("output shape", "left"), ("params", "right")):
+        table.add_column(col, justify=justify)
+    for layer, kind, shape, params in rows:
+        table.add_row(layer, kind, str(list(shape)) if shape != "-" else "-", f"{params:,}")
+    table.caption = f"{total_params:,} parameters ({trainable:,} trainable)"
+    return table
+
+
+def results_table(title, rows):
+    """A two-column table of (name, value) rows."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    for name, value in rows:
+        table.add_row(name, f"{value:.4f}" if isinstance(value, float) else str(value))
+    return table

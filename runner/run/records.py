@@ -1,0 +1,88 @@
+"""Reading a run directory, for report, diff, sweep and the loggers: summary, status, config, metrics rows.
+
+Nothing here writes, takes the lock or imports torch (runner report and diff answer without it);
+run/rundir.py is the one writer.
+"""
+
+import csv
+import fcntl
+import json
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+
+def read_summary(run_dir):
+    """summary.json as a dict; {} when there is none or it cannot be read."""
+    try:
+        return json.loads((Path(run_dir) / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def is_locked(run_dir):
+    """True while a process holds the run directory's lock (without taking it, and without writing)."""
+    try:
+        fd = os.open(Path(run_dir) / ".lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the shared lock, if it was taken
+
+
+def status_of(run_dir, summary=None):
+    """summary.json's status (or `summary`'s), except that a `running` run whose process is gone is `interrupted`."""
+    status = (read_summary(run_dir) if summary is None else summary).get("status")
+    return "interrupted" if status == "running" and not is_locked(run_dir) else status
+
+
+def resolved_config(run_dir):
+    """The run's .hydra/config.yaml with its interpolations resolved (as written, where one cannot be)."""
+    from runner.config.resolvers import register_resolvers
+
+    path = Path(run_dir) / ".hydra" / "config.yaml"
+    if not path.is_file():
+        return {}
+    register_resolvers()
+    try:
+        return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    except Exception:  # a resolver of a newer runner, or a run moved away from its data: the text as written
+        import yaml
+
+        return yaml.safe_load(path.read_text())
+
+
+def overrides(run_dir):
+    """The command-line overrides a run was started with (.hydra/overrides.yaml); [] when there are none."""
+    import yaml
+
+    try:
+        return list(yaml.safe_load((Path(run_dir) / ".hydra" / "overrides.yaml").read_text()) or [])
+    except (OSError, yaml.YAMLError):
+        return []
+
+
+def run_record(run_dir, rows=None, summary=None):
+    """A run as trackers mirror it: {path, name, sweep, config, rows, summary}. The name is the overrides that set the
+    run apart (`optimizer.lr=0.01,seed=1`), or else its directory's last two parts (`2026-11-24/10-31-07`)."""
+    run_dir = Path(run_dir)
+    if rows is None:
+        rows = read_metrics(run_dir / "metrics.csv") if (run_dir / "metrics.csv").is_file() else []
+    summary = dict(summary if summary is not None else read_summary(run_dir))
+    summary["status"] = status_of(run_dir, summary)
+    own = [o for o in overrides(run_dir) if not o.split("=", 1)[0].lstrip("+~").startswith(("hydra.", "hydra/", "resume", "logger"))]
+    sweep = run_dir.parent if (run_dir.parent / "multirun.yaml").is_file() else None
+    return {"path": str(run_dir.resolve()), "name": ",".join(own) or "/".join(run_dir.resolve().parts[-2:]), "sweep": str(sweep.resolve()) if sweep else None,
+            "config": resolved_config(run_dir), "rows": rows, "summary": summary}
+
+
+def read_metrics(path):
+    """metrics.csv as a list of dicts of floats."""
+    with Path(path).open(newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]

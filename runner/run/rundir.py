@@ -1,0 +1,337 @@
+"""A training run's directory and its one owner, `RunDir`: what may happen to a run on disk, in which state.
+
+    outputs/2026-11-22/10-31-07/
+        .hydra/  train.log  metrics.csv  loss_curve.png  checkpoints/{last,best}.pt  checkpoints/model.json
+        summary.json  .lock
+
+RunDir is the only code that writes in a training run's directory. A run's state is
+summary.json's `status`:
+
+    running      a process holds the directory's lock and trains
+    completed    every epoch trained and best.pt tested
+    interrupted  stopped by a signal; last.pt holds the last step (or the run stopped before its first)
+    diverged     the loss became NaN or infinite; last.pt holds the last good epoch
+    failed       any other error, with its message
+
+    claim ──start──> running ──┬──> completed ───(resume= with more epochs)──────────────────┐
+      (checks; writes nothing) ├──> interrupted ─(resume=, or the same command again)───────┤
+                               ├──> diverged ────(resume=, e.g. with a lower optimizer.lr)──┤
+                               └──> failed ──────(resume=, once the cause is fixed)─────────┴──> running
+
+`claim` takes an exclusive lock (flock) on DIR/.lock that the process keeps until it ends; the
+OS drops it when the process dies however it dies (kill -9 too), so a run that says `running`
+while nobody holds its lock has lost its process and counts as `interrupted`. A second process
+is refused while the lock is held. Nothing in the directory is written before `start()`: a
+command refused by `claim`, or failing or stopped in its setup, leaves an existing run as it
+was, byte for byte. A fresh run never starts where a run with a checkpoint already is: an
+`interrupted` one is resumed (a requeued SLURM job, the same command again), any other is refused.
+"""
+
+import csv
+import fcntl
+import os
+import socket
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from runner.io.errors import Diverged, Interrupted, RunnerError
+from runner.io.files import atomic_write, write_json
+from runner.run.records import read_metrics, read_summary, run_record
+
+def _now():
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class RunDir:
+    """The owner of one training run's directory, from `claim` to the end of its `with` block.
+
+    On the other processes of a torchrun job (`write=False`) it takes no lock and writes nothing.
+    """
+
+    def __init__(self, path, console, write=True, provenance=None):
+        self.path, self.console, self.write = Path(path), console, write
+        self.provenance = provenance or {}  # .hydra/ file name -> text, written when a fresh run first writes
+        self.last = self.path / "checkpoints" / "last.pt"
+        self.summary = read_summary(self.path)
+        self.fresh = True  # decided by claim()
+        self.rows = []  # metrics.csv as this run knows it: the rows kept from before a resume, then its own
+        self.written = False
+        self.loggers = []  # logger=tensorboard ...: trackers beside metrics.csv (runner/loggers.py)
+        self._lock_fd, self._made_lock, self._start = None, False, time.perf_counter()
+
+    @classmethod
+    def claim(cls, path, console, resume=False, write=True, provenance=None):
+        """Lock the directory and decide: a fresh run, or the continuation of the run in it. Writes nothing."""
+        run = cls(path, console, write, provenance)
+        if write:
+            run._lock()
+        try:
+            run.fresh = run._decide(resume)
+        except BaseException:
+            run._release()
+            raise
+        return run
+
+    def _decide(self, resume):
+        found = self.summary.get("status")
+        if found == "running" or (found is None and self.last.is_file()):
+            # the process that wrote it is gone: we hold the lock (on the other processes of a torchrun job,
+            # rank 0 does and decides the same), and a run that checkpointed always recorded a status
+            found = "interrupted"
+        if not self.last.is_file():
+            if resume:
+                stopped = f" (its run is {found} before its first checkpoint)" if found else ""
+                raise RunnerError(f"resume={self.path} has no checkpoints/last.pt{stopped}, so there is nothing to resume. "
+                                  f"Start the run again with its original command, or pass the directory of a run that trained.")
+            return True  # nothing trained here yet: a fresh start loses nothing
+        if resume or found == "interrupted":
+            if not resume:
+                self.console.print(f"{self.path} holds an interrupted run: resuming it (runner train resume={self.path})")
+            return False
+        raise RunnerError(
+            f"{self.path} already holds a {found} run, and runner never trains over a run. To train it further, "
+            f"run: runner train resume={self.path} trainer.epochs=N (N above the epochs it has). For a new run, "
+            f"leave out hydra.run.dir or point it at a new directory. Nothing was changed."
+        )
+
+    # ---- the lock -------------------------------------------------------------------------
+
+    def _lock(self):
+        lock = self.path / ".lock"
+        self._made_lock = not lock.exists()
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise RunnerError(f"cannot lock {self.path}: {err.strerror or err}. Make the directory writable.") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunnerError(
+                f"{self.path} is in use by {_holder(lock, self.summary)}: one process at a time trains in a run "
+                f"directory. Wait for it to end, or stop it (Ctrl-C, or kill PID: it saves and marks the run "
+                f"interrupted), then run this command again. Nothing was changed."
+            ) from None
+        self._lock_fd = fd
+
+    def _release(self):
+        if self._lock_fd is None:
+            return
+        if self._made_lock and not self.written:
+            (self.path / ".lock").unlink(missing_ok=True)  # made by a command that wrote nothing else: leave no trace
+        os.close(self._lock_fd)  # drops the lock
+        self._lock_fd = None
+
+    # ---- the lifecycle --------------------------------------------------------------------
+
+    def start(self, epoch=0, **record):
+        """The run begins (or continues) training: its first write, `running`. `epoch` is where it continues from."""
+        if self.fresh:
+            self._first_write()
+            self.summary["status"] = "running"
+        else:
+            metrics = self.path / "metrics.csv"
+            self.rows = [r for r in read_metrics(metrics) if r["epoch"] <= epoch] if metrics.is_file() else []
+            self._truncate_metrics(len(self.rows))  # rows written after last.pt, by a process that then died
+            self.written = True
+            if self.write:
+                self.console.attach(self.path / "train.log")
+            self.summary.update(status="running", error=None, resumed=self.summary.get("resumed", 0) + 1,
+                                resumed_with=" ".join(sys.argv))
+            self.summary.pop("finished_at", None)
+        self.update(pid=os.getpid(), host=socket.gethostname(), **record)
+
+    def _first_write(self):
+        """A fresh run's provenance (.hydra/) and log, written when it first writes anything.
+
+        What an earlier attempt that never reached a checkpoint left behind (a metrics row, a
+        best.pt) goes: the run starts afresh. Its train.log is kept, and appended to.
+        """
+        self.written = True
+        self.summary = {"kind": "train", "status": None, "error": None, "command": " ".join(sys.argv), "started_at": _now()}
+        if not self.write:
+            return
+        for leftover in (self.path / "metrics.csv", self.path / "checkpoints" / "best.pt"):
+            leftover.unlink(missing_ok=True)
+        for name, text in self.provenance.items():
+            atomic_write(self.path / ".hydra" / name, lambda f, text=text: f.write(text.encode()))
+        self.console.attach(self.path / "train.log")
+
+    def update(self, **fields):
+        self.summary.update(fields)
+        if self.write:
+            write_json(self.path / "summary.json", self.summary)
+        return dict(self.summary)
+
+    def elapsed(self):
+        return time.perf_counter() - self._start
+
+    def complete(self, **fields):
+        return self.update(status="completed", finished_at=_now(), **fields)
+
+    def _end(self, err):
+        """Record how the run ended, and say what continues it."""
+        status = "diverged" if isinstance(err, Diverged) else "interrupted" if isinstance(err, (Interrupted, KeyboardInterrupt)) else "failed"
+        message = str(err) if isinstance(err, RunnerError) else _describe(err)
+        if not self.written and not self.fresh:
+            return f"Nothing in {self.path} was changed." + (f" Continue it with: runner train resume={self.path}"
+                                                               if status == "interrupted" else "")
+        try:
+            if not self.written:
+                self._first_write()
+            self.update(status=status, error=message or type(err).__name__, finished_at=_now())
+        except RunnerError:
+            pass  # the disk refused even this; the error itself, not this one, reaches the user
+        self.console.failed(err)
+        if status != "interrupted":
+            return None
+        if not self.last.is_file():
+            return "It stopped before its first checkpoint: run the same command again to start it afresh."
+        return f"Continue it with: runner train resume={self.path}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, err, tb):
+        try:
+            if err is not None:
+                next_step = self._end(err)
+                if next_step and isinstance(err, RunnerError):
+                    raise type(err)(f"{str(err).rstrip('.')}. {next_step}") from None
+        finally:
+            self._close_loggers()
+            self.console.close()
+            self._release()
+        return False
+
+    # ---- what the training loop writes --------------------------------------------------
+
+    def open_loggers(self, logger_cfg, step):
+        """The chosen trackers, continuing after optimizer step `step` (0 for a fresh run): what a dead process
+        logged after its last.pt is dropped (purge_step)."""
+        if self.write and logger_cfg:
+            from runner.loggers import open_loggers
+
+            self.loggers = open_loggers(logger_cfg, self.path, self.record(), purge_step=step + 1 if step else None)
+
+    def record(self):
+        """What a tracker mirrors of this run: run_record's, from what this process holds."""
+        return run_record(self.path, self.rows, self.summary)
+
+    def _close_loggers(self):
+        """Each tracker records how the run ended; one that fails says so and leaves the run as it ended."""
+        record = self.record() if self.loggers else None
+        for logger in self.loggers:
+            try:
+                logger.close(record)
+            except Exception as err:
+                self.console.print(f"[yellow]warning:[/] {type(logger).__name__} could not record the end of the run: "
+                                   f"{type(err).__name__}: {' '.join(str(err).split())[:300]}. The run directory is complete; "
+                                   f"upload it again with: runner report {self.path} --to mlflow")
+        self.loggers = []
+
+    @property
+    def logs_steps(self):
+        """Whether a tracker wants the training loss every log_every_n_steps (it costs a host sync)."""
+        return bool(self.loggers)
+
+    def log_step(self, step, loss):
+        for logger in self.loggers:
+            logger.log_step(step, loss)
+
+    def log_end(self, step, results, confusion=None, class_names=None):
+        record = self.record() if self.loggers else None
+        for logger in self.loggers:
+            logger.log_end(step, record, results, confusion, class_names)
+
+    def append_row(self, row, step=None):
+        self.rows.append(row)
+        for logger in self.loggers:
+            logger.log_epoch(row, step)
+        if not self.write:
+            return
+        path = self.path / "metrics.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def save_best(self, model):
+        if self.write:
+            from runner.io.serialization import save  # torch: imported by a run, not by `runner report`
+
+            # contiguous: a channels-last model's tensors would not convert to safetensors and friends
+            save({k: v.contiguous() for k, v in model.state_dict().items()}, self.path / "checkpoints" / "best.pt")
+
+    def save_model_card(self, card):
+        """checkpoints/model.json: the preprocessing between a raw input and best.pt (runner/inference/predictor.py)."""
+        if self.write:
+            from runner.inference.predictor import CARD
+
+            write_json(self.path / "checkpoints" / CARD, card)
+
+    def save_last(self, state):
+        if self.write:
+            from runner.io.serialization import save
+
+            save(state.state_dict(), self.last)
+
+    def plot(self, metric):
+        """loss_curve.png from the rows of metrics.csv."""
+        if self.write:
+            from runner.io.plots import loss_curve
+
+            loss_curve(self.rows, metric, self.path / "loss_curve.png")
+
+    def _truncate_metrics(self, rows_kept):
+        path = self.path / "metrics.csv"
+        if not self.write or not path.is_file():
+            return
+        lines = path.read_text().splitlines(keepends=True)
+        if len(lines) > rows_kept + 1:
+            atomic_write(path, lambda f: f.write("".join(lines[: rows_kept + 1]).encode()))
+
+
+def _describe(err):
+    """An unexpected error as one line that starts with its cause: Hydra's InstantiationException says only
+    "Error in call to target 'X':" on its first line, and the reason follows in the exception it wraps."""
+    text = f"{type(err).__name__}: {' '.join(str(err).split())}"
+    cause = err.__cause__
+    if cause is None:
+        return text
+    return f"{type(cause).__name__}: {' '.join(str(cause).split())} (from {text.split(':', 2)[0]}: {str(err).splitlines()[0]})"
+
+
+def provenance(cfg, hydra_cfg):
+    """.hydra/ as Hydra writes it (config.yaml, hydra.yaml, overrides.yaml), for RunDir to write itself.
+
+    configs/train.yaml sets hydra.output_subdir to null so that Hydra does not write these
+    before runner has checked the directory: in a reused directory they would overwrite a run's own.
+    """
+    return {"config.yaml": OmegaConf.to_yaml(cfg), "hydra.yaml": OmegaConf.to_yaml(hydra_cfg),
+            "overrides.yaml": OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task)}
+
+
+def _holder(lock, summary):
+    """Who holds `lock`: from /proc/locks on Linux, else the pid the run recorded."""
+    try:
+        st = os.stat(lock)
+        where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        with open("/proc/locks") as f:
+            for line in f:
+                fields = line.split()
+                if "FLOCK" in fields and "->" not in fields and fields[-3] == where:
+                    pid = int(fields[-4])
+                    command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                    return f"process {pid} ({command[:200]})"
+    except (OSError, ValueError, IndexError):
+        pass
+    if summary.get("pid"):
+        return f"process {summary['pid']} on {summary.get('host', 'this machine')}"
+    return "another process"

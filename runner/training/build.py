@@ -1,0 +1,142 @@
+"""Builders: each takes the piece of config it needs and returns one part of a training job.
+
+    build_model(cfg.model)                          the nn.Module its `_target_` names
+    build_optimizer(cfg.optimizer, params)          (the scheduler: runner/training/schedules.py)
+    build_data(cfg.dataset, device)                 the dataset's splits and its normaliser
+    make_batches(split, batch_size, transform, device, ...)   what a loop iterates over
+"""
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate as hydra_instantiate
+from omegaconf import OmegaConf
+
+from runner.data.batches import Batches, Normalizer
+from runner.data.splits import Split
+from runner.data.stream import LoaderBatches
+from runner.io.errors import RunnerError
+
+PIPELINE_KEYS = ("augment", "normalize")  # dataset keys read by the batches, not passed to the dataset function
+
+
+def instantiate(cfg, **kwargs):
+    """hydra.utils.instantiate, letting a RunnerError raised by the target reach the user as itself."""
+    try:
+        return hydra_instantiate(cfg, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, RunnerError):
+            raise err.__cause__ from None
+        raise
+
+
+def build_model(model_cfg):
+    return instantiate(model_cfg, _convert_="all")
+
+
+def build_optimizer(optimizer_cfg, params):
+    return instantiate(optimizer_cfg, _convert_="all")(params)
+
+
+def build_data(dataset_cfg, device):
+    """The dataset's splits (in-memory ones moved to `device`) and its normaliser.
+
+    Reading data leaves torch's global RNG as it found it (dropout draws from it later): decoding
+    that runs only when the cache is cold, or a DataLoader drawing its workers' seed, must not
+    make the run that fills a cache differ from the runs that read it.
+    """
+    with torch.random.fork_rng(devices=[]):
+        return _build_data(dataset_cfg, device)
+
+
+def _build_data(dataset_cfg, device):
+    args = OmegaConf.masked_copy(dataset_cfg, [k for k in dataset_cfg if k not in PIPELINE_KEYS])
+    splits = instantiate(args, _convert_="all")
+    expected = tuple(dataset_cfg.input_shape)
+    for name in ("train", "val", "test"):
+        split = getattr(splits, name)
+        if not isinstance(split, Split):
+            continue  # streamed from files (runner/data/stream.py), already of the configured shape
+        if tuple(split.x.shape[1:]) != expected:
+            raise RunnerError(
+                f"dataset {dataset_cfg.name}: its {name} split has samples of shape {list(split.x.shape[1:])}, "
+                f"but its config says input_shape: {list(expected)}. Set dataset.input_shape to match the data."
+            )
+        if dataset_cfg.task == "classification" and len(split) and not 0 <= int(split.y.min()) <= int(split.y.max()) < dataset_cfg.num_classes:
+            raise RunnerError(
+                f"dataset {dataset_cfg.name}: its {name} split has class labels from {int(split.y.min())} to {int(split.y.max())}, "
+                f"but dataset.num_classes={dataset_cfg.num_classes} allows 0 to {dataset_cfg.num_classes - 1}. Set "
+                f"dataset.num_classes to the number of classes in the data (at least {int(split.y.max()) + 1})."
+            )
+        setattr(splits, name, split.to(device))
+    sample = splits.train.x if isinstance(splits.train, Split) else splits.train.sample_tensor(1024, 0).to(device)
+    fixed = dataset_cfg.get("normalize")
+    if fixed:  # given statistics (e.g. the tutorials' 0.5, 0.5: to [-1, 1]) instead of the training split's own
+        return splits, fixed_normalizer(fixed, sample, dataset_cfg.name)
+    return splits, Normalizer.fit(sample)
+
+
+def fixed_normalizer(fixed, sample, name):
+    """dataset.normalize's per-channel mean and std, given on the [0, 1] scale of torchvision's ToTensor for uint8 pixels."""
+    channels = sample.shape[1]
+    if len(fixed.mean) != channels or len(fixed.std) != channels or min(fixed.std) <= 0:
+        raise RunnerError(f"dataset.normalize needs a mean and a positive std for each of the {channels} channels of {name}, "
+                          f"got mean={list(fixed.mean)} std={list(fixed.std)}. E.g. dataset.normalize.mean=[{','.join(['0.5'] * channels)}].")
+    scale = 255.0 if sample.dtype == torch.uint8 else 1.0
+    shape = [1, channels] + [1] * (sample.dim() - 2)
+    as_tensor = lambda v: torch.tensor([float(x) * scale for x in v], device=sample.device).reshape(shape)  # noqa: E731
+    return Normalizer(as_tensor(fixed.mean), as_tensor(fixed.std))
+
+
+def make_batches(split, batch_size, transform, device, shuffle=False, generator=None, rank=0, world=1):
+    """Batches over an in-memory split, LoaderBatches over a streamed one; this rank's share of each."""
+    if isinstance(split, Split):
+        return Batches(split, batch_size, transform, shuffle, generator, rank, world)
+    return LoaderBatches(split, batch_size, transform, device, shuffle, generator, rank, world)
+
+
+def summarize(model, input_shape, num_outputs, device):
+    """Run one batch of zeros through the model and return its layer table.
+
+    Each row is (name, type, output shape, parameters) for a leaf module, as torchsummary
+    printed it. This is also the check that the model can take the dataset's input at all,
+    before any data is loaded or any run time is spent.
+    """
+    rows, hooks = [], []
+
+    def record(name):
+        def hook(module, _inputs, output):
+            shape = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else "-"
+            rows.append((name, type(module).__name__, shape, sum(p.numel() for p in module.parameters(recurse=False))))
+
+        return hook
+
+    for name, module in model.named_modules():
+        if not list(module.children()):
+            hooks.append(module.register_forward_hook(record(name)))
+    was_training = model.training
+    model.eval()  # BatchNorm in training mode rejects a batch whose spatial size has shrunk to 1x1
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(2, *input_shape, device=device))
+    except (RuntimeError, ValueError, TypeError) as err:
+        reason = str(err).strip().splitlines()[0]
+        raise RunnerError(
+            f"model {type(model).__name__} cannot take this dataset's input of shape {list(input_shape)}: {reason}. "
+            f"Pick a model that fits the data (model=mlp takes any shape; model=cnn images (C, H, W) of any size and signals (C, L); "
+            f"model=lenet needs 32x32 images)."
+        ) from None
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    if tuple(out.shape) != (2, num_outputs):
+        raise RunnerError(
+            f"model {type(model).__name__} returns outputs of shape {list(out.shape[1:])} per sample, but the dataset needs "
+            f"[{num_outputs}] (dataset.num_classes). Give the model num_classes: ${{dataset.num_classes}} in its YAML."
+        )
+    return rows
+
+
+def plain(cfg):
+    """The resolved config as plain dicts and lists (what last.pt and summary.json hold)."""
+    return OmegaConf.to_container(cfg, resolve=True)

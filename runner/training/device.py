@@ -1,0 +1,62 @@
+"""Where and how tensors run: the device, threads and determinism, memory format, precision.
+
+Shared by `runner train` and `runner eval`, so an evaluation runs the way its training did.
+"""
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from runner.training import compiler
+from runner.io.errors import RunnerError
+
+
+def resolve_device(name, local_rank=0):
+    """`auto` means cuda, then mps, then cpu; an explicit device must exist. Under torchrun, cuda is cuda:LOCAL_RANK."""
+    mps = getattr(torch.backends, "mps", None)
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": bool(mps and mps.is_available())}
+    if name == "auto":
+        name = next(d for d in ("cuda", "mps", "cpu") if available[d])
+    if not available.get(name.split(":")[0], False):
+        present = ", ".join(d for d, ok in available.items() if ok)
+        raise RunnerError(f"device={name} is not available on this machine (available: {present}). Use device=auto or device=cpu.")
+    if name == "cuda":
+        name = f"cuda:{local_rank}"
+    return torch.device(name)
+
+
+def configure_torch(trainer_cfg):
+    """Threads and determinism: what makes two runs of one config on CPU give the same bytes. A run that does not
+    compile never imports torch's compiler (runner/training/compiler.py)."""
+    compiling = bool(trainer_cfg.get("compile"))
+    if not compiling:
+        compiler.defer()
+    if trainer_cfg.num_threads:
+        torch.set_num_threads(trainer_cfg.num_threads)
+    if trainer_cfg.deterministic:
+        compiler.deterministic(True, warn_only=True, compiling=compiling)
+
+
+def use_channels_last(setting, input_shape, device):
+    """`auto`: channels-last for images on CPU and CUDA, where it measured faster (README, Figures)."""
+    if setting == "auto":
+        return len(input_shape) == 3 and device.type in ("cpu", "cuda")
+    return bool(setting) and len(input_shape) == 3
+
+
+@dataclass
+class Precision:
+    """`trainer.precision` as an autocast context and a gradient scaler (a no-op unless 16-mixed)."""
+
+    dtype: object  # None for full precision
+    device_type: str
+    scaler: torch.amp.GradScaler
+
+    @classmethod
+    def of(cls, precision, device):
+        dtype = {"32": None, "bf16": torch.bfloat16, "16-mixed": torch.float16}[str(precision)]
+        return cls(dtype, device.type, torch.amp.GradScaler(device.type, enabled=dtype is torch.float16))
+
+    def autocast(self):
+        return torch.autocast(self.device_type, dtype=self.dtype) if self.dtype else contextlib.nullcontext()

@@ -1,0 +1,59 @@
+"""What a task trains on and reports: classification is cross-entropy and accuracy, regression MSE and MAE."""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from runner.training.distributed import all_sum
+
+
+@dataclass(frozen=True)
+class Task:
+    loss: object  # (outputs, targets) -> mean loss over the batch
+    metric: str  # the metric reported per epoch and at test time
+    mode: str  # "max" if a larger metric is better
+
+
+TASKS = {
+    "classification": Task(loss=F.cross_entropy, metric="accuracy", mode="max"),
+    "regression": Task(loss=F.mse_loss, metric="mae", mode="min"),
+}
+
+
+@torch.inference_mode()
+def evaluate(model, batches, task, num_classes, precision=None):
+    """Mean loss and the task's metric over `batches`; for classification also the confusion matrix.
+
+    Sums stay on the device until the end: one host sync per evaluation, not per batch.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    n, loss_sum, metric_sum = torch.zeros((), dtype=torch.long, device=device), torch.zeros((), device=device), torch.zeros((), device=device)
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device) if task.metric == "accuracy" else None
+    for x, y in batches:
+        if precision is not None:
+            with precision.autocast():
+                out = model(x)
+            out = out.float()
+        else:
+            out = model(x)
+        loss_sum = loss_sum + task.loss(out, y, reduction="sum") / (out.shape[1] if task.metric == "mae" else 1)
+        if task.metric == "accuracy":
+            pred = out.argmax(dim=1)
+            metric_sum = metric_sum + (pred == y).sum()
+            confusion += torch.bincount(y * num_classes + pred, minlength=num_classes**2).reshape(num_classes, -1)
+        else:
+            metric_sum = metric_sum + (out - y).abs().mean(dim=1).sum()
+        n += len(y)
+    model.train(was_training)
+    all_sum(n, loss_sum, metric_sum, *([confusion] if confusion is not None else []))  # under torchrun
+    result = {"loss": float(loss_sum) / float(n), task.metric: float(metric_sum) / float(n)}
+    return result, None if confusion is None else confusion.cpu()
+
+
+def per_class_accuracy(confusion, class_names):
+    """{class name: accuracy} from a confusion matrix (rows: true class, columns: predicted)."""
+    totals = confusion.sum(dim=1).clamp_min(1)
+    return {name: float(confusion[i, i]) / float(totals[i]) for i, name in enumerate(class_names)}

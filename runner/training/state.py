@@ -1,0 +1,139 @@
+"""All resumable state in one place, and the seeding that starts it.
+
+    checkpoints/last.pt  TrainState.state_dict(): model, optimizer, scheduler, counters,
+                         RNG states and the resolved config, all tensors and plain data
+    checkpoints/best.pt  model.state_dict() at the best validation metric, as in the tutorials:
+                         model.load_state_dict(torch.load(path, weights_only=True))
+
+The run directory (run/rundir.py) writes them atomically; inference/loading.py reads a run's model back.
+"""
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from runner.io.errors import RunnerError
+
+
+def mismatches(model, state_dict):
+    """Every key and shape in which `state_dict` and `model` differ, as readable lines."""
+    own = model.state_dict()
+    problems = [f"missing {k} {tuple(v.shape)}" for k, v in own.items() if k not in state_dict]
+    problems += [f"unexpected {k} {tuple(v.shape)}" for k, v in state_dict.items() if k not in own]
+    problems += [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+                 for k, v in state_dict.items() if k in own and v.shape != own[k].shape]
+    return problems
+
+
+def load_weights(model, state_dict, source):
+    """model.load_state_dict(state_dict), but a mismatch lists every key and shape that differs."""
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise RunnerError(f"{source} is not a model state_dict (a dict of tensors). Point ckpt= at a runner checkpoint.")
+    problems = mismatches(model, state_dict)
+    if problems:
+        shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
+        raise RunnerError(
+            f"the weights in {source} do not fit the model {type(model).__name__} ({len(problems)} mismatched keys: "
+            f"{shown}). Evaluate with the model the run was trained with (drop model overrides), or pick the matching checkpoint."
+        )
+    model.load_state_dict(state_dict)
+
+
+def seed_all(seed):
+    """Seed every RNG a run may draw from: python, numpy, torch (CPU and all GPUs)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state():
+    """Every RNG the run draws from, as tensors and plain data (so weights_only loads them)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, py_state, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "has_gauss": has_gauss, "gauss": gauss},
+        "python": {"version": version, "state": list(py_state), "gauss": py_gauss},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state):
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class TrainState:
+    """Everything a run needs to continue exactly where it stopped, at an epoch's end or mid-epoch."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: object  # a schedules.Schedule, or None for a constant learning rate
+    scaler: torch.amp.GradScaler  # 16-mixed's loss scale (disabled otherwise)
+    batches: object  # the training BatchIndices: its generator draws each epoch's order and augmentation
+    config: dict  # the resolved config, plain data
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    batch: int = 0  # batches done in the epoch under way (0 at an epoch's end)
+    loss_sum: float = 0.0  # that epoch's summed training loss so far, and its sample count
+    seen: int = 0
+    best_metric: float | None = None  # best value of the monitored metric so far
+    best_val_loss: float | None = None  # its val_loss, which breaks ties
+    best_epoch: int = 0
+    ema: object = None  # torch.optim.swa_utils.AveragedModel of `model` (trainer.ema.decay), or None
+    lr: float | None = None  # the learning rate of the last optimizer step (metrics.csv's lr)
+    train_s: float = 0.0  # training time so far, over every resume; counted only under trainer.max_time (else 0: same bytes)
+    early_best: float | None = None  # trainer.early_stopping: the best monitored value ...
+    stale_epochs: int = 0  # ... and the validations since it last improved by more than min_delta
+    stopped_by: str | None = None  # why training ended before trainer.epochs: early_stopping, max_steps or max_time
+
+    COUNTERS = ("epoch", "step", "batch", "loss_sum", "seen", "best_metric", "best_val_loss", "best_epoch")
+    RECIPE = {"lr": None, "train_s": 0.0, "early_best": None, "stale_epochs": 0, "stopped_by": None}  # absent from older last.pt
+
+    def state_dict(self):
+        generator = self.batches.generator
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "data_generator": generator.get_state(),
+            "epoch_data_state": self.batches.epoch_state if self.batch else None,
+            "rng": rng_state(),
+            "config": self.config,
+            "epoch": self.epoch, "step": self.step, "batch": self.batch,
+            "loss_sum": float(self.loss_sum), "seen": self.seen,
+            "best_metric": self.best_metric, "best_val_loss": self.best_val_loss, "best_epoch": self.best_epoch,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            **{key: getattr(self, key) for key in self.RECIPE},
+        }
+
+    def load_state_dict(self, state):
+        load_weights(self.model, state["model"], "last.pt")
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.batches.generator.set_state(state["data_generator"])
+        set_rng_state(state["rng"])
+        if self.ema is not None:
+            if state.get("ema") is None:
+                raise RunnerError("last.pt holds no EMA weights (the run trained without trainer.ema.decay), so this "
+                                  "resume cannot continue an EMA. Resume without trainer.ema.decay.")
+            self.ema.load_state_dict(state["ema"])
+        for key in self.COUNTERS:
+            setattr(self, key, state[key])
+        for key, default in self.RECIPE.items():
+            setattr(self, key, state.get(key, default))
+        if self.batch:  # stopped mid-epoch: finish that epoch's permutation first
+            self.batches.resume(state["epoch_data_state"], self.batch)
