@@ -110,8 +110,12 @@ class FastNet(nn.Module):
     """The network of airbench94 (Jordan 2024, arXiv:2404.00498) without its tricks: a 2x2 conv stem, three
     conv-pool-BN-GELU-conv-BN-GELU groups, a global max-pool and a bias-free head scaled by 1/9.
 
-    airbench also initialises the stem by patch whitening, the convolutions as identity (dirac), and
-    evaluates with test-time flips; those are left out here (the README's Recipes section says what that costs).
+    Its BatchNorm is airbench's own: `bn_momentum` in airbench's convention (the weight of the running
+    average, 0.6), i.e. torch's momentum 1 - 0.6 = 0.4; eps 1e-12; the scale (weight) frozen at one, only the
+    shift (bias) trained (airbench94.py, class BatchNorm). airbench also initialises the stem by patch
+    whitening and freezes it, initialises the convolutions as identity (dirac), trains the BatchNorm biases
+    with a 64x learning rate, and evaluates with test-time flips and translations; those are left out here
+    (docs/recipes.md says what that costs).
     """
 
     def __init__(self, in_channels=3, num_classes=10, widths=(64, 256, 256), stem_width=24, bn_momentum=0.6):
@@ -119,11 +123,20 @@ class FastNet(nn.Module):
         layers, c_in = [nn.Conv2d(in_channels, stem_width, 2, bias=True), nn.GELU()], stem_width
         for width in widths:
             layers += [nn.Conv2d(c_in, width, 3, padding=1, bias=False), nn.MaxPool2d(2),
-                       nn.BatchNorm2d(width, momentum=bn_momentum), nn.GELU(),
-                       nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width, momentum=bn_momentum), nn.GELU()]
+                       airbench_batchnorm(width, bn_momentum), nn.GELU(),
+                       nn.Conv2d(width, width, 3, padding=1, bias=False), airbench_batchnorm(width, bn_momentum),
+                       nn.GELU()]
             c_in = width
         layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes, bias=False)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x):
         return self.net(x) / 9
+
+
+def airbench_batchnorm(width, momentum):
+    """airbench's BatchNorm2d: `momentum` is the running average's own weight (torch's is the new batch's),
+    eps 1e-12, and a scale frozen at one."""
+    norm = nn.BatchNorm2d(width, eps=1e-12, momentum=1 - momentum)
+    norm.weight.requires_grad = False
+    return norm

@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 import torch
+from conftest import load, run_dirs, runner, summary
 
 import runner as runner_api
-from conftest import load, run_dirs, runner, summary
-from runner.models import CNN
+from runner.models import CNN, FastNet
 
 
 def test_cnn_is_1d_for_signals_and_keeps_the_2d_layout_for_images():
@@ -35,3 +35,18 @@ def test_a_signal_dataset_trains_the_1d_cnn_and_predicts_from_a_npy_file(tmp_pat
     with open(path, newline="") as f:
         labels = [r["label"] for r in csv.DictReader(f)]
     assert labels == runner_api.load_predictor(run).predict(signals).labels and len(labels) == 5
+
+
+def test_fastnet_batchnorm_is_airbench94s():
+    # airbench94.py (KellerJordan/cifar10-airbench), class BatchNorm: nn.BatchNorm2d(eps=1e-12, momentum=1 - 0.6),
+    # weight.requires_grad = False, bias trained; hyp['net']['batchnorm_momentum'] = 0.6. Six of them, two per group.
+    norms = [m for m in FastNet().modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == 6
+    assert all(m.momentum == 1 - 0.6 and m.eps == 1e-12 for m in norms), [(m.momentum, m.eps) for m in norms]
+    assert all(not m.weight.requires_grad and m.bias.requires_grad for m in norms)
+    # airbench's convention, as torch applies it: the running mean keeps 0.6 of itself and takes 0.4 of the batch's
+    norm = norms[0]
+    x = torch.randn(8, norm.num_features, 4, 4) + 3.0
+    norm.train()(x)
+    expected = 0.6 * torch.zeros(norm.num_features) + 0.4 * x.mean(dim=(0, 2, 3))
+    assert torch.allclose(norm.running_mean, expected, atol=1e-6)
