@@ -16,20 +16,24 @@ interval's unit, which the trainer knows only once the data is loaded.
 import math
 
 from omegaconf import OmegaConf
-from torch.optim.lr_scheduler import LinearLR, SequentialLR
+from torch.optim.lr_scheduler import LinearLR, OneCycleLR, SequentialLR
 
-from runner.training.build import instantiate
 from runner.io.errors import RunnerError
+from runner.training.build import instantiate
 
 SCHEDULE_KEYS = ("interval", "warmup_epochs")  # read here, not passed to the scheduler's class
 WHOLE_RUN_KEYS = ("T_max", "total_iters", "total_steps")  # null = the rest of the run
 
 
 class Schedule:
-    """A torch LRScheduler and when it steps; saved in last.pt as the scheduler's own state_dict."""
+    """A torch LRScheduler and when it steps; saved in last.pt as the scheduler's own state_dict.
 
-    def __init__(self, scheduler, interval):
+    `parts` are the schedulers it is made of (the warmup ramp and the main one, chained by SequentialLR),
+    whose base rates a resume with a new optimizer.lr sets."""
+
+    def __init__(self, scheduler, interval, parts=None):
         self.scheduler, self.interval = scheduler, interval
+        self.parts = parts or [scheduler]
 
     def after_step(self):
         if self.interval == "step":
@@ -47,11 +51,10 @@ class Schedule:
 
     def set_base_lr(self, lr):
         """A new learning rate from here on (resume optimizer.lr=...): the base of every scheduler in the chain."""
-        chain = [self.scheduler, *getattr(self.scheduler, "_schedulers", [])]
-        if any(type(s).__name__ == "OneCycleLR" for s in chain):
+        if any(isinstance(s, OneCycleLR) for s in self.parts):
             raise RunnerError("resume: optimizer.lr cannot change a onecycle schedule, whose every step's rate was laid out "
                               "from scheduler.max_lr at the start. Start a new run for another peak rate.")
-        for s in chain:
+        for s in self.parts:  # SequentialLR has no base rate of its own: its parts do
             s.base_lrs = [lr for _ in s.base_lrs]
 
 
@@ -100,7 +103,9 @@ def build_schedule(scheduler_cfg, optimizer, steps_per_epoch, epochs, max_steps=
     if not warmup:
         return Schedule(main, interval) if main is not None else None
     ramp = LinearLR(optimizer, start_factor=1 / warmup, end_factor=1.0, total_iters=warmup)
-    return Schedule(ramp if main is None else SequentialLR(optimizer, [ramp, main], milestones=[warmup]), interval)
+    if main is None:
+        return Schedule(ramp, interval)
+    return Schedule(SequentialLR(optimizer, [ramp, main], milestones=[warmup]), interval, parts=[ramp, main])
 
 
 def steps_per_epoch(batches, accumulate):
