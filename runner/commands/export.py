@@ -20,11 +20,11 @@ import torch
 from omegaconf import OmegaConf
 from rich.table import Table
 
+from runner.inference.formats import TOLERANCE, check_formats, export, sha256
+from runner.inference.predictor import load_predictor
 from runner.io.console import RunConsole
 from runner.io.errors import RunnerError, RunnerWarning
-from runner.inference.formats import TOLERANCE, check_formats, export, sha256
 from runner.io.files import umask, write_json
-from runner.inference.predictor import load_predictor
 
 VERIFY_SAMPLES = 64
 
@@ -40,7 +40,7 @@ def export_job(cfg, out_dir):
         raise RunnerError(f"export: {out} already holds files; an export never writes over another. Pick an empty or "
                           f"new folder with out=, or leave out= unset for a new outputs/export/<date>/<time>/.")
     predictor = load_predictor(cfg.ckpt, "cpu")  # the card's checks, and the model as runner runs it
-    card = {**predictor.card, "channels_last": False}
+    card = predictor.card.for_export()
     model = predictor.model.to(memory_format=torch.contiguous_format).eval()
     with console.relay_warnings():
         example, source = verification_batch(cfg.ckpt, predictor)
@@ -49,12 +49,12 @@ def export_job(cfg, out_dir):
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
     try:
         done = [export(model, fmt, example, staging, card) for fmt in formats]
-        write_json(staging / "config.json", card)
+        write_json(staging / "config.json", card.to_dict())
         files = [e.file for e in done] + ["config.json"]
         manifest = {
             "checkpoint": str(Path(predictor.weights).resolve()), "formats": formats,
             "files": {f: {"sha256": sha256(staging / f), "bytes": (staging / f).stat().st_size} for f in files},
-            "input": {"name": "x", "shape": ["batch", *card["input_shape"]], "dtype": "float32",
+            "input": {"name": "x", "shape": ["batch", *card.input_shape], "dtype": "float32",
                       "preprocessing": "(raw - normalize.mean) / normalize.std, from config.json"},
             "verified": {e.format: {"max_abs_diff": e.max_abs_diff, **e.details} for e in done},
             "verified_on": source, "tolerance": TOLERANCE,
@@ -88,15 +88,12 @@ def verified_table(done, source):
 def verification_batch(ckpt, predictor):
     """(the first samples of the run's test split, normalised as the model takes them, and where they came from).
     Without the run's data (moved, another machine) random inputs of the right shape, with a warning."""
-    from runner.training.build import build_data
-    from runner.inference.loading import find_checkpoint
-    from runner.data.splits import Split
+    from runner.inference.loading import load_test_split
 
     try:
-        _, run_cfg = find_checkpoint(ckpt)
-        splits, _ = build_data(run_cfg.dataset, "cpu")
-        if isinstance(splits.test, Split):
-            x = predictor.normalize(splits.test.x[:VERIFY_SAMPLES])
+        split = load_test_split(ckpt)
+        if split is not None:
+            x = predictor.normalize(split.x[:VERIFY_SAMPLES])
             return x.contiguous(), "the run's test split"
         reason = "its test split is streamed from files"
     except RunnerError as err:

@@ -14,12 +14,12 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from rich.table import Table
 
-from runner.io.console import RunConsole
 from runner.data.inputs import Inputs, read_inputs
-from runner.training.device import resolve_device
+from runner.inference.predictor import load_predictor
+from runner.io.console import RunConsole
 from runner.io.errors import RunnerError
 from runner.io.files import atomic_write
-from runner.inference.predictor import load_predictor
+from runner.training.device import resolve_device
 
 SHOWN = 10  # rows of predictions.csv shown on the console
 
@@ -48,7 +48,7 @@ def predict_job(cfg, out_dir):
     atomic_write(out / "predictions.csv", lambda f: f.write(text.getvalue().encode()))
     console.attach(out / "predict.log")
     console.print(preview(header, rows))
-    if truth is not None and card["task"] == "classification":
+    if truth is not None and card.task == "classification":
         correct = sum(int(i == t) for i, t in zip(result.indices.tolist(), truth))
         console.print(f"accuracy {correct / len(truth):.4f} ({correct} / {len(truth)} right, against "
                       f"{'the test split' if cfg.input == 'test' else 'the class folders the images are in'})")
@@ -62,19 +62,16 @@ def _inputs(cfg, predictor):
     Images inside folders named after the run's classes are labelled by them, so the accuracy can be shown."""
     card = predictor.card
     if str(cfg.input) == "test":
-        from runner.training.build import build_data
-        from runner.inference.loading import find_checkpoint
-        from runner.data.splits import Split
+        from runner.inference.loading import load_test_split
 
-        _, run_cfg = find_checkpoint(cfg.ckpt)
-        splits, _ = build_data(run_cfg.dataset, "cpu")
-        if not isinstance(splits.test, Split):
+        split = load_test_split(cfg.ckpt)
+        if split is None:
             raise RunnerError("input=test: this run streams its test split from files; point input= at its test images "
                               "instead (the folder, or a glob of them).")
-        labels = splits.test.y.tolist() if card["task"] == "classification" else None
-        return Inputs(splits.test.x, None), labels
-    inputs = read_inputs(cfg.input, predictor.input_shape, card["input_dtype"], card.get("feature_names"))
-    classes = {name: i for i, name in enumerate(card["class_names"])}
+        labels = split.y.tolist() if card.task == "classification" else None
+        return Inputs(split.x, None), labels
+    inputs = read_inputs(cfg.input, predictor.input_shape, card.input_dtype, card.feature_names)
+    classes = {name: i for i, name in enumerate(card.class_names)}
     if inputs.names and classes:
         folders = [Path(n).parts[0] if len(Path(n).parts) > 1 else None for n in inputs.names]
         if all(f in classes for f in folders):
@@ -86,11 +83,11 @@ def table(inputs, result, card, topk, truth):
     """predictions.csv: (header, rows), a row per input."""
     first = "filename" if inputs.names else "index"
     names = inputs.names or list(range(len(inputs.x)))
-    if card["task"] != "classification":
+    if card.task != "classification":
         values = result.values
         columns = ["value"] if values.shape[1] == 1 else [f"value_{j}" for j in range(values.shape[1])]
         return [first, *columns], [[n, *(f"{v:.6g}" for v in row)] for n, row in zip(names, values.tolist())]
-    class_names = card["class_names"] or [str(i) for i in range(result.probs.shape[1])]
+    class_names = card.labels()
     k = min(topk, result.probs.shape[1])
     probs, indices = result.probs.topk(k, dim=1)
     header = [first, "label", "class_index", *(["true_label"] if truth is not None else [])]

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from runner.training.build import build_model
 from runner.io.errors import RunnerError
+from runner.training.build import build_model
 
 TOLERANCE = 1e-4
 FORMATS = ("safetensors", "pt2", "onnx")
@@ -117,7 +117,7 @@ def _onnx(model, example, path, card):
 def _model_cfg(card):
     from omegaconf import OmegaConf
 
-    return OmegaConf.create(card["model"])
+    return OmegaConf.create(card.model)
 
 
 def sha256(path):

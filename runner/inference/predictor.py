@@ -11,30 +11,16 @@ dtype, the class names, the normalisation statistics of its training split and t
 predictions exactly as `runner eval` does.
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from runner.inference.loading import find_checkpoint, restore_model
 from runner.data.batches import Normalizer
+from runner.inference.card import CARD, ModelCard
+from runner.inference.loading import find_checkpoint, restore_model
 from runner.io.errors import RunnerError
-
-CARD = "model.json"
-FORMAT = 1
-
-
-def model_card(cfg, normalize, input_dtype, class_names, feature_names, channels_last):
-    """What checkpoints/model.json holds: everything between a raw input and the model's output."""
-    return {
-        "format": FORMAT, "task": cfg["dataset"]["task"], "dataset": cfg["dataset"]["name"],
-        "input_shape": list(cfg["dataset"]["input_shape"]), "input_dtype": str(input_dtype).removeprefix("torch."),
-        "num_outputs": cfg["dataset"]["num_classes"], "class_names": list(class_names),
-        "feature_names": list(feature_names),
-        "normalize": {"mean": normalize.mean.tolist(), "std": normalize.std.tolist()},
-        "channels_last": channels_last, "model": cfg["model"],
-    }
+from runner.io.files import run_dir_of
 
 
 @dataclass
@@ -50,11 +36,11 @@ class Predictor:
 
     def __init__(self, model, card, device, weights=None):
         self.model, self.card, self.device, self.weights = model, card, device, weights
-        self.input_shape = tuple(card["input_shape"])
-        stats = card["normalize"]
+        self.input_shape = tuple(card.input_shape)
+        stats = card.normalize
         # the very normaliser training and eval apply (runner/data/batches.py), with the run's statistics
         self.normalize = Normalizer(torch.tensor(stats["mean"], device=device), torch.tensor(stats["std"], device=device),
-                                    card["channels_last"])
+                                    card.channels_last)
 
     def as_batch(self, x):
         """Raw samples as one (N, *input_shape) tensor: a tensor or array (one sample or a batch), a PIL image,
@@ -67,7 +53,7 @@ class Predictor:
 
         card = self.card
         if isinstance(x, (str, Path)):
-            x = read_inputs(x, self.input_shape, card["input_dtype"], card.get("feature_names")).x
+            x = read_inputs(x, self.input_shape, card.input_dtype, card.feature_names).x
         elif isinstance(x, Image.Image):
             x = read_image(x, self.input_shape)
         elif isinstance(x, (list, tuple)) and x and all(isinstance(i, (str, Path, Image.Image)) for i in x):
@@ -78,16 +64,12 @@ class Predictor:
         if tuple(x.shape[1:]) != self.input_shape:
             raise RunnerError(f"predict: inputs of shape {list(x.shape)} do not fit this model, which takes samples of "
                               f"shape {list(self.input_shape)} (a batch of them: [N, {', '.join(map(str, self.input_shape))}]).")
-        if card["input_dtype"] == "uint8" and x.dtype != torch.uint8 and len(x) and not _whole_bytes(x):
+        if card.input_dtype == "uint8" and x.dtype != torch.uint8 and len(x) and not _whole_bytes(x):
             raise RunnerError(f"predict: this model was trained on uint8 images (pixel values 0..255, as the dataset gives "
                               f"them), but got {str(x.dtype).removeprefix('torch.')} values from {float(x.min()):g} to "
                               f"{float(x.max()):g}. Pass the raw pixels (e.g. a uint8 array, a PIL image or the file), not "
                               f"pixels already scaled or normalised: the run's own normalisation is applied here.")
         return x
-
-    def preprocess(self, x):
-        """Raw samples (anything as_batch takes) as the model's normalised batch on its device."""
-        return self.normalize(self.as_batch(x).to(self.device))
 
     @torch.inference_mode()
     def predict(self, x, batch_size=512, progress=None):
@@ -98,12 +80,12 @@ class Predictor:
             outputs.append(self.model(self.normalize(batch.to(self.device))).float().cpu())
             if progress:
                 progress(len(batch))
-        out = torch.cat(outputs) if outputs else torch.empty(0, self.card["num_outputs"])
-        if self.card["task"] != "classification":
+        out = torch.cat(outputs) if outputs else torch.empty(0, self.card.num_outputs)
+        if self.card.task != "classification":
             return Prediction(values=out)
         probs = out.softmax(dim=1)
         indices = out.argmax(dim=1)
-        names = self.card["class_names"] or [str(i) for i in range(out.shape[1])]
+        names = self.card.labels()
         return Prediction(indices=indices, probs=probs, labels=[names[i] for i in indices.tolist()])
 
 
@@ -118,13 +100,13 @@ def load_predictor(path, device="cpu"):
 
     register_resolvers()
     weights, cfg = find_checkpoint(path)
-    run_dir = Path(weights).parent.parent
+    run_dir = run_dir_of(weights)
     card_file = run_dir / "checkpoints" / CARD
     if not card_file.is_file():
         raise RunnerError(f"{run_dir} has no checkpoints/{CARD}: it was trained before runs recorded their preprocessing "
                           f"(normalisation statistics, input shape, class names), so raw inputs cannot be prepared exactly "
                           f"as in training. runner eval still evaluates it; to predict, retrain it with this version.")
-    card = json.loads(card_file.read_text())
+    card = ModelCard.read(card_file)
     device = torch.device(device)
-    model = restore_model(cfg.model, weights, device, card["channels_last"])
+    model = restore_model(cfg.model, weights, device, card.channels_last)
     return Predictor(model, card, device, weights)

@@ -42,6 +42,7 @@ from runner.io.errors import Diverged, Interrupted, RunnerError
 from runner.io.files import atomic_write, write_json
 from runner.run.records import read_metrics, read_summary, run_record
 
+
 def _now():
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -264,17 +265,19 @@ class RunDir:
 
     def save_best(self, model):
         if self.write:
-            from runner.io.serialization import save  # torch: imported by a run, not by `runner report`
+            from runner.io.serialization import (
+                save,  # torch: imported by a run, not by `runner report`
+            )
 
             # contiguous: a channels-last model's tensors would not convert to safetensors and friends
             save({k: v.contiguous() for k, v in model.state_dict().items()}, self.path / "checkpoints" / "best.pt")
 
     def save_model_card(self, card):
-        """checkpoints/model.json: the preprocessing between a raw input and best.pt (runner/inference/predictor.py)."""
+        """checkpoints/model.json: the preprocessing between a raw input and best.pt (inference/card.py)."""
         if self.write:
-            from runner.inference.predictor import CARD
+            from runner.inference.card import CARD
 
-            write_json(self.path / "checkpoints" / CARD, card)
+            write_json(self.path / "checkpoints" / CARD, card.to_dict())
 
     def save_last(self, state):
         if self.write:
