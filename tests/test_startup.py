@@ -4,15 +4,17 @@ runner/training/compiler.py's docstring against the new torch before changing an
 
 import ast
 import inspect
+import os
 import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 import torch
 
-from conftest import summary
+from conftest import runner, same_run, summary
 
 COMPILER = ("torch._dynamo", "torch._inductor")
 
@@ -35,7 +37,7 @@ def test_a_run_that_does_not_compile_never_imports_torchs_compiler(tmp_path):
 def test_the_stand_in_keeps_eager_training_exact_and_hands_over_to_the_real_dynamo_when_asked(tmp_path):
     script = textwrap.dedent("""
         import sys, torch
-        from omegaconf import OmegaConf
+        from runner.training import compiler
         from runner.training.device import configure_torch
 
         def train(seed):
@@ -51,7 +53,8 @@ def test_the_stand_in_keeps_eager_training_exact_and_hands_over_to_the_real_dyna
                 sched.step()
             return torch.cat([p.detach().flatten() for p in model.parameters()]), opt.state_dict()
 
-        configure_torch(OmegaConf.create({"num_threads": None, "deterministic": True, "compile": False}))
+        compiler.prepare(compiling=False)
+        configure_torch(num_threads=None, deterministic=True, compiling=False)
         deferred, state = train(0)
         print("flags", torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
         print("real dynamo loaded", "torch._dynamo.convert_frame" in sys.modules)
@@ -73,6 +76,32 @@ def test_the_stand_in_keeps_eager_training_exact_and_hands_over_to_the_real_dyna
                            cwd=tmp_path, capture_output=True, text=True)
     assert plain.returncode == 0 and "real dynamo loaded True" in plain.stdout, plain.stderr[-3000:]
     assert torch.equal(torch.load(tmp_path / "deferred.pt"), torch.load(tmp_path / "plain.pt"))
+
+
+def test_runner_defer_dynamo_0_switches_the_stand_in_off(tmp_path):
+    script = ("import sys, torch; from runner.training import compiler; compiler.prepare(compiling=False); "
+              "torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1); "
+              "print(type(sys.modules['torch._dynamo']).__name__, 'torch._dynamo.convert_frame' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k != "RUNNER_DEFER_DYNAMO"}
+    default = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    off = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env={**env, "RUNNER_DEFER_DYNAMO": "0"},
+                         capture_output=True, text=True)
+    assert default.stdout.split() == ["_DeferredDynamo", "False"], default.stderr[-2000:]
+    assert off.stdout.split() == ["module", "True"], off.stderr[-2000:]  # the optimizer imported the real one
+
+
+@pytest.mark.slow  # three runs, two of them compiled (a minute or two of inductor on 2 cores)
+def test_a_compiled_job_after_an_eager_one_in_the_same_process_equals_it_in_a_fresh_process(tmp_path):
+    # the basic launcher runs a sweep's jobs one after another in one process: job 0 installs the stand-in and
+    # trains with it; job 1 compiles. It must train exactly as the same compiled job started on its own.
+    args = ["model=mlp", "trainer.epochs=1", "trainer.num_threads=1"]
+    runner("train", "-m", *args, "trainer.compile=false,true", "hydra.sweep.dir=sweep", cwd=tmp_path)
+    eager, compiled = tmp_path / "sweep" / "0", tmp_path / "sweep" / "1"
+    assert summary(eager)["pid"] == summary(compiled)["pid"]  # the precondition: one process ran both
+    runner("train", *args, "trainer.compile=true", "hydra.run.dir=fresh", cwd=tmp_path)
+    fresh = tmp_path / "fresh"
+    assert summary(fresh)["pid"] != summary(compiled)["pid"] and summary(fresh)["status"] == "completed"
+    same_run(compiled, fresh)
 
 
 def _body(function):
@@ -107,9 +136,11 @@ def test_torch_still_does_what_runner_compiler_assumes():
 def test_a_compiled_run_still_gets_the_real_compiler_settings(tmp_path):
     script = textwrap.dedent("""
         import sys, torch
-        from omegaconf import OmegaConf
+        from runner.training import compiler
         from runner.training.device import configure_torch
-        configure_torch(OmegaConf.create({"num_threads": None, "deterministic": True, "compile": True}))
+        compiler.prepare(compiling=False)  # an earlier job of the same process (a sweep) put the stand-in in place
+        compiler.prepare(compiling=True)
+        configure_torch(num_threads=None, deterministic=True, compiling=True)
         import torch._inductor.config as inductor_config
         print(type(sys.modules["torch._dynamo"]).__name__, inductor_config.deterministic, torch.are_deterministic_algorithms_enabled())
     """)

@@ -16,13 +16,24 @@ anything:
   two itself and imports the real torch._dynamo, and hands over to it, the moment anything asks
   it for anything else, so code that really needs dynamo gets dynamo, only later.
 
-Both are for runs with trainer.compile=false, in runner's own process (runner train); with
-compile on, torch's own calls are used. tests/test_startup.py fails when torch changes what
-they rely on: the body of use_deterministic_algorithms, what torch.optim asks of torch._dynamo,
-and the default run's imports.
+`prepare(compiling)` is the one place runner does either; `runner train` and `runner eval` call
+it in their setup, before anything else touches torch. A run that compiles gets torch's own
+calls, and the real torch._dynamo at once (a stand-in an earlier job of the same process put in
+place, as the basic launcher runs a sweep's jobs, is handed over first). RUNNER_DEFER_DYNAMO=0
+in the environment switches the stand-in off: every run then imports torch._dynamo as plain
+PyTorch does (1.2 s more at start-up, nothing else changes).
+
+Why a later compiled job in the same process is safe: torch._disable_dynamo caches, per function,
+what `disable` returned the first time (the stand-in's pass-through) on torch.optim's methods; those
+run in the eager loop around the compiled model, never inside a compiled frame, where the wrapper
+would matter. tests/test_startup.py checks it end to end (a sweep over trainer.compile=false,true
+equals the compiled job in a fresh process) and fails when torch changes what this relies on: the
+body of use_deterministic_algorithms, what torch.optim asks of torch._dynamo, and the default run's
+imports.
 """
 
 import importlib
+import os
 import sys
 import types
 
@@ -57,15 +68,13 @@ def _real():
     return importlib.import_module("torch._dynamo")
 
 
-def defer():
-    """Stand in for torch._dynamo until it is really needed (a run that does not compile: never)."""
-    if "torch._dynamo" not in sys.modules:
+def prepare(compiling):
+    """Before a job touches torch: a stand-in for torch._dynamo unless `compiling` (or RUNNER_DEFER_DYNAMO=0);
+    for a compiling job, the real torch._dynamo now."""
+    if compiling:
+        _real()
+    elif os.environ.get("RUNNER_DEFER_DYNAMO", "1") != "0" and "torch._dynamo" not in sys.modules:
         sys.modules["torch._dynamo"] = _DeferredDynamo("torch._dynamo", __doc__)
-
-
-def is_deferred():
-    """True while the stand-in holds torch._dynamo's place (the real one was never needed)."""
-    return isinstance(sys.modules.get("torch._dynamo"), _DeferredDynamo)
 
 
 def deterministic(mode, warn_only, compiling):

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from runner.training import compiler
 from runner.io.errors import RunnerError
+from runner.training import compiler
 
 
 def resolve_device(name, local_rank=0):
@@ -26,15 +26,13 @@ def resolve_device(name, local_rank=0):
     return torch.device(name)
 
 
-def configure_torch(trainer_cfg):
-    """Threads and determinism: what makes two runs of one config on CPU give the same bytes. A run that does not
-    compile never imports torch's compiler (runner/training/compiler.py)."""
-    compiling = bool(trainer_cfg.get("compile"))
-    if not compiling:
-        compiler.defer()
-    if trainer_cfg.num_threads:
-        torch.set_num_threads(trainer_cfg.num_threads)
-    if trainer_cfg.deterministic:
+def configure_torch(*, num_threads, deterministic, compiling):
+    """Threads and determinism: what makes two runs of one config on CPU give the same bytes.
+
+    `num_threads` None keeps torch's default; `compiling` picks how determinism is set (training/compiler.py)."""
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    if deterministic:
         compiler.deterministic(True, warn_only=True, compiling=compiling)
 
 
