@@ -6,14 +6,91 @@ the EMA's recurrence, Lightning's early-stopping rule), not against the trainer'
 
 import csv
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from conftest import (
+    FAST,
+    SIGNAL_CNN,
+    WITH_SIGNAL_MODEL,
+    assert_clean_failure,
+    digest,
+    load,
+    runner,
+    same_run,
+    signal_at,
+    summary,
+)
 
-from conftest import FAST, SIGNAL_CNN, WITH_SIGNAL_MODEL, assert_clean_failure, digest, load, runner, same_run, signal_at, summary
-from runner.training.recipe import duration_s
+from omegaconf import OmegaConf
+
+from runner.commands.resume import RESUME_OVERRIDES
+from runner.config.checks import CLOSED, RULES
+from runner.training.recipe import KNOBS, Recipe, TrainClock, duration_s, early_stopping
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 STEPS_PER_EPOCH = 20  # 1294 training digits // batch 64
+
+
+def recipe(**overrides):
+    """The Recipe of configs/trainer/default.yaml with `overrides` (dotted keys) on top."""
+    cfg = OmegaConf.load(CONFIGS / "trainer" / "default.yaml")
+    for key, value in overrides.items():
+        OmegaConf.update(cfg, key.replace("__", "."), value)
+    return Recipe.of(cfg)
+
+
+# The recipe's pure rules, in-process: what the loop asks at each batch, step and validation.
+
+
+def test_accumulation_groups_close_every_n_batches_and_at_the_epochs_end():
+    r = recipe(accumulate_grad_batches=4)
+    assert [b for b in range(10) if r.starts_update(b)] == [0, 4, 8]  # zero_grad before batches 1, 5, 9
+    assert [b for b in range(1, 11) if r.ends_update(b, n_batches=10)] == [4, 8, 10]  # the short last group steps
+    assert [b for b in range(1, 4) if recipe().ends_update(b, n_batches=3)] == [1, 2, 3]  # no accumulation
+
+
+def test_early_stopping_counts_validations_without_an_improvement_above_min_delta():
+    # Lightning's EarlyStopping: an improvement must beat the best by more than min_delta in the monitored direction
+    best, stale, seen = None, 0, []
+    for value in [1.0, 0.95, 0.85, 0.9, 0.74]:
+        best, stale = early_stopping(value, best, stale, mode="min", min_delta=0.1)
+        seen.append((best, stale))
+    assert seen == [(1.0, 0), (1.0, 1), (0.85, 0), (0.85, 1), (0.74, 0)]
+    assert early_stopping(0.5, 0.6, 2, mode="max", min_delta=0.0) == (0.6, 3)  # lower is worse when maximising
+    assert early_stopping(0.61, 0.6, 2, mode="max", min_delta=0.0) == (0.61, 0)
+
+
+def test_limits_checkpoints_and_the_clock_over_resumes():
+    assert recipe(max_steps=10).limit_reached(9, 0.0) is None
+    assert recipe(max_steps=10).limit_reached(10, 0.0) == "max_steps"
+    timed = recipe(max_time="00:00:01:30")
+    assert timed.max_time == 90.0 and timed.limit_reached(1, 89.9) is None and timed.limit_reached(1, 90.0) == "max_time"
+    assert recipe().limit_reached(10**9, 10.0**9) is None  # no limits by default
+    assert [s for s in range(1, 8) if recipe(checkpoint_every_n_steps=3).checkpoint_due(s)] == [3, 6]
+    assert not any(recipe().checkpoint_due(s) for s in range(1, 100))
+    ticks = iter([50.0, 53.5, 60.0])  # this process started training at 50; last.pt held 100 s
+    clock = TrainClock(100.0, now=lambda: next(ticks))
+    assert (clock(), clock()) == (103.5, 110.0)
+
+
+def test_every_trainer_key_is_declared_once_and_the_checks_and_resume_table_come_from_it():
+    yaml_keys = {k if not isinstance(v, dict) else f"{k}.{inner}"
+                 for k, v in OmegaConf.to_container(OmegaConf.load(CONFIGS / "trainer" / "default.yaml")).items()
+                 for inner in (v if isinstance(v, dict) else [None])}
+    declared = [k.key for k in KNOBS]
+    assert sorted(declared) == sorted(yaml_keys) and len(declared) == len(set(declared))
+    assert set(CLOSED["trainer"]) == {k.split(".")[0] for k in yaml_keys}
+    assert {f"trainer.{k}" for k in yaml_keys} <= {key for key, *_ in RULES}
+    assert {f"trainer.{k}" for k in yaml_keys} <= {pattern for pattern, *_ in RESUME_OVERRIDES}
+    refused = {pattern for pattern, applied, _ in RESUME_OVERRIDES if not applied}
+    assert {"trainer.ema", "trainer.ema.decay", "trainer.precision", "trainer.accumulate_grad_batches"} <= refused
+    for k in KNOBS:  # each declaration's example passes its own check, so the error message suggests a value that works
+        example = OmegaConf.create({"v": k.example}).v if not isinstance(k.example, str) else k.example
+        value = {"true": True, "false": False}.get(example, example)
+        assert k.accepts(value), (k.key, k.example)
 
 
 def rows(run):
@@ -199,3 +276,25 @@ def test_a_mid_group_signal_checkpoints_at_the_groups_end_and_the_resume_is_exac
     ema_ref, ema_run = (load(d / "checkpoints" / "last.pt")["ema"] for d in (ref, run))
     assert all(torch.equal(ema_ref[k], ema_run[k]) for k in ema_ref)
     assert lr_column(ref) == lr_column(run)
+
+
+def test_a_new_base_rate_reaches_every_scheduler_of_a_warmup_chain_and_onecycle_refuses_it():
+    from runner.io.errors import RunnerError
+    from runner.training.schedules import build_schedule
+
+    def schedule(**cfg):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        return build_schedule(OmegaConf.create(cfg), optimizer, steps_per_epoch=10, epochs=3)
+
+    cosine = "torch.optim.lr_scheduler.CosineAnnealingLR"
+    chain = schedule(_target_=cosine, _partial_=True, T_max=None, interval="step", warmup_epochs=1)
+    assert len(chain.parts) == 2  # the warmup ramp and the cosine, under SequentialLR
+    chain.set_base_lr(0.5)  # a resume with optimizer.lr=0.5 (SequentialLR itself has no base_lrs to set)
+    assert [s.base_lrs for s in chain.parts] == [[0.5], [0.5]]
+    for _ in range(10):  # through the warmup (1 epoch of 10 steps): the cosine then starts from the new base
+        chain.after_step()
+    assert chain.scheduler.get_last_lr() == [0.5]
+    onecycle = "torch.optim.lr_scheduler.OneCycleLR"
+    onecycle = schedule(_target_=onecycle, _partial_=True, max_lr=0.1, total_steps=None, interval="step")
+    with pytest.raises(RunnerError, match="cannot change a onecycle schedule"):
+        onecycle.set_base_lr(0.5)

@@ -12,22 +12,26 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-
 from omegaconf import OmegaConf
-
 from rich.table import Table
 
-from runner.io import plots
-from runner.training.build import build_data, make_batches, summarize
-from runner.inference.loading import find_checkpoint, restore_model
+from runner.commands.resume import RESUME_OVERRIDES
 from runner.config.checks import apply_overrides, check_config
+from runner.inference.loading import find_checkpoint, restore_model
+from runner.io import plots
 from runner.io.console import RunConsole, results_table
-from runner.training.device import Precision, configure_torch, resolve_device, use_channels_last
 from runner.io.errors import RunnerError
 from runner.io.files import write_json
-from runner.commands.resume import RESUME_OVERRIDES
+from runner.training import compiler
+from runner.training.build import build_data, make_batches, summarize
+from runner.training.device import (
+    Precision,
+    configure_torch,
+    resolve_device,
+    use_channels_last,
+)
 from runner.training.metrics import TASKS, evaluate, per_class_accuracy
-
+from runner.training.recipe import Recipe
 
 # Dataset keys an eval may override: those a resume may change too (where the same files are and how
 # they are read), and augmentation, which eval does not use. Any other `dataset` key (split_seed,
@@ -68,17 +72,19 @@ def eval_job(cfg, run_dir, overrides):
         run_cfg = apply_overrides(run_cfg, cfg, overrides)
         check_config(run_cfg)
         task = TASKS[run_cfg.dataset.task]
-        configure_torch(run_cfg.trainer)
+        recipe = Recipe.of(run_cfg.trainer)
+        compiler.prepare(compiling=False)  # eval runs the model eagerly
+        configure_torch(num_threads=recipe.num_threads, deterministic=recipe.deterministic, compiling=False)
         device = resolve_device(run_cfg.device.name)
-        channels_last = use_channels_last(run_cfg.trainer.channels_last, run_cfg.dataset.input_shape, device)
+        channels_last = use_channels_last(recipe.channels_last, run_cfg.dataset.input_shape, device)
         with console.relay_warnings():
             splits, normalize = build_data(run_cfg.dataset, device)
         normalize.channels_last = channels_last
         model = restore_model(run_cfg.model, weights, device, channels_last)
         summarize(model, run_cfg.dataset.input_shape, run_cfg.dataset.num_classes, device)  # can it take this data?
 
-        test = make_batches(splits.test, run_cfg.trainer.eval_batch_size, normalize, device)
-        metrics, confusion = evaluate(model, test, task, run_cfg.dataset.num_classes, Precision.of(run_cfg.trainer.precision, device))
+        test = make_batches(splits.test, recipe.eval_batch_size, normalize, device)
+        metrics, confusion = evaluate(model, test, task, run_cfg.dataset.num_classes, Precision.of(recipe.precision, device))
         result = {"checkpoint": str(weights), "dataset": run_cfg.dataset.name, "model": run_cfg.model._target_,
                   "device": str(device), "samples": len(splits.test), **{f"test_{k}": v for k, v in metrics.items()}}
         console.print(f"[bold]runner eval[/]  {weights}  on the {run_cfg.dataset.name} test split ({len(splits.test)} samples)")

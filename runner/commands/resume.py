@@ -15,33 +15,28 @@ from fnmatch import fnmatchcase
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from runner.inference.loading import run_config
 from runner.config.checks import apply_overrides
-from runner.training.recipe import duration_s
+from runner.inference.loading import run_config
 from runner.io.errors import RunnerError
-from runner.training.schedules import whole_run
 from runner.io.serialization import safe_load
+from runner.training.recipe import KNOBS, Recipe
+from runner.training.schedules import whole_run
+
+def trainer_rules():
+    """The resume table's trainer rows, from the knobs' declarations (training/recipe.py): each key, and each
+    group of keys (trainer.ema) as a whole, applied only when every key in it is."""
+    rows = [(k.path, k.resume is not None, k.resume or k.refuse) for k in KNOBS]
+    for group in dict.fromkeys(k.key.split(".")[0] for k in KNOBS if "." in k.key):
+        inner = [row for row in rows if row[0].startswith(f"trainer.{group}.")]
+        refused = next((row for row in inner if not row[1]), None)
+        rows.append((f"trainer.{group}", refused is None, (refused or inner[0])[2]))
+    return rows
+
 
 # What `resume=RUN KEY=VALUE` does with each key; the first pattern that matches decides.
 # (pattern, applied, what it does when applied / why it is refused). A key no pattern matches is refused.
 RESUME_OVERRIDES = [
-    ("trainer.epochs", True, "trains on to this many epochs: no fewer than last.pt holds, more than a completed run has"),
-    ("trainer.batch_size", True, "from the next epoch on; refused when last.pt was saved mid-epoch"),
-    ("trainer.eval_batch_size", True, "for validation and the final test"),
-    ("trainer.grad_clip", True, "from the next step"),
-    ("trainer.checkpoint_every_n_steps", True, "from the next step"),
-    ("trainer.log_every_n_steps", True, "from the next step"),
-    ("trainer.num_threads", True, "torch's CPU threads"),
-    ("trainer.compile", True, "torch.compile, or not"),
-    ("trainer.channels_last", True, "the memory format (the same values, laid out differently)"),
-    ("trainer.deterministic", True, "torch.use_deterministic_algorithms"),
-    ("trainer.label_smoothing", True, "from the next step"),
-    ("trainer.early_stopping.*", True, "from the next validation; a larger patience (or null) continues a run it stopped"),
-    ("trainer.max_steps", True, "stops the run at this step; a larger value (or null) continues a run it stopped"),
-    ("trainer.max_time", True, "stops the run after this much training in all; a larger value (or null) continues a run it stopped"),
-    ("trainer.accumulate_grad_batches", False, "the step counter and the schedule were laid out with the run's own number of steps per epoch"),
-    ("trainer.ema", False, "best.pt and the validations so far were made with the run's own EMA weights"),
-    ("trainer.ema.*", False, "best.pt and the validations so far were made with the run's own EMA weights"),
+    *trainer_rules(),
     ("logger", True, "the trackers from here on (metrics.csv holds the whole run either way)"),
     ("logger.*", True, "the trackers from here on (metrics.csv holds the whole run either way)"),
     ("device", True, "where the run continues: its weights and optimizer state are moved there"),
@@ -160,20 +155,14 @@ def plan_resume(cfg, last, status, overrides):
 
 def lifts(stopped_by, ckpt, cfg):
     """None when `cfg` lets a run that `stopped_by` ended train on; otherwise the override that would, in words."""
-    trainer = cfg.trainer
-    if cfg.trainer.epochs <= ckpt["epoch"]:
+    recipe = Recipe.of(cfg.trainer)
+    if recipe.epochs <= ckpt["epoch"]:
         return f"add trainer.epochs={ckpt['epoch'] + 10} (or any number above {ckpt['epoch']})"
-    if stopped_by == "early_stopping":
-        patience = OmegaConf.select(trainer, "early_stopping.patience")
-        if patience is not None and ckpt["stale_epochs"] >= patience:
-            return (f"raise trainer.early_stopping.patience above {ckpt['stale_epochs']} (the validations since the last "
-                    f"improvement), or set it to null")
-    if stopped_by == "max_steps":
-        max_steps = trainer.get("max_steps")
-        if max_steps is not None and max_steps <= ckpt["step"]:
-            return f"raise trainer.max_steps above {ckpt['step']}, or set it to null"
-    if stopped_by == "max_time":
-        max_time = duration_s(trainer.get("max_time"))
-        if max_time is not None and max_time <= ckpt["train_s"]:
-            return f"raise trainer.max_time above the {ckpt['train_s']:.0f} s the run has trained, or set it to null"
+    if stopped_by == "early_stopping" and recipe.patience is not None and ckpt["stale_epochs"] >= recipe.patience:
+        return (f"raise trainer.early_stopping.patience above {ckpt['stale_epochs']} (the validations since the last "
+                f"improvement), or set it to null")
+    if stopped_by == "max_steps" and recipe.max_steps is not None and recipe.max_steps <= ckpt["step"]:
+        return f"raise trainer.max_steps above {ckpt['step']}, or set it to null"
+    if stopped_by == "max_time" and recipe.max_time is not None and recipe.max_time <= ckpt["train_s"]:
+        return f"raise trainer.max_time above the {ckpt['train_s']:.0f} s the run has trained, or set it to null"
     return None

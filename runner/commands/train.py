@@ -11,49 +11,42 @@ the config, the device, the model against a dummy batch (before any data is load
 and for a resume the checkpoint, so a job that cannot run changes nothing.
 """
 
-from dataclasses import dataclass
-
 import torch
 from omegaconf import OmegaConf
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from runner.training import distributed
-from runner.training.build import build_data, build_model, build_optimizer, make_batches, plain, summarize
-from runner.inference.loading import restore_model
-from runner.training.state import TrainState, seed_all
+from runner.commands.resume import plan_resume
 from runner.config.checks import check_config
-from runner.io.console import RunConsole, config_tree, model_table, results_table
 from runner.data.batches import train_transform
-from runner.training.device import Precision, configure_torch, resolve_device, use_channels_last
+from runner.data.splits import Split
+from runner.inference.card import ModelCard
+from runner.inference.loading import restore_model
+from runner.io.console import RunConsole, config_tree, model_table, results_table
 from runner.io.environment import environment
 from runner.io.errors import RunnerError
-from runner.commands.resume import plan_resume
-from runner.loggers import check_loggers
-from runner.training.loop import Data, fit
-from runner.training.recipe import Monitor
-from runner.data.splits import Split
-from runner.training.metrics import TASKS, evaluate
-from runner.inference.predictor import model_card
-from runner.run.rundir import RunDir
-from runner.training.schedules import build_schedule, steps_per_epoch
 from runner.io.signals import StopSignals
-
-
-@dataclass
-class Job:
-    """Everything a training job is made of once it is set up."""
-
-    cfg: object
-    task: object
-    device: torch.device
-    precision: Precision
-    channels_last: bool
-    monitor: Monitor
-    data: Data
-    samples: dict  # split sizes
-    state: TrainState
-    net: torch.nn.Module  # the model as it runs: DDP, compiled, or state.model itself
-    card: dict  # checkpoints/model.json: the preprocessing that turns raw inputs into the model's (predictor.py)
+from runner.loggers import check_loggers
+from runner.run.rundir import RunDir
+from runner.training import compiler, distributed
+from runner.training.build import (
+    build_data,
+    build_model,
+    build_optimizer,
+    make_batches,
+    plain,
+    summarize,
+)
+from runner.training.device import (
+    Precision,
+    configure_torch,
+    resolve_device,
+    use_channels_last,
+)
+from runner.training.loop import Data, Job, fit
+from runner.training.metrics import TASKS, evaluate
+from runner.training.recipe import Monitor, Recipe
+from runner.training.schedules import build_schedule, steps_per_epoch
+from runner.training.state import TrainState, seed_all
 
 
 def train_job(cfg, run_dir, overrides=(), provenance=None):
@@ -71,10 +64,10 @@ def train_job(cfg, run_dir, overrides=(), provenance=None):
         run.start(job.state.epoch, **describe(job, rank), **{where: environment(job.device)})  # continues from: 0 for a fresh run
         run.save_model_card(job.card)
         run.open_loggers(job.cfg.get("logger"), job.state.step)
-        setup_s, timings = run.elapsed(), {}
+        setup_s = run.elapsed()
         with stop.deferred():  # in the loop a signal is answered after the current step, with last.pt saved
-            fit(job.state, job.net, job.data, job.task, job.precision, job.cfg.trainer, job.monitor, run, console, stop, timings)
-        return finish(job, run, console, setup_s, timings)
+            first_step_at = fit(job, run, console, stop)
+        return finish(job, run, console, setup_s, first_step_at)
 
 
 def setup(cfg, run, overrides, console, rank):
@@ -90,27 +83,29 @@ def setup(cfg, run, overrides, console, rank):
         console.print(f"resume: {key} {old} -> {new}")
     console.detail(config_tree(OmegaConf.to_container(cfg, resolve=True)))
 
-    configure_torch(cfg.trainer)
+    recipe = Recipe.of(cfg.trainer)
+    compiler.prepare(compiling=recipe.compile)  # torch's compiler: a stand-in unless the run compiles
+    configure_torch(num_threads=recipe.num_threads, deterministic=recipe.deterministic, compiling=recipe.compile)
     device = resolve_device(cfg.device.name, rank.local)
-    channels_last = use_channels_last(cfg.trainer.channels_last, cfg.dataset.input_shape, device)
-    precision = Precision.of(cfg.trainer.precision, device)
+    channels_last = use_channels_last(recipe.channels_last, cfg.dataset.input_shape, device)
+    precision = Precision.of(recipe.precision, device)
     seed_all(cfg.seed)  # model init and dropout; the data order has its own generator
     model = setup_model(cfg.model, cfg.dataset, device, channels_last, console)  # before the data: a misfit fails fast
     with console.relay_warnings():
-        data, samples, prep = setup_data(cfg.dataset, cfg.trainer, device, cfg.seed, channels_last, rank)
+        data, samples, card = setup_data(cfg, recipe, device=device, channels_last=channels_last, rank=rank)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
-    accumulate = cfg.trainer.get("accumulate_grad_batches", 1)
-    schedule = build_schedule(cfg.scheduler, optimizer, steps_per_epoch(len(data.train), accumulate), cfg.trainer.epochs,
-                              cfg.trainer.get("max_steps"))
-    decay = OmegaConf.select(cfg, "trainer.ema.decay")
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True) if decay else None
+    steps = steps_per_epoch(len(data.train), recipe.accumulate_grad_batches)
+    schedule = build_schedule(cfg.scheduler, optimizer, steps, recipe.epochs, recipe.max_steps)
+    ema = None
+    if recipe.ema_decay:
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
     state = TrainState(model, optimizer, schedule, precision.scaler, data.train.indices, plain(cfg), ema=ema)
     if resume:
         resume.restore(state)  # weights, optimizer, scheduler, counters, every RNG, the data order; then the overrides
     net = distributed.wrap(model, device)
-    net = torch.compile(net) if cfg.trainer.compile else net
-    card = model_card(state.config, *prep, channels_last)
-    return Job(cfg, task, device, precision, channels_last, Monitor.of(cfg.trainer, task), data, samples, state, net, card)
+    net = torch.compile(net) if recipe.compile else net
+    return Job(cfg=cfg, recipe=recipe, task=task, device=device, precision=precision, channels_last=channels_last,
+               monitor=Monitor.of(recipe, cfg.dataset.task), data=data, samples=samples, state=state, net=net, card=card)
 
 
 def setup_model(model_cfg, dataset_cfg, device, channels_last, console):
@@ -125,29 +120,31 @@ def setup_model(model_cfg, dataset_cfg, device, channels_last, console):
     return model
 
 
-def setup_data(dataset_cfg, trainer_cfg, device, seed, channels_last, rank):
-    """(the batches of each split, their sizes, (normaliser, input dtype, class and feature names) for the model card)."""
-    if trainer_cfg.batch_size % rank.world or trainer_cfg.eval_batch_size % rank.world:
+def setup_data(cfg, recipe, *, device, channels_last, rank):
+    """(the batches of each split, their sizes, the model card: the preprocessing a raw input needs)."""
+    dataset_cfg, seed = cfg.dataset, cfg.seed
+    if recipe.batch_size % rank.world or recipe.eval_batch_size % rank.world:
         raise RunnerError(
-            f"trainer.batch_size={trainer_cfg.batch_size} and trainer.eval_batch_size={trainer_cfg.eval_batch_size} are global "
+            f"trainer.batch_size={recipe.batch_size} and trainer.eval_batch_size={recipe.eval_batch_size} are global "
             f"batch sizes and must divide evenly among the {rank.world} processes. Use multiples of {rank.world}."
         )
     splits, normalize = build_data(dataset_cfg, device)
     normalize.channels_last = channels_last
-    if trainer_cfg.batch_size > len(splits.train):
+    if recipe.batch_size > len(splits.train):
         raise RunnerError(
-            f"trainer.batch_size={trainer_cfg.batch_size} is larger than the training split of {dataset_cfg.name} "
+            f"trainer.batch_size={recipe.batch_size} is larger than the training split of {dataset_cfg.name} "
             f"({len(splits.train)} samples), so an epoch would have no full batch. Use trainer.batch_size={len(splits.train)} or less."
         )
     generator = torch.Generator().manual_seed(seed)  # data order and augmentation, apart from the model's RNG
     shard = dict(rank=rank.rank, world=rank.world)  # under torchrun, each process takes its share of every batch
     transform = train_transform(dataset_cfg.get("augment"), normalize, generator, **shard)
-    train = make_batches(splits.train, trainer_cfg.batch_size, transform, device, shuffle=True, generator=generator, **shard)
-    val = make_batches(splits.val, trainer_cfg.eval_batch_size, normalize, device, **shard)
-    test = make_batches(splits.test, trainer_cfg.eval_batch_size, normalize, device, **shard)
+    train = make_batches(splits.train, recipe.batch_size, transform, device, shuffle=True, generator=generator, **shard)
+    val = make_batches(splits.val, recipe.eval_batch_size, normalize, device, **shard)
+    test = make_batches(splits.test, recipe.eval_batch_size, normalize, device, **shard)
     samples = {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}
     dtype = splits.train.x.dtype if isinstance(splits.train, Split) else torch.uint8  # streamed files decode to uint8
-    return Data(train, val, test, dataset_cfg.num_classes), samples, (normalize, dtype, splits.class_names, splits.feature_names)
+    card = ModelCard.of(plain(cfg), normalize, dtype, splits.class_names, splits.feature_names, channels_last)
+    return Data(train, val, test, dataset_cfg.num_classes), samples, card
 
 
 def describe(job, rank):
@@ -159,7 +156,7 @@ def describe(job, rank):
                 monitor=job.monitor.name, monitor_mode=job.monitor.mode, channels_last=job.channels_last, samples=job.samples)
 
 
-def finish(job, run, console, setup_s, timings):
+def finish(job, run, console, setup_s, first_step_at):
     """Test best.pt (loaded from disk, as `runner eval` does), plot, and record the run as completed."""
     state, rows = job.state, run.rows
     train_s = run.elapsed() - setup_s
@@ -169,20 +166,20 @@ def finish(job, run, console, setup_s, timings):
     test, confusion = evaluate(model, job.data.test, job.task, job.data.num_classes, job.precision)
     run.plot(job.task.metric)
     best_row = next(r for r in rows if int(r["epoch"]) == state.best_epoch)
-    recipe = {"stopped_by": state.stopped_by or "epochs"}  # what ended training: epochs, early_stopping, max_steps, max_time
+    ending = {"stopped_by": state.stopped_by or "epochs"}  # what ended training: epochs, early_stopping, max_steps, max_time
     if state.stopped_by == "early_stopping":
-        recipe["early_stopping"] = {"epoch": state.epoch, "stale_epochs": state.stale_epochs, "best": state.early_best}
+        ending["early_stopping"] = {"epoch": state.epoch, "stale_epochs": state.stale_epochs, "best": state.early_best}
     if state.ema is not None:
-        recipe["ema"] = {"decay": job.cfg.trainer.ema.decay, "weights": "validation, best.pt and the test use the EMA weights"}
+        ending["ema"] = {"decay": job.recipe.ema_decay, "weights": "validation, best.pt and the test use the EMA weights"}
     summary = run.complete(
-        epochs=state.epoch, steps=state.step, **recipe,
+        epochs=state.epoch, steps=state.step, **ending,
         best={"epoch": state.best_epoch, **{k: v for k, v in best_row.items() if k.startswith("val_")}},
         final=rows[-1], test={f"test_{k}": v for k, v in test.items()}, ranks_in_sync=in_sync,
         timings={"setup_s": setup_s, "train_s": train_s, "total_s": run.elapsed(),
-                 "first_step_at": timings.get("first_step_at")},  # unix time, for the benchmark's start-up figure
+                 "first_step_at": first_step_at},  # unix time, for the benchmark's start-up figure
     )
     results = {f"best_{job.monitor.name}": state.best_metric, **{f"test_{k}": v for k, v in test.items()}}
-    run.log_end(state.step, results, confusion, job.card.get("class_names") or [str(i) for i in range(job.data.num_classes)])
+    run.log_end(state.step, results, confusion, job.card.labels())
     console.print(results_table(
         "results",
         [(f"best {job.monitor.name} (epoch {state.best_epoch})", state.best_metric), ("final train_loss", rows[-1]["train_loss"]),

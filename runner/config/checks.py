@@ -8,66 +8,37 @@ callables themselves (like torchtune's `tune validate`), without building anythi
 
 import difflib
 import inspect
-import numbers
-from functools import cache
-from importlib.resources import files
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import get_object
 from omegaconf import OmegaConf
 
-from runner.training.build import PIPELINE_KEYS
 from runner.io.errors import RunnerError
+from runner.training.build import PIPELINE_KEYS
 from runner.training.metrics import TASKS
-from runner.training.recipe import duration_s
+from runner.training.recipe import KNOBS, is_int, is_number, trainer_keys
 from runner.training.schedules import SCHEDULE_KEYS, check_schedule
 
 _SPECIAL_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
 
 
-def _int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _number(v):
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
-
 
 # (key, test, what it must be, an example to type instead); keys absent from the config are skipped.
+# The trainer's come from its declarations (training/recipe.py).
 RULES = [
-    ("seed", lambda v: _int(v) and v >= 0, "a non-negative integer", "seed=0"),
-    ("trainer.epochs", lambda v: _int(v) and v >= 1, "an integer >= 1", "trainer.epochs=10"),
-    ("trainer.batch_size", lambda v: _int(v) and v >= 1, "an integer >= 1", "trainer.batch_size=64"),
-    ("trainer.eval_batch_size", lambda v: _int(v) and v >= 1, "an integer >= 1", "trainer.eval_batch_size=512"),
-    ("trainer.log_every_n_steps", lambda v: _int(v) and v >= 1, "an integer >= 1", "trainer.log_every_n_steps=10"),
-    ("trainer.num_threads", lambda v: v is None or (_int(v) and v >= 1), "null or an integer >= 1", "trainer.num_threads=2"),
-    ("trainer.grad_clip", lambda v: v is None or (_number(v) and v > 0), "null or a number > 0", "trainer.grad_clip=1.0"),
-    ("trainer.deterministic", lambda v: isinstance(v, bool), "true or false", "trainer.deterministic=true"),
-    ("trainer.monitor", lambda v: v is None or (isinstance(v, str) and v.startswith("val_")), "null or a validation metric such as val_loss", "trainer.monitor=val_loss"),
-    ("trainer.monitor_mode", lambda v: v in (None, "min", "max"), "null, min or max", "trainer.monitor_mode=max"),
-    ("trainer.checkpoint_every_n_steps", lambda v: v is None or (_int(v) and v >= 1), "null or an integer >= 1", "trainer.checkpoint_every_n_steps=100"),
-    ("trainer.precision", lambda v: str(v) in ("32", "bf16", "16-mixed"), "32, bf16 or 16-mixed", "trainer.precision=bf16"),
-    ("trainer.channels_last", lambda v: v in ("auto", True, False), "auto, true or false", "trainer.channels_last=auto"),
-    ("trainer.compile", lambda v: isinstance(v, bool), "true or false", "trainer.compile=true"),
-    ("trainer.accumulate_grad_batches", lambda v: _int(v) and v >= 1, "an integer >= 1", "trainer.accumulate_grad_batches=4"),
-    ("trainer.label_smoothing", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)", "trainer.label_smoothing=0.1"),
-    ("trainer.early_stopping.patience", lambda v: v is None or (_int(v) and v >= 1), "null or an integer >= 1", "trainer.early_stopping.patience=3"),
-    ("trainer.early_stopping.min_delta", lambda v: _number(v) and v >= 0, "a number >= 0", "trainer.early_stopping.min_delta=0.001"),
-    ("trainer.ema.decay", lambda v: v is None or (_number(v) and 0 < v < 1), "null or a number between 0 and 1", "trainer.ema.decay=0.999"),
-    ("trainer.max_steps", lambda v: v is None or (_int(v) and v >= 1), "null or an integer >= 1", "trainer.max_steps=1000"),
-    ("trainer.max_time", lambda v: v is None or duration_s(v, strict=False) is not None, "null, seconds, or DD:HH:MM:SS",
-     "trainer.max_time=00:01:30:00"),
-    ("optimizer.lr", lambda v: _number(v) and v > 0, "a number > 0", "optimizer.lr=0.01"),
-    ("optimizer.weight_decay", lambda v: _number(v) and v >= 0, "a number >= 0", "optimizer.weight_decay=0.0001"),
-    ("optimizer.momentum", lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)", "optimizer.momentum=0.9"),
+    *((k.path, k.accepts, k.accepts.words, f"{k.path}={k.example}") for k in KNOBS),
+    ("seed", lambda v: is_int(v) and v >= 0, "a non-negative integer", "seed=0"),
+    ("optimizer.lr", lambda v: is_number(v) and v > 0, "a number > 0", "optimizer.lr=0.01"),
+    ("optimizer.weight_decay", lambda v: is_number(v) and v >= 0, "a number >= 0", "optimizer.weight_decay=0.0001"),
+    ("optimizer.momentum", lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)", "optimizer.momentum=0.9"),
     ("dataset.task", lambda v: v in TASKS, f"one of {', '.join(TASKS)}", "dataset.task=classification"),
     ("dataset.root", lambda v: isinstance(v, str) and v != "", "a directory", "dataset.root=~/pets"),
-    ("dataset.num_classes", lambda v: _int(v) and v >= 1, "an integer >= 1", "dataset.num_classes=10"),
-    ("dataset.input_shape", lambda v: isinstance(v, list) and v and all(_int(d) and d >= 1 for d in v), "a list of positive integers", "dataset.input_shape=[1,28,28]"),
-    ("dataset.val_fraction", lambda v: _number(v) and 0 < v < 1, "a fraction between 0 and 1", "dataset.val_fraction=0.1"),
-    ("dataset.test_fraction", lambda v: _number(v) and 0 < v < 1, "a fraction between 0 and 1", "dataset.test_fraction=0.2"),
-    ("dataset.size", lambda v: _int(v) and v >= 2, "an integer >= 2", "dataset.size=1024"),
-    ("dataset.augment.crop_padding", lambda v: _int(v) and v >= 0, "an integer >= 0", "dataset.augment.crop_padding=4"),
+    ("dataset.num_classes", lambda v: is_int(v) and v >= 1, "an integer >= 1", "dataset.num_classes=10"),
+    ("dataset.input_shape", lambda v: isinstance(v, list) and v and all(is_int(d) and d >= 1 for d in v), "a list of positive integers", "dataset.input_shape=[1,28,28]"),
+    ("dataset.val_fraction", lambda v: is_number(v) and 0 < v < 1, "a fraction between 0 and 1", "dataset.val_fraction=0.1"),
+    ("dataset.test_fraction", lambda v: is_number(v) and 0 < v < 1, "a fraction between 0 and 1", "dataset.test_fraction=0.2"),
+    ("dataset.size", lambda v: is_int(v) and v >= 2, "an integer >= 2", "dataset.size=1024"),
+    ("dataset.augment.crop_padding", lambda v: is_int(v) and v >= 0, "an integer >= 0", "dataset.augment.crop_padding=4"),
     ("dataset.augment.flip", lambda v: isinstance(v, bool), "true or false", "dataset.augment.flip=true"),
     ("dataset.in_memory", lambda v: v in ("auto", True, False), "auto, true or false", "dataset.in_memory=auto"),
     ("device.name", lambda v: isinstance(v, str) and v.split(":")[0] in ("auto", "cpu", "cuda", "mps"), "auto, cpu, cuda, cuda:N or mps", "device=cpu"),
@@ -104,21 +75,13 @@ def check_resolves(cfg):
                           f"e.g. {_example(key)}.") from None
 
 
-@cache
-def _own_keys(group):
-    """The keys of runner's own config file for `group` (configs/trainer/default.yaml)."""
-    import yaml
-
-    return tuple(yaml.safe_load(files("runner.configs").joinpath(group, "default.yaml").read_text()))
-
-
 # Closed sets: keys runner itself reads. Anything else in them is a typo that would silently change
 # nothing (`+trainer.epoch=1`); anything missing was deleted (`~trainer.epochs`).
 CLOSED = {
     "": ("dataset", "model", "optimizer", "scheduler", "device", "trainer", "seed", "resume", "logger"),
-    "trainer": None,  # the keys of configs/trainer/default.yaml
-    "trainer.early_stopping": ("patience", "min_delta"),
-    "trainer.ema": ("decay",),
+    "trainer": trainer_keys(),
+    "trainer.early_stopping": trainer_keys("early_stopping"),
+    "trainer.ema": trainer_keys("ema"),
     "dataset.augment": ("crop_padding", "flip"),
 }
 
@@ -129,7 +92,6 @@ def check_keys(cfg):
         node = OmegaConf.select(cfg, path) if path else cfg
         if node is None:
             continue
-        allowed = allowed or _own_keys(path)
         prefix = f"{path}." if path else ""
         for key in node:
             if key not in allowed:

@@ -5,6 +5,7 @@
 Every load goes through io.serialization.safe_load (weights_only=True): tensors and plain data, never code.
 """
 
+from importlib.resources import files
 from pathlib import Path
 
 import torch
@@ -12,23 +13,30 @@ from omegaconf import OmegaConf
 
 from runner.config.resolvers import register_resolvers
 from runner.io.errors import RunnerError
+from runner.io.files import run_dir_of
 from runner.io.serialization import safe_load
-from runner.training.build import build_model
+from runner.training.build import build_data, build_model
 from runner.training.state import load_weights
 
-# Dataset functions that moved into runner/data/: a run saved before the move names the old path.
+# Runs saved by earlier commits of this package, read as today's: the one place that knows them.
+# Dataset functions that moved into runner/data/ (a run saved before the move names the old path).
 MOVED_TARGETS = {"runner.datasets.": "runner.data.toy.", "runner.vision.imagefolder": "runner.data.imagefolder.imagefolder",
                  "runner.vision.": "runner.data.vision."}
 
 
 def run_config(saved):
-    """A run's saved config (a dict from last.pt, or a loaded .hydra/config.yaml) as an OmegaConf, with moved targets renamed."""
+    """A run's saved config (a dict from last.pt, or a loaded .hydra/config.yaml) as an OmegaConf that today's runner
+    reads: moved dataset targets renamed, and trainer keys added since the run was saved set to their defaults
+    (configs/trainer/default.yaml), which is what the run trained with."""
     cfg = OmegaConf.create(saved) if isinstance(saved, dict) else saved
     target = OmegaConf.select(cfg, "dataset._target_")
     for old, new in MOVED_TARGETS.items():
         if isinstance(target, str) and target.startswith(old):
             OmegaConf.update(cfg, "dataset._target_", new + target[len(old):])
             break
+    if "trainer" in cfg:
+        defaults = OmegaConf.create(files("runner.configs").joinpath("trainer", "default.yaml").read_text())
+        cfg.trainer = OmegaConf.merge(defaults, cfg.trainer)
     return cfg
 
 
@@ -53,7 +61,7 @@ def find_checkpoint(ckpt):
             )
         run_dir = path
     else:
-        weights, run_dir = path, path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        weights, run_dir = path, run_dir_of(path)
     config_file = run_dir / ".hydra" / "config.yaml"
     if config_file.is_file():
         return weights, run_config(OmegaConf.load(config_file))
@@ -85,3 +93,13 @@ def load_model(path, device="cpu"):
     register_resolvers()  # a run's saved config may use runner's resolvers
     weights, cfg = find_checkpoint(path)
     return restore_model(cfg.model, weights, device)
+
+
+def load_test_split(ckpt):
+    """The test split of the run that `ckpt` names, drawn exactly as the run drew it (a data.splits.Split of raw
+    samples, on the CPU), or None when the run streams it from files. RunnerError when the run's data is missing."""
+    from runner.data.splits import Split
+
+    _, run_cfg = find_checkpoint(ckpt)
+    splits, _ = build_data(run_cfg.dataset, "cpu")
+    return splits.test if isinstance(splits.test, Split) else None

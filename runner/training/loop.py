@@ -1,8 +1,10 @@
 """The training loop: forward, backward, update; evaluate, log, checkpoint; stop when asked.
 
-It reads top to bottom in one function. What it needs comes in as arguments (see
-runner/commands/train.py for how they are built); all state that must survive a stop lives in
-`state` (checkpoint.TrainState), so a stopped run resumes bit for bit.
+`fit(job, run, console, stop)` reads top to bottom: an epoch of batches (`train_epoch`, whose
+optimizer steps are `update`), then its end (`end_epoch`: validate, best.pt, early stopping,
+last.pt). What it trains is a `Job`, built by commands/train.py's setup; every setting it reads
+is in `job.recipe` (training/recipe.py); all state that must survive a stop lives in `job.state`
+(training/state.py), so a stopped run resumes bit for bit.
 """
 
 import time
@@ -10,121 +12,173 @@ from dataclasses import dataclass
 
 import torch
 
-from runner.training.distributed import all_sum
 from runner.io.errors import Diverged, Interrupted
+from runner.training.distributed import all_sum
 from runner.training.metrics import evaluate
-from runner.training.recipe import Recipe
+from runner.training.recipe import Monitor, Recipe, TrainClock, early_stopping
 
 
 @dataclass
 class Data:
-    train: object  # data.Batches or loader.LoaderBatches: this process's share of each batch
+    train: object  # data.batches.Batches or data.stream.LoaderBatches: this process's share of each batch
     val: object
     test: object
     num_classes: int
 
 
-def fit(state, net, data, task, precision, trainer_cfg, monitor, run, console, stop, timings):
+@dataclass
+class Job:
+    """Everything a training job is made of once it is set up (commands/train.py).
+
+    One name per role: `state.model` is what is saved, `net` what runs (DDP, compiled, or the model
+    itself), `eval_model` what is validated (with trainer.ema.decay, the average of the weights)."""
+
+    cfg: object
+    recipe: Recipe
+    task: object  # training.metrics.Task: the loss and metric of cfg.dataset.task
+    device: torch.device
+    precision: object  # training.device.Precision
+    channels_last: bool
+    monitor: Monitor
+    data: Data
+    samples: dict  # split sizes
+    state: object  # training.state.TrainState
+    net: torch.nn.Module
+    card: object  # inference.card.ModelCard: the preprocessing that turns raw inputs into the model's
+
+    @property
+    def eval_model(self):
+        return self.state.ema.module if self.state.ema is not None else self.net
+
+
+def fit(job, run, console, stop):
     """Train until trainer.epochs, or until early stopping, max_steps or max_time ends the run (state.stopped_by).
 
-    `net` is the model as it runs (DDP, compiled or neither); `state.model` is what is saved, and
-    `state.ema` (when trainer.ema.decay is set) is what is validated and saved as best.pt.
-    `run` (rundir.RunDir) writes metrics.csv and the checkpoints (nothing on the other processes
-    of a torchrun job); `stop` is a signals.StopSignals in its deferred mode; `timings` gets the
-    wall-clock time of the first step.
-    """
-    model, optimizer, schedule, scaler = state.model, state.optimizer, state.scheduler, state.scaler
-    recipe = Recipe.of(trainer_cfg)
-    averaged = state.ema.module if state.ema is not None else None  # with an EMA, what validation, best.pt and the test see
-    evaluated = net if averaged is None else averaged
-    device = next(model.parameters()).device
-    every, n_batches = trainer_cfg.checkpoint_every_n_steps, len(data.train)
-    smoothing = {"label_smoothing": recipe.label_smoothing} if recipe.label_smoothing else {}
-    clock, train_s0 = time.monotonic(), state.train_s  # training time counts over resumes
+    `run` (run.rundir.RunDir) writes metrics.csv and the checkpoints (nothing on the other processes
+    of a torchrun job); `stop` is an io.signals.StopSignals in its deferred mode, looked at after each
+    optimizer step and each epoch. Returns the wall-clock time (unix seconds) of this process's first
+    optimizer step, or None if it took none (summary.json's start-up figure)."""
+    state, recipe = job.state, job.recipe
+    clock = TrainClock(state.train_s)  # training time counts over resumes
+    first_step_at = None
     while state.epoch < recipe.epochs and state.stopped_by is None:
         epoch = state.epoch + 1
-        state.lr = state.lr if state.batch else optimizer.param_groups[0]["lr"]
-
-        # forward, backward, update (from batch state.batch when resuming mid-epoch); an update every `accumulate` batches
-        model.train()
-        start = time.perf_counter()
-        loss_sum, seen, first_bad = torch.tensor(float(state.loss_sum), device=device), state.seen, torch.tensor(-1, device=device)
-        with console.progress() as bar:
-            progress = bar.add_task(f"epoch {epoch}/{recipe.epochs}", total=n_batches, completed=state.batch, status="")
-            for x, y in data.train:
-                if state.batch % recipe.accumulate == 0:
-                    optimizer.zero_grad(set_to_none=True)
-                with precision.autocast():
-                    loss = task.loss(net(x), y, **smoothing)
-                scaler.scale(loss / recipe.accumulate if recipe.accumulate > 1 else loss).backward()
-                state.batch += 1
-                loss_sum += loss.detach() * len(y)
-                seen += len(y)
-                first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), state.step + 1, first_bad)  # no host sync
-                if state.batch % recipe.accumulate and state.batch < n_batches:
-                    continue  # gradients of this batch wait for the rest of the group
-                state.lr = optimizer.param_groups[0]["lr"]
-                if trainer_cfg.grad_clip:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), trainer_cfg.grad_clip)
-                optimizer_step(scaler, optimizer, state.step + 1, epoch, state.lr)
-                scaler.update()
-                state.step += 1
-                if state.ema is not None:
-                    state.ema.update_parameters(model)
-                if schedule is not None:
-                    schedule.after_step()
-                timings.setdefault("first_step_at", time.time())
-                if state.step % trainer_cfg.log_every_n_steps == 0:
-                    check_finite(first_bad, epoch, state.lr)
-                    if run.logs_steps:
-                        run.log_step(state.step, loss.item())
-                    if console.interactive:
-                        bar.update(progress, completed=state.batch, status=f"loss {loss.item():.4f}  {seen / (time.perf_counter() - start):,.0f} samples/s")
-                if recipe.max_time is not None:  # only then: a time in last.pt would make same-seed checkpoints differ
-                    state.train_s = train_s0 + time.monotonic() - clock
-                state.stopped_by = recipe.limit_reached(state, state.train_s)
-                if state.stopped_by:
-                    break  # max_steps or max_time: this epoch ends here, validated like any other
-                if stop.requested or (every and state.step % every == 0):
-                    state.loss_sum, state.seen = float(loss_sum), seen
-                    check_finite(first_bad, epoch, state.lr)
-                    run.save_last(state)
-                    if stop.requested:
-                        raise Interrupted(f"stopped by {stop.requested} in epoch {epoch} after step {state.step}; last.pt holds this step")
-        check_finite(first_bad, epoch, state.lr)
-        seen_all = torch.tensor(float(seen), device=device)
+        started = time.perf_counter()
+        loss_sum, seen, first = train_epoch(job, run, console, stop, epoch, clock)
+        first_step_at = first_step_at or first
+        seen_all = torch.tensor(float(seen), device=loss_sum.device)
         all_sum(loss_sum, seen_all)  # over processes, under torchrun
-        train_time = time.perf_counter() - start
+        train_time = time.perf_counter() - started
         train_loss = float(loss_sum) / float(seen_all)  # the one host sync of the epoch
-        if schedule is not None:
-            schedule.after_epoch()
-        state.epoch, state.batch, state.loss_sum, state.seen = epoch, 0, 0.0, 0
-
-        # evaluate
-        val, _ = evaluate(evaluated, data.val, task, data.num_classes, precision)
-        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val["loss"], f"val_{task.metric}": val[task.metric],
-               "lr": state.lr, "epoch_time_s": time.perf_counter() - start, "train_samples_per_s": float(seen_all) / train_time}
-
-        # log and checkpoint: best.pt when the monitored metric improves, last.pt every epoch
-        run.append_row(row, state.step)
-        if monitor.improved(row, state):
-            state.best_metric, state.best_val_loss, state.best_epoch = row[monitor.name], row["val_loss"], epoch
-            run.save_best(model if averaged is None else averaged)
-        if recipe.early_stop(row[monitor.name], state, monitor.mode):
-            state.stopped_by = "early_stopping"
-        if recipe.max_time is not None:
-            state.train_s = train_s0 + time.monotonic() - clock
-        run.save_last(state)
-        console.print(
-            f"epoch {epoch:>3}/{recipe.epochs}  train_loss {train_loss:.4f}  val_loss {val['loss']:.4f}  "
-            f"val_{task.metric} {val[task.metric]:.4f}  lr {state.lr:.2g}  {row['train_samples_per_s']:,.0f} samples/s  "
-            f"{row['epoch_time_s']:.2f}s" + ("  *" if state.best_epoch == epoch else "")
-        )
-        if state.stopped_by:
-            console.print(stop_message(state, recipe, monitor))
+        if state.scheduler is not None:
+            state.scheduler.after_epoch()
+        state.epoch, state.batches_done, state.loss_sum, state.seen = epoch, 0, 0.0, 0
+        row = {"epoch": epoch, "train_loss": train_loss, "train_samples_per_s": float(seen_all) / train_time}
+        end_epoch(job, run, console, row, started, clock)
         if stop.requested:
             raise Interrupted(f"stopped by {stop.requested} after epoch {epoch}; last.pt holds it")
+    return first_step_at
+
+
+def train_epoch(job, run, console, stop, epoch, clock):
+    """One pass over the training batches, from batch state.batches_done when resuming mid-epoch.
+
+    Returns (the summed loss as a tensor on the device, samples seen, unix time of the first step or None).
+    Checkpoints last.pt every trainer.checkpoint_every_n_steps and when a stop was asked for, then raises
+    Interrupted; ends the epoch early at max_steps or max_time."""
+    state, recipe, n_batches = job.state, job.recipe, len(job.data.train)
+    device = next(state.model.parameters()).device
+    smoothing = {"label_smoothing": recipe.label_smoothing} if recipe.label_smoothing else {}
+    state.lr = state.lr if state.batches_done else state.optimizer.param_groups[0]["lr"]
+    loss_sum = torch.tensor(float(state.loss_sum), device=device)
+    seen = state.seen
+    first_bad = torch.tensor(-1, device=device)  # the first step whose loss was not finite, without a host sync
+    first_step_at = None
+    started = time.perf_counter()
+    state.model.train()
+    with console.progress() as bar:
+        progress = bar.add_task(f"epoch {epoch}/{recipe.epochs}", total=n_batches, completed=state.batches_done,
+                                status="")
+        for x, y in job.data.train:
+            if recipe.starts_update(state.batches_done):
+                state.optimizer.zero_grad(set_to_none=True)
+            with job.precision.autocast():
+                loss = job.task.loss(job.net(x), y, **smoothing)
+            accumulate = recipe.accumulate_grad_batches
+            state.scaler.scale(loss / accumulate if accumulate > 1 else loss).backward()
+            state.batches_done += 1
+            loss_sum += loss.detach() * len(y)
+            seen += len(y)
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), state.step + 1, first_bad)
+            if not recipe.ends_update(state.batches_done, n_batches):
+                continue  # gradients of this batch wait for the rest of the group
+            update(job, epoch)
+            first_step_at = first_step_at or time.time()
+            if state.step % recipe.log_every_n_steps == 0:
+                check_finite(first_bad, epoch, state.lr)
+                if run.logs_steps:
+                    run.log_step(state.step, loss.item())
+                if console.interactive:
+                    rate = seen / (time.perf_counter() - started)
+                    bar.update(progress, completed=state.batches_done, status=f"loss {loss.item():.4f}  {rate:,.0f} samples/s")
+            if recipe.max_time is not None:  # only then: a time in last.pt would make same-seed checkpoints differ
+                state.train_s = clock()
+            state.stopped_by = recipe.limit_reached(state.step, state.train_s)
+            if state.stopped_by:
+                break  # max_steps or max_time: this epoch ends here, validated like any other
+            if stop.requested or recipe.checkpoint_due(state.step):
+                state.loss_sum, state.seen = float(loss_sum), seen
+                check_finite(first_bad, epoch, state.lr)
+                run.save_last(state)
+                if stop.requested:
+                    raise Interrupted(f"stopped by {stop.requested} in epoch {epoch} after step {state.step}; "
+                                      f"last.pt holds this step")
+    check_finite(first_bad, epoch, state.lr)
+    return loss_sum, seen, first_step_at
+
+
+def update(job, epoch):
+    """One optimizer step from the accumulated gradients: clip, step through the loss scaler, EMA, schedule."""
+    state, recipe = job.state, job.recipe
+    state.lr = state.optimizer.param_groups[0]["lr"]
+    if recipe.grad_clip:
+        state.scaler.unscale_(state.optimizer)
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), recipe.grad_clip)
+    optimizer_step(state.scaler, state.optimizer, state.step + 1, epoch, state.lr)
+    state.scaler.update()
+    state.step += 1
+    if state.ema is not None:
+        state.ema.update_parameters(state.model)
+    if state.scheduler is not None:
+        state.scheduler.after_step()
+
+
+def end_epoch(job, run, console, row, started, clock):
+    """Validate, log the epoch's row, save best.pt when the monitored metric improved, count early stopping, save last.pt."""
+    state, recipe, monitor, task = job.state, job.recipe, job.monitor, job.task
+    epoch = row["epoch"]
+    val, _ = evaluate(job.eval_model, job.data.val, task, job.data.num_classes, job.precision)
+    row = {"epoch": epoch, "train_loss": row["train_loss"], "val_loss": val["loss"], f"val_{task.metric}": val[task.metric],
+           "lr": state.lr, "epoch_time_s": time.perf_counter() - started, "train_samples_per_s": row["train_samples_per_s"]}
+    run.append_row(row, state.step)
+    if monitor.improved(row, state):
+        state.best_metric, state.best_val_loss, state.best_epoch = row[monitor.name], row["val_loss"], epoch
+        run.save_best(state.validated_model)
+    if recipe.patience is not None:
+        state.early_best, state.stale_epochs = early_stopping(row[monitor.name], state.early_best, state.stale_epochs,
+                                                              mode=monitor.mode, min_delta=recipe.min_delta)
+        if state.stale_epochs >= recipe.patience:
+            state.stopped_by = "early_stopping"
+    if recipe.max_time is not None:
+        state.train_s = clock()
+    run.save_last(state)
+    console.print(
+        f"epoch {epoch:>3}/{recipe.epochs}  train_loss {row['train_loss']:.4f}  val_loss {val['loss']:.4f}  "
+        f"val_{task.metric} {val[task.metric]:.4f}  lr {state.lr:.2g}  {row['train_samples_per_s']:,.0f} samples/s  "
+        f"{row['epoch_time_s']:.2f}s" + ("  *" if state.best_epoch == epoch else "")
+    )
+    if state.stopped_by:
+        console.print(stop_message(state, recipe, monitor))
 
 
 def stop_message(state, recipe, monitor):

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from runner.training.distributed import all_sum
+from runner.training.recipe import TASK_METRICS
 
 
 @dataclass(frozen=True)
@@ -16,8 +17,8 @@ class Task:
 
 
 TASKS = {
-    "classification": Task(loss=F.cross_entropy, metric="accuracy", mode="max"),
-    "regression": Task(loss=F.mse_loss, metric="mae", mode="min"),
+    "classification": Task(F.cross_entropy, *TASK_METRICS["classification"]),
+    "regression": Task(F.mse_loss, *TASK_METRICS["regression"]),
 }
 
 

@@ -1,27 +1,62 @@
-"""The trainer's knobs that shape each step and decide when training ends (configs/trainer/default.yaml).
+"""The trainer's knobs (configs/trainer/default.yaml), each declared once, and the rules the loop applies.
 
-`Recipe` holds every setting the loop reads; `Monitor` is the metric that picks best.pt.
+A knob is one field of `Recipe`: its type, the values it accepts, the example its error
+message shows, and what a resume may do with it. From these declarations come the value checks
+(config/checks.py), the closed key set of `trainer`, the trainer rows of the resume table
+(commands/resume.py) and the `Recipe` the loop reads. Adding a knob is a line in
+default.yaml, a field here, and the code that uses it.
 """
 
 import numbers
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field, fields
 
 from omegaconf import OmegaConf
 
 from runner.io.errors import RunnerError
 
 
-def _number(v):
+def is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def is_number(v):
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+@dataclass(frozen=True)
+class Accepts:
+    """The values a setting accepts: a test and its description in words ("an integer >= 1")."""
+
+    test: object
+    words: str
+
+    def __call__(self, value):
+        return self.test(value)
+
+
+def integer(low, null=False):
+    """An integer >= low (or None where `null`)."""
+    words = f"an integer >= {low}"
+    test = lambda v: is_int(v) and v >= low  # noqa: E731
+    return Accepts(lambda v: v is None or test(v), f"null or {words}") if null else Accepts(test, words)
+
+
+def one_of(*values, words):
+    """One of `values`."""
+    return Accepts(lambda v: v in values, words)
+
+
+FLAG = Accepts(lambda v: isinstance(v, bool), "true or false")
 
 
 def duration_s(value, strict=True):
     """trainer.max_time in seconds: a number of seconds, or "DD:HH:MM:SS" (Lightning's form; "HH:MM:SS" and "MM:SS" too).
 
-    None stays None; a value that is neither returns None when not `strict`, and raises otherwise."""
+    None stays None; a value that is neither returns None when not `strict`, and raises RunnerError otherwise."""
     if value is None:
         return None
-    if _number(value) and value > 0:
+    if is_number(value) and value > 0:
         return float(value)
     parts = str(value).split(":") if isinstance(value, str) else []
     if 2 <= len(parts) <= 4 and all(p.strip().isdigit() for p in parts):
@@ -29,8 +64,156 @@ def duration_s(value, strict=True):
         if seconds > 0:
             return float(seconds)
     if strict:
-        raise RunnerError(f"trainer.max_time must be null, seconds, or DD:HH:MM:SS, got {value!r}. Type it as trainer.max_time=00:01:30:00.")
+        raise RunnerError(
+            f"trainer.max_time must be null, seconds, or DD:HH:MM:SS, got {value!r}. "
+            f"Type it as trainer.max_time=00:01:30:00."
+        )
     return None
+
+
+def knob(accepts, example, *, resume=None, refuse=None, key=None, convert=None):
+    """A field of Recipe: `trainer.KEY` accepts `accepts`; `example` is the value its error message suggests.
+
+    On a resume the override is applied, with `resume` saying what it does, or refused with the reason `refuse`.
+    `key` is the config key where it differs from the field's name; `convert` turns the config value into the
+    field's (max_time's DD:HH:MM:SS into seconds)."""
+    assert (resume is None) != (refuse is None), "a knob is either applied on resume or refused"
+    meta = dict(accepts=accepts, example=example, resume=resume, refuse=refuse, key=key, convert=convert)
+    return field(metadata=meta)
+
+
+MONITOR = Accepts(lambda v: v is None or (isinstance(v, str) and v.startswith("val_")),
+                  "null or a validation metric such as val_loss")
+PICKED_BEST = "best.pt and the best epoch so far were chosen by the run's own metric"
+FROM_NEXT_STEP = "from the next step"
+LIFTS = "a larger value (or null) continues a run it stopped"
+EMA_REFUSED = "best.pt and the validations so far were made with the run's own EMA weights"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every trainer setting a job reads, checked and typed, built once in setup (`Recipe.of(cfg.trainer)`)."""
+
+    epochs: int = knob(integer(1), 10, resume="trains on to this many epochs: no fewer than last.pt holds, "
+                                               "more than a completed run has")
+    batch_size: int = knob(integer(1), 64, resume="from the next epoch on; refused when last.pt was saved mid-epoch")
+    eval_batch_size: int = knob(integer(1), 512, resume="for validation and the final test")
+    monitor: str | None = knob(MONITOR, "val_loss", refuse=PICKED_BEST)
+    monitor_mode: str | None = knob(one_of(None, "min", "max", words="null, min or max"), "max", refuse=PICKED_BEST)
+    deterministic: bool = knob(FLAG, "true", resume="torch.use_deterministic_algorithms")
+    num_threads: int | None = knob(integer(1, null=True), 2, resume="torch's CPU threads")
+    grad_clip: float | None = knob(Accepts(lambda v: v is None or (is_number(v) and v > 0), "null or a number > 0"),
+                                   1.0, resume=FROM_NEXT_STEP)
+    log_every_n_steps: int = knob(integer(1), 10, resume=FROM_NEXT_STEP)
+    precision: str = knob(Accepts(lambda v: str(v) in ("32", "bf16", "16-mixed"), "32, bf16 or 16-mixed"), "bf16",
+                          refuse="the loss scale and the numerics in last.pt belong to the run's precision",
+                          convert=str)
+    channels_last: object = knob(one_of("auto", True, False, words="auto, true or false"), "auto",
+                                 resume="the memory format (the same values, laid out differently)")
+    compile: bool = knob(FLAG, "true", resume="torch.compile, or not")
+    checkpoint_every_n_steps: int | None = knob(integer(1, null=True), 100, resume=FROM_NEXT_STEP)
+    accumulate_grad_batches: int = knob(integer(1), 4, refuse="the step counter and the schedule were laid out with "
+                                                            "the run's own number of steps per epoch")
+    label_smoothing: float = knob(Accepts(lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)"), 0.1,
+                                  resume=FROM_NEXT_STEP)
+    patience: int | None = knob(integer(1, null=True), 3, key="early_stopping.patience",
+                                resume="from the next validation; a larger patience (or null) continues a run it stopped")
+    min_delta: float = knob(Accepts(lambda v: is_number(v) and v >= 0, "a number >= 0"), 0.001,
+                            key="early_stopping.min_delta", resume="from the next validation")
+    ema_decay: float | None = knob(
+        Accepts(lambda v: v is None or (is_number(v) and 0 < v < 1), "null or a number between 0 and 1"), 0.999,
+        key="ema.decay", refuse=EMA_REFUSED)
+    max_steps: int | None = knob(integer(1, null=True), 1000, resume=f"stops the run at this step; {LIFTS}")
+    max_time: float | None = knob(
+        Accepts(lambda v: v is None or duration_s(v, strict=False) is not None, "null, seconds, or DD:HH:MM:SS"),
+        "00:01:30:00", convert=duration_s, resume=f"stops the run after this much training in all; {LIFTS}")
+
+    @classmethod
+    def of(cls, trainer_cfg):
+        """The Recipe of a checked `trainer` config node (config/checks.py has refused bad values already)."""
+        values = {}
+        for knob_ in KNOBS:
+            value = OmegaConf.select(trainer_cfg, knob_.key)
+            values[knob_.name] = knob_.convert(value) if knob_.convert and value is not None else value
+        return cls(**values)
+
+    def starts_update(self, batches_done):
+        """True when the next batch begins a new group of accumulated gradients (its gradients start from zero)."""
+        return batches_done % self.accumulate_grad_batches == 0
+
+    def ends_update(self, batches_done, n_batches):
+        """True when the batch just done closes a group: the optimizer steps. The epoch's last batch always does,
+        so a short last group steps too (Lightning's accumulate_grad_batches)."""
+        return batches_done % self.accumulate_grad_batches == 0 or batches_done == n_batches
+
+    def checkpoint_due(self, step):
+        """True when trainer.checkpoint_every_n_steps asks for last.pt after optimizer step `step`."""
+        every = self.checkpoint_every_n_steps
+        return bool(every) and step % every == 0
+
+    def limit_reached(self, step, train_s):
+        """"max_steps" or "max_time" once the run has reached it after `step` steps and `train_s` seconds, else None."""
+        if self.max_steps is not None and step >= self.max_steps:
+            return "max_steps"
+        if self.max_time is not None and train_s >= self.max_time:
+            return "max_time"
+        return None
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One declared trainer setting, as the checks and the resume table read it."""
+
+    name: str  # the Recipe field
+    key: str  # under trainer., e.g. early_stopping.patience
+    accepts: Accepts
+    example: object
+    resume: str | None  # what an override does on resume (applied), or None
+    refuse: str | None  # why an override is refused on resume, or None
+    convert: object
+
+    @property
+    def path(self):
+        return f"trainer.{self.key}"
+
+
+KNOBS = tuple(
+    Knob(f.name, f.metadata["key"] or f.name, f.metadata["accepts"], f.metadata["example"], f.metadata["resume"],
+         f.metadata["refuse"], f.metadata["convert"])
+    for f in fields(Recipe)
+)
+
+
+def trainer_keys(group=""):
+    """The keys of `trainer` (or of its sub-node `group`, e.g. "ema") that runner reads, in declaration order."""
+    prefix = f"{group}." if group else ""
+    keys = [k.key[len(prefix):].split(".")[0] for k in KNOBS if k.key.startswith(prefix)]
+    return tuple(dict.fromkeys(keys))
+
+
+def early_stopping(value, best, stale, *, mode, min_delta):
+    """(best, stale validations) after one more validation of the monitored metric (Lightning's EarlyStopping rule).
+
+    An improvement is a change by more than `min_delta` in the direction of `mode` ("min" or "max")
+    over `best` (None before the first validation); it resets `stale` to 0, anything else adds one."""
+    sign = 1 if mode == "max" else -1
+    if best is None or sign * (value - best) > min_delta:
+        return value, 0
+    return best, stale + 1
+
+
+# Each task's metric (metrics.csv's val_<metric>, summary.json's test_<metric>) and whether larger ("max") is better.
+TASK_METRICS = {"classification": ("accuracy", "max"), "regression": ("mae", "min")}
+
+
+def monitor_rule(task, monitor=None, monitor_mode=None):
+    """(metric, "min" or "max"): what picks best.pt for a `task` run with trainer.monitor and trainer.monitor_mode.
+
+    The metric is `monitor`, or the task's own val_ metric; the mode is `monitor_mode`, or "min" for a loss
+    and the task's direction otherwise. Torch-free, so `runner report` reads it too."""
+    metric, direction = TASK_METRICS[task]
+    name = monitor or f"val_{metric}"
+    return name, monitor_mode or ("min" if "loss" in name else direction)
 
 
 @dataclass(frozen=True)
@@ -41,9 +224,9 @@ class Monitor:
     mode: str
 
     @classmethod
-    def of(cls, trainer_cfg, task):
-        name = trainer_cfg.monitor or f"val_{task.metric}"
-        return cls(name, trainer_cfg.monitor_mode or ("min" if "loss" in name else task.mode))
+    def of(cls, recipe, task):
+        """The monitor of a run of `task` ("classification" or "regression") with `recipe`."""
+        return cls(*monitor_rule(task, recipe.monitor, recipe.monitor_mode))
 
     def improved(self, row, state):
         """Better than the best so far; ties on the metric (accuracy on a small split saturates) go to the lower val_loss."""
@@ -52,40 +235,13 @@ class Monitor:
         return state.best_metric is None or key < (sign * state.best_metric, state.best_val_loss)
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """The trainer's knobs that shape each step and when training ends (configs/trainer/default.yaml)."""
+class TrainClock:
+    """Training time over resumes: the seconds last.pt held plus this process's since it started training.
 
-    epochs: int
-    accumulate: int = 1  # accumulate_grad_batches: batches whose gradients make one optimizer step
-    label_smoothing: float = 0.0
-    patience: int | None = None  # early_stopping.patience: validations without improvement before stopping
-    min_delta: float = 0.0
-    max_steps: int | None = None
-    max_time: float | None = None  # seconds of training
+    `now` is the clock (time.monotonic; a test passes its own)."""
 
-    @classmethod
-    def of(cls, trainer_cfg):
-        get = lambda key, default=None: OmegaConf.select(trainer_cfg, key, default=default)  # noqa: E731 (older runs lack the keys)
-        return cls(trainer_cfg.epochs, get("accumulate_grad_batches", 1), get("label_smoothing", 0.0) or 0.0,
-                   get("early_stopping.patience"), get("early_stopping.min_delta", 0.0) or 0.0, get("max_steps"),
-                   duration_s(get("max_time")))
+    def __init__(self, before, now=time.monotonic):
+        self.before, self.now, self.started = before, now, now()
 
-    def limit_reached(self, state, train_s):
-        """"max_steps" or "max_time" once the run has reached it, else None."""
-        if self.max_steps is not None and state.step >= self.max_steps:
-            return "max_steps"
-        if self.max_time is not None and train_s >= self.max_time:
-            return "max_time"
-        return None
-
-    def early_stop(self, value, state, mode):
-        """Count a validation for trainer.early_stopping (Lightning's rule); True when patience has run out."""
-        if self.patience is None:
-            return False
-        sign = 1 if mode == "max" else -1
-        if state.early_best is None or sign * (value - state.early_best) > self.min_delta:
-            state.early_best, state.stale_epochs = value, 0
-            return False
-        state.stale_epochs += 1
-        return state.stale_epochs >= self.patience
+    def __call__(self):
+        return self.before + self.now() - self.started

@@ -84,7 +84,7 @@ class TrainState:
     config: dict  # the resolved config, plain data
     epoch: int = 0  # epochs completed
     step: int = 0  # optimizer steps taken
-    batch: int = 0  # batches done in the epoch under way (0 at an epoch's end)
+    batches_done: int = 0  # batches done in the epoch under way (0 at an epoch's end); last.pt's "batch"
     loss_sum: float = 0.0  # that epoch's summed training loss so far, and its sample count
     seen: int = 0
     best_metric: float | None = None  # best value of the monitored metric so far
@@ -97,8 +97,13 @@ class TrainState:
     stale_epochs: int = 0  # ... and the validations since it last improved by more than min_delta
     stopped_by: str | None = None  # why training ended before trainer.epochs: early_stopping, max_steps or max_time
 
-    COUNTERS = ("epoch", "step", "batch", "loss_sum", "seen", "best_metric", "best_val_loss", "best_epoch")
+    COUNTERS = ("epoch", "step", "loss_sum", "seen", "best_metric", "best_val_loss", "best_epoch")
     RECIPE = {"lr": None, "train_s": 0.0, "early_best": None, "stale_epochs": 0, "stopped_by": None}  # absent from older last.pt
+
+    @property
+    def validated_model(self):
+        """The module whose weights validation sees and best.pt holds: the EMA's average, or the model itself."""
+        return self.ema.module if self.ema is not None else self.model
 
     def state_dict(self):
         generator = self.batches.generator
@@ -108,10 +113,10 @@ class TrainState:
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict(),
             "data_generator": generator.get_state(),
-            "epoch_data_state": self.batches.epoch_state if self.batch else None,
+            "epoch_data_state": self.batches.epoch_state if self.batches_done else None,
             "rng": rng_state(),
             "config": self.config,
-            "epoch": self.epoch, "step": self.step, "batch": self.batch,
+            "epoch": self.epoch, "step": self.step, "batch": self.batches_done,
             "loss_sum": float(self.loss_sum), "seen": self.seen,
             "best_metric": self.best_metric, "best_val_loss": self.best_val_loss, "best_epoch": self.best_epoch,
             "ema": self.ema.state_dict() if self.ema is not None else None,
@@ -133,7 +138,8 @@ class TrainState:
             self.ema.load_state_dict(state["ema"])
         for key in self.COUNTERS:
             setattr(self, key, state[key])
+        self.batches_done = state["batch"]
         for key, default in self.RECIPE.items():
             setattr(self, key, state.get(key, default))
-        if self.batch:  # stopped mid-epoch: finish that epoch's permutation first
-            self.batches.resume(state["epoch_data_state"], self.batch)
+        if self.batches_done:  # stopped mid-epoch: finish that epoch's permutation first
+            self.batches.resume(state["epoch_data_state"], self.batches_done)
