@@ -26,6 +26,12 @@ Sweeps: runner train -m optimizer.lr=0.1,0.01,0.001
 """
 
 COMMANDS = ("train", "eval", "predict", "export", "report", "diff")
+
+
+def _given(args, *keys):
+    """The value of the first `KEY=value` in `args` whose KEY is one of `keys`; None when there is none."""
+    prefixes = tuple(f"{key}=" for key in keys)
+    return next((a.split("=", 1)[1] for a in args if a.startswith(prefixes)), None)
 _selected = []  # the run's own group choices that main() put before the user's eval overrides
 _out = {}  # predict/export: {"made": whether this command creates out=} or {"missing": outputs/<command>, outputs if new}
 
@@ -52,9 +58,9 @@ def _task(cfg):
 
             user_overrides = list(hydra_cfg.overrides.task)[len(_selected):]
             return eval_job(cfg, hydra_cfg.runtime.output_dir, user_overrides)
-        from runner.training import distributed
         from runner.commands.train import train_job
         from runner.run.rundir import provenance
+        from runner.training import distributed
 
         if not cfg.get("resume"):  # a resumed run's config is its own (last.pt), checked against the resume table
             check_resolves(cfg)
@@ -159,7 +165,7 @@ def _preflight(args):
                 mark = getattr(err, "problem_mark", None)
                 where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
                 return f"{path} is not valid YAML{where}: {getattr(err, 'problem', None) or err}. Fix the file and run again."
-    out = next((a.split("=", 1)[1] for a in args if a.startswith(("hydra.run.dir=", "hydra.sweep.dir="))), "outputs")
+    out = _given(args, "hydra.run.dir", "hydra.sweep.dir") or "outputs"
     existing = Path(out).absolute()
     while not existing.exists():
         existing = existing.parent
@@ -218,7 +224,7 @@ def _saved_overrides(multirun_yaml):
 
 def _other_sweep(args):
     """hydra.sweep.dir= an existing sweep, with other overrides: refused before Hydra rewrites its multirun.yaml."""
-    sweep_dir = next((a.split("=", 1)[1] for a in args if a.startswith("hydra.sweep.dir=")), None)
+    sweep_dir = _given(args, "hydra.sweep.dir")
     saved = Path(sweep_dir) / "multirun.yaml" if sweep_dir else None
     if not saved or not saved.is_file():
         return None
@@ -255,9 +261,8 @@ def _torchrun(args):
 
 def _share_cores(cfg, hydra_cfg):
     """Jobs launched side by side (joblib's n_jobs, submitit's cpus_per_task) split the cores between them."""
-    from omegaconf import open_dict
-
     from hydra.types import RunMode
+    from omegaconf import open_dict
 
     launcher = hydra_cfg.get("launcher") or {}
     if cfg.trainer.get("num_threads") or hydra_cfg.mode != RunMode.MULTIRUN:
@@ -291,11 +296,12 @@ def run_choices(args, groups):
 
     from omegaconf import OmegaConf
 
-    ckpt = next((a.split("=", 1)[1] for a in args if a.startswith(("ckpt=", "resume="))), None)
+    from runner.io.files import run_dir_of
+
+    ckpt = _given(args, "ckpt", "resume")
     if not ckpt:
         return []
-    path = Path(ckpt).expanduser()
-    run_dir = path if path.is_dir() else path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    run_dir = run_dir_of(ckpt)
     try:
         choices = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml").hydra.runtime.choices
     except Exception:  # not a runner run directory: eval reports that itself, with a better message
@@ -343,7 +349,7 @@ def main(argv=None):
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 1
-    resume = next((a.split("=", 1)[1] for a in rest if a.startswith("resume=")), None) if command == "train" else None
+    resume = _given(rest, "resume") if command == "train" else None
     multirun = command == "train" and ("-m" in rest or "--multirun" in rest)
     if resume and multirun:
         rest, problem = _resume_sweep(resume, rest)
@@ -363,7 +369,7 @@ def main(argv=None):
         # the run continues in its own directory (runner/run/rundir.py decides how); put before the user's arguments,
         # since argparse takes no override after a flag's value (`--cfg job hydra.run.dir=...`)
         rest = [f"hydra.run.dir={resume}", *rest]
-    out = next((a.split("=", 1)[1] for a in rest if a.startswith("out=")), None) if command in ("predict", "export") else None
+    out = _given(rest, "out") if command in ("predict", "export") else None
     if out and out != "null":
         _out.update(made=not Path(out).exists())
         rest = [f"hydra.run.dir={out}", *rest]

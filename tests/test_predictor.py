@@ -5,12 +5,12 @@ import shutil
 
 import pytest
 import torch
+from conftest import load, summary
 from omegaconf import OmegaConf
 
 import runner
-from conftest import load, summary
-from runner.training.build import instantiate
 from runner.io.errors import RunnerError
+from runner.training.build import instantiate
 
 
 def test_raw_test_digits_through_the_predictor_reach_evals_accuracy_exactly(digits_run):
@@ -53,3 +53,14 @@ def test_a_run_without_a_model_card_still_says_how_to_predict(tmp_path, digits_r
     with pytest.raises(RunnerError, match="has no checkpoints/model.json: it was trained before runs recorded"):
         runner.load_predictor(old)
     assert runner.load_model(old).training is False  # the model itself still loads
+
+
+def test_a_checkpoint_file_outside_checkpoints_belongs_to_the_folder_it_lies_in(tmp_path, digits_run):
+    # ckpt=RUN/weights.pt: its run is RUN (the file's folder), as for eval and predict, not RUN's parent
+    _, run, _ = digits_run
+    copy = shutil.copytree(run, tmp_path / "run")
+    loose = copy / "weights.pt"
+    shutil.copyfile(copy / "checkpoints" / "best.pt", loose)
+    assert not (tmp_path / "checkpoints").exists()  # the folder above the run holds no card to find by mistake
+    predictor = runner.load_predictor(loose)
+    assert predictor.card.class_names == [str(d) for d in range(10)] and predictor.weights == loose

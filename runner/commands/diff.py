@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from runner.io.markdown import markdown_table
 from runner.loggers.flatten import flatten
 from runner.run.records import read_summary, resolved_config
 
@@ -73,9 +74,7 @@ def to_markdown(result):
             parts.append("(the same)\n")
             continue
         header = ["B - A" if c == "b_minus_a" else c.upper() if c in ("a", "b") else c for c in cols]
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(str(_fmt(r[c])).replace("|", "\\|") for c in cols) + " |" for r in rows]
-        parts.append("\n".join(lines) + "\n")
+        parts.append(markdown_table(header, [[_fmt(r[c]) for c in cols] for r in rows]))
     return "\n".join(parts)
 
 

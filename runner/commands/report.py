@@ -18,8 +18,9 @@ from pathlib import Path
 
 import yaml
 
+from runner.io.markdown import markdown_table
 from runner.run import records
-
+from runner.training.recipe import monitor_rule
 
 COLUMNS = ["job", "overrides", "status", "monitor", "best", "best_epoch", "final_val_loss", "test", "epochs", "time_s", "error", "run_dir"]
 
@@ -40,23 +41,20 @@ def _job_number(run_dir):
     return int(run_dir.name) if run_dir.name.isdigit() else -1
 
 
-# Each task's own monitored metric (runner/training/metrics.py's TASKS, which imports torch).
-TASK_MONITORS = {"classification": "val_accuracy", "regression": "val_mae"}
-
-
 def _configured_monitor(run_dir):
-    """What a run that failed before training would have monitored, from its .hydra/config.yaml."""
+    """(metric, mode) a run that failed before training would have monitored, from its .hydra/config.yaml."""
     try:
         cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
-        return cfg["trainer"].get("monitor") or TASK_MONITORS[cfg["dataset"]["task"]]
-    except (OSError, yaml.YAMLError, TypeError, KeyError):
-        return "val_loss"
+        trainer = cfg["trainer"]
+        return monitor_rule(cfg["dataset"]["task"], trainer.get("monitor"), trainer.get("monitor_mode"))
+    except (OSError, yaml.YAMLError, TypeError, KeyError, AttributeError):
+        return "val_loss", "min"
 
 
 def read_run(run_dir):
     """One row of the report, and the run's validation curve of its monitored metric."""
     s = records.read_summary(run_dir)
-    monitor = s.get("monitor") or _configured_monitor(run_dir)
+    monitor, mode = (s["monitor"], s.get("monitor_mode")) if s.get("monitor") else _configured_monitor(run_dir)
     best = (s.get("best") or {}).get(monitor)
     tests = s.get("test") or {}
     test_key = f"test_{monitor[4:]}" if f"test_{monitor[4:]}" in tests else next((k for k in tests if k != "test_loss"), "test_loss")
@@ -67,7 +65,7 @@ def read_run(run_dir):
         "final_val_loss": (s.get("final") or {}).get("val_loss"), "test": test[1], "test_metric": test[0],
         "epochs": s.get("epochs"), "time_s": (s.get("timings") or {}).get("total_s"),
         "error": " ".join((s.get("error") or "").split())[:300], "run_dir": str(run_dir),
-        "mode": s.get("monitor_mode") or ("min" if "loss" in monitor else "max"),
+        "mode": mode or monitor_rule(s.get("task", "classification"), monitor)[1],
     }
     curve = []
     metrics = run_dir / "metrics.csv"
@@ -187,11 +185,11 @@ def groups_to_csv(groups_):
 
 
 def groups_to_markdown(groups_):
-    lines = ["| group | n | seeds | best " + groups_[0]["monitor"] + " (mean ± std) | " + (groups_[0]["test_metric"] or "test")
-             + " (mean ± std) |", "|---|---|---|---|---|"]
-    for g in groups_:
-        lines.append(f"| {g['group']} | {g['n']} | {g['seeds']} | {_pm(g['best_mean'], g['best_std'])} | {_pm(g['test_mean'], g['test_std'])} |")
-    return "\n".join(lines) + "\n"
+    first = groups_[0]
+    header = ["group", "n", "seeds", f"best {first['monitor']} (mean ± std)", f"{first['test_metric'] or 'test'} (mean ± std)"]
+    rows = [[g["group"], g["n"], g["seeds"], _pm(g["best_mean"], g["best_std"]), _pm(g["test_mean"], g["test_std"])]
+            for g in groups_]
+    return markdown_table(header, rows)
 
 
 def groups_to_table(groups_, title):
@@ -227,13 +225,13 @@ def to_csv(rows):
 
 def to_markdown(rows):
     cols = [c for c in COLUMNS if c not in ("run_dir",)]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    table = []
     for i, row in enumerate(rows):
         cells = [_fmt(row[c]) for c in cols]
         if (i == 0 or rows[i - 1]["monitor"] != row["monitor"]) and row["status"] == "completed":  # each group's best
             cells[0] = f"**{cells[0]}** (best)"
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+        table.append(cells)
+    return markdown_table(cols, table)
 
 
 def _differing(rows):

@@ -27,7 +27,6 @@ from runner.io.errors import RunnerError
 class Inputs:
     x: torch.Tensor  # (N, *input_shape), raw: uint8 images or float features
     names: list  # a filename per sample (images), or None: rows are numbered
-    root: Path = None  # the folder the names are relative to (for labels read from class folders)
 
 
 def takes_images(input_shape, input_dtype):
@@ -78,7 +77,7 @@ def _images(paths, root, input_shape, input_dtype, spec):
         except Exception as err:
             errors.append(f"{p} ({type(err).__name__}: {err})")
     raise_unreadable(errors)
-    return Inputs(x, [str(Path(p).relative_to(root)) if root else str(p) for p in paths], root)
+    return Inputs(x, [str(Path(p).relative_to(root)) if root else str(p) for p in paths])
 
 
 def _array(path, suffix, input_shape):

@@ -77,3 +77,12 @@ def umask():
 
 def write_json(path, data):
     atomic_write(path, lambda f: f.write((json.dumps(data, indent=2) + "\n").encode()))
+
+
+def run_dir_of(path):
+    """The run directory a `ckpt=` path names: the directory itself, the run above checkpoints/ for a file in it
+    (checkpoints/best.pt), or else the folder a loose checkpoint file lies in."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return path
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent

@@ -14,6 +14,7 @@ died logged after its checkpoint: no step appears twice.
 
 import math
 
+from runner.io.markdown import markdown_table
 from runner.loggers.flatten import flatten, scalars
 
 # metrics.csv's columns as TensorBoard tags
@@ -29,7 +30,9 @@ class TensorBoard:
     """A torch.utils.tensorboard.SummaryWriter in <run>/<dir>/."""
 
     def __init__(self, run_dir, options, record, purge_step=None):
-        from torch.utils.tensorboard import SummaryWriter  # check_loggers saw tensorboard is installed
+        from torch.utils.tensorboard import (
+            SummaryWriter,  # check_loggers saw tensorboard is installed
+        )
         self.writer = SummaryWriter(log_dir=str(run_dir / options.get("dir", "tensorboard")), purge_step=purge_step,
                                     flush_secs=options.get("flush_secs", 10))
         if purge_step is None:  # a fresh run: what it was started with, and where
@@ -58,4 +61,4 @@ class TensorBoard:
 def provenance_markdown(summary):
     """The command and summary.json's environment as a Markdown table (TensorBoard renders it)."""
     rows = {"command": f"`{summary.get('command', '')}`", **flatten(summary.get("environment") or {})}
-    return "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows.items())])
+    return markdown_table(["", ""], rows.items())

@@ -26,11 +26,6 @@ class Rank:
         return self.rank == 0
 
 
-def launched():
-    """True under torchrun (or any launcher that sets WORLD_SIZE > 1)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
 def init():
     """Join the process group torchrun set up; the backend follows the hardware."""
     if not dist.is_initialized():
