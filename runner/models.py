@@ -111,7 +111,7 @@ class FastNet(nn.Module):
     conv-pool-BN-GELU-conv-BN-GELU groups, a global max-pool and a bias-free head scaled by 1/9.
 
     airbench also initialises the stem by patch whitening, the convolutions as identity (dirac), and
-    evaluates with test-time flips; those are left out here (the README's Recipes section says what that costs).
+    evaluates with test-time flips; those are left out here (docs/recipes.md says what that costs).
     """
 
     def __init__(self, in_channels=3, num_classes=10, widths=(64, 256, 256), stem_width=24, bn_momentum=0.6):
