@@ -33,7 +33,7 @@ clean:
 	rm -rf $(VENV) *.egg-info
 
 # Training throughput: runner vs a minimal loop vs the CIFAR-10 tutorial's DataLoader; start-up against import torch;
-# with CUDA, the same cases on the GPU with bf16, channels-last and compile (README, Figures).
+# with CUDA, the same cases on the GPU with bf16, channels-last and compile (docs/figures.md).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 
@@ -41,10 +41,10 @@ bench: $(STAMP)
 bench-startup: $(STAMP)
 	$(BIN)/python benchmarks/bench.py --startup
 
-# A 4-job learning-rate sweep: Hydra's basic launcher against joblib (README, Figures).
+# A 4-job learning-rate sweep: Hydra's basic launcher against joblib (docs/figures.md).
 bench-sweep: $(STAMP)
 	$(BIN)/python benchmarks/sweep.py
 
-# Image folders: the streamed path against torchvision's ImageFolder + DataLoader; the decode-once cache (README, Figures).
+# Image folders: the streamed path against torchvision's ImageFolder + DataLoader; the decode-once cache (docs/figures.md).
 bench-stream: $(STAMP)
 	$(BIN)/python benchmarks/stream.py

@@ -1,5 +1,5 @@
 """make bench's start-up table and device table, run for real on CPU with one window (the figures themselves are
-not asserted: they are measurements, printed for the README). On a machine with CUDA, `make bench` adds the device
+not asserted: they are measurements, printed for docs/figures.md). On a machine with CUDA, `make bench` adds the device
 table for cuda; here it is this same code on the CPU."""
 
 import re

@@ -124,7 +124,7 @@ def plan_resume(cfg, last, status, overrides):
         applied, why = resume_rule(key)
         if not applied:
             raise RunnerError(f"resume: '{override}' is refused: {why}. Start a new run for it; on resume only the "
-                              f"settings in the README's resume table (epochs, device, optimizer values, where the data is) may change.")
+                              f"settings in the resume table of docs/resume.md (epochs, device, optimizer values, where the data is) may change.")
         changes[key] = (old, new)
     done, epochs = ckpt["epoch"], run_cfg.trainer.epochs
     stopped_by = ckpt.get("stopped_by") if status == "completed" else None

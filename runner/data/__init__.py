@@ -8,7 +8,7 @@
     batches.py      the tensor-resident pipeline: permutations, index-select batches, crops, flips, normalisation
     stream.py       the DataLoader path for image folders too large for memory
 
-A dataset of your own is one function returning `Splits` (README, "Adding your own model or dataset"):
+A dataset of your own is one function returning `Splits` (docs/extending.md):
 
     from runner.data import Split, Splits, holdout
 """

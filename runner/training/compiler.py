@@ -1,7 +1,7 @@
 """torch's compiler (torch._dynamo, torch._inductor), imported only by a run that compiles.
 
 Importing torch._dynamo takes about as long as importing torch itself (1.2 s on the 2-core
-machine of the README's figures), and plain eager PyTorch pays it twice over without compiling
+machine of docs/figures.md), and plain eager PyTorch pays it twice over without compiling
 anything:
 
 - `torch.use_deterministic_algorithms(mode)` imports torch._inductor.config (and with it

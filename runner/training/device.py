@@ -37,7 +37,7 @@ def configure_torch(*, num_threads, deterministic, compiling):
 
 
 def use_channels_last(setting, input_shape, device):
-    """`auto`: channels-last for images on CPU and CUDA, where it measured faster (README, Figures)."""
+    """`auto`: channels-last for images on CPU and CUDA, where it measured faster (docs/figures.md)."""
     if setting == "auto":
         return len(input_shape) == 3 and device.type in ("cpu", "cuda")
     return bool(setting) and len(input_shape) == 3
