@@ -130,7 +130,9 @@ def cifar_tutorial_dataset(root):
     import torchvision.datasets.cifar as cifar
     import torchvision.transforms as T
 
-    cifar.check_integrity = lambda fpath, md5=None: Path(fpath).is_file()  # local stand-ins cannot match the release md5s
+    cifar.check_integrity = lambda fpath, md5=None: Path(
+        fpath
+    ).is_file()  # local stand-ins cannot match the release md5s
     tf = T.Compose([T.ToTensor(), T.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
     return torchvision.datasets.CIFAR10(root, train=True, download=False, transform=tf)
 
@@ -215,13 +217,33 @@ def startup(repeats):
     """The start-up table and the default run's slowest imports."""
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [("import torch", since_start([py, "-c", "import torch, time; print(time.time())"], tmp, repeats)),
-                ("minimal loop: first step", since_start([py, "-c", MINIMAL_LOOP], tmp, repeats)),
-                ("runner train: first step", since_start([py, "-m", "runner", "train", "trainer.epochs=1"], tmp, repeats, first_step))]
-        subprocess.run([py, "-m", "runner", "train", "trainer.epochs=1", "hydra.run.dir=run"], cwd=tmp, check=True, capture_output=True)
-        rows.append(("runner eval: metrics printed", since_start([py, "-m", "runner", "eval", "ckpt=run"], tmp, repeats, "test_accuracy")))
-        imports = subprocess.run([py, "-X", "importtime", "-m", "runner", "train", "trainer.epochs=1", "hydra.run.dir=imports"],
-                                 cwd=tmp, check=True, capture_output=True, text=True).stderr
+        rows = [
+            ("import torch", since_start([py, "-c", "import torch, time; print(time.time())"], tmp, repeats)),
+            ("minimal loop: first step", since_start([py, "-c", MINIMAL_LOOP], tmp, repeats)),
+            (
+                "runner train: first step",
+                since_start([py, "-m", "runner", "train", "trainer.epochs=1"], tmp, repeats, first_step),
+            ),
+        ]
+        subprocess.run(
+            [py, "-m", "runner", "train", "trainer.epochs=1", "hydra.run.dir=run"],
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+        )
+        rows.append(
+            (
+                "runner eval: metrics printed",
+                since_start([py, "-m", "runner", "eval", "ckpt=run"], tmp, repeats, "test_accuracy"),
+            )
+        )
+        imports = subprocess.run(
+            [py, "-X", "importtime", "-m", "runner", "train", "trainer.epochs=1", "hydra.run.dir=imports"],
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stderr
     floor = rows[0][1]
     print(f"\nStart-up, seconds from the process's start (median of {repeats}):\n")
     print("| what | seconds | minus import torch |")
@@ -265,7 +287,9 @@ def device_table(device, repeats, variants, digits_train, cases=None):
             data = case_data(shape, batch, steps, digits_train)
             for variant in variants:
                 extra, settings = VARIANTS[variant]
-                r, _ = runner_train([*overrides, f"device={device.split(':')[0]}", *extra], batch, steps, repeats, Path(tmp))
+                r, _ = runner_train(
+                    [*overrides, f"device={device.split(':')[0]}", *extra], batch, steps, repeats, Path(tmp)
+                )
                 m = minimal(factory, data, batch, steps, repeats, device, **settings)
                 rows.append((name, variant, r, m))
                 print(f"  {device} {name} {variant}: runner {r:,.0f}  minimal {m:,.0f} samples/s", flush=True)
@@ -284,8 +308,21 @@ def cifar10_fast_time(root):
     if not (Path(root) / "cifar-10-batches-py" / "data_batch_1").is_file():
         return None
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "runner", "train", "experiment=cifar10_fast", f"dataset.root={Path(root).resolve()}",
-                        "device=cuda", "hydra.run.dir=run"], cwd=tmp, check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "runner",
+                "train",
+                "experiment=cifar10_fast",
+                f"dataset.root={Path(root).resolve()}",
+                "device=cuda",
+                "hydra.run.dir=run",
+            ],
+            cwd=tmp,
+            check=True,
+            capture_output=True,
+        )
         rows = (Path(tmp) / "run" / "metrics.csv").read_text().splitlines()
         header = rows[0].split(",")
         elapsed = 0.0
@@ -310,19 +347,40 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed windows (and runner epochs) per figure")
     parser.add_argument("--startup", action="store_true", help="only the start-up table and the slowest imports")
-    parser.add_argument("--device", default=None, help="only the device table, on this device (make bench adds cuda's when CUDA is there)")
-    parser.add_argument("--cases", default=None, help=f"the device table's cases, comma-separated (default: all of {[c[0] for c in CASES]})")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"the device table's variants (default: {','.join(VARIANTS)})")
-    parser.add_argument("--cifar-root", default="data", help="where CIFAR-10's files are, for cifar10_fast's time to 94 %% on a GPU")
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="only the device table, on this device (make bench adds cuda's when CUDA is there)",
+    )
+    parser.add_argument(
+        "--cases",
+        default=None,
+        help=f"the device table's cases, comma-separated (default: all of {[c[0] for c in CASES]})",
+    )
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help=f"the device table's variants (default: {','.join(VARIANTS)})"
+    )
+    parser.add_argument(
+        "--cifar-root", default="data", help="where CIFAR-10's files are, for cifar10_fast's time to 94 %% on a GPU"
+    )
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.repeats} timed windows per figure")
     if args.startup:
         startup(args.repeats)
         return
-    digits_train = digits(name="digits", task="classification", input_shape=[1, 8, 8], num_classes=10,
-                          test_fraction=0.2, val_fraction=0.1, split_seed=0).train
+    digits_train = digits(
+        name="digits",
+        task="classification",
+        input_shape=[1, 8, 8],
+        num_classes=10,
+        test_fraction=0.2,
+        val_fraction=0.1,
+        split_seed=0,
+    ).train
     if args.device:
-        device_table(args.device, args.repeats, args.variants.split(","), digits_train, args.cases and args.cases.split(","))
+        device_table(
+            args.device, args.repeats, args.variants.split(","), digits_train, args.cases and args.cases.split(",")
+        )
         return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -340,10 +398,16 @@ def main():
     latency = help_latency(args.repeats)
 
     print()
-    print("| case | batch | steps/window | runner (samples/s) | minimal loop | tutorial pipeline | runner / minimal | runner / tutorial | start to first step |")
+    print(
+        "| case | batch | steps/window | runner (samples/s) | minimal loop | tutorial pipeline | runner / minimal | "
+        "runner / tutorial | start to first step |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, batch, steps, r, m, t, first in rows:
-        print(f"| {name} | {batch} | {steps} | {r:,.0f} | {m:,.0f} | {t:,.0f} | {r / m:.2f} | {r / t:.2f} | {first:.1f} s |")
+        print(
+            f"| {name} | {batch} | {steps} | {r:,.0f} | {m:,.0f} | {t:,.0f} | {r / m:.2f} | {r / t:.2f} | {first:.1f} "
+            f"s |"
+        )
     print(f"\n`runner --help`: {latency * 1000:.0f} ms (median of {args.repeats})")
     startup(args.repeats)
     if not torch.cuda.is_available():
@@ -351,8 +415,16 @@ def main():
         return
     device_table("cuda", args.repeats, list(VARIANTS), digits_train)
     seconds = cifar10_fast_time(args.cifar_root)
-    print("\ncifar10_fast to 94 % validation accuracy: " + (f"no CIFAR-10 files under {args.cifar_root}/" if seconds is None
-          else "not reached" if seconds == float("inf") else f"{seconds:.1f} s of training"))
+    print(
+        "\ncifar10_fast to 94 % validation accuracy: "
+        + (
+            f"no CIFAR-10 files under {args.cifar_root}/"
+            if seconds is None
+            else "not reached"
+            if seconds == float("inf")
+            else f"{seconds:.1f} s of training"
+        )
+    )
 
 
 if __name__ == "__main__":

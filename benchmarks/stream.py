@@ -52,10 +52,17 @@ def write_folder(root, n):
 
 def runner_train(args, cwd):
     """(the run's summary.json, metrics rows, the process's peak RSS in MiB) of `runner train ARGS` in `cwd`."""
-    wrapper = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
-               "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", wrapper, sys.executable, "-m", "runner", "train", *args],
-                         cwd=cwd, check=True, capture_output=True, text=True).stdout
+    wrapper = (
+        "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, capture_output=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", wrapper, sys.executable, "-m", "runner", "train", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     (run,) = [p.parent for p in Path(cwd).glob("outputs/*/*/summary.json")]
     summary = json.loads((run / "summary.json").read_text())
     rows = (run / "metrics.csv").read_text().splitlines()
@@ -65,9 +72,19 @@ def runner_train(args, cwd):
 
 def runner_streamed(epochs, cwd):
     summary, rows, _ = runner_train(
-        ["dataset=imagefolder", "dataset.root=images", "dataset.input_shape=[3,32,32]", "dataset.in_memory=false",
-         f"dataset.workers={WORKERS}", "model=lenet", "optimizer=sgd", f"trainer.batch_size={BATCH}",
-         f"trainer.epochs={epochs}"], cwd)
+        [
+            "dataset=imagefolder",
+            "dataset.root=images",
+            "dataset.input_shape=[3,32,32]",
+            "dataset.in_memory=false",
+            f"dataset.workers={WORKERS}",
+            "model=lenet",
+            "optimizer=sgd",
+            f"trainer.batch_size={BATCH}",
+            f"trainer.epochs={epochs}",
+        ],
+        cwd,
+    )
     col = rows[0].split(",").index("train_samples_per_s")
     return statistics.median(float(r.split(",")[col]) for r in rows[2:]), summary
 
@@ -78,8 +95,9 @@ def torchvision_loader(root):
 
     tf = T.Compose([T.Resize((32, 32)), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize((0.5,) * 3, (0.25,) * 3)])
     dataset = ImageFolder(root, transform=tf)
-    return torch.utils.data.DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=WORKERS, drop_last=True,
-                                       persistent_workers=True)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=BATCH, shuffle=True, num_workers=WORKERS, drop_last=True, persistent_workers=True
+    )
 
 
 def torchvision_epochs(root, epochs):
@@ -88,7 +106,7 @@ def torchvision_epochs(root, epochs):
     loader, model = torchvision_loader(root), LeNet(3, 10)
     opt = torch.optim.SGD(model.parameters(), **SGD)
     rates, first = [], None
-    for epoch in range(epochs):
+    for _ in range(epochs):
         start, seen = time.perf_counter(), 0
         for x, y in loader:
             loss = F.cross_entropy(model(x), y)
@@ -104,10 +122,15 @@ def torchvision_epochs(root, epochs):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--images", type=int, default=50_000, help="JPEGs in the folder (CIFAR-10's training set: 50,000)")
+    parser.add_argument(
+        "--images", type=int, default=50_000, help="JPEGs in the folder (CIFAR-10's training set: 50,000)"
+    )
     parser.add_argument("--epochs", type=int, default=3, help="epochs per streamed figure; the first is warm-up")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {os.cpu_count()} cores, {args.images:,} 32x32 JPEGs, batch {BATCH}, {WORKERS} workers")
+    print(
+        f"torch {torch.__version__}, {os.cpu_count()} cores, {args.images:,} 32x32 JPEGs, batch {BATCH}, {WORKERS} "
+        f"workers"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         start = time.perf_counter()
@@ -119,8 +142,17 @@ def main():
         baseline, tutorial_first_epoch = torchvision_epochs(tmp / "images", args.epochs)
         print(f"  torchvision ImageFolder + DataLoader: {baseline:,.0f} samples/s", flush=True)
 
-        in_memory = ["dataset=imagefolder", "dataset.root=images", "dataset.input_shape=[3,32,32]", "dataset.in_memory=true",
-                     f"dataset.workers={WORKERS}", "model=lenet", "optimizer=sgd", f"trainer.batch_size={BATCH}", "trainer.epochs=1"]
+        in_memory = [
+            "dataset=imagefolder",
+            "dataset.root=images",
+            "dataset.input_shape=[3,32,32]",
+            "dataset.in_memory=true",
+            f"dataset.workers={WORKERS}",
+            "model=lenet",
+            "optimizer=sgd",
+            f"trainer.batch_size={BATCH}",
+            "trainer.epochs=1",
+        ]
         cold, _, cold_rss = runner_train(in_memory, tmp)
         warm, _, warm_rss = runner_train(in_memory, tmp)
         cache_mib = sum(p.stat().st_size for p in (tmp / "images" / "runner-cache").glob("*.pt")) / 2**20
@@ -134,8 +166,10 @@ def main():
     print()
     print("| decode once, then cached | seconds | peak memory |")
     print("|---|---|---|")
-    print(f"| runner, first run's setup (decode {args.images:,} images, write a {cache_mib:.0f} MiB cache) | "
-          f"{cold['timings']['setup_s']:.1f} | {cold_rss:,.0f} MiB |")
+    print(
+        f"| runner, first run's setup (decode {args.images:,} images, write a {cache_mib:.0f} MiB cache) | "
+        f"{cold['timings']['setup_s']:.1f} | {cold_rss:,.0f} MiB |"
+    )
     print(f"| runner, next run's setup (read the cache) | {warm['timings']['setup_s']:.1f} | {warm_rss:,.0f} MiB |")
     print(f"| runner, one in-memory epoch (train + validate) | {warm['timings']['train_s']:.1f} | |")
     print(f"| tutorial pipeline, first epoch (decode + train) | {tutorial_first_epoch:.1f} | |")

@@ -31,4 +31,4 @@ def load_predictor(path, device="cpu"):
     return _load_predictor(path, device=device)
 
 
-__all__ = ["load_model", "load_predictor", "__version__"]
+__all__ = ["__version__", "load_model", "load_predictor"]

@@ -1,4 +1,5 @@
-"""The `runner` command: `runner train|eval|predict|export [key=value ...] [Hydra flags]`, `runner report PATHS`, `runner diff A B`.
+"""The `runner` command: `runner train|eval|predict|export [key=value ...] [Hydra flags]`, `runner report PATHS`,
+`runner diff A B`.
 
 The subcommand picks the primary config (configs/train.yaml, eval.yaml, predict.yaml, export.yaml); the rest
 of the command line is Hydra's, unchanged: overrides, --help, --cfg job, --info, -m,
@@ -32,8 +33,11 @@ def _given(args, *keys):
     """The value of the first `KEY=value` in `args` whose KEY is one of `keys`; None when there is none."""
     prefixes = tuple(f"{key}=" for key in keys)
     return next((a.split("=", 1)[1] for a in args if a.startswith(prefixes)), None)
+
+
 _selected = []  # the run's own group choices that main() put before the user's eval overrides
-_out = {}  # predict/export: {"made": whether this command creates out=} or {"missing": outputs/<command>, outputs if new}
+# predict/export: {"made": whether this command creates out=} or {"missing": outputs/<command>, outputs if new}
+_out = {}
 
 
 def _task(cfg):
@@ -56,7 +60,7 @@ def _task(cfg):
         if hydra_cfg.job.config_name == "eval":
             from runner.commands.eval import eval_job
 
-            user_overrides = list(hydra_cfg.overrides.task)[len(_selected):]
+            user_overrides = list(hydra_cfg.overrides.task)[len(_selected) :]
             return eval_job(cfg, hydra_cfg.runtime.output_dir, user_overrides)
         from runner.commands.train import train_job
         from runner.run.rundir import provenance
@@ -67,7 +71,7 @@ def _task(cfg):
             check_keys(cfg)
         _share_cores(cfg, hydra_cfg)
         run_dir = distributed.broadcast(hydra_cfg.runtime.output_dir)  # under torchrun: rank 0's, for every rank
-        user_overrides = list(hydra_cfg.overrides.task)[len(_selected):]
+        user_overrides = list(hydra_cfg.overrides.task)[len(_selected) :]
         if hydra_cfg.mode == RunMode.MULTIRUN:
             from runner.commands.sweep import sweep_job
 
@@ -149,22 +153,31 @@ def _preflight(args):
     import yaml
 
     for i, arg in enumerate(args):
-        config_dir = args[i + 1] if arg in ("--config-dir", "-cd") and i + 1 < len(args) else (
-            arg.split("=", 1)[1] if arg.startswith("--config-dir=") else None)
+        config_dir = (
+            args[i + 1]
+            if arg in ("--config-dir", "-cd") and i + 1 < len(args)
+            else (arg.split("=", 1)[1] if arg.startswith("--config-dir=") else None)
+        )
         for path in sorted(Path(config_dir).rglob("*.yaml")) if config_dir else ():
             relative = path.relative_to(config_dir)
             if _builtin_config(relative):  # Hydra searches runner's own configs first and would ignore this file
                 group, option = relative.parent.as_posix(), relative.stem
-                fix = (f"Rename it (e.g. {group}/my_{option}.yaml, then {group}=my_{option})" if group != "." else
-                       "Rename it, and override keys on the command line instead")
-                return (f"{path} has the name of runner's built-in config {relative.as_posix()}, which Hydra would use "
-                        f"instead of yours, silently. {fix}.")
+                fix = (
+                    f"Rename it (e.g. {group}/my_{option}.yaml, then {group}=my_{option})"
+                    if group != "."
+                    else "Rename it, and override keys on the command line instead"
+                )
+                return (
+                    f"{path} has the name of runner's built-in config {relative.as_posix()}, which Hydra would use "
+                    f"instead of yours, silently. {fix}."
+                )
             try:
                 yaml.safe_load(path.read_text())
             except yaml.YAMLError as err:
                 mark = getattr(err, "problem_mark", None)
                 where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-                return f"{path} is not valid YAML{where}: {getattr(err, 'problem', None) or err}. Fix the file and run again."
+                problem = getattr(err, "problem", None) or err
+                return f"{path} is not valid YAML{where}: {problem}. Fix the file and run again."
     out = _given(args, "hydra.run.dir", "hydra.sweep.dir") or "outputs"
     existing = Path(out).absolute()
     while not existing.exists():
@@ -174,8 +187,10 @@ def _preflight(args):
             raise NotADirectoryError(f"{existing} is a file")
         tempfile.TemporaryFile(dir=existing).close()
     except OSError as err:
-        return (f"cannot write runs to {out}: {err.strerror or err}. Run from a directory you can write to, or point "
-                f"hydra.run.dir (hydra.sweep.dir for -m) at one.")
+        return (
+            f"cannot write runs to {out}: {err.strerror or err}. Run from a directory you can write to, or point "
+            f"hydra.run.dir (hydra.sweep.dir for -m) at one."
+        )
     return None
 
 
@@ -184,22 +199,35 @@ def _resume_sweep(sweep_dir, args):
     same jobs in the same order); each job then decides from its directory (sweep_job). Returns (args, problem)."""
     saved = Path(sweep_dir) / "multirun.yaml"
     if not saved.is_file():
-        return args, (f"resume={sweep_dir} with -m names no sweep: there is no {saved}. Pass the directory of a "
-                      f"runner train -m sweep, e.g. resume=outputs/multirun/2026-11-22/10-31-07 (for one run, drop -m).")
+        return args, (
+            f"resume={sweep_dir} with -m names no sweep: there is no {saved}. Pass the directory of a "
+            f"runner train -m sweep, e.g. resume=outputs/multirun/2026-11-22/10-31-07 (for one run, drop -m)."
+        )
     extra = [a for a in args if a not in ("-m", "--multirun") and not a.startswith("resume=")]
     own = _overrides_of(extra)
     flags = [a for a in extra if a not in own and not a.startswith(("hydra.", "hydra/"))]
     if own:
-        return args, (f"resume={sweep_dir} continues the sweep as it was started, so '{own[0]}' cannot be added: it would "
-                      f"change the jobs already run. Give only Hydra's options (e.g. hydra/launcher=parallel); to train "
-                      f"one job further, resume that job's directory on its own (runner train resume=DIR trainer.epochs=N).")
+        return args, (
+            f"resume={sweep_dir} continues the sweep as it was started, so '{own[0]}' cannot be added: it would "
+            f"change the jobs already run. Give only Hydra's options (e.g. hydra/launcher=parallel); to train "
+            f"one job further, resume that job's directory on its own (runner train resume=DIR trainer.epochs=N)."
+        )
     overrides = _saved_overrides(saved)
     if overrides is None:
-        return args, (f"{saved} is not the multirun.yaml Hydra writes (no hydra.overrides in it), so the sweep's command "
-                      f"cannot be read from it. Run the sweep's original command again with hydra.sweep.dir={sweep_dir}.")
+        return args, (
+            f"{saved} is not the multirun.yaml Hydra writes (no hydra.overrides in it), so the sweep's command "
+            f"cannot be read from it. Run the sweep's original command again with hydra.sweep.dir={sweep_dir}."
+        )
     hydra_overrides = [o for o in overrides.hydra if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
     # flags first: argparse takes no override after a flag's value
-    command = ["-m", *flags, *overrides.task, *hydra_overrides, f"hydra.sweep.dir={sweep_dir}", *(a for a in extra if a not in flags)]
+    command = [
+        "-m",
+        *flags,
+        *overrides.task,
+        *hydra_overrides,
+        f"hydra.sweep.dir={sweep_dir}",
+        *(a for a in extra if a not in flags),
+    ]
     print(f"resuming the sweep in {sweep_dir}: runner train {' '.join(command)}", file=sys.stderr)
     return command, None
 
@@ -207,7 +235,9 @@ def _resume_sweep(sweep_dir, args):
 def _overrides_of(args):
     """The config overrides in a command line: neither flags (and their values) nor Hydra's own."""
     flags = {i for i, a in enumerate(args) if a.startswith("-")}
-    flags |= {i + 1 for i in flags if args[i] in ("--config-dir", "-cd", "--cfg", "-c", "--package", "-p", "--info", "-i")}
+    flags |= {
+        i + 1 for i in flags if args[i] in ("--config-dir", "-cd", "--cfg", "-c", "--package", "-p", "--info", "-i")
+    }
     return [a for i, a in enumerate(args) if i not in flags and not a.startswith(("hydra.", "hydra/"))]
 
 
@@ -234,9 +264,11 @@ def _other_sweep(args):
     theirs, ours = list(overrides.task), _overrides_of(args)
     if ours == theirs:
         return None  # the same sweep again: its jobs decide from their directories (runner/commands/sweep.py)
-    return (f"hydra.sweep.dir={sweep_dir} holds the sweep of {' '.join(theirs) or 'the defaults'}, and this command sweeps "
-            f"{' '.join(ours) or 'the defaults'}: their jobs would mix in one directory. Resume that sweep "
-            f"with runner train -m resume={sweep_dir}, or leave out hydra.sweep.dir for a new one. Nothing was changed.")
+    return (
+        f"hydra.sweep.dir={sweep_dir} holds the sweep of {' '.join(theirs) or 'the defaults'}, and this command sweeps "
+        f"{' '.join(ours) or 'the defaults'}: their jobs would mix in one directory. Resume that sweep "
+        f"with runner train -m resume={sweep_dir}, or leave out hydra.sweep.dir for a new one. Nothing was changed."
+    )
 
 
 def _builtin_config(relative):
@@ -249,7 +281,9 @@ def _builtin_config(relative):
 def _torchrun(args):
     """Under torchrun: join the process group; only rank 0 gets a run directory of its own."""
     if any(a in ("-m", "--multirun") for a in args):
-        print("runner: -m/--multirun cannot run under torchrun; launch one torchrun per configuration.", file=sys.stderr)
+        print(
+            "runner: -m/--multirun cannot run under torchrun; launch one torchrun per configuration.", file=sys.stderr
+        )
         return None
     from runner.training import distributed
 
@@ -307,8 +341,11 @@ def run_choices(args, groups):
     except Exception:  # not a runner run directory: eval reports that itself, with a better message
         return []
     configs = files("runner.configs")
-    return [f"{group}={choices[group]}" for group in groups
-            if group in choices and configs.joinpath(group, f"{choices[group]}.yaml").is_file()]
+    return [
+        f"{group}={choices[group]}"
+        for group in groups
+        if group in choices and configs.joinpath(group, f"{choices[group]}.yaml").is_file()
+    ]
 
 
 def main(argv=None):
@@ -323,7 +360,10 @@ def main(argv=None):
         return 0
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        print(f"runner: unknown command '{command}'. Use one of: {', '.join(COMMANDS)} (see runner --help).", file=sys.stderr)
+        print(
+            f"runner: unknown command '{command}'. Use one of: {', '.join(COMMANDS)} (see runner --help).",
+            file=sys.stderr,
+        )
         return 2
     if command == "report":
         from runner.commands.report import main as report_main
@@ -342,10 +382,17 @@ def main(argv=None):
             return 2
     modes = [a for a in rest if a in ("-m", "--multirun", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")]
     if len({"-m" if m == "--multirun" else m for m in modes}) > 1:  # Hydra raises a ValueError with a traceback
-        print(f"error: {' and '.join(modes)} cannot be combined: Hydra prints the config (--cfg, --info) of one job, "
-              f"not of a sweep. Drop -m and give one value per key to see a job's config.", file=sys.stderr)
+        print(
+            f"error: {' and '.join(modes)} cannot be combined: Hydra prints the config (--cfg, --info) of one job, "
+            f"not of a sweep. Drop -m and give one value per key to see a job's config.",
+            file=sys.stderr,
+        )
         return 2
-    problem = _preflight(rest) if not any(a in ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help") for a in rest) else None
+    problem = (
+        _preflight(rest)
+        if not any(a in ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help") for a in rest)
+        else None
+    )
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 1
@@ -363,8 +410,12 @@ def main(argv=None):
         return 1
     if resume:
         if not Path(resume).is_dir():  # Hydra would create it
-            print(f"error: resume={resume} names nothing: there is no such directory, so there is nothing to resume. Pass "
-                  f"the directory of a runner training run, e.g. resume=outputs/2026-11-22/10-31-07.", file=sys.stderr)
+            print(
+                f"error: resume={resume} names nothing: there is no such directory, so there is nothing to resume. "
+                f"Pass "
+                f"the directory of a runner training run, e.g. resume=outputs/2026-11-22/10-31-07.",
+                file=sys.stderr,
+            )
             return 1
         # the run continues in its own directory (runner/run/rundir.py decides how); put before the user's arguments,
         # since argparse takes no override after a flag's value (`--cfg job hydra.run.dir=...`)
@@ -376,7 +427,9 @@ def main(argv=None):
     elif command in ("predict", "export"):
         _out.update(missing=[p for p in (Path("outputs", command), Path("outputs")) if not p.exists()])
     if command == "eval" or resume:
-        _selected[:] = run_choices(rest, ("dataset", "model", "optimizer", "scheduler") if resume else ("dataset", "model"))
+        _selected[:] = run_choices(
+            rest, ("dataset", "model", "optimizer", "scheduler") if resume else ("dataset", "model")
+        )
         rest = _selected + rest  # the user's own overrides come later and win
     from runner.config.resolvers import register_resolvers
 

@@ -30,8 +30,10 @@ class MLP(nn.Module):
 
 
 # 2-D for images (C, H, W), 1-D for signals (C, L): the same architecture in either
-LAYERS = {2: (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d),
-          1: (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, nn.AdaptiveAvgPool1d)}
+LAYERS = {
+    2: (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d),
+    1: (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, nn.AdaptiveAvgPool1d),
+}
 
 
 class CNN(nn.Module):
@@ -45,9 +47,11 @@ class CNN(nn.Module):
     def __init__(self, in_channels, num_classes, channels=(32, 64), dropout=0.1, dims=2):
         super().__init__()
         if dims not in LAYERS:
-            raise RunnerError(f"model CNN takes images (C, H, W) or signals (C, L), so its dims must be 2 or 1, not {dims} "
-                              f"(the dataset's input_shape gives it). For samples without a channel dimension (features "
-                              f"of shape [N]), use model=mlp.")
+            raise RunnerError(
+                f"model CNN takes images (C, H, W) or signals (C, L), so its dims must be 2 or 1, not {dims} "
+                f"(the dataset's input_shape gives it). For samples without a channel dimension (features "
+                f"of shape [N]), use model=mlp."
+            )
         conv, norm, pool, global_pool = LAYERS[dims]
         stages, c_in = [], in_channels
         for c in channels:
@@ -56,9 +60,7 @@ class CNN(nn.Module):
             stages.append(pool(2))
             c_in = c
         self.features = nn.Sequential(*stages)
-        self.head = nn.Sequential(
-            global_pool(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in, num_classes)
-        )
+        self.head = nn.Sequential(global_pool(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in, num_classes))
 
     def forward(self, x):
         return self.head(self.features(x))
@@ -122,10 +124,15 @@ class FastNet(nn.Module):
         super().__init__()
         layers, c_in = [nn.Conv2d(in_channels, stem_width, 2, bias=True), nn.GELU()], stem_width
         for width in widths:
-            layers += [nn.Conv2d(c_in, width, 3, padding=1, bias=False), nn.MaxPool2d(2),
-                       airbench_batchnorm(width, bn_momentum), nn.GELU(),
-                       nn.Conv2d(width, width, 3, padding=1, bias=False), airbench_batchnorm(width, bn_momentum),
-                       nn.GELU()]
+            layers += [
+                nn.Conv2d(c_in, width, 3, padding=1, bias=False),
+                nn.MaxPool2d(2),
+                airbench_batchnorm(width, bn_momentum),
+                nn.GELU(),
+                nn.Conv2d(width, width, 3, padding=1, bias=False),
+                airbench_batchnorm(width, bn_momentum),
+                nn.GELU(),
+            ]
             c_in = width
         layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes, bias=False)]
         self.net = nn.Sequential(*layers)

@@ -24,15 +24,29 @@ MISSING = "-"  # a key one run has and the other does not
 def differences(a, b):
     """[(key, value in a, value in b)] for every dotted key whose values differ, sorted by key."""
     fa, fb = flatten(a), flatten(b)
-    return [(k, fa.get(k, MISSING), fb.get(k, MISSING)) for k in sorted(fa.keys() | fb.keys()) if fa.get(k, MISSING) != fb.get(k, MISSING)]
+    return [
+        (k, fa.get(k, MISSING), fb.get(k, MISSING))
+        for k in sorted(fa.keys() | fb.keys())
+        if fa.get(k, MISSING) != fb.get(k, MISSING)
+    ]
 
 
 def metrics(summary):
     """{name: value} of a run's results: its best validation epoch, its last epoch, its test, and how it ended."""
-    out = {"status": summary.get("status"), "stopped_by": summary.get("stopped_by"), "epochs": summary.get("epochs"),
-           "steps": summary.get("steps")}
+    out = {
+        "status": summary.get("status"),
+        "stopped_by": summary.get("stopped_by"),
+        "epochs": summary.get("epochs"),
+        "steps": summary.get("steps"),
+    }
     out.update({f"best {k}": v for k, v in (summary.get("best") or {}).items()})
-    out.update({f"final {k}": v for k, v in (summary.get("final") or {}).items() if k not in ("epoch_time_s", "train_samples_per_s")})
+    out.update(
+        {
+            f"final {k}": v
+            for k, v in (summary.get("final") or {}).items()
+            if k not in ("epoch_time_s", "train_samples_per_s")
+        }
+    )
     out.update(summary.get("test") or {})
     out["params"] = summary.get("params")
     out["time_s"] = (summary.get("timings") or {}).get("total_s")
@@ -49,10 +63,16 @@ def compare(run_a, run_b):
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (va, vb))
         rows.append((key, va, vb, vb - va if numeric else None))
     return {
-        "a": str(run_a), "b": str(run_b),
-        "config": [{"key": k, "a": va, "b": vb} for k, va, vb in differences(resolved_config(run_a), resolved_config(run_b))],
+        "a": str(run_a),
+        "b": str(run_b),
+        "config": [
+            {"key": k, "a": va, "b": vb} for k, va, vb in differences(resolved_config(run_a), resolved_config(run_b))
+        ],
         "metrics": [{"metric": k, "a": va, "b": vb, "b_minus_a": d} for k, va, vb, d in rows],
-        "environment": [{"key": k, "a": va, "b": vb} for k, va, vb in differences(sa.get("environment") or {}, sb.get("environment") or {})],
+        "environment": [
+            {"key": k, "a": va, "b": vb}
+            for k, va, vb in differences(sa.get("environment") or {}, sb.get("environment") or {})
+        ],
     }
 
 
@@ -66,9 +86,11 @@ def _fmt(value):
 
 def to_markdown(result):
     parts = [f"A: `{result['a']}`  \nB: `{result['b']}`\n"]
-    for title, rows, cols in (("Config", result["config"], ("key", "a", "b")),
-                              ("Metrics", result["metrics"], ("metric", "a", "b", "b_minus_a")),
-                              ("Environment", result["environment"], ("key", "a", "b"))):
+    for title, rows, cols in (
+        ("Config", result["config"], ("key", "a", "b")),
+        ("Metrics", result["metrics"], ("metric", "a", "b", "b_minus_a")),
+        ("Environment", result["environment"], ("key", "a", "b")),
+    ):
         parts.append(f"### {title}\n")
         if not rows:
             parts.append("(the same)\n")
@@ -86,9 +108,11 @@ def print_tables(result):
     if not term.is_terminal:
         term.width = 160
     term.print(f"A: {result['a']}\nB: {result['b']}")
-    for title, rows, cols in (("config", result["config"], ("key", "a", "b")),
-                              ("metrics", result["metrics"], ("metric", "a", "b", "b_minus_a")),
-                              ("environment", result["environment"], ("key", "a", "b"))):
+    for title, rows, cols in (
+        ("config", result["config"], ("key", "a", "b")),
+        ("metrics", result["metrics"], ("metric", "a", "b", "b_minus_a")),
+        ("environment", result["environment"], ("key", "a", "b")),
+    ):
         if not rows:
             term.print(f"{title}: the same")
             continue
@@ -101,16 +125,22 @@ def print_tables(result):
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(prog="runner diff", description="What differs between two runs: config, metrics, environment.")
+    parser = argparse.ArgumentParser(
+        prog="runner diff", description="What differs between two runs: config, metrics, environment."
+    )
     parser.add_argument("run_a", help="a run directory (a job of a sweep, or a single run)")
     parser.add_argument("run_b", help="the run directory to compare it with")
     parser.add_argument("--format", choices=("table", "json", "markdown"), default="table", help="what to print")
     args = parser.parse_args(argv)
     for path in (args.run_a, args.run_b):
         if read_summary(Path(path).expanduser()).get("kind") != "train":
-            print(f"runner diff: {path} is not a training run directory (no summary.json of a `runner train` in it). Give two "
-                  f"run directories, e.g. runner diff outputs/multirun/2026-11-22/10-31-07/0 outputs/multirun/2026-11-22/10-31-07/1.",
-                  file=sys.stderr)
+            print(
+                f"runner diff: {path} is not a training run directory (no summary.json of a `runner train` in it). "
+                f"Give two "
+                f"run directories, e.g. runner diff outputs/multirun/2026-11-22/10-31-07/0 "
+                f"outputs/multirun/2026-11-22/10-31-07/1.",
+                file=sys.stderr,
+            )
             return 2
     result = compare(Path(args.run_a).expanduser(), Path(args.run_b).expanduser())
     if args.format == "json":

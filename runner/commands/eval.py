@@ -36,8 +36,11 @@ from runner.training.recipe import Recipe
 # Dataset keys an eval may override: those a resume may change too (where the same files are and how
 # they are read), and augmentation, which eval does not use. Any other `dataset` key (split_seed,
 # test_fraction, size, the dataset itself...) could change which samples are in the test split.
-EVAL_KEEPS_SPLIT = (*(pattern for pattern, applied, _ in RESUME_OVERRIDES if applied and pattern.startswith("dataset.")),
-                    "dataset.augment", "dataset.augment.*")
+EVAL_KEEPS_SPLIT = (
+    *(pattern for pattern, applied, _ in RESUME_OVERRIDES if applied and pattern.startswith("dataset.")),
+    "dataset.augment",
+    "dataset.augment.*",
+)
 
 
 def check_eval_overrides(overrides):
@@ -49,7 +52,8 @@ def check_eval_overrides(overrides):
                 f"eval: '{text}' is refused: it would change which samples are in the run's test split, so the model "
                 f"could be tested on samples it trained on. runner eval tests on the split the run held out; of the "
                 f"dataset's keys only where the same files are and how they are read may change "
-                f"({', '.join(k for k in EVAL_KEEPS_SPLIT if '*' not in k)}).")
+                f"({', '.join(k for k in EVAL_KEEPS_SPLIT if '*' not in k)})."
+            )
 
 
 def class_table(per_class, confusion):
@@ -66,7 +70,10 @@ def eval_job(cfg, run_dir, overrides):
     console = RunConsole(run_dir / "eval.log")
     try:
         if OmegaConf.is_missing(cfg, "ckpt"):
-            raise RunnerError("runner eval needs ckpt=: the run directory or checkpoint to evaluate, e.g. ckpt=outputs/2026-11-22/10-31-07.")
+            raise RunnerError(
+                "runner eval needs ckpt=: the run directory or checkpoint to evaluate, e.g. "
+                "ckpt=outputs/2026-11-22/10-31-07."
+            )
         check_eval_overrides(overrides)
         weights, run_cfg = find_checkpoint(cfg.ckpt)
         run_cfg = apply_overrides(run_cfg, cfg, overrides)
@@ -84,10 +91,20 @@ def eval_job(cfg, run_dir, overrides):
         summarize(model, run_cfg.dataset.input_shape, run_cfg.dataset.num_classes, device)  # can it take this data?
 
         test = make_batches(splits.test, recipe.eval_batch_size, normalize, device)
-        metrics, confusion = evaluate(model, test, task, run_cfg.dataset.num_classes, Precision.of(recipe.precision, device))
-        result = {"checkpoint": str(weights), "dataset": run_cfg.dataset.name, "model": run_cfg.model._target_,
-                  "device": str(device), "samples": len(splits.test), **{f"test_{k}": v for k, v in metrics.items()}}
-        console.print(f"[bold]runner eval[/]  {weights}  on the {run_cfg.dataset.name} test split ({len(splits.test)} samples)")
+        metrics, confusion = evaluate(
+            model, test, task, run_cfg.dataset.num_classes, Precision.of(recipe.precision, device)
+        )
+        result = {
+            "checkpoint": str(weights),
+            "dataset": run_cfg.dataset.name,
+            "model": run_cfg.model._target_,
+            "device": str(device),
+            "samples": len(splits.test),
+            **{f"test_{k}": v for k, v in metrics.items()},
+        }
+        console.print(
+            f"[bold]runner eval[/]  {weights}  on the {run_cfg.dataset.name} test split ({len(splits.test)} samples)"
+        )
         console.print(results_table("test", [(k, v) for k, v in result.items() if k.startswith("test_")]))
         if confusion is not None:
             result["per_class_accuracy"] = per_class_accuracy(confusion, splits.class_names)

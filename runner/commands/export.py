@@ -32,19 +32,25 @@ VERIFY_SAMPLES = 64
 def export_job(cfg, out_dir):
     console = RunConsole()  # export.log is attached once every file is in place
     if OmegaConf.is_missing(cfg, "ckpt"):
-        raise RunnerError("runner export needs ckpt=: the run whose best.pt to export, e.g. "
-                          "runner export ckpt=outputs/2026-11-22/10-31-07 format=onnx.")
+        raise RunnerError(
+            "runner export needs ckpt=: the run whose best.pt to export, e.g. "
+            "runner export ckpt=outputs/2026-11-22/10-31-07 format=onnx."
+        )
     formats = check_formats(OmegaConf.to_object(cfg.format) if OmegaConf.is_list(cfg.format) else cfg.format)
     out = Path(out_dir)
     if any(out.iterdir()):
-        raise RunnerError(f"export: {out} already holds files; an export never writes over another. Pick an empty or "
-                          f"new folder with out=, or leave out= unset for a new outputs/export/<date>/<time>/.")
+        raise RunnerError(
+            f"export: {out} already holds files; an export never writes over another. Pick an empty or "
+            f"new folder with out=, or leave out= unset for a new outputs/export/<date>/<time>/."
+        )
     predictor = load_predictor(cfg.ckpt, "cpu")  # the card's checks, and the model as runner runs it
     card = predictor.card.for_export()
     model = predictor.model.to(memory_format=torch.contiguous_format).eval()
     with console.relay_warnings():
         example, source = verification_batch(cfg.ckpt, predictor)
-    console.print(f"[bold]runner export[/]  {cfg.ckpt}  to {', '.join(formats)}, verified on {len(example)} samples of {source}")
+    console.print(
+        f"[bold]runner export[/]  {cfg.ckpt}  to {', '.join(formats)}, verified on {len(example)} samples of {source}"
+    )
 
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
     try:
@@ -52,13 +58,20 @@ def export_job(cfg, out_dir):
         write_json(staging / "config.json", card.to_dict())
         files = [e.file for e in done] + ["config.json"]
         manifest = {
-            "checkpoint": str(Path(predictor.weights).resolve()), "formats": formats,
+            "checkpoint": str(Path(predictor.weights).resolve()),
+            "formats": formats,
             "files": {f: {"sha256": sha256(staging / f), "bytes": (staging / f).stat().st_size} for f in files},
-            "input": {"name": "x", "shape": ["batch", *card.input_shape], "dtype": "float32",
-                      "preprocessing": "(raw - normalize.mean) / normalize.std, from config.json"},
+            "input": {
+                "name": "x",
+                "shape": ["batch", *card.input_shape],
+                "dtype": "float32",
+                "preprocessing": "(raw - normalize.mean) / normalize.std, from config.json",
+            },
             "verified": {e.format: {"max_abs_diff": e.max_abs_diff, **e.details} for e in done},
-            "verified_on": source, "tolerance": TOLERANCE,
-            "torch": torch.__version__, "python": platform.python_version(),
+            "verified_on": source,
+            "tolerance": TOLERANCE,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
             "onnx_opset": next((e.details["opset"] for e in done if e.format == "onnx"), None),
         }
         write_json(staging / "export_manifest.json", manifest)
@@ -98,6 +111,8 @@ def verification_batch(ckpt, predictor):
         reason = "its test split is streamed from files"
     except RunnerError as err:
         reason = str(err).split(". ")[0]
-    warnings.warn(f"export: verifying on random inputs, not the run's test data ({reason})", RunnerWarning, stacklevel=2)
+    warnings.warn(
+        f"export: verifying on random inputs, not the run's test data ({reason})", RunnerWarning, stacklevel=2
+    )
     generator = torch.Generator().manual_seed(0)
     return torch.randn(VERIFY_SAMPLES, *predictor.input_shape, generator=generator), "random inputs"

@@ -28,9 +28,14 @@ def predict_job(cfg, out_dir):
     console = RunConsole()  # predict.log is attached only once the predictions are made: a failure writes nothing
     for key, example in (("ckpt", "ckpt=outputs/2026-11-22/10-31-07"), ("input", "input=photos/ (or input=test)")):
         if OmegaConf.is_missing(cfg, key):
-            raise RunnerError(f"runner predict needs {key}=: e.g. runner predict {example if key == 'ckpt' else 'ckpt=RUN ' + example}.")
+            raise RunnerError(
+                f"runner predict needs {key}=: e.g. runner predict "
+                f"{example if key == 'ckpt' else 'ckpt=RUN ' + example}."
+            )
     if not isinstance(cfg.topk, int) or cfg.topk < 1:
-        raise RunnerError(f"topk={cfg.topk} must be a whole number of 1 or more (the classes listed per input, most likely first).")
+        raise RunnerError(
+            f"topk={cfg.topk} must be a whole number of 1 or more (the classes listed per input, most likely first)."
+        )
     device = resolve_device(cfg.device.name)
     predictor = load_predictor(cfg.ckpt, device)
     card = predictor.card
@@ -50,8 +55,10 @@ def predict_job(cfg, out_dir):
     console.print(preview(header, rows))
     if truth is not None and card.task == "classification":
         correct = sum(int(i == t) for i, t in zip(result.indices.tolist(), truth))
-        console.print(f"accuracy {correct / len(truth):.4f} ({correct} / {len(truth)} right, against "
-                      f"{'the test split' if cfg.input == 'test' else 'the class folders the images are in'})")
+        console.print(
+            f"accuracy {correct / len(truth):.4f} ({correct} / {len(truth)} right, against "
+            f"{'the test split' if cfg.input == 'test' else 'the class folders the images are in'})"
+        )
     console.print(f"predictions: {out / 'predictions.csv'}")
     console.close()
     return {"predictions": str(out / "predictions.csv"), "samples": len(inputs.x)}
@@ -66,8 +73,10 @@ def _inputs(cfg, predictor):
 
         split = load_test_split(cfg.ckpt)
         if split is None:
-            raise RunnerError("input=test: this run streams its test split from files; point input= at its test images "
-                              "instead (the folder, or a glob of them).")
+            raise RunnerError(
+                "input=test: this run streams its test split from files; point input= at its test images "
+                "instead (the folder, or a glob of them)."
+            )
         labels = split.y.tolist() if card.task == "classification" else None
         return Inputs(split.x, None), labels
     inputs = read_inputs(cfg.input, predictor.input_shape, card.input_dtype, card.feature_names)
@@ -93,14 +102,17 @@ def table(inputs, result, card, topk, truth):
     header = [first, "label", "class_index", *(["true_label"] if truth is not None else [])]
     header += [c for j in range(1, k + 1) for c in (f"top{j}_label", f"top{j}_prob")]
     rows = []
-    for n, (label, index, p, i) in enumerate(zip(result.labels, result.indices.tolist(), probs.tolist(), indices.tolist())):
+    for n, (label, index, p, i) in enumerate(
+        zip(result.labels, result.indices.tolist(), probs.tolist(), indices.tolist())
+    ):
         row = [names[n], label, index, *([class_names[truth[n]]] if truth is not None else [])]
         rows.append(row + [c for pj, ij in zip(p, i) for c in (class_names[ij], f"{pj:.6f}")])
     return header, rows
 
 
 def preview(header, rows):
-    """The first rows on the console: the name, the label (and the true one), then the top-k (top1_label is the label)."""
+    """The first rows on the console: the name, the label (and the true one), then the top-k (top1_label is the
+    label)."""
     keep = [i for i, c in enumerate(header) if c not in ("class_index", "top1_label")][:8]
     shown = Table(title=f"predictions (first {min(SHOWN, len(rows))} of {len(rows)})", title_justify="left")
     for i in keep:

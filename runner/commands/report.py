@@ -22,7 +22,20 @@ from runner.io.markdown import markdown_table
 from runner.run import records
 from runner.training.recipe import monitor_rule
 
-COLUMNS = ["job", "overrides", "status", "monitor", "best", "best_epoch", "final_val_loss", "test", "epochs", "time_s", "error", "run_dir"]
+COLUMNS = [
+    "job",
+    "overrides",
+    "status",
+    "monitor",
+    "best",
+    "best_epoch",
+    "final_val_loss",
+    "test",
+    "epochs",
+    "time_s",
+    "error",
+    "run_dir",
+]
 
 
 def find_runs(paths):
@@ -57,14 +70,26 @@ def read_run(run_dir):
     monitor, mode = (s["monitor"], s.get("monitor_mode")) if s.get("monitor") else _configured_monitor(run_dir)
     best = (s.get("best") or {}).get(monitor)
     tests = s.get("test") or {}
-    test_key = f"test_{monitor[4:]}" if f"test_{monitor[4:]}" in tests else next((k for k in tests if k != "test_loss"), "test_loss")
+    test_key = (
+        f"test_{monitor[4:]}"
+        if f"test_{monitor[4:]}" in tests
+        else next((k for k in tests if k != "test_loss"), "test_loss")
+    )
     test = (test_key, tests.get(test_key))
     row = {
-        "job": run_dir.name, "overrides": " ".join(records.overrides(run_dir)), "status": records.status_of(run_dir) or "unknown",  # `running` with its process gone is `interrupted`
-        "monitor": monitor, "best": best, "best_epoch": (s.get("best") or {}).get("epoch"),
-        "final_val_loss": (s.get("final") or {}).get("val_loss"), "test": test[1], "test_metric": test[0],
-        "epochs": s.get("epochs"), "time_s": (s.get("timings") or {}).get("total_s"),
-        "error": " ".join((s.get("error") or "").split())[:300], "run_dir": str(run_dir),
+        "job": run_dir.name,
+        "overrides": " ".join(records.overrides(run_dir)),
+        "status": records.status_of(run_dir) or "unknown",  # `running` with its process gone is `interrupted`
+        "monitor": monitor,
+        "best": best,
+        "best_epoch": (s.get("best") or {}).get("epoch"),
+        "final_val_loss": (s.get("final") or {}).get("val_loss"),
+        "test": test[1],
+        "test_metric": test[0],
+        "epochs": s.get("epochs"),
+        "time_s": (s.get("timings") or {}).get("total_s"),
+        "error": " ".join((s.get("error") or "").split())[:300],
+        "run_dir": str(run_dir),
         "mode": mode or monitor_rule(s.get("task", "classification"), monitor)[1],
     }
     curve = []
@@ -147,22 +172,43 @@ def aggregate(rows, group_by=None):
         else:
             key = tuple(sorted(_settings(row).items()))
         found.setdefault((row["monitor"], key), []).append(row)
-    common = set.intersection(*(set(key) for _, key in found)) if len(found) > 1 else set()  # shared by every group: not shown
+    common = (
+        set.intersection(*(set(key) for _, key in found)) if len(found) > 1 else set()
+    )  # shared by every group: not shown
     out = []
     for (monitor, key), members in found.items():
         shown = [(k, v) for k, v in key if (k, v) not in common] or list(key)
         done = [r for r in members if r["status"] == "completed"]
         best, best_std, n = _mean_std([r["best"] for r in done])
         test, test_std, _ = _mean_std([r["test"] for r in done])
-        out.append({"group": " ".join(f"{k}={v}" for k, v in shown) or "(defaults)", "monitor": monitor, "mode": members[0]["mode"],
-                    "n": n, "runs": len(members), "seeds": " ".join(sorted({_seed(r) for r in done}, key=lambda x: (len(x), x))),
-                    "best_mean": best, "best_std": best_std, "test_metric": members[0]["test_metric"], "test_mean": test,
-                    "test_std": test_std, "members": members})
+        out.append(
+            {
+                "group": " ".join(f"{k}={v}" for k, v in shown) or "(defaults)",
+                "monitor": monitor,
+                "mode": members[0]["mode"],
+                "n": n,
+                "runs": len(members),
+                "seeds": " ".join(sorted({_seed(r) for r in done}, key=lambda x: (len(x), x))),
+                "best_mean": best,
+                "best_std": best_std,
+                "test_metric": members[0]["test_metric"],
+                "test_mean": test,
+                "test_std": test_std,
+                "members": members,
+            }
+        )
     sizes = {}
     for g in out:
         sizes[g["monitor"]] = sizes.get(g["monitor"], 0) + g["runs"]
-    return sorted(out, key=lambda g: (-sizes[g["monitor"]], g["monitor"], g["n"] == 0,
-                                      -(g["best_mean"] or 0) if g["mode"] == "max" else (g["best_mean"] or 0)))
+    return sorted(
+        out,
+        key=lambda g: (
+            -sizes[g["monitor"]],
+            g["monitor"],
+            g["n"] == 0,
+            -(g["best_mean"] or 0) if g["mode"] == "max" else (g["best_mean"] or 0),
+        ),
+    )
 
 
 def repeat_groups(rows):
@@ -177,7 +223,18 @@ def _pm(mean, std):
     return f"{mean:.4g} ± {std:.2g}" if std is not None else f"{mean:.4g}"
 
 
-GROUP_COLUMNS = ["group", "monitor", "n", "runs", "seeds", "best_mean", "best_std", "test_metric", "test_mean", "test_std"]
+GROUP_COLUMNS = [
+    "group",
+    "monitor",
+    "n",
+    "runs",
+    "seeds",
+    "best_mean",
+    "best_std",
+    "test_metric",
+    "test_mean",
+    "test_std",
+]
 
 
 def groups_to_csv(groups_):
@@ -186,9 +243,17 @@ def groups_to_csv(groups_):
 
 def groups_to_markdown(groups_):
     first = groups_[0]
-    header = ["group", "n", "seeds", f"best {first['monitor']} (mean ± std)", f"{first['test_metric'] or 'test'} (mean ± std)"]
-    rows = [[g["group"], g["n"], g["seeds"], _pm(g["best_mean"], g["best_std"]), _pm(g["test_mean"], g["test_std"])]
-            for g in groups_]
+    header = [
+        "group",
+        "n",
+        "seeds",
+        f"best {first['monitor']} (mean ± std)",
+        f"{first['test_metric'] or 'test'} (mean ± std)",
+    ]
+    rows = [
+        [g["group"], g["n"], g["seeds"], _pm(g["best_mean"], g["best_std"]), _pm(g["test_mean"], g["test_std"])]
+        for g in groups_
+    ]
     return markdown_table(header, rows)
 
 
@@ -196,12 +261,25 @@ def groups_to_table(groups_, title):
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
-    for col in ("", "group", "n", "seeds", f"best {groups_[0]['monitor']} (mean ± std)", f"{groups_[0]['test_metric'] or 'test'} (mean ± std)"):
+    for col in (
+        "",
+        "group",
+        "n",
+        "seeds",
+        f"best {groups_[0]['monitor']} (mean ± std)",
+        f"{groups_[0]['test_metric'] or 'test'} (mean ± std)",
+    ):
         table.add_column(col, overflow="fold")
     for i, g in enumerate(groups_):
         n = f"{g['n']}" + (f" of {g['runs']}" if g["runs"] != g["n"] else "")
-        table.add_row("*" if i == 0 and g["n"] else "", g["group"], n, g["seeds"], _pm(g["best_mean"], g["best_std"]),
-                      _pm(g["test_mean"], g["test_std"]))
+        table.add_row(
+            "*" if i == 0 and g["n"] else "",
+            g["group"],
+            n,
+            g["seeds"],
+            _pm(g["best_mean"], g["best_std"]),
+            _pm(g["test_mean"], g["test_std"]),
+        )
     return table
 
 
@@ -246,8 +324,13 @@ def to_tables(rows, title):
     parts = groups(rows)
     if len(parts) == 1:
         return [to_table(rows, title)]
-    return [to_table(group, f"{len(group)} of {len(rows)} runs, monitored on {monitor} and ranked only against each other, best first")
-            for monitor, group in parts]
+    return [
+        to_table(
+            group,
+            f"{len(group)} of {len(rows)} runs, monitored on {monitor} and ranked only against each other, best first",
+        )
+        for monitor, group in parts
+    ]
 
 
 def to_table(rows, title):
@@ -260,8 +343,16 @@ def to_table(rows, title):
     for i, (row, overrides) in enumerate(zip(rows, _differing(rows))):
         mark = "*" if i == 0 and row["status"] == "completed" else ""
         status = row["status"] if not row["error"] else f"{row['status']}: {row['error'][:80]}"
-        table.add_row(mark, row["job"], overrides, status, _fmt(row["best"]), _fmt(row["best_epoch"]),
-                      _fmt(row["test"]), _fmt(row["time_s"] and round(row["time_s"], 1)))
+        table.add_row(
+            mark,
+            row["job"],
+            overrides,
+            status,
+            _fmt(row["best"]),
+            _fmt(row["best_epoch"]),
+            _fmt(row["test"]),
+            _fmt(row["time_s"] and round(row["time_s"], 1)),
+        )
     return table
 
 
@@ -294,7 +385,9 @@ def plot(rows, curves, path, groups_=None):
 
     comparable = [i for i, r in enumerate(rows) if r["monitor"] == rows[0]["monitor"]]  # the first group's, on one axis
     rows, curves = [rows[i] for i in comparable], [curves[i] for i in comparable]
-    params = {k: v for k, v in _numeric_params(rows).items() if not (groups_ and k == "seed")}  # seeds are averaged over
+    params = {
+        k: v for k, v in _numeric_params(rows).items() if not (groups_ and k == "seed")
+    }  # seeds are averaged over
     fig = figure(figsize=(5.5 * (1 + len(params)), 4))
     axes = fig.subplots(1, 1 + len(params), squeeze=False)
     ax = axes[0][0]
@@ -309,12 +402,21 @@ def plot(rows, curves, path, groups_=None):
         points = [(v, r["best"]) for v, r in zip(values, rows) if v is not None and r["best"] is not None]
         if points:
             ax.scatter(*zip(*points), alpha=0.35 if groups_ else 1.0, label="runs" if groups_ else None)
-        means = [(float(_settings(g["members"][0])[param]), g["best_mean"], g["best_std"] or 0.0) for g in groups_ or []
-                 if g["monitor"] == rows[0]["monitor"] and g["best_mean"] is not None and param in _settings(g["members"][0])]
+        means = [
+            (float(_settings(g["members"][0])[param]), g["best_mean"], g["best_std"] or 0.0)
+            for g in groups_ or []
+            if g["monitor"] == rows[0]["monitor"] and g["best_mean"] is not None and param in _settings(g["members"][0])
+        ]
         if means:
             means.sort()
-            ax.errorbar(*zip(*[(x, m) for x, m, _ in means]), yerr=[sd for _, _, sd in means], marker="o", capsize=4,
-                        color="black", label="mean ± std over seeds")
+            ax.errorbar(
+                *zip(*[(x, m) for x, m, _ in means]),
+                yerr=[sd for _, _, sd in means],
+                marker="o",
+                capsize=4,
+                color="black",
+                label="mean ± std over seeds",
+            )
             ax.legend(fontsize=7)
         positive = [v for v in values if v]
         if "lr" in param.split(".")[-1] or (positive and min(positive) > 0 and max(positive) / min(positive) >= 100):
@@ -346,33 +448,67 @@ def write_outputs(rows, curves, out_dir, groups_=None):
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(prog="runner report", description="Compare training runs: a table sorted by the monitored metric.")
+    parser = argparse.ArgumentParser(
+        prog="runner report", description="Compare training runs: a table sorted by the monitored metric."
+    )
     parser.add_argument("paths", nargs="+", help="sweep directories, run directories, or globs of them")
-    parser.add_argument("--sort", default=None, help="column to sort by (default: each run's monitored metric, best first)")
+    parser.add_argument(
+        "--sort", default=None, help="column to sort by (default: each run's monitored metric, best first)"
+    )
     parser.add_argument("--format", choices=("table", "csv", "markdown"), default="table", help="what to print")
-    parser.add_argument("--group-by", default=None, metavar="KEY[,KEY]",
-                        help="group runs by these override keys (default: runs that differ only in seed form a group)")
+    parser.add_argument(
+        "--group-by",
+        default=None,
+        metavar="KEY[,KEY]",
+        help="group runs by these override keys (default: runs that differ only in seed form a group)",
+    )
     parser.add_argument("--no-group", action="store_true", help="list every run, without grouping repeats over seeds")
-    parser.add_argument("--out", default=None, help="write summary.csv and sweep.png here (default: the sweep directory, when given one)")
-    parser.add_argument("--to", choices=("mlflow",), default=None,
-                        help="also mirror every run into MLflow (as logger=mlflow does while training; again = brought up to date)")
-    parser.add_argument("--tracking-uri", default="sqlite:///outputs/mlflow.db", help="with --to mlflow: the store (default: %(default)s)")
-    parser.add_argument("--experiment", default="runner", help="with --to mlflow: the experiment (default: %(default)s)")
-    parser.add_argument("--artifact-location", default="outputs/mlartifacts",
-                        help="with --to mlflow: where a new experiment keeps its files (default: %(default)s)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="write summary.csv and sweep.png here (default: the sweep directory, when given one)",
+    )
+    parser.add_argument(
+        "--to",
+        choices=("mlflow",),
+        default=None,
+        help="also mirror every run into MLflow (as logger=mlflow does while training; again = brought up to date)",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        default="sqlite:///outputs/mlflow.db",
+        help="with --to mlflow: the store (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--experiment", default="runner", help="with --to mlflow: the experiment (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--artifact-location",
+        default="outputs/mlartifacts",
+        help="with --to mlflow: where a new experiment keeps its files (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     missing = [p for p in args.paths if not glob.glob(str(Path(p).expanduser()), recursive=True)]
     if missing:
-        print(f"runner report: {missing[0]} does not exist. Give run directories, sweep directories or globs of them "
-              f"(e.g. runner report outputs/multirun/2026-11-22/10-31-07).", file=sys.stderr)
+        print(
+            f"runner report: {missing[0]} does not exist. Give run directories, sweep directories or globs of them "
+            f"(e.g. runner report outputs/multirun/2026-11-22/10-31-07).",
+            file=sys.stderr,
+        )
         return 2
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
-        print(f"runner report: --out {args.out} is an existing file, and --out names the directory that summary.csv and "
-              f"sweep.png are written into. Give a directory (it is created if missing). Nothing was written.", file=sys.stderr)
+        print(
+            f"runner report: --out {args.out} is an existing file, and --out names the directory that summary.csv and "
+            f"sweep.png are written into. Give a directory (it is created if missing). Nothing was written.",
+            file=sys.stderr,
+        )
         return 2
     runs = find_runs(args.paths)
     if not runs:
-        print(f"runner report: no training runs (directories with a summary.json) under {' '.join(args.paths)}.", file=sys.stderr)
+        print(
+            f"runner report: no training runs (directories with a summary.json) under {' '.join(args.paths)}.",
+            file=sys.stderr,
+        )
         return 2
     rows, curves = build(runs, args.sort)
     if args.sort and args.sort not in rows[0]:
@@ -398,15 +534,23 @@ def main(argv):
     elif args.format == "markdown":
         sys.stdout.write(groups_to_markdown(grouped) if grouped else to_markdown(rows))
     elif grouped:
-        console().print(groups_to_table(grouped, f"{len(rows)} runs in {len(grouped)} groups, best first "
-                                                 f"(mean ± sample std over the completed runs; --no-group lists them)"))
+        console().print(
+            groups_to_table(
+                grouped,
+                f"{len(rows)} runs in {len(grouped)} groups, best first "
+                f"(mean ± sample std over the completed runs; --no-group lists them)",
+            )
+        )
     else:
         for table in to_tables(rows, f"{len(rows)} runs, best first"):
             console().print(table)
         if out:
             print(f"wrote {Path(out) / 'summary.csv'} and {Path(out) / 'sweep.png'}")
     if args.to:
-        print(f"mirrored {uploaded} runs into MLflow: {args.tracking_uri}, experiment {args.experiment!r}", file=sys.stderr)
+        print(
+            f"mirrored {uploaded} runs into MLflow: {args.tracking_uri}, experiment {args.experiment!r}",
+            file=sys.stderr,
+        )
     return 0
 
 

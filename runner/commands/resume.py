@@ -22,6 +22,7 @@ from runner.io.serialization import safe_load
 from runner.training.recipe import KNOBS, Recipe
 from runner.training.schedules import whole_run
 
+
 def trainer_rules():
     """The resume table's trainer rows, from the knobs' declarations (training/recipe.py): each key, and each
     group of keys (trainer.ema) as a whole, applied only when every key in it is."""
@@ -48,8 +49,12 @@ RESUME_OVERRIDES = [
     ("dataset.memory_limit_gb", True, "decoded into memory, or streamed"),
     ("optimizer", False, "last.pt holds the state of the run's own optimizer, which another cannot take over"),
     ("optimizer._*", False, "last.pt holds the state of the run's own optimizer, which another cannot take over"),
-    ("optimizer.*", True, "set on the restored optimizer (lr, momentum, weight_decay, betas...); "
-                          "with a scheduler, a new lr becomes its base from here on"),
+    (
+        "optimizer.*",
+        True,
+        "set on the restored optimizer (lr, momentum, weight_decay, betas...); "
+        "with a scheduler, a new lr becomes its base from here on",
+    ),
     ("scheduler", False, "last.pt holds the run's schedule, which another schedule cannot continue"),
     ("scheduler.*", False, "last.pt holds the run's schedule, which another schedule cannot continue"),
     ("model", False, "a resumed run keeps its model: last.pt holds that architecture's weights"),
@@ -99,8 +104,10 @@ def set_optimizer_value(optimizer, scheduler, name, value):
     for group in optimizer.param_groups:
         if name not in group:
             settings = ", ".join(k for k in group if k != "params")
-            raise RunnerError(f"resume: optimizer.{name} is not a setting of {type(optimizer).__name__} "
-                              f"(it has: {settings}). Drop it, or start a new run.")
+            raise RunnerError(
+                f"resume: optimizer.{name} is not a setting of {type(optimizer).__name__} "
+                f"(it has: {settings}). Drop it, or start a new run."
+            )
         group[name] = tuple(value) if isinstance(group[name], tuple) else value
     if name == "lr" and scheduler is not None:
         scheduler.set_base_lr(value)
@@ -110,9 +117,15 @@ def plan_resume(cfg, last, status, overrides):
     """Check a resume of the run whose last.pt is `last` and whose state is `status`; write nothing."""
     ckpt = safe_load(last)
     if not isinstance(ckpt, dict) or not {"config", "optimizer", "epoch", "batch", "rng"} <= set(ckpt):
-        raise RunnerError(f"{last} is not a runner training checkpoint (no optimizer, counters or config). It cannot be resumed.")
+        raise RunnerError(
+            f"{last} is not a runner training checkpoint (no optimizer, counters or config). It cannot be resumed."
+        )
     parsed = zip(overrides, OverridesParser.create().parse_overrides(list(overrides)))
-    given = [(text, o.key_or_group) for text, o in parsed if o.key_or_group != "resume" and not o.key_or_group.startswith("hydra")]
+    given = [
+        (text, o.key_or_group)
+        for text, o in parsed
+        if o.key_or_group != "resume" and not o.key_or_group.startswith("hydra")
+    ]
     saved = run_config(ckpt["config"])
     run_cfg = apply_overrides(OmegaConf.create(OmegaConf.to_container(saved)), cfg, overrides)
     OmegaConf.update(run_cfg, "resume", str(last.parent.parent), force_add=True)
@@ -123,33 +136,46 @@ def plan_resume(cfg, last, status, overrides):
             continue
         applied, why = resume_rule(key)
         if not applied:
-            raise RunnerError(f"resume: '{override}' is refused: {why}. Start a new run for it; on resume only the "
-                              f"settings in the resume table of docs/resume.md (epochs, device, optimizer values, where the data is) may change.")
+            raise RunnerError(
+                f"resume: '{override}' is refused: {why}. Start a new run for it; on resume only the "
+                f"settings in the resume table of docs/resume.md (epochs, device, optimizer values, where the data is) "
+                f"may change."
+            )
         changes[key] = (old, new)
     done, epochs = ckpt["epoch"], run_cfg.trainer.epochs
     stopped_by = ckpt.get("stopped_by") if status == "completed" else None
     resized = [k for k in ("trainer.epochs", "trainer.max_steps", "trainer.batch_size") if k in changes]
     if resized and whole_run(saved.scheduler):
         typed = next(text for text, key in given if key == resized[0])
-        raise RunnerError(f"resume: '{typed}' is refused: the run's schedule ({saved.scheduler._target_}, warmup "
-                          f"{saved.scheduler.get('warmup_epochs', 0)} epochs) was laid out over the run's own length in steps, "
-                          f"and would end (or fail) before the longer run does. Start a new run with the length you want.")
+        raise RunnerError(
+            f"resume: '{typed}' is refused: the run's schedule ({saved.scheduler._target_}, warmup "
+            f"{saved.scheduler.get('warmup_epochs', 0)} epochs) was laid out over the run's own length in steps, "
+            f"and would end (or fail) before the longer run does. Start a new run with the length you want."
+        )
     if stopped_by:
         lift = lifts(stopped_by, ckpt, run_cfg)
         if lift:
-            raise RunnerError(f"resume: the run completed: {stopped_by} stopped it at epoch {done}, step {ckpt['step']}. "
-                              f"To train it further, {lift}.")
+            raise RunnerError(
+                f"resume: the run completed: {stopped_by} stopped it at epoch {done}, step {ckpt['step']}. "
+                f"To train it further, {lift}."
+            )
         return Resume(run_cfg, ckpt, changes, lifted=True)
     if status == "completed" and epochs <= done:
-        raise RunnerError(f"resume: the run already completed its {done} epochs. To train it further, add "
-                          f"trainer.epochs={done + 10} (or any number above {done}).")
+        raise RunnerError(
+            f"resume: the run already completed its {done} epochs. To train it further, add "
+            f"trainer.epochs={done + 10} (or any number above {done})."
+        )
     if epochs < done:
-        raise RunnerError(f"resume: trainer.epochs={epochs} is fewer than the {done} epochs last.pt holds. "
-                          f"Give trainer.epochs={done} or more.")
+        raise RunnerError(
+            f"resume: trainer.epochs={epochs} is fewer than the {done} epochs last.pt holds. "
+            f"Give trainer.epochs={done} or more."
+        )
     if ckpt["batch"] and "trainer.batch_size" in changes:
-        raise RunnerError(f"resume: last.pt was saved in the middle of epoch {done + 1} (after {ckpt['batch']} batches of "
-                          f"{changes['trainer.batch_size'][0]}), and that epoch must finish with the batches it began with. "
-                          f"Resume without trainer.batch_size, let it finish an epoch, then change it.")
+        raise RunnerError(
+            f"resume: last.pt was saved in the middle of epoch {done + 1} (after {ckpt['batch']} batches of "
+            f"{changes['trainer.batch_size'][0]}), and that epoch must finish with the batches it began with. "
+            f"Resume without trainer.batch_size, let it finish an epoch, then change it."
+        )
     return Resume(run_cfg, ckpt, changes)
 
 
@@ -159,8 +185,10 @@ def lifts(stopped_by, ckpt, cfg):
     if recipe.epochs <= ckpt["epoch"]:
         return f"add trainer.epochs={ckpt['epoch'] + 10} (or any number above {ckpt['epoch']})"
     if stopped_by == "early_stopping" and recipe.patience is not None and ckpt["stale_epochs"] >= recipe.patience:
-        return (f"raise trainer.early_stopping.patience above {ckpt['stale_epochs']} (the validations since the last "
-                f"improvement), or set it to null")
+        return (
+            f"raise trainer.early_stopping.patience above {ckpt['stale_epochs']} (the validations since the last "
+            f"improvement), or set it to null"
+        )
     if stopped_by == "max_steps" and recipe.max_steps is not None and recipe.max_steps <= ckpt["step"]:
         return f"raise trainer.max_steps above {ckpt['step']}, or set it to null"
     if stopped_by == "max_time" and recipe.max_time is not None and recipe.max_time <= ckpt["train_s"]:

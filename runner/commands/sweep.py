@@ -34,9 +34,13 @@ def sweep_job(cfg, run_dir, job_overrides, num):
     ran_with = overrides(path)
     if sorted(ran_with) != sorted(job_overrides):
         raise RunnerError(
-            f"sweep job {num}'s directory {path} holds a run of {' '.join(ran_with) or 'the defaults'}, but this sweep's "
-            f"job {num} is {' '.join(job_overrides) or 'the defaults'}: a sweep resumes only with its own command. Resume "
-            f"it with runner train -m resume={path.parent}, or start a new sweep (leave out hydra.sweep.dir). Nothing was changed.")
+            f"sweep job {num}'s directory {path} holds a run of {' '.join(ran_with) or 'the defaults'}, but this "
+            f"sweep's "
+            f"job {num} is {' '.join(job_overrides) or 'the defaults'}: a sweep resumes only with its own command. "
+            f"Resume "
+            f"it with runner train -m resume={path.parent}, or start a new sweep (leave out hydra.sweep.dir). Nothing "
+            f"was changed."
+        )
     status = status_of(path)
     if status in KEPT:
         print(f"sweep job {num} ({' '.join(job_overrides)}): {status} earlier, kept as it is", flush=True)
@@ -45,6 +49,7 @@ def sweep_job(cfg, run_dir, job_overrides, num):
         with open_dict(cfg):
             cfg.resume = str(path)  # RunDir would refuse to start over a run that checkpointed; it continues instead
     return None  # interrupted: RunDir resumes it; failed before its first checkpoint: it starts afresh
+
 
 class SweepSummary(Callback):
     incomplete = 0  # jobs of the last sweep that did not complete; the CLI exits non-zero when > 0
@@ -61,10 +66,14 @@ class SweepSummary(Callback):
         for table in report.to_tables(rows, f"sweep: {len(rows)} jobs, best first ({sweep_dir})"):
             console.print(table)
         if grouped:
-            console.print(report.groups_to_table(grouped, f"{len(grouped)} settings x seeds: mean ± sample std, best first"))
+            console.print(
+                report.groups_to_table(grouped, f"{len(grouped)} settings x seeds: mean ± sample std, best first")
+            )
         not_done = [r for r in rows if r["status"] != "completed"]
         if not_done:
-            console.print(f"[red]{len(not_done)} of {len(rows)} jobs did not complete[/]: "
-                          + ", ".join(f"job {r['job']} {r['status']}" for r in not_done))
+            console.print(
+                f"[red]{len(not_done)} of {len(rows)} jobs did not complete[/]: "
+                + ", ".join(f"job {r['job']} {r['status']}" for r in not_done)
+            )
         SweepSummary.incomplete = len(not_done)
         console.print(f"wrote {sweep_dir / 'summary.csv'}, {'groups.csv, ' if grouped else ''}sweep.png")

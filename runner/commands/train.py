@@ -60,8 +60,12 @@ def train_job(cfg, run_dir, overrides=(), provenance=None):
     console = RunConsole(quiet=not rank.main)
     with StopSignals() as stop, RunDir.claim(run_dir, console, bool(cfg.get("resume")), rank.main, provenance) as run:
         job = setup(cfg, run, overrides, console, rank)
-        where = "environment" if run.fresh else "resumed_environment"  # a resume keeps the first environment beside its own
-        run.start(job.state.epoch, **describe(job, rank), **{where: environment(job.device)})  # continues from: 0 for a fresh run
+        where = (
+            "environment" if run.fresh else "resumed_environment"
+        )  # a resume keeps the first environment beside its own
+        run.start(
+            job.state.epoch, **describe(job, rank), **{where: environment(job.device)}
+        )  # continues from: 0 for a fresh run
         run.save_model_card(job.card)
         run.open_loggers(job.cfg.get("logger"), job.state.step)
         setup_s = run.elapsed()
@@ -78,7 +82,9 @@ def setup(cfg, run, overrides, console, rank):
     check_loggers(cfg.get("logger"))
     task = TASKS[cfg.dataset.task]
     verb = f"resuming from epoch {resume.checkpoint['epoch']}, step {resume.checkpoint['step']}" if resume else "->"
-    console.print(f"[bold]runner train[/]  {cfg.dataset.name} x {cfg.model._target_.rsplit('.', 1)[-1]}  {verb}  {run.path}")
+    console.print(
+        f"[bold]runner train[/]  {cfg.dataset.name} x {cfg.model._target_.rsplit('.', 1)[-1]}  {verb}  {run.path}"
+    )
     for key, (old, new) in (resume.changes if resume else {}).items():
         console.print(f"resume: {key} {old} -> {new}")
     console.detail(config_tree(OmegaConf.to_container(cfg, resolve=True)))
@@ -104,8 +110,20 @@ def setup(cfg, run, overrides, console, rank):
         resume.restore(state)  # weights, optimizer, scheduler, counters, every RNG, the data order; then the overrides
     net = distributed.wrap(model, device)
     net = torch.compile(net) if recipe.compile else net
-    return Job(cfg=cfg, recipe=recipe, task=task, device=device, precision=precision, channels_last=channels_last,
-               monitor=Monitor.of(recipe, cfg.dataset.task), data=data, samples=samples, state=state, net=net, card=card)
+    return Job(
+        cfg=cfg,
+        recipe=recipe,
+        task=task,
+        device=device,
+        precision=precision,
+        channels_last=channels_last,
+        monitor=Monitor.of(recipe, cfg.dataset.task),
+        data=data,
+        samples=samples,
+        state=state,
+        net=net,
+        card=card,
+    )
 
 
 def setup_model(model_cfg, dataset_cfg, device, channels_last, console):
@@ -133,7 +151,8 @@ def setup_data(cfg, recipe, *, device, channels_last, rank):
     if recipe.batch_size > len(splits.train):
         raise RunnerError(
             f"trainer.batch_size={recipe.batch_size} is larger than the training split of {dataset_cfg.name} "
-            f"({len(splits.train)} samples), so an epoch would have no full batch. Use trainer.batch_size={len(splits.train)} or less."
+            f"({len(splits.train)} samples), so an epoch would have no full batch. Use "
+            f"trainer.batch_size={len(splits.train)} or less."
         )
     generator = torch.Generator().manual_seed(seed)  # data order and augmentation, apart from the model's RNG
     shard = dict(rank=rank.rank, world=rank.world)  # under torchrun, each process takes its share of every batch
@@ -150,10 +169,17 @@ def setup_data(cfg, recipe, *, device, channels_last, rank):
 def describe(job, rank):
     """What summary.json says about the job from the start."""
     model = job.state.model
-    return dict(task=job.cfg.dataset.task, device=str(job.device), processes=rank.world,
-                params=sum(p.numel() for p in model.parameters()),
-                trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
-                monitor=job.monitor.name, monitor_mode=job.monitor.mode, channels_last=job.channels_last, samples=job.samples)
+    return dict(
+        task=job.cfg.dataset.task,
+        device=str(job.device),
+        processes=rank.world,
+        params=sum(p.numel() for p in model.parameters()),
+        trainable_params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        monitor=job.monitor.name,
+        monitor_mode=job.monitor.mode,
+        channels_last=job.channels_last,
+        samples=job.samples,
+    )
 
 
 def finish(job, run, console, setup_s, first_step_at):
@@ -166,26 +192,48 @@ def finish(job, run, console, setup_s, first_step_at):
     test, confusion = evaluate(model, job.data.test, job.task, job.data.num_classes, job.precision)
     run.plot(job.task.metric)
     best_row = next(r for r in rows if int(r["epoch"]) == state.best_epoch)
-    ending = {"stopped_by": state.stopped_by or "epochs"}  # what ended training: epochs, early_stopping, max_steps, max_time
+    ending = {
+        "stopped_by": state.stopped_by or "epochs"
+    }  # what ended training: epochs, early_stopping, max_steps, max_time
     if state.stopped_by == "early_stopping":
         ending["early_stopping"] = {"epoch": state.epoch, "stale_epochs": state.stale_epochs, "best": state.early_best}
     if state.ema is not None:
-        ending["ema"] = {"decay": job.recipe.ema_decay, "weights": "validation, best.pt and the test use the EMA weights"}
+        ending["ema"] = {
+            "decay": job.recipe.ema_decay,
+            "weights": "validation, best.pt and the test use the EMA weights",
+        }
     summary = run.complete(
-        epochs=state.epoch, steps=state.step, **ending,
+        epochs=state.epoch,
+        steps=state.step,
+        **ending,
         best={"epoch": state.best_epoch, **{k: v for k, v in best_row.items() if k.startswith("val_")}},
-        final=rows[-1], test={f"test_{k}": v for k, v in test.items()}, ranks_in_sync=in_sync,
-        timings={"setup_s": setup_s, "train_s": train_s, "total_s": run.elapsed(),
-                 "first_step_at": first_step_at},  # unix time, for the benchmark's start-up figure
+        final=rows[-1],
+        test={f"test_{k}": v for k, v in test.items()},
+        ranks_in_sync=in_sync,
+        timings={
+            "setup_s": setup_s,
+            "train_s": train_s,
+            "total_s": run.elapsed(),
+            "first_step_at": first_step_at,
+        },  # unix time, for the benchmark's start-up figure
     )
     results = {f"best_{job.monitor.name}": state.best_metric, **{f"test_{k}": v for k, v in test.items()}}
     run.log_end(state.step, results, confusion, job.card.labels())
-    console.print(results_table(
-        "results",
-        [(f"best {job.monitor.name} (epoch {state.best_epoch})", state.best_metric), ("final train_loss", rows[-1]["train_loss"]),
-         *((f"test_{k} (best.pt{', EMA' if state.ema is not None else ''})", v) for k, v in test.items()),
-         *([("stopped by", f"{state.stopped_by} at epoch {state.epoch}, step {state.step}")] if state.stopped_by else []),
-         ("time", f"{run.elapsed():.1f} s")],
-    ))
+    console.print(
+        results_table(
+            "results",
+            [
+                (f"best {job.monitor.name} (epoch {state.best_epoch})", state.best_metric),
+                ("final train_loss", rows[-1]["train_loss"]),
+                *((f"test_{k} (best.pt{', EMA' if state.ema is not None else ''})", v) for k, v in test.items()),
+                *(
+                    [("stopped by", f"{state.stopped_by} at epoch {state.epoch}, step {state.step}")]
+                    if state.stopped_by
+                    else []
+                ),
+                ("time", f"{run.elapsed():.1f} s"),
+            ],
+        )
+    )
     console.print(f"run directory: {run.path}")
     return summary

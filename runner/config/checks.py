@@ -22,7 +22,6 @@ from runner.training.schedules import SCHEDULE_KEYS, check_schedule
 _SPECIAL_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
 
 
-
 # (key, test, what it must be, an example to type instead); keys absent from the config are skipped.
 # The trainer's come from its declarations (training/recipe.py).
 RULES = [
@@ -34,14 +33,39 @@ RULES = [
     ("dataset.task", lambda v: v in TASKS, f"one of {', '.join(TASKS)}", "dataset.task=classification"),
     ("dataset.root", lambda v: isinstance(v, str) and v != "", "a directory", "dataset.root=~/pets"),
     ("dataset.num_classes", lambda v: is_int(v) and v >= 1, "an integer >= 1", "dataset.num_classes=10"),
-    ("dataset.input_shape", lambda v: isinstance(v, list) and v and all(is_int(d) and d >= 1 for d in v), "a list of positive integers", "dataset.input_shape=[1,28,28]"),
-    ("dataset.val_fraction", lambda v: is_number(v) and 0 < v < 1, "a fraction between 0 and 1", "dataset.val_fraction=0.1"),
-    ("dataset.test_fraction", lambda v: is_number(v) and 0 < v < 1, "a fraction between 0 and 1", "dataset.test_fraction=0.2"),
+    (
+        "dataset.input_shape",
+        lambda v: isinstance(v, list) and v and all(is_int(d) and d >= 1 for d in v),
+        "a list of positive integers",
+        "dataset.input_shape=[1,28,28]",
+    ),
+    (
+        "dataset.val_fraction",
+        lambda v: is_number(v) and 0 < v < 1,
+        "a fraction between 0 and 1",
+        "dataset.val_fraction=0.1",
+    ),
+    (
+        "dataset.test_fraction",
+        lambda v: is_number(v) and 0 < v < 1,
+        "a fraction between 0 and 1",
+        "dataset.test_fraction=0.2",
+    ),
     ("dataset.size", lambda v: is_int(v) and v >= 2, "an integer >= 2", "dataset.size=1024"),
-    ("dataset.augment.crop_padding", lambda v: is_int(v) and v >= 0, "an integer >= 0", "dataset.augment.crop_padding=4"),
+    (
+        "dataset.augment.crop_padding",
+        lambda v: is_int(v) and v >= 0,
+        "an integer >= 0",
+        "dataset.augment.crop_padding=4",
+    ),
     ("dataset.augment.flip", lambda v: isinstance(v, bool), "true or false", "dataset.augment.flip=true"),
     ("dataset.in_memory", lambda v: v in ("auto", True, False), "auto, true or false", "dataset.in_memory=auto"),
-    ("device.name", lambda v: isinstance(v, str) and v.split(":")[0] in ("auto", "cpu", "cuda", "mps"), "auto, cpu, cuda, cuda:N or mps", "device=cpu"),
+    (
+        "device.name",
+        lambda v: isinstance(v, str) and v.split(":")[0] in ("auto", "cpu", "cuda", "mps"),
+        "auto, cpu, cuda, cuda:N or mps",
+        "device=cpu",
+    ),
 ]
 
 
@@ -71,8 +95,9 @@ def check_resolves(cfg):
             raise cause from None
         key = getattr(err, "full_key", None) or "the config"
         reason = str(err).strip().splitlines()[0].rstrip(".")
-        raise RunnerError(f"{key} cannot be resolved: {reason}. Give it a plain value on the command line, "
-                          f"e.g. {_example(key)}.") from None
+        raise RunnerError(
+            f"{key} cannot be resolved: {reason}. Give it a plain value on the command line, e.g. {_example(key)}."
+        ) from None
 
 
 # Closed sets: keys runner itself reads. Anything else in them is a typo that would silently change
@@ -97,20 +122,25 @@ def check_keys(cfg):
             if key not in allowed:
                 near = difflib.get_close_matches(key, allowed, n=1)
                 hint = f"Did you mean {prefix}{near[0]}? " if near else ""
-                raise RunnerError(f"{prefix}{key} is not a key runner reads, so it would change nothing. {hint}"
-                                  f"The keys of {path or 'the top level'} are: {', '.join(allowed)}.")
+                raise RunnerError(
+                    f"{prefix}{key} is not a key runner reads, so it would change nothing. {hint}"
+                    f"The keys of {path or 'the top level'} are: {', '.join(allowed)}."
+                )
         if path in ("", "trainer", "trainer.early_stopping", "trainer.ema"):
             missing = [k for k in allowed if k not in node and k not in ("resume", "logger")]
             if missing:
-                raise RunnerError(f"{prefix}{missing[0]} is missing from the config (deleted with ~{prefix}{missing[0]}?); "
-                                  f"runner needs it. Override its value instead, e.g. {_example(prefix + missing[0])}.")
+                raise RunnerError(
+                    f"{prefix}{missing[0]} is missing from the config (deleted with ~{prefix}{missing[0]}?); "
+                    f"runner needs it. Override its value instead, e.g. {_example(prefix + missing[0])}."
+                )
 
 
 def check_config(cfg, groups=("dataset", "model", "optimizer", "scheduler")):
     """Raise RunnerError on the first value or `_target_` argument that cannot work."""
     for key, test, must_be, example in RULES:
         node = OmegaConf.select(cfg, key.rsplit(".", 1)[0]) if "." in key else cfg
-        if node is None or key.rsplit(".", 1)[-1] not in node.keys():  # keys() includes ??? values; `in` does not
+        # keys() includes ??? values; `in` does not
+        if node is None or key.rsplit(".", 1)[-1] not in node.keys():  # noqa: SIM118
             continue
         if OmegaConf.is_missing(node, key.rsplit(".", 1)[-1]):
             raise RunnerError(f"{key} must be set: it has no default. Give it on the command line, e.g. {example}.")
@@ -128,11 +158,15 @@ def check_config(cfg, groups=("dataset", "model", "optimizer", "scheduler")):
     task = TASKS[cfg.dataset.task] if "dataset" in cfg and cfg.dataset.get("task") in TASKS else None
     monitor = OmegaConf.select(cfg, "trainer.monitor")
     if task and monitor and monitor not in ("val_loss", f"val_{task.metric}"):
-        raise RunnerError(f"trainer.monitor={monitor} is not a column this {cfg.dataset.task} run writes to metrics.csv. "
-                          f"Use trainer.monitor=val_loss or trainer.monitor=val_{task.metric} (or leave it null).")
+        raise RunnerError(
+            f"trainer.monitor={monitor} is not a column this {cfg.dataset.task} run writes to metrics.csv. "
+            f"Use trainer.monitor=val_loss or trainer.monitor=val_{task.metric} (or leave it null)."
+        )
     if task and task.metric != "accuracy" and OmegaConf.select(cfg, "trainer.label_smoothing"):
-        raise RunnerError(f"trainer.label_smoothing={cfg.trainer.label_smoothing} smooths class labels, but this is a "
-                          f"{cfg.dataset.task} run (MSE on values). Drop it, or set trainer.label_smoothing=0.")
+        raise RunnerError(
+            f"trainer.label_smoothing={cfg.trainer.label_smoothing} smooths class labels, but this is a "
+            f"{cfg.dataset.task} run (MSE on values). Drop it, or set trainer.label_smoothing=0."
+        )
     if "scheduler" in cfg and "scheduler" in groups:
         check_schedule(cfg.scheduler)
     for group in groups:
@@ -166,7 +200,9 @@ def check_target(group, node):
             f"{group}.{unknown[0]} is not an argument of {target} (it takes: {accepted}). "
             f"Remove it or fix the spelling."
         )
-    required = [n for n, p in params.items() if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    required = [
+        n for n, p in params.items() if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
     if node.get("_partial_"):
         required = required[1:]  # the trainer supplies the first argument (parameters, optimizer)
     missing = [n for n in required if n not in keys]

@@ -29,14 +29,21 @@ class ModelCard:
 
     @classmethod
     def of(cls, cfg, normalize, input_dtype, class_names, feature_names, channels_last):
-        """The card of a run with resolved config `cfg` (plain data) and its data's normaliser (data.batches.Normalizer)."""
+        """The card of a run with resolved config `cfg` (plain data) and its data's normaliser
+        (data.batches.Normalizer)."""
         dataset = cfg["dataset"]
         return cls(
-            format=FORMAT, task=dataset["task"], dataset=dataset["name"], input_shape=list(dataset["input_shape"]),
-            input_dtype=str(input_dtype).removeprefix("torch."), num_outputs=dataset["num_classes"],
-            class_names=list(class_names), feature_names=list(feature_names),
+            format=FORMAT,
+            task=dataset["task"],
+            dataset=dataset["name"],
+            input_shape=list(dataset["input_shape"]),
+            input_dtype=str(input_dtype).removeprefix("torch."),
+            num_outputs=dataset["num_classes"],
+            class_names=list(class_names),
+            feature_names=list(feature_names),
             normalize={"mean": normalize.mean.tolist(), "std": normalize.std.tolist()},
-            channels_last=channels_last, model=cfg["model"],
+            channels_last=channels_last,
+            model=cfg["model"],
         )
 
     @classmethod

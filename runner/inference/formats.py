@@ -22,8 +22,10 @@ TOLERANCE = 1e-4
 FORMATS = ("safetensors", "pt2", "onnx")
 FILES = {"safetensors": "model.safetensors", "pt2": "model.pt2", "onnx": "model.onnx"}
 # what each format imports beyond torch, and the pip package that provides it
-NEEDS = {"safetensors": [("safetensors", "safetensors")],
-         "onnx": [("onnx", "onnx"), ("onnxscript", "onnxscript"), ("onnxruntime", "onnxruntime")]}
+NEEDS = {
+    "safetensors": [("safetensors", "safetensors")],
+    "onnx": [("onnx", "onnx"), ("onnxscript", "onnxscript"), ("onnxruntime", "onnxruntime")],
+}
 
 
 @dataclass
@@ -39,13 +41,18 @@ def check_formats(formats):
     formats = [formats] if isinstance(formats, str) else list(formats)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
-        raise RunnerError(f"export: format={','.join(map(str, unknown)) or '[]'} is not a format runner exports. Pick one or "
-                          f"more of {', '.join(FORMATS)}: format=onnx, or format=[safetensors,pt2,onnx].")
+        raise RunnerError(
+            f"export: format={','.join(map(str, unknown)) or '[]'} is not a format runner exports. Pick one or "
+            f"more of {', '.join(FORMATS)}: format=onnx, or format=[safetensors,pt2,onnx]."
+        )
     missing = sorted({pip for f in formats for module, pip in NEEDS.get(f, []) if not _imports(module)})
     if missing:
-        raise RunnerError(f"export: format={','.join(formats)} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
-                          f"not installed. Install runner's export extra: pip install 'runner[export]' (from a clone: "
-                          f"pip install -e '.[export]'; make installs it).")
+        raise RunnerError(
+            f"export: format={','.join(formats)} needs {', '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} "
+            f"not installed. Install runner's export extra: pip install 'runner[export]' (from a clone: "
+            f"pip install -e '.[export]'; make installs it)."
+        )
     return list(dict.fromkeys(formats))
 
 
@@ -68,9 +75,11 @@ def export(model, fmt, example, folder, card):
 def _compare(fmt, expected, got):
     diff = float((expected - got).abs().max()) if expected.numel() else 0.0
     if not diff <= TOLERANCE:  # NaN fails too
-        raise RunnerError(f"export: the {fmt} model's outputs differ from the runner model's by up to {diff:.3g} on the "
-                          f"verification batch (tolerance {TOLERANCE:g}), so it was not kept. This is a bug in the exporter "
-                          f"or an operator it translates differently; try another format, and report it.")
+        raise RunnerError(
+            f"export: the {fmt} model's outputs differ from the runner model's by up to {diff:.3g} on the "
+            f"verification batch (tolerance {TOLERANCE:g}), so it was not kept. This is a bug in the exporter "
+            f"or an operator it translates differently; try another format, and report it."
+        )
     return diff
 
 
@@ -103,8 +112,17 @@ def _onnx(model, example, path, card):
 
     batch = torch.export.Dim("batch", min=1)
     with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
-        torch.onnx.export(model, (example,), str(path), dynamo=True, input_names=["x"], output_names=["y"],
-                          dynamic_shapes=({0: batch},), external_data=False, verbose=False)
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            dynamo=True,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_shapes=({0: batch},),
+            external_data=False,
+            verbose=False,
+        )
     proto = onnx.load(str(path))
     onnx.checker.check_model(proto)
     opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))

@@ -20,8 +20,11 @@ from runner.training.state import load_weights
 
 # Runs saved by earlier commits of this package, read as today's: the one place that knows them.
 # Dataset functions that moved into runner/data/ (a run saved before the move names the old path).
-MOVED_TARGETS = {"runner.datasets.": "runner.data.toy.", "runner.vision.imagefolder": "runner.data.imagefolder.imagefolder",
-                 "runner.vision.": "runner.data.vision."}
+MOVED_TARGETS = {
+    "runner.datasets.": "runner.data.toy.",
+    "runner.vision.imagefolder": "runner.data.imagefolder.imagefolder",
+    "runner.vision.": "runner.data.vision.",
+}
 
 
 def run_config(saved):
@@ -32,7 +35,7 @@ def run_config(saved):
     target = OmegaConf.select(cfg, "dataset._target_")
     for old, new in MOVED_TARGETS.items():
         if isinstance(target, str) and target.startswith(old):
-            OmegaConf.update(cfg, "dataset._target_", new + target[len(old):])
+            OmegaConf.update(cfg, "dataset._target_", new + target[len(old) :])
             break
     if "trainer" in cfg:
         defaults = OmegaConf.create(files("runner.configs").joinpath("trainer", "default.yaml").read_text())

@@ -39,12 +39,14 @@ class Predictor:
         self.input_shape = tuple(card.input_shape)
         stats = card.normalize
         # the very normaliser training and eval apply (runner/data/batches.py), with the run's statistics
-        self.normalize = Normalizer(torch.tensor(stats["mean"], device=device), torch.tensor(stats["std"], device=device),
-                                    card.channels_last)
+        self.normalize = Normalizer(
+            torch.tensor(stats["mean"], device=device), torch.tensor(stats["std"], device=device), card.channels_last
+        )
 
     def as_batch(self, x):
         """Raw samples as one (N, *input_shape) tensor: a tensor or array (one sample or a batch), a PIL image,
-        a path (an image, a folder or glob of images, a .npy/.pt array, a .csv of rows), or a list of images or paths."""
+        a path (an image, a folder or glob of images, a .npy/.pt array, a .csv of rows), or a list of images or
+        paths."""
         import numpy as np
         from PIL import Image
 
@@ -62,18 +64,23 @@ class Predictor:
         if tuple(x.shape) == self.input_shape:
             x = x.unsqueeze(0)
         if tuple(x.shape[1:]) != self.input_shape:
-            raise RunnerError(f"predict: inputs of shape {list(x.shape)} do not fit this model, which takes samples of "
-                              f"shape {list(self.input_shape)} (a batch of them: [N, {', '.join(map(str, self.input_shape))}]).")
+            raise RunnerError(
+                f"predict: inputs of shape {list(x.shape)} do not fit this model, which takes samples of "
+                f"shape {list(self.input_shape)} (a batch of them: [N, {', '.join(map(str, self.input_shape))}])."
+            )
         if card.input_dtype == "uint8" and x.dtype != torch.uint8 and len(x) and not _whole_bytes(x):
-            raise RunnerError(f"predict: this model was trained on uint8 images (pixel values 0..255, as the dataset gives "
-                              f"them), but got {str(x.dtype).removeprefix('torch.')} values from {float(x.min()):g} to "
-                              f"{float(x.max()):g}. Pass the raw pixels (e.g. a uint8 array, a PIL image or the file), not "
-                              f"pixels already scaled or normalised: the run's own normalisation is applied here.")
+            raise RunnerError(
+                f"predict: this model was trained on uint8 images (pixel values 0..255, as the dataset gives "
+                f"them), but got {str(x.dtype).removeprefix('torch.')} values from {float(x.min()):g} to "
+                f"{float(x.max()):g}. Pass the raw pixels (e.g. a uint8 array, a PIL image or the file), not "
+                f"pixels already scaled or normalised: the run's own normalisation is applied here."
+            )
         return x
 
     @torch.inference_mode()
     def predict(self, x, batch_size=512, progress=None):
-        """Predictions for raw samples (anything as_batch takes), `batch_size` at a time; `progress(n)` after each batch."""
+        """Predictions for raw samples (anything as_batch takes), `batch_size` at a time; `progress(n)` after each
+        batch."""
         x = self.as_batch(x)
         outputs = []
         for batch in x.split(batch_size):
@@ -91,7 +98,11 @@ class Predictor:
 
 def _whole_bytes(x):
     """Whether every value is a whole number in 0..255: raw pixels, in whatever dtype they came."""
-    return bool(((x >= 0) & (x <= 255) & (x == x.round())).all()) if x.dtype.is_floating_point else bool(((x >= 0) & (x <= 255)).all())
+    return (
+        bool(((x >= 0) & (x <= 255) & (x == x.round())).all())
+        if x.dtype.is_floating_point
+        else bool(((x >= 0) & (x <= 255)).all())
+    )
 
 
 def load_predictor(path, device="cpu"):
@@ -103,9 +114,11 @@ def load_predictor(path, device="cpu"):
     run_dir = run_dir_of(weights)
     card_file = run_dir / "checkpoints" / CARD
     if not card_file.is_file():
-        raise RunnerError(f"{run_dir} has no checkpoints/{CARD}: it was trained before runs recorded their preprocessing "
-                          f"(normalisation statistics, input shape, class names), so raw inputs cannot be prepared exactly "
-                          f"as in training. runner eval still evaluates it; to predict, retrain it with this version.")
+        raise RunnerError(
+            f"{run_dir} has no checkpoints/{CARD}: it was trained before runs recorded their preprocessing "
+            f"(normalisation statistics, input shape, class names), so raw inputs cannot be prepared exactly "
+            f"as in training. runner eval still evaluates it; to predict, retrain it with this version."
+        )
     card = ModelCard.read(card_file)
     device = torch.device(device)
     model = restore_model(cfg.model, weights, device, card.channels_last)

@@ -1,8 +1,8 @@
 """What a run needs recorded to be reproduced: the command's environment, in plain data for summary.json.
 
-    python, torch, torchvision and runner versions; CUDA and cuDNN where present; the device's name;
-    the host; torch's CPU threads; and, when runner is started inside a git working tree, its commit
-    and whether that tree had uncommitted changes.
+python, torch, torchvision and runner versions; CUDA and cuDNN where present; the device's name;
+the host; torch's CPU threads; and, when runner is started inside a git working tree, its commit
+and whether that tree had uncommitted changes.
 """
 
 import importlib.metadata
@@ -33,6 +33,7 @@ def _cpu_name():
 
 def git_state(cwd="."):
     """{"commit", "dirty"} of the git working tree around `cwd`, or None outside one (or without git)."""
+
     def git(*args):
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
 

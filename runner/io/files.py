@@ -38,8 +38,10 @@ def atomic_write(path, write):
     except OSError as err:
         from runner.io.errors import RunnerError
 
-        raise RunnerError(f"cannot write in {path.parent}: {err.strerror or err}. Make it writable, or run from a "
-                          f"directory you can write to (runs go to ./outputs).") from None
+        raise RunnerError(
+            f"cannot write in {path.parent}: {err.strerror or err}. Make it writable, or run from a "
+            f"directory you can write to (runs go to ./outputs)."
+        ) from None
     try:
         os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it private; the run's files are ordinary files
         with os.fdopen(fd, "wb") as f:
@@ -57,8 +59,10 @@ def atomic_write(path, write):
         from runner.io.errors import RunnerError
 
         reason = cause.strerror or str(cause)
-        raise RunnerError(f"cannot write {path} ({reason}): the disk may be full or a file-size limit reached. "
-                          f"The previous {path.name} is unchanged. Free some space and resume the run.") from None
+        raise RunnerError(
+            f"cannot write {path} ({reason}): the disk may be full or a file-size limit reached. "
+            f"The previous {path.name} is unchanged. Free some space and resume the run."
+        ) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

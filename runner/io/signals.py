@@ -13,6 +13,7 @@ and left the `with` block, submitit's own handler runs, requeues the job and exi
 requeued job finds its run directory and resumes (runner/run/rundir.py).
 """
 
+import contextlib
 import signal
 from contextlib import contextmanager
 
@@ -31,10 +32,9 @@ class StopSignals:
         for name in self.SIGNALS:
             sig = getattr(signal, name, None)
             if sig is not None:
-                try:
+                # not the main thread (e.g. a joblib worker thread): no signals to catch
+                with contextlib.suppress(ValueError):
                     self._previous[sig] = signal.signal(sig, self._handle)
-                except ValueError:  # not the main thread (e.g. a joblib worker thread): no signals to catch
-                    pass
         return self
 
     def _handle(self, signum, frame):

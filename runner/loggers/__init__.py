@@ -14,8 +14,12 @@ from runner.io.errors import RunnerError
 # name -> (module, class, the keys of configs/logger/<name>.yaml, the packages it needs: runner's extra of the name)
 KINDS = {
     "tensorboard": ("runner.loggers.tensorboard", "TensorBoard", ("dir", "flush_secs"), ("tensorboard",)),
-    "mlflow": ("runner.loggers.mlflow", "MLflow", ("tracking_uri", "experiment", "artifact_location", "log_model"),
-               ("mlflow", "sqlalchemy", "alembic")),
+    "mlflow": (
+        "runner.loggers.mlflow",
+        "MLflow",
+        ("tracking_uri", "experiment", "artifact_location", "log_model"),
+        ("mlflow", "sqlalchemy", "alembic"),
+    ),
 }
 
 
@@ -23,20 +27,29 @@ def check_loggers(logger_cfg, asked_by=None):
     """Refuse a logger that is not installed or an option runner does not read, before the run directory is written."""
     for name, options in (logger_cfg or {}).items():
         if name not in KINDS:
-            raise RunnerError(f"logger.{name} is not a logger runner has. Choose from: {', '.join(KINDS)} (logger=[tensorboard,mlflow]).")
+            raise RunnerError(
+                f"logger.{name} is not a logger runner has. Choose from: {', '.join(KINDS)} "
+                f"(logger=[tensorboard,mlflow])."
+            )
         for key in options or {}:
             if key not in KINDS[name][2]:
-                raise RunnerError(f"logger.{name}.{key} is not an option of logger={name}, so it would change nothing. "
-                                  f"Its options are: {', '.join(KINDS[name][2])}.")
+                raise RunnerError(
+                    f"logger.{name}.{key} is not an option of logger={name}, so it would change nothing. "
+                    f"Its options are: {', '.join(KINDS[name][2])}."
+                )
         missing = [package for package in KINDS[name][3] if not _importable(package)]
         if missing:
             what = asked_by or f"logger={name}"
-            raise RunnerError(f"{what} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed here. "
-                              f"Install runner's extra with pip install '.[{name}]' (make installs it), or drop {what}. "
-                              f"Nothing was written.")
+            raise RunnerError(
+                f"{what} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not installed here. "
+                f"Install runner's extra with pip install '.[{name}]' (make installs it), or drop {what}. "
+                f"Nothing was written."
+            )
         check = getattr(_kind(name), "check", None)
         if check and not asked_by:
-            check(dict(options or {}))  # e.g. MLflow opens its store now: a bad tracking_uri stops the run before it starts
+            check(
+                dict(options or {})
+            )  # e.g. MLflow opens its store now: a bad tracking_uri stops the run before it starts
 
 
 def _importable(package):
@@ -58,4 +71,6 @@ def _kind(name):
 
 def open_loggers(logger_cfg, run_dir, record, purge_step=None):
     """The loggers `logger_cfg` (the composed `logger` node: {name: options}) turns on; [] for none."""
-    return [_kind(name)(run_dir, dict(options or {}), record, purge_step) for name, options in (logger_cfg or {}).items()]
+    return [
+        _kind(name)(run_dir, dict(options or {}), record, purge_step) for name, options in (logger_cfg or {}).items()
+    ]

@@ -15,5 +15,6 @@ def flatten(tree, prefix=""):
 
 
 def scalars(tree):
-    """flatten(tree) with each leaf an int, float, str or bool (lists and nulls as their text), as TensorBoard's hparams take them."""
+    """flatten(tree) with each leaf an int, float, str or bool (lists and nulls as their text), as TensorBoard's
+    hparams take them."""
     return {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in flatten(tree).items()}

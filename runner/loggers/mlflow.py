@@ -31,14 +31,21 @@ from pathlib import Path
 from runner.io.errors import RunnerError
 from runner.loggers.flatten import flatten
 
-STATUS = {"completed": "FINISHED", "interrupted": "KILLED", "failed": "FAILED", "diverged": "FAILED", "running": "RUNNING"}
+STATUS = {
+    "completed": "FINISHED",
+    "interrupted": "KILLED",
+    "failed": "FAILED",
+    "diverged": "FAILED",
+    "running": "RUNNING",
+}
 ARTIFACTS = ("loss_curve.png", "summary.json", "metrics.csv")
 MAX_PARAM = 6000  # characters MLflow keeps of a param's value
 BATCH = 100  # params per log_batch call (MLflow's limit); metrics take up to 1000
 
 
 def _mlflow():
-    """MlflowClient, imported with telemetry off and the store's INFO lines quiet (check_loggers saw it is installed)."""
+    """MlflowClient, imported with telemetry off and the store's INFO lines quiet (check_loggers saw it is
+    installed)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     for name in ("mlflow", "alembic"):  # "Creating initial MLflow database tables..." on every new store
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -62,28 +69,36 @@ class Store:
         self.uri = str(tracking_uri)
         self.lock_path = None
         if self.uri.startswith("sqlite:///"):
-            db = Path(self.uri[len("sqlite:///"):])
+            db = Path(self.uri[len("sqlite:///") :])
             try:
                 db.parent.mkdir(parents=True, exist_ok=True)  # SQLite makes the file, not its folder
             except OSError as err:
-                raise RunnerError(f"cannot open the MLflow store {self.uri}: cannot make {db.parent} ({err.strerror or err}). "
-                                  f"Point the tracking URI at a writable place (default sqlite:///outputs/mlflow.db).") from None
+                raise RunnerError(
+                    f"cannot open the MLflow store {self.uri}: cannot make {db.parent} ({err.strerror or err}). "
+                    f"Point the tracking URI at a writable place (default sqlite:///outputs/mlflow.db)."
+                ) from None
             self.lock_path = db.with_name(db.name + ".lock")
         with self.locked():  # the client creates (or migrates) the store's tables: the race of parallel jobs
             try:
                 self.client = client_class(tracking_uri=self.uri)
                 found = self.client.get_experiment_by_name(experiment)
                 if found is None:
-                    location = Path(artifact_location).resolve().as_uri() if "://" not in str(artifact_location) else artifact_location
+                    location = (
+                        Path(artifact_location).resolve().as_uri()
+                        if "://" not in str(artifact_location)
+                        else artifact_location
+                    )
                     self.experiment_id = self.client.create_experiment(experiment, artifact_location=location)
                 else:
                     if found.lifecycle_stage == "deleted":
                         self.client.restore_experiment(found.experiment_id)
                     self.experiment_id = found.experiment_id
             except Exception as err:
-                raise RunnerError(f"cannot open the MLflow store {self.uri} (experiment {experiment!r}): "
-                                  f"{type(err).__name__}: {' '.join(str(err).split())[:300]}. Check logger.mlflow.tracking_uri "
-                                  f"(default sqlite:///outputs/mlflow.db) and that its folder is writable.") from None
+                raise RunnerError(
+                    f"cannot open the MLflow store {self.uri} (experiment {experiment!r}): "
+                    f"{type(err).__name__}: {' '.join(str(err).split())[:300]}. Check logger.mlflow.tracking_uri "
+                    f"(default sqlite:///outputs/mlflow.db) and that its folder is writable."
+                ) from None
 
     @contextlib.contextmanager
     def locked(self):
@@ -101,14 +116,17 @@ class Store:
 
     def open(self, record):
         """The MLflow run mirroring record["path"], brought up to date with the directory: its id."""
-        from mlflow.entities import Param
-        from mlflow.entities import ViewType
+        from mlflow.entities import Param, ViewType
 
         with self.locked():
             path = record["path"]
             quoted = path.replace("\\", "\\\\").replace("'", "\\'")
-            found = self.client.search_runs([self.experiment_id], filter_string=f"tags.`runner.run_dir` = '{quoted}'",
-                                            run_view_type=ViewType.ACTIVE_ONLY, max_results=1)
+            found = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`runner.run_dir` = '{quoted}'",
+                run_view_type=ViewType.ACTIVE_ONLY,
+                max_results=1,
+            )
             params = {k: str(v)[:MAX_PARAM] for k, v in flatten(record["config"]).items()}
             run, logged = (found[0] if found else None), 0
             if run is not None:
@@ -118,11 +136,15 @@ class Store:
                     run, logged = None, 0
             if run is None:
                 summary = record["summary"]
-                run = self.client.create_run(self.experiment_id, run_name=record["name"],
-                                             start_time=_millis(summary.get("started_at")), tags={"runner.run_dir": path})
+                run = self.client.create_run(
+                    self.experiment_id,
+                    run_name=record["name"],
+                    start_time=_millis(summary.get("started_at")),
+                    tags={"runner.run_dir": path},
+                )
                 items = [Param(k, v) for k, v in params.items()]
                 for i in range(0, len(items), BATCH):
-                    self.client.log_batch(run.info.run_id, params=items[i:i + BATCH])
+                    self.client.log_batch(run.info.run_id, params=items[i : i + BATCH])
             run_id = run.info.run_id
             self._log_rows(run_id, record["rows"][logged:], record["summary"])
             self._tag(run_id, record)
@@ -142,7 +164,11 @@ class Store:
         now = int(time.time() * 1000)
         results = {**{f"best_{k}": v for k, v in (summary.get("best") or {}).items()}, **(summary.get("test") or {})}
         step = int(summary.get("epochs") or len(record["rows"]))
-        metrics = [Metric(k, float(v), now, step) for k, v in results.items() if isinstance(v, (int, float)) and math.isfinite(v)]
+        metrics = [
+            Metric(k, float(v), now, step)
+            for k, v in results.items()
+            if isinstance(v, (int, float)) and math.isfinite(v)
+        ]
         files = [run_dir / name for name in ARTIFACTS] + ([run_dir / "checkpoints" / "best.pt"] if log_model else [])
         with self.locked():
             self._tag(run_id, record)
@@ -150,7 +176,9 @@ class Store:
                 self.client.log_batch(run_id, metrics=metrics)
             for file in files:
                 if file.is_file():
-                    self.client.log_artifact(run_id, str(file), "checkpoints" if file.parent.name == "checkpoints" else None)
+                    self.client.log_artifact(
+                        run_id, str(file), "checkpoints" if file.parent.name == "checkpoints" else None
+                    )
             status = STATUS.get(summary.get("status"), "FAILED")
             if status != "RUNNING":
                 self.client.set_terminated(run_id, status, end_time=_millis(summary.get("finished_at")))
@@ -166,7 +194,8 @@ class Store:
         return len(history)
 
     def _log_rows(self, run_id, rows, summary):
-        """metrics.csv's rows, step = the epoch; timestamps now, or for an upload the run's start plus its epochs' time."""
+        """metrics.csv's rows, step = the epoch; timestamps now, or for an upload the run's start plus its epochs'
+        time."""
         from mlflow.entities import Metric
 
         start = _millis(summary.get("started_at")) if summary and summary.get("status") != "running" else None
@@ -174,40 +203,55 @@ class Store:
         for row in rows:
             elapsed += row.get("epoch_time_s", 0.0) or 0.0
             stamp = start + int(elapsed * 1000) if start else int(time.time() * 1000)
-            metrics += [Metric(k, float(v), stamp, int(row["epoch"])) for k, v in row.items()
-                        if k != "epoch" and isinstance(v, (int, float)) and math.isfinite(v)]
+            metrics += [
+                Metric(k, float(v), stamp, int(row["epoch"]))
+                for k, v in row.items()
+                if k != "epoch" and isinstance(v, (int, float)) and math.isfinite(v)
+            ]
         for i in range(0, len(metrics), 1000):
-            self.client.log_batch(run_id, metrics=metrics[i:i + 1000])
+            self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
 
     def _tag(self, run_id, record):
         from mlflow.entities import RunTag
 
         summary = record["summary"]
         env = summary.get("environment") or {}
-        tags = {"runner.status": summary.get("status"), "mlflow.source.name": summary.get("command"),
-                "mlflow.source.type": "LOCAL", "mlflow.source.git.commit": (env.get("git") or {}).get("commit"),
-                "runner.resumed_with": summary.get("resumed_with"), "runner.sweep": record.get("sweep"),
-                **{f"env.{k}": v for k, v in flatten(env).items()}}
-        self.client.log_batch(run_id, tags=[RunTag(k, str(v)[:MAX_PARAM]) for k, v in tags.items() if v not in (None, "None")])
+        tags = {
+            "runner.status": summary.get("status"),
+            "mlflow.source.name": summary.get("command"),
+            "mlflow.source.type": "LOCAL",
+            "mlflow.source.git.commit": (env.get("git") or {}).get("commit"),
+            "runner.resumed_with": summary.get("resumed_with"),
+            "runner.sweep": record.get("sweep"),
+            **{f"env.{k}": v for k, v in flatten(env).items()},
+        }
+        self.client.log_batch(
+            run_id, tags=[RunTag(k, str(v)[:MAX_PARAM]) for k, v in tags.items() if v not in (None, "None")]
+        )
 
 
 _STORES = {}  # (tracking_uri, experiment, artifact_location) -> Store, opened by check() before the run starts
 
 
 def _store(options):
-    key = (options.get("tracking_uri", "sqlite:///outputs/mlflow.db"), options.get("experiment", "runner"),
-           options.get("artifact_location", "outputs/mlartifacts"))
+    key = (
+        options.get("tracking_uri", "sqlite:///outputs/mlflow.db"),
+        options.get("experiment", "runner"),
+        options.get("artifact_location", "outputs/mlartifacts"),
+    )
     if key not in _STORES:
         _STORES[key] = Store(*key)
     return _STORES[key]
 
 
 class MLflow:
-    """The live logger: opens the mirror when the run starts, adds each epoch's row, finishes it when the process ends."""
+    """The live logger: opens the mirror when the run starts, adds each epoch's row, finishes it when the process
+    ends."""
 
     @staticmethod
     def check(options):
-        """Open the store (and the experiment) before the run directory is written: a bad tracking_uri changes no run."""
+        """Open the store (and the experiment) before the run directory is written: a bad tracking_uri changes no
+        run."""
         _store(options)
 
     def __init__(self, run_dir, options, record, purge_step=None):
@@ -226,4 +270,3 @@ class MLflow:
 
     def close(self, record):
         self.store.finish(self.run_id, record, self.options.get("log_model", True))
-

@@ -1,7 +1,7 @@
 """logger=tensorboard: event files in <run>/tensorboard/, for `tensorboard --logdir outputs`.
 
     runner train logger=tensorboard                  # <run>/tensorboard/: tensorboard --logdir outputs
-    runner train -m optimizer.lr=0.1,0.01 logger=tensorboard   # the sweep's jobs side by side, with their hyperparameters
+    runner train -m optimizer.lr=0.1,0.01 logger=tensorboard   # the sweep's jobs side by side, with their settings
 
 Everything is logged against the optimizer step (Lightning's x-axis): the training loss every
 trainer.log_every_n_steps, each epoch's row of metrics.csv at the step that ended it, and at the
@@ -18,8 +18,14 @@ from runner.io.markdown import markdown_table
 from runner.loggers.flatten import flatten, scalars
 
 # metrics.csv's columns as TensorBoard tags
-TAGS = {"train_loss": "train/loss", "val_loss": "val/loss", "lr": "train/lr", "epoch": "train/epoch",
-        "epoch_time_s": "time/epoch_s", "train_samples_per_s": "time/train_samples_per_s"}
+TAGS = {
+    "train_loss": "train/loss",
+    "val_loss": "val/loss",
+    "lr": "train/lr",
+    "epoch": "train/epoch",
+    "epoch_time_s": "time/epoch_s",
+    "train_samples_per_s": "time/train_samples_per_s",
+}
 
 
 def _tag(column):
@@ -33,8 +39,12 @@ class TensorBoard:
         from torch.utils.tensorboard import (
             SummaryWriter,  # check_loggers saw tensorboard is installed
         )
-        self.writer = SummaryWriter(log_dir=str(run_dir / options.get("dir", "tensorboard")), purge_step=purge_step,
-                                    flush_secs=options.get("flush_secs", 10))
+
+        self.writer = SummaryWriter(
+            log_dir=str(run_dir / options.get("dir", "tensorboard")),
+            purge_step=purge_step,
+            flush_secs=options.get("flush_secs", 10),
+        )
         if purge_step is None:  # a fresh run: what it was started with, and where
             self.writer.add_text("provenance", provenance_markdown(record["summary"]), 0)
 
@@ -52,7 +62,9 @@ class TensorBoard:
 
             self.writer.add_figure("test/confusion_matrix", confusion_figure(confusion, class_names), step)
         metrics = {f"hparam/{k}": v for k, v in results.items() if isinstance(v, (int, float)) and math.isfinite(v)}
-        self.writer.add_hparams(scalars(record["config"]), metrics, run_name=".")  # "." = this run's own event directory
+        self.writer.add_hparams(
+            scalars(record["config"]), metrics, run_name="."
+        )  # "." = this run's own event directory
 
     def close(self, record):
         self.writer.close()

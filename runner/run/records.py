@@ -76,10 +76,20 @@ def run_record(run_dir, rows=None, summary=None):
         rows = read_metrics(run_dir / "metrics.csv") if (run_dir / "metrics.csv").is_file() else []
     summary = dict(summary if summary is not None else read_summary(run_dir))
     summary["status"] = status_of(run_dir, summary)
-    own = [o for o in overrides(run_dir) if not o.split("=", 1)[0].lstrip("+~").startswith(("hydra.", "hydra/", "resume", "logger"))]
+    own = [
+        o
+        for o in overrides(run_dir)
+        if not o.split("=", 1)[0].lstrip("+~").startswith(("hydra.", "hydra/", "resume", "logger"))
+    ]
     sweep = run_dir.parent if (run_dir.parent / "multirun.yaml").is_file() else None
-    return {"path": str(run_dir.resolve()), "name": ",".join(own) or "/".join(run_dir.resolve().parts[-2:]), "sweep": str(sweep.resolve()) if sweep else None,
-            "config": resolved_config(run_dir), "rows": rows, "summary": summary}
+    return {
+        "path": str(run_dir.resolve()),
+        "name": ",".join(own) or "/".join(run_dir.resolve().parts[-2:]),
+        "sweep": str(sweep.resolve()) if sweep else None,
+        "config": resolved_config(run_dir),
+        "rows": rows,
+        "summary": summary,
+    }
 
 
 def read_metrics(path):

@@ -33,7 +33,7 @@ import os
 import socket
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -44,7 +44,7 @@ from runner.run.records import read_metrics, read_summary, run_record
 
 
 def _now():
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class RunDir:
@@ -86,12 +86,16 @@ class RunDir:
         if not self.last.is_file():
             if resume:
                 stopped = f" (its run is {found} before its first checkpoint)" if found else ""
-                raise RunnerError(f"resume={self.path} has no checkpoints/last.pt{stopped}, so there is nothing to resume. "
-                                  f"Start the run again with its original command, or pass the directory of a run that trained.")
+                raise RunnerError(
+                    f"resume={self.path} has no checkpoints/last.pt{stopped}, so there is nothing to resume. "
+                    f"Start the run again with its original command, or pass the directory of a run that trained."
+                )
             return True  # nothing trained here yet: a fresh start loses nothing
         if resume or found == "interrupted":
             if not resume:
-                self.console.print(f"{self.path} holds an interrupted run: resuming it (runner train resume={self.path})")
+                self.console.print(
+                    f"{self.path} holds an interrupted run: resuming it (runner train resume={self.path})"
+                )
             return False
         raise RunnerError(
             f"{self.path} already holds a {found} run, and runner never trains over a run. To train it further, "
@@ -141,8 +145,12 @@ class RunDir:
             self.written = True
             if self.write:
                 self.console.attach(self.path / "train.log")
-            self.summary.update(status="running", error=None, resumed=self.summary.get("resumed", 0) + 1,
-                                resumed_with=" ".join(sys.argv))
+            self.summary.update(
+                status="running",
+                error=None,
+                resumed=self.summary.get("resumed", 0) + 1,
+                resumed_with=" ".join(sys.argv),
+            )
             self.summary.pop("finished_at", None)
         self.update(pid=os.getpid(), host=socket.gethostname(), **record)
 
@@ -153,7 +161,13 @@ class RunDir:
         best.pt) goes: the run starts afresh. Its train.log is kept, and appended to.
         """
         self.written = True
-        self.summary = {"kind": "train", "status": None, "error": None, "command": " ".join(sys.argv), "started_at": _now()}
+        self.summary = {
+            "kind": "train",
+            "status": None,
+            "error": None,
+            "command": " ".join(sys.argv),
+            "started_at": _now(),
+        }
         if not self.write:
             return
         for leftover in (self.path / "metrics.csv", self.path / "checkpoints" / "best.pt"):
@@ -176,11 +190,18 @@ class RunDir:
 
     def _end(self, err):
         """Record how the run ended, and say what continues it."""
-        status = "diverged" if isinstance(err, Diverged) else "interrupted" if isinstance(err, (Interrupted, KeyboardInterrupt)) else "failed"
+        status = (
+            "diverged"
+            if isinstance(err, Diverged)
+            else "interrupted"
+            if isinstance(err, (Interrupted, KeyboardInterrupt))
+            else "failed"
+        )
         message = str(err) if isinstance(err, RunnerError) else _describe(err)
         if not self.written and not self.fresh:
-            return f"Nothing in {self.path} was changed." + (f" Continue it with: runner train resume={self.path}"
-                                                               if status == "interrupted" else "")
+            return f"Nothing in {self.path} was changed." + (
+                f" Continue it with: runner train resume={self.path}" if status == "interrupted" else ""
+            )
         try:
             if not self.written:
                 self._first_write()
@@ -230,9 +251,11 @@ class RunDir:
             try:
                 logger.close(record)
             except Exception as err:
-                self.console.print(f"[yellow]warning:[/] {type(logger).__name__} could not record the end of the run: "
-                                   f"{type(err).__name__}: {' '.join(str(err).split())[:300]}. The run directory is complete; "
-                                   f"upload it again with: runner report {self.path} --to mlflow")
+                self.console.print(
+                    f"[yellow]warning:[/] {type(logger).__name__} could not record the end of the run: "
+                    f"{type(err).__name__}: {' '.join(str(err).split())[:300]}. The run directory is complete; "
+                    f"upload it again with: runner report {self.path} --to mlflow"
+                )
         self.loggers = []
 
     @property
@@ -308,7 +331,8 @@ def _describe(err):
     cause = err.__cause__
     if cause is None:
         return text
-    return f"{type(cause).__name__}: {' '.join(str(cause).split())} (from {text.split(':', 2)[0]}: {str(err).splitlines()[0]})"
+    cause_text = " ".join(str(cause).split())
+    return f"{type(cause).__name__}: {cause_text} (from {text.split(':', 2)[0]}: {str(err).splitlines()[0]})"
 
 
 def provenance(cfg, hydra_cfg):
@@ -317,8 +341,11 @@ def provenance(cfg, hydra_cfg):
     configs/train.yaml sets hydra.output_subdir to null so that Hydra does not write these
     before runner has checked the directory: in a reused directory they would overwrite a run's own.
     """
-    return {"config.yaml": OmegaConf.to_yaml(cfg), "hydra.yaml": OmegaConf.to_yaml(hydra_cfg),
-            "overrides.yaml": OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task)}
+    return {
+        "config.yaml": OmegaConf.to_yaml(cfg),
+        "hydra.yaml": OmegaConf.to_yaml(hydra_cfg),
+        "overrides.yaml": OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task),
+    }
 
 
 def _holder(lock, summary):
@@ -331,7 +358,9 @@ def _holder(lock, summary):
                 fields = line.split()
                 if "FLOCK" in fields and "->" not in fields and fields[-3] == where:
                     pid = int(fields[-4])
-                    command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                    command = (
+                        Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                    )
                     return f"process {pid} ({command[:200]})"
     except (OSError, ValueError, IndexError):
         pass

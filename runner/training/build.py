@@ -1,9 +1,9 @@
 """Builders: each takes the piece of config it needs and returns one part of a training job.
 
-    build_model(cfg.model)                          the nn.Module its `_target_` names
-    build_optimizer(cfg.optimizer, params)          (the scheduler: runner/training/schedules.py)
-    build_data(cfg.dataset, device)                 the dataset's splits and its normaliser
-    make_batches(split, batch_size, transform, device, ...)   what a loop iterates over
+build_model(cfg.model)                          the nn.Module its `_target_` names
+build_optimizer(cfg.optimizer, params)          (the scheduler: runner/training/schedules.py)
+build_data(cfg.dataset, device)                 the dataset's splits and its normaliser
+make_batches(split, batch_size, transform, device, ...)   what a loop iterates over
 """
 
 import torch
@@ -61,9 +61,14 @@ def _build_data(dataset_cfg, device):
                 f"dataset {dataset_cfg.name}: its {name} split has samples of shape {list(split.x.shape[1:])}, "
                 f"but its config says input_shape: {list(expected)}. Set dataset.input_shape to match the data."
             )
-        if dataset_cfg.task == "classification" and len(split) and not 0 <= int(split.y.min()) <= int(split.y.max()) < dataset_cfg.num_classes:
+        if (
+            dataset_cfg.task == "classification"
+            and len(split)
+            and not 0 <= int(split.y.min()) <= int(split.y.max()) < dataset_cfg.num_classes
+        ):
             raise RunnerError(
-                f"dataset {dataset_cfg.name}: its {name} split has class labels from {int(split.y.min())} to {int(split.y.max())}, "
+                f"dataset {dataset_cfg.name}: its {name} split has class labels from {int(split.y.min())} to "
+                f"{int(split.y.max())}, "
                 f"but dataset.num_classes={dataset_cfg.num_classes} allows 0 to {dataset_cfg.num_classes - 1}. Set "
                 f"dataset.num_classes to the number of classes in the data (at least {int(split.y.max()) + 1})."
             )
@@ -76,11 +81,15 @@ def _build_data(dataset_cfg, device):
 
 
 def fixed_normalizer(fixed, sample, name):
-    """dataset.normalize's per-channel mean and std, given on the [0, 1] scale of torchvision's ToTensor for uint8 pixels."""
+    """dataset.normalize's per-channel mean and std, given on the [0, 1] scale of torchvision's ToTensor for uint8
+    pixels."""
     channels = sample.shape[1]
     if len(fixed.mean) != channels or len(fixed.std) != channels or min(fixed.std) <= 0:
-        raise RunnerError(f"dataset.normalize needs a mean and a positive std for each of the {channels} channels of {name}, "
-                          f"got mean={list(fixed.mean)} std={list(fixed.std)}. E.g. dataset.normalize.mean=[{','.join(['0.5'] * channels)}].")
+        raise RunnerError(
+            f"dataset.normalize needs a mean and a positive std for each of the {channels} channels of {name}, "
+            f"got mean={list(fixed.mean)} std={list(fixed.std)}. E.g. "
+            f"dataset.normalize.mean=[{','.join(['0.5'] * channels)}]."
+        )
     scale = 255.0 if sample.dtype == torch.uint8 else 1.0
     shape = [1, channels] + [1] * (sample.dim() - 2)
     as_tensor = lambda v: torch.tensor([float(x) * scale for x in v], device=sample.device).reshape(shape)  # noqa: E731
@@ -122,7 +131,8 @@ def summarize(model, input_shape, num_outputs, device):
         reason = str(err).strip().splitlines()[0]
         raise RunnerError(
             f"model {type(model).__name__} cannot take this dataset's input of shape {list(input_shape)}: {reason}. "
-            f"Pick a model that fits the data (model=mlp takes any shape; model=cnn images (C, H, W) of any size and signals (C, L); "
+            f"Pick a model that fits the data (model=mlp takes any shape; model=cnn images (C, H, W) of any size and "
+            f"signals (C, L); "
             f"model=lenet needs 32x32 images)."
         ) from None
     finally:
@@ -131,7 +141,8 @@ def summarize(model, input_shape, num_outputs, device):
         model.train(was_training)
     if tuple(out.shape) != (2, num_outputs):
         raise RunnerError(
-            f"model {type(model).__name__} returns outputs of shape {list(out.shape[1:])} per sample, but the dataset needs "
+            f"model {type(model).__name__} returns outputs of shape {list(out.shape[1:])} per sample, but the dataset "
+            f"needs "
             f"[{num_outputs}] (dataset.num_classes). Give the model num_classes: ${{dataset.num_classes}} in its YAML."
         )
     return rows

@@ -20,7 +20,9 @@ def resolve_device(name, local_rank=0):
         name = next(d for d in ("cuda", "mps", "cpu") if available[d])
     if not available.get(name.split(":")[0], False):
         present = ", ".join(d for d, ok in available.items() if ok)
-        raise RunnerError(f"device={name} is not available on this machine (available: {present}). Use device=auto or device=cpu.")
+        raise RunnerError(
+            f"device={name} is not available on this machine (available: {present}). Use device=auto or device=cpu."
+        )
     if name == "cuda":
         name = f"cuda:{local_rank}"
     return torch.device(name)

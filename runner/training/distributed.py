@@ -121,7 +121,10 @@ class GlobalBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
             # the same Parameter and buffer objects: the optimizer, built before, keeps updating them
             new.weight, new.bias = module.weight, module.bias
             new.running_mean, new.running_var, new.num_batches_tracked = (
-                module.running_mean, module.running_var, module.num_batches_tracked)
+                module.running_mean,
+                module.running_var,
+                module.num_batches_tracked,
+            )
             new.train(module.training)
             return new
         for name, child in module.named_children():

@@ -97,8 +97,9 @@ def train_epoch(job, run, console, stop, epoch, clock):
     started = time.perf_counter()
     state.model.train()
     with console.progress() as bar:
-        progress = bar.add_task(f"epoch {epoch}/{recipe.epochs}", total=n_batches, completed=state.batches_done,
-                                status="")
+        progress = bar.add_task(
+            f"epoch {epoch}/{recipe.epochs}", total=n_batches, completed=state.batches_done, status=""
+        )
         for x, y in job.data.train:
             if recipe.starts_update(state.batches_done):
                 state.optimizer.zero_grad(set_to_none=True)
@@ -120,7 +121,9 @@ def train_epoch(job, run, console, stop, epoch, clock):
                     run.log_step(state.step, loss.item())
                 if console.interactive:
                     rate = seen / (time.perf_counter() - started)
-                    bar.update(progress, completed=state.batches_done, status=f"loss {loss.item():.4f}  {rate:,.0f} samples/s")
+                    bar.update(
+                        progress, completed=state.batches_done, status=f"loss {loss.item():.4f}  {rate:,.0f} samples/s"
+                    )
             if recipe.max_time is not None:  # only then: a time in last.pt would make same-seed checkpoints differ
                 state.train_s = clock()
             state.stopped_by = recipe.limit_reached(state.step, state.train_s)
@@ -131,8 +134,9 @@ def train_epoch(job, run, console, stop, epoch, clock):
                 check_finite(first_bad, epoch, state.lr)
                 run.save_last(state)
                 if stop.requested:
-                    raise Interrupted(f"stopped by {stop.requested} in epoch {epoch} after step {state.step}; "
-                                      f"last.pt holds this step")
+                    raise Interrupted(
+                        f"stopped by {stop.requested} in epoch {epoch} after step {state.step}; last.pt holds this step"
+                    )
     check_finite(first_bad, epoch, state.lr)
     return loss_sum, seen, first_step_at
 
@@ -154,19 +158,28 @@ def update(job, epoch):
 
 
 def end_epoch(job, run, console, row, started, clock):
-    """Validate, log the epoch's row, save best.pt when the monitored metric improved, count early stopping, save last.pt."""
+    """Validate, log the epoch's row, save best.pt when the monitored metric improved, count early stopping, save
+    last.pt."""
     state, recipe, monitor, task = job.state, job.recipe, job.monitor, job.task
     epoch = row["epoch"]
     val, _ = evaluate(job.eval_model, job.data.val, task, job.data.num_classes, job.precision)
-    row = {"epoch": epoch, "train_loss": row["train_loss"], "val_loss": val["loss"], f"val_{task.metric}": val[task.metric],
-           "lr": state.lr, "epoch_time_s": time.perf_counter() - started, "train_samples_per_s": row["train_samples_per_s"]}
+    row = {
+        "epoch": epoch,
+        "train_loss": row["train_loss"],
+        "val_loss": val["loss"],
+        f"val_{task.metric}": val[task.metric],
+        "lr": state.lr,
+        "epoch_time_s": time.perf_counter() - started,
+        "train_samples_per_s": row["train_samples_per_s"],
+    }
     run.append_row(row, state.step)
     if monitor.improved(row, state):
         state.best_metric, state.best_val_loss, state.best_epoch = row[monitor.name], row["val_loss"], epoch
         run.save_best(state.validated_model)
     if recipe.patience is not None:
-        state.early_best, state.stale_epochs = early_stopping(row[monitor.name], state.early_best, state.stale_epochs,
-                                                              mode=monitor.mode, min_delta=recipe.min_delta)
+        state.early_best, state.stale_epochs = early_stopping(
+            row[monitor.name], state.early_best, state.stale_epochs, mode=monitor.mode, min_delta=recipe.min_delta
+        )
         if state.stale_epochs >= recipe.patience:
             state.stopped_by = "early_stopping"
     if recipe.max_time is not None:
@@ -184,12 +197,21 @@ def end_epoch(job, run, console, row, started, clock):
 def stop_message(state, recipe, monitor):
     """What ended the run before trainer.epochs, in a line."""
     if state.stopped_by == "early_stopping":
-        return (f"early stopping: {monitor.name} has not improved by more than {recipe.min_delta:g} for {state.stale_epochs} "
-                f"epochs (trainer.early_stopping.patience={recipe.patience}); best {state.best_metric:.4f} at epoch {state.best_epoch}")
+        return (
+            f"early stopping: {monitor.name} has not improved by more than {recipe.min_delta:g} for "
+            f"{state.stale_epochs} "
+            f"epochs (trainer.early_stopping.patience={recipe.patience}); best {state.best_metric:.4f} at epoch "
+            f"{state.best_epoch}"
+        )
     if state.stopped_by == "max_steps":
-        return f"stopped at trainer.max_steps={recipe.max_steps} in epoch {state.epoch}; that epoch was validated on the steps it took"
-    return (f"stopped at trainer.max_time ({recipe.max_time:g} s of training) after step {state.step} in epoch {state.epoch}; "
-            f"that epoch was validated on the steps it took")
+        return (
+            f"stopped at trainer.max_steps={recipe.max_steps} in epoch {state.epoch}; that epoch was validated on "
+            f"the steps it took"
+        )
+    return (
+        f"stopped at trainer.max_time ({recipe.max_time:g} s of training) after step {state.step} in epoch "
+        f"{state.epoch}; that epoch was validated on the steps it took"
+    )
 
 
 def optimizer_step(scaler, optimizer, step, epoch, lr):

@@ -31,8 +31,14 @@ def evaluate(model, batches, task, num_classes, precision=None):
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    n, loss_sum, metric_sum = torch.zeros((), dtype=torch.long, device=device), torch.zeros((), device=device), torch.zeros((), device=device)
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.long, device=device) if task.metric == "accuracy" else None
+    n, loss_sum, metric_sum = (
+        torch.zeros((), dtype=torch.long, device=device),
+        torch.zeros((), device=device),
+        torch.zeros((), device=device),
+    )
+    confusion = (
+        torch.zeros(num_classes, num_classes, dtype=torch.long, device=device) if task.metric == "accuracy" else None
+    )
     for x, y in batches:
         if precision is not None:
             with precision.autocast():

@@ -51,7 +51,7 @@ FLAG = Accepts(lambda v: isinstance(v, bool), "true or false")
 
 
 def duration_s(value, strict=True):
-    """trainer.max_time in seconds: a number of seconds, or "DD:HH:MM:SS" (Lightning's form; "HH:MM:SS" and "MM:SS" too).
+    """trainer.max_time in seconds: a number of seconds, or "DD:HH:MM:SS" (Lightning's form; "HH:MM:SS", "MM:SS" too).
 
     None stays None; a value that is neither returns None when not `strict`, and raises RunnerError otherwise."""
     if value is None:
@@ -82,8 +82,9 @@ def knob(accepts, example, *, resume=None, refuse=None, key=None, convert=None):
     return field(metadata=meta)
 
 
-MONITOR = Accepts(lambda v: v is None or (isinstance(v, str) and v.startswith("val_")),
-                  "null or a validation metric such as val_loss")
+MONITOR = Accepts(
+    lambda v: v is None or (isinstance(v, str) and v.startswith("val_")), "null or a validation metric such as val_loss"
+)
 PICKED_BEST = "best.pt and the best epoch so far were chosen by the run's own metric"
 FROM_NEXT_STEP = "from the next step"
 LIFTS = "a larger value (or null) continues a run it stopped"
@@ -94,39 +95,67 @@ EMA_REFUSED = "best.pt and the validations so far were made with the run's own E
 class Recipe:
     """Every trainer setting a job reads, checked and typed, built once in setup (`Recipe.of(cfg.trainer)`)."""
 
-    epochs: int = knob(integer(1), 10, resume="trains on to this many epochs: no fewer than last.pt holds, "
-                                               "more than a completed run has")
+    epochs: int = knob(
+        integer(1),
+        10,
+        resume="trains on to this many epochs: no fewer than last.pt holds, more than a completed run has",
+    )
     batch_size: int = knob(integer(1), 64, resume="from the next epoch on; refused when last.pt was saved mid-epoch")
     eval_batch_size: int = knob(integer(1), 512, resume="for validation and the final test")
     monitor: str | None = knob(MONITOR, "val_loss", refuse=PICKED_BEST)
     monitor_mode: str | None = knob(one_of(None, "min", "max", words="null, min or max"), "max", refuse=PICKED_BEST)
     deterministic: bool = knob(FLAG, "true", resume="torch.use_deterministic_algorithms")
     num_threads: int | None = knob(integer(1, null=True), 2, resume="torch's CPU threads")
-    grad_clip: float | None = knob(Accepts(lambda v: v is None or (is_number(v) and v > 0), "null or a number > 0"),
-                                   1.0, resume=FROM_NEXT_STEP)
+    grad_clip: float | None = knob(
+        Accepts(lambda v: v is None or (is_number(v) and v > 0), "null or a number > 0"), 1.0, resume=FROM_NEXT_STEP
+    )
     log_every_n_steps: int = knob(integer(1), 10, resume=FROM_NEXT_STEP)
-    precision: str = knob(Accepts(lambda v: str(v) in ("32", "bf16", "16-mixed"), "32, bf16 or 16-mixed"), "bf16",
-                          refuse="the loss scale and the numerics in last.pt belong to the run's precision",
-                          convert=str)
-    channels_last: object = knob(one_of("auto", True, False, words="auto, true or false"), "auto",
-                                 resume="the memory format (the same values, laid out differently)")
+    precision: str = knob(
+        Accepts(lambda v: str(v) in ("32", "bf16", "16-mixed"), "32, bf16 or 16-mixed"),
+        "bf16",
+        refuse="the loss scale and the numerics in last.pt belong to the run's precision",
+        convert=str,
+    )
+    channels_last: object = knob(
+        one_of("auto", True, False, words="auto, true or false"),
+        "auto",
+        resume="the memory format (the same values, laid out differently)",
+    )
     compile: bool = knob(FLAG, "true", resume="torch.compile, or not")
     checkpoint_every_n_steps: int | None = knob(integer(1, null=True), 100, resume=FROM_NEXT_STEP)
-    accumulate_grad_batches: int = knob(integer(1), 4, refuse="the step counter and the schedule were laid out with "
-                                                            "the run's own number of steps per epoch")
-    label_smoothing: float = knob(Accepts(lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)"), 0.1,
-                                  resume=FROM_NEXT_STEP)
-    patience: int | None = knob(integer(1, null=True), 3, key="early_stopping.patience",
-                                resume="from the next validation; a larger patience (or null) continues a run it stopped")
-    min_delta: float = knob(Accepts(lambda v: is_number(v) and v >= 0, "a number >= 0"), 0.001,
-                            key="early_stopping.min_delta", resume="from the next validation")
+    accumulate_grad_batches: int = knob(
+        integer(1),
+        4,
+        refuse="the step counter and the schedule were laid out with the run's own number of steps per epoch",
+    )
+    label_smoothing: float = knob(
+        Accepts(lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)"), 0.1, resume=FROM_NEXT_STEP
+    )
+    patience: int | None = knob(
+        integer(1, null=True),
+        3,
+        key="early_stopping.patience",
+        resume="from the next validation; a larger patience (or null) continues a run it stopped",
+    )
+    min_delta: float = knob(
+        Accepts(lambda v: is_number(v) and v >= 0, "a number >= 0"),
+        0.001,
+        key="early_stopping.min_delta",
+        resume="from the next validation",
+    )
     ema_decay: float | None = knob(
-        Accepts(lambda v: v is None or (is_number(v) and 0 < v < 1), "null or a number between 0 and 1"), 0.999,
-        key="ema.decay", refuse=EMA_REFUSED)
+        Accepts(lambda v: v is None or (is_number(v) and 0 < v < 1), "null or a number between 0 and 1"),
+        0.999,
+        key="ema.decay",
+        refuse=EMA_REFUSED,
+    )
     max_steps: int | None = knob(integer(1, null=True), 1000, resume=f"stops the run at this step; {LIFTS}")
     max_time: float | None = knob(
         Accepts(lambda v: v is None or duration_s(v, strict=False) is not None, "null, seconds, or DD:HH:MM:SS"),
-        "00:01:30:00", convert=duration_s, resume=f"stops the run after this much training in all; {LIFTS}")
+        "00:01:30:00",
+        convert=duration_s,
+        resume=f"stops the run after this much training in all; {LIFTS}",
+    )
 
     @classmethod
     def of(cls, trainer_cfg):
@@ -152,7 +181,8 @@ class Recipe:
         return bool(every) and step % every == 0
 
     def limit_reached(self, step, train_s):
-        """"max_steps" or "max_time" once the run has reached it after `step` steps and `train_s` seconds, else None."""
+        """ "max_steps" or "max_time" once the run has reached it after `step` steps and `train_s` seconds, else
+        None."""
         if self.max_steps is not None and step >= self.max_steps:
             return "max_steps"
         if self.max_time is not None and train_s >= self.max_time:
@@ -178,8 +208,15 @@ class Knob:
 
 
 KNOBS = tuple(
-    Knob(f.name, f.metadata["key"] or f.name, f.metadata["accepts"], f.metadata["example"], f.metadata["resume"],
-         f.metadata["refuse"], f.metadata["convert"])
+    Knob(
+        f.name,
+        f.metadata["key"] or f.name,
+        f.metadata["accepts"],
+        f.metadata["example"],
+        f.metadata["resume"],
+        f.metadata["refuse"],
+        f.metadata["convert"],
+    )
     for f in fields(Recipe)
 )
 
@@ -187,7 +224,7 @@ KNOBS = tuple(
 def trainer_keys(group=""):
     """The keys of `trainer` (or of its sub-node `group`, e.g. "ema") that runner reads, in declaration order."""
     prefix = f"{group}." if group else ""
-    keys = [k.key[len(prefix):].split(".")[0] for k in KNOBS if k.key.startswith(prefix)]
+    keys = [k.key[len(prefix) :].split(".")[0] for k in KNOBS if k.key.startswith(prefix)]
     return tuple(dict.fromkeys(keys))
 
 
@@ -229,7 +266,8 @@ class Monitor:
         return cls(*monitor_rule(task, recipe.monitor, recipe.monitor_mode))
 
     def improved(self, row, state):
-        """Better than the best so far; ties on the metric (accuracy on a small split saturates) go to the lower val_loss."""
+        """Better than the best so far; ties on the metric (accuracy on a small split saturates) go to the lower
+        val_loss."""
         sign = 1 if self.mode == "min" else -1
         key = (sign * row[self.name], row["val_loss"])
         return state.best_metric is None or key < (sign * state.best_metric, state.best_val_loss)

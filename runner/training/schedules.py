@@ -52,8 +52,10 @@ class Schedule:
     def set_base_lr(self, lr):
         """A new learning rate from here on (resume optimizer.lr=...): the base of every scheduler in the chain."""
         if any(isinstance(s, OneCycleLR) for s in self.parts):
-            raise RunnerError("resume: optimizer.lr cannot change a onecycle schedule, whose every step's rate was laid out "
-                              "from scheduler.max_lr at the start. Start a new run for another peak rate.")
+            raise RunnerError(
+                "resume: optimizer.lr cannot change a onecycle schedule, whose every step's rate was laid out "
+                "from scheduler.max_lr at the start. Start a new run for another peak rate."
+            )
         for s in self.parts:  # SequentialLR has no base rate of its own: its parts do
             s.base_lrs = [lr for _ in s.base_lrs]
 
@@ -61,23 +63,33 @@ class Schedule:
 def whole_run(scheduler_cfg):
     """Whether the schedule's length was laid out from the run's length (so the run cannot be made longer on resume)."""
     return scheduler_cfg.get("_target_") is not None and (
-        any(k in scheduler_cfg and scheduler_cfg[k] is None for k in WHOLE_RUN_KEYS) or bool(scheduler_cfg.get("warmup_epochs")))
+        any(k in scheduler_cfg and scheduler_cfg[k] is None for k in WHOLE_RUN_KEYS)
+        or bool(scheduler_cfg.get("warmup_epochs"))
+    )
 
 
 def check_schedule(scheduler_cfg):
     """The keys runner reads, and combinations that cannot work; without building anything."""
     interval, warmup = scheduler_cfg.get("interval", "epoch"), scheduler_cfg.get("warmup_epochs", 0)
     if interval not in ("epoch", "step"):
-        raise RunnerError(f"scheduler.interval must be epoch or step, got {interval!r}: whether one scheduler step is an "
-                          f"epoch or an optimizer step. Type it as scheduler.interval=step.")
+        raise RunnerError(
+            f"scheduler.interval must be epoch or step, got {interval!r}: whether one scheduler step is an "
+            f"epoch or an optimizer step. Type it as scheduler.interval=step."
+        )
     if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or warmup < 0:
-        raise RunnerError(f"scheduler.warmup_epochs must be a number >= 0, got {warmup!r}. Type it as scheduler.warmup_epochs=1.")
+        raise RunnerError(
+            f"scheduler.warmup_epochs must be a number >= 0, got {warmup!r}. Type it as scheduler.warmup_epochs=1."
+        )
     if warmup and interval == "epoch" and warmup != int(warmup):
-        raise RunnerError(f"scheduler.warmup_epochs={warmup} is a fraction of an epoch, but this schedule steps once per epoch. "
-                          f"Add scheduler.interval=step, or give a whole number of epochs.")
+        raise RunnerError(
+            f"scheduler.warmup_epochs={warmup} is a fraction of an epoch, but this schedule steps once per epoch. "
+            f"Add scheduler.interval=step, or give a whole number of epochs."
+        )
     if warmup and str(scheduler_cfg.get("_target_", "")).endswith("OneCycleLR"):
-        raise RunnerError("scheduler.warmup_epochs does not apply to onecycle, which warms up itself over its first "
-                          "pct_start of the run. Set scheduler.pct_start instead (e.g. scheduler.pct_start=0.1), and warmup_epochs=0.")
+        raise RunnerError(
+            "scheduler.warmup_epochs does not apply to onecycle, which warms up itself over its first "
+            "pct_start of the run. Set scheduler.pct_start instead (e.g. scheduler.pct_start=0.1), and warmup_epochs=0."
+        )
 
 
 def build_schedule(scheduler_cfg, optimizer, steps_per_epoch, epochs, max_steps=None):
@@ -92,8 +104,10 @@ def build_schedule(scheduler_cfg, optimizer, steps_per_epoch, epochs, max_steps=
     total = epochs * per if interval == "epoch" or max_steps is None else min(epochs * per, max_steps)
     warmup = round(scheduler_cfg.get("warmup_epochs", 0) * per)
     if warmup >= total:
-        raise RunnerError(f"scheduler.warmup_epochs={scheduler_cfg.warmup_epochs} is {warmup} {interval}s, as long as the "
-                          f"whole run ({total} {interval}s), so the schedule would never start. Use a shorter warmup.")
+        raise RunnerError(
+            f"scheduler.warmup_epochs={scheduler_cfg.warmup_epochs} is {warmup} {interval}s, as long as the "
+            f"whole run ({total} {interval}s), so the schedule would never start. Use a shorter warmup."
+        )
     main = None
     if scheduler_cfg.get("_target_") is not None:
         resolved = OmegaConf.to_container(scheduler_cfg, resolve=True)  # max_lr: ${optimizer.lr} needs the whole config

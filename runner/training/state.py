@@ -10,6 +10,7 @@ The run directory (run/rundir.py) writes them atomically; inference/loading.py r
 
 import random
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -22,21 +23,27 @@ def mismatches(model, state_dict):
     own = model.state_dict()
     problems = [f"missing {k} {tuple(v.shape)}" for k, v in own.items() if k not in state_dict]
     problems += [f"unexpected {k} {tuple(v.shape)}" for k, v in state_dict.items() if k not in own]
-    problems += [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-                 for k, v in state_dict.items() if k in own and v.shape != own[k].shape]
+    problems += [
+        f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in state_dict.items()
+        if k in own and v.shape != own[k].shape
+    ]
     return problems
 
 
 def load_weights(model, state_dict, source):
     """model.load_state_dict(state_dict), but a mismatch lists every key and shape that differs."""
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise RunnerError(f"{source} is not a model state_dict (a dict of tensors). Point ckpt= at a runner checkpoint.")
+        raise RunnerError(
+            f"{source} is not a model state_dict (a dict of tensors). Point ckpt= at a runner checkpoint."
+        )
     problems = mismatches(model, state_dict)
     if problems:
         shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
         raise RunnerError(
             f"the weights in {source} do not fit the model {type(model).__name__} ({len(problems)} mismatched keys: "
-            f"{shown}). Evaluate with the model the run was trained with (drop model overrides), or pick the matching checkpoint."
+            f"{shown}). Evaluate with the model the run was trained with (drop model overrides), or pick the matching "
+            f"checkpoint."
         )
     model.load_state_dict(state_dict)
 
@@ -50,7 +57,7 @@ def seed_all(seed):
 
 def rng_state():
     """Every RNG the run draws from, as tensors and plain data (so weights_only loads them)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    _kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, py_state, py_gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
@@ -92,13 +99,22 @@ class TrainState:
     best_epoch: int = 0
     ema: object = None  # torch.optim.swa_utils.AveragedModel of `model` (trainer.ema.decay), or None
     lr: float | None = None  # the learning rate of the last optimizer step (metrics.csv's lr)
-    train_s: float = 0.0  # training time so far, over every resume; counted only under trainer.max_time (else 0: same bytes)
+    train_s: float = (
+        0.0  # training time so far, over every resume; counted only under trainer.max_time (else 0: same bytes)
+    )
     early_best: float | None = None  # trainer.early_stopping: the best monitored value ...
     stale_epochs: int = 0  # ... and the validations since it last improved by more than min_delta
     stopped_by: str | None = None  # why training ended before trainer.epochs: early_stopping, max_steps or max_time
 
-    COUNTERS = ("epoch", "step", "loss_sum", "seen", "best_metric", "best_val_loss", "best_epoch")
-    RECIPE = {"lr": None, "train_s": 0.0, "early_best": None, "stale_epochs": 0, "stopped_by": None}  # absent from older last.pt
+    COUNTERS: ClassVar[tuple] = ("epoch", "step", "loss_sum", "seen", "best_metric", "best_val_loss", "best_epoch")
+    # with their defaults: keys a last.pt written before the recipe knobs lacks
+    RECIPE: ClassVar[dict] = {
+        "lr": None,
+        "train_s": 0.0,
+        "early_best": None,
+        "stale_epochs": 0,
+        "stopped_by": None,
+    }
 
     @property
     def validated_model(self):
@@ -116,9 +132,14 @@ class TrainState:
             "epoch_data_state": self.batches.epoch_state if self.batches_done else None,
             "rng": rng_state(),
             "config": self.config,
-            "epoch": self.epoch, "step": self.step, "batch": self.batches_done,
-            "loss_sum": float(self.loss_sum), "seen": self.seen,
-            "best_metric": self.best_metric, "best_val_loss": self.best_val_loss, "best_epoch": self.best_epoch,
+            "epoch": self.epoch,
+            "step": self.step,
+            "batch": self.batches_done,
+            "loss_sum": float(self.loss_sum),
+            "seen": self.seen,
+            "best_metric": self.best_metric,
+            "best_val_loss": self.best_val_loss,
+            "best_epoch": self.best_epoch,
             "ema": self.ema.state_dict() if self.ema is not None else None,
             **{key: getattr(self, key) for key in self.RECIPE},
         }
@@ -133,8 +154,10 @@ class TrainState:
         set_rng_state(state["rng"])
         if self.ema is not None:
             if state.get("ema") is None:
-                raise RunnerError("last.pt holds no EMA weights (the run trained without trainer.ema.decay), so this "
-                                  "resume cannot continue an EMA. Resume without trainer.ema.decay.")
+                raise RunnerError(
+                    "last.pt holds no EMA weights (the run trained without trainer.ema.decay), so this "
+                    "resume cannot continue an EMA. Resume without trainer.ema.decay."
+                )
             self.ema.load_state_dict(state["ema"])
         for key in self.COUNTERS:
             setattr(self, key, state[key])
