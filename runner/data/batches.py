@@ -58,7 +58,9 @@ class Augment:
         n, _, h, w = x.shape
         if self.pad:
             p = self.pad
-            dy, dx = torch.randint(0, 2 * p + 1, (2, n * self.world), generator=self.generator)[:, self.rank :: self.world].to(x.device)
+            dy, dx = torch.randint(0, 2 * p + 1, (2, n * self.world), generator=self.generator)[
+                :, self.rank :: self.world
+            ].to(x.device)
             padded = torch.nn.functional.pad(x, (p, p, p, p))
             rows = (dy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]  # (n, 1, h, 1)
             cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, None, :]  # (n, 1, 1, w)
@@ -73,8 +75,11 @@ class Augment:
 
 def train_transform(augment_cfg, normalize, generator, rank=0, world=1):
     """Augment (when the dataset asks for it), then normalise."""
-    augment = (Augment(augment_cfg.get("crop_padding", 0), augment_cfg.get("flip", False), generator, rank, world)
-               if augment_cfg else None)
+    augment = (
+        Augment(augment_cfg.get("crop_padding", 0), augment_cfg.get("flip", False), generator, rank, world)
+        if augment_cfg
+        else None
+    )
     if not augment:
         return normalize
     return lambda x: normalize(augment(x))

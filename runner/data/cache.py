@@ -58,14 +58,21 @@ def cached(folder, stem, key, build, check):
         data, problem = _read(path, stem, key, check)
         if problem is None:
             return data
-        warnings.warn(f"the dataset cache {path} is not valid ({problem}); decoding the raw files again and rebuilding it.",
-                      RunnerWarning, stacklevel=2)
+        warnings.warn(
+            f"the dataset cache {path} is not valid ({problem}); decoding the raw files again and rebuilding it.",
+            RunnerWarning,
+            stacklevel=2,
+        )
     data = build()
     try:
         save({"format": FORMAT, "stem": stem, "key": key, "checksum": checksum(data), "data": data}, path)
     except (RunnerError, OSError) as err:
-        warnings.warn(f"the dataset cache was not saved ({_reason(err)}); training without it, so the next "
-                      f"run decodes the raw files again.", RunnerWarning, stacklevel=2)
+        warnings.warn(
+            f"the dataset cache was not saved ({_reason(err)}); training without it, so the next "
+            f"run decodes the raw files again.",
+            RunnerWarning,
+            stacklevel=2,
+        )
         return data
     for other in folder.glob(f"{stem}-*.pt"):
         if other != path and other.stem.rsplit("-", 1)[0] == stem:  # only this stem's stale caches

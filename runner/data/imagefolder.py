@@ -28,18 +28,24 @@ def class_folders(root):
     root = Path(root).expanduser()
     base = root / "train" if (root / "train").is_dir() else root
     if not base.is_dir():
-        raise RunnerError(f"dataset.root={root} is not a directory. Point it at a folder with one subfolder of images per class.")
+        raise RunnerError(
+            f"dataset.root={root} is not a directory. Point it at a folder with one subfolder of images per class."
+        )
     classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
     if base == root:
         classes = [c for c in classes if c not in ("val", "test", "runner-cache")]
     if len(classes) < 2:
         found = f"only the class folder '{classes[0]}'" if classes else "no class folders"
-        raise RunnerError(f"dataset.root={root} has {found}: classification needs at least two, one folder of images per "
-                          f"class ({root}/cat/001.jpg, {root}/dog/001.jpg, ...).")
+        raise RunnerError(
+            f"dataset.root={root} has {found}: classification needs at least two, one folder of images per "
+            f"class ({root}/cat/001.jpg, {root}/dog/001.jpg, ...)."
+        )
     empty = [c for c in classes if next(_walk_images(base / c), None) is None]
     if empty:
-        raise RunnerError(f"{base} has class folders with no images in them: {', '.join(empty)}. A class with no images "
-                          f"cannot be learned: add images ({', '.join(IMAGE_EXTENSIONS)}) or remove the folders.")
+        raise RunnerError(
+            f"{base} has class folders with no images in them: {', '.join(empty)}. A class with no images "
+            f"cannot be learned: add images ({', '.join(IMAGE_EXTENSIONS)}) or remove the folders."
+        )
     return classes
 
 
@@ -71,8 +77,20 @@ def _samples(folder, classes):
     return samples
 
 
-def imagefolder(*, name, task, input_shape, num_classes, root, val_fraction, test_fraction, split_seed,
-                in_memory, memory_limit_gb, workers):
+def imagefolder(
+    *,
+    name,
+    task,
+    input_shape,
+    num_classes,
+    root,
+    val_fraction,
+    test_fraction,
+    split_seed,
+    in_memory,
+    memory_limit_gb,
+    workers,
+):
     """One folder per class; train/, val/ and test/ subfolders are used when present, else seeded splits."""
     root = Path(root).expanduser()
     classes = class_folders(root)
@@ -82,7 +100,10 @@ def imagefolder(*, name, task, input_shape, num_classes, root, val_fraction, tes
         if (root / part).is_dir():
             extra = sorted(p.name for p in (root / part).iterdir() if p.is_dir() and p.name not in classes)
             if extra:
-                raise RunnerError(f"{root / part} has class folders that {base} lacks: {', '.join(extra)}. Give every split the same classes.")
+                raise RunnerError(
+                    f"{root / part} has class folders that {base} lacks: {', '.join(extra)}. Give every split the same "
+                    f"classes."
+                )
             parts[part] = _samples(root / part, classes)
     shape = tuple(input_shape)
     workers = min(8, os.cpu_count() or 1) if workers is None else workers
@@ -115,4 +136,3 @@ def imagefolder(*, name, task, input_shape, num_classes, root, val_fraction, tes
     if val is None:
         train, val = holdout(train, val_fraction, split_seed + 1)
     return Splits(train, val, test, class_names=classes)
-

@@ -33,8 +33,10 @@ def to_8bit(img, channels):
         img = Image.fromarray((np.asarray(img).astype(np.uint16) >> 8).astype(np.uint8), "L")
     elif mode in ("I", "F"):
         kind = "32-bit integer" if mode == "I" else "floating-point"
-        raise UnsupportedImage(f"it holds {kind} pixels (mode {mode}), which have no standard range to map to 0..255; "
-                               f"save it as an 8- or 16-bit image")
+        raise UnsupportedImage(
+            f"it holds {kind} pixels (mode {mode}), which have no standard range to map to 0..255; "
+            f"save it as an 8- or 16-bit image"
+        )
     has_alpha = "A" in img.mode or "a" in img.mode or "transparency" in img.info
     if has_alpha:  # composite onto black, so hidden colour under transparent pixels never reaches the model
         rgba = np.asarray(img.convert("RGBA"), dtype=np.uint16)
@@ -77,16 +79,19 @@ def raise_unreadable(errors):
     bad = [e for e in errors if e]
     if bad:
         more = f"; and {len(bad) - NAMED} more" if len(bad) > NAMED else ""
-        raise RunnerError(f"cannot read {len(bad)} image{'s' if len(bad) > 1 else ''}: {'; '.join(bad[:NAMED])}{more}. "
-                          f"Remove or replace {'them' if len(bad) > 1 else 'it'}.")
+        raise RunnerError(
+            f"cannot read {len(bad)} image{'s' if len(bad) > 1 else ''}: {'; '.join(bad[:NAMED])}{more}. "
+            f"Remove or replace {'them' if len(bad) > 1 else 'it'}."
+        )
 
 
 def decode_images(samples, shape, workers):
     """All `samples` decoded into one uint8 tensor, in parallel worker processes; every unreadable file named."""
     x = torch.empty((len(samples), *shape), dtype=torch.uint8)
     # a generator of its own: a DataLoader otherwise draws its workers' seed from torch's global RNG
-    loader = torch.utils.data.DataLoader(ImageFiles(samples, shape), batch_size=256, num_workers=workers,
-                                         generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(
+        ImageFiles(samples, shape), batch_size=256, num_workers=workers, generator=torch.Generator().manual_seed(0)
+    )
     i, errors = 0, []
     for images, _, batch_errors in loader:
         errors += [e for e in batch_errors if e]

@@ -42,17 +42,23 @@ def read_inputs(spec, input_shape, input_dtype, feature_names=None):
         images = [p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS]
         if not images:
             found = f" ({len(files)} files, none of them an image)" if files else ""
-            raise RunnerError(f"input={spec} matches no image files{found}. Check the pattern; it is expanded by runner "
-                              f"(quote it so the shell does not), and `**` matches folders recursively.")
+            raise RunnerError(
+                f"input={spec} matches no image files{found}. Check the pattern; it is expanded by runner "
+                f"(quote it so the shell does not), and `**` matches folders recursively."
+            )
         return _images(images, None, input_shape, input_dtype, spec)
     if not path.exists():
-        raise RunnerError(f"input={spec} names nothing: no such file or folder. Pass an image, a folder of images, a glob, "
-                          f"a .npy/.pt array, a .csv of feature rows, or input=test for the run's own test split.")
+        raise RunnerError(
+            f"input={spec} names nothing: no such file or folder. Pass an image, a folder of images, a glob, "
+            f"a .npy/.pt array, a .csv of feature rows, or input=test for the run's own test split."
+        )
     if path.is_dir():
         images = image_files(path)
         if not images:
-            raise RunnerError(f"input={spec} is a folder with no images in it (searched recursively for "
-                              f"{', '.join(IMAGE_EXTENSIONS)}). Point input= at the folder that holds them.")
+            raise RunnerError(
+                f"input={spec} is a folder with no images in it (searched recursively for "
+                f"{', '.join(IMAGE_EXTENSIONS)}). Point input= at the folder that holds them."
+            )
         return _images(images, path, input_shape, input_dtype, spec)
     suffix = path.suffix.lower()
     if suffix in IMAGE_EXTENSIONS:
@@ -61,15 +67,19 @@ def read_inputs(spec, input_shape, input_dtype, feature_names=None):
         return Inputs(_array(path, suffix, input_shape), None)
     if suffix == ".csv":
         return Inputs(_csv_rows(path, input_shape, feature_names), None)
-    raise RunnerError(f"input={spec}: runner cannot read {suffix or 'extension-less'} files. Pass an image "
-                      f"({', '.join(IMAGE_EXTENSIONS)}), a folder or glob of them, a .npy or .pt array, or a .csv of feature rows.")
+    raise RunnerError(
+        f"input={spec}: runner cannot read {suffix or 'extension-less'} files. Pass an image "
+        f"({', '.join(IMAGE_EXTENSIONS)}), a folder or glob of them, a .npy or .pt array, or a .csv of feature rows."
+    )
 
 
 def _images(paths, root, input_shape, input_dtype, spec):
     if not takes_images(input_shape, input_dtype):
-        raise RunnerError(f"input={spec} is images, but this run's model takes samples of shape {list(input_shape)} "
-                          f"({input_dtype}), not images. Pass a .npy/.pt array of shape [N, {', '.join(map(str, input_shape))}]"
-                          f"{' or a .csv of feature rows' if len(input_shape) == 1 else ''}.")
+        raise RunnerError(
+            f"input={spec} is images, but this run's model takes samples of shape {list(input_shape)} "
+            f"({input_dtype}), not images. Pass a .npy/.pt array of shape [N, {', '.join(map(str, input_shape))}]"
+            f"{' or a .csv of feature rows' if len(input_shape) == 1 else ''}."
+        )
     x, errors = torch.empty((len(paths), *input_shape), dtype=torch.uint8), []
     for i, p in enumerate(paths):
         try:
@@ -87,20 +97,28 @@ def _array(path, suffix, input_shape):
         try:
             x = torch.from_numpy(np.load(path, allow_pickle=False))
         except (ValueError, OSError) as err:
-            raise RunnerError(f"input={path} is not a readable .npy array of numbers ({err}). Save it with numpy.save.") from None
+            raise RunnerError(
+                f"input={path} is not a readable .npy array of numbers ({err}). Save it with numpy.save."
+            ) from None
     else:
         from runner.io.serialization import safe_load
 
         x = safe_load(path)
         if not isinstance(x, torch.Tensor):
-            raise RunnerError(f"input={path} holds a {type(x).__name__}, not a tensor. Save the samples as one tensor: "
-                              f"torch.save(x, '{path.name}') with x of shape [N, {', '.join(map(str, input_shape))}].")
+            raise RunnerError(
+                f"input={path} holds a {type(x).__name__}, not a tensor. Save the samples as one tensor: "
+                f"torch.save(x, '{path.name}') with x of shape [N, {', '.join(map(str, input_shape))}]."
+            )
     if tuple(x.shape) == tuple(input_shape):
         x = x.unsqueeze(0)
-    if tuple(x.shape[1:]) != tuple(input_shape) or not (x.dtype.is_floating_point or x.dtype in (torch.uint8, torch.int64, torch.int32)):
-        raise RunnerError(f"input={path} holds an array of shape {list(x.shape)} ({str(x.dtype).removeprefix('torch.')}); "
-                          f"this run's model takes samples of shape {list(input_shape)}, so the array must be "
-                          f"[N, {', '.join(map(str, input_shape))}] of numbers.")
+    if tuple(x.shape[1:]) != tuple(input_shape) or not (
+        x.dtype.is_floating_point or x.dtype in (torch.uint8, torch.int64, torch.int32)
+    ):
+        raise RunnerError(
+            f"input={path} holds an array of shape {list(x.shape)} ({str(x.dtype).removeprefix('torch.')}); "
+            f"this run's model takes samples of shape {list(input_shape)}, so the array must be "
+            f"[N, {', '.join(map(str, input_shape))}] of numbers."
+        )
     return x
 
 
@@ -117,17 +135,23 @@ def _csv_rows(path, input_shape, feature_names):
         extra = [n for n in header if n not in feature_names]
         if missing or extra:
             parts = [f"missing {', '.join(missing)}" if missing else "", f"extra {', '.join(extra)}" if extra else ""]
-            raise RunnerError(f"input={path} has other columns than this run's features: {'; '.join(p for p in parts if p)}. "
-                              f"The columns must be {', '.join(feature_names)} (any order), or no header row at all.")
+            raise RunnerError(
+                f"input={path} has other columns than this run's features: {'; '.join(p for p in parts if p)}. "
+                f"The columns must be {', '.join(feature_names)} (any order), or no header row at all."
+            )
         order = [header.index(n) for n in feature_names]
         rows = [[r[i] for i in order] if len(r) == len(header) else r for r in rows]
     if header is not None and not feature_names and len(header) != width:
-        raise RunnerError(f"input={path} has {len(header)} columns ({', '.join(header)}); this run's model takes "
-                          f"{width} features per sample. Keep exactly those columns.")
+        raise RunnerError(
+            f"input={path} has {len(header)} columns ({', '.join(header)}); this run's model takes "
+            f"{width} features per sample. Keep exactly those columns."
+        )
     for line, row in enumerate(rows, start=2 if header else 1):
         if len(row) != width:
-            raise RunnerError(f"input={path}, line {line}: {len(row)} values where this run's model takes {width} "
-                              f"features per sample. Give every row {width} numbers.")
+            raise RunnerError(
+                f"input={path}, line {line}: {len(row)} values where this run's model takes {width} "
+                f"features per sample. Give every row {width} numbers."
+            )
         bad = [c for c in row if not _number(c)]
         if bad:
             raise RunnerError(f"input={path}, line {line}: '{bad[0]}' is not a number. Every value must be one.")

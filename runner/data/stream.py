@@ -37,8 +37,11 @@ class LoaderBatches:
         self.split, self.transform, self.device = split, transform, device
         self.indices = BatchIndices(len(split), batch_size, shuffle, generator, rank, world)
         self.loader = torch.utils.data.DataLoader(
-            ImageFiles(split.samples, split.shape), batch_sampler=self.indices, num_workers=split.workers,
-            pin_memory=device.type == "cuda", persistent_workers=split.workers > 0,
+            ImageFiles(split.samples, split.shape),
+            batch_sampler=self.indices,
+            num_workers=split.workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=split.workers > 0,
             # a generator of its own: without one, every pass draws its workers' base seed from torch's
             # global RNG, which dropout also draws from, and a resumed epoch would draw it twice
             generator=torch.Generator().manual_seed(0),
