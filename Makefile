@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The stamp is rebuilt when pyproject.toml changes, so a new dependency is picked up.
 STAMP := $(VENV)/.installed
 
-.PHONY: train test test-slow test-all install clean bench bench-startup bench-sweep bench-stream
+.PHONY: train test test-slow test-all lint format install clean bench bench-startup bench-sweep bench-stream
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,9 +17,19 @@ install: $(STAMP)
 train: $(STAMP)
 	$(BIN)/runner train
 
-# The default suite: fast tests only (see pyproject.toml's markers), two at a time.
-test: $(STAMP)
+# The default suite: the formatter and linter, then the fast tests (see pyproject.toml's markers), two at a time.
+test: lint
 	$(BIN)/python -m pytest -n 2 -m "not slow" -q
+
+# ruff's formatter and linter (pyproject.toml's [tool.ruff]): fails on any file it would change or any finding.
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+# Apply the formatter and the linter's safe fixes.
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 # The slow tests: signals, kill -9, torchrun, launchers, compile (CI runs these after make test).
 test-slow: $(STAMP)

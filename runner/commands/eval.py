@@ -87,12 +87,14 @@ def eval_job(cfg, run_dir, overrides):
         with console.relay_warnings():
             splits, normalize = build_data(run_cfg.dataset, device)
         normalize.channels_last = channels_last
-        model = restore_model(run_cfg.model, weights, device, channels_last)
-        summarize(model, run_cfg.dataset.input_shape, run_cfg.dataset.num_classes, device)  # can it take this data?
+        model = restore_model(run_cfg.model, weights, device=device, channels_last=channels_last)
+        # can it take this data?
+        summarize(model, run_cfg.dataset.input_shape, num_outputs=run_cfg.dataset.num_classes, device=device)
 
-        test = make_batches(splits.test, recipe.eval_batch_size, normalize, device)
+        test = make_batches(splits.test, recipe.eval_batch_size, transform=normalize, device=device)
+        precision = Precision.of(recipe.precision, device)
         metrics, confusion = evaluate(
-            model, test, task, run_cfg.dataset.num_classes, Precision.of(recipe.precision, device)
+            model, test, task=task, num_classes=run_cfg.dataset.num_classes, precision=precision
         )
         result = {
             "checkpoint": str(weights),

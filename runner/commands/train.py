@@ -58,8 +58,11 @@ def train_job(cfg, run_dir, overrides=(), provenance=None):
     """
     rank = distributed.current()
     console = RunConsole(quiet=not rank.main)
-    with StopSignals() as stop, RunDir.claim(run_dir, console, bool(cfg.get("resume")), rank.main, provenance) as run:
-        job = setup(cfg, run, overrides, console, rank)
+    with (
+        StopSignals() as stop,
+        RunDir.claim(run_dir, console, resume=bool(cfg.get("resume")), write=rank.main, provenance=provenance) as run,
+    ):
+        job = setup(cfg, run, overrides=overrides, console=console, rank=rank)
         where = (
             "environment" if run.fresh else "resumed_environment"
         )  # a resume keeps the first environment beside its own
@@ -71,12 +74,12 @@ def train_job(cfg, run_dir, overrides=(), provenance=None):
         setup_s = run.elapsed()
         with stop.deferred():  # in the loop a signal is answered after the current step, with last.pt saved
             first_step_at = fit(job, run, console, stop)
-        return finish(job, run, console, setup_s, first_step_at)
+        return finish(job, run, console=console, setup_s=setup_s, first_step_at=first_step_at)
 
 
-def setup(cfg, run, overrides, console, rank):
+def setup(cfg, run, *, overrides, console, rank):
     """Check and build everything; for a resume, load last.pt. Writes nothing."""
-    resume = None if run.fresh else plan_resume(cfg, run.last, run.summary.get("status"), overrides)
+    resume = None if run.fresh else plan_resume(cfg, run.last, status=run.summary.get("status"), overrides=overrides)
     cfg = resume.cfg if resume else cfg
     check_config(cfg)
     check_loggers(cfg.get("logger"))
@@ -96,16 +99,27 @@ def setup(cfg, run, overrides, console, rank):
     channels_last = use_channels_last(recipe.channels_last, cfg.dataset.input_shape, device)
     precision = Precision.of(recipe.precision, device)
     seed_all(cfg.seed)  # model init and dropout; the data order has its own generator
-    model = setup_model(cfg.model, cfg.dataset, device, channels_last, console)  # before the data: a misfit fails fast
+    # before the data: a model that does not fit it fails fast
+    model = setup_model(cfg.model, cfg.dataset, device=device, channels_last=channels_last, console=console)
     with console.relay_warnings():
         data, samples, card = setup_data(cfg, recipe, device=device, channels_last=channels_last, rank=rank)
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     steps = steps_per_epoch(len(data.train), recipe.accumulate_grad_batches)
-    schedule = build_schedule(cfg.scheduler, optimizer, steps, recipe.epochs, recipe.max_steps)
+    schedule = build_schedule(
+        cfg.scheduler, optimizer, steps_per_epoch=steps, epochs=recipe.epochs, max_steps=recipe.max_steps
+    )
     ema = None
     if recipe.ema_decay:
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
-    state = TrainState(model, optimizer, schedule, precision.scaler, data.train.indices, plain(cfg), ema=ema)
+    state = TrainState(
+        model,
+        optimizer,
+        scheduler=schedule,
+        scaler=precision.scaler,
+        batches=data.train.indices,
+        config=plain(cfg),
+        ema=ema,
+    )
     if resume:
         resume.restore(state)  # weights, optimizer, scheduler, counters, every RNG, the data order; then the overrides
     net = distributed.wrap(model, device)
@@ -126,10 +140,10 @@ def setup(cfg, run, overrides, console, rank):
     )
 
 
-def setup_model(model_cfg, dataset_cfg, device, channels_last, console):
+def setup_model(model_cfg, dataset_cfg, *, device, channels_last, console):
     """The model on its device, checked against a dummy batch of the dataset's shape."""
     model = build_model(model_cfg).to(device)
-    layers = summarize(model, dataset_cfg.input_shape, dataset_cfg.num_classes, device)
+    layers = summarize(model, dataset_cfg.input_shape, num_outputs=dataset_cfg.num_classes, device=device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     params = sum(p.numel() for p in model.parameters())
@@ -157,12 +171,21 @@ def setup_data(cfg, recipe, *, device, channels_last, rank):
     generator = torch.Generator().manual_seed(seed)  # data order and augmentation, apart from the model's RNG
     shard = dict(rank=rank.rank, world=rank.world)  # under torchrun, each process takes its share of every batch
     transform = train_transform(dataset_cfg.get("augment"), normalize, generator, **shard)
-    train = make_batches(splits.train, recipe.batch_size, transform, device, shuffle=True, generator=generator, **shard)
-    val = make_batches(splits.val, recipe.eval_batch_size, normalize, device, **shard)
-    test = make_batches(splits.test, recipe.eval_batch_size, normalize, device, **shard)
+    train = make_batches(
+        splits.train, recipe.batch_size, transform=transform, device=device, shuffle=True, generator=generator, **shard
+    )
+    val = make_batches(splits.val, recipe.eval_batch_size, transform=normalize, device=device, **shard)
+    test = make_batches(splits.test, recipe.eval_batch_size, transform=normalize, device=device, **shard)
     samples = {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}
     dtype = splits.train.x.dtype if isinstance(splits.train, Split) else torch.uint8  # streamed files decode to uint8
-    card = ModelCard.of(plain(cfg), normalize, dtype, splits.class_names, splits.feature_names, channels_last)
+    card = ModelCard.of(
+        plain(cfg),
+        normalize,
+        input_dtype=dtype,
+        class_names=splits.class_names,
+        feature_names=splits.feature_names,
+        channels_last=channels_last,
+    )
     return Data(train, val, test, dataset_cfg.num_classes), samples, card
 
 
@@ -182,14 +205,17 @@ def describe(job, rank):
     )
 
 
-def finish(job, run, console, setup_s, first_step_at):
+def finish(job, run, *, console, setup_s, first_step_at):
     """Test best.pt (loaded from disk, as `runner eval` does), plot, and record the run as completed."""
     state, rows = job.state, run.rows
     train_s = run.elapsed() - setup_s
     in_sync = distributed.in_sync(state.model)  # DDP's promise, checked: every process ends with the same weights
     distributed.barrier()  # best.pt is on disk before any process reads it
-    model = restore_model(job.cfg.model, run.path / "checkpoints" / "best.pt", job.device, job.channels_last)
-    test, confusion = evaluate(model, job.data.test, job.task, job.data.num_classes, job.precision)
+    best = run.path / "checkpoints" / "best.pt"
+    model = restore_model(job.cfg.model, best, device=job.device, channels_last=job.channels_last)
+    test, confusion = evaluate(
+        model, job.data.test, task=job.task, num_classes=job.data.num_classes, precision=job.precision
+    )
     run.plot(job.task.metric)
     best_row = next(r for r in rows if int(r["epoch"]) == state.best_epoch)
     ending = {

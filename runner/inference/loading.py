@@ -84,7 +84,7 @@ def model_weights(state):
     return state
 
 
-def restore_model(model_cfg, weights, device, channels_last=False):
+def restore_model(model_cfg, weights, *, device, channels_last=False):
     """A fresh model from `model_cfg` with the weights of the file `weights`, on `device`, in eval mode."""
     model = build_model(model_cfg)
     load_weights(model, model_weights(safe_load(weights)), weights)
@@ -95,7 +95,7 @@ def load_model(path, device="cpu"):
     """The model of a run directory or a checkpoint file, weights loaded, in eval mode."""
     register_resolvers()  # a run's saved config may use runner's resolvers
     weights, cfg = find_checkpoint(path)
-    return restore_model(cfg.model, weights, device)
+    return restore_model(cfg.model, weights, device=device)
 
 
 def load_test_split(ckpt):

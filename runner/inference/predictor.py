@@ -121,5 +121,5 @@ def load_predictor(path, device="cpu"):
         )
     card = ModelCard.read(card_file)
     device = torch.device(device)
-    model = restore_model(cfg.model, weights, device, card.channels_last)
+    model = restore_model(cfg.model, weights, device=device, channels_last=card.channels_last)
     return Predictor(model, card, device, weights)

@@ -3,7 +3,7 @@
 build_model(cfg.model)                          the nn.Module its `_target_` names
 build_optimizer(cfg.optimizer, params)          (the scheduler: runner/training/schedules.py)
 build_data(cfg.dataset, device)                 the dataset's splits and its normaliser
-make_batches(split, batch_size, transform, device, ...)   what a loop iterates over
+make_batches(split, batch_size, transform=, device=)  what a loop iterates over
 """
 
 import torch
@@ -96,14 +96,14 @@ def fixed_normalizer(fixed, sample, name):
     return Normalizer(as_tensor(fixed.mean), as_tensor(fixed.std))
 
 
-def make_batches(split, batch_size, transform, device, shuffle=False, generator=None, rank=0, world=1):
+def make_batches(split, batch_size, *, transform, device, shuffle=False, generator=None, rank=0, world=1):
     """Batches over an in-memory split, LoaderBatches over a streamed one; this rank's share of each."""
     if isinstance(split, Split):
         return Batches(split, batch_size, transform, shuffle, generator, rank, world)
     return LoaderBatches(split, batch_size, transform, device, shuffle, generator, rank, world)
 
 
-def summarize(model, input_shape, num_outputs, device):
+def summarize(model, input_shape, *, num_outputs, device):
     """Run one batch of zeros through the model and return its layer table.
 
     Each row is (name, type, output shape, parameters) for a leaf module, as torchsummary

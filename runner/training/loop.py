@@ -64,7 +64,7 @@ def fit(job, run, console, stop):
     while state.epoch < recipe.epochs and state.stopped_by is None:
         epoch = state.epoch + 1
         started = time.perf_counter()
-        loss_sum, seen, first = train_epoch(job, run, console, stop, epoch, clock)
+        loss_sum, seen, first = train_epoch(job, run=run, console=console, stop=stop, epoch=epoch, clock=clock)
         first_step_at = first_step_at or first
         seen_all = torch.tensor(float(seen), device=loss_sum.device)
         all_sum(loss_sum, seen_all)  # over processes, under torchrun
@@ -74,13 +74,13 @@ def fit(job, run, console, stop):
             state.scheduler.after_epoch()
         state.epoch, state.batches_done, state.loss_sum, state.seen = epoch, 0, 0.0, 0
         row = {"epoch": epoch, "train_loss": train_loss, "train_samples_per_s": float(seen_all) / train_time}
-        end_epoch(job, run, console, row, started, clock)
+        end_epoch(job, run=run, console=console, row=row, started=started, clock=clock)
         if stop.requested:
             raise Interrupted(f"stopped by {stop.requested} after epoch {epoch}; last.pt holds it")
     return first_step_at
 
 
-def train_epoch(job, run, console, stop, epoch, clock):
+def train_epoch(job, *, run, console, stop, epoch, clock):
     """One pass over the training batches, from batch state.batches_done when resuming mid-epoch.
 
     Returns (the summed loss as a tensor on the device, samples seen, unix time of the first step or None).
@@ -148,7 +148,7 @@ def update(job, epoch):
     if recipe.grad_clip:
         state.scaler.unscale_(state.optimizer)
         torch.nn.utils.clip_grad_norm_(state.model.parameters(), recipe.grad_clip)
-    optimizer_step(state.scaler, state.optimizer, state.step + 1, epoch, state.lr)
+    optimizer_step(state.scaler, state.optimizer, step=state.step + 1, epoch=epoch, lr=state.lr)
     state.scaler.update()
     state.step += 1
     if state.ema is not None:
@@ -157,12 +157,14 @@ def update(job, epoch):
         state.scheduler.after_step()
 
 
-def end_epoch(job, run, console, row, started, clock):
+def end_epoch(job, *, run, console, row, started, clock):
     """Validate, log the epoch's row, save best.pt when the monitored metric improved, count early stopping, save
     last.pt."""
     state, recipe, monitor, task = job.state, job.recipe, job.monitor, job.task
     epoch = row["epoch"]
-    val, _ = evaluate(job.eval_model, job.data.val, task, job.data.num_classes, job.precision)
+    val, _ = evaluate(
+        job.eval_model, job.data.val, task=task, num_classes=job.data.num_classes, precision=job.precision
+    )
     row = {
         "epoch": epoch,
         "train_loss": row["train_loss"],
@@ -214,7 +216,7 @@ def stop_message(state, recipe, monitor):
     )
 
 
-def optimizer_step(scaler, optimizer, step, epoch, lr):
+def optimizer_step(scaler, optimizer, *, step, epoch, lr):
     """scaler.step(optimizer), where an update too large for the parameters' dtype is a divergence, not a crash
     (Adam with optimizer.lr=1e300 overflows converting the step size to float32)."""
     try:

@@ -23,7 +23,7 @@ TASKS = {
 
 
 @torch.inference_mode()
-def evaluate(model, batches, task, num_classes, precision=None):
+def evaluate(model, batches, *, task, num_classes, precision=None):
     """Mean loss and the task's metric over `batches`; for classification also the confusion matrix.
 
     Sums stay on the device until the end: one host sync per evaluation, not per batch.

@@ -92,7 +92,7 @@ def check_schedule(scheduler_cfg):
         )
 
 
-def build_schedule(scheduler_cfg, optimizer, steps_per_epoch, epochs, max_steps=None):
+def build_schedule(scheduler_cfg, optimizer, *, steps_per_epoch, epochs, max_steps=None):
     """The Schedule for `optimizer`, or None for a constant rate without warmup.
 
     `steps_per_epoch` counts optimizer steps (batches / accumulate_grad_batches); the run's length is
