@@ -37,8 +37,14 @@ def runner(*args, cwd, check=True, env=None):
     full_env.update(env or {})
     # sitecustom/ disables the network and CIFAR-10's md5 check in the subprocess (see its docstring)
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SITECUSTOM), full_env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, "-m", "runner", *map(str, args)], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if check and proc.returncode != 0:
         pytest.fail(f"runner {' '.join(map(str, args))} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -49,8 +55,14 @@ def start(*args, cwd, env=None):
     full_env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "RUNNER_DATA")}
     full_env.update(env or {})
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SITECUSTOM), full_env.get("PYTHONPATH")]))
-    return subprocess.Popen([sys.executable, "-m", "runner", *map(str, args)], cwd=cwd, env=full_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(path, text, timeout=120):
@@ -87,7 +99,9 @@ def load(path):
 
 def digest(root):
     """sha256 of every file under `root`, by relative path: equal before and after means nothing changed."""
-    return {p.relative_to(root): hashlib.sha256(p.read_bytes()).hexdigest() for p in Path(root).rglob("*") if p.is_file()}
+    return {
+        p.relative_to(root): hashlib.sha256(p.read_bytes()).hexdigest() for p in Path(root).rglob("*") if p.is_file()
+    }
 
 
 def same_run(a, b):
@@ -96,7 +110,9 @@ def same_run(a, b):
     assert strip(a) == strip(b)
     assert (a / "checkpoints" / "best.pt").read_bytes() == (b / "checkpoints" / "best.pt").read_bytes()
     la, lb = load(a / "checkpoints" / "last.pt"), load(b / "checkpoints" / "last.pt")
-    assert set(la["model"]) == set(lb["model"]) and all(torch.equal(la["model"][k], lb["model"][k]) for k in la["model"])
+    assert set(la["model"]) == set(lb["model"]) and all(
+        torch.equal(la["model"][k], lb["model"][k]) for k in la["model"]
+    )
     assert la["step"] == lb["step"] and la["epoch"] == lb["epoch"]
 
 

@@ -12,7 +12,9 @@ def class_images(n, shape, seed, classes=10):
     """`n` uint8 noise images whose class is readable from their brightness: class k is k * 20 brighter."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, classes, n)
-    images = rng.integers(0, 40, (n, *shape), dtype=np.uint8) + (20 * labels).astype(np.uint8).reshape(-1, *[1] * len(shape))
+    images = rng.integers(0, 40, (n, *shape), dtype=np.uint8) + (20 * labels).astype(np.uint8).reshape(
+        -1, *[1] * len(shape)
+    )
     return images, labels
 
 
@@ -22,8 +24,12 @@ def write_cifar10(root, n_per_batch=40, n_test=60, seed=0):
     folder.mkdir(parents=True)
     for i, name in enumerate([f"data_batch_{b}" for b in range(1, 6)] + ["test_batch"]):
         images, labels = class_images(n_test if name == "test_batch" else n_per_batch, (3, 32, 32), seed + i)
-        entry = {"batch_label": name, "labels": labels.tolist(), "data": images.reshape(len(images), -1),
-                 "filenames": [f"{j}.png" for j in range(len(images))]}
+        entry = {
+            "batch_label": name,
+            "labels": labels.tolist(),
+            "data": images.reshape(len(images), -1),
+            "filenames": [f"{j}.png" for j in range(len(images))],
+        }
         (folder / name).write_bytes(pickle.dumps(entry, protocol=2))
     (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": CIFAR_CLASSES, "num_vis": 3072}, protocol=2))
     return folder

@@ -15,7 +15,6 @@ import sys
 
 import pytest
 import torch
-
 from conftest import SITECUSTOM, digest, once_per_session, runner
 from formats import write_image_folder
 
@@ -48,90 +47,254 @@ ROWS = [
     ("negative batch", ["train", "trainer.batch_size=-1"], "trainer.batch_size must be an integer >= 1", 1, None),
     ("unknown key", ["train", "optimizer.lrr=0.1"], "Could not override 'optimizer.lrr'", 1, None),
     ("unknown option", ["train", "model=cnnn"], "Could not find 'model/cnnn'", 1, None),
-    ("sweep config", ["train", "-m", "optimizer.lr=0.1,0.01", "--cfg", "job"], "-m and --cfg cannot be combined", 2, None),
-    ("yaml syntax", ["train", "--config-dir", "mine", "model=broken"], "broken.yaml is not valid YAML at line 2", 1,
-     lambda w: (w / "mine" / "model").mkdir(parents=True) or (w / "mine" / "model" / "broken.yaml").write_text("a: 1\n  b: [2\n")),
-    ("target import", ["train", "model._target_=no_such_module.Net"], "'no_such_module.Net' cannot be imported", 1, None),
+    (
+        "sweep config",
+        ["train", "-m", "optimizer.lr=0.1,0.01", "--cfg", "job"],
+        "-m and --cfg cannot be combined",
+        2,
+        None,
+    ),
+    (
+        "yaml syntax",
+        ["train", "--config-dir", "mine", "model=broken"],
+        "broken.yaml is not valid YAML at line 2",
+        1,
+        lambda w: (
+            (w / "mine" / "model").mkdir(parents=True)
+            or (w / "mine" / "model" / "broken.yaml").write_text("a: 1\n  b: [2\n")
+        ),
+    ),
+    (
+        "target import",
+        ["train", "model._target_=no_such_module.Net"],
+        "'no_such_module.Net' cannot be imported",
+        1,
+        None,
+    ),
     ("missing data files", ["train", "dataset=mnist", "dataset.download=false"], "downloading is off", 1, None),
-    ("empty image folder", ["train", "dataset=imagefolder", "dataset.root=empty"], "has no class folders", 1,
-     lambda w: (w / "empty").mkdir()),
-    ("corrupt image", ["train", "dataset=imagefolder", "dataset.root=pets", "dataset.workers=0"], "cannot read 1 image: ", 1,
-     lambda w: corrupt_image(w / "pets")),
-    ("empty class folder", ["train", "dataset=imagefolder", "dataset.root=pets", "dataset.workers=0"],
-     "has class folders with no images in them: owl", 1, lambda w: write_image_folder(w / "pets") and (w / "pets" / "owl").mkdir()),
-    ("float image", ["train", "dataset=imagefolder", "dataset.root=pets", "dataset.workers=0"],
-     "it holds floating-point pixels (mode F), which have no standard range", 1, lambda w: float_image(w / "pets")),
+    (
+        "empty image folder",
+        ["train", "dataset=imagefolder", "dataset.root=empty"],
+        "has no class folders",
+        1,
+        lambda w: (w / "empty").mkdir(),
+    ),
+    (
+        "corrupt image",
+        ["train", "dataset=imagefolder", "dataset.root=pets", "dataset.workers=0"],
+        "cannot read 1 image: ",
+        1,
+        lambda w: corrupt_image(w / "pets"),
+    ),
+    (
+        "empty class folder",
+        ["train", "dataset=imagefolder", "dataset.root=pets", "dataset.workers=0"],
+        "has class folders with no images in them: owl",
+        1,
+        lambda w: write_image_folder(w / "pets") and (w / "pets" / "owl").mkdir(),
+    ),
+    (
+        "float image",
+        ["train", "dataset=imagefolder", "dataset.root=pets", "dataset.workers=0"],
+        "it holds floating-point pixels (mode F), which have no standard range",
+        1,
+        lambda w: float_image(w / "pets"),
+    ),
     ("batch over dataset", ["train", "trainer.batch_size=5000"], "larger than the training split", 1, None),
-    ("output not writable", ["train", "hydra.run.dir=afile/run"], "cannot write runs to afile/run", 1,
-     lambda w: (w / "afile").write_text("a file, not a directory")),
+    (
+        "output not writable",
+        ["train", "hydra.run.dir=afile/run"],
+        "cannot write runs to afile/run",
+        1,
+        lambda w: (w / "afile").write_text("a file, not a directory"),
+    ),
     ("disk full", ["train", "trainer.epochs=1"], "the disk may be full or a file-size limit reached", 1, "fsize"),
     ("ckpt truncated", ["eval", "ckpt=RUN/checkpoints/best.pt"], "truncated, corrupted", 1, "truncate"),
-    ("ckpt not a checkpoint", ["eval", "ckpt=notes.pt"], "truncated, corrupted or not a PyTorch checkpoint", 1,
-     lambda w: (w / "notes.pt").write_text("not a checkpoint")),
+    (
+        "ckpt not a checkpoint",
+        ["eval", "ckpt=notes.pt"],
+        "truncated, corrupted or not a PyTorch checkpoint",
+        1,
+        lambda w: (w / "notes.pt").write_text("not a checkpoint"),
+    ),
     ("ckpt pickled callable", ["train", "resume=RUN", "trainer.epochs=20"], "was refused", 1, "hostile"),
-    ("resume truncated last.pt", ["train", "resume=RUN", "trainer.epochs=4"], "truncated, corrupted", 1, "truncate last"),
+    (
+        "resume truncated last.pt",
+        ["train", "resume=RUN", "trainer.epochs=4"],
+        "truncated, corrupted",
+        1,
+        "truncate last",
+    ),
     ("ckpt other model", ["eval", "ckpt=RUN", "model=mlp"], "do not fit the model MLP", 1, None),
     # config that cannot be composed into a run: refused before the run starts, leaving no directory (NEVER_STARTED)
-    ("interpolation loop", ["train", "trainer.epochs=${trainer.epochs}"],
-     "trainer.epochs cannot be resolved: Recursive interpolation detected", 1, None),
-    ("deleted key", ["train", "~trainer.epochs"], "trainer.epochs is missing from the config (deleted with ~trainer.epochs?)", 1, None),
-    ("added typo", ["train", "+trainer.epoch=1"],
-     "trainer.epoch is not a key runner reads, so it would change nothing. Did you mean trainer.epochs?", 1, None),
+    (
+        "interpolation loop",
+        ["train", "trainer.epochs=${trainer.epochs}"],
+        "trainer.epochs cannot be resolved: Recursive interpolation detected",
+        1,
+        None,
+    ),
+    (
+        "deleted key",
+        ["train", "~trainer.epochs"],
+        "trainer.epochs is missing from the config (deleted with ~trainer.epochs?)",
+        1,
+        None,
+    ),
+    (
+        "added typo",
+        ["train", "+trainer.epoch=1"],
+        "trainer.epoch is not a key runner reads, so it would change nothing. Did you mean trainer.epochs?",
+        1,
+        None,
+    ),
     ("augment typo", ["train", "+dataset.augment.flp=true"], "Did you mean dataset.augment.flip?", 1, None),
-    ("config-dir shadows built-in", ["train", "--config-dir", "mine", "model=cnn"],
-     "mine/model/cnn.yaml has the name of runner's built-in config model/cnn.yaml, which Hydra would use instead of "
-     "yours, silently. Rename it (e.g. model/my_cnn.yaml, then model=my_cnn)", 1,
-     lambda w: (w / "mine" / "model").mkdir(parents=True) or (w / "mine" / "model" / "cnn.yaml").write_text("channels: [4]\n")),
+    (
+        "config-dir shadows built-in",
+        ["train", "--config-dir", "mine", "model=cnn"],
+        "mine/model/cnn.yaml has the name of runner's built-in config model/cnn.yaml, which Hydra would use instead of "
+        "yours, silently. Rename it (e.g. model/my_cnn.yaml, then model=my_cnn)",
+        1,
+        lambda w: (
+            (w / "mine" / "model").mkdir(parents=True)
+            or (w / "mine" / "model" / "cnn.yaml").write_text("channels: [4]\n")
+        ),
+    ),
     # runs that start and then cannot go on
-    ("lr overflows", ["train", "optimizer.lr=1e300", "trainer.epochs=1"], "the optimizer's update overflowed at step 1", 3, None),
-    ("labels over num_classes", ["train", "dataset.num_classes=5"],
-     "its train split has class labels from 0 to 9, but dataset.num_classes=5 allows 0 to 4", 1, None),
-    ("report out is a file", ["report", "RUN", "--out", "afile"], "--out afile is an existing file", 2,
-     lambda w: (w / "afile").write_text("notes")),
+    (
+        "lr overflows",
+        ["train", "optimizer.lr=1e300", "trainer.epochs=1"],
+        "the optimizer's update overflowed at step 1",
+        3,
+        None,
+    ),
+    (
+        "labels over num_classes",
+        ["train", "dataset.num_classes=5"],
+        "its train split has class labels from 0 to 9, but dataset.num_classes=5 allows 0 to 4",
+        1,
+        None,
+    ),
+    (
+        "report out is a file",
+        ["report", "RUN", "--out", "afile"],
+        "--out afile is an existing file",
+        2,
+        lambda w: (w / "afile").write_text("notes"),
+    ),
     ("report nothing there", ["report", "nowhere"], "runner report: nowhere does not exist", 2, None),
-    ("eval moves the test split", ["eval", "ckpt=RUN", "dataset.split_seed=1"],
-     "eval: 'dataset.split_seed=1' is refused: it would change which samples are in the run's test split", 1, None),
+    (
+        "eval moves the test split",
+        ["eval", "ckpt=RUN", "dataset.split_seed=1"],
+        "eval: 'dataset.split_seed=1' is refused: it would change which samples are in the run's test split",
+        1,
+        None,
+    ),
     ("eval other dataset", ["eval", "ckpt=RUN", "dataset=fake"], "eval: 'dataset=fake' is refused", 1, None),
     ("ckpt names nothing", ["eval", "ckpt=nowhere"], "names nothing", 1, None),
     ("resume completed", ["train", "resume=RUN"], "already completed its 2 epochs", 1, None),
     ("resume other model", ["train", "resume=RUN", "model.channels=[8,8]"], "a resumed run keeps its model", 1, None),
     ("resume other data", ["train", "resume=RUN", "dataset=fake"], "would change the data the run trains on", 1, None),
-    ("resume other optimizer", ["train", "resume=RUN", "trainer.epochs=4", "optimizer=sgd"],
-     "'optimizer=sgd' is refused: last.pt holds the state of the run's own optimizer", 1, None),
-    ("resume other scheduler", ["train", "resume=RUN", "trainer.epochs=4", "scheduler=cosine"],
-     "'scheduler=cosine' is refused: last.pt holds the run's schedule", 1, None),
+    (
+        "resume other optimizer",
+        ["train", "resume=RUN", "trainer.epochs=4", "optimizer=sgd"],
+        "'optimizer=sgd' is refused: last.pt holds the state of the run's own optimizer",
+        1,
+        None,
+    ),
+    (
+        "resume other scheduler",
+        ["train", "resume=RUN", "trainer.epochs=4", "scheduler=cosine"],
+        "'scheduler=cosine' is refused: last.pt holds the run's schedule",
+        1,
+        None,
+    ),
     ("resume missing data", ["train", "resume=FOLDER_RUN", "trainer.epochs=4"], "is not a directory", 1, "remove pets"),
     ("resume nothing", ["train", "resume=nowhere"], "resume=nowhere names nothing", 1, None),
-    ("resume no checkpoint", ["train", "resume=afolder"], "has no checkpoints/last.pt", 1, lambda w: (w / "afolder").mkdir()),
+    (
+        "resume no checkpoint",
+        ["train", "resume=afolder"],
+        "has no checkpoints/last.pt",
+        1,
+        lambda w: (w / "afolder").mkdir(),
+    ),
     ("resume in use", ["train", "resume=RUN", "trainer.epochs=4"], f"is in use by process {os.getpid()}", 1, "lock"),
-    ("train over a run", ["train", "trainer.epochs=3", "optimizer.lr=0.01", "hydra.run.dir=RUN"],
-     "already holds a completed run, and runner never trains over a run. To train it further, run: runner train resume=", 1, None),
+    (
+        "train over a run",
+        ["train", "trainer.epochs=3", "optimizer.lr=0.01", "hydra.run.dir=RUN"],
+        "already holds a completed run, and runner never trains over a run. To train it further, run: runner train "
+        "resume=",
+        1,
+        None,
+    ),
     # both checked before any data is read: MNIST's files are missing here, and that is not what is reported
-    ("monitor typo", ["train", "dataset=mnist", "dataset.download=false", "trainer.monitor=val_acc"],
-     "trainer.monitor=val_acc is not a column", 1, None),
-    ("model before data", ["train", "dataset=mnist", "dataset.download=false", "model=lenet"],
-     "cannot take this dataset's input of shape [1, 28, 28]", 1, None),
+    (
+        "monitor typo",
+        ["train", "dataset=mnist", "dataset.download=false", "trainer.monitor=val_acc"],
+        "trainer.monitor=val_acc is not a column",
+        1,
+        None,
+    ),
+    (
+        "model before data",
+        ["train", "dataset=mnist", "dataset.download=false", "model=lenet"],
+        "cannot take this dataset's input of shape [1, 28, 28]",
+        1,
+        None,
+    ),
 ]
-NEVER_STARTED = {"interpolation loop", "deleted key", "added typo", "augment typo", "config-dir shadows built-in",
-                 "yaml syntax", "unknown key", "unknown option", "sweep config", "report out is a file", "report nothing there"}
+NEVER_STARTED = {
+    "interpolation loop",
+    "deleted key",
+    "added typo",
+    "augment typo",
+    "config-dir shadows built-in",
+    "yaml syntax",
+    "unknown key",
+    "unknown option",
+    "sweep config",
+    "report out is a file",
+    "report nothing there",
+}
 if torch.cuda.is_available():
     ROWS = [r for r in ROWS if r[0] != "resume missing device"]
 else:
-    ROWS.append(("resume missing device", ["train", "resume=RUN", "trainer.epochs=4", "device=cuda"], "device=cuda is not available", 1, None))
+    ROWS.append(
+        (
+            "resume missing device",
+            ["train", "resume=RUN", "trainer.epochs=4", "device=cuda"],
+            "device=cuda is not available",
+            1,
+            None,
+        )
+    )
 
 
 @pytest.fixture(scope="session")
 def completed_run(tmp_path_factory, worker_id):
-    cwd = once_per_session(tmp_path_factory, worker_id, "done",
-                           lambda cwd: runner("train", "trainer.epochs=2", "model.channels=[8,16]", cwd=cwd))
+    cwd = once_per_session(
+        tmp_path_factory,
+        worker_id,
+        "done",
+        lambda cwd: runner("train", "trainer.epochs=2", "model.channels=[8,16]", cwd=cwd),
+    )
     (run,) = [p.parent for p in cwd.glob("outputs/*/*/summary.json")]
     return run
 
 
 def _train_on_pets(cwd):
     write_image_folder(cwd / "pets")
-    runner("train", "dataset=imagefolder", "dataset.root=pets", "dataset.input_shape=[3,8,8]", "dataset.workers=0",
-           "trainer.epochs=2", "trainer.batch_size=8", "model.channels=[8,16]", cwd=cwd)
+    runner(
+        "train",
+        "dataset=imagefolder",
+        "dataset.root=pets",
+        "dataset.input_shape=[3,8,8]",
+        "dataset.workers=0",
+        "trainer.epochs=2",
+        "trainer.batch_size=8",
+        "model.channels=[8,16]",
+        cwd=cwd,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -172,8 +335,15 @@ def test_bad_input(request, tmp_path, completed_run, args, phrase, status, setup
     if setup == "fsize":
         env = {**os.environ, "PYTHONPATH": str(SITECUSTOM)}
         env.pop("HYDRA_FULL_ERROR", None)
-        proc = subprocess.run([sys.executable, "-m", "runner", *args], cwd=tmp_path, env=env, capture_output=True,
-                              text=True, preexec_fn=limit_file_size, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "runner", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            preexec_fn=limit_file_size,
+            timeout=300,
+        )
     else:
         proc = runner(*args, cwd=tmp_path, check=False)
     if lock is not None:

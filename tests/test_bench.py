@@ -14,19 +14,28 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
 
 def table(text, header):
     """The rows of the Markdown table under `header`, as lists of cells."""
-    lines = text[text.index(header):].splitlines()[2:]
+    lines = text[text.index(header) :].splitlines()[2:]
     return [[c.strip() for c in line.strip("|").split("|")] for line in lines if line.startswith("|")]
 
 
 @pytest.mark.slow  # eight processes
 def test_startup_table_measures_each_command_against_import_torch_and_lists_the_slowest_imports(tmp_path):
-    out = subprocess.run([sys.executable, str(BENCH), "--startup", "--repeats", "1"], cwd=tmp_path, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(BENCH), "--startup", "--repeats", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rows = table(out, "| what | seconds | minus import torch |")
-    assert [r[0] for r in rows] == ["import torch", "minimal loop: first step", "runner train: first step",
-                                    "runner eval: metrics printed"]
+    assert [r[0] for r in rows] == [
+        "import torch",
+        "minimal loop: first step",
+        "runner train: first step",
+        "runner eval: metrics printed",
+    ]
     floor = float(rows[0][1])
-    for name, seconds, minus in rows[1:]:
+    for _name, seconds, minus in rows[1:]:
         # three figures, each printed rounded to hundredths from the unrounded ones
         assert float(seconds) > 0 and float(minus) == pytest.approx(float(seconds) - floor, abs=0.0151)
     imports = re.findall(r"^\s+([\d.]+) s  ( *\S.*)$", out, flags=re.M)
@@ -36,8 +45,24 @@ def test_startup_table_measures_each_command_against_import_torch_and_lists_the_
 
 @pytest.mark.slow  # two runner trainings and two minimal loops
 def test_device_table_runs_runner_and_the_minimal_loop_per_variant(tmp_path):
-    out = subprocess.run([sys.executable, str(BENCH), "--device", "cpu", "--cases", "cnn digits", "--variants", "fp32,bf16",
-                          "--repeats", "1"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH),
+            "--device",
+            "cpu",
+            "--cases",
+            "cnn digits",
+            "--variants",
+            "fp32,bf16",
+            "--repeats",
+            "1",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rows = table(out, "| case | variant |")
     assert [(r[0], r[1]) for r in rows] == [("cnn digits", "fp32"), ("cnn digits", "bf16")]
     for _, _, runner, minimal, ratio in rows:

@@ -4,12 +4,13 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import run_dirs, runner, summary
 
 
 def test_runner_help_does_not_import_torch():
-    code = "import sys; from runner.cli import main; main(['--help']); assert 'torch' not in sys.modules, 'torch imported'"
+    code = (
+        "import sys; from runner.cli import main; main(['--help']); assert 'torch' not in sys.modules, 'torch imported'"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "runner train" in proc.stdout and "runner eval" in proc.stdout
@@ -17,9 +18,14 @@ def test_runner_help_does_not_import_torch():
 
 def test_train_help_lists_every_group_and_option(tmp_path):
     out = runner("train", "--help", cwd=tmp_path).stdout
-    for line in ("dataset: cifar10, digits, fake, fashion_mnist, imagefolder, mnist, mnist1d, sum_pairs", "device: auto, cpu, cuda, mps",
-                 "model: cnn, fastnet, lenet, mlp, resnet18, resnet18_cifar", "experiment: cifar10_fast, cifar10_resnet, cifar10_tutorial, digits_cnn, mnist1d_cnn, mnist1d_mlp, mnist_lenet",
-                 "optimizer: adam, adamw, sgd", "scheduler: cosine, linear, none, onecycle, step"):
+    for line in (
+        "dataset: cifar10, digits, fake, fashion_mnist, imagefolder, mnist, mnist1d, sum_pairs",
+        "device: auto, cpu, cuda, mps",
+        "model: cnn, fastnet, lenet, mlp, resnet18, resnet18_cifar",
+        "experiment: cifar10_fast, cifar10_resnet, cifar10_tutorial, digits_cnn, mnist1d_cnn, mnist1d_mlp, mnist_lenet",
+        "optimizer: adam, adamw, sgd",
+        "scheduler: cosine, linear, none, onecycle, step",
+    ):
         assert line in out
     assert "eval_batch_size: 512" in out
     assert not (tmp_path / "outputs").exists()
@@ -51,8 +57,16 @@ def test_config_dir_adds_a_users_own_model(tmp_path):
     (tmp_path / "my_configs" / "model" / "linear.yaml").write_text(
         "_target_: my_models.Linear\ninput_shape: ${dataset.input_shape}\nnum_classes: ${dataset.num_classes}\n"
     )
-    runner("train", "--config-dir", "my_configs", "model=linear", "optimizer.lr=0.01", "trainer.epochs=5", cwd=tmp_path,
-           env={"PYTHONPATH": str(tmp_path)})
+    runner(
+        "train",
+        "--config-dir",
+        "my_configs",
+        "model=linear",
+        "optimizer.lr=0.01",
+        "trainer.epochs=5",
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(tmp_path)},
+    )
     (run_dir,) = run_dirs(tmp_path)
     info = summary(run_dir)
     assert info["params"] == 64 * 10 + 10 and info["test"]["test_accuracy"] > 0.85
@@ -66,14 +80,37 @@ def test_installed_package_runs_from_another_directory(tmp_path):
     repo = Path(__file__).resolve().parent.parent
     target = tmp_path / "site"
     # --no-build-isolation --no-index: the build uses this environment's setuptools, and pip asks no index
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(target), str(repo)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(repo),
+        ],
+        check=True,
+        capture_output=True,
+    )
     assert (target / "runner" / "configs" / "model" / "cnn.yaml").is_file()
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {"PYTHONPATH": str(target)}
     proc = runner("train", "trainer.epochs=1", cwd=work, env=env)
-    assert str(target) in subprocess.run([sys.executable, "-c", "import runner; print(runner.__file__)"],
-                                         cwd=work, env={**env}, capture_output=True, text=True).stdout
+    assert (
+        str(target)
+        in subprocess.run(
+            [sys.executable, "-c", "import runner; print(runner.__file__)"],
+            cwd=work,
+            env={**env},
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     (run_dir,) = run_dirs(work)
     assert summary(run_dir)["status"] == "completed" and "digits" in proc.stdout

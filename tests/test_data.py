@@ -3,8 +3,8 @@
 import torch
 import torch.nn.functional as F
 
-from runner.data.batches import Augment, Batches, Normalizer
 from runner.data import Split
+from runner.data.batches import Augment, Batches, Normalizer
 
 
 def images(n=64, c=3, h=8, w=8, seed=0):
@@ -18,8 +18,12 @@ def test_random_crop_is_a_window_of_the_zero_padded_image():
     padded = F.pad(x, (p, p, p, p))
     offsets = set()
     for i in range(len(x)):
-        match = [(dy, dx) for dy in range(2 * p + 1) for dx in range(2 * p + 1)
-                 if torch.equal(out[i], padded[i, :, dy : dy + 8, dx : dx + 8])]
+        match = [
+            (dy, dx)
+            for dy in range(2 * p + 1)
+            for dx in range(2 * p + 1)
+            if torch.equal(out[i], padded[i, :, dy : dy + 8, dx : dx + 8])
+        ]
         assert match, f"sample {i} is not a window of its padded image"
         offsets.add(match[0])
     assert len(offsets) > 10  # 25 possible offsets, drawn independently per sample

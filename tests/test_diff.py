@@ -6,12 +6,16 @@ import subprocess
 
 import pytest
 import torch
-
 from conftest import FAST, assert_clean_failure, runner, summary
 
 
 def git(*args, cwd):
-    identity = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    identity = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env={**os.environ, **identity})
 
 
@@ -34,10 +38,16 @@ def test_runs_record_their_environment_and_git_state_and_diff_shows_what_differs
 
     out = json.loads(runner("diff", "a", "b", "--format", "json", cwd=tmp_path).stdout)
     config = {row["key"]: (row["a"], row["b"]) for row in out["config"]}
-    assert config == {"optimizer.lr": (0.001, 0.01), "model.channels": ([8, 16], [8, 8])}  # resolved; nothing else differs
+    assert config == {
+        "optimizer.lr": (0.001, 0.01),
+        "model.channels": ([8, 16], [8, 8]),
+    }  # resolved; nothing else differs
     metrics = {row["metric"]: row for row in out["metrics"]}
     sa, sb = summary(tmp_path / "a"), summary(tmp_path / "b")
-    assert metrics["test_accuracy"]["a"] == sa["test"]["test_accuracy"] and metrics["test_accuracy"]["b"] == sb["test"]["test_accuracy"]
+    assert (
+        metrics["test_accuracy"]["a"] == sa["test"]["test_accuracy"]
+        and metrics["test_accuracy"]["b"] == sb["test"]["test_accuracy"]
+    )
     assert metrics["params"]["b_minus_a"] == sb["params"] - sa["params"] < 0  # a narrower second stage
     assert {row["key"] for row in out["environment"]} == {"git.dirty"}  # same machine, same versions, same commit
 
@@ -48,7 +58,9 @@ def test_runs_record_their_environment_and_git_state_and_diff_shows_what_differs
 
     # two runs of the same config differ in no setting
     same = json.loads(runner("diff", "a", "a", "--format", "json", cwd=tmp_path).stdout)
-    assert same["config"] == [] and same["environment"] == [] and all(r["b_minus_a"] in (0, None) for r in same["metrics"])
+    assert (
+        same["config"] == [] and same["environment"] == [] and all(r["b_minus_a"] in (0, None) for r in same["metrics"])
+    )
 
 
 def test_diff_of_something_that_is_not_a_run_says_so(tmp_path):

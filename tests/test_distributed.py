@@ -5,10 +5,10 @@ import os
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
 from conftest import free_port
-from runner.training.distributed import GlobalBatchNorm, wrap
+
 from runner.models import CNN
+from runner.training.distributed import GlobalBatchNorm, wrap
 
 
 def _model():
@@ -37,11 +37,16 @@ def _rank(rank, world, port, out):
     x, y = _batch()
     model = _model()
     net = wrap(model, torch.device("cpu"))  # DDP, with GlobalBatchNorm in place of BatchNorm
-    loss, grads, buffers = _step(net, x[rank::world], y[rank::world])  # this rank's share, as BatchIndices gives it
+    _loss, grads, buffers = _step(net, x[rank::world], y[rank::world])  # this rank's share, as BatchIndices gives it
     assert sum(isinstance(m, GlobalBatchNorm) for m in model.modules()) == 4
     if rank == 0:
-        torch.save({"grads": {k.removeprefix("module."): v for k, v in grads.items()},
-                    "buffers": {k.removeprefix("module."): v for k, v in buffers.items()}}, out)
+        torch.save(
+            {
+                "grads": {k.removeprefix("module."): v for k, v in grads.items()},
+                "buffers": {k.removeprefix("module."): v for k, v in buffers.items()},
+            },
+            out,
+        )
     dist.destroy_process_group()
 
 
@@ -52,7 +57,10 @@ def test_two_processes_step_like_one_process_on_the_whole_batch(tmp_path, world=
     out = tmp_path / "rank0.pt"
     mp.spawn(_rank, args=(world, free_port(), out), nprocs=world, join=True)
     ddp = torch.load(out, weights_only=True)
-    for k, g in grads.items():  # DDP averages the ranks' gradients; with global statistics that is the one-process gradient
+    for (
+        k,
+        g,
+    ) in grads.items():  # DDP averages the ranks' gradients; with global statistics that is the one-process gradient
         assert torch.allclose(ddp["grads"][k], g, rtol=1e-4, atol=1e-6), k
     for k, b in buffers.items():
         assert torch.allclose(ddp["buffers"][k], b, rtol=1e-5, atol=1e-6), k

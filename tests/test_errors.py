@@ -6,7 +6,6 @@ import shutil
 
 import pytest
 import torch
-
 from conftest import assert_clean_failure, runner
 
 SLOW = pytest.mark.slow  # the same rule as a row of test_bad_inputs.py, with another value
@@ -21,8 +20,15 @@ TRAIN_CASES = [
     (["dataset=sum_pairs"], "model CNN takes images (C, H, W) or signals (C, L), so its dims must be 2 or 1, not 0"),
     (["+model.widht=3"], "model.widht is not an argument of runner.models.CNN"),
     (["model=mlp", "model.num_outputs=3"], "returns outputs of shape [3] per sample"),
-    (["dataset=sum_pairs", "model=mlp", "trainer.label_smoothing=0.1"], "smooths class labels, but this is a regression run"),
-    pytest.param(["scheduler=step", "scheduler.warmup_epochs=0.5"], "warmup_epochs=0.5 is a fraction of an epoch, but this schedule steps once per epoch", marks=SLOW),
+    (
+        ["dataset=sum_pairs", "model=mlp", "trainer.label_smoothing=0.1"],
+        "smooths class labels, but this is a regression run",
+    ),
+    pytest.param(
+        ["scheduler=step", "scheduler.warmup_epochs=0.5"],
+        "warmup_epochs=0.5 is a fraction of an epoch, but this schedule steps once per epoch",
+        marks=SLOW,
+    ),
     pytest.param(["scheduler=onecycle", "scheduler.warmup_epochs=1"], "does not apply to onecycle", marks=SLOW),
     pytest.param(["trainer.max_time=soon"], "trainer.max_time must be null, seconds, or DD:HH:MM:SS", marks=SLOW),
     pytest.param(["+trainer.early_stopping.patiense=3"], "Did you mean trainer.early_stopping.patience?", marks=SLOW),
@@ -30,8 +36,11 @@ TRAIN_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("overrides", "phrase"), TRAIN_CASES,
-                         ids=[" ".join(c.values[0] if hasattr(c, "values") else c[0]) for c in TRAIN_CASES])
+@pytest.mark.parametrize(
+    ("overrides", "phrase"),
+    TRAIN_CASES,
+    ids=[" ".join(c.values[0] if hasattr(c, "values") else c[0]) for c in TRAIN_CASES],
+)
 def test_bad_train_input(tmp_path, overrides, phrase):
     proc = runner("train", "trainer.epochs=1", *overrides, cwd=tmp_path, check=False)
     assert_clean_failure(proc, phrase)
@@ -39,7 +48,9 @@ def test_bad_train_input(tmp_path, overrides, phrase):
 
 
 def test_full_error_shows_the_traceback(tmp_path):
-    proc = runner("train", "trainer.epochs=1", "optimizer.lr=0", cwd=tmp_path, check=False, env={"HYDRA_FULL_ERROR": "1"})
+    proc = runner(
+        "train", "trainer.epochs=1", "optimizer.lr=0", cwd=tmp_path, check=False, env={"HYDRA_FULL_ERROR": "1"}
+    )
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
@@ -51,11 +62,17 @@ def test_a_failed_run_says_so_in_its_summary(tmp_path):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_unavailable_device(tmp_path):
-    assert_clean_failure(runner("train", "trainer.epochs=1", "device=cuda", cwd=tmp_path, check=False), "device=cuda is not available")
+    assert_clean_failure(
+        runner("train", "trainer.epochs=1", "device=cuda", cwd=tmp_path, check=False), "device=cuda is not available"
+    )
 
 
 def _digest(directory):
-    return {p.relative_to(directory): hashlib.sha256(p.read_bytes()).hexdigest() for p in directory.rglob("*") if p.is_file()}
+    return {
+        p.relative_to(directory): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in directory.rglob("*")
+        if p.is_file()
+    }
 
 
 class Evil:

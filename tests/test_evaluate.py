@@ -4,9 +4,9 @@ import json
 import shutil
 
 import torch
+from conftest import runner, summary
 
 import runner as runner_pkg
-from conftest import runner, summary
 from runner.data.toy import digits
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -47,8 +47,15 @@ def test_load_model_gives_the_trained_model_in_eval_mode(digits_run):
     _, run_dir, _ = digits_run
     model = runner_pkg.load_model(run_dir)
     assert not model.training
-    splits = digits(name="digits", task="classification", input_shape=[1, 8, 8], num_classes=10,
-                    test_fraction=0.2, val_fraction=0.1, split_seed=0)
+    splits = digits(
+        name="digits",
+        task="classification",
+        input_shape=[1, 8, 8],
+        num_classes=10,
+        test_fraction=0.2,
+        val_fraction=0.1,
+        split_seed=0,
+    )
     x = splits.train.x.float()  # normalised with the training split's statistics, as runner does
     mean, std = x.mean(dim=(0, 2, 3), keepdim=True), x.std(dim=(0, 2, 3), keepdim=True, correction=0)
     with torch.no_grad():

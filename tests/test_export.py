@@ -6,10 +6,10 @@ import shutil
 
 import pytest
 import torch
-
-import runner as runner_api
 from conftest import TESTS, assert_clean_failure, digest, runner, summary
 from test_predict import raw_test_split
+
+import runner as runner_api
 
 
 def test_every_format_loads_without_runner_and_gives_the_runs_outputs(tmp_path, digits_run):
@@ -19,8 +19,14 @@ def test_every_format_loads_without_runner_and_gives_the_runs_outputs(tmp_path, 
     _, run, _ = digits_run
     proc = runner("export", f"ckpt={run}", "format=[safetensors,pt2,onnx]", "out=deploy", cwd=tmp_path)
     out = tmp_path / "deploy"
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "export.log", "export_manifest.json",
-                                                     "model.onnx", "model.pt2", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.json",
+        "export.log",
+        "export_manifest.json",
+        "model.onnx",
+        "model.pt2",
+        "model.safetensors",
+    ]
     manifest = json.loads((out / "export_manifest.json").read_text())
     for name, entry in manifest["files"].items():  # the manifest describes the very bytes on disk
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == entry["sha256"]
@@ -43,9 +49,13 @@ def test_every_format_loads_without_runner_and_gives_the_runs_outputs(tmp_path, 
     program = torch.export.load(out / "model.pt2").module()
     session = onnxruntime.InferenceSession(out / "model.onnx", providers=["CPUExecutionProvider"])
     with torch.inference_mode():
-        outputs = {"safetensors": fresh(x), "pt2": program(x), "pt2, one sample": program(x[:1]),
-                   "onnx": torch.from_numpy(session.run(None, {"x": x.numpy()})[0]),
-                   "onnx, one sample": torch.from_numpy(session.run(None, {"x": x[:1].numpy()})[0])}
+        outputs = {
+            "safetensors": fresh(x),
+            "pt2": program(x),
+            "pt2, one sample": program(x[:1]),
+            "onnx": torch.from_numpy(session.run(None, {"x": x.numpy()})[0]),
+            "onnx, one sample": torch.from_numpy(session.run(None, {"x": x[:1].numpy()})[0]),
+        }
     for name, got in outputs.items():
         want = expected[:1] if "one sample" in name else expected
         assert (got - want).abs().max() <= 1e-4, name
@@ -60,18 +70,33 @@ def test_an_export_that_does_not_reproduce_the_model_keeps_nothing(tmp_path, dig
     for path in (drifting / ".hydra" / "config.yaml", drifting / "checkpoints" / "model.json"):
         path.write_text(path.read_text().replace("runner.models.CNN", "drifting_model.DriftsWhenExported"))
     before = digest(drifting)
-    proc = runner("export", f"ckpt={drifting}", "format=[safetensors,pt2]", cwd=tmp_path, check=False,
-                  env={"PYTHONPATH": str(TESTS)})
-    assert_clean_failure(proc, "the pt2 model's outputs differ from the runner model's by up to 0.001",
-                         "tolerance 0.0001), so it was not kept")
+    proc = runner(
+        "export",
+        f"ckpt={drifting}",
+        "format=[safetensors,pt2]",
+        cwd=tmp_path,
+        check=False,
+        env={"PYTHONPATH": str(TESTS)},
+    )
+    assert_clean_failure(
+        proc,
+        "the pt2 model's outputs differ from the runner model's by up to 0.001",
+        "tolerance 0.0001), so it was not kept",
+    )
     assert not (tmp_path / "outputs").exists()  # the safetensors file that passed is not kept either
     assert digest(drifting) == before
 
 
 BAD = {  # name: (arguments, phrases)
-    "unknown format": (["format=[onnx,tflite]"], ["format=tflite is not a format runner exports", "safetensors, pt2, onnx"]),
+    "unknown format": (
+        ["format=[onnx,tflite]"],
+        ["format=tflite is not a format runner exports", "safetensors, pt2, onnx"],
+    ),
     "out not empty": (["format=onnx", "out=taken"], ["taken already holds files; an export never writes over another"]),
-    "extra missing": (["format=onnx"], ["format=onnx needs onnxruntime, which is not installed", "pip install 'runner[export]'"]),
+    "extra missing": (
+        ["format=onnx"],
+        ["format=onnx needs onnxruntime, which is not installed", "pip install 'runner[export]'"],
+    ),
 }
 
 

@@ -9,9 +9,9 @@ import warnings
 
 import pytest
 import torch
-
 from conftest import SITECUSTOM, assert_clean_failure, run_dirs, runner, same_run, summary
 from formats import write_image_folder
+
 from runner.data.cache import checksum
 from runner.data.imagefolder import imagefolder
 from runner.io.errors import RunnerWarning
@@ -24,8 +24,19 @@ def load_folder(root, shape=(3, 8, 8)):
     """The dataset function itself, as `dataset=imagefolder dataset.root=ROOT` calls it; (splits, RunnerWarnings)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RunnerWarning)
-        splits = imagefolder(name="imagefolder", task="classification", input_shape=list(shape), num_classes=2, root=str(root),
-                             val_fraction=0.1, test_fraction=0.1, split_seed=0, in_memory=True, memory_limit_gb=2, workers=0)
+        splits = imagefolder(
+            name="imagefolder",
+            task="classification",
+            input_shape=list(shape),
+            num_classes=2,
+            root=str(root),
+            val_fraction=0.1,
+            test_fraction=0.1,
+            split_seed=0,
+            in_memory=True,
+            memory_limit_gb=2,
+            workers=0,
+        )
     return splits, [str(w.message) for w in caught if issubclass(w.category, RunnerWarning)]
 
 
@@ -34,8 +45,17 @@ def load_folder(root, shape=(3, 8, 8)):
 def test_image_folder_trains_the_same_bytes_on_the_run_that_fills_the_cache_and_the_next(tmp_path, in_memory):
     write_image_folder(tmp_path / "pets" / "train", classes=("cat", "dog", "fox"), per_class=16)
     write_image_folder(tmp_path / "pets" / "val", classes=("cat", "dog", "fox"), per_class=4, seed=1)
-    args = ["train", "dataset=imagefolder", "dataset.root=pets", "dataset.input_shape=[3,16,16]", "dataset.workers=0",
-            f"dataset.in_memory={in_memory}", *SMALL_CNN, "trainer.batch_size=8", "trainer.epochs=3"]
+    args = [
+        "train",
+        "dataset=imagefolder",
+        "dataset.root=pets",
+        "dataset.input_shape=[3,16,16]",
+        "dataset.workers=0",
+        f"dataset.in_memory={in_memory}",
+        *SMALL_CNN,
+        "trainer.batch_size=8",
+        "trainer.epochs=3",
+    ]
     runner(*args, cwd=tmp_path)
     assert (tmp_path / "pets" / "runner-cache").exists() == (in_memory == "auto")  # the first run decoded and cached
     runner(*args, cwd=tmp_path)  # in memory: reads the cache
@@ -50,9 +70,18 @@ def test_image_folder_trains_the_same_bytes_on_the_run_that_fills_the_cache_and_
 @pytest.mark.slow
 def test_image_folder_streams_when_it_does_not_fit(tmp_path):
     write_image_folder(tmp_path / "pets", per_class=10)
-    runner("train", "dataset=imagefolder", "dataset.root=pets", "dataset.input_shape=[3,16,16]",
-           "dataset.memory_limit_gb=0.00001", "dataset.workers=1", *SMALL_CNN, "trainer.batch_size=4",
-           "trainer.epochs=1", cwd=tmp_path)
+    runner(
+        "train",
+        "dataset=imagefolder",
+        "dataset.root=pets",
+        "dataset.input_shape=[3,16,16]",
+        "dataset.memory_limit_gb=0.00001",
+        "dataset.workers=1",
+        *SMALL_CNN,
+        "trainer.batch_size=4",
+        "trainer.epochs=1",
+        cwd=tmp_path,
+    )
     assert summary(run_dirs(tmp_path)[0])["samples"] == {"train": 16, "val": 2, "test": 2}
     assert not (tmp_path / "pets" / "runner-cache").exists()  # streamed: nothing decoded ahead
 
@@ -68,12 +97,19 @@ def _empty_class(root):
     (root / "owl" / ".hidden" / "002.png").write_bytes(b"")
 
 
-@pytest.mark.parametrize("make,phrases", [
-    (_one_class, ["only the class folder 'cat'"]),
-    (lambda root: [(root / c).mkdir(parents=True) for c in ("a", "b")], ["class folders with no images in them: a, b"]),
-    (_empty_class, ["class folders with no images in them: owl.", "or remove the folders"]),
-    (lambda root: None, ["is not a directory"]),
-], ids=["one class", "no images", "empty class", "missing"])
+@pytest.mark.parametrize(
+    "make,phrases",
+    [
+        (_one_class, ["only the class folder 'cat'"]),
+        (
+            lambda root: [(root / c).mkdir(parents=True) for c in ("a", "b")],
+            ["class folders with no images in them: a, b"],
+        ),
+        (_empty_class, ["class folders with no images in them: owl.", "or remove the folders"]),
+        (lambda root: None, ["is not a directory"]),
+    ],
+    ids=["one class", "no images", "empty class", "missing"],
+)
 def test_bad_image_folders(tmp_path, make, phrases):
     make(tmp_path / "pets")
     proc = runner("train", "dataset=imagefolder", "dataset.root=pets", "dataset.workers=0", cwd=tmp_path, check=False)
@@ -97,23 +133,37 @@ def _cache(root):
 
 
 def _rewrite(path, change):
-    """Change the cache's data with `change(data)` and write it back with a checksum that fits (only the check can catch it)."""
+    """Change the cache's data with `change(data)` and write it back with a checksum that fits (only the check can
+    catch it)."""
     cache = safe_load(path)
     change(cache["data"])
     cache["checksum"] = checksum(cache["data"])
     save(cache, path)
 
 
-@pytest.mark.parametrize(("spoil", "reason"), [
-    (lambda p: save({"features": torch.zeros(3)}, p), "it is not a runner cache of this version"),
-    (lambda p: _rewrite(p, lambda d: d.update(train_x=d["train_x"][:1], train_y=d["train_y"][:1])),
-     "train_x has shape [1, 3, 8, 8], which does not fit [20, 3, 8, 8]"),
-    (lambda p: _rewrite(p, lambda d: d.update(train_y=d["train_y"].int())), "train_y is not a torch.int64 tensor"),
-    (lambda p: _rewrite(p, lambda d: d.update(classes=["dog", "cat"])), "classes is ['dog', 'cat'], not ['cat', 'dog']"),
-    (lambda p: save({**safe_load(p), "data": {**safe_load(p)["data"], "train_x": safe_load(p)["data"]["train_x"] ^ 1}}, p),
-     "its tensors do not match the checksum written with them"),
-    (lambda p: p.write_bytes(p.read_bytes()[:500]), "it cannot be read"),
-], ids=["other keys", "wrong size", "wrong dtype", "other classes", "changed tensors", "truncated"])
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        (lambda p: save({"features": torch.zeros(3)}, p), "it is not a runner cache of this version"),
+        (
+            lambda p: _rewrite(p, lambda d: d.update(train_x=d["train_x"][:1], train_y=d["train_y"][:1])),
+            "train_x has shape [1, 3, 8, 8], which does not fit [20, 3, 8, 8]",
+        ),
+        (lambda p: _rewrite(p, lambda d: d.update(train_y=d["train_y"].int())), "train_y is not a torch.int64 tensor"),
+        (
+            lambda p: _rewrite(p, lambda d: d.update(classes=["dog", "cat"])),
+            "classes is ['dog', 'cat'], not ['cat', 'dog']",
+        ),
+        (
+            lambda p: save(
+                {**safe_load(p), "data": {**safe_load(p)["data"], "train_x": safe_load(p)["data"]["train_x"] ^ 1}}, p
+            ),
+            "its tensors do not match the checksum written with them",
+        ),
+        (lambda p: p.write_bytes(p.read_bytes()[:500]), "it cannot be read"),
+    ],
+    ids=["other keys", "wrong size", "wrong dtype", "other classes", "changed tensors", "truncated"],
+)
 def test_a_cache_that_does_not_hold_what_it_must_is_rebuilt_saying_why(tmp_path, spoil, reason):
     root = write_image_folder(tmp_path / "pets", per_class=10)
     good, warned = load_folder(root)
@@ -121,7 +171,9 @@ def test_a_cache_that_does_not_hold_what_it_must_is_rebuilt_saying_why(tmp_path,
     path = _cache(root)
     spoil(path)
     splits, warned = load_folder(root)
-    assert warned == [f"the dataset cache {path} is not valid ({reason}); decoding the raw files again and rebuilding it."]
+    assert warned == [
+        f"the dataset cache {path} is not valid ({reason}); decoding the raw files again and rebuilding it."
+    ]
     for name in ("train", "val", "test"):
         assert torch.equal(getattr(splits, name).x, getattr(good, name).x)
         assert torch.equal(getattr(splits, name).y, getattr(good, name).y)
@@ -148,17 +200,37 @@ def test_a_data_root_that_cannot_be_written_costs_only_the_cache(tmp_path):
     write_image_folder(tmp_path / "pets", per_class=20, size=(32, 32))
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env["PYTHONPATH"] = str(SITECUSTOM)
-    proc = subprocess.run([sys.executable, "-m", "runner", "train", "dataset=imagefolder", "dataset.root=pets",
-                           "dataset.input_shape=[3,48,48]", "dataset.workers=0", "trainer.epochs=1", "trainer.batch_size=8",
-                           "model.channels=[8,16]"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                          preexec_fn=_limit_file_size, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "train",
+            "dataset=imagefolder",
+            "dataset.root=pets",
+            "dataset.input_shape=[3,48,48]",
+            "dataset.workers=0",
+            "trainer.epochs=1",
+            "trainer.batch_size=8",
+            "model.channels=[8,16]",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=_limit_file_size,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     message = " ".join(proc.stdout.split())
     assert "warning: the dataset cache was not saved (cannot write" in message and "File too large" in message
     assert "training without it" in message
     assert not list((tmp_path / "pets" / "runner-cache").iterdir())  # no partial file left behind
     (run,) = run_dirs(tmp_path)
-    assert summary(run)["status"] == "completed" and "warning: the dataset cache was not saved" in (run / "train.log").read_text()
+    assert (
+        summary(run)["status"] == "completed"
+        and "warning: the dataset cache was not saved" in (run / "train.log").read_text()
+    )
 
 
 def test_a_cache_written_for_another_folder_is_not_used(tmp_path):

@@ -84,8 +84,10 @@ def test_one_channel_runs_get_grey_levels_and_16_bit_keeps_its_high_byte(tmp_pat
     assert x.flatten().tolist() == [v >> 8 for v in ramp.flatten().tolist()]  # 0, 16, 32, ... 240: not all 255
 
 
-@pytest.mark.parametrize(("mode", "value", "phrase"), [("I", 1000, "32-bit integer pixels (mode I)"),
-                                                       ("F", 0.5, "floating-point pixels (mode F)")])
+@pytest.mark.parametrize(
+    ("mode", "value", "phrase"),
+    [("I", 1000, "32-bit integer pixels (mode I)"), ("F", 0.5, "floating-point pixels (mode F)")],
+)
 def test_modes_without_a_standard_range_are_refused_by_name(tmp_path, mode, value, phrase):
     Image.new(mode, (4, 4), value).save(tmp_path / "depth.tiff")
     assert Image.open(tmp_path / "depth.tiff").mode == mode

@@ -38,8 +38,10 @@ def imports():
         name, found = module_name(path), set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("runner"):
-                found |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}".replace(".", "/") in known() else node.module
-                          for a in node.names}
+                found |= {
+                    f"{node.module}.{a.name}" if f"{node.module}.{a.name}".replace(".", "/") in known() else node.module
+                    for a in node.names
+                }
             elif isinstance(node, ast.Import):
                 found |= {a.name for a in node.names if a.name.startswith("runner")}
         graph[name] = {m for m in found if m != name}
@@ -60,7 +62,7 @@ def test_no_import_circle():
 
     def visit(node, path):
         if node in path:
-            raise AssertionError("import circle: " + " -> ".join([*path[path.index(node):], node]))
+            raise AssertionError("import circle: " + " -> ".join([*path[path.index(node) :], node]))
         if node not in done:
             for dep in graph.get(node, ()):
                 visit(dep, [*path, node])

@@ -5,7 +5,6 @@ import csv
 import hashlib
 
 import pytest
-
 from conftest import SIGNAL_CNN, WITH_SIGNAL_MODEL, assert_clean_failure, digest, runner, signal_at, summary
 
 pytest.importorskip("tensorboard", reason="the tensorboard extra (make installs it)")
@@ -30,7 +29,9 @@ def test_tensorboard_logs_every_row_once_across_a_kill_and_a_resume_with_hparams
     assert [e.step for e in dead.Scalars("train/loss_step")] == [10, 20, 30]  # step 30 was logged after last.pt (20)
     lost = {e.step: e.value for e in dead.Scalars("train/loss_step")}[30]
     (dead_run,) = mlflow_runs(tmp_path)
-    assert dead_run.info.status == "RUNNING" and history(tmp_path, dead_run, "train_loss") == [1]  # epoch 1, then killed
+    assert dead_run.info.status == "RUNNING" and history(tmp_path, dead_run, "train_loss") == [
+        1
+    ]  # epoch 1, then killed
 
     runner("train", "resume=run", cwd=tmp_path, env=WITH_SIGNAL_MODEL)
     acc = events(run)
@@ -38,9 +39,12 @@ def test_tensorboard_logs_every_row_once_across_a_kill_and_a_resume_with_hparams
     assert steps == list(range(10, 81, 10))  # each step once: the dead process's step 30 was purged, not repeated
     with open(run / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [(e.step, e.value) for e in acc.Scalars("val/accuracy")] == \
-        [(20 * int(r["epoch"]), pytest.approx(float(r["val_accuracy"]), abs=1e-7)) for r in rows]
-    assert [e.value for e in acc.Scalars("train/loss")] == [pytest.approx(float(r["train_loss"]), rel=1e-6) for r in rows]
+    assert [(e.step, e.value) for e in acc.Scalars("val/accuracy")] == [
+        (20 * int(r["epoch"]), pytest.approx(float(r["val_accuracy"]), abs=1e-7)) for r in rows
+    ]
+    assert [e.value for e in acc.Scalars("train/loss")] == [
+        pytest.approx(float(r["train_loss"]), rel=1e-6) for r in rows
+    ]
     redone = {e.step: e.value for e in acc.Scalars("train/loss_step")}[30]
     assert redone == pytest.approx(lost, rel=1e-6)  # the resumed run is exact, so step 30 came out the same again
 
@@ -49,11 +53,16 @@ def test_tensorboard_logs_every_row_once_across_a_kill_and_a_resume_with_hparams
 
     content = acc.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
-    assert start.hparams["optimizer.lr"].number_value == 0.001 and start.hparams["model._target_"].string_value == "signal_model.cnn"
+    assert (
+        start.hparams["optimizer.lr"].number_value == 0.001
+        and start.hparams["model._target_"].string_value == "signal_model.cnn"
+    )
     info = summary(run)
     assert acc.Scalars("hparam/test_accuracy")[-1].value == pytest.approx(info["test"]["test_accuracy"], abs=1e-7)
     assert acc.Images("test/confusion_matrix")  # the figure, once
-    assert not [p for p in (run / "tensorboard").iterdir() if p.is_dir()]  # no timestamped sub-run: `.` is the run's own
+    assert not [
+        p for p in (run / "tensorboard").iterdir() if p.is_dir()
+    ]  # no timestamped sub-run: `.` is the run's own
     (text,) = acc.Tensors("provenance/text_summary")  # the command and environment, in the Text tab
     assert "logger=[tensorboard,mlflow]" in text.tensor_proto.string_val[0].decode()
 
@@ -76,7 +85,9 @@ def mlflow_runs(cwd, experiment="runner"):
 
 
 def history(cwd, mlflow_run, key):
-    return [m.step for m in sorted(mlflow_client(cwd).get_metric_history(mlflow_run.info.run_id, key), key=lambda m: m.step)]
+    return [
+        m.step for m in sorted(mlflow_client(cwd).get_metric_history(mlflow_run.info.run_id, key), key=lambda m: m.step)
+    ]
 
 
 def assert_mirrors(cwd, mirror, run):
@@ -86,7 +97,10 @@ def assert_mirrors(cwd, mirror, run):
     config = (run / ".hydra" / "config.yaml").read_text()
     assert mirror.data.tags["runner.run_dir"] == str(run.resolve())
     assert mirror.data.params["optimizer.lr"] == str(float(config.split("lr: ")[1].split()[0]))
-    assert mirror.data.tags["mlflow.source.name"] == info["command"] and mirror.data.tags["env.torch"] == info["environment"]["torch"]
+    assert (
+        mirror.data.tags["mlflow.source.name"] == info["command"]
+        and mirror.data.tags["env.torch"] == info["environment"]["torch"]
+    )
     with open(run / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     for column in ("train_loss", "val_loss", "lr"):
@@ -95,8 +109,9 @@ def assert_mirrors(cwd, mirror, run):
     for key, value in info["test"].items():
         assert mirror.data.metrics[key] == value
     assert mirror.data.metrics[f"best_{info['monitor']}"] == info["best"][info["monitor"]]
-    files = {a.path for a in client.list_artifacts(mirror.info.run_id)} | \
-        {a.path for a in client.list_artifacts(mirror.info.run_id, "checkpoints")}
+    files = {a.path for a in client.list_artifacts(mirror.info.run_id)} | {
+        a.path for a in client.list_artifacts(mirror.info.run_id, "checkpoints")
+    }
     assert {"loss_curve.png", "summary.json", "metrics.csv", "checkpoints/best.pt"} <= files
     best = client.download_artifacts(mirror.info.run_id, "checkpoints/best.pt", str(cwd / "download"))
     assert sha(best) == sha(run / "checkpoints" / "best.pt")
@@ -109,21 +124,42 @@ def sha(path):
 @pytest.mark.slow  # a 4-job sweep
 def test_mlflow_parallel_sweep_writes_every_job_once_to_one_sqlite_store(tmp_path):
     # two jobs at a time in separate processes (joblib), all four writing to outputs/mlflow.db: MLflow #4123's race
-    runner("train", "-m", "hydra/launcher=parallel", "optimizer.lr=0.003,0.001", "seed=0,1", "logger=mlflow",
-           "trainer.epochs=2", "model.channels=[8,16]", cwd=tmp_path)
+    runner(
+        "train",
+        "-m",
+        "hydra/launcher=parallel",
+        "optimizer.lr=0.003,0.001",
+        "seed=0,1",
+        "logger=mlflow",
+        "trainer.epochs=2",
+        "model.channels=[8,16]",
+        cwd=tmp_path,
+    )
     (sweep,) = tmp_path.glob("outputs/multirun/*/*")
     jobs = sorted(p.parent for p in sweep.glob("*/summary.json"))
-    spans = [(s["timings"]["first_step_at"] - s["timings"]["setup_s"], s["timings"]["first_step_at"] + s["timings"]["train_s"])
-             for s in map(summary, jobs)]
-    assert any(a[0] < b[1] and b[0] < a[1] for a in spans for b in spans if a != b)  # the precondition: jobs really overlapped
+    spans = [
+        (
+            s["timings"]["first_step_at"] - s["timings"]["setup_s"],
+            s["timings"]["first_step_at"] + s["timings"]["train_s"],
+        )
+        for s in map(summary, jobs)
+    ]
+    assert any(
+        a[0] < b[1] and b[0] < a[1] for a in spans for b in spans if a != b
+    )  # the precondition: jobs really overlapped
     assert len({summary(j)["pid"] for j in jobs}) >= 2
     mirrors = {m.info.run_name: m for m in mlflow_runs(tmp_path)}
-    assert sorted(mirrors) == [f"optimizer.lr={lr},seed={seed},trainer.epochs=2,model.channels=[8,16]"  # logger= left out
-                               for lr in ("0.001", "0.003") for seed in (0, 1)]
+    assert sorted(mirrors) == [
+        f"optimizer.lr={lr},seed={seed},trainer.epochs=2,model.channels=[8,16]"  # logger= left out
+        for lr in ("0.001", "0.003")
+        for seed in (0, 1)
+    ]
     for job in jobs:
         mirror = next(m for m in mirrors.values() if m.data.tags["runner.run_dir"] == str(job.resolve()))
         assert mirror.info.status == "FINISHED" and mirror.data.tags["runner.sweep"] == str(sweep.resolve())
-        assert mirror.data.params["seed"] == (job / ".hydra" / "config.yaml").read_text().split("\nseed: ")[1].split()[0]
+        assert (
+            mirror.data.params["seed"] == (job / ".hydra" / "config.yaml").read_text().split("\nseed: ")[1].split()[0]
+        )
         assert_mirrors(tmp_path, mirror, job)
 
 
@@ -135,7 +171,9 @@ def test_report_to_mlflow_uploads_old_runs_and_rebuilds_a_mirror_that_disagrees(
     runner("report", str(run), "--to", "mlflow", cwd=tmp_path)
     runner("report", str(run), "--to", "mlflow", cwd=tmp_path)  # again: brought up to date, nothing doubled
     (first,) = mlflow_runs(tmp_path)
-    assert first.info.status == "FINISHED" and first.info.run_name == "outputs/old"  # no overrides: named by its directory
+    assert (
+        first.info.status == "FINISHED" and first.info.run_name == "outputs/old"
+    )  # no overrides: named by its directory
     assert_mirrors(tmp_path, first, run)
 
     # the directory now says something else about epoch 2 (as a run re-trained after a crash on a GPU would)
@@ -157,13 +195,37 @@ def test_mlflow_refuses_an_unknown_option_or_a_bad_store_before_writing(tmp_path
     run = tmp_path / "run"
     shutil.copytree(digits_run[1], run)
     before = digest(run)
-    proc = runner("train", f"resume={run}", "trainer.epochs=11", "logger=mlflow", "+logger.mlflow.tracking=x", cwd=tmp_path, check=False)
+    proc = runner(
+        "train",
+        f"resume={run}",
+        "trainer.epochs=11",
+        "logger=mlflow",
+        "+logger.mlflow.tracking=x",
+        cwd=tmp_path,
+        check=False,
+    )
     assert_clean_failure(proc, "logger.mlflow.tracking is not an option of logger=mlflow", "tracking_uri")
     (tmp_path / "a_file").write_text("")
-    proc = runner("train", f"resume={run}", "trainer.epochs=11", "logger=mlflow", f"logger.mlflow.tracking_uri=sqlite:///{tmp_path}/a_file/m.db",
-                  cwd=tmp_path, check=False)
+    proc = runner(
+        "train",
+        f"resume={run}",
+        "trainer.epochs=11",
+        "logger=mlflow",
+        f"logger.mlflow.tracking_uri=sqlite:///{tmp_path}/a_file/m.db",
+        cwd=tmp_path,
+        check=False,
+    )
     assert_clean_failure(proc, "cannot open the MLflow store", "Nothing in")
     assert digest(run) == before  # the store is opened before the run is touched
-    proc = runner("report", str(run), "--to", "mlflow", "--tracking-uri", f"sqlite:///{tmp_path}/a_file/m.db", cwd=tmp_path, check=False)
+    proc = runner(
+        "report",
+        str(run),
+        "--to",
+        "mlflow",
+        "--tracking-uri",
+        f"sqlite:///{tmp_path}/a_file/m.db",
+        cwd=tmp_path,
+        check=False,
+    )
     assert proc.returncode == 1 and "cannot open the MLflow store" in proc.stderr and "Traceback" not in proc.stderr
     assert digest(run) == before

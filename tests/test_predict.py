@@ -6,11 +6,11 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import assert_clean_failure, digest, runner, summary
 from omegaconf import OmegaConf
 from PIL import Image
 
 import runner as runner_api
-from conftest import assert_clean_failure, digest, runner, summary
 from runner.training.build import instantiate
 
 
@@ -38,8 +38,13 @@ def test_predict_on_pngs_of_the_test_split_gives_evals_accuracy(tmp_path, digits
     rows = predictions(tmp_path)
     assert len(rows) == 359
     # topk=20 is capped at the 10 classes; the folders are the run's class names, so the true label is known
-    assert list(rows[0]) == ["filename", "label", "class_index", "true_label",
-                             *[c for k in range(1, 11) for c in (f"top{k}_label", f"top{k}_prob")]]
+    assert list(rows[0]) == [
+        "filename",
+        "label",
+        "class_index",
+        "true_label",
+        *[c for k in range(1, 11) for c in (f"top{k}_label", f"top{k}_prob")],
+    ]
     assert all(r["true_label"] == r["filename"].split("/")[0] for r in rows)
     correct = sum(r["label"] == r["true_label"] for r in rows)
     accuracy = summary(run)["test"]["test_accuracy"]
@@ -53,8 +58,10 @@ def test_predict_on_pngs_of_the_test_split_gives_evals_accuracy(tmp_path, digits
     with open(tmp_path / "from_test" / "predictions.csv", newline="") as f:
         by_index = {int(r["index"]): r["label"] for r in csv.DictReader(f)}
     assert {int(r["filename"].split("/")[1][:3]): r["label"] for r in rows} == by_index
-    assert sorted((tmp_path / "from_test").iterdir()) == [tmp_path / "from_test" / "predict.log",
-                                                          tmp_path / "from_test" / "predictions.csv"]
+    assert sorted((tmp_path / "from_test").iterdir()) == [
+        tmp_path / "from_test" / "predict.log",
+        tmp_path / "from_test" / "predictions.csv",
+    ]
     predictor = runner_api.load_predictor(run)
     api = predictor.predict(tmp_path / "pngs")  # a folder, read in the same sorted order
     assert api.labels == [r["label"] for r in rows]
@@ -94,9 +101,13 @@ def test_predict_reads_feature_rows_from_a_csv_with_the_features_named_in_any_or
     rows = predictions(tmp_path)
     assert [r["index"] for r in rows] == ["0", "1", "2"] and list(rows[0]) == ["index", "value"]
     values = [float(r["value"]) for r in rows]
-    expected = runner_api.load_predictor(sum_pairs_run).predict(torch.tensor([[0.25, 0.5], [-0.25, -0.5], [0.0, 0.0]])).values
+    expected = (
+        runner_api.load_predictor(sum_pairs_run).predict(torch.tensor([[0.25, 0.5], [-0.25, -0.5], [0.0, 0.0]])).values
+    )
     assert values == pytest.approx(expected[:, 0].tolist(), abs=1e-5)  # x1, x2 reordered to the run's order
-    assert values[0] == pytest.approx(0.75, abs=0.15) and values[1] == pytest.approx(-0.75, abs=0.15)  # it learned x1 + x2
+    assert values[0] == pytest.approx(0.75, abs=0.15) and values[1] == pytest.approx(
+        -0.75, abs=0.15
+    )  # it learned x1 + x2
 
 
 def bad_inputs(root):

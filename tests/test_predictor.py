@@ -35,13 +35,18 @@ def test_raw_test_digits_through_the_predictor_reach_evals_accuracy_exactly(digi
     one = predictor.predict(raw[0])  # a single sample, without a batch dimension
     assert one.indices.tolist() == result.indices[:1].tolist()
 
-    with pytest.raises(RunnerError, match=r"inputs of shape \[5, 8, 8\] do not fit this model, which takes samples of shape \[1, 8, 8\]"):
+    with pytest.raises(
+        RunnerError,
+        match=r"inputs of shape \[5, 8, 8\] do not fit this model, which takes samples of shape \[1, 8, 8\]",
+    ):
         predictor.predict(torch.zeros(5, 8, 8, dtype=torch.uint8))
 
 
 def test_best_pt_holds_contiguous_tensors(digits_run):
     _, run, _ = digits_run
-    assert summary(run)["channels_last"] is True  # the model trained channels-last: its conv weights were not contiguous
+    assert (
+        summary(run)["channels_last"] is True
+    )  # the model trained channels-last: its conv weights were not contiguous
     best = load(run / "checkpoints" / "best.pt")
     assert all(t.is_contiguous() for t in best.values())
 
@@ -50,7 +55,7 @@ def test_a_run_without_a_model_card_still_says_how_to_predict(tmp_path, digits_r
     _, run, _ = digits_run
     old = shutil.copytree(run, tmp_path / "old")
     (old / "checkpoints" / "model.json").unlink()
-    with pytest.raises(RunnerError, match="has no checkpoints/model.json: it was trained before runs recorded"):
+    with pytest.raises(RunnerError, match=r"has no checkpoints/model\.json: it was trained before runs recorded"):
         runner.load_predictor(old)
     assert runner.load_model(old).training is False  # the model itself still loads
 

@@ -6,11 +6,18 @@ formats (formats.py); the MNIST-1D preset trains for real and is pinned to the a
 
 import pytest
 import yaml
-
 from conftest import run_dirs, runner, summary
 from formats import write_cifar10, write_mnist
 
-PRESETS = ["cifar10_tutorial", "cifar10_resnet", "cifar10_fast", "mnist_lenet", "digits_cnn", "mnist1d_cnn", "mnist1d_mlp"]
+PRESETS = [
+    "cifar10_tutorial",
+    "cifar10_resnet",
+    "cifar10_fast",
+    "mnist_lenet",
+    "digits_cnn",
+    "mnist1d_cnn",
+    "mnist1d_mlp",
+]
 
 
 def composed(tmp_path, *overrides):
@@ -20,25 +27,60 @@ def composed(tmp_path, *overrides):
 def test_every_preset_in_the_folder_is_tested_here():
     from importlib.resources import files
 
-    found = sorted(p.name.removesuffix(".yaml") for p in files("runner.configs").joinpath("experiment").iterdir() if p.name.endswith(".yaml"))
+    found = sorted(
+        p.name.removesuffix(".yaml")
+        for p in files("runner.configs").joinpath("experiment").iterdir()
+        if p.name.endswith(".yaml")
+    )
     assert found == sorted(PRESETS)
 
 
 # What each source specifies, read from the source (the preset's comment names it), not from the preset
 SOURCES = {
-    "cifar10_tutorial": {"model._target_": "runner.models.LeNet", "trainer.batch_size": 4, "trainer.epochs": 2,
-                         "optimizer._target_": "torch.optim.SGD", "optimizer.lr": 0.001, "optimizer.momentum": 0.9,
-                         "optimizer.weight_decay": 0.0, "scheduler._target_": None, "dataset.normalize.mean": [0.5] * 3,
-                         "dataset.normalize.std": [0.5] * 3, "dataset.augment.crop_padding": 0, "dataset.augment.flip": False},
-    "cifar10_resnet": {"model.cifar_stem": True, "optimizer.lr": 0.1, "optimizer.nesterov": True, "optimizer.weight_decay": 0.0005,
-                       "scheduler._target_": "torch.optim.lr_scheduler.CosineAnnealingLR", "scheduler.interval": "step",
-                       "trainer.label_smoothing": 0.1, "dataset.augment.crop_padding": 4, "dataset.augment.flip": True},
-    "cifar10_fast": {"model._target_": "runner.models.FastNet", "trainer.batch_size": 1024, "trainer.label_smoothing": 0.2,
-                     "optimizer.momentum": 0.85, "optimizer.nesterov": True, "scheduler._target_": "torch.optim.lr_scheduler.OneCycleLR",
-                     "scheduler.anneal_strategy": "linear", "dataset.augment.crop_padding": 2, "trainer.precision": "bf16"},
+    "cifar10_tutorial": {
+        "model._target_": "runner.models.LeNet",
+        "trainer.batch_size": 4,
+        "trainer.epochs": 2,
+        "optimizer._target_": "torch.optim.SGD",
+        "optimizer.lr": 0.001,
+        "optimizer.momentum": 0.9,
+        "optimizer.weight_decay": 0.0,
+        "scheduler._target_": None,
+        "dataset.normalize.mean": [0.5] * 3,
+        "dataset.normalize.std": [0.5] * 3,
+        "dataset.augment.crop_padding": 0,
+        "dataset.augment.flip": False,
+    },
+    "cifar10_resnet": {
+        "model.cifar_stem": True,
+        "optimizer.lr": 0.1,
+        "optimizer.nesterov": True,
+        "optimizer.weight_decay": 0.0005,
+        "scheduler._target_": "torch.optim.lr_scheduler.CosineAnnealingLR",
+        "scheduler.interval": "step",
+        "trainer.label_smoothing": 0.1,
+        "dataset.augment.crop_padding": 4,
+        "dataset.augment.flip": True,
+    },
+    "cifar10_fast": {
+        "model._target_": "runner.models.FastNet",
+        "trainer.batch_size": 1024,
+        "trainer.label_smoothing": 0.2,
+        "optimizer.momentum": 0.85,
+        "optimizer.nesterov": True,
+        "scheduler._target_": "torch.optim.lr_scheduler.OneCycleLR",
+        "scheduler.anneal_strategy": "linear",
+        "dataset.augment.crop_padding": 2,
+        "trainer.precision": "bf16",
+    },
     "mnist_lenet": {"model._target_": "runner.models.LeNet", "model.padding": 2, "dataset.name": "mnist"},
-    "mnist1d_mlp": {"model.hidden": [100, 100], "model.dropout": 0.0, "optimizer.lr": 0.01, "trainer.batch_size": 100,
-                    "trainer.max_steps": 6000},
+    "mnist1d_mlp": {
+        "model.hidden": [100, 100],
+        "model.dropout": 0.0,
+        "optimizer.lr": 0.01,
+        "trainer.batch_size": 100,
+        "trainer.max_steps": 6000,
+    },
     "mnist1d_cnn": {"dataset.name": "mnist1d", "model._target_": "runner.models.CNN", "model.dims": 1},
 }
 
@@ -63,17 +105,30 @@ def test_digits_cnn_is_the_default_run(tmp_path):
 TINY = {"cifar10": write_cifar10, "mnist": lambda root: write_mnist(root)}
 SMOKE = [  # (preset, dataset files, overrides that fit the tiny files)
     pytest.param("cifar10_tutorial", "cifar10", [], marks=pytest.mark.slow),
-    pytest.param("cifar10_resnet", "cifar10", [], marks=pytest.mark.slow),  # ResNet-18 at 32x32 on a CPU: seconds a step
-    pytest.param("cifar10_fast", "cifar10", ["trainer.batch_size=64"], marks=pytest.mark.slow),  # bf16 autocast on a CPU: slow
+    pytest.param(
+        "cifar10_resnet", "cifar10", [], marks=pytest.mark.slow
+    ),  # ResNet-18 at 32x32 on a CPU: seconds a step
+    pytest.param(
+        "cifar10_fast", "cifar10", ["trainer.batch_size=64"], marks=pytest.mark.slow
+    ),  # bf16 autocast on a CPU: slow
     pytest.param("mnist_lenet", "mnist", [], marks=pytest.mark.slow),  # the MNIST loader is read in the default suite
 ]
 
 
-@pytest.mark.parametrize(("preset", "dataset", "overrides"), SMOKE, ids=[p.values[0] if hasattr(p, "values") else p[0] for p in SMOKE])
+@pytest.mark.parametrize(
+    ("preset", "dataset", "overrides"), SMOKE, ids=[p.values[0] if hasattr(p, "values") else p[0] for p in SMOKE]
+)
 def test_a_preset_trains_on_its_datasets_official_files(tmp_path, preset, dataset, overrides):
     TINY[dataset](tmp_path / "data")
-    runner("train", f"experiment={preset}", *overrides, "trainer.max_steps=3", "device=cpu", cwd=tmp_path,
-           env={"RUNNER_DATA": str(tmp_path / "data")})
+    runner(
+        "train",
+        f"experiment={preset}",
+        *overrides,
+        "trainer.max_steps=3",
+        "device=cpu",
+        cwd=tmp_path,
+        env={"RUNNER_DATA": str(tmp_path / "data")},
+    )
     (run,) = run_dirs(tmp_path)
     info = summary(run)
     assert (info["status"], info["stopped_by"], info["steps"]) == ("completed", "max_steps", 3)

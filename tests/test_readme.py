@@ -19,9 +19,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from conftest import SITECUSTOM, summary
+from PIL import Image
 from test_predict import raw_test_split
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,8 +34,9 @@ NOT_RUN = {
     "make train": "CI runs it on a fresh clone (.ci/run)",
     "make test": "CI runs it on a fresh clone (.ci/run)",
     "export RUNNER_DATA=/shared/datasets": "a shell setting, used by the next command (composed)",
-    "torchrun --nnodes=2 --node_rank=0 --master_addr=HOST --nproc_per_node=8 -m runner train ...":
-        "two machines; `...` stands for the user's overrides",
+    "torchrun --nnodes=2 --node_rank=0 --master_addr=HOST --nproc_per_node=8 -m runner train ...": (
+        "two machines; `...` stands for the user's overrides"
+    ),
 }
 # fenced blocks by language: bash and python run, yaml is a file (`# path`), no language is output
 LANGUAGES = {"bash", "python", "yaml", ""}
@@ -58,12 +58,16 @@ def treatment(command, page="README.md"):
         return "not run"
     if command.startswith("PYTHONPATH=. runner train") or command.endswith("--help"):
         return "run"
-    if re.match(r"runner (eval|predict|export|report|diff)\b", command) or command.startswith("runner train -m resume="):
+    if re.match(r"runner (eval|predict|export|report|diff)\b", command) or command.startswith(
+        "runner train -m resume="
+    ):
         return "run"
     if command.startswith(("runner train", "torchrun ")):
         return "compose"
-    raise AssertionError(f"{page}: command {command!r} is neither run, composed nor listed in NOT_RUN: "
-                         f"decide in tests/test_readme.py how it is tested")
+    raise AssertionError(
+        f"{page}: command {command!r} is neither run, composed nor listed in NOT_RUN: "
+        f"decide in tests/test_readme.py how it is tested"
+    )
 
 
 def composed(command):
@@ -71,17 +75,23 @@ def composed(command):
     first value of each swept key (Hydra prints no sweep's config)."""
     words = [w.replace("=~/", f"={Path.home()}/") for w in shlex.split(command)]  # bash expands ~ after = too
     if words[0] == "torchrun":
-        words = ["runner", *words[words.index("runner") + 1:]]
+        words = ["runner", *words[words.index("runner") + 1 :]]
     words = [w for w in words if w not in ("-m", "--multirun")]
-    words = [w.split("=", 1)[0] + "=" + w.split("=", 1)[1].split(",")[0] if "=" in w and "[" not in w else w for w in words]
+    words = [
+        w.split("=", 1)[0] + "=" + w.split("=", 1)[1].split(",")[0] if "=" in w and "[" not in w else w for w in words
+    ]
     return [*words[1:], "--cfg", "job"]
 
 
 SHELL = [(page, c) for page in PAGES for lang, text in blocks(page) if lang == "bash" for c in commands(text)]
 COMPOSED = [(page, c) for page, c in SHELL if treatment(c, page) == "compose"]
 # pages with something to run: a Python block or a command run as written
-RUNS = [page for page in PAGES
-        if any(lang == "python" for lang, _ in blocks(page)) or any(p == page and treatment(c, p) == "run" for p, c in SHELL)]
+RUNS = [
+    page
+    for page in PAGES
+    if any(lang == "python" for lang, _ in blocks(page))
+    or any(p == page and treatment(c, p) == "run" for p, c in SHELL)
+]
 
 
 def env_for(command):
@@ -103,7 +113,8 @@ def sandbox(tmp_path_factory, digits_run):
         run = shutil.copytree(digits_run[1], root / RUN)
         for job in ("0", "1"):
             shutil.copytree(run, root / SWEEP / job)
-        # what marks a sweep directory; its overrides are what `runner train -m resume=SWEEP` replays (job 0: the defaults)
+        # what marks a sweep directory; its overrides are what `runner train -m resume=SWEEP` replays
+        # (job 0: the defaults)
         (root / SWEEP / "multirun.yaml").write_text("hydra:\n  overrides:\n    hydra: []\n    task: []\n")
         test = raw_test_split(run)
         for i, (x, y) in enumerate(zip(test.x[:12], test.y[:12].tolist())):  # photos/<class>/<index>.png
@@ -148,8 +159,9 @@ def checked_extending(root, ran):
     for path in root.glob("outputs/2026-*/*/.hydra/overrides.yaml"):
         overrides = path.read_text()
         if "model=linear" in overrides or "dataset=blobs" in overrides:
-            trained[("blobs " if "blobs" in overrides else "digits ") + ("linear" if "linear" in overrides else "mlp")] = \
-                summary(path.parent.parent)
+            trained[
+                ("blobs " if "blobs" in overrides else "digits ") + ("linear" if "linear" in overrides else "mlp")
+            ] = summary(path.parent.parent)
     assert set(trained) == {"blobs mlp", "blobs linear", "digits linear"}
     assert all(trained[k]["samples"] == {"train": 2160, "val": 240, "test": 600} for k in ("blobs mlp", "blobs linear"))
     # Golden results, deterministic on CPU (re-pin from these runs' summary.json when a change means to move them).
@@ -161,8 +173,13 @@ def checked_extending(root, ran):
 
 
 # what a page's examples claim, checked on what they wrote
-CHECKS = {"README.md": checked_readme, "docs/predict-export.md": checked_predict_export, "docs/sweeps.md": checked_sweeps,
-          "docs/comparing-runs.md": checked_comparing_runs, "docs/extending.md": checked_extending}
+CHECKS = {
+    "README.md": checked_readme,
+    "docs/predict-export.md": checked_predict_export,
+    "docs/sweeps.md": checked_sweeps,
+    "docs/comparing-runs.md": checked_comparing_runs,
+    "docs/extending.md": checked_extending,
+}
 
 
 @pytest.mark.slow  # about 25 processes over the pages, three of them 10-epoch trainings: a minute or two on 2 cores
@@ -170,12 +187,19 @@ CHECKS = {"README.md": checked_readme, "docs/predict-export.md": checked_predict
 def test_every_python_block_and_shell_command_runs_as_written(sandbox, page):
     root, ran = sandbox(page), []
     # modules a page's config names by _target_ (my_models.py, my_data.py) run inside the commands that train with them
-    targets = {m.split(".")[0] for lang, text in blocks(page) if lang == "yaml" for m in re.findall(r"_target_: ([\w.]+)", text)}
+    targets = {
+        m.split(".")[0]
+        for lang, text in blocks(page)
+        if lang == "yaml"
+        for m in re.findall(r"_target_: ([\w.]+)", text)
+    }
     for lang, text in blocks(page):
         if lang == "python" and text.startswith("# ") and Path(text.split()[1]).stem in targets:
             ran.append(text.splitlines()[0])
         elif lang == "python":
-            proc = subprocess.run([sys.executable, "-c", text], cwd=root, env=env_for(""), capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, "-c", text], cwd=root, env=env_for(""), capture_output=True, text=True
+            )
             assert proc.returncode == 0, f"{page}: python block failed:\n{text}\n{proc.stdout}\n{proc.stderr}"
             ran.append(text.splitlines()[0])
             if text.startswith("# deploy.py"):  # the ONNX file alone, on photos/5/0001.png
@@ -183,8 +207,9 @@ def test_every_python_block_and_shell_command_runs_as_written(sandbox, page):
         for command in commands(text) if lang == "bash" else []:
             if treatment(command, page) != "run":
                 continue
-            proc = subprocess.run(command, shell=True, cwd=root, env=env_for(command), capture_output=True, text=True,
-                                  timeout=600)
+            proc = subprocess.run(
+                command, shell=True, cwd=root, env=env_for(command), capture_output=True, text=True, timeout=600
+            )
             assert proc.returncode == 0, f"{page}: command failed: {command}\n{proc.stdout}\n{proc.stderr}"
             ran.append(command)
     assert ran  # the sandbox really ran the page, not an empty list
@@ -193,8 +218,9 @@ def test_every_python_block_and_shell_command_runs_as_written(sandbox, page):
 
 @pytest.mark.parametrize(("page", "command"), COMPOSED, ids=[f"{page}: {c}" for page, c in COMPOSED])
 def test_every_training_command_composes(sandbox, page, command):
-    proc = subprocess.run(["runner", *composed(command)], cwd=sandbox(page), env=env_for(command), capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        ["runner", *composed(command)], cwd=sandbox(page), env=env_for(command), capture_output=True, text=True
+    )
     assert proc.returncode == 0, f"{page}: command does not compose: {command}\n{proc.stdout}\n{proc.stderr}"
     assert proc.stdout.startswith("dataset:")  # the job's config was printed
 
@@ -204,8 +230,9 @@ def test_every_shell_command_is_treated():
     assert set(NOT_RUN) <= {c for _, c in SHELL}  # no reason kept for a command no page shows any more
     assert set(CHECKS) <= set(RUNS)  # every page whose claims are checked still runs something
     # the pages really are run, not an empty list
-    runnable = [c for page, c in SHELL if treatment(c, page) == "run"] + [t for p in PAGES for lang, t in blocks(p)
-                                                                           if lang == "python"]
+    runnable = [c for page, c in SHELL if treatment(c, page) == "run"] + [
+        t for p in PAGES for lang, t in blocks(p) if lang == "python"
+    ]
     assert len(runnable) >= 15
 
 
@@ -234,10 +261,13 @@ def anchors(page):
 
 def test_the_readme_is_the_front_door():
     lines = len((ROOT / "README.md").read_text().splitlines())
-    assert lines <= README_MAX_LINES, f"README.md has {lines} lines: move a topic into docs/ (at most {README_MAX_LINES})"
+    assert lines <= README_MAX_LINES, (
+        f"README.md has {lines} lines: move a topic into docs/ (at most {README_MAX_LINES})"
+    )
     linked = {path for path, _ in links("README.md") if path.startswith("docs/") and path.endswith(".md")}
-    assert linked == set(PAGES[1:]), f"README.md links {sorted(linked - set(PAGES))} that do not exist, " \
-                                     f"and not {sorted(set(PAGES[1:]) - linked)}"
+    assert linked == set(PAGES[1:]), (
+        f"README.md links {sorted(linked - set(PAGES))} that do not exist, and not {sorted(set(PAGES[1:]) - linked)}"
+    )
 
 
 @pytest.mark.parametrize("page", PAGES)

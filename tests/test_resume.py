@@ -11,12 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import FAST, load, run_dirs, runner, same_run, start, summary, wait_for
 from formats import write_image_folder
+
 from runner.commands.resume import RESUME_OVERRIDES, resume_rule
-from runner.models import CNN
 from runner.io.serialization import safe_load
+from runner.models import CNN
 
 
 @pytest.mark.slow  # test_rundir.py resumes mid-epoch in the default suite
@@ -39,7 +39,11 @@ def test_resume_applies_a_new_learning_rate_and_device_for_real(tmp_path):
     (run,) = run_dirs(tmp_path)
     proc = runner("train", f"resume={run}", "trainer.epochs=3", "optimizer.lr=0.01", "device=cpu", cwd=tmp_path)
     assert "resume: optimizer.lr 0.001 -> 0.01" in proc.stdout
-    assert [line.split(",")[4] for line in (run / "metrics.csv").read_text().splitlines()[1:]] == ["0.001", "0.001", "0.01"]
+    assert [line.split(",")[4] for line in (run / "metrics.csv").read_text().splitlines()[1:]] == [
+        "0.001",
+        "0.001",
+        "0.01",
+    ]
     last = load(run / "checkpoints" / "last.pt")
     assert [g["lr"] for g in last["optimizer"]["param_groups"]] == [0.01]  # the optimizer itself, not only the config
     assert last["config"]["optimizer"]["lr"] == 0.01 and summary(run)["device"] == "cpu"
@@ -48,16 +52,44 @@ def test_resume_applies_a_new_learning_rate_and_device_for_real(tmp_path):
 # What the resume table of docs/resume.md promises, key by key (commands/resume.py holds the rules;
 # the trainer's come from training/recipe.py's declarations).
 RESUME_KEYS = [
-    ("trainer.epochs", True), ("trainer.batch_size", True), ("trainer.eval_batch_size", True), ("trainer.grad_clip", True),
-    ("trainer.checkpoint_every_n_steps", True), ("trainer.num_threads", True), ("trainer.compile", True),
-    ("device", True), ("device.name", True), ("optimizer.lr", True), ("optimizer.momentum", True),
-    ("optimizer.weight_decay", True), ("optimizer.betas", True), ("dataset.root", True), ("dataset.download", True),
-    ("dataset.workers", True), ("optimizer", False), ("optimizer._target_", False), ("optimizer._partial_", False),
-    ("scheduler", False), ("scheduler.T_max", False), ("model", False), ("model.channels", False), ("dataset", False),
-    ("dataset.split_seed", False), ("dataset.input_shape", False), ("seed", False), ("trainer.precision", False),
-    ("trainer.monitor", False), ("trainer.monitor_mode", False), ("hparams_search", False), ("new_key", False),
-    ("trainer.label_smoothing", True), ("trainer.early_stopping.patience", True), ("trainer.max_steps", True),
-    ("trainer.max_time", True), ("trainer.accumulate_grad_batches", False), ("trainer.ema.decay", False),
+    ("trainer.epochs", True),
+    ("trainer.batch_size", True),
+    ("trainer.eval_batch_size", True),
+    ("trainer.grad_clip", True),
+    ("trainer.checkpoint_every_n_steps", True),
+    ("trainer.num_threads", True),
+    ("trainer.compile", True),
+    ("device", True),
+    ("device.name", True),
+    ("optimizer.lr", True),
+    ("optimizer.momentum", True),
+    ("optimizer.weight_decay", True),
+    ("optimizer.betas", True),
+    ("dataset.root", True),
+    ("dataset.download", True),
+    ("dataset.workers", True),
+    ("optimizer", False),
+    ("optimizer._target_", False),
+    ("optimizer._partial_", False),
+    ("scheduler", False),
+    ("scheduler.T_max", False),
+    ("model", False),
+    ("model.channels", False),
+    ("dataset", False),
+    ("dataset.split_seed", False),
+    ("dataset.input_shape", False),
+    ("seed", False),
+    ("trainer.precision", False),
+    ("trainer.monitor", False),
+    ("trainer.monitor_mode", False),
+    ("hparams_search", False),
+    ("new_key", False),
+    ("trainer.label_smoothing", True),
+    ("trainer.early_stopping.patience", True),
+    ("trainer.max_steps", True),
+    ("trainer.max_time", True),
+    ("trainer.accumulate_grad_batches", False),
+    ("trainer.ema.decay", False),
     ("scheduler.warmup_epochs", False),
 ]
 
@@ -97,15 +129,26 @@ def _interrupt_and_resume(tmp_path, sig, args):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_saves_mid_epoch_and_resume_is_exact(tmp_path, sig):
     # batch 8: 161 steps an epoch, so the signal sent right after epoch 1's line lands inside epoch 2
-    _interrupt_and_resume(tmp_path, sig, [*FAST, "trainer.epochs=3", "trainer.batch_size=8", "trainer.checkpoint_every_n_steps=3"])
+    _interrupt_and_resume(
+        tmp_path, sig, [*FAST, "trainer.epochs=3", "trainer.batch_size=8", "trainer.checkpoint_every_n_steps=3"]
+    )
 
 
 @pytest.mark.slow
 def test_dataloader_path_resumes_exactly_mid_epoch(tmp_path):
     write_image_folder(tmp_path / "pets", per_class=100, size=(12, 12))
-    args = ["dataset=imagefolder", "dataset.root=pets", "dataset.in_memory=false", "dataset.workers=0",
-            "dataset.input_shape=[3,12,12]", "dataset.augment.crop_padding=2", *FAST, "trainer.batch_size=2",
-            "trainer.epochs=3", "trainer.checkpoint_every_n_steps=2"]
+    args = [
+        "dataset=imagefolder",
+        "dataset.root=pets",
+        "dataset.in_memory=false",
+        "dataset.workers=0",
+        "dataset.input_shape=[3,12,12]",
+        "dataset.augment.crop_padding=2",
+        *FAST,
+        "trainer.batch_size=2",
+        "trainer.epochs=3",
+        "trainer.checkpoint_every_n_steps=2",
+    ]
     _interrupt_and_resume(tmp_path, signal.SIGINT, args)
 
 
@@ -132,8 +175,15 @@ def test_kill_9_at_random_moments_always_leaves_a_loadable_checkpoint(tmp_path):
 
 def test_divergence_stops_keeps_the_last_good_checkpoint_and_says_where(tmp_path):
     # lr 0.01 in epoch 1, then x1e7: the loss blows up in epoch 2
-    args = [*FAST, "trainer.epochs=4", "optimizer=sgd", "optimizer.lr=0.01", "scheduler=step",
-            "scheduler.step_size=1", "scheduler.gamma=1e7"]
+    args = [
+        *FAST,
+        "trainer.epochs=4",
+        "optimizer=sgd",
+        "optimizer.lr=0.01",
+        "scheduler=step",
+        "scheduler.step_size=1",
+        "scheduler.gamma=1e7",
+    ]
     proc = runner("train", *args, cwd=tmp_path, check=False)
     assert proc.returncode == 3
     assert "became NaN or infinite at step" in proc.stderr and "epoch 2, learning rate 100000" in proc.stderr

@@ -13,9 +13,23 @@ import sys
 import time
 
 import pytest
+from conftest import (
+    SIGNAL_CNN,
+    SITECUSTOM,
+    TESTS,
+    WITH_SIGNAL_MODEL,
+    assert_clean_failure,
+    digest,
+    load,
+    once_per_session,
+    runner,
+    same_run,
+    signal_at,
+    start,
+    summary,
+    wait_for,
+)
 
-from conftest import (SIGNAL_CNN, SITECUSTOM, TESTS, WITH_SIGNAL_MODEL, assert_clean_failure, digest, load,
-                      once_per_session, runner, same_run, signal_at, start, summary, wait_for)
 from runner.run.records import status_of
 
 STEPS_PER_EPOCH = 20  # 1294 training digits // batch 64
@@ -55,7 +69,9 @@ def test_a_signal_mid_epoch_saves_that_step_and_the_resume_is_exact(tmp_path, re
 
 
 def test_a_signal_during_setup_leaves_an_interrupted_run_that_the_same_command_starts_afresh(tmp_path, reference):
-    proc = runner("train", *SIGNAL_CNN, "hydra.run.dir=run", cwd=tmp_path, check=False, env=signal_at("build", "SIGTERM"))
+    proc = runner(
+        "train", *SIGNAL_CNN, "hydra.run.dir=run", cwd=tmp_path, check=False, env=signal_at("build", "SIGTERM")
+    )
     run = tmp_path / "run"
     assert proc.returncode == 130
     assert_clean_failure(proc, "stopped by SIGTERM", "stopped before its first checkpoint: run the same command again")
@@ -66,7 +82,9 @@ def test_a_signal_during_setup_leaves_an_interrupted_run_that_the_same_command_s
 
 @pytest.mark.slow
 def test_a_signal_during_the_final_test_leaves_an_interrupted_run_that_resume_completes(tmp_path, reference):
-    proc = runner("train", *SIGNAL_CNN, "hydra.run.dir=run", cwd=tmp_path, check=False, env=signal_at("test:359", "SIGTERM"))
+    proc = runner(
+        "train", *SIGNAL_CNN, "hydra.run.dir=run", cwd=tmp_path, check=False, env=signal_at("test:359", "SIGTERM")
+    )
     run = tmp_path / "run"
     assert proc.returncode == 130 and "stopped by SIGTERM" in proc.stderr
     assert summary(run)["status"] == "interrupted" and load(run / "checkpoints" / "last.pt")["epoch"] == 4
@@ -105,7 +123,11 @@ def test_one_process_at_a_time_trains_in_a_run_directory(tmp_path):
     epochs = [int(line.split(",")[0]) for line in (run / "metrics.csv").read_text().splitlines()[1:]]
     assert epochs == list(range(1, len(epochs) + 1))  # one writer: no row twice
     info = summary(run)
-    assert info["status"] == "interrupted" and "resumed" not in info and "trainer.epochs=400" not in (run / "train.log").read_text()
+    assert (
+        info["status"] == "interrupted"
+        and "resumed" not in info
+        and "trainer.epochs=400" not in (run / "train.log").read_text()
+    )
 
 
 @pytest.mark.slow
@@ -125,10 +147,25 @@ def test_submitit_requeues_on_sigusr2_and_the_requeued_job_resumes_exactly(tmp_p
 
 @pytest.mark.slow
 def test_ctrl_c_to_a_parallel_sweep_leaves_no_job_running(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "runner", "train", "-m", *SIGNAL_CNN, "hydra/launcher=parallel",
-                             "optimizer.lr=0.003,0.001", "trainer.epochs=300"], cwd=tmp_path, start_new_session=True,
-                            env={**os.environ, "PYTHONPATH": os.pathsep.join([str(SITECUSTOM), str(TESTS)])},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runner",
+            "train",
+            "-m",
+            *SIGNAL_CNN,
+            "hydra/launcher=parallel",
+            "optimizer.lr=0.003,0.001",
+            "trainer.epochs=300",
+        ],
+        cwd=tmp_path,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(SITECUSTOM), str(TESTS)])},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while len([p for p in tmp_path.glob("outputs/multirun/*/*/*/train.log") if "epoch   2/" in p.read_text()]) < 2:
         assert time.time() < deadline and proc.poll() is None, "the two jobs never trained side by side"

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import runner, same_run, summary
 
 COMPILER = ("torch._dynamo", "torch._inductor")
@@ -25,13 +24,21 @@ def imported(importtime_stderr):
 
 
 def test_a_run_that_does_not_compile_never_imports_torchs_compiler(tmp_path):
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "runner", "train", "trainer.epochs=1", "hydra.run.dir=run"],
-                          cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "runner", "train", "trainer.epochs=1", "hydra.run.dir=run"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     modules = imported(proc.stderr)
-    assert "torch" in modules and "torch.optim.adam" in modules and summary(tmp_path / "run")["steps"] == 20  # it trained
+    assert (
+        "torch" in modules and "torch.optim.adam" in modules and summary(tmp_path / "run")["steps"] == 20
+    )  # it trained
     assert not [m for m in modules if m.startswith(COMPILER)], sorted(m for m in modules if m.startswith(COMPILER))[:5]
-    assert not [m for m in modules if m.startswith("sklearn")]  # the digits are read from their file (runner/data/toy.py)
+    assert not [
+        m for m in modules if m.startswith("sklearn")
+    ]  # the digits are read from their file (runner/data/toy.py)
 
 
 def test_the_stand_in_keeps_eager_training_exact_and_hands_over_to_the_real_dynamo_when_asked(tmp_path):
@@ -56,7 +63,8 @@ def test_the_stand_in_keeps_eager_training_exact_and_hands_over_to_the_real_dyna
         compiler.prepare(compiling=False)
         configure_torch(num_threads=None, deterministic=True, compiling=False)
         deferred, state = train(0)
-        print("flags", torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+        warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+        print("flags", torch.are_deterministic_algorithms_enabled(), warn_only)
         print("real dynamo loaded", "torch._dynamo.convert_frame" in sys.modules)
         torch.save(deferred, "deferred.pt")
         import torch._dynamo.config  # anything else, here a submodule: the real module takes over
@@ -69,23 +77,39 @@ def test_the_stand_in_keeps_eager_training_exact_and_hands_over_to_the_real_dyna
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout.splitlines()
-    assert out == ["flags True True", "real dynamo loaded False", "handed over module True", "same after True",
-                   "compiled [2.0, 2.0]"], proc.stdout
+    assert out == [
+        "flags True True",
+        "real dynamo loaded False",
+        "handed over module True",
+        "same after True",
+        "compiled [2.0, 2.0]",
+    ], proc.stdout
     # the same training in a process that imported dynamo the usual way, first thing
-    plain = subprocess.run([sys.executable, "-c", "import torch._dynamo\n" + script.replace("deferred.pt", "plain.pt")],
-                           cwd=tmp_path, capture_output=True, text=True)
+    plain = subprocess.run(
+        [sys.executable, "-c", "import torch._dynamo\n" + script.replace("deferred.pt", "plain.pt")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert plain.returncode == 0 and "real dynamo loaded True" in plain.stdout, plain.stderr[-3000:]
     assert torch.equal(torch.load(tmp_path / "deferred.pt"), torch.load(tmp_path / "plain.pt"))
 
 
 def test_runner_defer_dynamo_0_switches_the_stand_in_off(tmp_path):
-    script = ("import sys, torch; from runner.training import compiler; compiler.prepare(compiling=False); "
-              "torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1); "
-              "print(type(sys.modules['torch._dynamo']).__name__, 'torch._dynamo.convert_frame' in sys.modules)")
+    script = (
+        "import sys, torch; from runner.training import compiler; compiler.prepare(compiling=False); "
+        "torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1); "
+        "print(type(sys.modules['torch._dynamo']).__name__, 'torch._dynamo.convert_frame' in sys.modules)"
+    )
     env = {k: v for k, v in os.environ.items() if k != "RUNNER_DEFER_DYNAMO"}
     default = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
-    off = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env={**env, "RUNNER_DEFER_DYNAMO": "0"},
-                         capture_output=True, text=True)
+    off = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env={**env, "RUNNER_DEFER_DYNAMO": "0"},
+        capture_output=True,
+        text=True,
+    )
     assert default.stdout.split() == ["_DeferredDynamo", "False"], default.stderr[-2000:]
     assert off.stdout.split() == ["module", "True"], off.stderr[-2000:]  # the optimizer imported the real one
 
@@ -114,7 +138,8 @@ def _body(function):
 
 
 def test_torch_still_does_what_runner_compiler_assumes():
-    # use_deterministic_algorithms: the inductor setting, then the one eager kernels obey (which compiler.deterministic calls)
+    # use_deterministic_algorithms: the inductor setting, then the one eager kernels obey
+    # (which compiler.deterministic calls)
     assert _body(torch.use_deterministic_algorithms) == [
         "import torch._inductor.config as inductor_config",
         "inductor_config.deterministic = mode",
@@ -128,8 +153,11 @@ def test_torch_still_does_what_runner_compiler_assumes():
     from runner.training.compiler import ANSWERED
 
     root = Path(torch.__file__).parent
-    asked = {name for path in [*root.joinpath("optim").rglob("*.py"), root / "_compile.py"]
-             for name in re.findall(r"torch\._dynamo\.(\w+)", path.read_text())}
+    asked = {
+        name
+        for path in [*root.joinpath("optim").rglob("*.py"), root / "_compile.py"]
+        for name in re.findall(r"torch\._dynamo\.(\w+)", path.read_text())
+    }
     assert asked and asked <= set(ANSWERED), f"torch.optim now asks torch._dynamo for {sorted(asked - set(ANSWERED))}"
 
 
@@ -142,14 +170,16 @@ def test_a_compiled_run_still_gets_the_real_compiler_settings(tmp_path):
         compiler.prepare(compiling=True)
         configure_torch(num_threads=None, deterministic=True, compiling=True)
         import torch._inductor.config as inductor_config
-        print(type(sys.modules["torch._dynamo"]).__name__, inductor_config.deterministic, torch.are_deterministic_algorithms_enabled())
+        dynamo = type(sys.modules["torch._dynamo"]).__name__
+        print(dynamo, inductor_config.deterministic, torch.are_deterministic_algorithms_enabled())
     """)
     proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.split() == ["module", "True", "True"], proc.stderr[-2000:]
 
 
 def test_runner_help_imports_neither_torch_nor_hydra_apps(tmp_path):
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "runner", "--help"], cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "runner", "--help"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert proc.returncode == 0 and "runner train" in proc.stdout
     assert "torch" not in imported(proc.stderr)
-

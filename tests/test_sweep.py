@@ -6,9 +6,20 @@ import subprocess
 import sys
 
 import pytest
-
-from conftest import (SIGNAL_CNN, SITECUSTOM, WITH_SIGNAL_MODEL, assert_clean_failure, digest, free_port, load, run_dirs,
-                      runner, same_run, signal_at, summary)
+from conftest import (
+    SIGNAL_CNN,
+    SITECUSTOM,
+    WITH_SIGNAL_MODEL,
+    assert_clean_failure,
+    digest,
+    free_port,
+    load,
+    run_dirs,
+    runner,
+    same_run,
+    signal_at,
+    summary,
+)
 
 QUICK = ["trainer.epochs=2", "model.channels=[8,16]"]
 
@@ -31,7 +42,9 @@ def test_sweep_summary_ranks_jobs_and_a_failed_job_does_not_stop_the_others(tmp_
     assert [r["job"] for r in rows] == ["0", "2", "1"]  # completed best first (lr 0.003 beats 0.0001), failed last
     assert [r["status"] for r in rows] == ["completed", "completed", "failed"]
     assert float(rows[0]["best"]) > float(rows[1]["best"])
-    assert "optimizer.lr must be a number > 0" in rows[2]["error"] and rows[2]["overrides"].startswith("optimizer.lr=-1")
+    assert "optimizer.lr must be a number > 0" in rows[2]["error"] and rows[2]["overrides"].startswith(
+        "optimizer.lr=-1"
+    )
     assert (d / "sweep.png").read_bytes().startswith(b"\x89PNG")
     assert "1 of 3 jobs did not complete" in proc.stdout and "job 1 failed" in proc.stdout
 
@@ -74,9 +87,13 @@ def test_report_ranks_only_comparable_runs_and_shows_why_a_build_failed(tmp_path
     assert failed.returncode != 0
     out = runner("report", str(digits), "outputs/*/*", "--format", "csv", cwd=tmp_path).stdout
     rows = list(csv.DictReader(out.splitlines()))
-    # the failed run monitored nothing yet: its config's task puts it with the classification runs, after the completed one
-    assert [(r["monitor"], r["status"]) for r in rows] == [("val_accuracy", "completed"), ("val_accuracy", "failed"),
-                                                           ("val_mae", "completed")]
+    # the failed run monitored nothing yet: its config's task puts it with the classification runs,
+    # after the completed one
+    assert [(r["monitor"], r["status"]) for r in rows] == [
+        ("val_accuracy", "completed"),
+        ("val_accuracy", "failed"),
+        ("val_mae", "completed"),
+    ]
     assert rows[1]["error"].startswith("RuntimeError: Trying to create tensor with negative dimension -1")
     assert "InstantiationException" in rows[1]["error"]  # where it came from, after the cause
     table = " ".join(runner("report", str(digits), "outputs/*/*", cwd=tmp_path).stdout.split())
@@ -91,7 +108,9 @@ def test_parallel_launcher_shares_the_cores(tmp_path):
     assert len(jobs) == 2 and all(summary(j)["status"] == "completed" for j in jobs)
     cores = os.cpu_count()
     for job in jobs:
-        assert load(job / "checkpoints" / "last.pt")["config"]["trainer"]["num_threads"] == max(1, cores // min(2, cores))
+        assert load(job / "checkpoints" / "last.pt")["config"]["trainer"]["num_threads"] == max(
+            1, cores // min(2, cores)
+        )
 
 
 @pytest.mark.slow
@@ -112,16 +131,33 @@ def test_optuna_search_optimises_the_monitored_metric(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("args", "first", "later"), [
-    (["model=mlp", "model.dropout=0", "trainer.epochs=3", "trainer.batch_size=64"], 1e-5, 1e-5),
-    # the default cnn has BatchNorm: without global statistics epoch 1's train loss is 6e-3 off, epoch 2's 1.4e-2.
-    # With them, one step's gradients match to float rounding (test_distributed.py); Adam then amplifies the
-    # rounding of the gradient average in near-zero components, so later epochs drift by ~1e-5 in the train loss.
-    (["model.dropout=0", "trainer.epochs=2", "trainer.batch_size=128", "dataset.augment.crop_padding=1"], 2e-5, 2e-3),
-], ids=["mlp", "cnn-batchnorm-augmented"])
+@pytest.mark.parametrize(
+    ("args", "first", "later"),
+    [
+        (["model=mlp", "model.dropout=0", "trainer.epochs=3", "trainer.batch_size=64"], 1e-5, 1e-5),
+        # the default cnn has BatchNorm: without global statistics epoch 1's train loss is 6e-3 off, epoch 2's 1.4e-2.
+        # With them, one step's gradients match to float rounding (test_distributed.py); Adam then amplifies the
+        # rounding of the gradient average in near-zero components, so later epochs drift by ~1e-5 in the train loss.
+        (
+            ["model.dropout=0", "trainer.epochs=2", "trainer.batch_size=128", "dataset.augment.crop_padding=1"],
+            2e-5,
+            2e-3,
+        ),
+    ],
+    ids=["mlp", "cnn-batchnorm-augmented"],
+)
 def test_torchrun_two_processes_match_one_process(tmp_path, args, first, later):
     env = {**{k: v for k, v in os.environ.items() if k != "RUNNER_DATA"}, "PYTHONPATH": str(SITECUSTOM)}
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}", "-m", "runner", "train"]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        f"--master_port={free_port()}",
+        "-m",
+        "runner",
+        "train",
+    ]
     proc = subprocess.run([*torchrun, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (ddp,) = run_dirs(tmp_path)  # one run directory for the whole job
@@ -130,9 +166,11 @@ def test_torchrun_two_processes_match_one_process(tmp_path, args, first, later):
     assert proc.stdout.count("run directory:") == 1 and proc.stdout.count("epoch   1/") == 1  # only rank 0 prints
 
     runner("train", *args, cwd=tmp_path)
-    single = [d for d in run_dirs(tmp_path) if d != ddp][0]
-    curves = [[[float(v) for v in line.split(",")[1:4]] for line in (d / "metrics.csv").read_text().splitlines()[1:]]
-              for d in (ddp, single)]
+    single = next(d for d in run_dirs(tmp_path) if d != ddp)
+    curves = [
+        [[float(v) for v in line.split(",")[1:4]] for line in (d / "metrics.csv").read_text().splitlines()[1:]]
+        for d in (ddp, single)
+    ]
     assert curves[0][0][0] == pytest.approx(curves[1][0][0], abs=first)  # epoch 1's train loss
     for a, b in zip(*curves):
         assert a == pytest.approx(b, abs=later)
@@ -165,10 +203,25 @@ def test_repeats_over_seeds_are_grouped_with_the_mean_and_std_of_their_own_summa
     assert list(groups) == [g for _, g in sorted(zip(means, groups), reverse=True)]  # best group first
 
     # runner report groups the same way, lists jobs with --no-group, and groups by chosen keys with --group-by
-    grouped = read_csv_text(runner("report", str(d), "--format", "csv", "--out", str(tmp_path / "r"), cwd=tmp_path).stdout)
+    grouped = read_csv_text(
+        runner("report", str(d), "--format", "csv", "--out", str(tmp_path / "r"), cwd=tmp_path).stdout
+    )
     assert [(r["group"], r["best_mean"]) for r in grouped] == [(g, groups[g]["best_mean"]) for g in groups]
-    assert len(read_csv_text(runner("report", str(d), "--format", "csv", "--no-group", "--out", str(tmp_path / "r"), cwd=tmp_path).stdout)) == 6
-    by_seed = read_csv_text(runner("report", str(d), "--format", "csv", "--group-by", "seed", "--out", str(tmp_path / "r"), cwd=tmp_path).stdout)
+    assert (
+        len(
+            read_csv_text(
+                runner(
+                    "report", str(d), "--format", "csv", "--no-group", "--out", str(tmp_path / "r"), cwd=tmp_path
+                ).stdout
+            )
+        )
+        == 6
+    )
+    by_seed = read_csv_text(
+        runner(
+            "report", str(d), "--format", "csv", "--group-by", "seed", "--out", str(tmp_path / "r"), cwd=tmp_path
+        ).stdout
+    )
     assert sorted((r["group"], r["n"]) for r in by_seed) == [("seed=0", "2"), ("seed=1", "2"), ("seed=2", "2")]
 
 
@@ -182,33 +235,67 @@ def test_a_sweep_killed_during_job_3_resumes_to_the_uninterrupted_sweep(tmp_path
     (tmp_path / "whole").mkdir()
     (tmp_path / "cut").mkdir()
     runner("train", *sweep, cwd=tmp_path / "whole", env=WITH_SIGNAL_MODEL)
-    # job 2 (num 1) fails at its 35th step (after last.pt at step 20); job 3 (num 2) is killed -9 with the whole sweep there
+    # job 2 (num 1) fails at its 35th step (after last.pt at step 20); job 3 (num 2) is killed -9 with the
+    # whole sweep there
     env = {**signal_at("step:35"), "RUNNER_TEST_SIGNAL_JOBS": "1=RAISE,2=SIGKILL"}
     proc = runner("train", *sweep, cwd=tmp_path / "cut", env=env, check=False)
     assert proc.returncode == -9
     cut = sweep_dir(tmp_path / "cut")
-    assert [summary(cut / str(n))["status"] for n in range(3)] == ["completed", "failed", "running"]  # running: its process died
+    assert [summary(cut / str(n))["status"] for n in range(3)] == [
+        "completed",
+        "failed",
+        "running",
+    ]  # running: its process died
     assert not (cut / "3").exists() and all((cut / str(n) / "checkpoints" / "last.pt").is_file() for n in (1, 2))
     job0 = digest(cut / "0")
 
     # extra overrides would change the jobs already run: refused, nothing changed
     before = digest(cut)
-    proc = runner("train", "-m", f"resume={cut}", "--config-dir", SIGNAL_CNN[1], "trainer.epochs=5", cwd=tmp_path / "cut",
-                  env=WITH_SIGNAL_MODEL, check=False)
+    proc = runner(
+        "train",
+        "-m",
+        f"resume={cut}",
+        "--config-dir",
+        SIGNAL_CNN[1],
+        "trainer.epochs=5",
+        cwd=tmp_path / "cut",
+        env=WITH_SIGNAL_MODEL,
+        check=False,
+    )
     assert_clean_failure(proc, "'trainer.epochs=5' cannot be added")
     assert digest(cut) == before
 
     # the same directory given to another sweep: refused before Hydra rewrites its multirun.yaml
-    proc = runner("train", "-m", *SIGNAL_CNN, "optimizer.lr=0.1", "seed=0,1,2", f"hydra.sweep.dir={cut}",
-                  cwd=tmp_path / "cut", env=WITH_SIGNAL_MODEL, check=False)
-    assert_clean_failure(proc, "holds the sweep of model=signal_cnn trainer.epochs=4 trainer.num_threads=1 optimizer.lr=0.003,0.001")
+    proc = runner(
+        "train",
+        "-m",
+        *SIGNAL_CNN,
+        "optimizer.lr=0.1",
+        "seed=0,1,2",
+        f"hydra.sweep.dir={cut}",
+        cwd=tmp_path / "cut",
+        env=WITH_SIGNAL_MODEL,
+        check=False,
+    )
+    assert_clean_failure(
+        proc, "holds the sweep of model=signal_cnn trainer.epochs=4 trainer.num_threads=1 optimizer.lr=0.003,0.001"
+    )
     assert digest(cut) == before
 
-    proc = runner("train", "-m", f"resume={cut}", "--config-dir", SIGNAL_CNN[1], cwd=tmp_path / "cut", env=WITH_SIGNAL_MODEL)
-    assert "sweep job 0 (model=signal_cnn trainer.epochs=4 trainer.num_threads=1 optimizer.lr=0.003 seed=0): completed earlier, kept" \
-        in proc.stdout
+    proc = runner(
+        "train", "-m", f"resume={cut}", "--config-dir", SIGNAL_CNN[1], cwd=tmp_path / "cut", env=WITH_SIGNAL_MODEL
+    )
+    assert (
+        "sweep job 0 (model=signal_cnn trainer.epochs=4 trainer.num_threads=1 optimizer.lr=0.003 seed=0): completed "
+        "earlier, kept" in proc.stdout
+    )
     assert digest(cut / "0") == job0  # kept: not a byte written
-    assert [summary(cut / str(n)).get("resumed", 0) for n in range(4)] == [0, 1, 1, 0]  # failed and killed: continued from last.pt
+    assert [summary(cut / str(n)).get("resumed", 0) for n in range(4)] == [
+        0,
+        1,
+        1,
+        0,
+    ]  # failed and killed: continued from last.pt
     whole = sweep_dir(tmp_path / "whole")
     for n in range(4):
         assert summary(cut / str(n))["status"] == "completed"

@@ -28,8 +28,12 @@ def test_digits_are_scikit_learns_exactly_and_read_without_importing_it():
     from runner.data.splits import Split, three_way
 
     bunch = load_digits()
-    theirs = three_way(Split(torch.from_numpy(bunch.images).to(torch.uint8).unsqueeze(1), torch.from_numpy(bunch.target).long()),
-                       0.2, 0.1, 0)
+    theirs = three_way(
+        Split(torch.from_numpy(bunch.images).to(torch.uint8).unsqueeze(1), torch.from_numpy(bunch.target).long()),
+        0.2,
+        0.1,
+        0,
+    )
     for name, split in zip(("train", "val", "test"), theirs):
         assert torch.equal(ours[name], split.x)
     assert torch.equal(ours["y"], theirs[2].y)

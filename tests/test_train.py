@@ -7,8 +7,8 @@ import sys
 
 import pytest
 import torch
-
 from conftest import FAST, load, run_dirs, runner, summary
+
 from runner.models import CNN
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -30,7 +30,9 @@ def test_default_run_reaches_its_pinned_accuracy_and_writes_a_complete_run_direc
     assert info["test"]["test_accuracy"] == pytest.approx(DIGITS_TEST_ACCURACY, abs=1.5 / 359)
     assert info["test"]["test_loss"] == pytest.approx(DIGITS_TEST_LOSS, abs=2e-3)
     assert info["device"] == "cpu" and info["params"] > 0 and info["epochs"] == 10
-    assert info["stopped_by"] == "epochs" and info["environment"]["torch"] == torch.__version__  # provenance: test_diff.py
+    assert (
+        info["stopped_by"] == "epochs" and info["environment"]["torch"] == torch.__version__
+    )  # provenance: test_diff.py
 
     for name in (".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml", "train.log"):
         assert (run_dir / name).stat().st_size > 0, name
@@ -40,7 +42,15 @@ def test_default_run_reaches_its_pinned_accuracy_and_writes_a_complete_run_direc
 
     with (run_dir / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["epoch", "train_loss", "val_loss", "val_accuracy", "lr", "epoch_time_s", "train_samples_per_s"]
+    assert list(rows[0]) == [
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_accuracy",
+        "lr",
+        "epoch_time_s",
+        "train_samples_per_s",
+    ]
     assert [int(r["epoch"]) for r in rows] == list(range(1, 11))
     assert float(rows[-1]["train_loss"]) == pytest.approx(DIGITS_FINAL_TRAIN_LOSS, abs=1e-3)
 
@@ -69,8 +79,18 @@ def test_sum_pairs_regression_learns_the_sum(tmp_path):
 
 @pytest.mark.parametrize("model", ["lenet", pytest.param("resnet18", marks=pytest.mark.slow)])
 def test_image_models_train_on_fake_cifar_shaped_data(tmp_path, model):
-    runner("train", f"model={model}", "dataset=fake", "dataset.size=80", "dataset.test_size=16",
-           "trainer.epochs=1", "trainer.batch_size=32", "optimizer=sgd", "scheduler=cosine", cwd=tmp_path)
+    runner(
+        "train",
+        f"model={model}",
+        "dataset=fake",
+        "dataset.size=80",
+        "dataset.test_size=16",
+        "trainer.epochs=1",
+        "trainer.batch_size=32",
+        "optimizer=sgd",
+        "scheduler=cosine",
+        cwd=tmp_path,
+    )
     (run_dir,) = run_dirs(tmp_path)
     info = summary(run_dir)
     assert info["status"] == "completed" and info["steps"] == 2  # 72 training samples // 32
@@ -93,7 +113,15 @@ def test_same_seed_gives_identical_metrics_and_bytes(tmp_path):
 @pytest.mark.slow
 def test_runs_that_collide_on_a_directory_name_get_a_directory_each(tmp_path):
     # every run asks for the same name, as runs started in the same second do with the default <date>/<time>
-    cmd = [sys.executable, "-m", "runner", "train", *FAST, "trainer.epochs=1", "hydra.run.dir=${unique_dir:outputs/day/same}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "runner",
+        "train",
+        *FAST,
+        "trainer.epochs=1",
+        "hydra.run.dir=${unique_dir:outputs/day/same}",
+    ]
     procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(3)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
     dirs = run_dirs(tmp_path)
@@ -139,9 +167,14 @@ def test_memory_format_does_not_change_what_is_learned(tmp_path):
 @pytest.mark.slow
 def test_compiled_model_learns_what_the_eager_model_learns(tmp_path):
     for setting in ("true", "false"):
-        runner("train", *FAST, "model.dropout=0", f"trainer.compile={setting}", cwd=tmp_path)  # inductor draws dropout masks its own way
+        runner(
+            "train", *FAST, "model.dropout=0", f"trainer.compile={setting}", cwd=tmp_path
+        )  # inductor draws dropout masks its own way
     compiled, eager = run_dirs(tmp_path)
     assert summary(compiled)["status"] == "completed"
     assert not any(k.startswith("_orig_mod") for k in load(compiled / "checkpoints" / "best.pt"))
-    losses = [[float(line.split(",")[1]) for line in (d / "metrics.csv").read_text().splitlines()[1:]] for d in (compiled, eager)]
+    losses = [
+        [float(line.split(",")[1]) for line in (d / "metrics.csv").read_text().splitlines()[1:]]
+        for d in (compiled, eager)
+    ]
     assert losses[0] == pytest.approx(losses[1], rel=1e-3)

@@ -4,7 +4,6 @@ import json
 import os
 
 import pytest
-
 from conftest import assert_clean_failure, run_dirs, runner, summary
 from formats import CIFAR_CLASSES, write_cifar10, write_mnist
 
@@ -44,7 +43,9 @@ def test_cifar10_trains_evaluates_and_caches_the_decoded_tensor(tmp_path):
     assert cache.exists()  # a failed rebuild leaves the old cache alone
 
 
-@pytest.mark.parametrize("dataset,folder", [("mnist", "MNIST"), pytest.param("fashion_mnist", "FashionMNIST", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "dataset,folder", [("mnist", "MNIST"), pytest.param("fashion_mnist", "FashionMNIST", marks=pytest.mark.slow)]
+)
 def test_mnist_family_reads_idx_files(tmp_path, dataset, folder):
     write_mnist(tmp_path / "data", folder=folder)
     runner("train", f"dataset={dataset}", *SMALL_CNN, "trainer.epochs=10", "optimizer.lr=0.01", cwd=tmp_path)
@@ -53,10 +54,14 @@ def test_mnist_family_reads_idx_files(tmp_path, dataset, folder):
     assert info["test"]["test_accuracy"] >= 0.5
 
 
-@pytest.mark.parametrize("dataset,expected,download", [
-    ("cifar10", "data_batch_1", "true"), pytest.param("mnist", "train-images-idx3-ubyte", "true", marks=pytest.mark.slow),
-    pytest.param("cifar10", "data_batch_1", "false", marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "dataset,expected,download",
+    [
+        ("cifar10", "data_batch_1", "true"),
+        pytest.param("mnist", "train-images-idx3-ubyte", "true", marks=pytest.mark.slow),
+        pytest.param("cifar10", "data_batch_1", "false", marks=pytest.mark.slow),
+    ],
+)
 def test_missing_files_offline_name_the_directory_and_files_and_leave_nothing(tmp_path, dataset, expected, download):
     proc = runner("train", f"dataset={dataset}", f"dataset.download={download}", cwd=tmp_path, check=False)
     reason = "could not be downloaded" if download == "true" else "dataset.download=false"
@@ -70,7 +75,9 @@ def test_a_download_that_breaks_off_leaves_the_data_root_as_it_was(tmp_path, exi
         (tmp_path / "data").mkdir()
         (tmp_path / "data" / "keep.txt").write_text("mine")
     marker = tmp_path / "download-began"
-    proc = runner("train", "dataset=cifar10", cwd=tmp_path, check=False, env={"RUNNER_TEST_BROKEN_DOWNLOAD": str(marker)})
+    proc = runner(
+        "train", "dataset=cifar10", cwd=tmp_path, check=False, env={"RUNNER_TEST_BROKEN_DOWNLOAD": str(marker)}
+    )
     assert_clean_failure(proc, "they could not be downloaded (ConnectionResetError", "cifar-10-python.tar.gz")
     assert "cifar-10-python.tar.gz" in marker.read_text()  # the download really began, and wrote part of the archive
     left = sorted(p.name for p in (tmp_path / "data").rglob("*")) if (tmp_path / "data").exists() else None

@@ -59,7 +59,9 @@ class _SkipCifarMd5(importlib.abc.MetaPathFinder):
 
         def exec_and_patch(module):
             exec_module(module)
-            module.check_integrity = lambda fpath, md5=None: os.path.isfile(fpath)  # the file must exist; its md5 is not checked
+            module.check_integrity = lambda fpath, md5=None: os.path.isfile(
+                fpath
+            )  # the file must exist; its md5 is not checked
 
         spec.loader.exec_module = exec_and_patch
         return spec
