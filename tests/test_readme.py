@@ -272,12 +272,7 @@ def test_the_readme_is_the_front_door():
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_relative_link_resolves(page):
-    # docs/layout.md describes the package's new folders (runner/commands/, runner/training/, ...); until they are in
-    # place, a link into the package may name a file of the new layout
-    layout_pending = not (ROOT / "runner" / "commands").is_dir()
     for path, anchor in links(page):
-        if layout_pending and path.startswith("runner/"):
-            continue
         assert (ROOT / path).exists(), f"{page} links {path}, which does not exist"
         if anchor and path.endswith(".md"):
             assert anchor in anchors(path), f"{page} links {path}#{anchor}, which is no heading there"
