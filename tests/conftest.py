@@ -1,4 +1,4 @@
-"""Helpers shared by the tests: drive the real `runner` command in a subprocess."""
+"""Helpers shared by the tests: drive the real `runner` command in a process of its own (helpers/zygote.py)."""
 
 import hashlib
 import json
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from filelock import FileLock
+from helpers.zygote import Zygote
 
 TESTS = Path(__file__).resolve().parent
 SITECUSTOM = TESTS / "sitecustom"
@@ -31,31 +32,85 @@ def signal_at(when, sig="SIGINT", once=None):
     return {**env, "RUNNER_TEST_SIGNAL_ONCE": str(once)} if once else env
 
 
-def runner(*args, cwd, check=True, env=None):
-    """Run `python -m runner ARGS` in `cwd`; with `check`, fail the test with its output unless it exits 0."""
+def _env(env):
+    """The environment of a `runner` command: this process's, without HYDRA_FULL_ERROR and RUNNER_DATA, plus `env`;
+    sitecustom/ first on PYTHONPATH (it disables the network and CIFAR-10's md5 check there: see its docstring)."""
     full_env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "RUNNER_DATA")}
     full_env.update(env or {})
-    # sitecustom/ disables the network and CIFAR-10's md5 check in the subprocess (see its docstring)
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SITECUSTOM), full_env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, "-m", "runner", *map(str, args)],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    return full_env
+
+
+_zygote = []  # this worker's fork server (helpers/zygote.py), started by the first command
+
+
+def zygote():
+    """This worker's fork server, started on first use, in the environment of a command that passes no `env`. A test
+    that changed this process's environment (importing torch._inductor sets TORCHINDUCTOR_CACHE_DIR) gets a new one."""
+    if _zygote and not _zygote[0].started_with(_env(None)):
+        _zygote.pop().stop()
+    if not _zygote:
+        _zygote.append(Zygote(_env(None)))
+    return _zygote[0]
+
+
+def _forked(args, cwd, env):
+    """`python -m runner ARGS` forked from this worker's server, as a Popen-like process; None where it must be
+    exec'd instead (RUNNER_TESTS_EXEC=1, or a command the server would not run as a fresh process would)."""
+    if os.environ.get("RUNNER_TESTS_EXEC") == "1":
+        return None
+    proc, why = zygote().start("runner", args, cwd, env)
+    if why:
+        _log(f"exec ({why})", args)
+    return proc
+
+
+def _log(how, args, seconds=None):
+    """With RUNNER_TESTS_ZYGOTE_LOG=FILE: each command, how it ran (and for `runner`, how long it took), to FILE."""
+    if os.environ.get("RUNNER_TESTS_ZYGOTE_LOG"):
+        with open(os.environ["RUNNER_TESTS_ZYGOTE_LOG"], "a") as f:
+            f.write(f"{how}{'' if seconds is None else f' {seconds:.2f}s'}: runner {' '.join(map(str, args))}\n")
+
+
+def pytest_sessionfinish(session):
+    if _zygote:
+        _zygote.pop().stop()
+
+
+def runner(*args, cwd, check=True, env=None):
+    """`python -m runner ARGS` in `cwd` (forked from the fork server); with `check`, fail the test with its output
+    unless it exits 0."""
+    full_env = _env(env)
+    began = time.monotonic()
+    proc = _forked(args, cwd, full_env)
+    forked = proc is not None
+    if proc is None:
+        proc = subprocess.run(
+            [sys.executable, "-m", "runner", *map(str, args)],
+            cwd=cwd,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    else:
+        try:
+            out, err = proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            proc.kill()  # as subprocess.run does
+            proc.wait()
+            raise
+        proc = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    _log("fork" if forked else "exec", args, time.monotonic() - began)
     if check and proc.returncode != 0:
         pytest.fail(f"runner {' '.join(map(str, args))} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
 def start(*args, cwd, env=None):
-    """`python -m runner ARGS` in the background (as `runner` does, with sitecustom/), for a test to signal or kill."""
-    full_env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "RUNNER_DATA")}
-    full_env.update(env or {})
-    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SITECUSTOM), full_env.get("PYTHONPATH")]))
-    return subprocess.Popen(
+    """`python -m runner ARGS` in the background (forked, as `runner` does), to signal or kill: Popen-like."""
+    full_env = _env(env)
+    return _forked(args, cwd, full_env) or subprocess.Popen(
         [sys.executable, "-m", "runner", *map(str, args)],
         cwd=cwd,
         env=full_env,

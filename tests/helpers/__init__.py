@@ -1,0 +1,1 @@
+"""Helpers the tests share that are more than a fixture (conftest.py holds the fixtures)."""
