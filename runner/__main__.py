@@ -1,5 +1,5 @@
 """`python -m runner train ...` is `runner train ...`."""
 
-from runner.cli import main
+from runner.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

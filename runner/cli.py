@@ -35,6 +35,7 @@ def _given(args, *keys):
     return next((a.split("=", 1)[1] for a in args if a.startswith(prefixes)), None)
 
 
+_sweep = {}  # {"dir": the sweep's directory} once a job of a sweep has started, for the message of a stopped sweep
 _selected = []  # the run's own group choices that main() put before the user's eval overrides
 # predict/export: {"made": whether this command creates out=} or {"missing": outputs/<command>, outputs if new}
 _out = {}
@@ -50,11 +51,16 @@ def _task(cfg):
     from hydra.types import RunMode
 
     from runner.config.checks import check_keys, check_resolves
+    from runner.io import signals
     from runner.io.console import error
     from runner.io.errors import Interrupted, RunnerError
 
     hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if multirun:
+        _sweep["dir"] = hydra_cfg.sweep.dir
     try:
+        signals.install().check("before the job started; nothing was changed")  # a sweep stops here, between its jobs
         if hydra_cfg.job.config_name in ("predict", "export"):
             return _use_job(cfg, hydra_cfg)
         if hydra_cfg.job.config_name == "eval":
@@ -72,16 +78,19 @@ def _task(cfg):
         _share_cores(cfg, hydra_cfg)
         run_dir = distributed.broadcast(hydra_cfg.runtime.output_dir)  # under torchrun: rank 0's, for every rank
         user_overrides = list(hydra_cfg.overrides.task)[len(_selected) :]
-        if hydra_cfg.mode == RunMode.MULTIRUN:
+        continue_with = None
+        if multirun:
             from runner.commands.sweep import sweep_job
 
             kept = sweep_job(cfg, run_dir, user_overrides, hydra_cfg.job.num)
             if kept is not None:
                 return _job_result(kept, hydra_cfg)
+            continue_with = f"runner train -m resume={hydra_cfg.sweep.dir}"
         record = provenance(cfg, HydraConfig.instance().cfg)
-        return _job_result(train_job(cfg, run_dir, user_overrides, record), hydra_cfg)
+        summary = train_job(cfg, run_dir, user_overrides, record, continue_with=continue_with)
+        return _job_result(summary, hydra_cfg)
     except Exception as err:
-        sweep = hydra_cfg.mode == RunMode.MULTIRUN
+        sweep = multirun
         if hydra_cfg.job.config_name == "train":
             _unstarted(hydra_cfg.runtime.output_dir, err, sweep, cfg)
         elif hydra_cfg.job.config_name in ("predict", "export"):
@@ -96,7 +105,7 @@ def _task(cfg):
             if not sweep:
                 sys.exit(err.exit_code)
             if isinstance(err, Interrupted):
-                raise KeyboardInterrupt from None  # Ctrl-C stops the whole sweep, not one job
+                raise KeyboardInterrupt from None  # a stop ends the whole sweep, not one job
         elif not sweep:
             raise  # a bug, not bad input: Hydra shows the traceback
         else:
@@ -107,10 +116,12 @@ def _task(cfg):
 def _unstarted(run_dir, err, sweep, cfg):
     """A training job that failed before its run directory was written (its config does not compose):
     a single run leaves no directory; a sweep's job records `failed` there, so the sweep lists it."""
+    from runner.io.errors import Interrupted
+
     path = Path(run_dir)
     if path.resolve() == Path.cwd().resolve() or not path.is_dir() or any(path.iterdir()):
         return  # torchrun's other ranks run in "."; a directory with anything in it is RunDir's
-    if sweep:
+    if sweep and not isinstance(err, Interrupted):  # a job stopped before it began is run by the sweep's resume
         from hydra.core.hydra_config import HydraConfig
 
         from runner.io.console import RunConsole
@@ -126,8 +137,12 @@ def _unstarted(run_dir, err, sweep, cfg):
 
 
 def _remove_empty(path, date_folder):
-    """The folder Hydra made for a command that then failed, and its date's (outputs/2026-11-22/) if it held only it."""
+    """The folder Hydra made for a command that then failed, and its date's (outputs/2026-11-22/) if it held only it.
+    Never the working directory or a folder holding it (`hydra.run.dir=run` has the working directory as parent)."""
+    cwd = Path.cwd().resolve()
     for folder in (path, path.parent) if date_folder else (path,):
+        if folder.resolve() == cwd or folder.resolve() in cwd.parents:
+            return
         try:
             folder.rmdir()  # only succeeds when empty
         except OSError:
@@ -219,6 +234,9 @@ def _resume_sweep(sweep_dir, args):
             f"cannot be read from it. Run the sweep's original command again with hydra.sweep.dir={sweep_dir}."
         )
     hydra_overrides = [o for o in overrides.hydra if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
+    config_dir = _saved_config_dir(saved)
+    if config_dir and not any(f in ("--config-dir", "-cd") or f.startswith("--config-dir=") for f in flags):
+        flags = ["--config-dir", config_dir, *flags]  # the sweep's own: its options may live there
     # flags first: argparse takes no override after a flag's value
     command = [
         "-m",
@@ -250,6 +268,17 @@ def _saved_overrides(multirun_yaml):
         return overrides if "task" in overrides and "hydra" in overrides else None
     except Exception:
         return None
+
+
+def _saved_config_dir(multirun_yaml):
+    """The --config-dir a sweep was started with (Hydra records it among hydra.runtime.config_sources), or None."""
+    from omegaconf import OmegaConf
+
+    try:
+        sources = OmegaConf.load(multirun_yaml).hydra.runtime.config_sources
+    except Exception:
+        return None
+    return next((s.path for s in sources if s.provider == "command-line" and s.schema == "file"), None)
 
 
 def _other_sweep(args):
@@ -349,6 +378,36 @@ def run_choices(args, groups):
 
 
 def main(argv=None):
+    """The `runner` command; returns its exit code. From its first line a stop signal is only recorded
+    (runner/io/signals.py): the command stops at its next safe point, or at once on a second signal. The
+    recorder stays installed after the command, so that a signal while the process exits is not a kill."""
+    from runner.io import signals
+
+    stop = signals.install()
+    try:
+        return _main(argv, stop)
+    except KeyboardInterrupt:  # a second signal, or a stop that ended a sweep
+        where = f"; continue the sweep with: runner train -m resume={_sweep['dir']}" if _sweep else ""
+        print(f"interrupted{where}", file=sys.stderr)
+        return 130
+
+
+def entry():
+    """The process's entry (the `runner` script, `python -m runner`): main(), and its exit code.
+
+    Once the command is done, the stop signals are ignored: the interpreter then shuts down, and gives every
+    signal with a Python handler back to its default first (CPython's _PySignal_Fini, which leaves SIG_IGN as it
+    is), so a late signal would kill a process whose work is finished (exit -15 after a completed run)."""
+    import signal
+
+    code = main()
+    for name in ("SIGINT", "SIGTERM", "SIGUSR2"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+    return code
+
+
+def _main(argv, stop):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE, end="")
@@ -435,14 +494,15 @@ def main(argv=None):
 
     register_resolvers()
     sys.argv = [f"runner {command}", *rest]  # Hydra reads sys.argv
-    try:
-        hydra.main(config_path="pkg://runner.configs", config_name=command, version_base="1.3")(_task)()
-    except KeyboardInterrupt:  # a second Ctrl-C, or one during a sweep
-        print("interrupted", file=sys.stderr)
+    if stop.requested:  # during the imports: nothing has been written yet
+        print(
+            f"interrupted: stopped by {stop.requested} before the command started; nothing was changed", file=sys.stderr
+        )
         return 130
+    hydra.main(config_path="pkg://runner.configs", config_name=command, version_base="1.3")(_task)()
     sweep = sys.modules.get("runner.commands.sweep")
     return 1 if sweep and sweep.SweepSummary.incomplete else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(entry())

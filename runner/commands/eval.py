@@ -18,7 +18,7 @@ from rich.table import Table
 from runner.commands.resume import RESUME_OVERRIDES
 from runner.config.checks import apply_overrides, check_config
 from runner.inference.loading import find_checkpoint, restore_model
-from runner.io import plots
+from runner.io import plots, signals
 from runner.io.console import RunConsole, results_table
 from runner.io.errors import RunnerError
 from runner.io.files import write_json
@@ -93,8 +93,14 @@ def eval_job(cfg, run_dir, overrides):
 
         test = make_batches(splits.test, recipe.eval_batch_size, transform=normalize, device=device)
         precision = Precision.of(recipe.precision, device)
+        stop = signals.install()
         metrics, confusion = evaluate(
-            model, test, task=task, num_classes=run_cfg.dataset.num_classes, precision=precision
+            model,
+            test,
+            task=task,
+            num_classes=run_cfg.dataset.num_classes,
+            precision=precision,
+            stop=lambda: stop.check("during eval; no metrics were written"),
         )
         result = {
             "checkpoint": str(weights),

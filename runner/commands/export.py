@@ -22,6 +22,7 @@ from rich.table import Table
 
 from runner.inference.formats import TOLERANCE, check_formats, export, sha256
 from runner.inference.predictor import load_predictor
+from runner.io import signals
 from runner.io.console import RunConsole
 from runner.io.errors import RunnerError, RunnerWarning
 from runner.io.files import umask, write_json
@@ -75,6 +76,7 @@ def export_job(cfg, out_dir):
             "onnx_opset": next((e.details["opset"] for e in done if e.format == "onnx"), None),
         }
         write_json(staging / "export_manifest.json", manifest)
+        signals.install().check("before the export was written; nothing was written")
         for f in [*files, "export_manifest.json"]:
             os.chmod(staging / f, 0o666 & ~umask())  # ordinary files, whatever mode the writer gave them
             (staging / f).rename(out / f)

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from runner.data.inputs import Inputs, read_inputs
 from runner.inference.predictor import load_predictor
+from runner.io import signals
 from runner.io.console import RunConsole
 from runner.io.errors import RunnerError
 from runner.io.files import atomic_write
@@ -42,9 +43,16 @@ def predict_job(cfg, out_dir):
     inputs, truth = _inputs(cfg, predictor)
     console.print(f"[bold]runner predict[/]  {cfg.ckpt}  on {cfg.input} ({len(inputs.x)} samples, {device})")
 
+    stop = signals.install()
+
+    def advance(n):  # after each batch: a safe point
+        progress.advance(task, n)
+        stop.check("before the predictions were written; nothing was written")
+
     with console.progress() as progress:
         task = progress.add_task("predict", total=len(inputs.x), status="")
-        result = predictor.predict(inputs.x, cfg.batch_size, progress=lambda n: progress.advance(task, n))
+        result = predictor.predict(inputs.x, cfg.batch_size, progress=advance)
+    stop.check("before the predictions were written; nothing was written")
     header, rows = table(inputs, result, card, cfg.topk, truth)
     text = io.StringIO()
     csv.writer(text, lineterminator="\n").writerows([header, *rows])

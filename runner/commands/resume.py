@@ -165,10 +165,13 @@ def plan_resume(cfg, last, status, overrides):
             f"resume: the run already completed its {done} epochs. To train it further, add "
             f"trainer.epochs={done + 10} (or any number above {done})."
         )
-    if epochs < done:
+    held = done + 1 if ckpt["batch"] else done  # saved mid-epoch: that epoch has begun, and is part of the run
+    if epochs < held:
+        within = f" and {ckpt['batch']} batches of epoch {done + 1}" if ckpt["batch"] else ""
         raise RunnerError(
-            f"resume: trainer.epochs={epochs} is fewer than the {done} epochs last.pt holds. "
-            f"Give trainer.epochs={done} or more."
+            f"resume: trainer.epochs={epochs} is fewer than last.pt holds ({done} epochs{within}, "
+            f"{ckpt['step']} steps): the run would end without the steps it already took. Give "
+            f"trainer.epochs={held} or more."
         )
     if ckpt["batch"] and "trainer.batch_size" in changes:
         raise RunnerError(

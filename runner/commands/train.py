@@ -24,7 +24,7 @@ from runner.inference.loading import restore_model
 from runner.io.console import RunConsole, config_tree, model_table, results_table
 from runner.io.environment import environment
 from runner.io.errors import RunnerError
-from runner.io.signals import StopSignals
+from runner.io.signals import job_stop
 from runner.loggers import check_loggers
 from runner.run.rundir import RunDir
 from runner.training import compiler, distributed
@@ -49,20 +49,19 @@ from runner.training.schedules import build_schedule, steps_per_epoch
 from runner.training.state import TrainState, seed_all
 
 
-def train_job(cfg, run_dir, overrides=(), provenance=None):
+def train_job(cfg, run_dir, overrides=(), provenance=None, continue_with=None):
     """Run (or resume) one training job in `run_dir` (Hydra's output directory) and return its summary.
 
     Under torchrun every process runs this, with rank 0's `run_dir`; only rank 0 writes.
     `overrides` are the command line's (applied on top of a resumed run's own config);
-    `provenance` is the .hydra/ a fresh run records (rundir.provenance).
+    `provenance` is the .hydra/ a fresh run records (rundir.provenance); `continue_with` is the
+    command an interrupted run tells the user to continue it with (a sweep's, in a sweep).
     """
     rank = distributed.current()
     console = RunConsole(quiet=not rank.main)
-    with (
-        StopSignals() as stop,
-        RunDir.claim(run_dir, console, resume=bool(cfg.get("resume")), write=rank.main, provenance=provenance) as run,
-    ):
-        job = setup(cfg, run, overrides=overrides, console=console, rank=rank)
+    claim = dict(resume=bool(cfg.get("resume")), write=rank.main, provenance=provenance, continue_with=continue_with)
+    with job_stop() as stop, RunDir.claim(run_dir, console, **claim) as run:
+        job = setup(cfg, run, overrides=overrides, console=console, rank=rank, stop=stop)
         where = (
             "environment" if run.fresh else "resumed_environment"
         )  # a resume keeps the first environment beside its own
@@ -72,14 +71,18 @@ def train_job(cfg, run_dir, overrides=(), provenance=None):
         run.save_model_card(job.card)
         run.open_loggers(job.cfg.get("logger"), job.state.step)
         setup_s = run.elapsed()
-        with stop.deferred():  # in the loop a signal is answered after the current step, with last.pt saved
-            first_step_at = fit(job, run, console, stop)
-        return finish(job, run, console=console, setup_s=setup_s, first_step_at=first_step_at)
+        first_step_at = fit(job, run, console, stop)
+        return finish(job, run, console=console, setup_s=setup_s, first_step_at=first_step_at, stop=stop)
 
 
-def setup(cfg, run, *, overrides, console, rank):
-    """Check and build everything; for a resume, load last.pt. Writes nothing."""
+def setup(cfg, run, *, overrides, console, rank, stop):
+    """Check and build everything; for a resume, load last.pt. Writes nothing.
+
+    `stop` (io.signals.StopSignals) is looked at between the phases: a signal during setup stops the job
+    before it writes anything."""
+    stop.check("before the job started")
     resume = None if run.fresh else plan_resume(cfg, run.last, status=run.summary.get("status"), overrides=overrides)
+    stop.check("while reading last.pt")
     cfg = resume.cfg if resume else cfg
     check_config(cfg)
     check_loggers(cfg.get("logger"))
@@ -101,8 +104,10 @@ def setup(cfg, run, *, overrides, console, rank):
     seed_all(cfg.seed)  # model init and dropout; the data order has its own generator
     # before the data: a model that does not fit it fails fast
     model = setup_model(cfg.model, cfg.dataset, device=device, channels_last=channels_last, console=console)
+    stop.check("while the model was built")
     with console.relay_warnings():
         data, samples, card = setup_data(cfg, recipe, device=device, channels_last=channels_last, rank=rank)
+    stop.check("while the data was loaded")
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     steps = steps_per_epoch(len(data.train), recipe.accumulate_grad_batches)
     schedule = build_schedule(
@@ -124,6 +129,7 @@ def setup(cfg, run, *, overrides, console, rank):
         resume.restore(state)  # weights, optimizer, scheduler, counters, every RNG, the data order; then the overrides
     net = distributed.wrap(model, device)
     net = torch.compile(net) if recipe.compile else net
+    stop.check("during setup")
     return Job(
         cfg=cfg,
         recipe=recipe,
@@ -205,16 +211,24 @@ def describe(job, rank):
     )
 
 
-def finish(job, run, *, console, setup_s, first_step_at):
-    """Test best.pt (loaded from disk, as `runner eval` does), plot, and record the run as completed."""
+def finish(job, run, *, console, setup_s, first_step_at, stop):
+    """Test best.pt (loaded from disk, as `runner eval` does), plot, and record the run as completed.
+
+    A stop before the test's last batch leaves the run `interrupted` (its resume tests it); one after, `completed`."""
     state, rows = job.state, run.rows
     train_s = run.elapsed() - setup_s
     in_sync = distributed.in_sync(state.model)  # DDP's promise, checked: every process ends with the same weights
     distributed.barrier()  # best.pt is on disk before any process reads it
     best = run.path / "checkpoints" / "best.pt"
     model = restore_model(job.cfg.model, best, device=job.device, channels_last=job.channels_last)
+    where = "during the final test; last.pt holds every epoch, and a resume tests best.pt"
     test, confusion = evaluate(
-        model, job.data.test, task=job.task, num_classes=job.data.num_classes, precision=job.precision
+        model,
+        job.data.test,
+        task=job.task,
+        num_classes=job.data.num_classes,
+        precision=job.precision,
+        stop=lambda: stop.check(where),
     )
     run.plot(job.task.metric)
     best_row = next(r for r in rows if int(r["epoch"]) == state.best_epoch)

@@ -1,16 +1,25 @@
 """Stopping cleanly: SIGINT (Ctrl-C), SIGTERM (what schedulers send before a kill) and SIGUSR2.
 
-From the first line of a job to its last, the first of these signals stops it:
+The handler only records the first signal; the command stops at the next safe point it names,
+by calling `stop.check(where)`, which raises Interrupted:
 
-- inside the training loop (`with stop.deferred():`) the loop finishes its step, saves
-  last.pt and raises Interrupted itself, so no step is lost;
-- anywhere else (setup, the final test) Interrupted is raised at once: there is nothing
-  to save, and waiting for a dataset to download would ignore the user.
+- before the command starts (cli.py), between the phases of a job's setup (commands/train.py);
+- after each optimizer step and each epoch of training, with last.pt saved first, so no step is
+  lost (training/loop.py); between the batches of validation (last.pt then holds the epoch's
+  training, and a resume validates it) and of the final test, eval and predict;
+- before each job of a sweep (cli.py), which then stops as a whole.
 
-A second signal stops at once (KeyboardInterrupt). Under submitit (hydra/launcher=slurm or
-local), SIGUSR2 comes before the time limit: when the job has recorded itself `interrupted`
-and left the `with` block, submitit's own handler runs, requeues the job and exits; the
-requeued job finds its run directory and resumes (runner/run/rundir.py).
+So a signal never lands inside library code that would turn it into another error (an import
+left half done, `load_state_dict` wrapping it, a checkpoint read reported as corrupt): whatever
+moment it comes, a run ends `interrupted`, or `completed` when it came after the last safe point.
+A second signal stops at once (KeyboardInterrupt), still leaving the run `interrupted`.
+
+The handlers are installed once per process, as the first thing `runner` does (cli.main), so a
+signal during `import torch` is kept; a process that runs jobs without cli.main (a submitit
+worker) installs them when its first job starts. Under submitit (hydra/launcher=slurm or local),
+SIGUSR2 comes before the time limit: when the job has recorded itself `interrupted`, submitit's
+own handler runs, requeues the job and exits; the requeued job finds its run directory and
+resumes (runner/run/rundir.py).
 """
 
 import contextlib
@@ -19,45 +28,57 @@ from contextlib import contextmanager
 
 from runner.io.errors import Interrupted
 
+SIGNALS = ("SIGINT", "SIGTERM", "SIGUSR2")
+
 
 class StopSignals:
-    """A context manager; `requested` is the name of the first signal received, or None."""
-
-    SIGNALS = ("SIGINT", "SIGTERM", "SIGUSR2")
+    """The process's stop request: `requested` is the name of the first signal received, or None."""
 
     def __init__(self):
-        self.requested, self._previous, self._deferred = None, {}, False
+        self.requested = None
+        self.previous = {}  # signal number -> the handler before ours (submitit's for SIGUSR2)
 
-    def __enter__(self):
-        for name in self.SIGNALS:
+    def install(self):
+        for name in SIGNALS:
             sig = getattr(signal, name, None)
             if sig is not None:
                 # not the main thread (e.g. a joblib worker thread): no signals to catch
                 with contextlib.suppress(ValueError):
-                    self._previous[sig] = signal.signal(sig, self._handle)
+                    self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt  # the second signal: stop now
         self.requested = signal.Signals(signum).name
-        if not self._deferred:
-            raise Interrupted(f"stopped by {self.requested}")
 
-    @contextmanager
-    def deferred(self):
-        """Within this block a signal only sets `requested`; the training loop checks it after each step."""
-        self._deferred = True
-        try:
-            yield self
-        finally:
-            self._deferred = False
+    def check(self, where):
+        """A safe point: raise Interrupted("stopped by SIGINT {where}") if a stop was asked for."""
+        if self.requested:
+            raise Interrupted(f"stopped by {self.requested} {where}")
 
-    def __exit__(self, exc_type, exc, tb):
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
+
+_process = None  # this process's StopSignals, once installed
+
+
+def install():
+    """Record stop signals from now on in this process (idempotent); returns its StopSignals."""
+    global _process
+    if _process is None or not _process.previous:
+        _process = StopSignals().install()
+    return _process
+
+
+@contextmanager
+def job_stop():
+    """The process's StopSignals for one job; when the job ends `interrupted` by SIGUSR2 under submitit,
+    submitit's own handler then runs (it requeues the job and exits)."""
+    stop = install()
+    try:
+        yield stop
+    except (Interrupted, KeyboardInterrupt):
         usr2 = getattr(signal, "SIGUSR2", None)
-        previous = self._previous.get(usr2)
-        if self.requested == "SIGUSR2" and callable(previous) and isinstance(exc, (Interrupted, KeyboardInterrupt)):
+        previous = stop.previous.get(usr2)
+        if stop.requested == "SIGUSR2" and callable(previous):
             previous(usr2, None)  # submitit: requeue this job and exit, now that the run says `interrupted`
-        return False
+        raise

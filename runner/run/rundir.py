@@ -53,9 +53,11 @@ class RunDir:
     On the other processes of a torchrun job (`write=False`) it takes no lock and writes nothing.
     """
 
-    def __init__(self, path, console, write=True, provenance=None):
+    def __init__(self, path, console, write=True, provenance=None, continue_with=None):
         self.path, self.console, self.write = Path(path), console, write
         self.provenance = provenance or {}  # .hydra/ file name -> text, written when a fresh run first writes
+        # in a sweep, the command that continues the sweep (and so this run) when it is interrupted
+        self.continue_with = continue_with
         self.last = self.path / "checkpoints" / "last.pt"
         self.summary = read_summary(self.path)
         self.fresh = True  # decided by claim()
@@ -65,9 +67,9 @@ class RunDir:
         self._lock_fd, self._made_lock, self._start = None, False, time.perf_counter()
 
     @classmethod
-    def claim(cls, path, console, resume=False, write=True, provenance=None):
+    def claim(cls, path, console, resume=False, write=True, provenance=None, continue_with=None):
         """Lock the directory and decide: a fresh run, or the continuation of the run in it. Writes nothing."""
-        run = cls(path, console, write, provenance)
+        run = cls(path, console, write, provenance, continue_with)
         if write:
             run._lock()
         try:
@@ -200,7 +202,7 @@ class RunDir:
         message = str(err) if isinstance(err, RunnerError) else _describe(err)
         if not self.written and not self.fresh:
             return f"Nothing in {self.path} was changed." + (
-                f" Continue it with: runner train resume={self.path}" if status == "interrupted" else ""
+                f" Continue it with: {self._continuation()}" if status == "interrupted" else ""
             )
         try:
             if not self.written:
@@ -211,9 +213,12 @@ class RunDir:
         self.console.failed(err)
         if status != "interrupted":
             return None
-        if not self.last.is_file():
+        if not self.last.is_file() and not self.continue_with:
             return "It stopped before its first checkpoint: run the same command again to start it afresh."
-        return f"Continue it with: runner train resume={self.path}"
+        return f"Continue it with: {self._continuation()}"
+
+    def _continuation(self):
+        return self.continue_with or f"runner train resume={self.path}"
 
     def __enter__(self):
         return self
@@ -224,6 +229,8 @@ class RunDir:
                 next_step = self._end(err)
                 if next_step and isinstance(err, RunnerError):
                     raise type(err)(f"{str(err).rstrip('.')}. {next_step}") from None
+                if isinstance(err, KeyboardInterrupt):  # told as any stop is, without a traceback
+                    raise Interrupted(f"stopped at once by a second signal. {next_step}") from None
         finally:
             self._close_loggers()
             self.console.close()

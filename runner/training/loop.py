@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from runner.io.errors import Diverged, Interrupted
+from runner.io.errors import Diverged
 from runner.training.distributed import all_sum
 from runner.training.metrics import evaluate
 from runner.training.recipe import Monitor, Recipe, TrainClock, early_stopping
@@ -55,8 +55,8 @@ def fit(job, run, console, stop):
     """Train until trainer.epochs, or until early stopping, max_steps or max_time ends the run (state.stopped_by).
 
     `run` (run.rundir.RunDir) writes metrics.csv and the checkpoints (nothing on the other processes
-    of a torchrun job); `stop` is an io.signals.StopSignals in its deferred mode, looked at after each
-    optimizer step and each epoch. Returns the wall-clock time (unix seconds) of this process's first
+    of a torchrun job); `stop` is the io.signals.StopSignals looked at after each optimizer step, between
+    validation batches and after each epoch. Returns the wall-clock time (unix seconds) of this process's first
     optimizer step, or None if it took none (summary.json's start-up figure)."""
     state, recipe = job.state, job.recipe
     clock = TrainClock(state.train_s)  # training time counts over resumes
@@ -70,14 +70,39 @@ def fit(job, run, console, stop):
         all_sum(loss_sum, seen_all)  # over processes, under torchrun
         train_time = time.perf_counter() - started
         train_loss = float(loss_sum) / float(seen_all)  # the one host sync of the epoch
+        # validated before the epoch's counters move on, so that a stop here can save the epoch's training
+        val = validate(job, run=run, stop=stop, epoch=epoch, loss_sum=loss_sum, seen=seen)
         if state.scheduler is not None:
             state.scheduler.after_epoch()
         state.epoch, state.batches_done, state.loss_sum, state.seen = epoch, 0, 0.0, 0
         row = {"epoch": epoch, "train_loss": train_loss, "train_samples_per_s": float(seen_all) / train_time}
-        end_epoch(job, run=run, console=console, row=row, started=started, clock=clock)
-        if stop.requested:
-            raise Interrupted(f"stopped by {stop.requested} after epoch {epoch}; last.pt holds it")
+        end_epoch(job, run=run, console=console, row=row, val=val, started=started, clock=clock)
+        stop.check(f"after epoch {epoch}; last.pt holds it")
     return first_step_at
+
+
+def validate(job, *, run, stop, epoch, loss_sum, seen):
+    """The validation metrics of the epoch just trained. A stop between its batches saves last.pt as it
+    stood after the epoch's last step, so that the resume validates the epoch, and raises Interrupted (after
+    max_steps or max_time cut the epoch short, last.pt stays as it was: the resume repeats those steps)."""
+    state = job.state
+
+    def safe_point():
+        if stop.requested and state.stopped_by is None:
+            state.loss_sum, state.seen = float(loss_sum), seen
+            run.save_last(state)
+            stop.check(f"while validating epoch {epoch}; last.pt holds its training, and a resume validates it")
+        stop.check(f"while validating epoch {epoch}; a resume repeats its steps from last.pt")
+
+    val, _ = evaluate(
+        job.eval_model,
+        job.data.val,
+        task=job.task,
+        num_classes=job.data.num_classes,
+        precision=job.precision,
+        stop=safe_point,
+    )
+    return val
 
 
 def train_epoch(job, *, run, console, stop, epoch, clock):
@@ -133,10 +158,7 @@ def train_epoch(job, *, run, console, stop, epoch, clock):
                 state.loss_sum, state.seen = float(loss_sum), seen
                 check_finite(first_bad, epoch, state.lr)
                 run.save_last(state)
-                if stop.requested:
-                    raise Interrupted(
-                        f"stopped by {stop.requested} in epoch {epoch} after step {state.step}; last.pt holds this step"
-                    )
+                stop.check(f"in epoch {epoch} after step {state.step}; last.pt holds this step")
     check_finite(first_bad, epoch, state.lr)
     return loss_sum, seen, first_step_at
 
@@ -157,14 +179,11 @@ def update(job, epoch):
         state.scheduler.after_step()
 
 
-def end_epoch(job, *, run, console, row, started, clock):
-    """Validate, log the epoch's row, save best.pt when the monitored metric improved, count early stopping, save
-    last.pt."""
+def end_epoch(job, *, run, console, row, val, started, clock):
+    """Log the epoch's row with its validation `val`, save best.pt when the monitored metric improved, count early
+    stopping, save last.pt."""
     state, recipe, monitor, task = job.state, job.recipe, job.monitor, job.task
     epoch = row["epoch"]
-    val, _ = evaluate(
-        job.eval_model, job.data.val, task=task, num_classes=job.data.num_classes, precision=job.precision
-    )
     row = {
         "epoch": epoch,
         "train_loss": row["train_loss"],

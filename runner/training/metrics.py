@@ -23,10 +23,11 @@ TASKS = {
 
 
 @torch.inference_mode()
-def evaluate(model, batches, *, task, num_classes, precision=None):
+def evaluate(model, batches, *, task, num_classes, precision=None, stop=None):
     """Mean loss and the task's metric over `batches`; for classification also the confusion matrix.
 
-    Sums stay on the device until the end: one host sync per evaluation, not per batch.
+    Sums stay on the device until the end: one host sync per evaluation, not per batch. `stop`, when
+    given, is called before each batch: a safe point where it may raise io.errors.Interrupted.
     """
     was_training = model.training
     model.eval()
@@ -40,6 +41,8 @@ def evaluate(model, batches, *, task, num_classes, precision=None):
         torch.zeros(num_classes, num_classes, dtype=torch.long, device=device) if task.metric == "accuracy" else None
     )
     for x, y in batches:
+        if stop is not None:
+            stop()
         if precision is not None:
             with precision.autocast():
                 out = model(x)

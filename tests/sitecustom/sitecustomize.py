@@ -7,17 +7,22 @@
 2. torchvision's CIFAR10 checks the md5 of each batch file (and of batches.meta) against the official release.
    The tests write tiny files in the official format, which cannot match those sums, so the
    check is bypassed here, and only here. Everything else about loading them is real.
+3. With TEST_SIGNAL_ON_IMPORT=MODULE:SIGNAL, the process sends itself SIGNAL (through the kernel, as a `kill`
+   from outside) when MODULE starts being imported, however deep in another import that happens
+   (numpy: inside `import torch`). Not RUNNER_-prefixed, so the fork server refuses such a command and
+   it starts as a fresh process, where the imports really happen (tests/helpers/zygote.py).
 """
 
 import importlib.abc
 import importlib.machinery
 import os
 import sys
-import urllib.error
-import urllib.request
+import typing
 
 
 def _no_network(request, *args, **kwargs):
+    import urllib.error
+
     marker = os.environ.get("RUNNER_TEST_BROKEN_DOWNLOAD")
     if not marker:
         raise urllib.error.URLError("network disabled in runner's tests")
@@ -45,26 +50,51 @@ class _BrokenDownload:
         return b"\0" * size
 
 
-urllib.request.urlopen = _no_network
+class _PatchOnImport(importlib.abc.MetaPathFinder):
+    """Patch modules right after they load: importing them here (urllib.request pulls in ssl) would slow every
+    start, and widen the moment before `runner` can record a signal (tests/test_signals.py)."""
 
-
-class _SkipCifarMd5(importlib.abc.MetaPathFinder):
-    """Patch CIFAR10 right after torchvision loads it (importing torchvision here would slow every start)."""
+    PATCHES: typing.ClassVar = {
+        "urllib.request": lambda module: setattr(module, "urlopen", _no_network),
+        # the file must exist; its md5 is not checked
+        "torchvision.datasets.cifar": lambda module: setattr(
+            module, "check_integrity", lambda fpath, md5=None: os.path.isfile(fpath)
+        ),
+    }
 
     def find_spec(self, name, path, target=None):
-        if name != "torchvision.datasets.cifar":
+        if name not in self.PATCHES:
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         exec_module = spec.loader.exec_module
 
         def exec_and_patch(module):
             exec_module(module)
-            module.check_integrity = lambda fpath, md5=None: os.path.isfile(
-                fpath
-            )  # the file must exist; its md5 is not checked
+            self.PATCHES[name](module)
 
         spec.loader.exec_module = exec_and_patch
         return spec
 
 
-sys.meta_path.insert(0, _SkipCifarMd5())
+if "urllib.request" in sys.modules:
+    sys.modules["urllib.request"].urlopen = _no_network
+sys.meta_path.insert(0, _PatchOnImport())
+
+
+class _SignalOnImport(importlib.abc.MetaPathFinder):
+    """Send this process a signal when a module's import begins (item 3 of the docstring), once."""
+
+    def __init__(self, module, sig):
+        self.module, self.sig = module, sig
+
+    def find_spec(self, name, path, target=None):
+        if name == self.module:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), getattr(signal, self.sig))
+        return None
+
+
+if os.environ.get("TEST_SIGNAL_ON_IMPORT"):
+    import signal
+
+    sys.meta_path.insert(0, _SignalOnImport(*os.environ["TEST_SIGNAL_ON_IMPORT"].split(":")))
