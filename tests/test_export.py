@@ -37,7 +37,8 @@ def test_every_format_loads_without_runner_and_gives_the_runs_outputs(tmp_path, 
     # a deployment: config.json's preprocessing on the raw test split, then each artefact, no runner code involved
     config = json.loads((out / "config.json").read_text())
     test = raw_test_split(run)
-    mean, std = torch.tensor(config["normalize"]["mean"]), torch.tensor(config["normalize"]["std"])
+    pre = config["preprocessing"]
+    mean, std = torch.tensor(pre["mean"]), torch.tensor(pre["std"])
     x = ((test.x.float() - mean) / std).contiguous()
     expected = runner_api.load_predictor(run).model(x.contiguous(memory_format=torch.channels_last)).detach()
 

@@ -15,7 +15,7 @@ from runner.training.build import instantiate
 
 
 def raw_test_split(run):
-    """The run's test split exactly as it drew it, raw (digits: uint8 pixels 0..16)."""
+    """The run's test split exactly as it drew it, raw (digits: uint8 pixels 0..255)."""
     dataset = OmegaConf.load(run / ".hydra" / "config.yaml").dataset
     return instantiate(OmegaConf.masked_copy(dataset, [k for k in dataset if k != "augment"])).test
 

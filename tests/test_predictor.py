@@ -18,13 +18,14 @@ def test_raw_test_digits_through_the_predictor_reach_evals_accuracy_exactly(digi
     card = json.loads((run / "checkpoints" / "model.json").read_text())
     assert card["task"] == "classification" and card["input_shape"] == [1, 8, 8] and card["input_dtype"] == "uint8"
     assert card["class_names"] == [str(d) for d in range(10)] and card["model"]["_target_"] == "runner.models.CNN"
-    assert 3 < card["normalize"]["mean"][0][0][0][0] < 6  # digits' pixels are 0..16, with a mean near 4.9
+    # digits' pixels are 0..255 (scikit-learn's 0..16 counts times 255 / 16), with a mean near 4.9 * 255 / 16
+    assert 60 < card["preprocessing"]["mean"][0][0][0][0] < 95 and card["preprocessing"]["range"] == [0, 255]
 
-    # the test split exactly as the run drew it, as raw uint8 pixels (0..16): no normalisation by hand
+    # the test split exactly as the run drew it, as raw uint8 pixels (0..255): no normalisation by hand
     dataset = OmegaConf.load(run / ".hydra" / "config.yaml").dataset
     splits = instantiate(OmegaConf.masked_copy(dataset, [k for k in dataset if k != "augment"]))
     raw = splits.test.x
-    assert raw.dtype == torch.uint8 and int(raw.max()) == 16
+    assert raw.dtype == torch.uint8 and int(raw.max()) == 255
 
     predictor = runner.load_predictor(run)
     result = predictor.predict(raw)
