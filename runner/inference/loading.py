@@ -47,16 +47,17 @@ def run_config(saved):
     return cfg
 
 
-def run_card(saved):
-    """A run's saved model card (the dict of checkpoints/model.json) as today's fields: a card of format 1 had
-    `normalize` where the `preprocessing` block is now, and meant what runner did then: images read as today
-    (data.images.contract), on the dataset's own scale (digits: 0..16)."""
+def run_card(saved, cfg):
+    """A run's saved model card (the dict of checkpoints/model.json) as today's fields, given the run's config as
+    run_config reads it: a card of format 1 had `normalize` where the `preprocessing` block is now, and meant what
+    runner did then: images read as today (data.images.contract), on the dataset's own scale (dataset.max_value:
+    16 for digits saved before they moved to 0..255)."""
     from runner.inference.card import FORMAT, preprocessing
 
     card = dict(saved)
     if card.get("format") == 1 and "normalize" in card:
         stats = card.pop("normalize")
-        max_value = 16 if card.get("dataset") == "digits" else 255
+        max_value = OmegaConf.select(cfg, "dataset.max_value", default=255)
         card["preprocessing"] = preprocessing(
             card["input_shape"], card["input_dtype"], max_value, mean=stats["mean"], std=stats["std"]
         )

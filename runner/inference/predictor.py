@@ -123,7 +123,7 @@ def load_predictor(path, device="cpu"):
             f"(normalisation statistics, input shape, class names), so raw inputs cannot be prepared exactly "
             f"as in training. runner eval still evaluates it; to predict, retrain it with this version."
         )
-    card = ModelCard(**run_card(json.loads(card_file.read_text())))
+    card = ModelCard(**run_card(json.loads(card_file.read_text()), cfg))
     device = torch.device(device)
     model = restore_model(cfg.model, weights, device=device, channels_last=card.channels_last)
     return Predictor(model, card, device, weights)
