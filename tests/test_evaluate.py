@@ -55,6 +55,7 @@ def test_load_model_gives_the_trained_model_in_eval_mode(digits_run):
         test_fraction=0.2,
         val_fraction=0.1,
         split_seed=0,
+        max_value=255,
     )
     x = splits.train.x.float()  # normalised with the training split's statistics, as runner does
     mean, std = x.mean(dim=(0, 2, 3), keepdim=True), x.std(dim=(0, 2, 3), keepdim=True, correction=0)

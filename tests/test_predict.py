@@ -15,7 +15,7 @@ from runner.training.build import instantiate
 
 
 def raw_test_split(run):
-    """The run's test split exactly as it drew it, raw (digits: uint8 pixels 0..16)."""
+    """The run's test split exactly as it drew it, raw (digits: uint8 pixels 0..255)."""
     dataset = OmegaConf.load(run / ".hydra" / "config.yaml").dataset
     return instantiate(OmegaConf.masked_copy(dataset, [k for k in dataset if k != "augment"])).test
 
@@ -70,6 +70,26 @@ def test_predict_on_pngs_of_the_test_split_gives_evals_accuracy(tmp_path, digits
     assert len(predictor.as_batch(str(tmp_path / "pngs" / "3" / "*.png"))) == len(threes) > 0
     torch.save(test.x[:7].clone(), tmp_path / "seven.pt")  # a .pt tensor of raw samples
     assert predictor.predict(tmp_path / "seven.pt").labels == [by_index[i] for i in range(7)]  # test split order
+
+
+def test_an_ordinary_png_of_a_digit_gets_the_dataset_samples_prediction(tmp_path, digits_run):
+    # a user's own 0..255 image of a digit: scikit-learn's 0..16 counts times 16 (white clipped to 255), not runner's
+    # rounding. With the digits stored as 0..16, the model read such a PNG 16 times too bright (7 of 12 right).
+    _, run, _ = digits_run
+    dataset = OmegaConf.load(run / ".hydra" / "config.yaml").dataset
+    args = OmegaConf.masked_copy(dataset, [k for k in dataset if k != "augment"])
+    counts = instantiate(args, max_value=16).test.x
+    (tmp_path / "mine").mkdir()
+    for i, x in enumerate(counts):
+        Image.fromarray(np.minimum(x[0].numpy().astype(np.int32) * 16, 255).astype(np.uint8), "L").save(
+            tmp_path / "mine" / f"{i:03d}.png"
+        )
+    predictor = runner_api.load_predictor(run)
+    from_pngs = predictor.predict(tmp_path / "mine")
+    from_dataset = predictor.predict(raw_test_split(run).x)
+    assert int(counts.max()) == 16 and len(from_pngs.labels) == 359
+    assert from_pngs.labels == from_dataset.labels
+    assert (from_pngs.probs - from_dataset.probs).abs().max() < 0.05  # a pixel one level off here and there
 
 
 def test_a_photo_of_another_size_and_mode_is_converted_as_training_converts_images(tmp_path, digits_run):

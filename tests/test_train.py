@@ -18,9 +18,11 @@ PNG = b"\x89PNG\r\n\x1a\n"
 # what this machine gives (the README's 99.44 %). A one-sample slack absorbs another CPU's float rounding; a one-point
 # regression (3.6 of 359 test digits) fails. To re-pin after a change meant to move them, run `make train` and copy
 # test_accuracy, test_loss and the last train_loss from its summary.json and metrics.csv.
+# Re-pinned when the digits moved from scikit-learn's 0..16 to 0..255 (dataset.max_value): the normalised inputs
+# moved by the rounding of count * 255 / 16 only, and the accuracy stayed (the losses were 0.03316 and 0.01597).
 DIGITS_TEST_ACCURACY = 357 / 359
-DIGITS_TEST_LOSS = 0.03316
-DIGITS_FINAL_TRAIN_LOSS = 0.01597
+DIGITS_TEST_LOSS = 0.03302
+DIGITS_FINAL_TRAIN_LOSS = 0.01588
 
 
 def test_default_run_reaches_its_pinned_accuracy_and_writes_a_complete_run_directory(digits_run):

@@ -66,7 +66,7 @@ def export_job(cfg, out_dir):
                 "name": "x",
                 "shape": ["batch", *card.input_shape],
                 "dtype": "float32",
-                "preprocessing": "(raw - normalize.mean) / normalize.std, from config.json",
+                "preprocessing": "config.json's preprocessing block (docs/predict-export.md)",
             },
             "verified": {e.format: {"max_abs_diff": e.max_abs_diff, **e.details} for e in done},
             "verified_on": source,

@@ -87,7 +87,7 @@ def _inputs(cfg, predictor):
             )
         labels = split.y.tolist() if card.task == "classification" else None
         return Inputs(split.x, None), labels
-    inputs = read_inputs(cfg.input, predictor.input_shape, card.input_dtype, card.feature_names)
+    inputs = read_inputs(cfg.input, predictor.input_shape, card.input_dtype, card.feature_names, predictor.max_value)
     classes = {name: i for i, name in enumerate(card.class_names)}
     if inputs.names and classes:
         folders = [Path(n).parts[0] if len(Path(n).parts) > 1 else None for n in inputs.names]

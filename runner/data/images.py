@@ -3,8 +3,10 @@
 Every image ends as 8-bit RGB (or L for one channel): the EXIF orientation is applied (as a
 photo viewer and torchvision's `decode_image(..., apply_exif_orientation=True)` do), 16-bit
 images keep their high byte, transparent pixels are composited onto black, palette, CMYK and
-YCbCr images are converted. 32-bit integer (I) and float (F) images have no standard range,
-so they are refused by name rather than guessed at.
+YCbCr images are converted by Pillow, then the image is resized with Pillow's bilinear filter.
+32-bit integer (I) and float (F) images have no standard range, so they are refused by name
+rather than guessed at. `contract` writes these rules down as the plain data the model card
+carries (docs/predict-export.md), so that a deployment can follow them without runner.
 """
 
 import torch
@@ -13,6 +15,7 @@ from runner.io.errors import RunnerError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 NAMED = 10  # unreadable files named in one message
+RESAMPLE = "BILINEAR"  # the resize filter, by the name PIL.Image.Resampling gives it (recorded in the contract)
 
 
 class UnsupportedImage(ValueError):
@@ -62,16 +65,36 @@ class ImageFiles(torch.utils.data.Dataset):
             return torch.zeros(self.shape, dtype=torch.uint8), label, f"{path} ({type(err).__name__}: {err})"
 
 
-def read_image(source, shape):
+def contract(shape):
+    """How read_image turns any image file into a uint8 (C, H, W) tensor of `shape` = (C, H, W), as plain data:
+    the `image` part of the model card's preprocessing block. Each field is defined in docs/predict-export.md;
+    a deployment that decodes with Pillow and follows them gets read_image's pixels exactly."""
+    return {
+        "exif_transpose": True,  # ImageOps.exif_transpose first
+        "sixteen_bit": "high_byte",  # 16-bit grayscale (I;16*, or I from a PNG): v -> v >> 8, as mode L
+        "alpha": "over_black",  # any alpha (or palette transparency): c -> round(c * a / 255), as mode RGB
+        "mode": "RGB" if shape[0] == 3 else "L",  # then Image.convert(mode)
+        "size": [shape[2], shape[1]],  # then Image.resize(size, resample): (width, height), as Pillow takes it
+        "resample": RESAMPLE,
+    }
+
+
+def read_image(source, shape, max_value=255):
     """One image (a path or an open PIL image) as a uint8 (C, H, W) tensor of `shape`: converted by to_8bit,
-    resized bilinearly. Training, eval and `runner predict` all read images through this one function."""
+    resized with Pillow's RESAMPLE filter (the rules `contract` records). Training, eval and `runner predict`
+    all read images through this one function. A model trained on pixels stored as 0..max_value (runs of
+    digits before it moved to 0..255) gets round(pixel * max_value / 255), halves to even."""
     from PIL import Image
     from torchvision.transforms.functional import pil_to_tensor
 
-    if isinstance(source, Image.Image):
-        return pil_to_tensor(to_8bit(source, shape[0]).resize(tuple(shape[:0:-1]), Image.BILINEAR))
-    with Image.open(source) as img:
-        return read_image(img, shape)
+    if not isinstance(source, Image.Image):
+        with Image.open(source) as img:
+            return read_image(img, shape, max_value)
+    resized = to_8bit(source, shape[0]).resize(tuple(shape[:0:-1]), getattr(Image.Resampling, RESAMPLE))
+    x = pil_to_tensor(resized)
+    if max_value != 255:  # in float64, as numpy.rint(pixel * max_value / 255) in a deployment
+        x = (x.double() * max_value / 255).round().to(torch.uint8)
+    return x
 
 
 def raise_unreadable(errors):

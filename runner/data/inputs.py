@@ -33,8 +33,9 @@ def takes_images(input_shape, input_dtype):
     return len(input_shape) == 3 and input_shape[0] in (1, 3) and input_dtype == "uint8"
 
 
-def read_inputs(spec, input_shape, input_dtype, feature_names=None):
-    """The samples `spec` names, as one tensor of the model's input shape, with their names."""
+def read_inputs(spec, input_shape, input_dtype, feature_names=None, max_value=255):
+    """The samples `spec` names, as one tensor of the model's input shape, with their names. Images are read by
+    images.read_image, their pixels on the scale 0..max_value the model was trained on."""
     text = str(spec)
     path = Path(text).expanduser()
     if any(c in text for c in "*?["):
@@ -46,7 +47,7 @@ def read_inputs(spec, input_shape, input_dtype, feature_names=None):
                 f"input={spec} matches no image files{found}. Check the pattern; it is expanded by runner "
                 f"(quote it so the shell does not), and `**` matches folders recursively."
             )
-        return _images(images, None, input_shape, input_dtype, spec)
+        return _images(images, None, input_shape, input_dtype, spec, max_value)
     if not path.exists():
         raise RunnerError(
             f"input={spec} names nothing: no such file or folder. Pass an image, a folder of images, a glob, "
@@ -59,10 +60,10 @@ def read_inputs(spec, input_shape, input_dtype, feature_names=None):
                 f"input={spec} is a folder with no images in it (searched recursively for "
                 f"{', '.join(IMAGE_EXTENSIONS)}). Point input= at the folder that holds them."
             )
-        return _images(images, path, input_shape, input_dtype, spec)
+        return _images(images, path, input_shape, input_dtype, spec, max_value)
     suffix = path.suffix.lower()
     if suffix in IMAGE_EXTENSIONS:
-        return _images([path], path.parent, input_shape, input_dtype, spec)
+        return _images([path], path.parent, input_shape, input_dtype, spec, max_value)
     if suffix in (".npy", ".pt"):
         return Inputs(_array(path, suffix, input_shape), None)
     if suffix == ".csv":
@@ -73,7 +74,7 @@ def read_inputs(spec, input_shape, input_dtype, feature_names=None):
     )
 
 
-def _images(paths, root, input_shape, input_dtype, spec):
+def _images(paths, root, input_shape, input_dtype, spec, max_value):
     if not takes_images(input_shape, input_dtype):
         raise RunnerError(
             f"input={spec} is images, but this run's model takes samples of shape {list(input_shape)} "
@@ -83,7 +84,7 @@ def _images(paths, root, input_shape, input_dtype, spec):
     x, errors = torch.empty((len(paths), *input_shape), dtype=torch.uint8), []
     for i, p in enumerate(paths):
         try:
-            x[i] = read_image(p, input_shape)
+            x[i] = read_image(p, input_shape, max_value)
         except Exception as err:
             errors.append(f"{p} ({type(err).__name__}: {err})")
     raise_unreadable(errors)

@@ -27,14 +27,24 @@ def digits_file():
     return path
 
 
-def digits(*, name, task, input_shape, num_classes, test_fraction, val_fraction, split_seed):
-    """scikit-learn's 1797 8x8 digits (pixel values 0..16), split by seed: no official split exists.
+def digits(*, name, task, input_shape, num_classes, test_fraction, val_fraction, split_seed, max_value):
+    """scikit-learn's 1797 8x8 digits as uint8 (N, 1, 8, 8) images with pixel values 0..max_value, split by seed
+    (no official split exists).
 
-    Read as sklearn.datasets.load_digits reads it (the same samples in the same order; test_data.py compares).
+    Each of scikit-learn's pixels counts the inked pixels (0..16) of a 4x4 block of a 32x32 bitmap; it is
+    stored as round(count * max_value / 16), halves to even. max_value=255 puts the digits on the scale of
+    every other image dataset and of an ordinary PNG; 16 keeps scikit-learn's counts as they are. Read as
+    sklearn.datasets.load_digits reads it (the same samples in the same order; test_toy.py compares).
     """
+    if not isinstance(max_value, int) or not 1 <= max_value <= 255:
+        raise RunnerError(
+            f"dataset.max_value={max_value} must be a whole number from 1 to 255 (the stored value of a fully "
+            f"inked pixel): 255 for the scale of an ordinary 8-bit image, 16 for scikit-learn's own counts."
+        )
     with gzip.open(digits_file(), "rt") as f:
         table = np.loadtxt(f, delimiter=",")  # 64 pixels, then the label, per row
-    x = torch.from_numpy(table[:, :-1].reshape(-1, 1, 8, 8)).to(torch.uint8)  # (1797, 1, 8, 8)
+    pixels = np.rint(table[:, :-1] * max_value / 16)  # exact in float64: count * max_value is a whole number
+    x = torch.from_numpy(pixels.reshape(-1, 1, 8, 8)).to(torch.uint8)  # (1797, 1, 8, 8)
     y = torch.from_numpy(table[:, -1].astype(np.int64))
     train, val, test = three_way(Split(x, y), test_fraction, val_fraction, split_seed)
     return Splits(train, val, test, class_names=[str(c) for c in range(10)])

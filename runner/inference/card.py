@@ -2,15 +2,17 @@
 
 A training run writes it as checkpoints/model.json when it starts; the predictor reads it to
 prepare raw inputs exactly as training did, and `runner export` writes it beside each export
-as config.json (with channels_last false: exported graphs take contiguous inputs).
+as config.json (with channels_last false: exported graphs take contiguous inputs). Its
+`preprocessing` block is the contract a deployment follows from an image file to the model's
+float32 input; docs/predict-export.md defines each field. Cards written before the block
+existed (format 1) are read as today's by inference.loading.run_card.
 """
 
-import json
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 CARD = "model.json"  # in the run's checkpoints/
-FORMAT = 1  # raised when a field changes meaning
+FORMAT = 2  # raised when a field changes meaning (2: `preprocessing` replaced `normalize`)
+LAYOUTS = {1: "NC", 2: "NCL", 3: "NCHW"}  # the model's input layout, by the number of dimensions of one sample
 
 
 @dataclass(frozen=True)
@@ -23,14 +25,15 @@ class ModelCard:
     num_outputs: int
     class_names: list  # [] for regression or unnamed classes
     feature_names: list  # a table's columns, in order; [] otherwise
-    normalize: dict  # {"mean": ..., "std": ...}: the training split's statistics, broadcastable to a batch
+    preprocessing: dict  # raw input -> the model's input: see preprocessing() below and docs/predict-export.md
     channels_last: bool  # the memory format the model ran in
     model: dict  # the model's config: `_target_` and its arguments
 
     @classmethod
     def of(cls, cfg, normalize, input_dtype, class_names, feature_names, channels_last):
         """The card of a run with resolved config `cfg` (plain data) and its data's normaliser
-        (data.batches.Normalizer)."""
+        (data.batches.Normalizer). `max_value` of the dataset's config, where it has one (digits), is the stored
+        value of a white pixel; images are 0..255 otherwise."""
         dataset = cfg["dataset"]
         return cls(
             format=FORMAT,
@@ -41,15 +44,16 @@ class ModelCard:
             num_outputs=dataset["num_classes"],
             class_names=list(class_names),
             feature_names=list(feature_names),
-            normalize={"mean": normalize.mean.tolist(), "std": normalize.std.tolist()},
+            preprocessing=preprocessing(
+                list(dataset["input_shape"]),
+                str(input_dtype).removeprefix("torch."),
+                dataset.get("max_value", 255),
+                mean=normalize.mean.tolist(),
+                std=normalize.std.tolist(),
+            ),
             channels_last=channels_last,
             model=cfg["model"],
         )
-
-    @classmethod
-    def read(cls, path):
-        """The card in the JSON file `path` (OSError and ValueError as reading and parsing raise them)."""
-        return cls(**json.loads(Path(path).read_text()))
 
     def for_export(self):
         """The card an export carries: exported graphs take contiguous (not channels-last) inputs."""
@@ -61,3 +65,26 @@ class ModelCard:
 
     def to_dict(self):
         return asdict(self)
+
+
+def preprocessing(input_shape, input_dtype, max_value, *, mean, std):
+    """The contract from a raw input to the model's input, as plain data (each field: docs/predict-export.md).
+
+    image: how an image file becomes 8-bit pixels (data.images.contract), or None when the model does not take
+    images. range: [0, max_value], the raw value of a black and of a white pixel (raw = round(pixel * max_value /
+    255), so 0..255 pixels unchanged when max_value is 255), or None. mean, std: the per-channel statistics, nested
+    lists of shape [1, C, 1, 1] (images) broadcastable to a batch; the model's input is (raw - mean) / std in
+    float32, laid out as `layout` (NCHW for images) with a batch dimension first.
+    """
+    from runner.data.images import contract
+    from runner.data.inputs import takes_images
+
+    images = takes_images(input_shape, input_dtype)
+    return {
+        "image": contract(input_shape) if images else None,
+        "range": [0, max_value] if images else None,
+        "mean": mean,
+        "std": std,
+        "layout": LAYOUTS.get(len(input_shape)),
+        "dtype": "float32",
+    }

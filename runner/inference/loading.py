@@ -18,7 +18,8 @@ from runner.io.serialization import safe_load
 from runner.training.build import build_data, build_model
 from runner.training.state import load_weights
 
-# Runs saved by earlier commits of this package, read as today's: the one place that knows them.
+# Runs saved by earlier commits of this package, read as today's: the one place that knows them (run_config for
+# their configs, run_card for their model cards).
 # Dataset functions that moved into runner/data/ (a run saved before the move names the old path).
 MOVED_TARGETS = {
     "runner.datasets.": "runner.data.toy.",
@@ -40,7 +41,28 @@ def run_config(saved):
     if "trainer" in cfg:
         defaults = OmegaConf.create(files("runner.configs").joinpath("trainer", "default.yaml").read_text())
         cfg.trainer = OmegaConf.merge(defaults, cfg.trainer)
+    # digits were stored as scikit-learn's 0..16 counts until dataset.max_value (255 now) said otherwise
+    if OmegaConf.select(cfg, "dataset._target_") == "runner.data.toy.digits" and "max_value" not in cfg.dataset:
+        OmegaConf.update(cfg, "dataset.max_value", 16, force_add=True)
     return cfg
+
+
+def run_card(saved, cfg):
+    """A run's saved model card (the dict of checkpoints/model.json) as today's fields, given the run's config as
+    run_config reads it: a card of format 1 had `normalize` where the `preprocessing` block is now, and meant what
+    runner did then: images read as today (data.images.contract), on the dataset's own scale (dataset.max_value:
+    16 for digits saved before they moved to 0..255)."""
+    from runner.inference.card import FORMAT, preprocessing
+
+    card = dict(saved)
+    if card.get("format") == 1 and "normalize" in card:
+        stats = card.pop("normalize")
+        max_value = OmegaConf.select(cfg, "dataset.max_value", default=255)
+        card["preprocessing"] = preprocessing(
+            card["input_shape"], card["input_dtype"], max_value, mean=stats["mean"], std=stats["std"]
+        )
+        card["format"] = FORMAT
+    return card
 
 
 def find_checkpoint(ckpt):

@@ -6,11 +6,13 @@
     result.labels, result.probs          # class names and probabilities (regression: result.values)
 
 A training run writes checkpoints/model.json when it starts: the task, the input shape and
-dtype, the class names, the normalisation statistics of its training split and the model's
+dtype, the class names, the preprocessing contract (how an image file is decoded, converted and
+resized, the pixel range, the normalisation statistics of its training split) and the model's
 `_target_` with its arguments. With it, best.pt (a plain state_dict) turns raw inputs into
 predictions exactly as `runner eval` does.
 """
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import torch
 
 from runner.data.batches import Normalizer
 from runner.inference.card import CARD, ModelCard
-from runner.inference.loading import find_checkpoint, restore_model
+from runner.inference.loading import find_checkpoint, restore_model, run_card
 from runner.io.errors import RunnerError
 from runner.io.files import run_dir_of
 
@@ -37,11 +39,13 @@ class Predictor:
     def __init__(self, model, card, device, weights=None):
         self.model, self.card, self.device, self.weights = model, card, device, weights
         self.input_shape = tuple(card.input_shape)
-        stats = card.normalize
+        stats = card.preprocessing
         # the very normaliser training and eval apply (runner/data/batches.py), with the run's statistics
         self.normalize = Normalizer(
             torch.tensor(stats["mean"], device=device), torch.tensor(stats["std"], device=device), card.channels_last
         )
+        # the raw value of a white pixel: 255, or the scale an old run's dataset stored (runner/data/images.py)
+        self.max_value = stats["range"][1] if stats["range"] else 255
 
     def as_batch(self, x):
         """Raw samples as one (N, *input_shape) tensor: a tensor or array (one sample or a batch), a PIL image,
@@ -55,9 +59,9 @@ class Predictor:
 
         card = self.card
         if isinstance(x, (str, Path)):
-            x = read_inputs(x, self.input_shape, card.input_dtype, card.feature_names).x
+            x = read_inputs(x, self.input_shape, card.input_dtype, card.feature_names, self.max_value).x
         elif isinstance(x, Image.Image):
-            x = read_image(x, self.input_shape)
+            x = read_image(x, self.input_shape, self.max_value)
         elif isinstance(x, (list, tuple)) and x and all(isinstance(i, (str, Path, Image.Image)) for i in x):
             x = torch.cat([self.as_batch(i) for i in x])
         x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
@@ -119,7 +123,7 @@ def load_predictor(path, device="cpu"):
             f"(normalisation statistics, input shape, class names), so raw inputs cannot be prepared exactly "
             f"as in training. runner eval still evaluates it; to predict, retrain it with this version."
         )
-    card = ModelCard.read(card_file)
+    card = ModelCard(**run_card(json.loads(card_file.read_text()), cfg))
     device = torch.device(device)
     model = restore_model(cfg.model, weights, device=device, channels_last=card.channels_last)
     return Predictor(model, card, device, weights)
