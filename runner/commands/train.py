@@ -60,7 +60,8 @@ def train_job(cfg, run_dir, overrides=(), provenance=None, continue_with=None):
     rank = distributed.current()
     console = RunConsole(quiet=not rank.main)
     claim = dict(resume=bool(cfg.get("resume")), write=rank.main, provenance=provenance, continue_with=continue_with)
-    with job_stop() as stop, RunDir.claim(run_dir, console, **claim) as run:
+    # every warning raised in the job (torch's too) goes to train.log as well as the terminal
+    with job_stop() as stop, RunDir.claim(run_dir, console, **claim) as run, console.relay_warnings():
         job = setup(cfg, run, overrides=overrides, console=console, rank=rank, stop=stop)
         where = (
             "environment" if run.fresh else "resumed_environment"

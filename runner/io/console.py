@@ -12,6 +12,7 @@ import sys
 import warnings
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.tree import Tree
@@ -59,19 +60,21 @@ class RunConsole:
 
     @contextlib.contextmanager
     def relay_warnings(self):
-        """RunnerWarnings raised inside are printed (and logged) as `warning: ...` lines; others pass on."""
+        """Every warning raised inside is printed and logged (train.log) as it happens, as a `warning: ...` line:
+        runner's own (RunnerWarning) as their message, any other (torch's, a library's) with its category and
+        where it was raised. Python's filters apply as usual (a library warning shows once per place)."""
         from runner.io.errors import RunnerWarning
 
-        with warnings.catch_warnings(record=True) as caught:
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, RunnerWarning):
+                self.print(f"[yellow]warning:[/] {escape(str(message))}")
+            else:
+                self.print(f"[yellow]warning:[/] {category.__name__}: {escape(str(message))} ({filename}:{lineno})")
+
+        with warnings.catch_warnings():
             warnings.simplefilter("always", RunnerWarning)
-            try:
-                yield
-            finally:
-                for w in caught:
-                    if issubclass(w.category, RunnerWarning):
-                        self.print(f"[yellow]warning:[/] {w.message}")
-                    else:
-                        warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            warnings.showwarning = show
+            yield
 
     def progress(self):
         return Progress(
@@ -93,7 +96,6 @@ class RunConsole:
 
 def error(message):
     """A one-paragraph error on stderr, no traceback."""
-    from rich.markup import escape
 
     # escaped: a message quoting `format=[onnx,pt2]` or `pip install 'runner[export]'` is text, not markup
     Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(str(message))}")

@@ -6,6 +6,8 @@ build_data(cfg.dataset, device)                 the dataset's splits and its nor
 make_batches(split, batch_size, transform=, device=)  what a loop iterates over
 """
 
+import warnings
+
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
@@ -14,7 +16,7 @@ from omegaconf import OmegaConf
 from runner.data.batches import Batches, Normalizer
 from runner.data.splits import Split
 from runner.data.stream import LoaderBatches
-from runner.io.errors import RunnerError
+from runner.io.errors import RunnerError, RunnerWarning
 
 PIPELINE_KEYS = ("augment", "normalize")  # dataset keys read by the batches, not passed to the dataset function
 
@@ -61,23 +63,71 @@ def _build_data(dataset_cfg, device):
                 f"dataset {dataset_cfg.name}: its {name} split has samples of shape {list(split.x.shape[1:])}, "
                 f"but its config says input_shape: {list(expected)}. Set dataset.input_shape to match the data."
             )
-        if (
-            dataset_cfg.task == "classification"
-            and len(split)
-            and not 0 <= int(split.y.min()) <= int(split.y.max()) < dataset_cfg.num_classes
-        ):
-            raise RunnerError(
-                f"dataset {dataset_cfg.name}: its {name} split has class labels from {int(split.y.min())} to "
-                f"{int(split.y.max())}, "
-                f"but dataset.num_classes={dataset_cfg.num_classes} allows 0 to {dataset_cfg.num_classes - 1}. Set "
-                f"dataset.num_classes to the number of classes in the data (at least {int(split.y.max()) + 1})."
-            )
+        split = check_targets(split, name, dataset_cfg)
         setattr(splits, name, split.to(device))
+    if dataset_cfg.task == "regression" and isinstance(splits.train, Split):
+        target_scale(splits.train.y, dataset_cfg.name)
     sample = splits.train.x if isinstance(splits.train, Split) else splits.train.sample_tensor(1024, 0).to(device)
     fixed = dataset_cfg.get("normalize")
     if fixed:  # given statistics (e.g. the tutorials' 0.5, 0.5: to [-1, 1]) instead of the training split's own
         return splits, fixed_normalizer(fixed, sample, dataset_cfg.name)
     return splits, Normalizer.fit(sample)
+
+
+def check_targets(split, name, dataset_cfg):
+    """The split with targets the loss can take, checked before the first step; raises RunnerError otherwise.
+
+    Classification: `y` of shape (N,), integer, each in [0, num_classes). Regression: `y` of shape
+    (N, num_classes) float, where (N,) is taken as (N, 1) for one output (as Keras does): MSE of (B,) against
+    the model's (B, 1) would broadcast to a B x B matrix and train silently wrong; integer targets are
+    taken as float32. Each conversion is said as a RunnerWarning (in the run's log)."""
+    y, outputs, dataset = split.y, dataset_cfg.num_classes, f"dataset {dataset_cfg.name}"
+    if dataset_cfg.task == "classification":
+        if y.dim() != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
+            raise RunnerError(
+                f"{dataset}: its {name} split has targets of shape {list(y.shape)} and dtype {y.dtype}, but a "
+                f"classification dataset needs class indices: shape [N], an integer dtype (return y.long(), "
+                f"y.squeeze(1) for [N, 1]). For real-valued targets set dataset.task=regression."
+            )
+        if len(split) and not 0 <= int(y.min()) <= int(y.max()) < outputs:
+            raise RunnerError(
+                f"{dataset}: its {name} split has class labels from {int(y.min())} to {int(y.max())}, "
+                f"but dataset.num_classes={outputs} allows 0 to {outputs - 1}. Set "
+                f"dataset.num_classes to the number of classes in the data (at least {int(y.max()) + 1})."
+            )
+        return split
+    if y.dim() == 1 and outputs == 1:
+        if name == "train":  # said once, for every split
+            warnings.warn(f"{dataset}: targets of shape [N] taken as [N, 1] (one output)", RunnerWarning, 2)
+        y = y.unsqueeze(1)
+    if y.dim() != 2 or y.shape[1] != outputs:
+        raise RunnerError(
+            f"{dataset}: its {name} split has regression targets of shape {list(y.shape)}, but the model has "
+            f"dataset.num_classes={outputs} outputs, so targets must be [N, {outputs}]. Set "
+            f"dataset.num_classes to the number of target columns"
+            f"{f' (dataset.num_classes={y.shape[1]})' if y.dim() == 2 else ''}, or return y of shape [N, {outputs}]."
+        )
+    if not y.dtype.is_floating_point:
+        if name == "train":
+            warnings.warn(f"{dataset}: integer targets taken as float32", RunnerWarning, 2)
+        y = y.float()
+    return Split(split.x, y)
+
+
+def target_scale(y, name):
+    """Say when regression targets are far from unit scale: runner trains on them as they are (MSE in their units
+    squared, MAE in their units), and the learning rate has to suit that scale."""
+    mean, std = y.float().mean(0), y.float().std(0) if len(y) > 1 else torch.ones(y.shape[1:])
+    if bool(((std > 10) | (std < 0.1) | (mean.abs() > 10)).any()):
+        warnings.warn(
+            f"dataset {name}: the regression targets of the training split have mean "
+            f"{', '.join(f'{v:.4g}' for v in mean.tolist())} and std {', '.join(f'{v:.4g}' for v in std.tolist())}: "
+            f"far from unit scale, and used as they are (not standardised), so the loss starts near "
+            f"{float((mean**2 + std**2).mean()):.3g} and MAE is in the targets' own units. Scale them in the "
+            f"dataset (e.g. to mean 0, std 1) if training is unstable, or lower optimizer.lr.",
+            RunnerWarning,
+            2,
+        )
 
 
 def fixed_normalizer(fixed, sample, name):
