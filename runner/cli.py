@@ -41,6 +41,104 @@ _selected = []  # the run's own group choices that main() put before the user's 
 _out = {}
 
 
+class _HeldStderr:
+    """sys.stderr, held back while Hydra composes the config: until the job starts only Hydra writes there, and an
+    error of Hydra's about the command line is then told as runner's (_hydra_problem). From `release()` on, a
+    plain pass-through to the real stderr (a logging handler may hold on to this object)."""
+
+    def __init__(self, real):
+        self.real, self.text, self.holding = real, "", True
+
+    @classmethod
+    def install(cls):
+        held = cls(sys.stderr)
+        sys.stderr = held
+        return held
+
+    def release(self):
+        """Stop holding; True the first time (what was held is then the caller's to print or not)."""
+        was, self.holding = self.holding, False
+        if was and sys.stderr is self:
+            sys.stderr = self.real
+        return was
+
+    def write(self, text):
+        if self.holding:
+            self.text += text
+            return len(text)
+        return self.real.write(text)
+
+    def __getattr__(self, name):  # isatty, fileno, flush, encoding: the real stream's
+        return getattr(self.real, name)
+
+
+def _hydra_problem(text, command, args):
+    """Hydra's error about the command line, in runner's words with a fix the command accepts; None for any other
+    output (Hydra's own --help, a job's error)."""
+    import re
+
+    if "LexerNoViableAltException" in text or "token recognition error" in text:
+        bad = next((a for a in args if "=~" in a or "=$" in a), None)
+        if bad:
+            key, value = bad.split("=", 1)
+            return (
+                f"'{bad}' cannot be read by Hydra's override grammar: a value starting with '{value[0]}' must be "
+                f"quoted for Hydra. Write it as '{key}=\"{value}\"' (the single quotes keep the double ones from "
+                f"the shell), or let the shell expand it: {key}={value.replace('~', '$HOME', 1)}."
+            )
+        return None
+    found = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
+    if not found:
+        return None
+    key = found.group(1)
+    parent, _, leaf = key.rpartition(".")
+    keys = _config_keys(command, args, parent)
+    if keys is None:
+        return None
+    import difflib
+
+    near = difflib.get_close_matches(leaf, keys, n=1)
+    hint = f"Did you mean {parent + '.' if parent else ''}{near[0]}? " if near else ""
+    return (
+        f"{key} is not a key of runner {command}'s config, so it cannot be set. {hint}The keys of "
+        f"{parent or 'the top level'} are: {', '.join(keys)}."
+    )
+
+
+def _config_keys(command, args, path):
+    """The keys at `path` of the config `runner COMMAND args` composes, without the overrides that failed; None when
+    it does not compose."""
+    from importlib.resources import files
+
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    flags = set(args) - set(_overrides_of(args))
+    groups_here = {p.name for p in files("runner.configs").iterdir() if p.is_dir() and not p.name.startswith("_")}
+    groups = []
+    for arg in args:  # only the group choices (dataset=X): a value override may be the one that failed
+        if arg in flags or arg.startswith(("hydra.", "hydra/")):
+            continue
+        try:
+            (override,) = OverridesParser.create().parse_overrides([arg])
+        except Exception:
+            continue
+        if override.key_or_group in groups_here and not override.is_add() and override.package is None:
+            groups.append(arg)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module("runner.configs", version_base="1.3"):
+            cfg = compose(command, overrides=groups)
+        node = OmegaConf.select(cfg, path) if path else cfg
+        return [str(k) for k in node] if OmegaConf.is_dict(node) else None
+    except Exception:
+        return None
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def _task(cfg):
     """Hydra's task function: run the job named by the primary config, report user errors plainly.
 
@@ -50,17 +148,23 @@ def _task(cfg):
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from runner.config.checks import check_keys, check_resolves
+    from runner.config.checks import check_keys, check_resolves, command_keys
     from runner.io import signals
     from runner.io.console import error
     from runner.io.errors import Interrupted, RunnerError
 
+    if isinstance(sys.stderr, _HeldStderr):  # the config composed: what Hydra wrote is not an error
+        held = sys.stderr
+        held.release()
+        sys.stderr.write(held.text)
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if multirun:
         _sweep["dir"] = hydra_cfg.sweep.dir
     try:
         signals.install().check("before the job started; nothing was changed")  # a sweep stops here, between its jobs
+        if hydra_cfg.job.config_name != "train":  # `+key=` is refused by every command, not ignored
+            check_keys(cfg, top=command_keys(hydra_cfg.job.config_name))
         if hydra_cfg.job.config_name in ("predict", "export"):
             return _use_job(cfg, hydra_cfg)
         if hydra_cfg.job.config_name == "eval":
@@ -75,6 +179,7 @@ def _task(cfg):
         if not cfg.get("resume"):  # a resumed run's config is its own (last.pt), checked against the resume table
             check_resolves(cfg)
             check_keys(cfg)
+        _absolute_root(cfg)
         _share_cores(cfg, hydra_cfg)
         run_dir = distributed.broadcast(hydra_cfg.runtime.output_dir)  # under torchrun: rank 0's, for every rank
         user_overrides = list(hydra_cfg.overrides.task)[len(_selected) :]
@@ -160,9 +265,10 @@ def _use_job(cfg, hydra_cfg):
     return export_job(cfg, hydra_cfg.runtime.output_dir)
 
 
-def _preflight(args):
-    """What Hydra would report with a traceback, reported plainly: a user config that is not
-    valid YAML, and an output directory that cannot be created. Returns an error message or None."""
+def _preflight(args, writes=True):
+    """What Hydra would report with a traceback, reported plainly: a user config that shadows a built-in or is not
+    valid YAML (for every flag: `--cfg job` too), and, when the command `writes`, an output directory that cannot
+    be created. Returns an error message or None."""
     import tempfile
 
     import yaml
@@ -193,6 +299,8 @@ def _preflight(args):
                 where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
                 problem = getattr(err, "problem", None) or err
                 return f"{path} is not valid YAML{where}: {problem}. Fix the file and run again."
+    if not writes:
+        return None
     out = _given(args, "hydra.run.dir", "hydra.sweep.dir") or "outputs"
     existing = Path(out).absolute()
     while not existing.exists():
@@ -322,6 +430,20 @@ def _torchrun(args):
     return [*args, "hydra.run.dir=.", "hydra.output_subdir=null"]
 
 
+def _absolute_root(cfg):
+    """dataset.root as an absolute path (`~` expanded): the run records where its data is, so that eval, predict and
+    export from another directory find it."""
+    from omegaconf import open_dict
+
+    root = cfg.dataset.get("root") if "dataset" in cfg else None
+    if isinstance(root, str) and root and not Path(root).expanduser().is_absolute():
+        with open_dict(cfg):
+            cfg.dataset.root = str(Path(root).expanduser().absolute())
+    elif isinstance(root, str) and root.startswith("~"):
+        with open_dict(cfg):
+            cfg.dataset.root = str(Path(root).expanduser())
+
+
 def _share_cores(cfg, hydra_cfg):
     """Jobs launched side by side (joblib's n_jobs, submitit's cpus_per_task) split the cores between them."""
     from hydra.types import RunMode
@@ -447,10 +569,8 @@ def _main(argv, stop):
             file=sys.stderr,
         )
         return 2
-    problem = (
-        _preflight(rest)
-        if not any(a in ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help") for a in rest)
-        else None
+    problem = _preflight(
+        rest, writes=not any(a in ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help") for a in rest)
     )
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -499,7 +619,18 @@ def _main(argv, stop):
             f"interrupted: stopped by {stop.requested} before the command started; nothing was changed", file=sys.stderr
         )
         return 130
-    hydra.main(config_path="pkg://runner.configs", config_name=command, version_base="1.3")(_task)()
+    held = _HeldStderr.install()
+    try:
+        hydra.main(config_path="pkg://runner.configs", config_name=command, version_base="1.3")(_task)()
+    except SystemExit as end:
+        problem = held.release() and _hydra_problem(held.text, command, rest)
+        if problem:  # told as runner tells bad input, with the fix, instead of Hydra's words
+            print(f"error: {problem}", file=sys.stderr)
+        elif held.text:
+            sys.stderr.write(held.text)
+        return end.code if isinstance(end.code, int) else 1
+    finally:
+        held.release()
     sweep = sys.modules.get("runner.commands.sweep")
     return 1 if sweep and sweep.SweepSummary.incomplete else 0
 

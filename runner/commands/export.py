@@ -48,7 +48,7 @@ def export_job(cfg, out_dir):
     card = predictor.card.for_export()
     model = predictor.model.to(memory_format=torch.contiguous_format).eval()
     with console.relay_warnings():
-        example, source = verification_batch(cfg.ckpt, predictor)
+        example, source = verification_batch(cfg.ckpt, predictor, root=cfg.dataset.root)
     console.print(
         f"[bold]runner export[/]  {cfg.ckpt}  to {', '.join(formats)}, verified on {len(example)} samples of {source}"
     )
@@ -100,13 +100,13 @@ def verified_table(done, source):
     return table
 
 
-def verification_batch(ckpt, predictor):
+def verification_batch(ckpt, predictor, root=None):
     """(the first samples of the run's test split, normalised as the model takes them, and where they came from).
     Without the run's data (moved, another machine) random inputs of the right shape, with a warning."""
     from runner.inference.loading import load_test_split
 
     try:
-        split = load_test_split(ckpt)
+        split = load_test_split(ckpt, root=root)
         if split is not None:
             x = predictor.normalize(split.x[:VERIFY_SAMPLES])
             return x.contiguous(), "the run's test split"

@@ -79,7 +79,7 @@ def _inputs(cfg, predictor):
     if str(cfg.input) == "test":
         from runner.inference.loading import load_test_split
 
-        split = load_test_split(cfg.ckpt)
+        split = load_test_split(cfg.ckpt, root=cfg.dataset.root)
         if split is None:
             raise RunnerError(
                 "input=test: this run streams its test split from files; point input= at its test images "

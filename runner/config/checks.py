@@ -111,9 +111,23 @@ CLOSED = {
 }
 
 
-def check_keys(cfg):
-    """A fresh run's config holds exactly the keys runner reads at the top level, in trainer and in dataset.augment."""
-    for path, allowed in CLOSED.items():
+def command_keys(command):
+    """The top-level keys of `runner COMMAND`'s config (configs/COMMAND.yaml): its own and its groups'."""
+    from importlib.resources import files
+
+    own = OmegaConf.load(files("runner.configs").joinpath(f"{command}.yaml"))
+    groups = [
+        next(iter(d)) for d in own.get("defaults", []) if OmegaConf.is_dict(d) and "override" not in next(iter(d))
+    ]
+    return (*groups, *(k for k in own if k not in ("defaults", "hydra")))
+
+
+def check_keys(cfg, top=None):
+    """A config holds exactly the keys runner reads at the top level (`top`: a fresh run's by default; eval's,
+    predict's, export's: command_keys), in trainer and in dataset.augment: a key added with `+key=` that nothing
+    reads is refused, not ignored."""
+    closed = {**CLOSED, "": top} if top else CLOSED
+    for path, allowed in closed.items():
         node = OmegaConf.select(cfg, path) if path else cfg
         if node is None:
             continue
@@ -126,7 +140,7 @@ def check_keys(cfg):
                     f"{prefix}{key} is not a key runner reads, so it would change nothing. {hint}"
                     f"The keys of {path or 'the top level'} are: {', '.join(allowed)}."
                 )
-        if path in ("", "trainer", "trainer.early_stopping", "trainer.ema"):
+        if path in ("trainer", "trainer.early_stopping", "trainer.ema") or (path == "" and not top):
             missing = [k for k in allowed if k not in node and k not in ("resume", "logger")]
             if missing:
                 raise RunnerError(

@@ -49,8 +49,8 @@ def _missing(name, root, cls_name, reason):
     why = f"they could not be downloaded ({reason})" if reason else "downloading is off (dataset.download=false)"
     return RunnerError(
         f"dataset {name}: its files are not in {root / folder} and {why}. {how.format(root=root, raw=root / folder)}, "
-        f"so that {root / folder} holds {', '.join(files)}; or point dataset.root (or the RUNNER_DATA environment "
-        f"variable) at a directory that already has them."
+        f"so that {root / folder} holds {', '.join(files)}; or give dataset.root=DIR, a directory that already has "
+        f"them (train, eval, predict and export all take it; for new runs, RUNNER_DATA=DIR in the environment)."
     )
 
 

@@ -120,11 +120,19 @@ def load_model(path, device="cpu"):
     return restore_model(cfg.model, weights, device=device)
 
 
-def load_test_split(ckpt):
+def load_test_split(ckpt, root=None):
     """The test split of the run that `ckpt` names, drawn exactly as the run drew it (a data.splits.Split of raw
-    samples, on the CPU), or None when the run streams it from files. RunnerError when the run's data is missing."""
+    samples, on the CPU), or None when the run streams it from files; read from `root` when given (the run's data,
+    moved). RunnerError when the run's data is missing."""
     from runner.data.splits import Split
 
     _, run_cfg = find_checkpoint(ckpt)
+    if root is not None:
+        if "root" not in run_cfg.dataset:
+            raise RunnerError(
+                f"dataset.root={root}: the run's dataset {run_cfg.dataset.name} reads no files (it is generated), "
+                f"so there is no location to give. Leave dataset.root out."
+            )
+        run_cfg.dataset.root = str(Path(root).expanduser().absolute())
     splits, _ = build_data(run_cfg.dataset, "cpu")
     return splits.test if isinstance(splits.test, Split) else None

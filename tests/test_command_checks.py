@@ -1,0 +1,81 @@
+"""The same key checks on every command and flag (cli.py, config/checks.check_keys), and a run's data location
+that stays valid from any directory (cli._absolute_root): each refusal names a fix the command accepts, and the
+test runs that fix."""
+
+import shutil
+
+import pytest
+from conftest import FAST, assert_clean_failure, digest, runner, summary
+from formats import write_image_folder
+
+
+@pytest.mark.parametrize(
+    "command, bad, fix",
+    [
+        ("eval", "+trainer.eval_batchsize=8", "trainer.eval_batch_size=8"),
+        ("eval", "trainer.eval_batchsize=8", "trainer.eval_batch_size=8"),
+        ("predict", "+topK=3", "topk=3"),
+        ("predict", "topK=3", "topk=3"),
+        ("export", "+fromat=safetensors", "format=safetensors"),
+        ("export", "fromat=safetensors", "format=safetensors"),
+    ],
+)
+def test_every_command_refuses_a_key_it_does_not_read_and_says_the_near_one(tmp_path, digits_run, command, bad, fix):
+    _, run_dir, _ = digits_run
+    extra = {"eval": [], "predict": ["input=test"], "export": []}[command]
+    before = digest(run_dir)
+    proc = runner(command, f"ckpt={run_dir}", *extra, bad, cwd=tmp_path, check=False)
+    key = fix.split("=")[0]
+    assert_clean_failure(proc, f"Did you mean {key}?")
+    assert "Could not override" not in proc.stderr and "not in struct" not in proc.stderr
+    assert digest(run_dir) == before
+    if command != "eval":  # eval keeps its folder and eval.log, saying why it failed
+        assert not (tmp_path / "outputs").exists()
+    runner(command, f"ckpt={run_dir}", *extra, fix, cwd=tmp_path)  # the fix it named is accepted
+
+
+def test_a_misspelt_training_key_gets_the_near_one_and_the_fix_trains(tmp_path):
+    proc = runner("train", "trainer.epoch=1", cwd=tmp_path, check=False)
+    assert_clean_failure(proc, "trainer.epoch is not a key of runner train's config", "Did you mean trainer.epochs?")
+    assert not (tmp_path / "outputs").exists()
+    proc = runner("train", "model=mlp", "model.hiden=[8]", cwd=tmp_path, check=False)
+    assert_clean_failure(proc, "Did you mean model.hidden?")
+    runner("train", "model=mlp", "model.hidden=[8]", "trainer.epochs=1", cwd=tmp_path)
+
+
+def test_cfg_job_refuses_a_user_config_that_shadows_a_built_in(tmp_path):
+    (tmp_path / "mine" / "model").mkdir(parents=True)
+    (tmp_path / "mine" / "model" / "cnn.yaml").write_text("_target_: runner.models.MLP\n")
+    for flags in ([], ["--cfg", "job"]):
+        proc = runner("train", "--config-dir", "mine", *flags, cwd=tmp_path, check=False)
+        assert_clean_failure(proc, "has the name of runner's built-in config model/cnn.yaml", "model=my_cnn")
+
+
+def test_a_run_records_where_its_data_is_so_every_command_finds_it_from_anywhere(tmp_path):
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    write_image_folder(work / "pets", per_class=10, size=(12, 12))
+    shape = "dataset.input_shape=[3,12,12]", "trainer.batch_size=8"
+    runner("train", "dataset=imagefolder", "dataset.root=pets", *shape, *FAST, "hydra.run.dir=run", cwd=work)
+    run = work / "run"
+    assert summary(run)["status"] == "completed"
+    assert (run / ".hydra" / "config.yaml").read_text().count(f"root: {work / 'pets'}") == 1
+    runner("eval", f"ckpt={run}", cwd=elsewhere)
+    runner("predict", f"ckpt={run}", "input=test", cwd=elsewhere)
+
+    shutil.move(work / "pets", tmp_path / "moved")  # the data moved: each command that reads it takes the new place
+    proc = runner("eval", f"ckpt={run}", cwd=elsewhere, check=False)
+    assert_clean_failure(proc, "dataset.root")
+    for command, extra in (("eval", []), ("predict", ["input=test"]), ("export", ["format=safetensors"])):
+        done = runner(command, f"ckpt={run}", *extra, f"dataset.root={tmp_path / 'moved'}", cwd=elsewhere)
+        assert "random inputs" not in done.stdout + done.stderr  # export verified on the run's own test split
+
+
+def test_a_home_relative_root_is_explained_and_the_quoted_form_works(tmp_path):
+    write_image_folder(tmp_path / "pets", per_class=10, size=(12, 12))
+    args = ["dataset=imagefolder", "dataset.input_shape=[3,12,12]", "trainer.batch_size=8", *FAST]
+    proc = runner("train", *args, "dataset.root=~/pets", cwd=tmp_path, check=False, env={"HOME": str(tmp_path)})
+    assert_clean_failure(proc, """'dataset.root="~/pets"'""", "dataset.root=$HOME/pets")
+    assert "LexerNoViableAltException" not in proc.stderr
+    runner("train", *args, 'dataset.root="~/pets"', "hydra.run.dir=run", cwd=tmp_path, env={"HOME": str(tmp_path)})
+    assert f"root: {tmp_path / 'pets'}" in (tmp_path / "run" / ".hydra" / "config.yaml").read_text()
