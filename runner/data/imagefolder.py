@@ -4,7 +4,8 @@
 
 train/, val/ and test/ subfolders are used when present; whatever is missing is a seeded
 hold-out of train. A folder that fits in memory is decoded once into a uint8 tensor and
-cached (runner/data/cache.py); a larger one streams through a DataLoader (runner/data/stream.py).
+cached in runner's cache directory, never in the folder (runner/data/cache.py); a larger one
+streams through a DataLoader (runner/data/stream.py).
 """
 
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from runner.data.cache import cached, expect, fingerprint
+from runner.data.cache import cached, expect, fingerprint, place, runner_cache
 from runner.data.images import IMAGE_EXTENSIONS, decode_images
 from runner.data.splits import Split, Splits, holdout
 from runner.data.stream import FileSplit
@@ -32,7 +33,7 @@ def class_folders(root):
             f"dataset.root={root} is not a directory. Point it at a folder with one subfolder of images per class."
         )
     classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if base == root:
+    if base == root:  # runner-cache/: where runner versions before the cache directory cached a folder
         classes = [c for c in classes if c not in ("val", "test", "runner-cache")]
     if len(classes) < 2:
         found = f"only the class folder '{classes[0]}'" if classes else "no class folders"
@@ -90,6 +91,7 @@ def imagefolder(
     in_memory,
     memory_limit_gb,
     workers,
+    cache_dir=None,
 ):
     """One folder per class; train/, val/ and test/ subfolders are used when present, else seeded splits."""
     root = Path(root).expanduser()
@@ -123,8 +125,9 @@ def imagefolder(
         spec = {}
         for part, samples in parts.items():
             spec[f"{part}_x"], spec[f"{part}_y"] = ((len(samples), *shape), torch.uint8), ((len(samples),), torch.long)
-        stem = f"{name}-{'x'.join(map(str, shape))}"  # two sizes of one folder are two caches, side by side
-        data = cached(root / "runner-cache", stem, fingerprint(all_files), decode, expect(spec, classes=classes))
+        stem = f"{name}-{'x'.join(map(str, shape))}-{place(root)}"  # two sizes of one folder: two caches
+        check = expect(spec, classes=classes)
+        data = cached(runner_cache(cache_dir), stem, fingerprint(all_files), decode, check)
         splits = {part: Split(data[f"{part}_x"], data[f"{part}_y"]) for part in parts}
     else:
         splits = {part: FileSplit(samples, shape, workers) for part, samples in parts.items()}

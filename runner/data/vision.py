@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from runner.data.cache import cached, expect, fingerprint
+from runner.data.cache import cached, expect, fingerprint, place, runner_cache
 from runner.data.splits import Split, Splits, holdout
 from runner.io.errors import RunnerError
 
@@ -117,7 +117,7 @@ def _read_mnist(files, part):
     return images.unsqueeze(1), labels.long()
 
 
-def _torchvision(cls_name, *, name, root, download, val_fraction, split_seed):
+def _torchvision(cls_name, *, name, root, download, val_fraction, split_seed, cache_dir):
     import torchvision.datasets
 
     cls = getattr(torchvision.datasets, cls_name)
@@ -153,27 +153,45 @@ def _torchvision(cls_name, *, name, root, download, val_fraction, split_seed):
         f"{part}_x": ((f"n_{part}", "c", "h", "w"), torch.uint8) for part in ("train", "test")
     }  # input_shape: build_data
     spec.update({f"{part}_y": ((f"n_{part}",), torch.long) for part in ("train", "test")})
-    data = cached(root / "runner-cache", name, fingerprint(raw_files), decode, expect(spec))
+    data = cached(runner_cache(cache_dir), f"{name}-{place(root)}", fingerprint(raw_files), decode, expect(spec))
     train, val = holdout(Split(data["train_x"], data["train_y"]), val_fraction, split_seed)
     return Splits(train, val, Split(data["test_x"], data["test_y"]), class_names=data["classes"])
 
 
-def cifar10(*, name, task, input_shape, num_classes, root, download, val_fraction, split_seed):
+def cifar10(*, name, task, input_shape, num_classes, root, download, val_fraction, split_seed, cache_dir=None):
     """CIFAR-10: 50,000 training and 10,000 test 32x32 colour images in 10 classes."""
     return _torchvision(
-        "CIFAR10", name=name, root=root, download=download, val_fraction=val_fraction, split_seed=split_seed
+        "CIFAR10",
+        name=name,
+        root=root,
+        download=download,
+        val_fraction=val_fraction,
+        split_seed=split_seed,
+        cache_dir=cache_dir,
     )
 
 
-def mnist(*, name, task, input_shape, num_classes, root, download, val_fraction, split_seed):
+def mnist(*, name, task, input_shape, num_classes, root, download, val_fraction, split_seed, cache_dir=None):
     """MNIST: 60,000 training and 10,000 test 28x28 handwritten digits."""
     return _torchvision(
-        "MNIST", name=name, root=root, download=download, val_fraction=val_fraction, split_seed=split_seed
+        "MNIST",
+        name=name,
+        root=root,
+        download=download,
+        val_fraction=val_fraction,
+        split_seed=split_seed,
+        cache_dir=cache_dir,
     )
 
 
-def fashion_mnist(*, name, task, input_shape, num_classes, root, download, val_fraction, split_seed):
+def fashion_mnist(*, name, task, input_shape, num_classes, root, download, val_fraction, split_seed, cache_dir=None):
     """Fashion-MNIST: MNIST's shapes and sizes, with 10 kinds of clothing."""
     return _torchvision(
-        "FashionMNIST", name=name, root=root, download=download, val_fraction=val_fraction, split_seed=split_seed
+        "FashionMNIST",
+        name=name,
+        root=root,
+        download=download,
+        val_fraction=val_fraction,
+        split_seed=split_seed,
+        cache_dir=cache_dir,
     )
