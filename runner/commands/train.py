@@ -17,7 +17,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from runner.commands.resume import plan_resume
 from runner.config.checks import check_config
-from runner.data.batches import train_transform
+from runner.data.batches import describe_augment, train_transform
 from runner.data.splits import Split
 from runner.inference.card import ModelCard
 from runner.inference.loading import restore_model
@@ -102,7 +102,9 @@ def setup(cfg, run, *, overrides, console, rank):
     # before the data: a model that does not fit it fails fast
     model = setup_model(cfg.model, cfg.dataset, device=device, channels_last=channels_last, console=console)
     with console.relay_warnings():
-        data, samples, card = setup_data(cfg, recipe, device=device, channels_last=channels_last, rank=rank)
+        data, samples, card = setup_data(
+            cfg, recipe, device=device, channels_last=channels_last, rank=rank, console=console
+        )
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     steps = steps_per_epoch(len(data.train), recipe.accumulate_grad_batches)
     schedule = build_schedule(
@@ -152,8 +154,9 @@ def setup_model(model_cfg, dataset_cfg, *, device, channels_last, console):
     return model
 
 
-def setup_data(cfg, recipe, *, device, channels_last, rank):
-    """(the batches of each split, their sizes, the model card: the preprocessing a raw input needs)."""
+def setup_data(cfg, recipe, *, device, channels_last, rank, console):
+    """(the batches of each split, their sizes, the model card: the preprocessing a raw input needs); printed: what
+    the data was found to be, and the augmentation."""
     dataset_cfg, seed = cfg.dataset, cfg.seed
     if recipe.batch_size % rank.world or recipe.eval_batch_size % rank.world:
         raise RunnerError(
@@ -168,6 +171,9 @@ def setup_data(cfg, recipe, *, device, channels_last, rank):
             f"({len(splits.train)} samples), so an epoch would have no full batch. Use "
             f"trainer.batch_size={len(splits.train)} or less."
         )
+    for note in splits.notes:
+        console.print(note)
+    console.print(describe_augment(dataset_cfg.get("augment")))
     generator = torch.Generator().manual_seed(seed)  # data order and augmentation, apart from the model's RNG
     shard = dict(rank=rank.rank, world=rank.world)  # under torchrun, each process takes its share of every batch
     transform = train_transform(dataset_cfg.get("augment"), normalize, generator, **shard)
