@@ -13,7 +13,6 @@ and for a resume the checkpoint, so a job that cannot run changes nothing.
 
 import torch
 from omegaconf import OmegaConf
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from runner.commands.resume import plan_resume
 from runner.config.checks import check_config
@@ -46,7 +45,7 @@ from runner.training.loop import Data, Job, fit
 from runner.training.metrics import TASKS, evaluate
 from runner.training.recipe import Monitor, Recipe
 from runner.training.schedules import build_schedule, steps_per_epoch
-from runner.training.state import TrainState, seed_all
+from runner.training.state import TrainState, ema_model, seed_all
 
 
 def train_job(cfg, run_dir, overrides=(), provenance=None):
@@ -112,7 +111,7 @@ def setup(cfg, run, *, overrides, console, rank):
     )
     ema = None
     if recipe.ema_decay:
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+        ema = ema_model(model, recipe.ema_decay, recipe.ema_warmup)
     state = TrainState(
         model,
         optimizer,
@@ -232,6 +231,7 @@ def finish(job, run, *, console, setup_s, first_step_at):
     if state.ema is not None:
         ending["ema"] = {
             "decay": job.recipe.ema_decay,
+            "warmup": job.recipe.ema_warmup,
             "weights": "validation, best.pt and the test use the EMA weights",
         }
     summary = run.complete(
