@@ -340,10 +340,16 @@ def found_data(cfg):
     counted and measured by resolvers (${count_classes:...}, ${image_shape:...}), and the run's eval, predict and
     export must read what it trained on, not what the folder holds later (or fail where it moved)."""
     recorded = OmegaConf.create(OmegaConf.to_container(cfg))
+    from omegaconf.errors import OmegaConfBaseException
+
     for key in ("num_classes", "input_shape"):
-        if OmegaConf.select(cfg, f"dataset.{key}") is not None:
+        try:
             value = OmegaConf.select(cfg, f"dataset.{key}")
-            recorded.dataset[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+            value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        except OmegaConfBaseException:  # only on a resume's command line (no dataset.root): never written
+            continue
+        if value is not None:
+            recorded.dataset[key] = value
     return recorded
 
 
