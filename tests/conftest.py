@@ -72,6 +72,14 @@ def _log(how, args, seconds=None):
             f.write(f"{how}{'' if seconds is None else f' {seconds:.2f}s'}: runner {' '.join(map(str, args))}\n")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def runner_cache(tmp_path_factory):
+    """runner's cache directory for this session (in-process calls and every command): never the real ~/.cache.
+    Set before the first command starts the fork server, which keeps this environment."""
+    os.environ["RUNNER_CACHE"] = str(tmp_path_factory.mktemp("runner-cache"))
+    return Path(os.environ["RUNNER_CACHE"])
+
+
 def pytest_sessionfinish(session):
     if _zygote:
         _zygote.pop().stop()

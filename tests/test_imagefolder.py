@@ -1,18 +1,21 @@
 """Image folders: what counts as an image and a class, the decoded-tensor cache, and same bytes from every path."""
 
+import json
 import os
 import resource
 import shutil
 import subprocess
 import sys
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
-from conftest import SITECUSTOM, assert_clean_failure, run_dirs, runner, same_run, summary
+from conftest import SITECUSTOM, assert_clean_failure, digest, run_dirs, runner, same_run, summary
 from formats import write_image_folder
+from omegaconf import OmegaConf
 
-from runner.data.cache import checksum
+from runner.data.cache import checksum, place
 from runner.data.imagefolder import imagefolder
 from runner.io.errors import RunnerWarning
 from runner.io.serialization import safe_load, save
@@ -21,7 +24,8 @@ SMALL_CNN = ["model=cnn", "model.channels=[8,16]", "trainer.batch_size=32"]
 
 
 def load_folder(root, shape=(3, 8, 8)):
-    """The dataset function itself, as `dataset=imagefolder dataset.root=ROOT` calls it; (splits, RunnerWarnings)."""
+    """The dataset function itself, as `dataset=imagefolder dataset.root=ROOT dataset.cache_dir=ROOT/../cache`
+    calls it; (splits, RunnerWarnings)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RunnerWarning)
         splits = imagefolder(
@@ -36,6 +40,7 @@ def load_folder(root, shape=(3, 8, 8)):
             in_memory=True,
             memory_limit_gb=2,
             workers=0,
+            cache_dir=str(root.parent / "cache"),
         )
     return splits, [str(w.message) for w in caught if issubclass(w.category, RunnerWarning)]
 
@@ -56,9 +61,11 @@ def test_image_folder_trains_the_same_bytes_on_the_run_that_fills_the_cache_and_
         "trainer.batch_size=8",
         "trainer.epochs=3",
     ]
-    runner(*args, cwd=tmp_path)
-    assert (tmp_path / "pets" / "runner-cache").exists() == (in_memory == "auto")  # the first run decoded and cached
-    runner(*args, cwd=tmp_path)  # in memory: reads the cache
+    env = {"RUNNER_CACHE": str(tmp_path / "cache")}
+    runner(*args, cwd=tmp_path, env=env)
+    cache = tmp_path / "cache" / "datasets"
+    assert len(list(cache.glob("imagefolder-3x16x16-*.pt"))) == (in_memory == "auto")  # the first run decoded, cached
+    runner(*args, cwd=tmp_path, env=env)  # in memory: reads the cache
     first, second = run_dirs(tmp_path)
     info = summary(first)
     assert info["samples"] == {"train": 43, "val": 12, "test": 5}  # val/ used as is; test held out of train/
@@ -83,7 +90,7 @@ def test_image_folder_streams_when_it_does_not_fit(tmp_path):
         cwd=tmp_path,
     )
     assert summary(run_dirs(tmp_path)[0])["samples"] == {"train": 16, "val": 2, "test": 2}
-    assert not (tmp_path / "pets" / "runner-cache").exists()  # streamed: nothing decoded ahead
+    assert not list((tmp_path / "pets").rglob("*.pt"))  # streamed: nothing decoded ahead
 
 
 def _one_class(root):
@@ -127,8 +134,13 @@ def test_hidden_files_and_folders_are_not_read_as_images(tmp_path):
     assert len(splits.train) + len(splits.val) + len(splits.test) == 20
 
 
+def _caches(root):
+    """The caches of the folder `root` that load_folder wrote, by name."""
+    return sorted((root.parent / "cache" / "datasets").glob(f"imagefolder-*-{place(root)}-*.pt"))
+
+
 def _cache(root):
-    (path,) = (root / "runner-cache").glob("*.pt")
+    (path,) = _caches(root)
     return path
 
 
@@ -184,11 +196,12 @@ def test_each_size_of_a_folder_keeps_its_own_cache_and_only_its_own_stale_one_is
     root = write_image_folder(tmp_path / "pets", per_class=10)
     load_folder(root, (3, 8, 8))
     load_folder(root, (3, 16, 16))
-    small, large = sorted((root / "runner-cache").glob("*.pt"))
-    assert [small.name.rsplit("-", 1)[0], large.name.rsplit("-", 1)[0]] == ["imagefolder-3x16x16", "imagefolder-3x8x8"]
+    small, large = _caches(root)
+    stems = [small.name.rsplit("-", 1)[0], large.name.rsplit("-", 1)[0]]
+    assert stems == [f"imagefolder-3x16x16-{place(root)}", f"imagefolder-3x8x8-{place(root)}"]
     write_image_folder(root, classes=("cat",), per_class=1, seed=5)  # a changed file: the 3x8x8 cache is stale
     load_folder(root, (3, 8, 8))
-    after = sorted((root / "runner-cache").glob("*.pt"))
+    after = _caches(root)
     assert small in after and large not in after and len(after) == 2  # 3x16x16 kept, the stale 3x8x8 replaced
 
 
@@ -196,10 +209,11 @@ def _limit_file_size():
     resource.setrlimit(resource.RLIMIT_FSIZE, (150_000, 150_000))  # the run's files fit; the 276 kB cache does not
 
 
-def test_a_data_root_that_cannot_be_written_costs_only_the_cache(tmp_path):
+def test_a_cache_directory_that_cannot_be_written_costs_only_the_cache(tmp_path):
     write_image_folder(tmp_path / "pets", per_class=20, size=(32, 32))
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env["PYTHONPATH"] = str(SITECUSTOM)
+    env["RUNNER_CACHE"] = str(tmp_path / "cache")
     proc = subprocess.run(
         [
             sys.executable,
@@ -225,7 +239,7 @@ def test_a_data_root_that_cannot_be_written_costs_only_the_cache(tmp_path):
     message = " ".join(proc.stdout.split())
     assert "warning: the dataset cache was not saved (cannot write" in message and "File too large" in message
     assert "training without it" in message
-    assert not list((tmp_path / "pets" / "runner-cache").iterdir())  # no partial file left behind
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]  # no partial file left behind
     (run,) = run_dirs(tmp_path)
     assert (
         summary(run)["status"] == "completed"
@@ -240,5 +254,78 @@ def test_a_cache_written_for_another_folder_is_not_used(tmp_path):
     load_folder(other)
     shutil.copy(_cache(pets), _cache(other))  # the other folder's file, under this folder's name
     splits, warned = load_folder(other)
-    assert len(warned) == 1 and "it was written for imagefolder-3x8x8-" in warned[0]
+    assert len(warned) == 1 and f"it was written for imagefolder-3x8x8-{place(pets)}-" in warned[0]
     assert torch.equal(splits.train.x, load_folder(other)[0].train.x)
+
+
+def test_the_cache_stays_out_of_the_image_folder_and_torchvisions_imagefolder_still_reads_it(tmp_path):
+    from torchvision.datasets import ImageFolder
+
+    write_image_folder(tmp_path / "pets", per_class=10)
+    before = digest(tmp_path / "pets")
+    args = ["train", "dataset=imagefolder", "dataset.root=pets", "dataset.workers=0", *SMALL_CNN, "trainer.epochs=1"]
+    runner(*args, "trainer.batch_size=8", cwd=tmp_path)
+    assert digest(tmp_path / "pets") == before  # nothing written into the user's folder
+    assert list(Path(os.environ["RUNNER_CACHE"], "datasets").glob(f"imagefolder-*-{place(tmp_path / 'pets')}-*.pt"))
+    assert ImageFolder(tmp_path / "pets").classes == ["cat", "dog"]  # "Found no valid file for runner-cache" before
+
+    # dataset.cache_dir puts it elsewhere, as a path of the user's choosing
+    runner(*args, "trainer.batch_size=8", "dataset.cache_dir=mine", cwd=tmp_path)
+    assert len(list((tmp_path / "mine" / "datasets").glob("imagefolder-*.pt"))) == 1
+
+
+def write_digits(root, n=60, size=28):
+    """root/<digit>/<i>.png: 8-bit grayscale digits of `size` x `size` (scikit-learn's 8x8 ones, scaled up)."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    for i, (pixels, y) in enumerate(zip(digits.images[:n], digits.target[:n])):
+        (root / str(y)).mkdir(parents=True, exist_ok=True)
+        image = Image.fromarray((pixels * 255 / 16).astype("uint8"), "L").resize((size, size), Image.BILINEAR)
+        image.save(root / str(y) / f"{i:04d}.png")
+    return root
+
+
+def test_a_folder_of_grayscale_digits_trains_at_its_own_shape_unflipped_and_the_run_records_it(tmp_path):
+    # runner train dataset=imagefolder dataset.root=digits28 on all 1,797 digits as 28x28 PNGs (2 CPU cores):
+    # before, resized to RGB 64x64 and flipped: 71.67 % test, 180 s; now [1, 28, 28], unflipped: 98.89 %, 28.5 s
+    write_digits(tmp_path / "digits")
+    proc = runner(
+        "train",
+        "dataset=imagefolder",
+        "dataset.root=digits",
+        *SMALL_CNN[:2],
+        "trainer.batch_size=8",
+        "trainer.epochs=1",
+        cwd=tmp_path,
+    )
+    said = " ".join(proc.stdout.split())
+    assert "image folder: found 60 images, 28x28 grayscale: input_shape [1, 28, 28], as found." in said
+    assert "augmentation: none (dataset.augment)" in said
+    (run,) = run_dirs(tmp_path)
+    assert "augmentation: none" in (run / "train.log").read_text()
+    saved = OmegaConf.load(run / ".hydra" / "config.yaml")
+    assert saved.dataset.input_shape == [1, 28, 28] and saved.dataset.num_classes == 10  # values, not resolvers
+    assert json.loads((run / "checkpoints" / "model.json").read_text())["input_shape"] == [1, 28, 28]
+
+    # the run is its own: predict and export read what it trained on, wherever the folder went
+    (tmp_path / "digits").rename(tmp_path / "moved")
+    runner("predict", f"ckpt={run}", "input=moved/3", cwd=tmp_path)
+    runner("export", f"ckpt={run}", cwd=tmp_path)
+
+    # a given shape is what every image is resized to, and the log says so
+    proc = runner(
+        "train",
+        "dataset=imagefolder",
+        "dataset.root=moved",
+        "dataset.input_shape=[3,16,16]",
+        "dataset.augment.flip=true",
+        *SMALL_CNN[:2],
+        "trainer.batch_size=8",
+        "trainer.epochs=1",
+        cwd=tmp_path,
+    )
+    said = " ".join(proc.stdout.split())
+    assert "found 60 images, 28x28 grayscale: converted to RGB and resized to [3, 16, 16]" in said
+    assert "augmentation: random horizontal flip (dataset.augment)" in said

@@ -5,7 +5,8 @@ import json
 
 import numpy as np
 import torch
-from conftest import load, run_dirs, runner, summary
+from conftest import assert_clean_failure, load, run_dirs, runner, summary
+from formats import write_mnist
 
 import runner as runner_api
 from runner.models import CNN, FastNet
@@ -50,3 +51,13 @@ def test_fastnet_batchnorm_is_airbench94s():
     norm.train()(x)
     expected = 0.6 * torch.zeros(norm.num_features) + 0.4 * x.mean(dim=(0, 2, 3))
     assert torch.allclose(norm.running_mean, expected, atol=1e-6)
+
+
+def test_lenet_on_28x28_names_the_padding_that_fits_and_that_command_trains(tmp_path):
+    write_mnist(tmp_path / "data")
+    proc = runner("train", "dataset=mnist", "model=lenet", "trainer.epochs=1", cwd=tmp_path, check=False)
+    assert_clean_failure(
+        proc, "cannot take this dataset's input of shape [1, 28, 28]", "model.padding=2 pads 28x28 ones to that"
+    )
+    runner("train", "dataset=mnist", "model=lenet", "model.padding=2", "trainer.epochs=1", cwd=tmp_path)
+    assert summary(run_dirs(tmp_path)[-1])["status"] == "completed"

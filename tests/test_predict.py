@@ -170,3 +170,18 @@ def test_a_run_without_a_model_card_is_refused_with_what_it_lacks(tmp_path, digi
     proc = runner("predict", f"ckpt={old}", "input=test", cwd=tmp_path, check=False)
     assert_clean_failure(proc, "has no checkpoints/model.json: it was trained before runs recorded their preprocessing")
     assert not (tmp_path / "outputs").exists()
+
+
+def test_folders_not_named_after_the_classes_say_why_no_accuracy_is_shown(tmp_path, digits_run):
+    # torchvision's MNIST names its classes "0 - zero", ...; folders 0/ ... 9/ are the same kind of mismatch
+    _, run, _ = digits_run
+    test = raw_test_split(run)
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    for i, (x, y) in enumerate(zip(test.x[:40], test.y[:40].tolist())):
+        (tmp_path / "pngs" / words[y]).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(x[0].numpy(), "L").save(tmp_path / "pngs" / words[y] / f"{i:03d}.png")
+    proc = runner("predict", f"ckpt={run}", "input=pngs", cwd=tmp_path)
+    said = " ".join(proc.stdout.split())
+    assert "accuracy " not in said and "true_label" not in predictions(tmp_path)[0]
+    assert "no accuracy: the images are labelled by their folders, but the folders 'eight', 'five'," in said
+    assert "are not among this run's class names ('0', '1', '2', '3', ...)" in said

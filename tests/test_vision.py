@@ -1,10 +1,11 @@
 """CIFAR-10, MNIST and Fashion-MNIST, read from tiny files in their official formats."""
 
+import gzip
 import json
 import os
 
 import pytest
-from conftest import assert_clean_failure, run_dirs, runner, summary
+from conftest import assert_clean_failure, digest, run_dirs, runner, summary
 from formats import CIFAR_CLASSES, write_cifar10, write_mnist
 
 SMALL_CNN = ["model=cnn", "model.channels=[8,16]", "trainer.batch_size=32"]
@@ -13,13 +14,15 @@ SMALL_CNN = ["model=cnn", "model.channels=[8,16]", "trainer.batch_size=32"]
 @pytest.mark.slow  # the MNIST test reads torchvision's files in the default suite
 def test_cifar10_trains_evaluates_and_caches_the_decoded_tensor(tmp_path):
     raw = write_cifar10(tmp_path / "shared")
-    env = {"RUNNER_DATA": str(tmp_path / "shared")}  # the environment variable, not dataset.root
+    # the environment variables, not dataset.root and dataset.cache_dir
+    env = {"RUNNER_DATA": str(tmp_path / "shared"), "RUNNER_CACHE": str(tmp_path / "cache")}
     runner("train", "dataset=cifar10", *SMALL_CNN, "trainer.epochs=10", "optimizer.lr=0.01", cwd=tmp_path, env=env)
     (run,) = run_dirs(tmp_path)
     info = summary(run)
     assert info["samples"] == {"train": 180, "val": 20, "test": 60}  # 5 x 40 official training images, 10% held out
     assert info["test"]["test_accuracy"] >= 0.5  # class k is 20 levels brighter: learnable, 10% is chance
-    (cache,) = (tmp_path / "shared" / "runner-cache").glob("cifar10-*.pt")
+    (cache,) = (tmp_path / "cache" / "datasets").glob("cifar10-*.pt")
+    assert not (tmp_path / "shared" / "runner-cache").exists()  # the shared copy is read, never written
 
     # evaluation reads the same files, names the classes from batches.meta, and matches training exactly
     proc = runner("eval", f"ckpt={run}", cwd=tmp_path, env=env)
@@ -52,6 +55,24 @@ def test_mnist_family_reads_idx_files(tmp_path, dataset, folder):
     info = summary(run_dirs(tmp_path)[0])
     assert info["samples"] == {"train": 180, "val": 20, "test": 60}
     assert info["test"]["test_accuracy"] >= 0.5
+
+
+def test_mnist_files_as_distributed_gzipped_are_read_offline_and_left_as_they_are(tmp_path):
+    raw = write_mnist(tmp_path / "data")
+    for f in list(raw.iterdir()):  # what the official mirrors serve: train-images-idx3-ubyte.gz, ...
+        (raw / f"{f.name}.gz").write_bytes(gzip.compress(f.read_bytes()))
+        f.unlink()
+    before = digest(tmp_path / "data")
+    offline = ["dataset=mnist", "dataset.download=false"]
+    runner("train", *offline, *SMALL_CNN, "trainer.epochs=10", "optimizer.lr=0.01", cwd=tmp_path)
+    (run,) = run_dirs(tmp_path)
+    info = summary(run)
+    assert info["samples"] == {"train": 180, "val": 20, "test": 60} and info["test"]["test_accuracy"] >= 0.5
+    runner("eval", f"ckpt={run}", cwd=tmp_path)
+    (metrics,) = tmp_path.glob("outputs/eval/*/*/metrics.json")
+    result = json.loads(metrics.read_text())
+    assert result["test_accuracy"] == info["test"]["test_accuracy"] and "0 - zero" in result["per_class_accuracy"]
+    assert digest(tmp_path / "data") == before  # read in place: nothing decompressed beside them, no cache
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,7 @@ def predict_job(cfg, out_dir):
     device = resolve_device(cfg.device.name)
     predictor = load_predictor(cfg.ckpt, device)
     card = predictor.card
-    inputs, truth = _inputs(cfg, predictor)
+    inputs, truth, no_truth = _inputs(cfg, predictor)
     console.print(f"[bold]runner predict[/]  {cfg.ckpt}  on {cfg.input} ({len(inputs.x)} samples, {device})")
 
     stop = signals.install()
@@ -67,14 +67,17 @@ def predict_job(cfg, out_dir):
             f"accuracy {correct / len(truth):.4f} ({correct} / {len(truth)} right, against "
             f"{'the test split' if cfg.input == 'test' else 'the class folders the images are in'})"
         )
+    elif no_truth:
+        console.print(no_truth)
     console.print(f"predictions: {out / 'predictions.csv'}")
     console.close()
     return {"predictions": str(out / "predictions.csv"), "samples": len(inputs.x)}
 
 
 def _inputs(cfg, predictor):
-    """(Inputs, true class indices or None): the run's test split for input=test, else the files input= names.
-    Images inside folders named after the run's classes are labelled by them, so the accuracy can be shown."""
+    """(Inputs, true class indices or None, why there are none): the run's test split for input=test, else the files
+    input= names. Images inside folders named after the run's classes are labelled by them, so the accuracy can be
+    shown; images in folders named otherwise get a line that says why it is not."""
     card = predictor.card
     if str(cfg.input) == "test":
         from runner.inference.loading import load_test_split
@@ -86,14 +89,28 @@ def _inputs(cfg, predictor):
                 "instead (the folder, or a glob of them)."
             )
         labels = split.y.tolist() if card.task == "classification" else None
-        return Inputs(split.x, None), labels
+        return Inputs(split.x, None), labels, None
     inputs = read_inputs(cfg.input, predictor.input_shape, card.input_dtype, card.feature_names, predictor.max_value)
     classes = {name: i for i, name in enumerate(card.class_names)}
     if inputs.names and classes:
         folders = [Path(n).parts[0] if len(Path(n).parts) > 1 else None for n in inputs.names]
         if all(f in classes for f in folders):
-            return inputs, [classes[f] for f in folders]
-    return inputs, None
+            return inputs, [classes[f] for f in folders], None
+        others = sorted({f for f in folders if f is not None and f not in classes})
+        if others:
+            return inputs, None, _unscored(others, card.class_names, loose=None in folders)
+    return inputs, None, None
+
+
+def _unscored(others, class_names, loose):
+    """Why a folder of class folders gets no accuracy: its folders are not the run's class names."""
+    few = lambda names: ", ".join(repr(n) for n in names[:4]) + (", ..." if len(names) > 4 else "")  # noqa: E731
+    loose_too = " and some images are in no folder" if loose else ""
+    return (
+        f"no accuracy: the images are labelled by their folders, but the folders {few(others)} are not among this "
+        f"run's class names ({few(list(class_names))}){loose_too}. Name each folder after its class, exactly, to "
+        f"score them."
+    )
 
 
 def table(inputs, result, card, topk, truth):

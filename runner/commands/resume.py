@@ -47,6 +47,7 @@ RESUME_OVERRIDES = [
     ("dataset.workers", True, "decoding processes"),
     ("dataset.in_memory", True, "decoded into memory, or streamed"),
     ("dataset.memory_limit_gb", True, "decoded into memory, or streamed"),
+    ("dataset.cache_dir", True, "where the decoded tensors are cached"),
     ("optimizer", False, "last.pt holds the state of the run's own optimizer, which another cannot take over"),
     ("optimizer._*", False, "last.pt holds the state of the run's own optimizer, which another cannot take over"),
     (

@@ -13,11 +13,10 @@ and for a resume the checkpoint, so a job that cannot run changes nothing.
 
 import torch
 from omegaconf import OmegaConf
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from runner.commands.resume import plan_resume
 from runner.config.checks import check_config
-from runner.data.batches import train_transform
+from runner.data.batches import describe_augment, train_transform
 from runner.data.splits import Split
 from runner.inference.card import ModelCard
 from runner.inference.loading import restore_model
@@ -46,7 +45,7 @@ from runner.training.loop import Data, Job, fit
 from runner.training.metrics import TASKS, evaluate
 from runner.training.recipe import Monitor, Recipe
 from runner.training.schedules import build_schedule, steps_per_epoch
-from runner.training.state import TrainState, seed_all
+from runner.training.state import TrainState, ema_model, seed_all
 
 
 def train_job(cfg, run_dir, overrides=(), provenance=None, continue_with=None):
@@ -107,7 +106,9 @@ def setup(cfg, run, *, overrides, console, rank, stop):
     model = setup_model(cfg.model, cfg.dataset, device=device, channels_last=channels_last, console=console)
     stop.check("while the model was built")
     with console.relay_warnings():
-        data, samples, card = setup_data(cfg, recipe, device=device, channels_last=channels_last, rank=rank)
+        data, samples, card = setup_data(
+            cfg, recipe, device=device, channels_last=channels_last, rank=rank, console=console
+        )
     stop.check("while the data was loaded")
     optimizer = build_optimizer(cfg.optimizer, model.parameters())
     steps = steps_per_epoch(len(data.train), recipe.accumulate_grad_batches)
@@ -116,7 +117,7 @@ def setup(cfg, run, *, overrides, console, rank, stop):
     )
     ema = None
     if recipe.ema_decay:
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+        ema = ema_model(model, recipe.ema_decay, recipe.ema_warmup)
     state = TrainState(
         model,
         optimizer,
@@ -159,8 +160,9 @@ def setup_model(model_cfg, dataset_cfg, *, device, channels_last, console):
     return model
 
 
-def setup_data(cfg, recipe, *, device, channels_last, rank):
-    """(the batches of each split, their sizes, the model card: the preprocessing a raw input needs)."""
+def setup_data(cfg, recipe, *, device, channels_last, rank, console):
+    """(the batches of each split, their sizes, the model card: the preprocessing a raw input needs); printed: what
+    the data was found to be, and the augmentation."""
     dataset_cfg, seed = cfg.dataset, cfg.seed
     if recipe.batch_size % rank.world or recipe.eval_batch_size % rank.world:
         raise RunnerError(
@@ -175,6 +177,9 @@ def setup_data(cfg, recipe, *, device, channels_last, rank):
             f"({len(splits.train)} samples), so an epoch would have no full batch. Use "
             f"trainer.batch_size={len(splits.train)} or less."
         )
+    for note in splits.notes:
+        console.print(note)
+    console.print(describe_augment(dataset_cfg.get("augment")))
     generator = torch.Generator().manual_seed(seed)  # data order and augmentation, apart from the model's RNG
     shard = dict(rank=rank.rank, world=rank.world)  # under torchrun, each process takes its share of every batch
     transform = train_transform(dataset_cfg.get("augment"), normalize, generator, **shard)
@@ -241,6 +246,7 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
     if state.ema is not None:
         ending["ema"] = {
             "decay": job.recipe.ema_decay,
+            "warmup": job.recipe.ema_warmup,
             "weights": "validation, best.pt and the test use the EMA weights",
         }
     summary = run.complete(

@@ -2,6 +2,7 @@
 
     hydra.run.dir: ${unique_dir:outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}}   # -1, -2, ... on a collision
     num_classes: ${count_classes:${dataset.root}}                         # imagefolder: one class per folder
+    input_shape: [${image_shape:${..root},0}, ...]                        # imagefolder: the images' own shape
 
 Nothing here imports torch until a resolver runs, so `runner train --help` stays fast.
 """
@@ -15,6 +16,14 @@ def _count_classes(root):
     return count_classes(root)
 
 
+def _image_shape(root, dim):
+    """One dimension of an image folder's shape: a list of three resolvers, not one resolver returning a list, as
+    model configs index it (${dataset.input_shape[0]}) and OmegaConf cannot index into a resolver's result."""
+    from runner.data.imagefolder import image_shape
+
+    return image_shape(root)[dim]
+
+
 def _spatial_dims(shape):
     """The dimensions after the channels: 2 for images (C, H, W), 1 for signals (C, L)."""
     return len(shape) - 1
@@ -26,4 +35,6 @@ def register_resolvers():
     # use_cache: resolved once per config, and Hydra copies the cache to every sweep job.
     OmegaConf.register_new_resolver("unique_dir", unique_dir, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("count_classes", _count_classes, replace=True)
+    # use_cache: resolved once per config, not at every access of input_shape
+    OmegaConf.register_new_resolver("image_shape", _image_shape, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("spatial_dims", _spatial_dims, replace=True)

@@ -85,6 +85,15 @@ def train_transform(augment_cfg, normalize, generator, rank=0, world=1):
     return lambda x: normalize(augment(x))
 
 
+def describe_augment(augment_cfg):
+    """The training augmentation in effect, in words, for the log: a flip or crop a user did not ask for is a surprise
+    (a flipped digit is another symbol)."""
+    crop = augment_cfg.get("crop_padding", 0) if augment_cfg else 0
+    flip = augment_cfg.get("flip", False) if augment_cfg else False
+    parts = [f"random crop after {crop}-pixel padding"] * bool(crop) + ["random horizontal flip"] * bool(flip)
+    return f"augmentation: {', '.join(parts) or 'none'} (dataset.augment)"
+
+
 class BatchIndices:
     """The sample indices of each batch: this process's share of one global batch at a time.
 

@@ -1,21 +1,26 @@
-"""The decoded-tensor cache: a dataset decoded once and saved beside its raw files (runner-cache/).
+"""The decoded-tensor cache: a dataset decoded once and saved in runner's own cache directory.
 
-    <data root>/runner-cache/<stem>-<fingerprint>.pt
+    <cache dir>/datasets/<stem>-<fingerprint>.pt
 
-`stem` says what the cache is of (the dataset's name and, for an image folder, the size its
-images are resized to); `fingerprint` hashes the raw files' names, sizes and modification
-times, so a changed file makes a new cache and the stale one of the same stem is deleted.
+The cache directory is runner's, as torch hub's and Hugging Face's are theirs (`cache_dir`):
+never the data's own folder, where a runner-cache/ would be one more "class" to torchvision's
+ImageFolder and a write into a folder that may be shared or read-only. `stem` says what the
+cache is of (the dataset's name, for an image folder the size its images are resized to, and a
+hash of the data folder's absolute path, so two folders never share a cache); `fingerprint`
+hashes the raw files' names, sizes and modification times, so a changed file makes a new cache
+and the stale one of the same stem is deleted.
 
 A cache is never trusted blindly. It is read with weights_only=True, and used only when it
 holds what the dataset says it must (keys, shapes, dtypes, sample counts), under its own
 name, with a SHA-256 of its tensors that matches the one written with it. Otherwise it is
-rebuilt, with a warning that says why. A data root that cannot be written to (read-only, full)
-costs only the cache: the run trains on the decoded tensors and warns.
+rebuilt, with a warning that says why. A cache directory that cannot be written to (read-only,
+full) costs only the cache: the run trains on the decoded tensors and warns.
 """
 
 import hashlib
 import os
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -23,6 +28,23 @@ from runner.io.errors import RunnerError, RunnerWarning
 from runner.io.serialization import safe_load, save
 
 FORMAT = 1  # bumped when what a cache holds changes, so older caches are rebuilt
+
+
+def runner_cache(configured=None):
+    """Where runner caches decoded datasets: `configured` (a dataset's cache_dir) when given, else $RUNNER_CACHE,
+    else $XDG_CACHE_HOME/runner, else ~/.cache/runner (torch hub's rule, with runner's names). Read when used, so a
+    test or a job can point it elsewhere through the environment."""
+    if configured:
+        return Path(configured).expanduser() / "datasets"
+    if os.environ.get("RUNNER_CACHE"):
+        return Path(os.environ["RUNNER_CACHE"]).expanduser() / "datasets"
+    base = Path(os.environ["XDG_CACHE_HOME"]) if os.environ.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return base.expanduser() / "runner" / "datasets"
+
+
+def place(folder):
+    """A short hash of a data folder's absolute path, for a cache's stem: two folders never share a cache."""
+    return hashlib.sha1(str(Path(folder).expanduser().resolve()).encode()).hexdigest()[:8]
 
 
 def fingerprint(files, *extra):

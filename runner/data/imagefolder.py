@@ -1,18 +1,25 @@
 """Your own images, one folder per class: `dataset=imagefolder dataset.root=~/pets`.
 
-    runner train dataset=imagefolder dataset.root=~/pets dataset.input_shape=[3,64,64]
+    runner train dataset=imagefolder dataset.root=~/digits                          # the shape the images have
+    runner train dataset=imagefolder dataset.root=~/pets dataset.input_shape=[3,64,64]  # every image resized
 
-train/, val/ and test/ subfolders are used when present; whatever is missing is a seeded
+Without dataset.input_shape the shape is the images' own (`image_shape`: the most common size,
+one channel when all are grayscale), and the run records it; the log says what was found and
+what it is resized to. train/, val/ and test/ subfolders are used when present; whatever is missing is a seeded
 hold-out of train. A folder that fits in memory is decoded once into a uint8 tensor and
-cached (runner/data/cache.py); a larger one streams through a DataLoader (runner/data/stream.py).
+cached in runner's cache directory, never in the folder (runner/data/cache.py); a larger one
+streams through a DataLoader (runner/data/stream.py).
 """
 
+import functools
+import math
 import os
+from collections import Counter
 from pathlib import Path
 
 import torch
 
-from runner.data.cache import cached, expect, fingerprint
+from runner.data.cache import cached, expect, fingerprint, place, runner_cache
 from runner.data.images import IMAGE_EXTENSIONS, decode_images
 from runner.data.splits import Split, Splits, holdout
 from runner.data.stream import FileSplit
@@ -32,7 +39,7 @@ def class_folders(root):
             f"dataset.root={root} is not a directory. Point it at a folder with one subfolder of images per class."
         )
     classes = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if base == root:
+    if base == root:  # runner-cache/: where runner versions before the cache directory cached a folder
         classes = [c for c in classes if c not in ("val", "test", "runner-cache")]
     if len(classes) < 2:
         found = f"only the class folder '{classes[0]}'" if classes else "no class folders"
@@ -68,6 +75,71 @@ def count_classes(root):
     return len(class_folders(root))
 
 
+LOOKED_AT = 200  # image headers read to find a folder's shape, spread evenly over its sorted files
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")  # to_8bit makes these one channel
+
+
+def look(root):
+    """(channels, sizes, images looked at, images in all) of an image folder, from the headers of up to LOOKED_AT
+    images spread evenly over its sorted files: one channel when every one is grayscale, three when any is colour;
+    `sizes` counts each upright (EXIF-rotated) (height, width). An unreadable file is left to the decoding that
+    follows, which names it."""
+    root = Path(root).expanduser()
+    class_folders(root)  # the folder's own problems first, in their own words
+    files = image_files(root)
+    picked = tuple(files[:: max(1, math.ceil(len(files) / LOOKED_AT))])
+    channels, sizes = _headers(picked, root)
+    return channels, sizes, len(picked), len(files)
+
+
+@functools.lru_cache(maxsize=8)  # the config's three dimensions and the run's note read one set of headers
+def _headers(picked, root):
+    from PIL import Image
+
+    sizes, colour = Counter(), False
+    for path in picked:
+        try:
+            with Image.open(path) as img:
+                width, height = img.size
+                if img.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF orientations that turn the image on its side
+                    width, height = height, width
+                colour = colour or img.mode not in GRAY_MODES
+        except Exception:
+            continue
+        sizes[(height, width)] += 1
+    if not sizes:
+        raise RunnerError(
+            f"none of the {len(picked)} images looked at under {root} can be read, so their shape is unknown. "
+            f"Replace them, or give the shape to resize them to: dataset.input_shape=[3,64,64]."
+        )
+    return 3 if colour else 1, sizes
+
+
+def image_shape(root):
+    """OmegaConf resolver behind imagefolder's default input_shape: [channels, height, width] of the images as they
+    are, the most common size where sizes differ."""
+    channels, sizes, _, _ = look(root)
+    return [channels, *sizes.most_common(1)[0][0]]
+
+
+def found(root, shape):
+    """The line a run prints about an image folder: what its images are, and what they become."""
+    channels, sizes, looked_at, n_files = look(root)
+    kind = "grayscale" if channels == 1 else "colour"
+    common = [f"{h}x{w}" + (f" ({n} of {looked_at})" if len(sizes) > 1 else "") for (h, w), n in sizes.most_common(3)]
+    seen = f"{n_files:,} images" + (f" ({looked_at} looked at)" if looked_at < n_files else "")
+    what = f"{', '.join(common)}{', ...' if len(sizes) > 3 else ''} {kind}"
+    if list(shape) == image_shape(root):
+        return (
+            f"image folder: found {seen}, {what}: input_shape {list(shape)}, as found"
+            f"{' (others resized to it)' if len(sizes) > 1 else ''}. dataset.input_shape=[C,H,W] resizes them all."
+        )
+    mode = "RGB" if shape[0] == 3 else "grayscale"
+    return (
+        f"image folder: found {seen}, {what}: converted to {mode} and resized to {list(shape)} (dataset.input_shape)."
+    )
+
+
 def _samples(folder, classes):
     samples = []
     for label, cls in enumerate(classes):
@@ -90,6 +162,7 @@ def imagefolder(
     in_memory,
     memory_limit_gb,
     workers,
+    cache_dir=None,
 ):
     """One folder per class; train/, val/ and test/ subfolders are used when present, else seeded splits."""
     root = Path(root).expanduser()
@@ -123,8 +196,9 @@ def imagefolder(
         spec = {}
         for part, samples in parts.items():
             spec[f"{part}_x"], spec[f"{part}_y"] = ((len(samples), *shape), torch.uint8), ((len(samples),), torch.long)
-        stem = f"{name}-{'x'.join(map(str, shape))}"  # two sizes of one folder are two caches, side by side
-        data = cached(root / "runner-cache", stem, fingerprint(all_files), decode, expect(spec, classes=classes))
+        stem = f"{name}-{'x'.join(map(str, shape))}-{place(root)}"  # two sizes of one folder: two caches
+        check = expect(spec, classes=classes)
+        data = cached(runner_cache(cache_dir), stem, fingerprint(all_files), decode, check)
         splits = {part: Split(data[f"{part}_x"], data[f"{part}_y"]) for part in parts}
     else:
         splits = {part: FileSplit(samples, shape, workers) for part, samples in parts.items()}
@@ -135,4 +209,4 @@ def imagefolder(
     val = splits.get("val")
     if val is None:
         train, val = holdout(train, val_fraction, split_seed + 1)
-    return Splits(train, val, test, class_names=classes)
+    return Splits(train, val, test, class_names=classes, notes=[found(root, shape)])

@@ -32,6 +32,7 @@ class Splits:
     test: Split
     class_names: list = field(default_factory=list)  # empty for regression
     feature_names: list = field(default_factory=list)  # tabular data: a name per feature (a CSV's header)
+    notes: list = field(default_factory=list)  # lines a run prints at setup: what the data was found to be
 
 
 def holdout(split, fraction, seed):

@@ -31,7 +31,7 @@ MOVED_TARGETS = {
 def run_config(saved):
     """A run's saved config (a dict from last.pt, or a loaded .hydra/config.yaml) as an OmegaConf that today's runner
     reads: moved dataset targets renamed, and trainer keys added since the run was saved set to their defaults
-    (configs/trainer/default.yaml), which is what the run trained with."""
+    (configs/trainer/default.yaml), which is what the run trained with (trainer.ema.warmup: false for an EMA run)."""
     cfg = OmegaConf.create(saved) if isinstance(saved, dict) else saved
     target = OmegaConf.select(cfg, "dataset._target_")
     for old, new in MOVED_TARGETS.items():
@@ -40,6 +40,9 @@ def run_config(saved):
             break
     if "trainer" in cfg:
         defaults = OmegaConf.create(files("runner.configs").joinpath("trainer", "default.yaml").read_text())
+        # trainer.ema.warmup came after EMA itself: a run saved without it averaged with a constant decay
+        if OmegaConf.select(cfg, "trainer.ema.decay") is not None and "warmup" not in cfg.trainer.ema:
+            defaults.ema.warmup = False
         cfg.trainer = OmegaConf.merge(defaults, cfg.trainer)
     # digits were stored as scikit-learn's 0..16 counts until dataset.max_value (255 now) said otherwise
     if OmegaConf.select(cfg, "dataset._target_") == "runner.data.toy.digits" and "max_value" not in cfg.dataset:

@@ -342,6 +342,24 @@ def _describe(err):
     return f"{type(cause).__name__}: {cause_text} (from {text.split(':', 2)[0]}: {str(err).splitlines()[0]})"
 
 
+def found_data(cfg):
+    """`cfg` with what the data was found to be written as values: an image folder's num_classes and input_shape are
+    counted and measured by resolvers (${count_classes:...}, ${image_shape:...}), and the run's eval, predict and
+    export must read what it trained on, not what the folder holds later (or fail where it moved)."""
+    recorded = OmegaConf.create(OmegaConf.to_container(cfg))
+    from omegaconf.errors import OmegaConfBaseException
+
+    for key in ("num_classes", "input_shape"):
+        try:
+            value = OmegaConf.select(cfg, f"dataset.{key}")
+            value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+        except OmegaConfBaseException:  # only on a resume's command line (no dataset.root): never written
+            continue
+        if value is not None:
+            recorded.dataset[key] = value
+    return recorded
+
+
 def provenance(cfg, hydra_cfg):
     """.hydra/ as Hydra writes it (config.yaml, hydra.yaml, overrides.yaml), for RunDir to write itself.
 
@@ -349,7 +367,7 @@ def provenance(cfg, hydra_cfg):
     before runner has checked the directory: in a reused directory they would overwrite a run's own.
     """
     return {
-        "config.yaml": OmegaConf.to_yaml(cfg),
+        "config.yaml": OmegaConf.to_yaml(found_data(cfg)),
         "hydra.yaml": OmegaConf.to_yaml(hydra_cfg),
         "overrides.yaml": OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task),
     }

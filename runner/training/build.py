@@ -179,11 +179,15 @@ def summarize(model, input_shape, *, num_outputs, device):
             out = model(torch.zeros(2, *input_shape, device=device))
     except (RuntimeError, ValueError, TypeError) as err:
         reason = str(err).strip().splitlines()[0]
+        # a model that knows what fixes it says so (LeNet: the padding); else the models that fit
+        hint = model.input_hint(list(input_shape)) if hasattr(model, "input_hint") else None
+        fix = hint or (
+            "Pick a model that fits the data (model=mlp takes any shape; model=cnn images (C, H, W) of any size and "
+            "signals (C, L); model=lenet needs 32x32 images)"
+        )
         raise RunnerError(
             f"model {type(model).__name__} cannot take this dataset's input of shape {list(input_shape)}: {reason}. "
-            f"Pick a model that fits the data (model=mlp takes any shape; model=cnn images (C, H, W) of any size and "
-            f"signals (C, L); "
-            f"model=lenet needs 32x32 images)."
+            f"{fix}."
         ) from None
     finally:
         for h in hooks:

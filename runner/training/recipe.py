@@ -149,6 +149,7 @@ class Recipe:
         key="ema.decay",
         refuse=EMA_REFUSED,
     )
+    ema_warmup: bool = knob(FLAG, "false", key="ema.warmup", refuse=EMA_REFUSED)
     max_steps: int | None = knob(integer(1, null=True), 1000, resume=f"stops the run at this step; {LIFTS}")
     max_time: float | None = knob(
         Accepts(lambda v: v is None or duration_s(v, strict=False) is not None, "null, seconds, or DD:HH:MM:SS"),
