@@ -45,7 +45,7 @@ ROWS = [
     ("wrong type", ["train", "trainer.epochs=ten"], "trainer.epochs must be an integer >= 1, got 'ten'", 1, None),
     ("lr zero", ["train", "optimizer.lr=0"], "optimizer.lr must be a number > 0", 1, None),
     ("negative batch", ["train", "trainer.batch_size=-1"], "trainer.batch_size must be an integer >= 1", 1, None),
-    ("unknown key", ["train", "optimizer.lrr=0.1"], "Could not override 'optimizer.lrr'", 1, None),
+    ("unknown key", ["train", "optimizer.lrr=0.1"], "optimizer.lrr is not a key of runner train's config", 1, None),
     ("unknown option", ["train", "model=cnnn"], "Could not find 'model/cnnn'", 1, None),
     (
         "sweep config",
@@ -317,6 +317,11 @@ def test_bad_input(request, tmp_path, completed_run, args, phrase, status, setup
         folder_run = request.getfixturevalue("folder_run")
         shutil.copytree(folder_run, tmp_path / "folder_run")
         shutil.copytree(folder_run.parents[2] / "pets", tmp_path / "pets")
+        # a run records where its data is, absolute: the copy's is its own copy of the folder
+        last = tmp_path / "folder_run" / "checkpoints" / "last.pt"
+        ckpt = torch.load(last, weights_only=True)
+        ckpt["config"]["dataset"]["root"] = str(tmp_path / "pets")
+        torch.save(ckpt, last)
     if setup == "hostile":
         hostile(run)
     elif setup in ("truncate", "truncate last"):
