@@ -31,7 +31,7 @@ RULES = [
     ("optimizer.weight_decay", lambda v: is_number(v) and v >= 0, "a number >= 0", "optimizer.weight_decay=0.0001"),
     ("optimizer.momentum", lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)", "optimizer.momentum=0.9"),
     ("dataset.task", lambda v: v in TASKS, f"one of {', '.join(TASKS)}", "dataset.task=classification"),
-    ("dataset.root", lambda v: isinstance(v, str) and v != "", "a directory", "dataset.root=~/pets"),
+    ("dataset.root", lambda v: isinstance(v, str) and v != "", "a directory", "dataset.root=$HOME/pets"),
     ("dataset.num_classes", lambda v: is_int(v) and v >= 1, "an integer >= 1", "dataset.num_classes=10"),
     (
         "dataset.input_shape",

@@ -1,7 +1,7 @@
-"""Your own images, one folder per class: `dataset=imagefolder dataset.root=~/pets`.
+"""Your own images, one folder per class: `dataset=imagefolder dataset.root=$HOME/pets`.
 
-    runner train dataset=imagefolder dataset.root=~/digits                          # the shape the images have
-    runner train dataset=imagefolder dataset.root=~/pets dataset.input_shape=[3,64,64]  # every image resized
+    runner train dataset=imagefolder dataset.root=$HOME/digits                          # the shape the images have
+    runner train dataset=imagefolder dataset.root=$HOME/pets dataset.input_shape=[3,64,64]  # every image resized
 
 Without dataset.input_shape the shape is the images' own (`image_shape`: the most common size,
 one channel when all are grayscale), and the run records it; the log says what was found and
