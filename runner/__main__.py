@@ -1,5 +1,5 @@
 """`python -m runner train ...` is `runner train ...`."""
 
-from runner.cli import entry
+from runner.cli import main
 
-raise SystemExit(entry())
+raise SystemExit(main())

@@ -41,104 +41,6 @@ _selected = []  # the run's own group choices that main() put before the user's 
 _out = {}
 
 
-class _HeldStderr:
-    """sys.stderr, held back while Hydra composes the config: until the job starts only Hydra writes there, and an
-    error of Hydra's about the command line is then told as runner's (_hydra_problem). From `release()` on, a
-    plain pass-through to the real stderr (a logging handler may hold on to this object)."""
-
-    def __init__(self, real):
-        self.real, self.text, self.holding = real, "", True
-
-    @classmethod
-    def install(cls):
-        held = cls(sys.stderr)
-        sys.stderr = held
-        return held
-
-    def release(self):
-        """Stop holding; True the first time (what was held is then the caller's to print or not)."""
-        was, self.holding = self.holding, False
-        if was and sys.stderr is self:
-            sys.stderr = self.real
-        return was
-
-    def write(self, text):
-        if self.holding:
-            self.text += text
-            return len(text)
-        return self.real.write(text)
-
-    def __getattr__(self, name):  # isatty, fileno, flush, encoding: the real stream's
-        return getattr(self.real, name)
-
-
-def _hydra_problem(text, command, args):
-    """Hydra's error about the command line, in runner's words with a fix the command accepts; None for any other
-    output (Hydra's own --help, a job's error)."""
-    import re
-
-    if "LexerNoViableAltException" in text or "token recognition error" in text:
-        bad = next((a for a in args if "=~" in a or "=$" in a), None)
-        if bad:
-            key, value = bad.split("=", 1)
-            return (
-                f"'{bad}' cannot be read by Hydra's override grammar: a value starting with '{value[0]}' must be "
-                f"quoted for Hydra. Write it as '{key}=\"{value}\"' (the single quotes keep the double ones from "
-                f"the shell), or let the shell expand it: {key}={value.replace('~', '$HOME', 1)}."
-            )
-        return None
-    found = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
-    if not found:
-        return None
-    key = found.group(1)
-    parent, _, leaf = key.rpartition(".")
-    keys = _config_keys(command, args, parent)
-    if keys is None:
-        return None
-    import difflib
-
-    near = difflib.get_close_matches(leaf, keys, n=1)
-    hint = f"Did you mean {parent + '.' if parent else ''}{near[0]}? " if near else ""
-    return (
-        f"{key} is not a key of runner {command}'s config, so it cannot be set. {hint}The keys of "
-        f"{parent or 'the top level'} are: {', '.join(keys)}."
-    )
-
-
-def _config_keys(command, args, path):
-    """The keys at `path` of the config `runner COMMAND args` composes, without the overrides that failed; None when
-    it does not compose."""
-    from importlib.resources import files
-
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf
-
-    flags = set(args) - set(_overrides_of(args))
-    groups_here = {p.name for p in files("runner.configs").iterdir() if p.is_dir() and not p.name.startswith("_")}
-    groups = []
-    for arg in args:  # only the group choices (dataset=X): a value override may be the one that failed
-        if arg in flags or arg.startswith(("hydra.", "hydra/")):
-            continue
-        try:
-            (override,) = OverridesParser.create().parse_overrides([arg])
-        except Exception:
-            continue
-        if override.key_or_group in groups_here and not override.is_add() and override.package is None:
-            groups.append(arg)
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module("runner.configs", version_base="1.3"):
-            cfg = compose(command, overrides=groups)
-        node = OmegaConf.select(cfg, path) if path else cfg
-        return [str(k) for k in node] if OmegaConf.is_dict(node) else None
-    except Exception:
-        return None
-    finally:
-        GlobalHydra.instance().clear()
-
-
 def _task(cfg):
     """Hydra's task function: run the job named by the primary config, report user errors plainly.
 
@@ -149,14 +51,12 @@ def _task(cfg):
     from hydra.types import RunMode
 
     from runner.config.checks import check_keys, check_resolves, command_keys
+    from runner.config.command_line import held_stderr
     from runner.io import signals
     from runner.io.console import error
     from runner.io.errors import Interrupted, RunnerError
 
-    if isinstance(sys.stderr, _HeldStderr):  # the config composed: what Hydra wrote is not an error
-        held = sys.stderr
-        held.release()
-        sys.stderr.write(held.text)
+    held_stderr.release()  # the config composed: what Hydra wrote is not an error
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if multirun:
@@ -502,31 +402,20 @@ def run_choices(args, groups):
 def main(argv=None):
     """The `runner` command; returns its exit code. From its first line a stop signal is only recorded
     (runner/io/signals.py): the command stops at its next safe point, or at once on a second signal. The
-    recorder stays installed after the command, so that a signal while the process exits is not a kill."""
+    recorder stays installed after the command, and the signals are ignored once every exit handler ran, so that a
+    signal while the process exits is not a kill."""
+    import atexit
+
     from runner.io import signals
 
     stop = signals.install()
+    atexit.register(signals.ignore)  # registered first, so run last: after every other exit handler
     try:
         return _main(argv, stop)
     except KeyboardInterrupt:  # a second signal, or a stop that ended a sweep
         where = f"; continue the sweep with: runner train -m resume={_sweep['dir']}" if _sweep else ""
         print(f"interrupted{where}", file=sys.stderr)
         return 130
-
-
-def entry():
-    """The process's entry (the `runner` script, `python -m runner`): main(), and its exit code.
-
-    Once the command is done, the stop signals are ignored: the interpreter then shuts down, and gives every
-    signal with a Python handler back to its default first (CPython's _PySignal_Fini, which leaves SIG_IGN as it
-    is), so a late signal would kill a process whose work is finished (exit -15 after a completed run)."""
-    import signal
-
-    code = main()
-    for name in ("SIGINT", "SIGTERM", "SIGUSR2"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
-    return code
 
 
 def _main(argv, stop):
@@ -619,21 +508,24 @@ def _main(argv, stop):
             f"interrupted: stopped by {stop.requested} before the command started; nothing was changed", file=sys.stderr
         )
         return 130
-    held = _HeldStderr.install()
+    from runner.config.command_line import held_stderr, hydra_problem
+
+    held_stderr.install()
     try:
         hydra.main(config_path="pkg://runner.configs", config_name=command, version_base="1.3")(_task)()
     except SystemExit as end:
-        problem = held.release() and _hydra_problem(held.text, command, rest)
+        text = held_stderr.release(write=False)
+        problem = text and hydra_problem(text, command, _overrides_of(argv[1:]))
         if problem:  # told as runner tells bad input, with the fix, instead of Hydra's words
             print(f"error: {problem}", file=sys.stderr)
-        elif held.text:
-            sys.stderr.write(held.text)
-        return end.code if isinstance(end.code, int) else 1
+        elif text:
+            sys.stderr.write(text)
+        return end.code if isinstance(end.code, int) else (0 if end.code is None else 1)
     finally:
-        held.release()
+        held_stderr.release()  # the launcher ran the jobs elsewhere, or a flag printed and returned
     sweep = sys.modules.get("runner.commands.sweep")
     return 1 if sweep and sweep.SweepSummary.incomplete else 0
 
 
 if __name__ == "__main__":
-    sys.exit(entry())
+    sys.exit(main())

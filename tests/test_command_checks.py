@@ -3,10 +3,13 @@ that stays valid from any directory (cli._absolute_root): each refusal names a f
 test runs that fix."""
 
 import shutil
+import sys
 
 import pytest
 from conftest import FAST, assert_clean_failure, digest, runner, summary
 from formats import write_image_folder
+
+from runner.config.command_line import HeldStderr, hydra_problem
 
 
 @pytest.mark.parametrize(
@@ -29,7 +32,7 @@ def test_every_command_refuses_a_key_it_does_not_read_and_says_the_near_one(tmp_
     assert_clean_failure(proc, f"Did you mean {key}?")
     assert "Could not override" not in proc.stderr and "not in struct" not in proc.stderr
     assert digest(run_dir) == before
-    if command != "eval":  # eval keeps its folder and eval.log, saying why it failed
+    if command != "eval":  # eval keeps the folder Hydra made for it (with Hydra's .hydra/ of the attempt)
         assert not (tmp_path / "outputs").exists()
     runner(command, f"ckpt={run_dir}", *extra, fix, cwd=tmp_path)  # the fix it named is accepted
 
@@ -79,3 +82,28 @@ def test_a_home_relative_root_is_explained_and_the_quoted_form_works(tmp_path):
     assert "LexerNoViableAltException" not in proc.stderr
     runner("train", *args, 'dataset.root="~/pets"', "hydra.run.dir=run", cwd=tmp_path, env={"HOME": str(tmp_path)})
     assert f"root: {tmp_path / 'pets'}" in (tmp_path / "run" / ".hydra" / "config.yaml").read_text()
+
+
+def test_hydra_errors_about_the_command_line_are_told_with_a_fix_and_others_are_left_as_they_are():
+    lexer = "LexerNoViableAltException: {}\n                ^\nSee https://hydra.cc/docs/1.2/advanced/override_grammar"
+    told = hydra_problem(lexer.format("dataset.root=~/pets"), "train", ["dataset.root=~/pets"])
+    assert """'dataset.root="~/pets"'""" in told and "dataset.root=$HOME/pets" in told
+    # out= reaches Hydra as hydra.run.dir=: the user's own override is named; the quoted form would make a '~' folder
+    told = hydra_problem(lexer.format("hydra.run.dir=~/p"), "predict", ["ckpt=r", "out=~/p"])
+    assert "'out=~/p'" in told and "out=$HOME/p" in told and '"~/p"' not in told
+    struct = (
+        "Could not override 'model.hiden'.\nTo append to your config use +model.hiden=3\nKey 'hiden' is not in struct"
+    )
+    assert "Did you mean model.hidden?" in hydra_problem(struct, "train", ["model=mlp", "model.hiden=3"])
+    assert hydra_problem(struct, "train", ["model=my_own", "model.hiden=3"]) is None  # a --config-dir option
+    assert hydra_problem("Could not find 'model/cnnn'", "train", ["model=cnnn"]) is None
+
+
+def test_stderr_is_held_while_hydra_composes_and_passes_through_after(capsys):
+    held = HeldStderr()
+    held.install()
+    print("a warning of Hydra's", file=sys.stderr)
+    assert held.release(write=False) == "a warning of Hydra's\n" and held.release() is None
+    print("the job's", file=sys.stderr)
+    held.write("a logging handler's\n")  # one that kept a reference to the holder
+    assert capsys.readouterr().err == "the job's\na logging handler's\n"

@@ -11,7 +11,21 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FAST, load, run_dirs, runner, same_run, start, summary, wait_for
+from conftest import (
+    FAST,
+    SIGNAL_CNN,
+    WITH_SIGNAL_MODEL,
+    assert_clean_failure,
+    digest,
+    load,
+    run_dirs,
+    runner,
+    same_run,
+    signal_at,
+    start,
+    summary,
+    wait_for,
+)
 from formats import write_image_folder
 
 from runner.commands.resume import RESUME_OVERRIDES, resume_rule
@@ -32,6 +46,24 @@ def test_stopped_after_epoch_2_and_resumed_to_4_equals_4_in_one_go(tmp_path):
     assert info["status"] == "completed" and info["resumed"] == 1 and info["epochs"] == 4
     log = (part / "train.log").read_text()
     assert log.count("runner train") == 2 and "epoch   1/2" in log and "epoch   4/4" in log  # appended
+
+
+def test_trainer_epochs_may_not_drop_below_the_epoch_last_pt_stopped_in(tmp_path):
+    # a completed 3-epoch run, extended to 5 and stopped in epoch 4, then run again with its original command: that
+    # used to complete "at 3 epochs" over a last.pt of 3 epochs and some steps of the 4th, undoing the extension
+    args = [*SIGNAL_CNN, "trainer.epochs=3", "hydra.run.dir=run"]
+    runner("train", *args, cwd=tmp_path, env=WITH_SIGNAL_MODEL)
+    stopped = runner("train", "resume=run", "trainer.epochs=5", cwd=tmp_path, check=False, env=signal_at("step:7"))
+    assert stopped.returncode == 130
+    last = load(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert last["epoch"] == 3 and last["batch"] == 7  # stopped in epoch 4 (20 steps an epoch), as meant
+    before = digest(tmp_path / "run")
+    proc = runner("train", *args, cwd=tmp_path, check=False, env=WITH_SIGNAL_MODEL)  # the original command again
+    assert_clean_failure(proc, "trainer.epochs=3 is fewer than last.pt holds (3 epochs and 7 batches of epoch 4")
+    assert_clean_failure(proc, "Give trainer.epochs=4 or more")
+    assert digest(tmp_path / "run") == before
+    runner("train", "resume=run", "trainer.epochs=4", cwd=tmp_path, env=WITH_SIGNAL_MODEL)  # the fix it names
+    assert summary(tmp_path / "run")["status"] == "completed" and summary(tmp_path / "run")["epochs"] == 4
 
 
 def test_resume_applies_a_new_learning_rate_and_device_for_real(tmp_path):

@@ -113,6 +113,8 @@ def verification_batch(ckpt, predictor, root=None):
         reason = "its test split is streamed from files"
     except RunnerError as err:
         reason = str(err).split(". ")[0]
+        if "dataset.root" in str(err):
+            reason += "; give dataset.root=DIR, where the run's data is now, to verify on it"
     warnings.warn(
         f"export: verifying on random inputs, not the run's test data ({reason})", RunnerWarning, stacklevel=2
     )

@@ -54,6 +54,11 @@ def sweep_job(cfg, run_dir, job_overrides, num):
 class SweepSummary(Callback):
     incomplete = 0  # jobs of the last sweep that did not complete; the CLI exits non-zero when > 0
 
+    def on_multirun_start(self, config, **kwargs):
+        from runner.config.command_line import held_stderr
+
+        held_stderr.release()  # the sweep composed; under the joblib or submitit launcher its jobs run elsewhere
+
     def on_multirun_end(self, config, **kwargs):
         sweep_dir = Path(config.hydra.sweep.dir)
         runs = report.find_runs([sweep_dir])

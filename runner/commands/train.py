@@ -34,6 +34,7 @@ from runner.training.build import (
     make_batches,
     plain,
     summarize,
+    target_scale,
 )
 from runner.training.device import (
     Precision,
@@ -170,6 +171,8 @@ def setup_data(cfg, recipe, *, device, channels_last, rank, console):
             f"batch sizes and must divide evenly among the {rank.world} processes. Use multiples of {rank.world}."
         )
     splits, normalize = build_data(dataset_cfg, device)
+    if dataset_cfg.task == "regression" and isinstance(splits.train, Split):
+        target_scale(splits.train.y, dataset_cfg.name)  # training advice: said by train, not by eval or predict
     normalize.channels_last = channels_last
     if recipe.batch_size > len(splits.train):
         raise RunnerError(

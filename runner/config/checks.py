@@ -111,6 +111,17 @@ CLOSED = {
 }
 
 
+def unknown_key(key, allowed):
+    """The message for a dotted `key` that is not among `allowed` (the keys beside it), with the nearest one."""
+    parent, _, leaf = key.rpartition(".")
+    near = difflib.get_close_matches(leaf, allowed, n=1)
+    hint = f"Did you mean {parent + '.' if parent else ''}{near[0]}? " if near else ""
+    return (
+        f"{key} is not a key runner reads, so it would change nothing. {hint}"
+        f"The keys of {parent or 'the top level'} are: {', '.join(allowed)}."
+    )
+
+
 def command_keys(command):
     """The top-level keys of `runner COMMAND`'s config (configs/COMMAND.yaml): its own and its groups'."""
     from importlib.resources import files
@@ -134,12 +145,7 @@ def check_keys(cfg, top=None):
         prefix = f"{path}." if path else ""
         for key in node:
             if key not in allowed:
-                near = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"Did you mean {prefix}{near[0]}? " if near else ""
-                raise RunnerError(
-                    f"{prefix}{key} is not a key runner reads, so it would change nothing. {hint}"
-                    f"The keys of {path or 'the top level'} are: {', '.join(allowed)}."
-                )
+                raise RunnerError(unknown_key(f"{prefix}{key}", allowed))
         if path in ("trainer", "trainer.early_stopping", "trainer.ema") or (path == "" and not top):
             missing = [k for k in allowed if k not in node and k not in ("resume", "logger")]
             if missing:

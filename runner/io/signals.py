@@ -69,6 +69,17 @@ def install():
     return _process
 
 
+def ignore():
+    """Ignore the stop signals from now on (cli.main's last exit handler). The interpreter then shuts down, and gives
+    every signal with a Python handler back to its default first (CPython's _PySignal_Fini, which leaves SIG_IGN as
+    it is), so a late signal would kill a process whose work is done (exit -15 after a completed run)."""
+    for name in SIGNALS:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            with contextlib.suppress(ValueError):
+                signal.signal(sig, signal.SIG_IGN)
+
+
 @contextmanager
 def job_stop():
     """The process's StopSignals for one job; when the job ends `interrupted` by SIGUSR2 under submitit,

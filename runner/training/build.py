@@ -65,8 +65,6 @@ def _build_data(dataset_cfg, device):
             )
         split = check_targets(split, name, dataset_cfg)
         setattr(splits, name, split.to(device))
-    if dataset_cfg.task == "regression" and isinstance(splits.train, Split):
-        target_scale(splits.train.y, dataset_cfg.name)
     sample = splits.train.x if isinstance(splits.train, Split) else splits.train.sample_tensor(1024, 0).to(device)
     fixed = dataset_cfg.get("normalize")
     if fixed:  # given statistics (e.g. the tutorials' 0.5, 0.5: to [-1, 1]) instead of the training split's own
@@ -117,7 +115,8 @@ def check_targets(split, name, dataset_cfg):
 def target_scale(y, name):
     """Say when regression targets are far from unit scale: runner trains on them as they are (MSE in their units
     squared, MAE in their units), and the learning rate has to suit that scale."""
-    mean, std = y.float().mean(0), y.float().std(0) if len(y) > 1 else torch.ones(y.shape[1:])
+    mean = y.float().mean(0)
+    std = y.float().std(0) if len(y) > 1 else torch.ones(y.shape[1:])
     if bool(((std > 10) | (std < 0.1) | (mean.abs() > 10)).any()):
         warnings.warn(
             f"dataset {name}: the regression targets of the training split have mean "

@@ -67,11 +67,12 @@ def fit(job, run, console, stop):
         loss_sum, seen, first = train_epoch(job, run=run, console=console, stop=stop, epoch=epoch, clock=clock)
         first_step_at = first_step_at or first
         seen_all = torch.tensor(float(seen), device=loss_sum.device)
+        own_loss_sum = loss_sum.clone()  # this process's, as last.pt holds it: all_sum sums in place
         all_sum(loss_sum, seen_all)  # over processes, under torchrun
         train_time = time.perf_counter() - started
         train_loss = float(loss_sum) / float(seen_all)  # the one host sync of the epoch
         # validated before the epoch's counters move on, so that a stop here can save the epoch's training
-        val = validate(job, run=run, stop=stop, epoch=epoch, loss_sum=loss_sum, seen=seen)
+        val = validate(job, run=run, stop=stop, epoch=epoch, loss_sum=own_loss_sum, seen=seen)
         if state.scheduler is not None:
             state.scheduler.after_epoch()
         state.epoch, state.batches_done, state.loss_sum, state.seen = epoch, 0, 0.0, 0

@@ -1,0 +1,107 @@
+"""Hydra's errors about a command line, told as runner tells bad input: the problem and a fix the command accepts.
+
+    runner train trainer.epoch=3         # Hydra: "Could not override 'trainer.epoch' ... not in struct"
+    error: trainer.epoch is not a key runner reads ... Did you mean trainer.epochs? The keys of trainer are: ...
+
+Hydra prints these itself (hydra._internal.utils.run_and_report) and exits. cli.main holds stderr back while
+Hydra composes (`held_stderr`): until the job starts only Hydra writes there; if it then exits, what it wrote
+is read here, and either told in runner's words (`hydra_problem`) or printed as it was.
+"""
+
+import sys
+
+from runner.config.checks import unknown_key
+
+
+class HeldStderr:
+    """sys.stderr held back between `install()` and `release()`; a plain pass-through afterwards (a logging
+    handler created meanwhile may keep a reference to this object)."""
+
+    def __init__(self):
+        self.real, self.text, self.holding = None, "", False
+
+    def install(self):
+        self.real, self.text, self.holding = sys.stderr, "", True
+        sys.stderr = self
+
+    def release(self, write=True):
+        """Stop holding. Returns what was held (None when nothing was being held), after writing it to the real
+        stderr when `write`."""
+        if not self.holding:
+            return None
+        text, self.text, self.holding = self.text, "", False
+        if sys.stderr is self:
+            sys.stderr = self.real
+        if write and text:
+            self.real.write(text)
+        return text
+
+    def write(self, text):
+        if self.holding:
+            self.text += text
+            return len(text)
+        return self.real.write(text)
+
+    def __getattr__(self, name):  # isatty, fileno, flush, encoding: the real stream's
+        return getattr(self.real, name)
+
+
+held_stderr = HeldStderr()
+
+
+def hydra_problem(text, command, overrides):
+    """Hydra's error `text` about the user's `overrides` of `runner COMMAND`, in runner's words with a fix; None
+    for anything else (Hydra's own --help, a job's error), which is then printed as it was."""
+    import re
+
+    lexer = re.search(r"LexerNoViableAltException: (\S+)", text)
+    if lexer:
+        value = lexer.group(1).partition("=")[2]  # runner may have passed it on under another key (out=: hydra.run.dir)
+        bad = next((o for o in overrides if o.partition("=")[2] == value), None)
+        key, _, value = (bad or "").partition("=")
+        if not value.startswith("~"):
+            return None
+        quoted = f"'{key}=\"{value}\"' (runner expands the ~ of dataset.root), or " if key == "dataset.root" else ""
+        return (
+            f"'{bad}' cannot be read by Hydra's override grammar, where a leading '~' deletes a key. Write it as "
+            f"{quoted}{key}={value.replace('~', '$HOME', 1)} (the shell expands $HOME)."
+        )
+    found = re.search(r"Could not override '([^']+)'", text)
+    if not found:
+        return None
+    key = found.group(1)
+    parent = key.rpartition(".")[0]
+    allowed = config_keys(command, overrides, parent)
+    return None if allowed is None else unknown_key(key, allowed)
+
+
+def config_keys(command, overrides, path):
+    """The keys at `path` of the config `runner COMMAND` composes with the group choices among `overrides`
+    (dataset=X: the key that failed may be one of the others); None when that does not compose (a group of a
+    user's --config-dir)."""
+    from importlib.resources import files
+
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    groups_here = {p.name for p in files("runner.configs").iterdir() if p.is_dir() and not p.name.startswith("_")}
+    groups = []
+    for text in overrides:
+        try:
+            (override,) = OverridesParser.create().parse_overrides([text])
+        except Exception:
+            continue
+        if override.key_or_group in groups_here and not override.is_add() and override.package is None:
+            groups.append(text)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module("runner.configs", version_base="1.3"):
+            cfg = compose(command, overrides=groups)
+        node = OmegaConf.select(cfg, path) if path else cfg
+        return [str(k) for k in node] if OmegaConf.is_dict(node) else None
+    except Exception:
+        return None
+    finally:
+        GlobalHydra.instance().clear()
