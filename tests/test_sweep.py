@@ -173,7 +173,9 @@ def test_torchrun_two_processes_match_one_process(tmp_path, args, first, later):
     ]
     assert curves[0][0][0] == pytest.approx(curves[1][0][0], abs=first)  # epoch 1's train loss
     for a, b in zip(*curves):
-        assert a == pytest.approx(b, abs=later)
+        assert a[:2] == pytest.approx(b[:2], abs=later)  # train_loss, val_loss
+        # val_accuracy: a drift of 1e-5 may move one borderline sample of the 144 (seen after digits moved to 0..255)
+        assert a[2] == pytest.approx(b[2], abs=1 / 144 + 1e-9)
     assert abs(info["test"]["test_accuracy"] - summary(single)["test"]["test_accuracy"]) < 1e-9
 
 
