@@ -376,6 +376,7 @@ def main():
         test_fraction=0.2,
         val_fraction=0.1,
         split_seed=0,
+        max_value=255,
     ).train
     if args.device:
         device_table(
