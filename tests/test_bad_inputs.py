@@ -45,7 +45,13 @@ ROWS = [
     ("wrong type", ["train", "trainer.epochs=ten"], "trainer.epochs must be an integer >= 1, got 'ten'", 1, None),
     ("lr zero", ["train", "optimizer.lr=0"], "optimizer.lr must be a number > 0", 1, None),
     ("negative batch", ["train", "trainer.batch_size=-1"], "trainer.batch_size must be an integer >= 1", 1, None),
-    ("unknown key", ["train", "optimizer.lrr=0.1"], "optimizer.lrr is not a key of runner train's config", 1, None),
+    (
+        "unknown key",
+        ["train", "optimizer.lrr=0.1"],
+        "optimizer.lrr is not a key runner reads, so it would change nothing. Did you mean optimizer.lr?",
+        1,
+        None,
+    ),
     ("unknown option", ["train", "model=cnnn"], "Could not find 'model/cnnn'", 1, None),
     (
         "sweep config",

@@ -39,7 +39,7 @@ def test_every_command_refuses_a_key_it_does_not_read_and_says_the_near_one(tmp_
 
 def test_a_misspelt_training_key_gets_the_near_one_and_the_fix_trains(tmp_path):
     proc = runner("train", "trainer.epoch=1", cwd=tmp_path, check=False)
-    assert_clean_failure(proc, "trainer.epoch is not a key of runner train's config", "Did you mean trainer.epochs?")
+    assert_clean_failure(proc, "trainer.epoch is not a key runner reads", "Did you mean trainer.epochs?")
     assert not (tmp_path / "outputs").exists()
     proc = runner("train", "model=mlp", "model.hiden=[8]", cwd=tmp_path, check=False)
     assert_clean_failure(proc, "Did you mean model.hidden?")

@@ -29,14 +29,11 @@ def ema_model(model, decay, warmup):
     bit for bit."""
     from torch.optim.swa_utils import AveragedModel
 
-    counted = []  # n_averaged, read from its device once per process, then counted here: no host sync per step
-
     @torch.no_grad()
     def update(averaged, current, n_averaged):
-        if not counted:
-            counted.append(int(n_averaged))
-        t = counted[0]  # updates so far (the first one copied the weights)
-        counted[0] += 1
+        # called once per device and dtype group of each update (BatchNorm's int64 counter is its own group), so t is
+        # read from n_averaged each time: on a GPU, one host sync per step
+        t = int(n_averaged)  # updates so far (the first one copied the weights)
         rate = min(decay, (1 + t) / (10 + t)) if warmup else decay
         if averaged[0].is_floating_point():  # as torch's get_ema_multi_avg_fn
             torch._foreach_lerp_(averaged, current, 1 - rate)
