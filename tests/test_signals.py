@@ -167,7 +167,7 @@ def _chaos(tmp_path, args, run_dirs, sigs):
 
 
 def test_chaos_signals_over_the_whole_life_of_a_run(tmp_path):
-    sigs = [signal.SIGINT, signal.SIGTERM] * 4
+    sigs = ([signal.SIGINT, signal.SIGTERM, signal.SIGUSR2] * 3)[:8]  # outside submitit SIGUSR2 is a plain stop
     seen = _chaos(tmp_path, ["train", *RUN, "hydra.run.dir=run"], ["run"], sigs)
     assert None in seen and "interrupted" in seen, seen  # the moments reached from the imports into the run
 
