@@ -7,6 +7,7 @@ of the command line is Hydra's, unchanged: overrides, --help, --cfg job, --info,
 """
 
 import os
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -96,13 +97,16 @@ def _task(cfg):
         return _job_result(summary, hydra_cfg)
     except Exception as err:
         sweep = multirun
+        out_dir = Path(hydra_cfg.runtime.output_dir)
         if hydra_cfg.job.config_name == "train":
-            _unstarted(hydra_cfg.runtime.output_dir, err, sweep, cfg)
-        elif hydra_cfg.job.config_name in ("predict", "export"):
-            if _out.get("made", True):  # a folder that existed before the command stays
-                _remove_empty(Path(hydra_cfg.runtime.output_dir), date_folder="made" not in _out)
-            for folder in _out.get("missing", []):  # outputs/predict, outputs: made by Hydra for this command
-                _remove_empty(folder, date_folder=False)
+            _unstarted(out_dir, err, sweep, cfg)
+        elif hydra_cfg.job.config_name == "eval" and {p.name for p in out_dir.iterdir()} <= {".hydra"}:
+            shutil.rmtree(out_dir / ".hydra", ignore_errors=True)  # refused before eval.log: Hydra's record only
+            _remove_empty(out_dir, date_folder=True)
+        elif hydra_cfg.job.config_name in ("predict", "export") and _out.get("made", True):
+            _remove_empty(out_dir, date_folder="made" not in _out)  # a folder that existed before the command stays
+        for folder in _out.get("missing", []):  # outputs/eval, outputs: made by Hydra for this command
+            _remove_empty(folder, date_folder=False)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         if isinstance(err, RunnerError):
@@ -492,8 +496,10 @@ def _main(argv, stop):
     if out and out != "null":
         _out.update(made=not Path(out).exists())
         rest = [f"hydra.run.dir={out}", *rest]
-    elif command in ("predict", "export"):
-        _out.update(missing=[p for p in (Path("outputs", command), Path("outputs")) if not p.exists()])
+    elif command != "train" or not _given(rest, "hydra.run.dir", "hydra.sweep.dir"):
+        # made by Hydra for this command: removed again if it fails and they are empty
+        subfolder = [] if command == "train" else [Path("outputs", command)]
+        _out.update(missing=[p for p in (*subfolder, Path("outputs")) if not p.exists()])
     if command == "eval" or resume:
         _selected[:] = run_choices(
             rest, ("dataset", "model", "optimizer", "scheduler") if resume else ("dataset", "model")

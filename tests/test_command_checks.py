@@ -31,9 +31,7 @@ def test_every_command_refuses_a_key_it_does_not_read_and_says_the_near_one(tmp_
     key = fix.split("=")[0]
     assert_clean_failure(proc, f"Did you mean {key}?")
     assert "Could not override" not in proc.stderr and "not in struct" not in proc.stderr
-    assert digest(run_dir) == before
-    if command != "eval":  # eval keeps the folder Hydra made for it (with Hydra's .hydra/ of the attempt)
-        assert not (tmp_path / "outputs").exists()
+    assert digest(run_dir) == before and not (tmp_path / "outputs").exists()
     runner(command, f"ckpt={run_dir}", *extra, fix, cwd=tmp_path)  # the fix it named is accepted
 
 
@@ -43,6 +41,9 @@ def test_a_misspelt_training_key_gets_the_near_one_and_the_fix_trains(tmp_path):
     assert not (tmp_path / "outputs").exists()
     proc = runner("train", "model=mlp", "model.hiden=[8]", cwd=tmp_path, check=False)
     assert_clean_failure(proc, "Did you mean model.hidden?")
+    proc = runner("train", "dataset=imagefolder", "dataset.root=nowhere", cwd=tmp_path, check=False)
+    assert_clean_failure(proc, "dataset.root=")  # refused in setup: the folders Hydra made for it are gone again
+    assert not (tmp_path / "outputs").exists()
     runner("train", "model=mlp", "model.hidden=[8]", "trainer.epochs=1", cwd=tmp_path)
 
 
@@ -97,6 +98,8 @@ def test_hydra_errors_about_the_command_line_are_told_with_a_fix_and_others_are_
     assert "Did you mean model.hidden?" in hydra_problem(struct, "train", ["model=mlp", "model.hiden=3"])
     assert hydra_problem(struct, "train", ["model=my_own", "model.hiden=3"]) is None  # a --config-dir option
     assert hydra_problem("Could not find 'model/cnnn'", "train", ["model=cnnn"]) is None
+    append = "Could not append to config. An item is already at 'trainer.epochs'.\nEither remove + prefix"
+    assert "set it without the + (trainer.epochs=VALUE)" in hydra_problem(append, "train", ["+trainer.epochs=3"])
 
 
 def test_stderr_is_held_while_hydra_composes_and_passes_through_after(capsys):

@@ -66,6 +66,13 @@ def hydra_problem(text, command, overrides):
             f"'{bad}' cannot be read by Hydra's override grammar, where a leading '~' deletes a key. Write it as "
             f"{quoted}{key}={value.replace('~', '$HOME', 1)} (the shell expands $HOME)."
         )
+    present = re.search(r"Could not append to config. An item is already at '([^']+)'", text)
+    if present:
+        key = present.group(1)
+        return (
+            f"+{key}=... adds a key, and {key} is already in the config: set it without the + ({key}=VALUE). "
+            f"Nothing was changed."
+        )
     found = re.search(r"Could not override '([^']+)'", text)
     if not found:
         return None
