@@ -173,11 +173,12 @@ def test_chaos_signals_over_the_whole_life_of_a_run(tmp_path):
 
 
 def test_chaos_signals_over_the_whole_life_of_a_sweep(tmp_path):
-    args = ["train", "-m", *RUN, "seed=0,1", "hydra.sweep.dir=sweep"]
-    seen = _chaos(tmp_path, args, ["sweep/0", "sweep/1"], [signal.SIGTERM, signal.SIGINT] * 2)
+    # 6 epochs a job: the jobs, not the start-up, take most of the sweep's life, so some moments land inside one
+    args = ["train", "-m", *SIGNAL_CNN, "trainer.epochs=6", "seed=0,1", "hydra.sweep.dir=sweep"]
+    seen = _chaos(tmp_path, args, ["sweep/0", "sweep/1"], [signal.SIGTERM, signal.SIGINT, signal.SIGUSR2] * 2)
     assert "interrupted" in seen, seen
     # summary.csv once the sweep completed
-    assert all((tmp_path / str(i) / "sweep" / "summary.csv").is_file() for i in range(4))
+    assert all((tmp_path / str(i) / "sweep" / "summary.csv").is_file() for i in range(6))
 
 
 def test_a_summary_of_a_signalled_run_names_the_signal(tmp_path):
