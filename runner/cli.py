@@ -340,12 +340,12 @@ def _absolute_root(cfg):
     from omegaconf import open_dict
 
     root = cfg.dataset.get("root") if "dataset" in cfg else None
-    if isinstance(root, str) and root and not Path(root).expanduser().is_absolute():
+    if not isinstance(root, str) or not root:
+        return
+    absolute = str(Path(root).expanduser().absolute())
+    if absolute != root:
         with open_dict(cfg):
-            cfg.dataset.root = str(Path(root).expanduser().absolute())
-    elif isinstance(root, str) and root.startswith("~"):
-        with open_dict(cfg):
-            cfg.dataset.root = str(Path(root).expanduser())
+            cfg.dataset.root = absolute
 
 
 def _share_cores(cfg, hydra_cfg):
