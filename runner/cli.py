@@ -7,6 +7,7 @@ of the command line is Hydra's, unchanged: overrides, --help, --cfg job, --info,
 """
 
 import os
+import shlex
 import shutil
 import sys
 import traceback
@@ -84,17 +85,19 @@ def _task(cfg):
         _share_cores(cfg, hydra_cfg)
         run_dir = distributed.broadcast(hydra_cfg.runtime.output_dir)  # under torchrun: rank 0's, for every rank
         user_overrides = list(hydra_cfg.overrides.task)[len(_selected) :]
-        continue_with = None
+        continue_with = report = None
         if multirun:
             from runner.commands.sweep import sweep_job
+            from runner.commands.sweepers import trial_reporter
 
             kept = sweep_job(cfg, run_dir, user_overrides, hydra_cfg.job.num)
             if kept is not None:
-                return _job_result(kept, hydra_cfg)
+                return kept
             continue_with = f"runner train -m resume={hydra_cfg.sweep.dir}"
+            report = trial_reporter(hydra_cfg)
         record = provenance(cfg, HydraConfig.instance().cfg)
-        summary = train_job(cfg, run_dir, user_overrides, record, continue_with=continue_with)
-        return _job_result(summary, hydra_cfg)
+        summary = train_job(cfg, run_dir, user_overrides, record, continue_with=continue_with, report=report)
+        return summary
     except Exception as err:
         sweep = multirun
         out_dir = Path(hydra_cfg.runtime.output_dir)
@@ -119,7 +122,7 @@ def _task(cfg):
             raise  # a bug, not bad input: Hydra shows the traceback
         else:
             traceback.print_exc()
-        return _job_result({"status": "failed", "error": str(err) or type(err).__name__}, hydra_cfg)
+        return {"status": "failed", "error": str(err) or type(err).__name__}  # the sweepers retry or count it
 
 
 def _unstarted(run_dir, err, sweep, cfg):
@@ -258,7 +261,7 @@ def _resume_sweep(sweep_dir, args):
         f"hydra.sweep.dir={sweep_dir}",
         *(a for a in extra if a not in flags),
     ]
-    print(f"resuming the sweep in {sweep_dir}: runner train {' '.join(command)}", file=sys.stderr)
+    print(f"resuming the sweep in {sweep_dir}: runner train {shlex.join(command)}", file=sys.stderr)
     return command, None
 
 
@@ -272,14 +275,21 @@ def _overrides_of(args):
 
 
 def _saved_overrides(multirun_yaml):
-    """hydra.overrides (task, hydra) of a sweep's multirun.yaml; None when it holds none."""
-    from omegaconf import OmegaConf
+    """hydra.overrides (task, hydra) of a sweep's multirun.yaml, verbatim: as typed, with their quotes, escapes and
+    interpolations unresolved (`hydra.sweep.subdir=job${hydra.job.num}` is replayed as such); None when it holds
+    none."""
+    from types import SimpleNamespace
+
+    import yaml
 
     try:
-        overrides = OmegaConf.load(multirun_yaml).hydra.overrides
-        return overrides if "task" in overrides and "hydra" in overrides else None
-    except Exception:
+        overrides = yaml.safe_load(Path(multirun_yaml).read_text())["hydra"]["overrides"]
+        task, hydra = overrides["task"], overrides["hydra"]
+    except (OSError, yaml.YAMLError, TypeError, KeyError):
         return None
+    if not all(isinstance(o, list) and all(isinstance(x, str) for x in o) for o in (task, hydra)):
+        return None
+    return SimpleNamespace(task=task, hydra=hydra)
 
 
 def _saved_config_dir(multirun_yaml):
@@ -366,12 +376,20 @@ def _share_cores(cfg, hydra_cfg):
             cfg.trainer.num_threads = int(threads)
 
 
-def _job_result(summary, hydra_cfg):
-    """What a job returns to Hydra: its summary, or for an optimizing sweeper its best monitored metric."""
-    if "optuna" in str((hydra_cfg.get("sweeper") or {}).get("_target_", "")):
-        best = (summary.get("best") or {}).get(summary.get("monitor"))
-        return float("nan") if best is None else float(best)  # NaN: optuna marks the trial failed
-    return summary
+def _register_sweepers():
+    """runner's sweepers (hydra_plugins/runner_sweepers), registered by hand as well (Hydra finds plugins by walking
+    the hydra_plugins package on disk, which an editable install does not expose to it), and runner's grid sweeper
+    stored as hydra/sweeper=basic, Hydra's default, so that every -m sweep gets its retries and fail_fast while
+    hparams_search configs can still select another sweeper."""
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+
+    plugins = Plugins.instance()  # scans first: the scan executes Hydra's plugin modules again
+    import hydra_plugins.runner_sweepers as ours
+
+    for sweeper in (ours.GridSweeper, ours.OptunaSweeper):
+        plugins.register(sweeper)
+    ConfigStore.instance().store(group="hydra/sweeper", name="basic", node=ours.GridSweeperConf, provider="runner")
 
 
 def run_choices(args, groups):
@@ -516,6 +534,7 @@ def _main(argv, stop):
         return 130
     from runner.config.command_line import held_stderr, hydra_problem
 
+    _register_sweepers()
     held_stderr.install()
     try:
         hydra.main(config_path="pkg://runner.configs", config_name=command, version_base="1.3")(_task)()

@@ -12,7 +12,8 @@
     RUNNER_TEST_SIGNAL=SIGINT,SIGINT  two signals, one after the other (the second stops at once)
     RUNNER_TEST_SIGNAL_ONCE=FILE      only when FILE does not exist yet, and create it (for requeued jobs)
     RUNNER_TEST_SIGNAL_JOBS=1=RAISE,2=SIGKILL   in a sweep: only these jobs (Hydra's job.num), each its own signal;
-                                      RAISE raises an error instead (a job that fails for a reason that can be fixed)
+                                      RAISE raises an error instead (a job that fails for a reason that can be fixed);
+                                      `{job}` in RUNNER_TEST_SIGNAL_ONCE is the job's number (once per job)
 
 The signal goes through the kernel and runner's real handlers, exactly as a `kill` from outside;
 only the moment is chosen. tests/configs/model/signal_cnn.yaml names this factory.
@@ -30,16 +31,17 @@ _LOADS = [0]
 def cnn(in_channels, num_classes, channels, dropout):
     model = CNN(in_channels=in_channels, num_classes=num_classes, channels=channels, dropout=dropout)
     when, once = os.environ.get("RUNNER_TEST_SIGNAL_AT"), os.environ.get("RUNNER_TEST_SIGNAL_ONCE")
-    if not when or (once and Path(once).exists()):
-        return model
     sig = os.environ.get("RUNNER_TEST_SIGNAL", "SIGINT")
     if os.environ.get("RUNNER_TEST_SIGNAL_JOBS"):
         from hydra.core.hydra_config import HydraConfig
 
         jobs = dict(item.split("=") for item in os.environ["RUNNER_TEST_SIGNAL_JOBS"].split(","))
-        sig = jobs.get(str(HydraConfig.get().job.num))
+        num = str(HydraConfig.get().job.num)
+        sig, once = jobs.get(num), once and once.replace("{job}", num)
         if sig is None:
             return model
+    if not when or (once and Path(once).exists()):
+        return model
 
     def fire():
         if once:

@@ -78,7 +78,8 @@ def composed(command):
         words = ["runner", *words[words.index("runner") + 1 :]]
     words = [w for w in words if w not in ("-m", "--multirun")]
     words = [
-        w.split("=", 1)[0] + "=" + w.split("=", 1)[1].split(",")[0] if "=" in w and "[" not in w else w for w in words
+        w.split("=", 1)[0] + "=" + w.split("=", 1)[1].split(",")[0] if "=" in w and not set("[({") & set(w) else w
+        for w in words
     ]
     return [*words[1:], "--cfg", "job"]
 

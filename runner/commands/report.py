@@ -12,6 +12,7 @@ import argparse
 import csv
 import glob
 import io
+import json
 import math
 import sys
 from pathlib import Path
@@ -34,6 +35,7 @@ COLUMNS = [
     "epochs",
     "time_s",
     "error",
+    "retries",
     "run_dir",
 ]
 
@@ -64,6 +66,25 @@ def _configured_monitor(run_dir):
         return "val_loss", "min"
 
 
+def _status(run_dir, summary):
+    """summary.json's status, `running` with its process gone as `interrupted`, and a trial an Optuna pruner
+    stopped as `pruned` (a completed run, ranked below the runs that trained to their end)."""
+    status = records.status_of(run_dir, summary) or "unknown"
+    return "pruned" if status == "completed" and summary.get("stopped_by") == "pruned" else status
+
+
+def _retries(run_dir):
+    """The failed attempts of a sweep job that its sweeper retried (the sweep's attempts.json), as one cell:
+    `1: <error> (retried from its last.pt)`; empty when the job was not retried."""
+    try:
+        attempts = json.loads((run_dir.parent / records.ATTEMPTS).read_text()).get(run_dir.name) or []
+    except (OSError, ValueError, AttributeError):
+        return ""
+    return "; ".join(
+        f"{i}: {a.get('error', '')[:120]} (retried from {a.get('from')})" for i, a in enumerate(attempts, 1)
+    )
+
+
 def read_run(run_dir):
     """One row of the report, and the run's validation curve of its monitored metric."""
     s = records.read_summary(run_dir)
@@ -79,7 +100,7 @@ def read_run(run_dir):
     row = {
         "job": run_dir.name,
         "overrides": " ".join(records.overrides(run_dir)),
-        "status": records.status_of(run_dir) or "unknown",  # `running` with its process gone is `interrupted`
+        "status": _status(run_dir, s),
         "monitor": monitor,
         "best": best,
         "best_epoch": (s.get("best") or {}).get("epoch"),
@@ -89,6 +110,7 @@ def read_run(run_dir):
         "epochs": s.get("epochs"),
         "time_s": (s.get("timings") or {}).get("total_s"),
         "error": " ".join((s.get("error") or "").split())[:300],
+        "retries": _retries(run_dir),
         "run_dir": str(run_dir),
         "mode": mode or monitor_rule(s.get("task", "classification"), monitor)[1],
     }
@@ -396,7 +418,8 @@ def plot(rows, curves, path, groups_=None):
             ax.plot(*zip(*curve), marker="o", markersize=3, label=f"{row['job']}: {overrides[:50]}")
     ax.set(xlabel="epoch", ylabel=rows[0]["monitor"] if rows else "", title="validation curves")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(fontsize=7)
+    if any(curves):  # a sweep whose jobs all failed has no curve to name
+        ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     for ax, (param, values) in zip(axes[0][1:], params.items()):
         points = [(v, r["best"]) for v, r in zip(values, rows) if v is not None and r["best"] is not None]

@@ -20,7 +20,7 @@ from runner.commands import report
 from runner.io.errors import RunnerError
 from runner.run.records import overrides, read_summary, status_of
 
-KEPT = ("completed", "diverged")  # results: a resumed sweep does not train them again
+KEPT = ("completed", "diverged")  # results: a resumed sweep does not train them again (a pruned trial is completed)
 
 
 def sweep_job(cfg, run_dir, job_overrides, num):
@@ -53,6 +53,7 @@ def sweep_job(cfg, run_dir, job_overrides, num):
 
 class SweepSummary(Callback):
     incomplete = 0  # jobs of the last sweep that did not complete; the CLI exits non-zero when > 0
+    not_started = 0  # jobs a fail_fast sweep did not start (commands/sweepers.py)
 
     def on_multirun_start(self, config, **kwargs):
         from runner.config.command_line import held_stderr
@@ -74,11 +75,16 @@ class SweepSummary(Callback):
             console.print(
                 report.groups_to_table(grouped, f"{len(grouped)} settings x seeds: mean ± sample std, best first")
             )
-        not_done = [r for r in rows if r["status"] != "completed"]
+        not_done = [r for r in rows if r["status"] not in ("completed", "pruned")]
         if not_done:
             console.print(
                 f"[red]{len(not_done)} of {len(rows)} jobs did not complete[/]: "
                 + ", ".join(f"job {r['job']} {r['status']}" for r in not_done)
             )
-        SweepSummary.incomplete = len(not_done)
+        for row in rows:
+            if row["retries"]:
+                console.print(f"job {row['job']} was retried after failed attempts: {row['retries']}")
+        if SweepSummary.not_started:
+            console.print(f"[red]{SweepSummary.not_started} jobs were not started[/] (hydra.sweeper.fail_fast)")
+        SweepSummary.incomplete = len(not_done) + SweepSummary.not_started
         console.print(f"wrote {sweep_dir / 'summary.csv'}, {'groups.csv, ' if grouped else ''}sweep.png")

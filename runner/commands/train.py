@@ -49,13 +49,14 @@ from runner.training.schedules import build_schedule, steps_per_epoch
 from runner.training.state import TrainState, ema_model, seed_all
 
 
-def train_job(cfg, run_dir, overrides=(), provenance=None, continue_with=None):
+def train_job(cfg, run_dir, overrides=(), provenance=None, continue_with=None, report=None):
     """Run (or resume) one training job in `run_dir` (Hydra's output directory) and return its summary.
 
     Under torchrun every process runs this, with rank 0's `run_dir`; only rank 0 writes.
     `overrides` are the command line's (applied on top of a resumed run's own config);
     `provenance` is the .hydra/ a fresh run records (rundir.provenance); `continue_with` is the
-    command an interrupted run tells the user to continue it with (a sweep's, in a sweep).
+    command an interrupted run tells the user to continue it with (a sweep's, in a sweep); `report` is an Optuna
+    trial's pruning callback (training/loop.fit).
     """
     rank = distributed.current()
     console = RunConsole(quiet=not rank.main)
@@ -72,7 +73,7 @@ def train_job(cfg, run_dir, overrides=(), provenance=None, continue_with=None):
         run.save_model_card(job.card)
         run.open_loggers(job.cfg.get("logger"), job.state.step)
         setup_s = run.elapsed()
-        first_step_at = fit(job, run, console, stop)
+        first_step_at = fit(job, run, console, stop, report=report)
         return finish(job, run, console=console, setup_s=setup_s, first_step_at=first_step_at, stop=stop)
 
 

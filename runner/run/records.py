@@ -12,6 +12,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+# In a sweep directory, written by its sweeper (commands/sweepers.py): {job: [{"error": ..., "from": ...}, ...]},
+# one entry per failed attempt of a job that was then retried.
+ATTEMPTS = "attempts.json"
+
 
 def read_summary(run_dir):
     """summary.json as a dict; {} when there is none or it cannot be read."""

@@ -51,13 +51,16 @@ class Job:
         return self.state.ema.module if self.state.ema is not None else self.net
 
 
-def fit(job, run, console, stop):
-    """Train until trainer.epochs, or until early stopping, max_steps or max_time ends the run (state.stopped_by).
+def fit(job, run, console, stop, report=None):
+    """Train until trainer.epochs, or until early stopping, max_steps, max_time or a pruner ends the run
+    (state.stopped_by).
 
     `run` (run.rundir.RunDir) writes metrics.csv and the checkpoints (nothing on the other processes
     of a torchrun job); `stop` is the io.signals.StopSignals looked at after each optimizer step, between
-    validation batches and after each epoch. Returns the wall-clock time (unix seconds) of this process's first
-    optimizer step, or None if it took none (summary.json's start-up figure)."""
+    validation batches and after each epoch; `report(epoch, value)`, in a trial of an Optuna search with a pruner
+    (commands/sweepers.trial_reporter), is given each epoch's monitored metric and returns True to stop the run
+    there (stopped_by "pruned"). Returns the wall-clock time (unix seconds) of this process's first optimizer step,
+    or None if it took none (summary.json's start-up figure)."""
     state, recipe = job.state, job.recipe
     clock = TrainClock(state.train_s)  # training time counts over resumes
     first_step_at = None
@@ -77,7 +80,7 @@ def fit(job, run, console, stop):
             state.scheduler.after_epoch()
         state.epoch, state.batches_done, state.loss_sum, state.seen = epoch, 0, 0.0, 0
         row = {"epoch": epoch, "train_loss": train_loss, "train_samples_per_s": float(seen_all) / train_time}
-        end_epoch(job, run=run, console=console, row=row, val=val, started=started, clock=clock)
+        end_epoch(job, run=run, console=console, row=row, val=val, started=started, clock=clock, report=report)
         stop.check(f"after epoch {epoch}; last.pt holds it")
     return first_step_at
 
@@ -180,9 +183,9 @@ def update(job, epoch):
         state.scheduler.after_step()
 
 
-def end_epoch(job, *, run, console, row, val, started, clock):
+def end_epoch(job, *, run, console, row, val, started, clock, report=None):
     """Log the epoch's row with its validation `val`, save best.pt when the monitored metric improved, count early
-    stopping, save last.pt."""
+    stopping, ask the pruner (`report`), save last.pt."""
     state, recipe, monitor, task = job.state, job.recipe, job.monitor, job.task
     epoch = row["epoch"]
     row = {
@@ -204,6 +207,8 @@ def end_epoch(job, *, run, console, row, val, started, clock):
         )
         if state.stale_epochs >= recipe.patience:
             state.stopped_by = "early_stopping"
+    if report is not None and state.stopped_by is None and report(epoch, row[monitor.name]):
+        state.stopped_by = "pruned"
     if recipe.max_time is not None:
         state.train_s = clock()
     run.save_last(state)
@@ -224,6 +229,11 @@ def stop_message(state, recipe, monitor):
             f"{state.stale_epochs} "
             f"epochs (trainer.early_stopping.patience={recipe.patience}); best {state.best_metric:.4f} at epoch "
             f"{state.best_epoch}"
+        )
+    if state.stopped_by == "pruned":
+        return (
+            f"pruned: the search's pruner stopped this trial after epoch {state.epoch} ({monitor.name} "
+            f"{state.best_metric:.4f} at best); its best.pt is tested as for any run"
         )
     if state.stopped_by == "max_steps":
         return (

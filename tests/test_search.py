@@ -1,0 +1,199 @@
+"""runner's sweepers (runner/commands/sweepers.py): an Optuna search that survives failed trials and resumes, retries
+and fail_fast, sweeps replayed verbatim by their resume, and job directories checked before any job runs."""
+
+import csv
+
+import pytest
+import yaml
+from conftest import SIGNAL_CNN, WITH_SIGNAL_MODEL, assert_clean_failure, digest, runner, same_run, signal_at, summary
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def results(sweep):
+    return yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+
+
+def test_a_trial_that_fails_is_told_to_optuna_and_the_search_goes_on(tmp_path):
+    # hydra#2237: the first NaN ended hydra-optuna-sweeper's search with two tracebacks and no summary
+    proc = runner(
+        "train",
+        "hparams_search=optuna_lr",
+        "hydra.sweeper.n_trials=3",
+        "optimizer.lr=choice(1e300)",
+        "trainer.epochs=1",
+        "hydra.sweep.dir=opt2",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    sweep = tmp_path / "opt2"
+    rows = read_csv(sweep / "summary.csv")
+    assert sorted(r["job"] for r in rows) == ["0", "1", "2"] and {r["status"] for r in rows} == {"diverged"}
+    assert all("optimizer.lr=1e+300" in r["overrides"] for r in rows)
+    assert results(sweep)["trials"] == {"0": "fail", "1": "fail", "2": "fail"} and results(sweep)["best_trial"] is None
+    assert (sweep / "sweep.png").read_bytes().startswith(b"\x89PNG")
+    assert "3 of 3 jobs did not complete: job 0 diverged, job 1 diverged, job 2 diverged" in proc.stdout
+
+
+@pytest.mark.slow  # three 6-trial searches of a small CNN
+def test_an_optuna_search_with_failing_trials_resumes_after_sigint_to_the_uninterrupted_search(tmp_path):
+    search = [*SIGNAL_CNN, "trainer.epochs=2", "hparams_search=optuna_lr", "hydra.sweeper.n_trials=6"]
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "cut").mkdir()
+    fails = {**signal_at("step:3"), "RUNNER_TEST_SIGNAL_JOBS": "1=RAISE,3=RAISE"}  # trials 1 and 3 fail
+    proc = runner("train", *search, "hydra.sweep.dir=s", cwd=tmp_path / "whole", env=fails, check=False)
+    assert proc.returncode == 1 and "2 of 6 jobs did not complete: job 1 failed, job 3 failed" in proc.stdout
+    whole = tmp_path / "whole" / "s"
+    assert results(whole)["trials"] == {
+        "0": "complete",
+        "1": "fail",
+        "2": "complete",
+        "3": "fail",
+        "4": "complete",
+        "5": "complete",
+    }
+
+    # the same search, stopped by SIGINT at trial 4's 3rd step (once: its resume is not stopped again)
+    cut_env = {
+        **signal_at("step:3", once=tmp_path / "once-{job}"),
+        "RUNNER_TEST_SIGNAL_JOBS": "1=RAISE,3=RAISE,4=SIGINT",
+    }
+    proc = runner("train", *search, "hydra.sweep.dir=s", cwd=tmp_path / "cut", env=cut_env, check=False)
+    cut = tmp_path / "cut" / "s"
+    assert proc.returncode == 130 and "continue the sweep with: runner train -m resume=s" in proc.stderr
+    assert summary(cut / "4")["status"] == "interrupted" and not (cut / "5").exists()
+    kept = {n: digest(cut / str(n)) for n in range(4)}
+
+    proc = runner("train", "-m", "resume=s", cwd=tmp_path / "cut", env=cut_env, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr  # trials 1 and 3 failed: named, non-zero
+    assert "trial 4 was interrupted; it continues" in proc.stderr
+    assert {n: digest(cut / str(n)) for n in range(4)} == kept  # finished trials: not a byte written
+    assert summary(cut / "4").get("resumed") == 1  # from its last.pt, not afresh
+    assert results(cut) == results(whole)  # the same trials asked, the same best
+    assert results(cut)["best_trial"] is not None
+    for n in (0, 2, 4, 5):
+        same_run(whole / str(n), cut / str(n))
+    assert sorted(r["job"] for r in read_csv(cut / "summary.csv")) == [str(n) for n in range(6)]
+
+
+@pytest.mark.slow
+def test_a_pruner_stops_trials_by_their_epoch_metric_and_they_are_told_pruned(tmp_path):
+    proc = runner(
+        "train",
+        *SIGNAL_CNN,
+        "trainer.epochs=3",
+        "hparams_search=optuna_lr",
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweep.dir=s",
+        # epoch 1's val_accuracy is above 0.5 for some of these trials' lr and below for others (sampler seed 0):
+        # asserted below, as the test's precondition
+        "hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 0.5}",
+        cwd=tmp_path,
+        env=WITH_SIGNAL_MODEL,
+    )
+    sweep = tmp_path / "s"
+    states = results(sweep)["trials"]
+    assert set(states.values()) == {"complete", "pruned"}, states  # a precondition: the threshold splits them
+    for n, state in states.items():
+        s = summary(sweep / n)
+        assert s["status"] == "completed"
+        assert (s["stopped_by"] == "pruned") == (state == "pruned")
+        assert (s["epochs"] < 3) == (state == "pruned")
+    statuses = {r["job"]: r["status"] for r in read_csv(sweep / "summary.csv")}
+    assert statuses == {n: "completed" if st == "complete" else "pruned" for n, st in states.items()}
+    assert "pruned: the search's pruner stopped this trial after epoch 1" in proc.stdout
+
+
+@pytest.mark.slow
+def test_a_failed_job_is_retried_from_its_last_pt_and_fail_fast_stops_the_sweep(tmp_path):
+    sweep = ["-m", *SIGNAL_CNN, "trainer.epochs=2", "trainer.checkpoint_every_n_steps=5", "seed=0,1,2"]
+    for d in ("whole", "retried", "fast"):
+        (tmp_path / d).mkdir()
+    runner("train", *sweep, "hydra.sweep.dir=s", cwd=tmp_path / "whole", env=WITH_SIGNAL_MODEL)
+    # job 1 fails once at step 23 (last.pt at step 20), as a transient error would
+    once = {**signal_at("step:23", once=tmp_path / "once-{job}"), "RUNNER_TEST_SIGNAL_JOBS": "1=RAISE"}
+    proc = runner(
+        "train", *sweep, "hydra.sweeper.max_retries=2", "hydra.sweep.dir=s", cwd=tmp_path / "retried", env=once
+    )
+    retried = tmp_path / "retried" / "s"
+    assert (
+        "sweep job 1 failed (injected failure (tests/signal_model.py)); retry 1 of 2, from its last.pt" in proc.stderr
+    )
+    assert summary(retried / "1")["resumed"] == 1 and summary(retried / "1")["status"] == "completed"
+    for n in range(3):
+        same_run(tmp_path / "whole" / "s" / str(n), retried / str(n))
+    rows = {r["job"]: r for r in read_csv(retried / "summary.csv")}
+    assert rows["1"]["retries"] == "1: injected failure (tests/signal_model.py) (retried from its last.pt)"
+    assert rows["0"]["retries"] == rows["2"]["retries"] == ""
+    assert "job 1 was retried after failed attempts" in proc.stdout
+
+    always = {**signal_at("step:3"), "RUNNER_TEST_SIGNAL_JOBS": "1=RAISE"}
+    proc = runner(
+        "train",
+        *sweep,
+        "hydra.sweeper.fail_fast=true",
+        "hydra.sweep.dir=s",
+        cwd=tmp_path / "fast",
+        env=always,
+        check=False,
+    )
+    fast = tmp_path / "fast" / "s"
+    assert proc.returncode == 1
+    assert "hydra.sweeper.fail_fast: a job failed, so the sweep stops; 1 job not started" in proc.stderr
+    assert (fast / "1").is_dir() and not (fast / "2").exists()
+    assert "1 jobs were not started" in proc.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("hydra_args", "dirs"),
+    [
+        (["hydra.sweep.subdir=job${hydra.job.num}"], ["job0", "job1"]),  # an interpolation
+        (
+            ["hydra.sweep.subdir=${hydra.job.override_dirname}"],
+            [f"model=mlp,optimizer=my_sgd,seed={n},trainer.epochs=1" for n in (0, 1)],
+        ),
+        (["hydra.sweep.subdir='it\\'s ${hydra.job.num}'"], ["it's 0", "it's 1"]),  # quoting and an escape
+        (["hydra/launcher=parallel", "hydra.launcher.n_jobs=1"], ["0", "1"]),  # a launcher and its settings
+    ],
+)
+def test_a_sweep_resumes_with_its_overrides_verbatim(tmp_path, hydra_args, dirs):
+    (tmp_path / "cfg" / "optimizer").mkdir(parents=True)  # a config source of the user's: --config-dir
+    (tmp_path / "cfg" / "optimizer" / "my_sgd.yaml").write_text(
+        "_target_: torch.optim.SGD\n_partial_: true\nlr: 0.05\n"
+    )
+    command = ["-m", "--config-dir", "cfg", "trainer.epochs=1", "model=mlp", "seed=0,1", "optimizer=my_sgd"]
+    runner("train", *command, *hydra_args, "hydra.sweep.dir=f2", cwd=tmp_path)
+    sweep = tmp_path / "f2"
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == dirs
+    before = digest(sweep)
+    proc = runner("train", "-m", "resume=f2", cwd=tmp_path)
+    for n in range(2):
+        assert f"sweep job {n} (" in proc.stdout and "completed earlier, kept as it is" in proc.stdout
+    after = digest(sweep)
+    assert {p: h for p, h in after.items() if p.parts[0] in dirs} == {
+        p: h for p, h in before.items() if p.parts[0] in dirs
+    }  # every job found again, in its own directory, untouched
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == dirs
+
+
+def test_a_sweep_whose_job_directories_are_too_long_is_refused_before_any_job_runs(tmp_path):
+    keys = [f"+k{i:02d}" for i in range(19)]  # ~19 overrides named into the subdir, as issue 22 found
+    overrides = [f"{k}={'v' * 12}" for k in keys]
+    proc = runner(
+        "train",
+        "-m",
+        "trainer.epochs=1",
+        "seed=0,1",
+        *overrides,
+        "hydra.sweep.subdir=${hydra.job.override_dirname}",
+        "hydra.sweep.dir=long",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert_clean_failure(proc, "sweep job 0", "255", "Nothing was run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
