@@ -197,3 +197,31 @@ def test_a_sweep_whose_job_directories_are_too_long_is_refused_before_any_job_ru
     )
     assert_clean_failure(proc, "sweep job 0", "255", "Nothing was run")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_hydra_sweep_syntax_becomes_optuna_distributions():
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    from runner.commands.sweepers import distributions
+    from runner.io.errors import RunnerError
+
+    space, fixed = distributions(
+        [
+            "optimizer.lr=tag(log, interval(0.0001, 0.1))",
+            "model.hidden=range(16, 80, 16)",  # Hydra's range leaves out its end: 16..64
+            "trainer.batch_size=interval(32, 256)",  # Hydra's interval is continuous, even between integers
+            "model=choice(mlp, cnn)",
+            "optimizer.weight_decay=0",
+            "'hydra.run.dir=\"a b\"'"[1:-1],
+        ]
+    )
+    assert space == {
+        "optimizer.lr": FloatDistribution(0.0001, 0.1, log=True),
+        "model.hidden": IntDistribution(16, 64, step=16),
+        "trainer.batch_size": FloatDistribution(32.0, 256.0),
+        "model": CategoricalDistribution(["mlp", "cnn"]),
+    }
+    assert fixed == ["optimizer.weight_decay=0", 'hydra.run.dir="a b"']  # as given, quotes kept
+    assert distributions(["seed=0,1,2"])[0] == {"seed": CategoricalDistribution([0, 1, 2])}  # as choice(0,1,2)
+    with pytest.raises(RunnerError, match="Name the options with choice"):
+        distributions(["model=glob(*)"])

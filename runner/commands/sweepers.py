@@ -223,10 +223,11 @@ class GridSweeper(Sweeper):
 
 def distributions(overrides):
     """Hydra's sweep syntax as Optuna distributions, the vocabulary hydra-optuna-sweeper users know:
-    `choice(a, b)` categorical; `range(1, 10, 2)` integers 1..9 by 2 (Hydra's range excludes its end);
-    `interval(0.1, 1.0)` a float (an int when both ends are ints), `tag(log, interval(1e-4, 1e-1))` on a log
-    scale. Returns ({key: distribution}, [fixed overrides as given]); raises RunnerError for other sweeps."""
-    from hydra.core.override_parser.types import Transformer
+    `choice(a, b)` (or `a,b`) categorical; `range(1, 10, 2)` integers 1..9 by 2 (Hydra's range excludes its end);
+    `interval(0.1, 1.0)` a float (Hydra's interval is continuous; range for integers), `tag(log, interval(1e-4,
+    1e-1))` on a log scale. Returns ({key: distribution}, [fixed overrides as given]); raises RunnerError for other
+    sweeps."""
+    from hydra.core.override_parser.types import Glob, Transformer
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
     space, fixed = {}, []
@@ -236,6 +237,11 @@ def distributions(overrides):
             fixed.append(override.input_line)
             continue
         value = override.value()
+        if isinstance(value, Glob):  # glob(...) picks config group options, which only a grid can list
+            raise RunnerError(
+                f"{override.input_line}: an Optuna search takes choice(a,b) (or a,b), range(...), interval(...) and "
+                f"tag(log, interval(...)), not glob(...). Name the options with choice(...)."
+            )
         if override.is_choice_sweep() or (override.is_range_sweep() and value.shuffle):
             space[key] = CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
         elif override.is_range_sweep():
@@ -248,17 +254,8 @@ def distributions(overrides):
                 space[key] = IntDistribution(values[0], values[-1], step=int(value.step))
             else:
                 space[key] = FloatDistribution(float(values[0]), float(values[-1]), step=float(value.step))
-        elif override.is_interval_sweep():
-            log = "log" in value.tags
-            if isinstance(value.start, int) and isinstance(value.end, int):
-                space[key] = IntDistribution(value.start, value.end, log=log)
-            else:
-                space[key] = FloatDistribution(float(value.start), float(value.end), log=log)
-        else:
-            raise RunnerError(
-                f"{override.input_line}: an Optuna search takes choice(...), range(...), interval(...) and "
-                f"tag(log, interval(...)); a list sweep a,b,c is a grid (drop hparams_search). Write choice(a,b,c)."
-            )
+        else:  # interval: Hydra's is continuous, its ends are floats
+            space[key] = FloatDistribution(float(value.start), float(value.end), log="log" in value.tags)
     return space, fixed
 
 
