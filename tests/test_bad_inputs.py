@@ -110,7 +110,7 @@ ROWS = [
     (
         "output not writable",
         ["train", "hydra.run.dir=afile/run"],
-        "cannot write runs to afile/run",
+        "afile/run cannot be created: ",
         1,
         lambda w: (w / "afile").write_text("a file, not a directory"),
     ),
