@@ -30,6 +30,7 @@ was, byte for byte. A fresh run never starts where a run with a checkpoint alrea
 import csv
 import fcntl
 import os
+import shlex
 import socket
 import sys
 import time
@@ -167,7 +168,7 @@ class RunDir:
             "kind": "train",
             "status": None,
             "error": None,
-            "command": " ".join(sys.argv),
+            "command": " ".join([sys.argv[0], *map(shlex.quote, sys.argv[1:])]),  # pasteable into a shell
             "started_at": _now(),
         }
         if not self.write:
