@@ -17,6 +17,8 @@ import shlex
 import sys
 from functools import cache
 
+# the arguments that name a path: Hydra reads them quoted ('resume="runs/lr=0.001"'), runner expands a leading ~
+PATH_KEYS = ("resume", "ckpt", "input", "out", "dataset.root", "hydra.run.dir", "hydra.sweep.dir")
 # a backslash before `${` escapes OmegaConf's interpolation (`\${` is a literal `${`), and backslashes before it
 # then come in pairs; every other backslash is literal
 _INTERPOLATION = re.compile(r"(\\*)\$\{")
@@ -70,7 +72,8 @@ def hydra_problem(text, command, overrides):
         key, _, value = (bad or "").partition("=")
         if not value.startswith("~"):
             return None
-        quoted = f"'{key}=\"{value}\"' (runner expands the ~ of dataset.root), or " if key == "dataset.root" else ""
+        path = key in PATH_KEYS  # runner expands their leading ~ itself
+        quoted = f"'{key}=\"{value}\"' (runner expands the ~ of {key}), or " if path else ""
         return (
             f"'{bad}' cannot be read by Hydra's override grammar, where a leading '~' deletes a key. Write it as "
             f"{quoted}{key}={value.replace('~', '$HOME', 1)} (the shell expands $HOME)."
