@@ -32,9 +32,26 @@ COMMANDS = ("train", "eval", "predict", "export", "report", "diff")
 
 
 def _given(args, *keys):
-    """The value of the first `KEY=value` in `args` whose KEY is one of `keys`; None when there is none."""
+    """The value of the first `KEY=value` in `args` whose KEY is one of `keys`, as Hydra gives it to the config
+    ('resume="runs/lr=0.001"': runs/lr=0.001); None when there is none."""
+    from runner.config.command_line import override_value
+
     prefixes = tuple(f"{key}=" for key in keys)
-    return next((a.split("=", 1)[1] for a in args if a.startswith(prefixes)), None)
+    return next((override_value(a) for a in args if a.startswith(prefixes)), None)
+
+
+def _expand_home(args):
+    """hydra.run.dir and hydra.sweep.dir with a leading ~ expanded, as every other path runner takes: Hydra would
+    make a folder named ~ ('hydra.run.dir="~/runs/a"': the ~ quoted, since Hydra's grammar refuses it bare)."""
+    from runner.config.command_line import override, override_value
+
+    expanded = []
+    for arg in args:
+        key = arg.split("=", 1)[0]
+        value = override_value(arg) if key in ("hydra.run.dir", "hydra.sweep.dir") else ""
+        home = value.startswith("~") and "${" not in value and arg != f"{key}={value}"  # quoted: Hydra reads it
+        expanded.append(override(key, os.path.expanduser(value)) if home else arg)
+    return expanded
 
 
 _sweep = {}  # {"dir": the sweep's directory} once a job of a sweep has started, for the message of a stopped sweep
@@ -175,9 +192,7 @@ def _use_job(cfg, hydra_cfg):
 def _preflight(args, writes=True):
     """What Hydra would report with a traceback, reported plainly: a user config that shadows a built-in or is not
     valid YAML (for every flag: `--cfg job` too), and, when the command `writes`, an output directory that cannot
-    be created. Returns an error message or None."""
-    import tempfile
-
+    be created or written to. Returns an error message or None."""
     import yaml
 
     for i, arg in enumerate(args):
@@ -206,22 +221,27 @@ def _preflight(args, writes=True):
                 where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
                 problem = getattr(err, "problem", None) or err
                 return f"{path} is not valid YAML{where}: {problem}. Fix the file and run again."
-    if not writes:
+    return _unwritable_output(args) if writes else None
+
+
+def _unwritable_output(args):
+    """The directory the command would write (hydra.run.dir, hydra.sweep.dir, predict's and export's out=, the run
+    that resume= continues, else outputs/), when it cannot be created or written to: the message, with the key that
+    points elsewhere. None when it can."""
+    from runner.io.files import unwritable_dir
+
+    key = next((k for k in ("hydra.run.dir", "hydra.sweep.dir", "out", "resume") if _given(args, k)), None)
+    out = _given(args, key) if key else "outputs"
+    if out == "null":
+        key, out = None, "outputs"
+    problem = unwritable_dir(os.path.expanduser(out))
+    if not problem:
         return None
-    out = _given(args, "hydra.run.dir", "hydra.sweep.dir") or "outputs"
-    existing = Path(out).absolute()
-    while not existing.exists():
-        existing = existing.parent
-    try:
-        if not existing.is_dir():
-            raise NotADirectoryError(f"{existing} is a file")
-        tempfile.TemporaryFile(dir=existing).close()
-    except OSError as err:
-        return (
-            f"cannot write runs to {out}: {err.strerror or err}. Run from a directory you can write to, or point "
-            f"hydra.run.dir (hydra.sweep.dir for -m) at one."
-        )
-    return None
+    fix = {
+        None: "Run from a directory you can write to, or point hydra.run.dir (hydra.sweep.dir for -m) at one.",
+        "resume": "Make it writable (chmod u+w), or copy the run somewhere you can write and resume the copy.",
+    }.get(key, f"Point {key}= at a folder you can create and write to.")
+    return f"{problem} {fix}"
 
 
 def _resume_sweep(sweep_dir, args):
@@ -468,6 +488,9 @@ def _main(argv, stop):
 
     import hydra
 
+    from runner.config.command_line import command_arg, override
+
+    rest = _expand_home(rest)
     if command == "train" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         rest = _torchrun(rest)
         if rest is None:
@@ -499,21 +522,23 @@ def _main(argv, stop):
         print(f"error: {problem}", file=sys.stderr)
         return 1
     if resume:
+        resume = os.path.expanduser(resume)
         if not Path(resume).is_dir():  # Hydra would create it
             print(
-                f"error: resume={resume} names nothing: there is no such directory, so there is nothing to resume. "
-                f"Pass "
-                f"the directory of a runner training run, e.g. resume=outputs/2026-11-22/10-31-07.",
+                f"error: {command_arg('resume', resume)} names nothing: there is no such directory, so there is "
+                f"nothing to resume. Pass the directory of a runner training run, e.g. "
+                f"resume=outputs/2026-11-22/10-31-07.",
                 file=sys.stderr,
             )
             return 1
         # the run continues in its own directory (runner/run/rundir.py decides how); put before the user's arguments,
         # since argparse takes no override after a flag's value (`--cfg job hydra.run.dir=...`)
-        rest = [f"hydra.run.dir={resume}", *rest]
+        rest = [override("hydra.run.dir", resume), *rest]
     out = _given(rest, "out") if command in ("predict", "export") else None
     if out and out != "null":
+        out = os.path.expanduser(out)
         _out.update(made=not Path(out).exists())
-        rest = [f"hydra.run.dir={out}", *rest]
+        rest = [override("hydra.run.dir", out), *rest]
     elif command != "train" or not _given(rest, "hydra.run.dir", "hydra.sweep.dir"):
         # made by Hydra for this command: removed again if it fails and they are empty
         subfolder = [] if command == "train" else [Path("outputs", command)]

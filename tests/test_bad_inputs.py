@@ -107,13 +107,37 @@ ROWS = [
         lambda w: float_image(w / "pets"),
     ),
     ("batch over dataset", ["train", "trainer.batch_size=5000"], "larger than the training split", 1, None),
+    # an output directory the OS would refuse, told before anything is made (NOTHING_MADE)
     (
         "output not writable",
         ["train", "hydra.run.dir=afile/run"],
-        "cannot write runs to afile/run",
+        "afile/run cannot be created: ",
         1,
         lambda w: (w / "afile").write_text("a file, not a directory"),
     ),
+    (
+        "output name too long",
+        ["train", f"hydra.run.dir=runs/{'x' * 300}/run"],
+        "is 300 bytes, and this file system allows 255. Point hydra.run.dir= at a folder",
+        1,
+        None,
+    ),
+    (
+        "output path too long",
+        ["train", "-m", f"hydra.sweep.dir={'/'.join(['d' * 200] * 25)}"],
+        "cannot be created: the whole path is 50",
+        1,
+        None,
+    ),
+    (
+        "export out name too long",
+        ["export", "ckpt=RUN", f"out={'x' * 300}"],
+        "is 300 bytes, and this file system allows 255. Point out= at a folder",
+        1,
+        None,
+    ),
+    ("output permission denied", ["train", "hydra.run.dir=locked/run"], "no folder can be made in", 1, "read-only"),
+    ("resume permission denied", ["train", "resume=RUN", "trainer.epochs=4"], "cannot be written to", 1, "read-only"),
     ("disk full", ["train", "trainer.epochs=1"], "the disk may be full or a file-size limit reached", 1, "fsize"),
     ("ckpt truncated", ["eval", "ckpt=RUN/checkpoints/best.pt"], "truncated, corrupted", 1, "truncate"),
     (
@@ -262,6 +286,15 @@ NEVER_STARTED = {
     "report out is a file",
     "report nothing there",
 }
+# not even an empty folder anywhere (a parent of a run directory that cannot be made)
+NOTHING_MADE = {
+    "output not writable",
+    "output name too long",
+    "output path too long",
+    "export out name too long",
+    "output permission denied",
+    "resume permission denied",
+}
 if torch.cuda.is_available():
     ROWS = [r for r in ROWS if r[0] != "resume missing device"]
 else:
@@ -337,11 +370,19 @@ def test_bad_input(request, tmp_path, completed_run, args, phrase, status, setup
         shutil.rmtree(tmp_path / "pets")
     elif callable(setup):
         setup(tmp_path)
+    elif setup == "read-only":
+        if os.geteuid() == 0:
+            pytest.skip("root writes in a folder that chmod made read-only")
+        (tmp_path / "locked").mkdir()
+        for folder in (tmp_path / "locked", run):  # given back their permissions below, for tmp_path's cleanup
+            request.addfinalizer(lambda folder=folder: folder.chmod(0o755))
+            folder.chmod(0o555)
     lock = None
     if setup == "lock":  # this test process holds the run, as a training process would
         lock = os.open(run / ".lock", os.O_RDWR)
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     before = digest(tmp_path)
+    listing = sorted(tmp_path.rglob("*"))
     args = [a.replace("FOLDER_RUN", str(tmp_path / "folder_run")).replace("RUN", str(run)) for a in args]
     if setup == "fsize":
         env = {**os.environ, "PYTHONPATH": str(SITECUSTOM)}
@@ -369,3 +410,5 @@ def test_bad_input(request, tmp_path, completed_run, args, phrase, status, setup
     assert all(k.parts[0] == "outputs" and k.suffix != ".pt" for k in new), new  # only a failed run's own record
     if request.node.callspec.id in NEVER_STARTED:  # not even an empty run directory
         assert not (tmp_path / "outputs").exists() or not list((tmp_path / "outputs").rglob("*"))
+    if request.node.callspec.id in NOTHING_MADE:
+        assert sorted(tmp_path.rglob("*")) == listing

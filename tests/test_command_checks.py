@@ -89,9 +89,9 @@ def test_hydra_errors_about_the_command_line_are_told_with_a_fix_and_others_are_
     lexer = "LexerNoViableAltException: {}\n                ^\nSee https://hydra.cc/docs/1.2/advanced/override_grammar"
     told = hydra_problem(lexer.format("dataset.root=~/pets"), "train", ["dataset.root=~/pets"])
     assert """'dataset.root="~/pets"'""" in told and "dataset.root=$HOME/pets" in told
-    # out= reaches Hydra as hydra.run.dir=: the user's own override is named; the quoted form would make a '~' folder
+    # out= reaches Hydra as hydra.run.dir=: the user's own override is named, and its quoted form (runner expands ~)
     told = hydra_problem(lexer.format("hydra.run.dir=~/p"), "predict", ["ckpt=r", "out=~/p"])
-    assert "'out=~/p'" in told and "out=$HOME/p" in told and '"~/p"' not in told
+    assert "'out=~/p'" in told and "out=$HOME/p" in told and """'out="~/p"'""" in told
     struct = (
         "Could not override 'model.hiden'.\nTo append to your config use +model.hiden=3\nKey 'hiden' is not in struct"
     )

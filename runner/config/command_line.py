@@ -1,4 +1,8 @@
-"""Hydra's errors about a command line, told as runner tells bad input: the problem and a fix the command accepts.
+"""The command line as Hydra reads it: path values quoted for its grammar and read back, and Hydra's errors about a
+command line told as runner tells bad input: the problem and a fix the command accepts.
+
+    runner train 'hydra.run.dir="runs/lr=0.001"'   # quoted for Hydra (its grammar refuses = , ~ unquoted), then
+                                                   # for the shell: override_value reads runs/lr=0.001 back
 
     runner train trainer.epoch=3         # Hydra: "Could not override 'trainer.epoch' ... not in struct"
     error: trainer.epoch is not a key runner reads ... Did you mean trainer.epochs? The keys of trainer are: ...
@@ -8,9 +12,16 @@ Hydra composes (`held_stderr`): until the job starts only Hydra writes there; if
 is read here, and either told in runner's words (`hydra_problem`) or printed as it was.
 """
 
+import re
+import shlex
 import sys
+from functools import cache
 
-from runner.config.checks import unknown_key
+# the arguments that name a path: Hydra reads them quoted ('resume="runs/lr=0.001"'), runner expands a leading ~
+PATH_KEYS = ("resume", "ckpt", "input", "out", "dataset.root", "hydra.run.dir", "hydra.sweep.dir")
+# a backslash before `${` escapes OmegaConf's interpolation (`\${` is a literal `${`), and backslashes before it
+# then come in pairs; every other backslash is literal
+_INTERPOLATION = re.compile(r"(\\*)\$\{")
 
 
 class HeldStderr:
@@ -61,7 +72,8 @@ def hydra_problem(text, command, overrides):
         key, _, value = (bad or "").partition("=")
         if not value.startswith("~"):
             return None
-        quoted = f"'{key}=\"{value}\"' (runner expands the ~ of dataset.root), or " if key == "dataset.root" else ""
+        path = key in PATH_KEYS  # runner expands their leading ~ itself
+        quoted = f"'{key}=\"{value}\"' (runner expands the ~ of {key}), or " if path else ""
         return (
             f"'{bad}' cannot be read by Hydra's override grammar, where a leading '~' deletes a key. Write it as "
             f"{quoted}{key}={value.replace('~', '$HOME', 1)} (the shell expands $HOME)."
@@ -76,6 +88,8 @@ def hydra_problem(text, command, overrides):
     found = re.search(r"Could not override '([^']+)'", text)
     if not found:
         return None
+    from runner.config.checks import unknown_key  # imports torch: only for this message
+
     key = found.group(1)
     parent = key.rpartition(".")[0]
     allowed = config_keys(command, overrides, parent)
@@ -112,3 +126,56 @@ def config_keys(command, overrides, path):
         return None
     finally:
         GlobalHydra.instance().clear()
+
+
+@cache
+def _parser():
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
+
+
+def override_value(text):
+    """The value Hydra gives the config for the override `text` (KEY=VALUE): quotes removed, escapes undone.
+
+    The text after `=` as it is where the parser refuses the override (Hydra then reports the grammar error itself),
+    where the value is not one string (null, 3, a sweep a,b) and where it holds an interpolation, resolved later."""
+    raw = text.split("=", 1)[1]
+    try:
+        value = _parser().parse_override(text).value()
+    except Exception:
+        return raw
+    if not isinstance(value, str):
+        return raw
+    runs = [len(m.group(1)) for m in _INTERPOLATION.finditer(value)]
+    if any(n % 2 == 0 for n in runs):
+        return value
+    return _INTERPOLATION.sub(lambda m: "\\" * (len(m.group(1)) // 2) + "${", value)
+
+
+def quote_value(text):
+    """`text` as a quoted value of Hydra's grammar that Hydra and OmegaConf read back as exactly `text`.
+
+    In a quoted value a backslash escapes only the quote after it (and the closing quote), so runs of backslashes
+    there are doubled; `${` inside quotes is still an interpolation, so it becomes `\\${`."""
+    text = _INTERPOLATION.sub(lambda m: m.group(1) * 2 + "\\${", text)
+    text = re.sub(r'(\\*)("|$)', lambda m: m.group(1) * 2 + ("\\" if m.group(2) else "") + m.group(2), text)
+    return f'"{text}"'
+
+
+def override(key, path):
+    """`key=path` that Hydra reads back as exactly `path`: as it is when Hydra's grammar takes it unquoted
+    (outputs/2026-11-22/10-31-07), else quoted (quote_value)."""
+    text = f"{key}={path}"
+    try:
+        plain = "${" not in path and _parser().parse_override(text).value() == path
+    except Exception:
+        plain = False
+    return text if plain else f"{key}={quote_value(path)}"
+
+
+def command_arg(key, path):
+    """The `key=path` argument to print in a command a user pastes into a shell: quoted for Hydra (override), then
+    for the shell. A relative path starting with ~ becomes ./~..., since runner expands a leading ~."""
+    path = str(path)
+    return shlex.quote(override(key, f"./{path}" if path.startswith("~") else path))

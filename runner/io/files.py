@@ -5,6 +5,7 @@ temporary file beside it, flushed, fsynced and moved into place with os.replace:
 sees the old file or the new one, never a mix.
 """
 
+import errno
 import itertools
 import json
 import os
@@ -27,6 +28,65 @@ def unique_dir(path):
             return str(candidate)
         except FileExistsError:
             continue
+
+
+def unwritable_dir(path):
+    """Why runner cannot create or write in the directory `path` (which may not exist yet); None when it can.
+
+    The problem in a sentence naming the path, for the caller to follow with the fix its command accepts. Creates
+    nothing: walks up to the nearest existing folder, checks each missing folder's name against that file system's
+    NAME_MAX and the whole path against its PATH_MAX, that the folder is a folder, and that a file can be made in it
+    (an unnamed temporary file, gone when closed)."""
+    absolute = Path(os.path.abspath(path))
+    existing, missing = absolute, []
+    while True:
+        try:
+            os.stat(existing)
+            break
+        except OSError as err:  # a name too long, a file where a folder should be, or simply not there yet
+            if err.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG) or existing == existing.parent:
+                return f"{_shown(path)} cannot be reached: {err.strerror or err}."
+            missing.append(existing.name)
+            existing = existing.parent
+    if not existing.is_dir():
+        if missing:
+            return f"{_shown(path)} cannot be created: {_shown(existing)} is a file, not a folder."
+        return f"{_shown(path)} is a file, not a folder."
+    name_max = _limit(existing, "PC_NAME_MAX")
+    too_long = [name for name in missing if name_max and len(os.fsencode(name)) > name_max]
+    if too_long:
+        size = len(os.fsencode(too_long[-1]))  # missing holds the deepest name first: report the outermost
+        return (
+            f"{_shown(path)} cannot be created: the folder name {_shown(too_long[-1], 40)} is {size} bytes, and "
+            f"this file system allows {name_max}."
+        )
+    path_max = _limit(existing, "PC_PATH_MAX")
+    if path_max and len(os.fsencode(absolute)) >= path_max:  # PATH_MAX counts the terminating NUL
+        return (
+            f"{_shown(path)} cannot be created: the whole path is {len(os.fsencode(absolute))} bytes, and this file "
+            f"system allows {path_max - 1}."
+        )
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as err:
+        if missing:
+            return f"{_shown(path)} cannot be created: no folder can be made in {_shown(existing)} ({err.strerror})."
+        return f"{_shown(path)} cannot be written to ({err.strerror or err})."
+    return None
+
+
+def _limit(folder, name):
+    """os.pathconf(folder, name), or None where the system does not say."""
+    try:
+        return os.pathconf(folder, name)
+    except (OSError, ValueError):
+        return None
+
+
+def _shown(path, width=160):
+    """`path` for a message: a very long one shortened in its middle."""
+    text = str(path)
+    return text if len(text) <= width else f"{text[: width // 2]}...{text[-width // 4 :]}"
 
 
 def atomic_write(path, write):

@@ -30,6 +30,7 @@ was, byte for byte. A fresh run never starts where a run with a checkpoint alrea
 import csv
 import fcntl
 import os
+import shlex
 import socket
 import sys
 import time
@@ -38,6 +39,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from runner.config.command_line import command_arg
 from runner.io.errors import Diverged, Interrupted, RunnerError
 from runner.io.files import atomic_write, write_json
 from runner.run.records import read_metrics, read_summary, run_record
@@ -95,14 +97,13 @@ class RunDir:
             return True  # nothing trained here yet: a fresh start loses nothing
         if resume or found == "interrupted":
             if not resume:
-                self.console.print(
-                    f"{self.path} holds an interrupted run: resuming it (runner train resume={self.path})"
-                )
+                again = command_arg("resume", self.path)
+                self.console.print(f"{self.path} holds an interrupted run: resuming it (runner train {again})")
             return False
         raise RunnerError(
             f"{self.path} already holds a {found} run, and runner never trains over a run. To train it further, "
-            f"run: runner train resume={self.path} trainer.epochs=N (N above the epochs it has). For a new run, "
-            f"leave out hydra.run.dir or point it at a new directory. Nothing was changed."
+            f"run: runner train {command_arg('resume', self.path)} trainer.epochs=N (N above the epochs it has). "
+            f"For a new run, leave out hydra.run.dir or point it at a new directory. Nothing was changed."
         )
 
     # ---- the lock -------------------------------------------------------------------------
@@ -167,7 +168,7 @@ class RunDir:
             "kind": "train",
             "status": None,
             "error": None,
-            "command": " ".join(sys.argv),
+            "command": " ".join([sys.argv[0], *map(shlex.quote, sys.argv[1:])]),  # pasteable into a shell
             "started_at": _now(),
         }
         if not self.write:
@@ -218,7 +219,7 @@ class RunDir:
         return f"Continue it with: {self._continuation()}"
 
     def _continuation(self):
-        return self.continue_with or f"runner train resume={self.path}"
+        return self.continue_with or f"runner train {command_arg('resume', self.path)}"
 
     def __enter__(self):
         return self
