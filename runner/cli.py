@@ -13,6 +13,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from runner.config.command_line import command_arg, override, override_value
+
 USAGE = """\
 usage: runner COMMAND [key=value ...] [hydra flags]
 
@@ -34,7 +36,6 @@ COMMANDS = ("train", "eval", "predict", "export", "report", "diff")
 def _given(args, *keys):
     """The value of the first `KEY=value` in `args` whose KEY is one of `keys`, as Hydra gives it to the config
     ('resume="runs/lr=0.001"': runs/lr=0.001); None when there is none."""
-    from runner.config.command_line import override_value
 
     prefixes = tuple(f"{key}=" for key in keys)
     return next((override_value(a) for a in args if a.startswith(prefixes)), None)
@@ -43,7 +44,6 @@ def _given(args, *keys):
 def _expand_home(args):
     """hydra.run.dir and hydra.sweep.dir with a leading ~ expanded, as every other path runner takes: Hydra would
     make a folder named ~ ('hydra.run.dir="~/runs/a"': the ~ quoted, since Hydra's grammar refuses it bare)."""
-    from runner.config.command_line import override, override_value
 
     expanded = []
     for arg in args:
@@ -110,7 +110,7 @@ def _task(cfg):
             kept = sweep_job(cfg, run_dir, user_overrides, hydra_cfg.job.num)
             if kept is not None:
                 return kept
-            continue_with = f"runner train -m resume={hydra_cfg.sweep.dir}"
+            continue_with = f"runner train -m {command_arg('resume', hydra_cfg.sweep.dir)}"
             report = trial_reporter(hydra_cfg)
         record = provenance(cfg, HydraConfig.instance().cfg)
         summary = train_job(cfg, run_dir, user_overrides, record, continue_with=continue_with, report=report)
@@ -247,10 +247,11 @@ def _unwritable_output(args):
 def _resume_sweep(sweep_dir, args):
     """`runner train -m resume=SWEEP`: the sweep's own command again, into its own directory (Hydra enumerates the
     same jobs in the same order); each job then decides from its directory (sweep_job). Returns (args, problem)."""
+    sweep_dir = os.path.expanduser(sweep_dir)
     saved = Path(sweep_dir) / "multirun.yaml"
     if not saved.is_file():
         return args, (
-            f"resume={sweep_dir} with -m names no sweep: there is no {saved}. Pass the directory of a "
+            f"{command_arg('resume', sweep_dir)} with -m names no sweep: there is no {saved}. Pass the directory of a "
             f"runner train -m sweep, e.g. resume=outputs/multirun/2026-11-22/10-31-07 (for one run, drop -m)."
         )
     extra = [a for a in args if a not in ("-m", "--multirun") and not a.startswith("resume=")]
@@ -258,7 +259,8 @@ def _resume_sweep(sweep_dir, args):
     flags = [a for a in extra if a not in own and not a.startswith(("hydra.", "hydra/"))]
     if own:
         return args, (
-            f"resume={sweep_dir} continues the sweep as it was started, so '{own[0]}' cannot be added: it would "
+            f"{command_arg('resume', sweep_dir)} continues the sweep as it was started, so '{own[0]}' cannot be added: "
+            f"it would "
             f"change the jobs already run. Give only Hydra's options (e.g. hydra/launcher=parallel); to train "
             f"one job further, resume that job's directory on its own (runner train resume=DIR trainer.epochs=N)."
         )
@@ -266,7 +268,8 @@ def _resume_sweep(sweep_dir, args):
     if overrides is None:
         return args, (
             f"{saved} is not the multirun.yaml Hydra writes (no hydra.overrides in it), so the sweep's command "
-            f"cannot be read from it. Run the sweep's original command again with hydra.sweep.dir={sweep_dir}."
+            f"cannot be read from it. Run the sweep's original command again with "
+            f"{command_arg('hydra.sweep.dir', sweep_dir)}."
         )
     hydra_overrides = [o for o in overrides.hydra if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
     config_dir = _saved_config_dir(saved)
@@ -278,7 +281,7 @@ def _resume_sweep(sweep_dir, args):
         *flags,
         *overrides.task,
         *hydra_overrides,
-        f"hydra.sweep.dir={sweep_dir}",
+        override("hydra.sweep.dir", sweep_dir),
         *(a for a in extra if a not in flags),
     ]
     print(f"resuming the sweep in {sweep_dir}: runner train {shlex.join(command)}", file=sys.stderr)
@@ -338,7 +341,8 @@ def _other_sweep(args):
     return (
         f"hydra.sweep.dir={sweep_dir} holds the sweep of {' '.join(theirs) or 'the defaults'}, and this command sweeps "
         f"{' '.join(ours) or 'the defaults'}: their jobs would mix in one directory. Resume that sweep "
-        f"with runner train -m resume={sweep_dir}, or leave out hydra.sweep.dir for a new one. Nothing was changed."
+        f"with runner train -m {command_arg('resume', sweep_dir)}, or leave out hydra.sweep.dir for a new one. Nothing "
+        f"was changed."
     )
 
 
@@ -455,7 +459,7 @@ def main(argv=None):
     try:
         return _main(argv, stop)
     except KeyboardInterrupt:  # a second signal, or a stop that ended a sweep
-        where = f"; continue the sweep with: runner train -m resume={_sweep['dir']}" if _sweep else ""
+        where = f"; continue the sweep with: runner train -m {command_arg('resume', _sweep['dir'])}" if _sweep else ""
         print(f"interrupted{where}", file=sys.stderr)
         return 130
 
@@ -487,8 +491,6 @@ def _main(argv, stop):
         return diff_main(rest)
 
     import hydra
-
-    from runner.config.command_line import command_arg, override
 
     rest = _expand_home(rest)
     if command == "train" and int(os.environ.get("WORLD_SIZE", "1")) > 1:

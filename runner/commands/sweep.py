@@ -17,6 +17,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 
 from runner.commands import report
+from runner.config.command_line import command_arg
 from runner.io.errors import RunnerError
 from runner.run.records import overrides, read_summary, status_of
 
@@ -35,11 +36,9 @@ def sweep_job(cfg, run_dir, job_overrides, num):
     if sorted(ran_with) != sorted(job_overrides):
         raise RunnerError(
             f"sweep job {num}'s directory {path} holds a run of {' '.join(ran_with) or 'the defaults'}, but this "
-            f"sweep's "
-            f"job {num} is {' '.join(job_overrides) or 'the defaults'}: a sweep resumes only with its own command. "
-            f"Resume "
-            f"it with runner train -m resume={path.parent}, or start a new sweep (leave out hydra.sweep.dir). Nothing "
-            f"was changed."
+            f"sweep's job {num} is {' '.join(job_overrides) or 'the defaults'}: a sweep resumes only with its own "
+            f"command. Resume it with runner train -m {command_arg('resume', path.parent)}, or start a new sweep "
+            f"(leave out hydra.sweep.dir). Nothing was changed."
         )
     status = status_of(path)
     if status in KEPT:

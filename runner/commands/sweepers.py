@@ -102,7 +102,7 @@ class JobRunner:
             if problem:
                 raise RunnerError(
                     f"sweep job {num} ({' '.join(overrides)}) could not be written: {problem} Give the jobs shorter "
-                    f"directories, e.g. hydra.sweep.subdir=job$${{hydra.job.num}}. Nothing was run."
+                    f"directories, e.g. 'hydra.sweep.subdir=job${{hydra.job.num}}'. Nothing was run."
                 )
 
     def batch_size(self):
@@ -259,17 +259,14 @@ def distributions(overrides):
     return space, fixed
 
 
-def value_text(value):
-    """A suggested value as Hydra reads it back: floats in full (repr), strings quoted when they need it."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
+def trial_override(key, value):
+    """A suggested value as the override Hydra reads back as that value: floats in full (repr), strings quoted
+    only when they need it (model=cnn stays as it is)."""
     if isinstance(value, str):
-        from runner.config.command_line import quote_value
+        from runner.config.command_line import override
 
-        return quote_value(value)
-    return repr(value)
+        return override(key, value)
+    return f"{key}={'null' if value is None else str(value).lower() if isinstance(value, bool) else repr(value)}"
 
 
 def objective(summary):
@@ -411,7 +408,7 @@ class OptunaSweeper(Sweeper):
         )
 
         def overrides(trial_params):
-            return [*fixed, *(f"{k}={value_text(trial_params[k])}" for k in space)]
+            return [*fixed, *(trial_override(k, trial_params[k]) for k in space)]
 
         def tell(number, summary):
             value, state = objective(summary)
