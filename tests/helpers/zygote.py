@@ -344,10 +344,12 @@ def _exit_status(code):
 
 
 def _sys_path(pythonpath, base_path):
-    """sys.path of `python -m` in the cwd: the cwd, PYTHONPATH's folders made absolute, then the rest, once each."""
+    """sys.path of `python -m` in the cwd: the cwd, PYTHONPATH's folders made absolute, then the rest as they are
+    (an editable install's path hook entry, `__editable__.runner-0.1.0.finder.__path_hook__`, is not a folder), once
+    each."""
     path, seen = [], set()
-    for entry in [*(pythonpath.split(os.pathsep) if pythonpath else []), *base_path]:
-        entry = os.path.abspath(entry)
+    own = [os.path.abspath(p) for p in (pythonpath.split(os.pathsep) if pythonpath else [])]
+    for entry in [*own, *base_path]:
         if os.path.normcase(entry) not in seen:
             seen.add(os.path.normcase(entry))
             path.append(entry)
