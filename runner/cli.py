@@ -104,8 +104,8 @@ def _task(cfg):
         user_overrides = list(hydra_cfg.overrides.task)[len(_selected) :]
         continue_with = report = None
         if multirun:
+            from runner.commands.search import trial_reporter
             from runner.commands.sweep import sweep_job
-            from runner.commands.sweepers import trial_reporter
 
             kept = sweep_job(cfg, run_dir, user_overrides, hydra_cfg.job.num)
             if kept is not None:
@@ -139,7 +139,11 @@ def _task(cfg):
             raise  # a bug, not bad input: Hydra shows the traceback
         else:
             traceback.print_exc()
-        return {"status": "failed", "error": str(err) or type(err).__name__}  # the sweepers retry or count it
+        from runner.run.records import status_of
+
+        # as the run directory tells it (a run that diverged raised too): the sweepers retry only `failed`
+        status = status_of(out_dir) if (out_dir / "summary.json").is_file() else None
+        return {"status": status or "failed", "error": str(err) or type(err).__name__}
 
 
 def _unstarted(run_dir, err, sweep, cfg):

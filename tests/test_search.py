@@ -2,10 +2,13 @@
 and fail_fast, sweeps replayed verbatim by their resume, and job directories checked before any job runs."""
 
 import csv
+import shutil
 
 import pytest
 import yaml
 from conftest import SIGNAL_CNN, WITH_SIGNAL_MODEL, assert_clean_failure, digest, runner, same_run, signal_at, summary
+
+from runner.run.records import overrides
 
 
 def read_csv(path):
@@ -26,10 +29,12 @@ def test_a_trial_that_fails_is_told_to_optuna_and_the_search_goes_on(tmp_path):
         "optimizer.lr=choice(1e300)",
         "trainer.epochs=1",
         "hydra.sweep.dir=opt2",
+        "hydra.sweeper.max_retries=1",  # a diverged run would diverge again: not retried
         cwd=tmp_path,
         check=False,
     )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "retry" not in proc.stderr
     sweep = tmp_path / "opt2"
     rows = read_csv(sweep / "summary.csv")
     assert sorted(r["job"] for r in rows) == ["0", "1", "2"] and {r["status"] for r in rows} == {"diverged"}
@@ -89,6 +94,7 @@ def test_a_pruner_stops_trials_by_their_epoch_metric_and_they_are_told_pruned(tm
         "hparams_search=optuna_lr",
         "hydra.sweeper.n_trials=3",
         "hydra.sweep.dir=s",
+        "hydra.sweeper.storage=sqlite:///study.db",  # an RDB of the user's, opened again by each job to report
         # epoch 1's val_accuracy is above 0.5 for some of these trials' lr and below for others (sampler seed 0):
         # asserted below, as the test's precondition
         "hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 0.5}",
@@ -106,6 +112,20 @@ def test_a_pruner_stops_trials_by_their_epoch_metric_and_they_are_told_pruned(tm
     statuses = {r["job"]: r["status"] for r in read_csv(sweep / "summary.csv")}
     assert statuses == {n: "completed" if st == "complete" else "pruned" for n, st in states.items()}
     assert "pruned: the search's pruner stopped this trial after epoch 1" in proc.stdout
+    assert (tmp_path / "study.db").is_file() and not (sweep / "optuna.journal").exists()
+
+    # another search into the same storage and study name would take this one's trials: refused, nothing written
+    before = digest(tmp_path)
+    proc = runner(
+        "train",
+        "hparams_search=optuna_lr",
+        "hydra.sweep.dir=other",
+        "hydra.sweeper.storage=sqlite:///study.db",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert_clean_failure(proc, "already holds a study named runner_lr", "Nothing was run")
+    assert digest(tmp_path) == before and not (tmp_path / "other").exists()
 
 
 @pytest.mark.slow
@@ -145,7 +165,7 @@ def test_a_failed_job_is_retried_from_its_last_pt_and_fail_fast_stops_the_sweep(
     assert proc.returncode == 1
     assert "hydra.sweeper.fail_fast: a job failed, so the sweep stops; 1 job not started" in proc.stderr
     assert (fast / "1").is_dir() and not (fast / "2").exists()
-    assert "1 jobs were not started" in proc.stdout
+    assert "1 job not started (hydra.sweeper.fail_fast)" in proc.stdout
 
 
 @pytest.mark.slow
@@ -170,15 +190,17 @@ def test_a_sweep_resumes_with_its_overrides_verbatim(tmp_path, hydra_args, dirs)
     runner("train", *command, *hydra_args, "hydra.sweep.dir=f2", cwd=tmp_path)
     sweep = tmp_path / "f2"
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == dirs
+    shutil.rmtree(sweep / dirs[1])  # as if the sweep had stopped before its second job
     before = digest(sweep)
     proc = runner("train", "-m", "resume=f2", cwd=tmp_path)
-    for n in range(2):
-        assert f"sweep job {n} (" in proc.stdout and "completed earlier, kept as it is" in proc.stdout
+    assert "sweep job 0 (" in proc.stdout and "completed earlier, kept as it is" in proc.stdout
     after = digest(sweep)
-    assert {p: h for p, h in after.items() if p.parts[0] in dirs} == {
-        p: h for p, h in before.items() if p.parts[0] in dirs
-    }  # every job found again, in its own directory, untouched
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == dirs
+    assert {p: h for p, h in after.items() if p.parts[0] == dirs[0]} == {
+        p: h for p, h in before.items() if p.parts[0] == dirs[0]
+    }  # found again, in its own directory, untouched
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == dirs  # the second job ran into its own name
+    assert summary(sweep / dirs[1])["status"] == "completed"
+    assert overrides(sweep / dirs[1]) == ["trainer.epochs=1", "model=mlp", "seed=1", "optimizer=my_sgd"]
 
 
 def test_a_sweep_whose_job_directories_are_too_long_is_refused_before_any_job_runs(tmp_path):
@@ -202,7 +224,7 @@ def test_a_sweep_whose_job_directories_are_too_long_is_refused_before_any_job_ru
 def test_hydra_sweep_syntax_becomes_optuna_distributions():
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    from runner.commands.sweepers import distributions
+    from runner.commands.search import distributions
     from runner.io.errors import RunnerError
 
     space, fixed = distributions(
@@ -225,3 +247,45 @@ def test_hydra_sweep_syntax_becomes_optuna_distributions():
     assert distributions(["seed=0,1,2"])[0] == {"seed": CategoricalDistribution([0, 1, 2])}  # as choice(0,1,2)
     with pytest.raises(RunnerError, match="Name the options with choice"):
         distributions(["model=glob(*)"])
+
+
+@pytest.mark.slow
+def test_a_trial_whose_config_does_not_compose_is_refused_and_the_search_goes_on(tmp_path):
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    proc = runner(
+        "train",
+        "hparams_search=optuna_lr",
+        "hydra.sweeper.n_trials=4",
+        "model=choice(mlp,nonexistent)",
+        "trainer.epochs=1",
+        "hydra.sweep.dir=s",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "s" / "optuna.journal")))
+    trials = optuna.load_study(study_name="runner_lr", storage=storage).get_trials()
+    assert len(trials) == 4 and {t.params["model"] for t in trials} == {"mlp", "nonexistent"}  # precondition
+    for t in trials:
+        refused = t.params["model"] == "nonexistent"
+        assert (t.state.name == "FAIL") == refused
+        assert (tmp_path / "s" / str(t.number)).exists() != refused  # a refused trial made no directory
+        assert (f"trial {t.number} was refused: its config does not compose" in proc.stdout) == refused
+
+
+def test_an_unset_direction_follows_the_monitor():
+    from omegaconf import OmegaConf
+
+    from runner.commands.search import OptunaSweeper
+
+    def direction(**trainer):
+        sweeper = OptunaSweeper(20, 1, None, "runner", None, None, None, {}, 0, False)
+        sweeper.config = OmegaConf.create({"trainer": trainer, "dataset": {"task": "classification"}})
+        return sweeper._direction()
+
+    assert direction() == "maximize"  # val_accuracy
+    assert direction(monitor="val_loss") == "minimize"
+    assert direction(monitor="val_accuracy", monitor_mode="min") == "minimize"

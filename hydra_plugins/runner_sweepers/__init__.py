@@ -1,9 +1,10 @@
 """runner's sweepers, where Hydra looks for plugins (it instantiates a sweeper only from the hydra_plugins
-package); they are runner/commands/sweepers.py's. configs/hydra/sweeper/{runner,optuna}.yaml name them."""
+package); the work is in runner/commands/sweepers.py and search.py. GridSweeperConf is stored as hydra/sweeper=basic
+(cli._register_sweepers); configs/hydra/sweeper/optuna.yaml names OptunaSweeper."""
 
 from dataclasses import dataclass
 
-from runner.commands import sweepers
+from runner.commands import search, sweepers
 
 
 @dataclass
@@ -18,8 +19,8 @@ class GridSweeperConf:
 
 
 class GridSweeper(sweepers.GridSweeper):
-    """`-m a=1,2 b=x,y`: every combination, with retries and fail_fast (hydra/sweeper=runner, the default)."""
+    """`-m a=1,2 b=x,y`: every combination, with retries and fail_fast (hydra/sweeper=basic, the default)."""
 
 
-class OptunaSweeper(sweepers.OptunaSweeper):
+class OptunaSweeper(search.OptunaSweeper):
     """An Optuna search whose study lives in the sweep directory (hydra/sweeper=optuna, hparams_search=...)."""

@@ -74,15 +74,19 @@ def _status(run_dir, summary):
 
 
 def _retries(run_dir):
-    """The failed attempts of a sweep job that its sweeper retried (the sweep's attempts.json), as one cell:
-    `1: <error> (retried from its last.pt)`; empty when the job was not retried."""
-    try:
-        attempts = json.loads((run_dir.parent / records.ATTEMPTS).read_text()).get(run_dir.name) or []
-    except (OSError, ValueError, AttributeError):
-        return ""
-    return "; ".join(
-        f"{i}: {a.get('error', '')[:120]} (retried from {a.get('from')})" for i, a in enumerate(attempts, 1)
-    )
+    """The failed attempts of a sweep job that its sweeper retried, as one cell: `1: <error> (retried from its
+    last.pt)`; empty when the job was not retried. They are in the sweep's attempts.json, under the job directory's
+    path in the sweep (`0`, `job0`, `lr=0.1/seed=0`): looked for up to three folders above the run."""
+    for sweep in list(run_dir.parents)[:3]:
+        try:
+            attempts = json.loads((sweep / records.ATTEMPTS).read_text())
+        except (OSError, ValueError):
+            continue
+        found = (attempts.get(run_dir.relative_to(sweep).as_posix()) if isinstance(attempts, dict) else None) or []
+        return "; ".join(
+            f"{i}: {a.get('error', '')[:120]} (retried from {a.get('from')})" for i, a in enumerate(found, 1)
+        )
+    return ""
 
 
 def read_run(run_dir):

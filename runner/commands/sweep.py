@@ -13,6 +13,7 @@ it, bit-exact); failed, continued from its last.pt if it has one, else run afres
 """
 
 from pathlib import Path
+from typing import ClassVar
 
 from hydra.experimental.callback import Callback
 
@@ -51,39 +52,47 @@ def sweep_job(cfg, run_dir, job_overrides, num):
 
 
 class SweepSummary(Callback):
+    """The end of a sweep. The sweepers (commands/sweepers.py, search.py), which run in this process, add what no job
+    directory holds: the jobs a fail_fast sweep did not start, the trials refused before they ran."""
+
     incomplete = 0  # jobs of the last sweep that did not complete; the CLI exits non-zero when > 0
-    not_started = 0  # jobs a fail_fast sweep did not start (commands/sweepers.py)
+    not_started = 0  # jobs a fail_fast sweep did not start
+    refused: ClassVar[list] = []  # (trial number, why) of the Optuna trials that could not run
 
     def on_multirun_start(self, config, **kwargs):
         from runner.config.command_line import held_stderr
 
         held_stderr.release()  # the sweep composed; under the joblib or submitit launcher its jobs run elsewhere
+        SweepSummary.incomplete, SweepSummary.not_started, SweepSummary.refused = 0, 0, []
 
     def on_multirun_end(self, config, **kwargs):
         sweep_dir = Path(config.hydra.sweep.dir)
         runs = report.find_runs([sweep_dir])
-        if not runs:
-            return
-        rows, curves = report.build(runs)
-        grouped = report.repeat_groups(rows)  # seed=0,1,2: mean ± std per setting
-        report.write_outputs(rows, curves, sweep_dir, grouped)
         console = report.console()
-        for table in report.to_tables(rows, f"sweep: {len(rows)} jobs, best first ({sweep_dir})"):
-            console.print(table)
-        if grouped:
-            console.print(
-                report.groups_to_table(grouped, f"{len(grouped)} settings x seeds: mean ± sample std, best first")
-            )
-        not_done = [r for r in rows if r["status"] not in ("completed", "pruned")]
-        if not_done:
-            console.print(
-                f"[red]{len(not_done)} of {len(rows)} jobs did not complete[/]: "
-                + ", ".join(f"job {r['job']} {r['status']}" for r in not_done)
-            )
-        for row in rows:
-            if row["retries"]:
-                console.print(f"job {row['job']} was retried after failed attempts: {row['retries']}")
+        not_done = []
+        if runs:
+            rows, curves = report.build(runs)
+            grouped = report.repeat_groups(rows)  # seed=0,1,2: mean ± std per setting
+            report.write_outputs(rows, curves, sweep_dir, grouped)
+            for table in report.to_tables(rows, f"sweep: {len(rows)} jobs, best first ({sweep_dir})"):
+                console.print(table)
+            if grouped:
+                console.print(
+                    report.groups_to_table(grouped, f"{len(grouped)} settings x seeds: mean ± sample std, best first")
+                )
+            not_done = [r for r in rows if r["status"] not in ("completed", "pruned")]
+            if not_done:
+                console.print(
+                    f"[red]{len(not_done)} of {len(rows)} jobs did not complete[/]: "
+                    + ", ".join(f"job {r['job']} {r['status']}" for r in not_done)
+                )
+            for row in rows:
+                if row["retries"]:
+                    console.print(f"job {row['job']} was retried after failed attempts: {row['retries']}")
+            console.print(f"wrote {sweep_dir / 'summary.csv'}, {'groups.csv, ' if grouped else ''}sweep.png")
+        for number, why in SweepSummary.refused:
+            console.print(f"[red]trial {number} was refused[/]: {why}")
         if SweepSummary.not_started:
-            console.print(f"[red]{SweepSummary.not_started} jobs were not started[/] (hydra.sweeper.fail_fast)")
-        SweepSummary.incomplete = len(not_done) + SweepSummary.not_started
-        console.print(f"wrote {sweep_dir / 'summary.csv'}, {'groups.csv, ' if grouped else ''}sweep.png")
+            jobs = f"{SweepSummary.not_started} job{'s' * (SweepSummary.not_started != 1)}"
+            console.print(f"[red]{jobs} not started[/] (hydra.sweeper.fail_fast)")
+        SweepSummary.incomplete = len(not_done) + SweepSummary.not_started + len(SweepSummary.refused)

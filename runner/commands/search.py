@@ -1,0 +1,300 @@
+"""An Optuna search as a sweep (hydra/sweeper=optuna, chosen by hparams_search=optuna_lr): OptunaSweeper, loaded by
+Hydra through hydra_plugins/runner_sweepers; its jobs run through commands/sweepers.JobRunner like a grid's.
+
+It drives Optuna's ask-and-tell API (Optuna >= 4): each trial is one job, numbered as the trial, in the sweep's
+directory. The study lives in that directory (optuna.journal, Optuna's JournalStorage) unless hydra.sweeper.storage
+names an RDB, so `runner train -m resume=SWEEP` continues a search from the trials it has: finished trials are kept
+as they are, an interrupted trial is run again with its own parameters and resumes from its last.pt, and new trials
+are asked until there are n_trials. A trial whose job fails, diverges, ends without a monitored metric, or is
+refused (its config does not compose, its directory cannot be made) is told to Optuna as FAIL, and the search goes
+on. Each trial's sampler is seeded with sampler.seed + the trial's number, so a search resumed after an
+interruption asks the same parameters as one that ran through. With a pruner, each job reports its monitored
+metric after every epoch (trial_reporter, from the job's own process) and stops when the pruner says so.
+"""
+
+import sys
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.plugins.sweeper import Sweeper
+from omegaconf import OmegaConf
+
+from runner.commands.sweepers import JobRunner, told
+from runner.io.errors import RunnerError
+
+JOURNAL = "optuna.journal"  # the study of a search, in its sweep directory, when hydra.sweeper.storage is null
+
+
+def distributions(overrides):
+    """Hydra's sweep syntax as Optuna distributions, the vocabulary hydra-optuna-sweeper users know:
+    `choice(a, b)` (or `a,b`) categorical; `range(1, 10, 2)` integers 1..9 by 2 (Hydra's range excludes its end);
+    `interval(0.1, 1.0)` a float, `int(interval(8, 64))` an integer; `tag(log, ...)` on a log scale.
+    Returns ({key: distribution}, [fixed overrides as given]); raises RunnerError for glob(...)."""
+    from hydra.core.override_parser.types import Glob, Transformer
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    space, fixed = {}, []
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            fixed.append(override.input_line)
+            continue
+        value = override.value()
+        if isinstance(value, Glob):  # glob(...) picks config group options, which only a grid can list
+            raise RunnerError(
+                f"{override.input_line}: an Optuna search takes choice(a,b) (or a,b), range(...), interval(...) and "
+                f"tag(log, ...), not glob(...). Name the options with choice(...)."
+            )
+        log = "log" in (getattr(value, "tags", None) or ())
+        if override.is_choice_sweep() or (override.is_range_sweep() and value.shuffle):
+            # Hydra's encoding: the values as its grammar writes them (a list as [1,2], a string quoted if need be)
+            space[key] = CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+        elif override.is_range_sweep():
+            values = list(override.sweep_iterator())
+            if not values:
+                raise RunnerError(
+                    f"{override.input_line} holds no value: give range(START, STOP, STEP) with STOP > START."
+                )
+            if all(isinstance(v, int) for v in values):
+                step = 1 if log else int(value.step)  # Optuna's log scale takes no step
+                space[key] = IntDistribution(values[0], values[-1], log=log, step=step)
+            else:
+                space[key] = FloatDistribution(float(values[0]), float(values[-1]), step=float(value.step))
+        elif isinstance(value.start, int) and isinstance(value.end, int):  # int(interval(...)): Hydra's cast
+            space[key] = IntDistribution(value.start, value.end, log=log)
+        else:  # interval: continuous
+            space[key] = FloatDistribution(float(value.start), float(value.end), log=log)
+    return space, fixed
+
+
+def _bare(key):
+    return key.lstrip("+~")
+
+
+def trial_override(key, value):
+    """A suggested value as an override: a categorical value as Hydra encoded it (grammar text, written as it is),
+    a float in full (repr)."""
+    if isinstance(value, str):
+        return f"{key}={value}"
+    return f"{key}={'null' if value is None else str(value).lower() if isinstance(value, bool) else repr(value)}"
+
+
+def objective(summary):
+    """(value, state) to tell Optuna for a trial's summary: the best monitored metric of a completed run;
+    PRUNED for a run the pruner stopped; FAIL for a failed, diverged or refused run, or one without the metric."""
+    from optuna.trial import TrialState
+
+    best = (summary.get("best") or {}).get(summary.get("monitor"))
+    if summary.get("status") == "completed" and summary.get("stopped_by") == "pruned":
+        return None, TrialState.PRUNED
+    if summary.get("status") == "completed" and best is not None and best == best:
+        return float(best), TrialState.COMPLETE
+    return None, TrialState.FAIL
+
+
+def storage_of(storage, sweep_dir):
+    """The study's storage: an RDB URL given as hydra.sweeper.storage, else a journal in the sweep directory."""
+    import optuna
+
+    if storage:
+        return optuna.storages.get_storage(storage)
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    return JournalStorage(JournalFileBackend(str(Path(sweep_dir) / JOURNAL)))
+
+
+def _instantiate(node, key):
+    """hydra.sweeper.`key` (sampler, pruner) built, or None when it is not set; RunnerError when it cannot be."""
+    if not node:
+        return None
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node)
+    except Exception as err:
+        cause = " ".join(str(err.__cause__ or err).split())
+        raise RunnerError(
+            f"hydra.sweeper.{key} could not be built ({cause}). Give an Optuna {key} class and its arguments, e.g. "
+            f"hydra.sweeper.pruner='{{_target_: optuna.pruners.MedianPruner, n_warmup_steps: 2}}'."
+        ) from None
+
+
+class OptunaSweeper(Sweeper):
+    """An Optuna search over Hydra's sweep syntax (distributions), one job per trial; see the module docstring.
+    The keys and their defaults: configs/hydra/sweeper/optuna.yaml."""
+
+    def __init__(
+        self, n_trials, n_jobs, direction, study_name, storage, sampler, pruner, params, max_retries, fail_fast
+    ):
+        self.n_trials, self.n_jobs, self.direction = n_trials, n_jobs, direction
+        self.study_name, self.storage, self.sampler, self.pruner = study_name, storage, sampler, pruner
+        self.params = params or {}
+        self.jobs = JobRunner(max_retries=max_retries, fail_fast=fail_fast)
+
+    def setup(self, *, hydra_context, task_function, config):
+        self.config = config
+        self.jobs.setup_launcher(hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def check(self):
+        for key, what in (("n_trials", "the number of trials, e.g. 20"), ("n_jobs", "the trials run at once, e.g. 1")):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise RunnerError(f"hydra.sweeper.{key}={value!r}: give {what}.")
+        if self.direction not in (None, "maximize", "minimize"):
+            raise RunnerError(
+                f"hydra.sweeper.direction={self.direction!r} is not a direction: give maximize, minimize, or leave "
+                f"it null to follow trainer.monitor_mode."
+            )
+        self.jobs.check()
+
+    def _direction(self):
+        """hydra.sweeper.direction, or the direction of the runs' own monitor (trainer.monitor_mode)."""
+        if self.direction:
+            return self.direction
+        from runner.training.recipe import monitor_rule
+
+        trainer = self.config.get("trainer") or {}
+        task = (self.config.get("dataset") or {}).get("task", "classification")
+        mode = monitor_rule(task, trainer.get("monitor"), trainer.get("monitor_mode"))[1]
+        return "maximize" if mode == "max" else "minimize"
+
+    def _sampler(self, number):
+        """A new sampler per trial, seeded with sampler.seed + the trial's number (when a seed is given), so that a
+        resumed search asks what an uninterrupted one would."""
+        if not self.sampler:
+            return None
+        cfg = OmegaConf.create(OmegaConf.to_container(self.sampler, resolve=True))
+        if cfg.get("seed") is not None:
+            cfg.seed = int(cfg.seed) + number
+        return _instantiate(cfg, "sampler")
+
+    @told
+    def sweep(self, arguments):
+        self.check()
+        try:
+            import optuna
+        except ImportError:
+            raise RunnerError(
+                "hparams_search needs Optuna, which is not installed: pip install 'runner[sweeps]' (or pip install "
+                "'optuna>=4')."
+            ) from None
+        from optuna.trial import TrialState
+
+        from runner.commands.sweep import SweepSummary
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        space, fixed = distributions([*(f"{k}={v}" for k, v in self.params.items()), *arguments])
+        fixed_keys = {_bare(o.split("=", 1)[0]) for o in fixed}
+        space = {k: d for k, d in space.items() if _bare(k) not in fixed_keys}  # the command line fixes a key
+        if not space:
+            raise RunnerError(
+                "the Optuna search has nothing to search: give hydra.sweeper.params (as hparams_search=optuna_lr does) "
+                "or a key with choice(...)/interval(...) on the command line, e.g. 'optimizer.lr=tag(log, "
+                "interval(1e-4, 1e-1))'."
+            )
+        # everything that can be refused is, before a file is written
+        pruner, sampler, direction = _instantiate(self.pruner, "pruner"), self._sampler(0), self._direction()
+        sweep_dir = self.jobs.sweep_dir
+        own_journal = not self.storage and (sweep_dir / JOURNAL).is_file()
+        resuming = own_journal or (bool(self.storage) and (sweep_dir / "multirun.yaml").is_file())
+        made = not sweep_dir.exists()
+        sweep_dir.mkdir(parents=True, exist_ok=True)  # the journal's folder
+        storage = storage_of(self.storage, sweep_dir)
+        try:
+            study = optuna.create_study(
+                study_name=self.study_name,
+                storage=storage,
+                sampler=sampler,
+                direction=direction,
+                pruner=pruner,
+                load_if_exists=resuming,
+            )
+        except optuna.exceptions.DuplicatedStudyError:
+            if made:
+                sweep_dir.rmdir()
+            raise RunnerError(
+                f"hydra.sweeper.storage={self.storage} already holds a study named {self.study_name}, from another "
+                f"sweep: give this search its own hydra.sweeper.study_name, or resume that sweep. Nothing was run."
+            ) from None
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+
+        def overrides(trial):
+            return [*fixed, *(trial_override(k, trial.params[k]) for k in space)]
+
+        # interrupted trials first: the same parameters, in the same directory, from their last.pt
+        pending = [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+        for trial in pending:
+            print(f"trial {trial.number} was interrupted; it continues", file=sys.stderr, flush=True)
+        while True:
+            if pending:
+                batch, pending = [pending[0]], pending[1:]  # launched alone: their numbers need not be consecutive
+            else:
+                left = self.n_trials - len(study.get_trials(deepcopy=False))
+                if left <= 0:
+                    break
+                batch = []
+                for _ in range(min(self.n_jobs, left)):
+                    study.sampler = self._sampler(len(study.get_trials(deepcopy=False))) or study.sampler
+                    batch.append(study.ask(space))
+            runnable = []
+            for trial in batch:
+                problem = self.jobs.dir_problem(trial.number, overrides(trial))
+                if problem:  # refused: told as failed, named at the end, and the search goes on
+                    study.tell(trial.number, state=TrialState.FAIL)
+                    SweepSummary.refused.append((trial.number, problem))
+                    print(f"error: trial {trial.number} cannot run: {problem}", file=sys.stderr, flush=True)
+                else:
+                    runnable.append((trial.number, overrides(trial)))
+            results = self.jobs.launch(runnable) if runnable else []
+            for (number, _), summary in zip(runnable, results):
+                value, state = objective(summary)
+                study.tell(number, value, state=state, skip_if_finished=True)
+            failures = [*results, *({"status": "failed"} for _ in range(len(batch) - len(runnable)))]  # refused
+            left = len(pending) + self.n_trials - len(study.get_trials(deepcopy=False))
+            if self.jobs.stop_early(failures, left):
+                break
+        write_results(study, sweep_dir)
+        return study
+
+
+def write_results(study, sweep_dir):
+    """optimization_results.yaml, as hydra-optuna-sweeper writes it (name, best_params, best_value), with the
+    best trial's number and every trial's state."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    best = study.best_trial if any(t.state == TrialState.COMPLETE for t in trials) else None
+    results = {
+        "name": "optuna",
+        "study_name": study.study_name,
+        "direction": study.direction.name.lower(),
+        "best_trial": best.number if best else None,
+        "best_params": dict(best.params) if best else None,
+        "best_value": best.value if best else None,
+        "trials": {str(t.number): t.state.name.lower() for t in trials},
+    }
+    OmegaConf.save(OmegaConf.create(results), Path(sweep_dir) / "optimization_results.yaml")
+
+
+def trial_reporter(hydra_cfg):
+    """In a job of an Optuna search with a pruner: report(epoch, value) -> True when the trial should stop.
+    The job may run in another process (joblib, submitit): it opens the study from the sweep's storage.
+    None when there is nothing to report to."""
+    sweeper = hydra_cfg.get("sweeper") or {}
+    if not str(sweeper.get("_target_", "")).endswith("runner_sweepers.OptunaSweeper") or not sweeper.get("pruner"):
+        return None
+    import optuna
+
+    storage = storage_of(sweeper.get("storage"), hydra_cfg.sweep.dir)
+    study = optuna.load_study(
+        study_name=sweeper.study_name, storage=storage, pruner=_instantiate(sweeper.pruner, "pruner")
+    )
+    study_id = storage.get_study_id_from_name(study.study_name)
+    trial = optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, int(hydra_cfg.job.num)))
+
+    def report(epoch, value):
+        trial.report(float(value), epoch)
+        return trial.should_prune()
+
+    return report
