@@ -7,6 +7,7 @@ of the command line is Hydra's, unchanged: overrides, --help, --cfg job, --info,
 """
 
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -42,15 +43,20 @@ def _given(args, *keys):
 
 
 def _expand_home(args):
-    """hydra.run.dir and hydra.sweep.dir with a leading ~ expanded, as every other path runner takes: Hydra would
-    make a folder named ~ ('hydra.run.dir="~/runs/a"': the ~ quoted, since Hydra's grammar refuses it bare)."""
+    """Every path argument (command_line.PATH_KEYS) with its leading ~ made the home folder, once, before anything
+    reads them: Hydra would make a folder named ~ of 'hydra.run.dir="~/runs/a"' (quoted, since its grammar refuses a
+    bare ~), and a user's own config does the same with every other path. The ~ (or ~user) is replaced in the text as
+    given, so quotes and interpolations (`"~/runs/${now:%H}"`) stay as they were; a home folder whose name Hydra would
+    need quoted is left to Hydra."""
+    from runner.config.command_line import PATH_KEYS
 
     expanded = []
     for arg in args:
-        key = arg.split("=", 1)[0]
-        value = override_value(arg) if key in ("hydra.run.dir", "hydra.sweep.dir") else ""
-        home = value.startswith("~") and "${" not in value and arg != f"{key}={value}"  # quoted: Hydra reads it
-        expanded.append(override(key, os.path.expanduser(value)) if home else arg)
+        leading = re.match(r"""([\w.]+)=(['"]?)(~[\w.-]*)(?=/|$|['"])""", arg)
+        home = leading and os.path.expanduser(leading.group(3))  # ~ or ~user
+        if leading and leading.group(1) in PATH_KEYS and home != leading.group(3) and not set(home) & set("\\'\"$"):
+            arg = f"{leading.group(1)}={leading.group(2)}{home}{arg[leading.end() :]}"
+        expanded.append(arg)
     return expanded
 
 
@@ -238,7 +244,7 @@ def _unwritable_output(args):
     out = _given(args, key) if key else "outputs"
     if out == "null":
         key, out = None, "outputs"
-    problem = unwritable_dir(os.path.expanduser(out))
+    problem = unwritable_dir(out)
     if not problem:
         return None
     fix = {
@@ -251,7 +257,6 @@ def _unwritable_output(args):
 def _resume_sweep(sweep_dir, args):
     """`runner train -m resume=SWEEP`: the sweep's own command again, into its own directory (Hydra enumerates the
     same jobs in the same order); each job then decides from its directory (sweep_job). Returns (args, problem)."""
-    sweep_dir = os.path.expanduser(sweep_dir)
     saved = Path(sweep_dir) / "multirun.yaml"
     if not saved.is_file():
         return args, (
@@ -264,8 +269,7 @@ def _resume_sweep(sweep_dir, args):
     if own:
         return args, (
             f"{command_arg('resume', sweep_dir)} continues the sweep as it was started, so '{own[0]}' cannot be added: "
-            f"it would "
-            f"change the jobs already run. Give only Hydra's options (e.g. hydra/launcher=parallel); to train "
+            f"it would change the jobs already run. Give only Hydra's options (e.g. hydra/launcher=parallel); to train "
             f"one job further, resume that job's directory on its own (runner train resume=DIR trainer.epochs=N)."
         )
     overrides = _saved_overrides(saved)
@@ -528,7 +532,6 @@ def _main(argv, stop):
         print(f"error: {problem}", file=sys.stderr)
         return 1
     if resume:
-        resume = os.path.expanduser(resume)
         if not Path(resume).is_dir():  # Hydra would create it
             print(
                 f"error: {command_arg('resume', resume)} names nothing: there is no such directory, so there is "
@@ -542,7 +545,6 @@ def _main(argv, stop):
         rest = [override("hydra.run.dir", resume), *rest]
     out = _given(rest, "out") if command in ("predict", "export") else None
     if out and out != "null":
-        out = os.path.expanduser(out)
         _out.update(made=not Path(out).exists())
         rest = [override("hydra.run.dir", out), *rest]
     elif command != "train" or not _given(rest, "hydra.run.dir", "hydra.sweep.dir"):

@@ -138,8 +138,9 @@ def _parser():
 def override_value(text):
     """The value Hydra gives the config for the override `text` (KEY=VALUE): quotes removed, escapes undone.
 
-    The text after `=` as it is where the parser refuses the override (Hydra then reports the grammar error itself),
-    where the value is not one string (null, 3, a sweep a,b) and where it holds an interpolation, resolved later."""
+    The text after `=` as it is where the parser refuses the override (Hydra then reports the grammar error itself)
+    and where the value is not one string (null, 3, a sweep a,b). An interpolation stays in the value, to be resolved
+    by Hydra; an escaped one (`\\${`) is given as the text `${` it stands for."""
     raw = text.split("=", 1)[1]
     try:
         value = _parser().parse_override(text).value()
