@@ -95,6 +95,7 @@ def test_a_pruner_stops_trials_by_their_epoch_metric_and_they_are_told_pruned(tm
         "hydra.sweeper.n_trials=3",
         "hydra.sweep.dir=s",
         "hydra.sweeper.storage=sqlite:///study.db",  # an RDB of the user's, opened again by each job to report
+        "hydra/launcher=parallel",  # each trial in a joblib worker process: it reports through the storage
         # epoch 1's val_accuracy is above 0.5 for some of these trials' lr and below for others (sampler seed 0):
         # asserted below, as the test's precondition
         "hydra.sweeper.pruner={_target_: optuna.pruners.ThresholdPruner, lower: 0.5}",
