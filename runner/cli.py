@@ -15,6 +15,7 @@ import traceback
 from pathlib import Path
 
 from runner.config.command_line import command_arg, override, override_value
+from runner.io.files import remove_empty
 
 USAGE = """\
 usage: runner COMMAND [key=value ...] [hydra flags]
@@ -128,11 +129,11 @@ def _task(cfg):
             _unstarted(out_dir, err, sweep, cfg)
         elif hydra_cfg.job.config_name == "eval" and {p.name for p in out_dir.iterdir()} <= {".hydra"}:
             shutil.rmtree(out_dir / ".hydra", ignore_errors=True)  # refused before eval.log: Hydra's record only
-            _remove_empty(out_dir, date_folder=True)
+            remove_empty(out_dir, parents=1)
         elif hydra_cfg.job.config_name in ("predict", "export") and _out.get("made", True):
-            _remove_empty(out_dir, date_folder="made" not in _out)  # a folder that existed before the command stays
+            remove_empty(out_dir, parents=0 if "made" in _out else 1)  # a folder that existed before the command stays
         for folder in _out.get("missing", []):  # outputs/eval, outputs: made by Hydra for this command
-            _remove_empty(folder, date_folder=False)
+            remove_empty(folder)
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         if isinstance(err, RunnerError):
@@ -145,11 +146,14 @@ def _task(cfg):
             raise  # a bug, not bad input: Hydra shows the traceback
         else:
             traceback.print_exc()
-        from runner.run.records import status_of
-
         # as the run directory tells it (a run that diverged raised too): the sweepers retry only `failed`
-        status = status_of(out_dir) if (out_dir / "summary.json").is_file() else None
-        return {"status": status or "failed", "error": str(err) or type(err).__name__}
+        from runner.run.records import read_summary, status_of
+
+        recorded = read_summary(out_dir) if (out_dir / "summary.json").is_file() else {}
+        status = status_of(out_dir, recorded) if recorded else None
+        # retried by a sweeper (max_retries) unless runner refused the job in its setup: bad input fails again
+        retry = not isinstance(err, RunnerError) or "params" in recorded
+        return {"status": status or "failed", "error": str(err) or type(err).__name__, "retry": retry}
 
 
 def _unstarted(run_dir, err, sweep, cfg):
@@ -172,20 +176,7 @@ def _unstarted(run_dir, err, sweep, cfg):
         except Exception:
             pass  # the job's own error reaches the user below
         return
-    _remove_empty(path, date_folder=True)
-
-
-def _remove_empty(path, date_folder):
-    """The folder Hydra made for a command that then failed, and its date's (outputs/2026-11-22/) if it held only it.
-    Never the working directory or a folder holding it (`hydra.run.dir=run` has the working directory as parent)."""
-    cwd = Path.cwd().resolve()
-    for folder in (path, path.parent) if date_folder else (path,):
-        if folder.resolve() == cwd or folder.resolve() in cwd.parents:
-            return
-        try:
-            folder.rmdir()  # only succeeds when empty
-        except OSError:
-            return
+    remove_empty(path, parents=1)
 
 
 def _use_job(cfg, hydra_cfg):
@@ -272,14 +263,17 @@ def _resume_sweep(sweep_dir, args):
             f"it would change the jobs already run. Give only Hydra's options (e.g. hydra/launcher=parallel); to train "
             f"one job further, resume that job's directory on its own (runner train resume=DIR trainer.epochs=N)."
         )
-    overrides = _saved_overrides(saved)
+    from runner.run.records import sweep_overrides
+
+    overrides = sweep_overrides(sweep_dir)
     if overrides is None:
         return args, (
             f"{saved} is not the multirun.yaml Hydra writes (no hydra.overrides in it), so the sweep's command "
             f"cannot be read from it. Run the sweep's original command again with "
             f"{command_arg('hydra.sweep.dir', sweep_dir)}."
         )
-    hydra_overrides = [o for o in overrides.hydra if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
+    task, hydra = overrides
+    hydra_overrides = [o for o in hydra if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
     config_dir = _saved_config_dir(saved)
     if config_dir and not any(f in ("--config-dir", "-cd") or f.startswith("--config-dir=") for f in flags):
         flags = ["--config-dir", config_dir, *flags]  # the sweep's own: its options may live there
@@ -287,7 +281,7 @@ def _resume_sweep(sweep_dir, args):
     command = [
         "-m",
         *flags,
-        *overrides.task,
+        *task,
         *hydra_overrides,
         override("hydra.sweep.dir", sweep_dir),
         *(a for a in extra if a not in flags),
@@ -305,24 +299,6 @@ def _overrides_of(args):
     return [a for i, a in enumerate(args) if i not in flags and not a.startswith(("hydra.", "hydra/"))]
 
 
-def _saved_overrides(multirun_yaml):
-    """hydra.overrides (task, hydra) of a sweep's multirun.yaml, verbatim: as typed, with their quotes, escapes and
-    interpolations unresolved (`hydra.sweep.subdir=job${hydra.job.num}` is replayed as such); None when it holds
-    none."""
-    from types import SimpleNamespace
-
-    import yaml
-
-    try:
-        overrides = yaml.safe_load(Path(multirun_yaml).read_text())["hydra"]["overrides"]
-        task, hydra = overrides["task"], overrides["hydra"]
-    except (OSError, yaml.YAMLError, TypeError, KeyError):
-        return None
-    if not all(isinstance(o, list) and all(isinstance(x, str) for x in o) for o in (task, hydra)):
-        return None
-    return SimpleNamespace(task=task, hydra=hydra)
-
-
 def _saved_config_dir(multirun_yaml):
     """The --config-dir a sweep was started with (Hydra records it among hydra.runtime.config_sources), or None."""
     from omegaconf import OmegaConf
@@ -332,26 +308,6 @@ def _saved_config_dir(multirun_yaml):
     except Exception:
         return None
     return next((s.path for s in sources if s.provider == "command-line" and s.schema == "file"), None)
-
-
-def _other_sweep(args):
-    """hydra.sweep.dir= an existing sweep, with other overrides: refused before Hydra rewrites its multirun.yaml."""
-    sweep_dir = _given(args, "hydra.sweep.dir")
-    saved = Path(sweep_dir) / "multirun.yaml" if sweep_dir else None
-    if not saved or not saved.is_file():
-        return None
-    overrides = _saved_overrides(saved)
-    if overrides is None:
-        return None
-    theirs, ours = list(overrides.task), _overrides_of(args)
-    if ours == theirs:
-        return None  # the same sweep again: its jobs decide from their directories (runner/commands/sweep.py)
-    return (
-        f"hydra.sweep.dir={sweep_dir} holds the sweep of {' '.join(theirs) or 'the defaults'}, and this command sweeps "
-        f"{' '.join(ours) or 'the defaults'}: their jobs would mix in one directory. Resume that sweep "
-        f"with runner train -m {command_arg('resume', sweep_dir)}, or leave out hydra.sweep.dir for a new one. Nothing "
-        f"was changed."
-    )
 
 
 def _builtin_config(relative):
@@ -527,9 +483,12 @@ def _main(argv, stop):
             print(f"error: {problem}", file=sys.stderr)
             return 1
         resume = None
-    problem = _other_sweep(rest) if multirun else None
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
+    if resume and (Path(resume) / "multirun.yaml").is_file() and not (Path(resume) / "summary.json").is_file():
+        print(
+            f"error: {command_arg('resume', resume)} is a sweep, not a run: resume it with runner train -m "
+            f"{command_arg('resume', resume)}, or one of its jobs with resume=<its job directory>.",
+            file=sys.stderr,
+        )
         return 1
     if resume:
         if not Path(resume).is_dir():  # Hydra would create it
@@ -549,7 +508,7 @@ def _main(argv, stop):
         rest = [override("hydra.run.dir", out), *rest]
     elif command != "train" or not _given(rest, "hydra.run.dir", "hydra.sweep.dir"):
         # made by Hydra for this command: removed again if it fails and they are empty
-        subfolder = [] if command == "train" else [Path("outputs", command)]
+        subfolder = [Path("outputs", "multirun" if command == "train" else command)]  # -m or hparams_search
         _out.update(missing=[p for p in (*subfolder, Path("outputs")) if not p.exists()])
     if command == "eval" or resume:
         _selected[:] = run_choices(
@@ -578,7 +537,11 @@ def _main(argv, stop):
             print(f"error: {problem}", file=sys.stderr)
         elif text:
             sys.stderr.write(text)
-        return end.code if isinstance(end.code, int) else (0 if end.code is None else 1)
+        code = end.code if isinstance(end.code, int) else (0 if end.code is None else 1)
+        if code:  # refused by a sweeper, or by Hydra: the folders made for this command go again if empty
+            for folder in _out.get("missing", []):
+                remove_empty(folder)
+        return code
     finally:
         held_stderr.release()  # the launcher ran the jobs elsewhere, or a flag printed and returned
     sweep = sys.modules.get("runner.commands.sweep")

@@ -43,6 +43,55 @@ def test_a_trial_that_fails_is_told_to_optuna_and_the_search_goes_on(tmp_path):
     assert (sweep / "sweep.png").read_bytes().startswith(b"\x89PNG")
     assert "3 of 3 jobs did not complete: job 0 diverged, job 1 diverged, job 2 diverged" in proc.stdout
 
+    # another search into its directory would mix their trials: refused before a byte is written
+    before = digest(sweep)
+    proc = runner(
+        "train", "hparams_search=optuna_lr", "trainer.epochs=2", "hydra.sweep.dir=opt2", cwd=tmp_path, check=False
+    )
+    assert_clean_failure(proc, "hydra.sweep.dir=opt2 holds the sweep of", "their jobs would mix")
+    assert digest(sweep) == before
+    # a sweep is resumed with -m; without it, the command says so
+    proc = runner("train", "resume=opt2", cwd=tmp_path, check=False)
+    assert_clean_failure(proc, "resume=opt2 is a sweep, not a run: resume it with runner train -m resume=opt2")
+    assert digest(sweep) == before and sorted(p.name for p in tmp_path.iterdir()) == ["opt2"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("hydra.sweeper.n_trials=0", "hydra.sweeper.n_trials=0: give the number of trials"),
+        ("hydra.sweeper.max_retries=-1", "hydra.sweeper.max_retries=-1 is not a number of retries"),
+        ("hydra.sweeper.direction=up", "hydra.sweeper.direction='up' is not a direction"),
+        ("hydra.sweeper.pruner={_target_: optuna.pruners.Nope}", "hydra.sweeper.pruner could not be built"),
+        ("hydra.sweeper.sampler._target_=optuna.samplers.Nope", "e.g. hydra.sweeper.sampler="),
+    ],
+)
+def test_a_bad_sweeper_setting_is_refused_and_leaves_nothing(tmp_path, setting, message):
+    proc = runner("train", "hparams_search=optuna_lr", setting, cwd=tmp_path, check=False)
+    assert_clean_failure(proc, message)
+    assert list(tmp_path.iterdir()) == []  # not even outputs/multirun/<date>/<time>
+
+
+def test_a_job_refused_in_its_setup_is_not_retried_and_fail_fast_says_how_to_go_on(tmp_path):
+    proc = runner(
+        "train",
+        "-m",
+        "model=mlp",
+        "trainer.epochs=1",
+        "optimizer.lr=-1,0.01",
+        "hydra.sweeper.max_retries=2",
+        "hydra.sweeper.fail_fast=true",
+        "hydra.sweep.dir=s",
+        cwd=tmp_path,
+        check=False,
+    )
+    assert proc.returncode == 1 and "retry" not in proc.stderr  # bad input fails the same way again
+    assert "1 job not started. Fix the cause, then continue with: runner train -m resume=s" in proc.stderr
+    assert "add hydra.sweeper.fail_fast=false to go on past a job that fails again" in proc.stderr
+    assert not (tmp_path / "s" / "1").exists()
+    runner("train", "-m", "resume=s", "hydra.sweeper.fail_fast=false", cwd=tmp_path, check=False)
+    assert summary(tmp_path / "s" / "1")["status"] == "completed"  # the rest ran
+
 
 @pytest.mark.slow  # three 6-trial searches of a small CNN
 def test_an_optuna_search_with_failing_trials_resumes_after_sigint_to_the_uninterrupted_search(tmp_path):

@@ -23,6 +23,10 @@ from runner.commands.sweepers import JobRunner, told
 from runner.io.errors import RunnerError
 
 JOURNAL = "optuna.journal"  # the study of a search, in its sweep directory, when hydra.sweeper.storage is null
+EXAMPLES = {
+    "pruner": "hydra.sweeper.pruner='{_target_: optuna.pruners.MedianPruner, n_warmup_steps: 2}'.",
+    "sampler": "hydra.sweeper.sampler='{_target_: optuna.samplers.RandomSampler, seed: 0}'.",
+}
 
 
 def distributions(overrides):
@@ -116,7 +120,7 @@ def _instantiate(node, key):
         cause = " ".join(str(err.__cause__ or err).split())
         raise RunnerError(
             f"hydra.sweeper.{key} could not be built ({cause}). Give an Optuna {key} class and its arguments, e.g. "
-            f"hydra.sweeper.pruner='{{_target_: optuna.pruners.MedianPruner, n_warmup_steps: 2}}'."
+            + EXAMPLES[key]
         ) from None
 
 
@@ -147,6 +151,7 @@ class OptunaSweeper(Sweeper):
                 f"it null to follow trainer.monitor_mode."
             )
         self.jobs.check()
+        self.jobs.check_same_sweep()
 
     def _direction(self):
         """hydra.sweeper.direction, or the direction of the runs' own monitor (trainer.monitor_mode)."""
@@ -252,7 +257,7 @@ class OptunaSweeper(Sweeper):
                 study.tell(number, value, state=state, skip_if_finished=True)
             failures = [*results, *({"status": "failed"} for _ in range(len(batch) - len(runnable)))]  # refused
             left = len(pending) + self.n_trials - len(study.get_trials(deepcopy=False))
-            if self.jobs.stop_early(failures, left):
+            if self.jobs.stop_early(failures, left, "a failed trial stays failed; new trials are asked"):
                 break
         write_results(study, sweep_dir)
         return study
@@ -293,8 +298,8 @@ def trial_reporter(hydra_cfg):
     study_id = storage.get_study_id_from_name(study.study_name)
     trial = optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, int(hydra_cfg.job.num)))
 
-    def report(epoch, value):
-        trial.report(float(value), epoch)
+    def report(epoch, value):  # steps are epochs from 0, as Lightning's PyTorchLightningPruningCallback reports them
+        trial.report(float(value), epoch - 1)
         return trial.should_prune()
 
     return report

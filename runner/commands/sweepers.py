@@ -53,7 +53,34 @@ class JobRunner:
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
+        given = str(OmegaConf.to_container(config.hydra.sweep, resolve=False)["dir"])
+        # made by this command: by the unique_dir resolver (outputs/multirun/<date>/<time>), or not there before
+        self.made = 1 if "unique_dir:" in given else 0 if "${" in given or not Path(given).exists() else None
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
+
+    def check_same_sweep(self):
+        """hydra.sweep.dir= a folder holding another sweep (other overrides) is refused before its multirun.yaml is
+        written over: their jobs would mix. The same overrides again (a resume) continue it."""
+        from runner.config.command_line import command_arg
+        from runner.run.records import sweep_overrides
+
+        saved = sweep_overrides(self.sweep_dir)
+        ours = OmegaConf.to_container(self.config.hydra.overrides.task, resolve=False)
+        if saved is None or saved[0] == ours:
+            return
+        raise RunnerError(
+            f"hydra.sweep.dir={self.sweep_dir} holds the sweep of {' '.join(saved[0]) or 'the defaults'}, and this "
+            f"command sweeps {' '.join(ours) or 'the defaults'}: their jobs would mix in one directory. Resume that "
+            f"sweep with runner train -m {command_arg('resume', self.sweep_dir)}, or leave out hydra.sweep.dir for a "
+            f"new one. Nothing was changed."
+        )
+
+    def discard(self):
+        """A sweep refused before its first job: the folder made for it goes again, if it is still empty."""
+        from runner.io.files import remove_empty
+
+        if self.made is not None:
+            remove_empty(self.sweep_dir, parents=self.made)
 
     def check(self):
         """The sweeper's own keys, checked when the sweep starts (a RunnerError raised while Hydra builds the
@@ -124,8 +151,8 @@ class JobRunner:
         results = [outcome(r) for r in self.launcher.launch([list(o) for _, o in jobs], initial_job_idx=first)]
         for i, (num, overrides) in enumerate(jobs):
             for attempt in range(1, self.max_retries + 1):
-                if not failed(results[i]):
-                    break
+                if not failed(results[i]) or not results[i].get("retry", True):
+                    break  # a job refused in its setup (bad input) would fail the same way again
                 start = "its last.pt" if (self.job_path(num) / "checkpoints" / "last.pt").is_file() else "the start"
                 self.record_attempt(num, results[i].get("error", ""), start)
                 print(
@@ -155,16 +182,19 @@ class JobRunner:
         attempts.setdefault(job, []).append({"error": _short(error, 300), "from": start})
         write_json(path, attempts)
 
-    def stop_early(self, results, left):
-        """fail_fast: after a batch with a job that failed for good, the jobs `left` are not started."""
+    def stop_early(self, results, left, then):
+        """fail_fast: after a batch with a job that failed for good, the jobs `left` are not started; `then` says
+        what the sweep's resume does."""
         if not self.fail_fast or not any(failed(r) for r in results) or not left:
             return False
         from runner.commands.sweep import SweepSummary
+        from runner.config.command_line import command_arg
 
         SweepSummary.not_started += left
         print(
             f"hydra.sweeper.fail_fast: a job failed, so the sweep stops; {left} job{'s' * (left != 1)} not started. "
-            f"Fix the cause, then continue the sweep with its resume (the failed job continues from its last.pt).",
+            f"Fix the cause, then continue with: runner train -m {command_arg('resume', self.sweep_dir)} ({then}; "
+            f"add hydra.sweeper.fail_fast=false to go on past a job that fails again).",
             file=sys.stderr,
             flush=True,
         )
@@ -179,6 +209,7 @@ def told(sweep):
         try:
             return sweep(self, arguments)
         except RunnerError as err:
+            self.jobs.discard()
             print(f"error: {err}", file=sys.stderr, flush=True)
             raise SystemExit(err.exit_code) from None
 
@@ -206,6 +237,7 @@ class GridSweeper(Sweeper):
     @told
     def sweep(self, arguments):
         self.jobs.check()
+        self.jobs.check_same_sweep()
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*(f"{k}={v}" for k, v in self.params.items()), *arguments])
         jobs = list(enumerate(job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch))
@@ -218,6 +250,7 @@ class GridSweeper(Sweeper):
         for start in range(0, len(jobs), size):
             batch = jobs[start : start + size]
             results += self.jobs.launch(batch)
-            if self.jobs.stop_early(results, len(jobs) - start - len(batch)):
+            then = "the failed job runs again, from its last.pt if it has one, then the rest"
+            if self.jobs.stop_early(results, len(jobs) - start - len(batch), then):
                 break
         return results

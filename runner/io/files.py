@@ -30,6 +30,22 @@ def unique_dir(path):
             continue
 
 
+def remove_empty(path, parents=0):
+    """Remove the folder `path` if it is empty, then up to `parents` folders above it while they are empty (the date
+    folder outputs/2026-11-22/ of a run refused in it). Never the working directory or a folder holding it
+    (`hydra.run.dir=run` has the working directory as parent). For a command that failed: what it made goes again."""
+    cwd = Path.cwd().resolve()
+    folder = Path(path)
+    for _ in range(parents + 1):
+        if folder.resolve() == cwd or folder.resolve() in cwd.parents:
+            return
+        try:
+            folder.rmdir()  # only succeeds when empty
+        except OSError:
+            return
+        folder = folder.parent
+
+
 def unwritable_dir(path):
     """Why runner cannot create or write in the directory `path` (which may not exist yet); None when it can.
 

@@ -100,3 +100,19 @@ def read_metrics(path):
     """metrics.csv as a list of dicts of floats."""
     with Path(path).open(newline="") as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def sweep_overrides(sweep_dir):
+    """The overrides a sweep was started with, from its multirun.yaml, verbatim: as typed, with their quotes, escapes
+    and interpolations unresolved (OmegaConf would resolve `hydra.sweep.subdir=job${hydra.job.num}` on reading).
+    (task, hydra) lists of strings, or None when the folder holds no sweep Hydra wrote."""
+    import yaml
+
+    try:
+        overrides = yaml.safe_load((Path(sweep_dir) / "multirun.yaml").read_text())["hydra"]["overrides"]
+        task, hydra = overrides["task"], overrides["hydra"]
+    except (OSError, yaml.YAMLError, TypeError, KeyError):
+        return None
+    if not all(isinstance(o, list) and all(isinstance(x, str) for x in o) for o in (task, hydra)):
+        return None
+    return task, hydra
