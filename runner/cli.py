@@ -43,22 +43,37 @@ def _given(args, *keys):
     return next((override_value(a) for a in args if a.startswith(prefixes)), None)
 
 
-def _expand_home(args):
-    """Every path argument (command_line.PATH_KEYS) with its leading ~ made the home folder, once, before anything
-    reads them: Hydra would make a folder named ~ of 'hydra.run.dir="~/runs/a"' (quoted, since its grammar refuses a
-    bare ~), and a user's own config does the same with every other path. The ~ (or ~user) is replaced in the text as
-    given, so quotes and interpolations (`"~/runs/${now:%H}"`) stay as they were; a home folder whose name Hydra would
-    need quoted is left to Hydra."""
-    from runner.config.command_line import PATH_KEYS
+def _path_arguments(args):
+    """Every path argument (command_line.PATH_KEYS) made what the user meant, before anything reads them.
 
-    expanded = []
+    A leading ~ (or ~user) becomes the home folder, in the text as given, so quotes and interpolations
+    (`"~/runs/${now:%H}"`) stay: Hydra would make a folder named ~ of 'hydra.run.dir="~/runs/a"' (quoted, since its
+    grammar refuses a bare ~). A path Hydra's grammar refuses (`runs/lr=0.001`, `ü`) is quoted for it, and so is
+    one it would misread that exists (a sweep job's directory named from its overrides, `lr=0.1,seed=0`, which
+    Hydra reads as a list). Only a comma in a path that does not exist stays Hydra's to read: a sweep over paths."""
+    from runner.config.command_line import PATH_KEYS, grammar_refuses
+
+    fixed = []
     for arg in args:
-        leading = re.match(r"""([\w.]+)=(['"]?)(~[\w.-]*)(?=/|$|['"])""", arg)
-        home = leading and os.path.expanduser(leading.group(3))  # ~ or ~user
-        if leading and leading.group(1) in PATH_KEYS and home != leading.group(3) and not set(home) & set("\\'\"$"):
-            arg = f"{leading.group(1)}={leading.group(2)}{home}{arg[leading.end() :]}"
-        expanded.append(arg)
-    return expanded
+        key, _, value = arg.partition("=")
+        if key in PATH_KEYS:
+            leading = re.match(r"""(['"]?)(~[\w.-]*)(?=/|$|['"])""", value)
+            home = leading and os.path.expanduser(leading.group(2))
+            if leading and home != leading.group(2) and not set(home) & set("\\'\"$"):
+                value = f"{leading.group(1)}{home}{value[leading.end() :]}"
+                arg = f"{key}={value}"
+            quoted = value[:1] in ("'", '"') or "${" in value  # the user's own quoting, or an interpolation
+            if not quoted and (grammar_refuses(arg) or _exists(value)):
+                arg = override(key, value)  # as it is when Hydra reads it back as this path, else quoted
+        fixed.append(arg)
+    return fixed
+
+
+def _exists(path):
+    try:
+        return Path(path).exists()
+    except OSError:  # a name too long for the file system: unwritable_dir tells it
+        return False
 
 
 _sweep = {}  # {"dir": the sweep's directory} once a job of a sweep has started, for the message of a stopped sweep
@@ -456,7 +471,7 @@ def _main(argv, stop):
 
     import hydra
 
-    rest = _expand_home(rest)
+    rest = _path_arguments(rest)
     if command == "train" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         rest = _torchrun(rest)
         if rest is None:

@@ -106,3 +106,18 @@ def test_quoted_values_read_back():
             assert override_value(text) == expected, text
     assert override("resume", "outputs/2026-11-22/10-31-07") == "resume=outputs/2026-11-22/10-31-07"  # bare if it can
     assert command_arg("resume", "runs/lr=0.001") == "'resume=\"runs/lr=0.001\"'"
+
+
+def test_a_path_hydra_would_refuse_or_misread_is_quoted_for_it(tmp_path):
+    # bare, as a user pastes the directory runner printed: = and unicode refused by Hydra's grammar, a comma misread
+    # as a list when the folder exists (a sweep job named from its overrides)
+    runner("train", *MLP, "hydra.run.dir=runs/lr=0.1,seed=0 ü", cwd=tmp_path)
+    run = tmp_path / "runs" / "lr=0.1,seed=0 ü"
+    assert summary(run)["status"] == "completed"
+    runner("train", "resume=runs/lr=0.1,seed=0 ü", "trainer.epochs=2", cwd=tmp_path)
+    assert summary(run)["epochs"] == 2
+    proc = runner("eval", "ckpt=runs/lr=0.1,seed=0 ü", cwd=tmp_path)
+    assert "test_accuracy" in proc.stdout
+    # a comma in a path that does not exist stays Hydra's: without -m it says how to quote it
+    proc = runner("train", *MLP, "hydra.run.dir=runs/a,b", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "quote the value" in proc.stderr and not (tmp_path / "runs" / "a,b").exists()

@@ -120,7 +120,7 @@ def eval_job(cfg, run_dir, overrides):
             console.print(class_table(result["per_class_accuracy"], confusion))
             plots.confusion_matrix(confusion, splits.class_names, run_dir / "confusion_matrix.png")
         write_json(run_dir / "metrics.json", result)
-        console.print(f"eval directory: {run_dir}")
+        console.print(f"eval directory: {run_dir}", soft_wrap=True)
         return result
     except BaseException as err:
         console.failed(err)

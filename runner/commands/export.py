@@ -85,7 +85,7 @@ def export_job(cfg, out_dir):
 
     console.attach(out / "export.log")
     console.print(verified_table(done, source))
-    console.print(f"export directory: {out}")
+    console.print(f"export directory: {out}", soft_wrap=True)
     console.close()
     return {"out": str(out), "formats": formats, "verified": manifest["verified"]}
 

@@ -286,5 +286,5 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
             ],
         )
     )
-    console.print(f"run directory: {run.path}")
+    console.print(f"run directory: {run.path}", soft_wrap=True)
     return summary

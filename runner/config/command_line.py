@@ -135,6 +135,15 @@ def _parser():
     return OverridesParser.create()
 
 
+def grammar_refuses(text):
+    """True when Hydra's override grammar cannot read `text` (KEY=VALUE) at all (`out=runs/a=b`, `out=ü`)."""
+    try:
+        _parser().parse_override(text)
+    except Exception:
+        return True
+    return False
+
+
 def override_value(text):
     """The value Hydra gives the config for the override `text` (KEY=VALUE): quotes removed, escapes undone.
 

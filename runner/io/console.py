@@ -33,20 +33,21 @@ class RunConsole:
         """From now on everything printed is appended to `log_path`, starting with what was printed before."""
         self._log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
         self.file = Console(file=self._log, width=120, no_color=True, highlight=False)
-        for objects in self._pending:
-            self.file.print(*objects)
+        for objects, soft_wrap in self._pending:
+            self.file.print(*objects, soft_wrap=soft_wrap)
         self._pending = []
         self._log.flush()
 
-    def print(self, *objects, terminal=True):
-        """Print to the log file, and to the terminal unless `terminal` is False (detail kept out of CI logs)."""
+    def print(self, *objects, terminal=True, soft_wrap=False):
+        """Print to the log file, and to the terminal unless `terminal` is False (detail kept out of CI logs).
+        `soft_wrap`: one line however long (a path to copy), not wrapped at the terminal's width."""
         if terminal or self.interactive:
-            self.term.print(*objects)
+            self.term.print(*objects, soft_wrap=soft_wrap)
         if self.file:
-            self.file.print(*objects)
+            self.file.print(*objects, soft_wrap=soft_wrap)
             self._log.flush()
         else:
-            self._pending.append(objects)
+            self._pending.append((objects, soft_wrap))
 
     def detail(self, *objects):
         """Shown on a terminal and logged, but not printed when output is not a terminal."""
