@@ -419,7 +419,8 @@ def plot(rows, curves, path, groups_=None):
     ax = axes[0][0]
     for row, curve, overrides in zip(rows, curves, _differing(rows)):
         if curve:
-            ax.plot(*zip(*curve), marker="o", markersize=3, label=f"{row['job']}: {overrides[:50]}")
+            label = overrides if len(overrides) <= 50 else overrides[:49] + "…"
+            ax.plot(*zip(*curve), marker="o", markersize=3, label=f"{row['job']}: {label}")
     ax.set(xlabel="epoch", ylabel=rows[0]["monitor"] if rows else "", title="validation curves")
     ax.xaxis.get_major_locator().set_params(integer=True)
     if any(curves):  # a sweep whose jobs all failed has no curve to name

@@ -256,7 +256,8 @@ def optimizer_step(scaler, optimizer, *, step, epoch, lr):
             raise
         raise Diverged(
             f"the optimizer's update overflowed at step {step} (epoch {epoch}, learning rate {lr:g}: {err}): training "
-            f"diverged. The last good checkpoint is kept. Lower optimizer.lr (e.g. optimizer.lr=0.001) and start again."
+            f"diverged. Checkpoints saved before it, if any, are kept. Lower optimizer.lr (e.g. optimizer.lr=0.001) "
+            f"and start again."
         ) from None
 
 
@@ -266,6 +267,6 @@ def check_finite(first_bad, epoch, lr):
     if step >= 0:
         raise Diverged(
             f"the training loss became NaN or infinite at step {step} (epoch {epoch}, learning rate {lr:g}): training "
-            f"diverged. The last good checkpoint is kept. Lower optimizer.lr (e.g. optimizer.lr={lr / 10:g}) or set "
-            f"trainer.grad_clip=1.0, and start again."
+            f"diverged. Checkpoints saved before it, if any, are kept. Lower optimizer.lr (e.g. "
+            f"optimizer.lr={lr / 10:g}) or set trainer.grad_clip=1.0, and start again."
         )
