@@ -128,6 +128,8 @@ def test_an_optuna_search_with_failing_trials_resumes_after_sigint_to_the_uninte
     assert {n: digest(cut / str(n)) for n in range(4)} == kept  # finished trials: not a byte written
     assert summary(cut / "4").get("resumed") == 1  # from its last.pt, not afresh
     assert results(cut) == results(whole)  # the same trials asked, the same best
+    asked = [overrides(cut / str(n)) for n in range(6)]
+    assert len({" ".join(o) for o in asked}) == 6  # six different trials, not one seed's draw six times
     assert results(cut)["best_trial"] is not None
     for n in (0, 2, 4, 5):
         same_run(whole / str(n), cut / str(n))
