@@ -111,6 +111,7 @@ RESUME_KEYS = [
     ("dataset.split_seed", False),
     ("dataset.input_shape", False),
     ("seed", False),
+    ("init_from", False),
     ("trainer.precision", False),
     ("trainer.monitor", False),
     ("trainer.monitor_mode", False),

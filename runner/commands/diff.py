@@ -49,6 +49,7 @@ def metrics(summary):
     )
     out.update(summary.get("test") or {})
     out["params"] = summary.get("params")
+    out["init_from sha256"] = (summary.get("init_from") or {}).get("sha256")  # the weights it started from
     out["time_s"] = (summary.get("timings") or {}).get("total_s")
     return {k: v for k, v in out.items() if v is not None}
 

@@ -63,6 +63,7 @@ RESUME_OVERRIDES = [
     ("dataset", False, "it would change the data the run trains on"),
     ("dataset.*", False, "it would change the data the run trains on"),
     ("seed", False, "every RNG state is restored from last.pt, so a seed would change nothing"),
+    ("init_from", False, "a resumed run's weights are last.pt's: where it started from is part of its history"),
     ("trainer.precision", False, "the loss scale and the numerics in last.pt belong to the run's precision"),
     ("trainer.monitor", False, "best.pt and the best epoch so far were chosen by the run's own metric"),
     ("trainer.monitor_mode", False, "best.pt and the best epoch so far were chosen by the run's own metric"),

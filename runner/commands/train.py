@@ -106,6 +106,13 @@ def setup(cfg, run, *, overrides, console, rank, stop):
     seed_all(cfg.seed)  # model init and dropout; the data order has its own generator
     # before the data: a model that does not fit it fails fast
     model = setup_model(cfg.model, cfg.dataset, device=device, channels_last=channels_last, console=console)
+    init = None
+    if cfg.get("init_from") and not resume:  # a resumed run's weights are last.pt's
+        from runner.commands.init_from import load_init
+
+        init = load_init(model, cfg.init_from, task=cfg.dataset.task, num_classes=cfg.dataset.num_classes)
+        for line in init.lines():
+            console.print(line)
     stop.check("while the model was built")
     with console.relay_warnings():
         data, samples, card = setup_data(
@@ -147,6 +154,7 @@ def setup(cfg, run, *, overrides, console, rank, stop):
         state=state,
         net=net,
         card=card,
+        init=init,
     )
 
 
@@ -218,6 +226,7 @@ def describe(job, rank):
         monitor_mode=job.monitor.mode,
         channels_last=job.channels_last,
         samples=job.samples,
+        **({"init_from": job.init.record()} if job.init else {}),
     )
 
 

@@ -103,7 +103,7 @@ def check_resolves(cfg):
 # Closed sets: keys runner itself reads. Anything else in them is a typo that would silently change
 # nothing (`+trainer.epoch=1`); anything missing was deleted (`~trainer.epochs`).
 CLOSED = {
-    "": ("dataset", "model", "optimizer", "scheduler", "device", "trainer", "seed", "resume", "logger"),
+    "": ("dataset", "model", "optimizer", "scheduler", "device", "trainer", "seed", "resume", "init_from", "logger"),
     "trainer": trainer_keys(),
     "trainer.early_stopping": trainer_keys("early_stopping"),
     "trainer.ema": trainer_keys("ema"),
@@ -147,7 +147,7 @@ def check_keys(cfg, top=None):
             if key not in allowed:
                 raise RunnerError(unknown_key(f"{prefix}{key}", allowed))
         if path in ("trainer", "trainer.early_stopping", "trainer.ema") or (path == "" and not top):
-            missing = [k for k in allowed if k not in node and k not in ("resume", "logger")]
+            missing = [k for k in allowed if k not in node and k not in ("resume", "init_from", "logger")]
             if missing:
                 raise RunnerError(
                     f"{prefix}{missing[0]} is missing from the config (deleted with ~{prefix}{missing[0]}?); "

@@ -27,7 +27,7 @@ def digits_file():
     return path
 
 
-def digits(*, name, task, input_shape, num_classes, test_fraction, val_fraction, split_seed, max_value):
+def digits(*, name, task, input_shape, num_classes, test_fraction, val_fraction, split_seed, max_value, classes=None):
     """scikit-learn's 1797 8x8 digits as uint8 (N, 1, 8, 8) images with pixel values 0..max_value, split by seed
     (no official split exists).
 
@@ -35,6 +35,10 @@ def digits(*, name, task, input_shape, num_classes, test_fraction, val_fraction,
     stored as round(count * max_value / 16), halves to even. max_value=255 puts the digits on the scale of
     every other image dataset and of an ordinary PNG; 16 keeps scikit-learn's counts as they are. Read as
     sklearn.datasets.load_digits reads it (the same samples in the same order; test_toy.py compares).
+
+    `classes` (e.g. [5, 6, 7, 8, 9]) keeps only those digits, labelled 0..len-1 in that order and named by their
+    digit, as a task of its own (dataset.num_classes must be its length): to pretrain on some digits and fine-tune
+    on others (init_from=).
     """
     if not isinstance(max_value, int) or not 1 <= max_value <= 255:
         raise RunnerError(
@@ -46,8 +50,23 @@ def digits(*, name, task, input_shape, num_classes, test_fraction, val_fraction,
     pixels = np.rint(table[:, :-1] * max_value / 16)  # exact in float64: count * max_value is a whole number
     x = torch.from_numpy(pixels.reshape(-1, 1, 8, 8)).to(torch.uint8)  # (1797, 1, 8, 8)
     y = torch.from_numpy(table[:, -1].astype(np.int64))
+    names = list(range(10))
+    if classes is not None:
+        names = list(classes)
+        if not names or len(set(names)) != len(names) or not all(isinstance(c, int) and 0 <= c <= 9 for c in names):
+            raise RunnerError(
+                f"dataset.classes={names} must list distinct digits 0..9, e.g. dataset.classes=[5,6,7,8,9] (or null "
+                f"for all ten)."
+            )
+        if num_classes != len(names):
+            raise RunnerError(
+                f"dataset.classes={names} keeps {len(names)} digits, and dataset.num_classes={num_classes}: give "
+                f"dataset.num_classes={len(names)}."
+            )
+        keep = torch.isin(y, torch.tensor(names))
+        x, y = x[keep], torch.tensor([names.index(int(v)) for v in y[keep]])
     train, val, test = three_way(Split(x, y), test_fraction, val_fraction, split_seed)
-    return Splits(train, val, test, class_names=[str(c) for c in range(10)])
+    return Splits(train, val, test, class_names=[str(c) for c in names])
 
 
 def sum_pairs(*, name, task, input_shape, num_classes, size, noise, test_fraction, val_fraction, split_seed):

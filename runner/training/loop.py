@@ -45,6 +45,7 @@ class Job:
     state: object  # training.state.TrainState
     net: torch.nn.Module
     card: object  # inference.card.ModelCard: the preprocessing that turns raw inputs into the model's
+    init: object = None  # commands.init_from.Init: the weights the model started from (init_from=), or None
 
     @property
     def eval_model(self):

@@ -1,0 +1,148 @@
+"""`runner train init_from=SOURCE`: a new run whose model starts from weights that already learned.
+
+    runner train init_from=outputs/2026-11-22/10-31-07      # a run: its checkpoints/best.pt
+    runner train init_from=weights.pt                        # a state_dict (or a runner checkpoint holding one)
+    runner train init_from=weights.safetensors               # safetensors (pip install runner[export])
+
+Unlike resume=, the run is new: its own directory, optimizer, schedule and counters; only the weights come from
+SOURCE, loaded into the freshly built model before the first step. The load is strict: every key of the model and of
+SOURCE must match by name and shape, except the output layer when its number of outputs changed (a new
+dataset.num_classes), which keeps its fresh initialisation. Any other difference is refused before anything is
+written, naming the keys and shapes. What was kept and re-initialised is printed, logged and recorded in
+summary.json (`init_from`, with the file's SHA-256), which `runner diff` shows.
+"""
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.io.errors import RunnerError
+
+
+@dataclass
+class Init:
+    """What init_from loaded: summary.json's `init_from`."""
+
+    source: str  # the file the weights came from
+    sha256: str
+    kept: list  # model keys loaded from the source
+    reinitialised: list  # the output layer's keys, when its size changed
+
+    def record(self):
+        return {
+            "source": self.source,
+            "sha256": self.sha256,
+            "kept": len(self.kept),
+            "reinitialised": self.reinitialised,
+        }
+
+    def lines(self):
+        out = [f"init_from: {len(self.kept)} tensors loaded from {self.source} (sha256 {self.sha256[:12]})"]
+        if self.reinitialised:
+            out.append(f"init_from: re-initialised (the output layer's size changed): {', '.join(self.reinitialised)}")
+        return out
+
+
+def weights_file(source, task):
+    """The file init_from=`source` names: a run directory's checkpoints/best.pt (its task must be `task` and the
+    run must not be running), or the file itself."""
+    from runner.run.records import read_summary, status_of
+
+    path = Path(source).expanduser()
+    if path.is_dir():
+        summary = read_summary(path)
+        if summary.get("kind") != "train":
+            raise RunnerError(
+                f"init_from={source} is a folder but not a runner training run (no summary.json of a runner train). "
+                f"Give a run directory, a .pt state_dict or a .safetensors file."
+            )
+        status = status_of(path, summary)
+        if status == "running":
+            raise RunnerError(
+                f"init_from={source} is still training (its process holds the run's lock): its best.pt may change "
+                f"under this run. Wait for it to finish, or give a copy of its checkpoints/best.pt."
+            )
+        if summary.get("task") not in (None, task):
+            raise RunnerError(
+                f"init_from={source} is a {summary['task']} run, and this run is {task}: its output layer means "
+                f"something else. Start from a {task} run, or give the weights file itself if you mean it."
+            )
+        path = path / "checkpoints" / "best.pt"
+        if not path.is_file():
+            raise RunnerError(
+                f"init_from={source} has no checkpoints/best.pt (its run is {status}): nothing to start from. "
+                f"Give a run that validated at least one epoch."
+            )
+    elif not path.is_file():
+        raise RunnerError(
+            f"init_from={source} names nothing: there is no such file or run directory. Give a run directory, a .pt "
+            f"state_dict or a .safetensors file."
+        )
+    return path
+
+
+def read_weights(path):
+    """{name: tensor} from a .pt state_dict (or a checkpoint holding one under "model", as last.pt) or a
+    .safetensors file."""
+    import torch
+
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise RunnerError(
+                f"init_from={path} is a safetensors file, and the safetensors package is not installed: "
+                f"pip install 'runner[export]' (or pip install safetensors)."
+            ) from None
+        try:
+            return load_file(str(path))
+        except Exception as err:
+            raise RunnerError(
+                f"init_from={path} cannot be read as safetensors ({' '.join(str(err).split())[:160]}). Give another "
+                f"file."
+            ) from None
+    from runner.io.serialization import safe_load
+
+    loaded = safe_load(path)
+    weights = loaded.get("model", loaded) if isinstance(loaded, dict) else None
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise RunnerError(
+            f"init_from={path} holds no state_dict (a dict of tensors, or a checkpoint with one under 'model'). "
+            f"Save one with torch.save(model.state_dict(), path)."
+        )
+    return weights
+
+
+def load_init(model, source, *, task, num_classes):
+    """Load init_from=`source` into `model` (strict, but for a resized output layer); returns the Init.
+    Raises RunnerError, naming keys and shapes, for any other mismatch. Changes nothing in the model then."""
+    path = weights_file(source, task)
+    weights = read_weights(path)
+    own = model.state_dict()
+    kept, fresh, wrong = [], [], []
+    for key, tensor in own.items():
+        theirs = weights.get(key)
+        if theirs is None:
+            continue
+        if tuple(theirs.shape) == tuple(tensor.shape):
+            kept.append(key)
+        elif tensor.dim() >= 1 and tensor.shape[0] == num_classes and theirs.shape[1:] == tensor.shape[1:]:
+            fresh.append(key)  # the output layer: one row per class
+        else:
+            wrong.append(f"{key} {tuple(theirs.shape)} -> {tuple(tensor.shape)}")
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    if wrong or missing or unexpected or not kept:
+        parts = [
+            f"shapes differ: {', '.join(wrong[:6])}" if wrong else "",
+            f"the model has keys it lacks: {', '.join(missing[:6])}" if missing else "",
+            f"it has keys the model lacks: {', '.join(unexpected[:6])}" if unexpected else "",
+        ]
+        raise RunnerError(
+            f"init_from={source} does not fit this model ({'; '.join(p for p in parts if p)}): it was saved from "
+            f"another architecture or configuration. Give the model it was trained with (its run's model=... and "
+            f"model.* settings); only the output layer may change size, with dataset.num_classes."
+        )
+    model.load_state_dict({k: weights[k] if k in kept else own[k] for k in own})
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return Init(source=str(path.absolute()), sha256=digest, kept=kept, reinitialised=fresh)

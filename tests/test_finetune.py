@@ -1,0 +1,124 @@
+"""init_from=: a new run that starts from a run's weights (runner/commands/init_from.py), with the output layer
+re-initialised when the number of classes changes, and everything else refused by name before anything is written."""
+
+import csv
+import fcntl
+import hashlib
+import json
+
+import pytest
+import torch
+from conftest import assert_clean_failure, digest, runner, summary
+
+FIRST = ["dataset.classes=[0,1,2,3,4,5]", "dataset.num_classes=6"]  # pretrain on six digits
+THEN = ["dataset.classes=[6,7,8,9]", "dataset.num_classes=4", "trainer.epochs=1"]  # fine-tune on the other four
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A CNN trained 3 epochs on digits 0-5 ("pre"); then one epoch on digits 6-9 from its weights ("ft") and from
+    scratch ("scratch")."""
+    cwd = tmp_path_factory.mktemp("finetune")
+    runner("train", *FIRST, "trainer.epochs=3", "hydra.run.dir=pre", cwd=cwd)
+    ft = runner("train", *THEN, "init_from=pre", "hydra.run.dir=ft", cwd=cwd)
+    runner("train", *THEN, "hydra.run.dir=scratch", cwd=cwd)
+    return cwd, ft
+
+
+def test_a_new_run_starts_from_another_runs_weights_with_a_new_head(runs):
+    cwd, ft = runs
+    best = cwd / "pre" / "checkpoints" / "best.pt"
+    assert (
+        f"init_from: 24 tensors loaded from {best} (sha256 {hashlib.sha256(best.read_bytes()).hexdigest()[:12]})"
+        in ft.stdout
+    )
+    assert "init_from: re-initialised (the output layer's size changed): head.3.weight, head.3.bias" in ft.stdout
+    record = summary(cwd / "ft")["init_from"]
+    assert record == {
+        "source": str(best),
+        "sha256": hashlib.sha256(best.read_bytes()).hexdigest(),
+        "kept": 24,  # every tensor of the CNN's state_dict but the two of its last layer
+        "reinitialised": ["head.3.weight", "head.3.bias"],
+    }
+    kept = torch.load(cwd / "pre" / "checkpoints" / "best.pt", weights_only=True)
+    assert len(kept) == 26 and kept["head.3.weight"].shape == (6, 64)  # preconditions of the figures above
+    assert "init_from" not in summary(cwd / "scratch")
+    # Golden results, deterministic on CPU (re-pin from the two runs' summary.json when a change means to move
+    # them): after one epoch on digits 6-9 (143 test samples), the pretrained backbone is 121 right, scratch 117.
+    assert summary(cwd / "ft")["test"]["test_accuracy"] == 121 / 143
+    assert summary(cwd / "scratch")["test"]["test_accuracy"] == 117 / 143
+
+
+def test_a_fine_tuned_run_is_evaluated_predicted_exported_and_diffed_like_any(runs):
+    cwd, _ = runs
+    accuracy = summary(cwd / "ft")["test"]["test_accuracy"]
+    proc = runner("eval", "ckpt=ft", cwd=cwd)
+    assert f"{accuracy:.4f}" in proc.stdout
+    runner("predict", "ckpt=ft", "input=test", "out=pred", cwd=cwd)
+    with open(cwd / "pred" / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["label"] for r in rows} <= {"6", "7", "8", "9"}  # the new task's class names, from the model card
+    assert sum(r["label"] == r["true_label"] for r in rows) == round(accuracy * len(rows))
+    runner("export", "ckpt=ft", "format=safetensors", "out=exported", cwd=cwd)
+    assert (cwd / "exported" / "model.safetensors").is_file()
+    diff = json.loads(runner("diff", "ft", "scratch", "--format", "json", cwd=cwd).stdout)
+    assert {"key": "init_from", "a": "pre", "b": None} in diff["config"]
+    sha = hashlib.sha256((cwd / "pre" / "checkpoints" / "best.pt").read_bytes()).hexdigest()
+    assert {"metric": "init_from sha256", "a": sha, "b": "-", "b_minus_a": None} in diff["metrics"]  # "-": none
+
+
+def test_init_from_a_safetensors_file_loads_the_same_weights(runs, tmp_path):
+    from safetensors.torch import save_file
+
+    cwd, _ = runs
+    save_file(torch.load(cwd / "pre" / "checkpoints" / "best.pt", weights_only=True), tmp_path / "pre.safetensors")
+    runner("train", *THEN, f"init_from={tmp_path / 'pre.safetensors'}", "hydra.run.dir=st", cwd=tmp_path)
+    assert summary(tmp_path / "st")["test"] == summary(cwd / "ft")["test"]  # the same start, the same run
+
+
+def test_init_from_cannot_change_on_resume(runs):
+    cwd, _ = runs
+    before = digest(cwd / "ft")
+    proc = runner("train", "resume=ft", "init_from=scratch", cwd=cwd, check=False)
+    assert_clean_failure(proc, "init_from", "where it started from is part of its history")
+    assert digest(cwd / "ft") == before
+
+
+def _fake_run(path, **summary_fields):
+    (path / "checkpoints").mkdir(parents=True)
+    (path / "summary.json").write_text(json.dumps({"kind": "train", **summary_fields}))
+    return path
+
+
+@pytest.mark.parametrize("which", ["architecture", "shapes", "missing", "corrupt", "running", "regression", "folder"])
+def test_a_source_that_does_not_fit_is_refused_by_name_and_writes_nothing(runs, tmp_path, which):
+    cwd, _ = runs
+    source, phrases = {
+        "architecture": (
+            str(cwd / "pre"),
+            [
+                "does not fit this model",
+                "the model has keys it lacks: net.1.weight",
+                "it has keys the model lacks: features.0.0.weight",
+            ],
+        ),
+        "shapes": (str(cwd / "pre"), ["shapes differ: features.0.0.weight (32, 1, 3, 3) -> (8, 1, 3, 3)"]),
+        "missing": ("nowhere.pt", ["init_from=nowhere.pt names nothing"]),
+        "corrupt": ("corrupt.pt", ["cannot be read"]),
+        "running": ("busy", ["is still training"]),
+        "regression": ("regress", ["is a regression run, and this run is classification"]),
+        "folder": ("plain", ["is a folder but not a runner training run"]),
+    }[which]
+    (tmp_path / "corrupt.pt").write_bytes(b"not a checkpoint")
+    _fake_run(tmp_path / "regress", task="regression", status="completed")
+    (tmp_path / "plain").mkdir()
+    busy = _fake_run(tmp_path / "busy", task="classification", status="running")
+    model = {"architecture": ["model=mlp"], "shapes": ["model.channels=[8,16]"]}.get(which, [])  # pre: a CNN [32,64]
+    with open(busy / ".lock", "w") as lock:  # held as a live run's process holds it
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        before = digest(tmp_path)
+        proc = runner("train", *THEN, *model, f"init_from={source}", "hydra.run.dir=new", cwd=tmp_path, check=False)
+    assert_clean_failure(proc, *phrases)
+    assert {p: h for p, h in digest(tmp_path).items() if p.parts[0] != "new"} == before  # every source as it was
+    assert summary(tmp_path / "new")["status"] == "failed"  # refused in setup, recorded as any refused run
+    assert not (tmp_path / "new" / "checkpoints").exists()
