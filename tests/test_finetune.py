@@ -122,3 +122,73 @@ def test_a_source_that_does_not_fit_is_refused_by_name_and_writes_nothing(runs, 
     assert {p: h for p, h in digest(tmp_path).items() if p.parts[0] != "new"} == before  # every source as it was
     assert summary(tmp_path / "new")["status"] == "failed"  # refused in setup, recorded as any refused run
     assert not (tmp_path / "new" / "checkpoints").exists()
+
+
+def _weights(path):
+    loaded = torch.load(path, weights_only=True)
+    return loaded.get("model", loaded)
+
+
+def test_frozen_parameters_and_their_batchnorm_statistics_stay_as_they_were(runs, tmp_path):
+    cwd, _ = runs
+    pre = _weights(cwd / "pre" / "checkpoints" / "best.pt")
+    frozen = ["trainer.freeze=[features]", "trainer.epochs=2"]
+    runner("train", *THEN, f"init_from={cwd / 'pre'}", *frozen, "hydra.run.dir=frozen", cwd=tmp_path)
+    after = _weights(tmp_path / "frozen" / "checkpoints" / "last.pt")
+    features = [k for k in pre if k.startswith("features.")]
+    assert len(features) == 24 and any(k.endswith("running_mean") for k in features)  # BatchNorm's statistics too
+    assert all(torch.equal(pre[k], after[k]) for k in features)  # bit for bit, after two epochs
+    with open(tmp_path / "frozen" / "metrics.csv", newline="") as f:
+        losses = [float(r["train_loss"]) for r in csv.DictReader(f)]
+    assert losses[1] < losses[0]  # the head trained
+    record = summary(tmp_path / "frozen")
+    assert record["frozen"] == {"parameters": 65184, "tensors": 12, "unfreeze_at_epoch": None}
+    assert record["trainable_params"] == record["params"] - 65184
+
+    # unfrozen from epoch 2: epoch 1 leaves the features as they were, epoch 2 trains them; the same when epoch 2 is
+    # a resume of a run that stopped after epoch 1
+    gradual = [f"init_from={cwd / 'pre'}", "trainer.freeze=[features]", "trainer.unfreeze_at_epoch=2"]
+    runner("train", *THEN, *gradual, "trainer.epochs=2", "hydra.run.dir=whole", cwd=tmp_path)
+    runner("train", *THEN, *gradual, "hydra.run.dir=cut", cwd=tmp_path)  # THEN: one epoch
+    one = _weights(tmp_path / "cut" / "checkpoints" / "last.pt")
+    assert all(torch.equal(pre[k], one[k]) for k in features)
+    proc = runner("train", "resume=cut", "trainer.epochs=2", cwd=tmp_path)
+    assert "epoch 2: trainer.unfreeze_at_epoch, every parameter trains from here on" in proc.stdout
+    two = _weights(tmp_path / "cut" / "checkpoints" / "last.pt")
+    assert all(not torch.equal(pre[k], two[k]) for k in features if not k.endswith("num_batches_tracked"))
+    whole = _weights(tmp_path / "whole" / "checkpoints" / "last.pt")
+    assert all(torch.equal(whole[k], two[k]) for k in whole)
+
+    # what trains is part of the run's history: not changed on a resume
+    before = digest(tmp_path / "cut")
+    proc = runner("train", "resume=cut", "trainer.epochs=3", "trainer.freeze=[head]", cwd=tmp_path, check=False)
+    assert_clean_failure(proc, "trainer.freeze", "which parameters trained in which epoch is part of the run")
+    assert digest(tmp_path / "cut") == before
+
+
+@pytest.mark.parametrize(
+    ("settings", "phrase"),
+    [
+        (["trainer.freeze=[backbone]"], "trainer.freeze pattern 'backbone' matches no parameter of this model. Its "
+         "modules are: features, head"),
+        (["trainer.unfreeze_at_epoch=2"], "trainer.unfreeze_at_epoch=2 unfreezes nothing: trainer.freeze is empty"),
+        (["trainer.freeze=features"], "trainer.freeze"),
+    ],
+)  # fmt: skip
+def test_a_freeze_that_cannot_be_done_is_refused(tmp_path, settings, phrase):
+    proc = runner("train", "trainer.epochs=1", *settings, "hydra.run.dir=r", cwd=tmp_path, check=False)
+    assert_clean_failure(proc, phrase)
+    assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_a_mid_epoch_resume_with_frozen_and_unfrozen_layers_equals_the_uninterrupted_run(tmp_path):
+    from conftest import SIGNAL_CNN, WITH_SIGNAL_MODEL, same_run, signal_at
+
+    args = [*SIGNAL_CNN, "trainer.epochs=3", "trainer.freeze=[features]", "trainer.unfreeze_at_epoch=2"]
+    runner("train", *args, "hydra.run.dir=whole", cwd=tmp_path, env=WITH_SIGNAL_MODEL)
+    proc = runner("train", *args, "hydra.run.dir=cut", cwd=tmp_path, env=signal_at("step:30"), check=False)
+    assert proc.returncode == 130 and summary(tmp_path / "cut")["status"] == "interrupted"
+    assert torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1  # in epoch 2
+    runner("train", "resume=cut", cwd=tmp_path, env=WITH_SIGNAL_MODEL)
+    same_run(tmp_path / "whole", tmp_path / "cut")

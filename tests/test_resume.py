@@ -112,6 +112,8 @@ RESUME_KEYS = [
     ("dataset.input_shape", False),
     ("seed", False),
     ("init_from", False),
+    ("trainer.freeze", False),
+    ("trainer.unfreeze_at_epoch", False),
     ("trainer.precision", False),
     ("trainer.monitor", False),
     ("trainer.monitor_mode", False),

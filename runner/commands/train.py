@@ -138,6 +138,9 @@ def setup(cfg, run, *, overrides, console, rank, stop):
     )
     if resume:
         resume.restore(state)  # weights, optimizer, scheduler, counters, every RNG, the data order; then the overrides
+    freezer = setup_freezing(model, recipe, rank)
+    if freezer is not None:
+        freezer.at(state.epoch + 1)  # before DDP wraps the model: it leaves out what does not train
     net = distributed.wrap(model, device)
     net = torch.compile(net) if recipe.compile else net
     stop.check("during setup")
@@ -155,7 +158,28 @@ def setup(cfg, run, *, overrides, console, rank, stop):
         net=net,
         card=card,
         init=init,
+        freezer=freezer,
     )
+
+
+def setup_freezing(model, recipe, rank):
+    """trainer.freeze's Freezer (training/freezing.py), or None; refuses what it cannot do honestly."""
+    if recipe.unfreeze_at_epoch is not None and not recipe.freeze:
+        raise RunnerError(
+            f"trainer.unfreeze_at_epoch={recipe.unfreeze_at_epoch} unfreezes nothing: trainer.freeze is empty. Give "
+            f"the parameters to freeze until then, e.g. 'trainer.freeze=[features]', or drop it."
+        )
+    if recipe.unfreeze_at_epoch is not None and rank.world > 1:
+        raise RunnerError(
+            "trainer.unfreeze_at_epoch under torchrun: DDP synchronises only the parameters that trained when it "
+            "wrapped the model, so unfrozen ones would drift apart between processes. Freeze for the whole run "
+            "(drop unfreeze_at_epoch) or unfreeze on one process."
+        )
+    if not recipe.freeze:
+        return None
+    from runner.training.freezing import Freezer
+
+    return Freezer(model, recipe.freeze, recipe.unfreeze_at_epoch)
 
 
 def setup_model(model_cfg, dataset_cfg, *, device, channels_last, console):
@@ -227,6 +251,7 @@ def describe(job, rank):
         channels_last=job.channels_last,
         samples=job.samples,
         **({"init_from": job.init.record()} if job.init else {}),
+        **({"frozen": job.freezer.record()} if job.freezer else {}),
     )
 
 

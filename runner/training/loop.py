@@ -46,6 +46,7 @@ class Job:
     net: torch.nn.Module
     card: object  # inference.card.ModelCard: the preprocessing that turns raw inputs into the model's
     init: object = None  # commands.init_from.Init: the weights the model started from (init_from=), or None
+    freezer: object = None  # training.freezing.Freezer: trainer.freeze's parameters, or None
 
     @property
     def eval_model(self):
@@ -126,6 +127,8 @@ def train_epoch(job, *, run, console, stop, epoch, clock):
     first_step_at = None
     started = time.perf_counter()
     state.model.train()
+    if job.freezer is not None and job.freezer.at(epoch):  # after train(): frozen BatchNorm layers stay in eval
+        console.print(f"epoch {epoch}: trainer.unfreeze_at_epoch, every parameter trains from here on")
     with console.progress() as bar:
         progress = bar.add_task(
             f"epoch {epoch}/{recipe.epochs}", total=n_batches, completed=state.batches_done, status=""

@@ -88,6 +88,7 @@ MONITOR = Accepts(
 PICKED_BEST = "best.pt and the best epoch so far were chosen by the run's own metric"
 FROM_NEXT_STEP = "from the next step"
 LIFTS = "a larger value (or null) continues a run it stopped"
+FROZEN = "which parameters trained in which epoch is part of the run so far (training/freezing.py)"
 EMA_REFUSED = "best.pt and the validations so far were made with the run's own EMA weights"
 
 
@@ -150,6 +151,18 @@ class Recipe:
         refuse=EMA_REFUSED,
     )
     ema_warmup: bool = knob(FLAG, "false", key="ema.warmup", refuse=EMA_REFUSED)
+    freeze: tuple = knob(
+        Accepts(
+            lambda v: (
+                (isinstance(v, (list, tuple)) or OmegaConf.is_list(v)) and all(isinstance(p, str) and p for p in v)
+            ),
+            "a list of parameter or module name patterns, e.g. [features]",
+        ),
+        ["features"],
+        refuse=FROZEN,
+        convert=tuple,
+    )
+    unfreeze_at_epoch: int | None = knob(integer(2, null=True), 3, refuse=FROZEN)
     max_steps: int | None = knob(integer(1, null=True), 1000, resume=f"stops the run at this step; {LIFTS}")
     max_time: float | None = knob(
         Accepts(lambda v: v is None or duration_s(v, strict=False) is not None, "null, seconds, or DD:HH:MM:SS"),
