@@ -186,9 +186,42 @@ def test_a_mid_epoch_resume_with_frozen_and_unfrozen_layers_equals_the_uninterru
     from conftest import SIGNAL_CNN, WITH_SIGNAL_MODEL, same_run, signal_at
 
     args = [*SIGNAL_CNN, "trainer.epochs=3", "trainer.freeze=[features]", "trainer.unfreeze_at_epoch=2"]
+    args += ["optimizer.param_groups=[{params: [head], lr: 0.01}]", "scheduler=cosine"]  # and a head at 10x
     runner("train", *args, "hydra.run.dir=whole", cwd=tmp_path, env=WITH_SIGNAL_MODEL)
     proc = runner("train", *args, "hydra.run.dir=cut", cwd=tmp_path, env=signal_at("step:30"), check=False)
     assert proc.returncode == 130 and summary(tmp_path / "cut")["status"] == "interrupted"
     assert torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1  # in epoch 2
     runner("train", "resume=cut", cwd=tmp_path, env=WITH_SIGNAL_MODEL)
     same_run(tmp_path / "whole", tmp_path / "cut")
+
+
+def test_a_parameter_group_trains_at_its_own_rate(runs, tmp_path):
+    cwd, _ = runs
+    group = "optimizer.param_groups=[{params: [head], lr: 0.01, weight_decay: 0.0001}]"  # Adam's lr is 0.001
+    runner("train", *THEN, f"init_from={cwd / 'pre'}", group, "hydra.run.dir=groups", cwd=tmp_path)
+    last = torch.load(tmp_path / "groups" / "checkpoints" / "last.pt", weights_only=True)
+    groups = last["optimizer"]["param_groups"]
+    assert [(g["lr"], g["weight_decay"], len(g["params"])) for g in groups] == [(0.001, 0.0, 12), (0.01, 0.0001, 2)]
+    with open(tmp_path / "groups" / "metrics.csv", newline="") as f:
+        assert [float(r["lr"]) for r in csv.DictReader(f)] == [0.001]  # metrics.csv's lr: the first group's
+    before = digest(tmp_path / "groups")
+    proc = runner("train", "resume=groups", "trainer.epochs=2", "optimizer.param_groups=[]", cwd=tmp_path, check=False)
+    assert_clean_failure(proc, "optimizer.param_groups", "parameter groups")
+    assert digest(tmp_path / "groups") == before
+
+
+@pytest.mark.parametrize(
+    ("groups", "phrase"),
+    [
+        ("[{params: [backbone], lr: 0.01}]", "optimizer.param_groups[0] pattern 'backbone' matches no parameter"),
+        ("[{lr: 0.01}]", "optimizer.param_groups[0] = {'lr': 0.01} has no `params` list of name patterns"),
+        ("[{params: [head], lrr: 0.01}]", "optimizer.param_groups[0] sets lrr, which is not an option of torch.optim"),
+        ("[{params: [head]}, {params: [head.3], lr: 0.1}]", "optimizer.param_groups[1] selects head.3.weight, which an "
+         "earlier group already has"),
+    ],
+)  # fmt: skip
+def test_a_parameter_group_that_cannot_be_built_is_refused(tmp_path, groups, phrase):
+    proc = runner("train", "trainer.epochs=1", f"optimizer.param_groups={groups}", "hydra.run.dir=r", cwd=tmp_path,
+                  check=False)  # fmt: skip
+    assert_clean_failure(proc, phrase)
+    assert not (tmp_path / "r" / "checkpoints").exists()

@@ -103,6 +103,7 @@ RESUME_KEYS = [
     ("optimizer", False),
     ("optimizer._target_", False),
     ("optimizer._partial_", False),
+    ("optimizer.param_groups", False),
     ("scheduler", False),
     ("scheduler.T_max", False),
     ("model", False),

@@ -50,6 +50,7 @@ RESUME_OVERRIDES = [
     ("dataset.cache_dir", True, "where the decoded tensors are cached"),
     ("optimizer", False, "last.pt holds the state of the run's own optimizer, which another cannot take over"),
     ("optimizer._*", False, "last.pt holds the state of the run's own optimizer, which another cannot take over"),
+    ("optimizer.param_groups", False, "last.pt holds the state of the optimizer's own parameter groups"),
     (
         "optimizer.*",
         True,

@@ -112,14 +112,14 @@ def setup(cfg, run, *, overrides, console, rank, stop):
 
         init = load_init(model, cfg.init_from, task=cfg.dataset.task, num_classes=cfg.dataset.num_classes)
         for line in init.lines():
-            console.print(line)
+            console.print(line, soft_wrap=True)  # a path to copy
     stop.check("while the model was built")
     with console.relay_warnings():
         data, samples, card = setup_data(
             cfg, recipe, device=device, channels_last=channels_last, rank=rank, console=console
         )
     stop.check("while the data was loaded")
-    optimizer = build_optimizer(cfg.optimizer, model.parameters())
+    optimizer = build_optimizer(cfg.optimizer, model)
     steps = steps_per_epoch(len(data.train), recipe.accumulate_grad_batches)
     schedule = build_schedule(
         cfg.scheduler, optimizer, steps_per_epoch=steps, epochs=recipe.epochs, max_steps=recipe.max_steps

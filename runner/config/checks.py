@@ -210,7 +210,7 @@ def check_target(group, node):
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return  # some builtins have no signature to check against
-    own = {"dataset": PIPELINE_KEYS, "scheduler": SCHEDULE_KEYS}.get(group, ())  # keys runner reads itself
+    own = {"dataset": PIPELINE_KEYS, "scheduler": SCHEDULE_KEYS, "optimizer": ("param_groups",)}.get(group, ())
     keys = [k for k in node if k not in _SPECIAL_KEYS and k not in own]
     takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
     unknown = [k for k in keys if k not in params and not takes_any]

@@ -1,11 +1,12 @@
 """Builders: each takes the piece of config it needs and returns one part of a training job.
 
 build_model(cfg.model)                          the nn.Module its `_target_` names
-build_optimizer(cfg.optimizer, params)          (the scheduler: runner/training/schedules.py)
+build_optimizer(cfg.optimizer, model)           (the scheduler: runner/training/schedules.py)
 build_data(cfg.dataset, device)                 the dataset's splits and its normaliser
 make_batches(split, batch_size, transform=, device=)  what a loop iterates over
 """
 
+import inspect
 import warnings
 
 import torch
@@ -35,8 +36,52 @@ def build_model(model_cfg):
     return instantiate(model_cfg, _convert_="all")
 
 
-def build_optimizer(optimizer_cfg, params):
-    return instantiate(optimizer_cfg, _convert_="all")(params)
+def build_optimizer(optimizer_cfg, model):
+    """The optimizer over `model`'s parameters. optimizer.param_groups, when given, splits them as PyTorch's
+    parameter groups do: each entry selects parameters by `params` (globs over parameter or module names, as
+    trainer.freeze) and sets its own options (lr, weight_decay, ...); the rest form the first group, with the
+    optimizer's own options. So `optimizer.param_groups=[{params: [head], lr: 0.01}]` trains the head at 10x
+    Adam's default lr; a schedule scales every group by the same factor (each keeps its own base lr)."""
+    from runner.training.freezing import selected
+
+    groups = optimizer_cfg.get("param_groups") or []
+    cfg = OmegaConf.masked_copy(optimizer_cfg, [k for k in optimizer_cfg if k != "param_groups"])
+    make = instantiate(cfg, _convert_="all")
+    if not groups:
+        return make(model.parameters())
+    params = dict(model.named_parameters())
+    taken, specs = set(), []
+    for i, group in enumerate(OmegaConf.to_container(groups, resolve=True)):
+        patterns = group.get("params") if isinstance(group, dict) else None
+        if not isinstance(patterns, list) or not patterns or not all(isinstance(p, str) for p in patterns):
+            raise RunnerError(
+                f"optimizer.param_groups[{i}] = {group!r} has no `params` list of name patterns. Give each group its "
+                f"parameters and options, e.g. optimizer.param_groups='[{{params: [head], lr: 0.01}}]'."
+            )
+        chosen = selected(model, patterns, f"optimizer.param_groups[{i}]")
+        names, both = [n for n in chosen if n not in taken], [n for n in chosen if n in taken]
+        if both:
+            raise RunnerError(
+                f"optimizer.param_groups[{i}] selects {both[0]}, which an earlier group already has: a parameter "
+                f"belongs to one group. Narrow the patterns."
+            )
+        options = inspect.signature(getattr(make, "func", make)).parameters  # the optimizer: what a group may set
+        unknown = [k for k in group if k != "params" and (k not in options or k == "params")]
+        if unknown:
+            raise RunnerError(
+                f"optimizer.param_groups[{i}] sets {unknown[0]}, which is not an option of {cfg._target_} (it "
+                f"takes: {', '.join(k for k in options if k != 'params')}). Fix the spelling."
+            )
+        taken.update(names)
+        specs.append({**{k: v for k, v in group.items() if k != "params"}, "params": [params[n] for n in names]})
+    rest = [p for n, p in params.items() if n not in taken]
+    try:
+        return make([{"params": rest}, *specs])
+    except (TypeError, ValueError) as err:
+        raise RunnerError(
+            f"optimizer.param_groups: {' '.join(str(err).split())}. A group takes the options of "
+            f"{cfg._target_} (lr, weight_decay, ...) beside `params`."
+        ) from None
 
 
 def build_data(dataset_cfg, device):

@@ -24,21 +24,26 @@ def _matches(name, pattern):
     return fnmatchcase(name, pattern) or fnmatchcase(name, f"{pattern}.*")
 
 
+def selected(model, patterns, key):
+    """The names of `model`'s parameters that `patterns` (globs over parameter or module names) select, in the
+    model's order; RunnerError naming the model's modules for a pattern that selects none (`key`: the setting)."""
+    names = [name for name, _ in model.named_parameters()]
+    for pattern in patterns:
+        if not any(_matches(name, pattern) for name in names):
+            top = sorted({name.split(".")[0] for name in names})
+            raise RunnerError(
+                f"{key} pattern '{pattern}' matches no parameter of this model. Its modules are: {', '.join(top)} "
+                f"(a pattern is a glob over names such as {names[0]}, or the module holding them, e.g. {top[0]})."
+            )
+    return [name for name in names if any(_matches(name, p) for p in patterns)]
+
+
 class Freezer:
     """The parameters `patterns` freeze in `model` until epoch `unfreeze_at` (None: for the whole run)."""
 
     def __init__(self, model, patterns, unfreeze_at):
-        names = [name for name, _ in model.named_parameters()]
-        for pattern in patterns:
-            if not any(_matches(name, pattern) for name in names):
-                top = sorted({name.split(".")[0] for name in names})
-                raise RunnerError(
-                    f"trainer.freeze pattern '{pattern}' matches no parameter of this model. Its modules are: "
-                    f"{', '.join(top)} (a pattern is a glob over names such as {names[0]}), e.g. "
-                    f"'trainer.freeze=[{top[0]}]'."
-                )
         self.model, self.unfreeze_at = model, unfreeze_at
-        self.names = {name for name in names if any(_matches(name, p) for p in patterns)}
+        self.names = set(selected(model, patterns, "trainer.freeze"))
         self.count = sum(p.numel() for name, p in model.named_parameters() if name in self.names)
 
     def frozen(self, epoch):
