@@ -152,6 +152,12 @@ def _chaos(tmp_path, args, run_dirs, sigs):
         # 0.1 s: before it the interpreter is still starting (site, sitecustomize), no code of runner's has run yet,
         # and a signal gets Python's own default behaviour
         time.sleep(max(0.1, lifetime * (i + 0.5) / len(sigs)))
+        if i == len(sigs) - 1:  # the last one inside the run, however much slower than the first the machine is now
+            deadline = time.monotonic() + 120
+            while (
+                not (work / run_dirs[0] / "train.log").is_file() and proc.poll() is None and time.monotonic() < deadline
+            ):
+                time.sleep(0.05)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=300)
         statuses = _stopped_truthfully(proc, out, err, *(work / d for d in run_dirs))
