@@ -151,13 +151,13 @@ def _chaos(tmp_path, args, run_dirs, sigs):
         proc = _exec(args, work)
         # 0.1 s: before it the interpreter is still starting (site, sitecustomize), no code of runner's has run yet,
         # and a signal gets Python's own default behaviour
-        time.sleep(max(0.1, lifetime * (i + 0.5) / len(sigs)))
-        if i == len(sigs) - 1:  # the last one inside the run, however much slower than the first the machine is now
+        if i < len(sigs) - 1:
+            time.sleep(max(0.1, lifetime * (i + 0.5) / len(sigs)))
+        else:  # the last one as soon as the run has started (train.log), however the machine's load has changed
             deadline = time.monotonic() + 120
-            while (
-                not (work / run_dirs[0] / "train.log").is_file() and proc.poll() is None and time.monotonic() < deadline
-            ):
-                time.sleep(0.05)
+            while not (work / run_dirs[0] / "train.log").is_file() and proc.poll() is None:
+                assert time.monotonic() < deadline, "the run did not start in 120 s"
+                time.sleep(0.02)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=300)
         statuses = _stopped_truthfully(proc, out, err, *(work / d for d in run_dirs))
