@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,sweeps,export,tensorboard,mlflow]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,sweeps,export,tensorboard,mlflow,timm,parquet]'
 	touch $(STAMP)
 
 install: $(STAMP)

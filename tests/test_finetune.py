@@ -98,8 +98,8 @@ def test_a_source_that_does_not_fit_is_refused_by_name_and_writes_nothing(runs, 
             str(cwd / "pre"),
             [
                 "does not fit this model",
-                "the model has keys it lacks: net.1.weight",
-                "it has keys the model lacks: features.0.0.weight",
+                "the model has keys the weights lack: net.1.weight",
+                "the weights have keys the model lacks: features.0.0.weight",
             ],
         ),
         "shapes": (str(cwd / "pre"), ["shapes differ: features.0.0.weight (32, 1, 3, 3) -> (8, 1, 3, 3)"]),
@@ -149,7 +149,10 @@ def test_frozen_parameters_and_their_batchnorm_statistics_stay_as_they_were(runs
     # a resume of a run that stopped after epoch 1
     gradual = [f"init_from={cwd / 'pre'}", "trainer.freeze=[features]", "trainer.unfreeze_at_epoch=2"]
     runner("train", *THEN, *gradual, "trainer.epochs=2", "hydra.run.dir=whole", cwd=tmp_path)
-    runner("train", *THEN, *gradual, "hydra.run.dir=cut", cwd=tmp_path)  # THEN: one epoch
+    proc = runner("train", *THEN, *gradual, "hydra.run.dir=cut", cwd=tmp_path)  # THEN: one epoch
+    out = " ".join(proc.stdout.split())
+    assert "frozen: 65,184 of" in out and "(12 tensors, trainer.freeze) until epoch 2" in out
+    assert "trainer.unfreeze_at_epoch=2 comes after the run's last epoch (trainer.epochs=1): it ends frozen" in out
     one = _weights(tmp_path / "cut" / "checkpoints" / "last.pt")
     assert all(torch.equal(pre[k], one[k]) for k in features)
     proc = runner("train", "resume=cut", "trainer.epochs=2", cwd=tmp_path)
@@ -173,6 +176,8 @@ def test_frozen_parameters_and_their_batchnorm_statistics_stay_as_they_were(runs
          "modules are: features, head"),
         (["trainer.unfreeze_at_epoch=2"], "trainer.unfreeze_at_epoch=2 unfreezes nothing: trainer.freeze is empty"),
         (["trainer.freeze=features"], "trainer.freeze"),
+        (["trainer.freeze=[features,head]"], "trainer.freeze=['features', 'head'] freezes every parameter that "
+         "trains: nothing would learn"),
     ],
 )  # fmt: skip
 def test_a_freeze_that_cannot_be_done_is_refused(tmp_path, settings, phrase):
@@ -208,6 +213,18 @@ def test_a_parameter_group_trains_at_its_own_rate(runs, tmp_path):
     proc = runner("train", "resume=groups", "trainer.epochs=2", "optimizer.param_groups=[]", cwd=tmp_path, check=False)
     assert_clean_failure(proc, "optimizer.param_groups", "parameter groups")
     assert digest(tmp_path / "groups") == before
+    # a new optimizer.lr on resume reaches the groups that take the optimizer's own, not the head's 0.01 (as a new run
+    # with the same config builds them); weight_decay likewise
+    runner(
+        "train",
+        "resume=groups",
+        "trainer.epochs=2",
+        "optimizer.lr=0.0005",
+        "optimizer.weight_decay=0.001",
+        cwd=tmp_path,
+    )
+    groups = torch.load(tmp_path / "groups" / "checkpoints" / "last.pt", weights_only=True)["optimizer"]["param_groups"]
+    assert [(g["lr"], g["weight_decay"]) for g in groups] == [(0.0005, 0.001), (0.01, 0.0001)]
 
 
 @pytest.mark.parametrize(
@@ -225,3 +242,21 @@ def test_a_parameter_group_that_cannot_be_built_is_refused(tmp_path, groups, phr
                   check=False)  # fmt: skip
     assert_clean_failure(proc, phrase)
     assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_freezing_logs_what_it_froze_and_unfreezing_gives_back_only_what_the_model_trained():
+    # FastNet freezes its BatchNorm scales itself (airbench): trainer.unfreeze_at_epoch must not make them train
+    from runner.models import FastNet
+    from runner.training.freezing import Freezer
+
+    model = FastNet()
+    own = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert own  # the precondition: the model has parameters it never trains
+    freezer = Freezer(model, ["net.0"], 2)
+    freezer.at(1)
+    assert {n for n, p in model.named_parameters() if not p.requires_grad} == own | {"net.0.weight", "net.0.bias"}
+    freezer.at(2)
+    assert {n for n, p in model.named_parameters() if not p.requires_grad} == own
+    total = sum(p.numel() for p in model.parameters())
+    # net.0 is the 2x2 stem from 3 to 24 channels: 24 * 3 * 2 * 2 weights and 24 biases = 312
+    assert freezer.line() == f"frozen: 312 of {total:,} parameters (2 tensors, trainer.freeze) until epoch 2"

@@ -17,6 +17,7 @@ PRESETS = [
     "digits_cnn",
     "mnist1d_cnn",
     "mnist1d_mlp",
+    "finetune_imagefolder",  # composed here; trained in tests/test_pretrained.py (it needs a weights file)
 ]
 
 
@@ -82,6 +83,21 @@ SOURCES = {
         "trainer.max_steps": 6000,
     },
     "mnist1d_cnn": {"dataset.name": "mnist1d", "model._target_": "runner.models.CNN", "model.dims": 1},
+    # PyTorch's transfer-learning tutorial (finetuning the ConvNet): IMAGENET1K_V1, SGD 0.001 momentum 0.9,
+    # StepLR(7, 0.1), 25 epochs, batch 4; and the head at 10x while the backbone is frozen for one epoch
+    "finetune_imagefolder": {
+        "model.name": "resnet18",
+        "model.weights": "IMAGENET1K_V1",
+        "optimizer.lr": 0.001,
+        "optimizer.momentum": 0.9,
+        "scheduler.step_size": 7,
+        "scheduler.gamma": 0.1,
+        "trainer.epochs": 25,
+        "trainer.batch_size": 4,
+        "optimizer.param_groups": [{"params": ["fc"], "lr": 0.01}],
+        "trainer.unfreeze_at_epoch": 2,
+        "dataset.name": "imagefolder",
+    },
 }
 
 
@@ -93,7 +109,15 @@ def select(cfg, key):
 
 @pytest.mark.parametrize("preset", sorted(SOURCES))
 def test_a_preset_composes_to_its_sources_recipe(tmp_path, preset):
-    cfg = composed(tmp_path, f"experiment={preset}")
+    folder = []
+    if preset == "finetune_imagefolder":  # --resolve reads the folder's classes and image size
+        from PIL import Image
+
+        for name in ("ants", "bees"):
+            (tmp_path / "pets" / name).mkdir(parents=True)
+            Image.new("RGB", (40, 30)).save(tmp_path / "pets" / name / "1.png")
+        folder = ["dataset.root=pets"]
+    cfg = composed(tmp_path, f"experiment={preset}", *folder)
     wrong = {key: select(cfg, key) for key, want in SOURCES[preset].items() if select(cfg, key) != want}
     assert not wrong, wrong
 

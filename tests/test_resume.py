@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import (
     FAST,
     SIGNAL_CNN,
@@ -233,3 +234,21 @@ def test_a_diverged_job_is_reported_and_the_sweep_goes_on(tmp_path):
     assert proc.returncode != 0
     (summary_csv,) = tmp_path.glob("outputs/multirun/*/*/summary.csv")
     assert [row["status"] for row in csv.DictReader(summary_csv.read_text().splitlines())] == ["completed", "diverged"]
+
+
+def test_a_new_base_rate_on_resume_spares_the_groups_with_a_rate_of_their_own():
+    # optimizer.lr on resume, with optimizer.param_groups=[{params: [...], lr: 0.01}] and a schedule: group 0 (the
+    # optimizer's own rate) takes the new base, group 1 keeps its 0.01 in the optimizer and in the schedule
+    from omegaconf import OmegaConf
+
+    from runner.commands.resume import set_optimizer_value
+    from runner.training.schedules import build_schedule
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    optimizer = torch.optim.SGD([{"params": model[0].parameters()}, {"params": model[1].parameters(), "lr": 0.01}], 0.1)
+    cosine = OmegaConf.load(Path(__file__).resolve().parent.parent / "configs" / "scheduler" / "cosine.yaml")
+    schedule = build_schedule(cosine, optimizer, steps_per_epoch=2, epochs=3)
+    assert [s.base_lrs for s in schedule.parts] == [[0.1, 0.01]]  # each group its own base
+    set_optimizer_value(optimizer, schedule, "lr", 0.05, keep={1})
+    assert [s.base_lrs for s in schedule.parts] == [[0.05, 0.01]]
+    assert [g["lr"] for g in optimizer.param_groups] == [0.05, 0.01]

@@ -23,7 +23,7 @@ from runner.io.console import RunConsole, results_table
 from runner.io.errors import RunnerError
 from runner.io.files import write_json
 from runner.training import compiler
-from runner.training.build import build_data, make_batches, summarize
+from runner.training.build import build_data, make_batches, summarize, target_scale_std
 from runner.training.device import (
     Precision,
     configure_torch,
@@ -61,7 +61,8 @@ def class_table(per_class, confusion):
     for col in ("class", "accuracy", "correct / total"):
         table.add_column(col, justify="left" if col == "class" else "right")
     for i, (name, acc) in enumerate(per_class.items()):
-        table.add_row(name, f"{100 * acc:.1f} %", f"{int(confusion[i, i])} / {int(confusion[i].sum())}")
+        shown = "n/a" if acc is None else f"{100 * acc:.1f} %"  # no sample of the class in the split
+        table.add_row(name, shown, f"{int(confusion[i, i])} / {int(confusion[i].sum())}")
     return table
 
 
@@ -101,6 +102,7 @@ def eval_job(cfg, run_dir, overrides):
             num_classes=run_cfg.dataset.num_classes,
             precision=precision,
             stop=lambda: stop.check("during eval; no metrics were written"),
+            target_std=target_scale_std(splits, device),
         )
         result = {
             "checkpoint": str(weights),

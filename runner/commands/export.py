@@ -20,12 +20,12 @@ import torch
 from omegaconf import OmegaConf
 from rich.table import Table
 
-from runner.inference.formats import TOLERANCE, check_formats, export, sha256
+from runner.inference.formats import TOLERANCE, check_formats, export
 from runner.inference.predictor import load_predictor
 from runner.io import signals
 from runner.io.console import RunConsole
 from runner.io.errors import RunnerError, RunnerWarning
-from runner.io.files import umask, write_json
+from runner.io.files import sha256, umask, write_json
 
 VERIFY_SAMPLES = 64
 

@@ -12,11 +12,12 @@ written, naming the keys and shapes. What was kept and re-initialised is printed
 summary.json (`init_from`, with the file's SHA-256), which `runner diff` shows.
 """
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from runner.io.errors import RunnerError
+from runner.io.files import sha256
+from runner.models.weights import load_fitting
 
 
 @dataclass
@@ -118,31 +119,49 @@ def load_init(model, source, *, task, num_classes):
     Raises RunnerError, naming keys and shapes, for any other mismatch. Changes nothing in the model then."""
     path = weights_file(source, task)
     weights = read_weights(path)
-    own = model.state_dict()
-    kept, fresh, wrong = [], [], []
-    for key, tensor in own.items():
-        theirs = weights.get(key)
-        if theirs is None:
-            continue
-        if tuple(theirs.shape) == tuple(tensor.shape):
-            kept.append(key)
-        elif tensor.dim() >= 1 and tensor.shape[0] == num_classes and theirs.shape[1:] == tensor.shape[1:]:
-            fresh.append(key)  # the output layer: one row per class
-        else:
-            wrong.append(f"{key} {tuple(theirs.shape)} -> {tuple(tensor.shape)}")
-    missing = [k for k in own if k not in weights]
-    unexpected = [k for k in weights if k not in own]
-    if wrong or missing or unexpected or not kept:
-        parts = [
-            f"shapes differ: {', '.join(wrong[:6])}" if wrong else "",
-            f"the model has keys it lacks: {', '.join(missing[:6])}" if missing else "",
-            f"it has keys the model lacks: {', '.join(unexpected[:6])}" if unexpected else "",
-        ]
+
+    def refuse(problems):
         raise RunnerError(
-            f"init_from={source} does not fit this model ({'; '.join(p for p in parts if p)}): it was saved from "
-            f"another architecture or configuration. Give the model it was trained with (its run's model=... and "
-            f"model.* settings); only the output layer may change size, with dataset.num_classes."
+            f"init_from={source} does not fit this model ({problems}): it was saved from another architecture or "
+            f"configuration. Give the model it was trained with (its run's model=... and model.* settings); only the "
+            f"output layer may change size, with dataset.num_classes."
         )
-    model.load_state_dict({k: weights[k] if k in kept else own[k] for k in own})
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return Init(source=str(path.absolute()), sha256=digest, kept=kept, reinitialised=fresh)
+
+    fitted = load_fitting(model, weights, num_classes, refuse)
+    return Init(source=str(path.absolute()), sha256=sha256(path), kept=fitted.kept, reinitialised=fitted.reinitialised)
+
+
+def preprocessing_note(init, card):
+    """A line when init_from's source run read its inputs otherwise than this run will: another input shape or
+    resize, or statistics a quarter of a standard deviation or more apart (another subset of the same data differs by
+    less; ImageNet's against a folder's own, by more): its weights would see inputs unlike those they learned on. None
+    when they agree, or when the source is not a run (a bare weights file says nothing of its inputs)."""
+    import json
+
+    import numpy as np
+
+    source = Path(init.source).parent / "model.json"  # a run's checkpoints/best.pt has its card beside it
+    if not source.is_file():
+        return None
+    theirs, ours = json.loads(source.read_text()), card.to_dict()
+    before, now = theirs.get("preprocessing") or {}, ours["preprocessing"]
+    differ = []
+    if theirs.get("input_shape") != ours["input_shape"]:
+        differ.append(f"input_shape {theirs.get('input_shape')} -> {ours['input_shape']}")
+    if (before.get("image") or {}).get("shorter_side") != (now["image"] or {}).get("shorter_side"):
+        differ.append("the image resize")
+    try:
+        mean, std = np.asarray(before["mean"], float), np.asarray(before["std"], float)
+        shift = np.abs(np.asarray(now["mean"], float) - mean) / std
+        scale = np.abs(np.log(np.asarray(now["std"], float) / std))
+        if shift.max() >= 0.25 or scale.max() >= np.log(1.25):
+            differ.append("the mean and std")
+    except (KeyError, TypeError, ValueError):  # shapes that do not broadcast: the input shapes differ, said above
+        pass
+    if not differ:
+        return None
+    return (
+        f"init_from: the source run read its inputs otherwise ({'; '.join(differ)}: see its checkpoints/model.json), "
+        f"so its weights now see inputs unlike those they learned on. Give this run the source's dataset settings "
+        f"(its .hydra/config.yaml) to read them as it did."
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 from rich.table import Table
 
-from runner.data.inputs import Inputs, read_inputs
+from runner.data.inputs import Inputs
 from runner.inference.predictor import load_predictor
 from runner.io import signals
 from runner.io.console import RunConsole
@@ -64,8 +64,7 @@ def predict_job(cfg, out_dir):
     if truth is not None and card.task == "classification":
         correct = sum(int(i == t) for i, t in zip(result.indices.tolist(), truth))
         console.print(
-            f"accuracy {correct / len(truth):.4f} ({correct} / {len(truth)} right, against "
-            f"{'the test split' if cfg.input == 'test' else 'the class folders the images are in'})"
+            f"accuracy {correct / len(truth):.4f} ({correct} / {len(truth)} right, against {_truth(cfg, card)})"
         )
     elif no_truth:
         console.print(no_truth)
@@ -90,7 +89,9 @@ def _inputs(cfg, predictor):
             )
         labels = split.y.tolist() if card.task == "classification" else None
         return Inputs(split.x, None), labels, None
-    inputs = read_inputs(cfg.input, predictor.input_shape, card.input_dtype, card.feature_names, predictor.max_value)
+    inputs = predictor.read(cfg.input)
+    if inputs.labels is not None:  # a table with its target column
+        return inputs, inputs.labels, None
     classes = {name: i for i, name in enumerate(card.class_names)}
     if inputs.names and classes:
         folders = [Path(n).parts[0] if len(Path(n).parts) > 1 else None for n in inputs.names]
@@ -100,6 +101,14 @@ def _inputs(cfg, predictor):
         if others:
             return inputs, None, _unscored(others, card.class_names, loose=None in folders)
     return inputs, None, None
+
+
+def _truth(cfg, card):
+    """What predict's accuracy was measured against."""
+    if str(cfg.input) == "test":
+        return "the test split"
+    table = card.preprocessing.get("table")
+    return f"the table's {table['target']} column" if table else "the class folders the images are in"
 
 
 def _unscored(others, class_names, loose):

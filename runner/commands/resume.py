@@ -54,8 +54,9 @@ RESUME_OVERRIDES = [
     (
         "optimizer.*",
         True,
-        "set on the restored optimizer (lr, momentum, weight_decay, betas...); "
-        "with a scheduler, a new lr becomes its base from here on",
+        "set on the restored optimizer (lr, momentum, weight_decay, betas...), in every parameter group but those "
+        "optimizer.param_groups gives that option of their own; with a scheduler, a new lr becomes its base from "
+        "here on",
     ),
     ("scheduler", False, "last.pt holds the run's schedule, which another schedule cannot continue"),
     ("scheduler.*", False, "last.pt holds the run's schedule, which another schedule cannot continue"),
@@ -91,9 +92,13 @@ class Resume:
     def restore(self, state):
         """Load last.pt into `state`, then apply the overridden optimizer settings for real."""
         state.load_state_dict(self.checkpoint)
+        specs = _value(self.cfg, "optimizer.param_groups") or []
         for key, (_, new) in self.changes.items():
             if key.startswith("optimizer."):
-                set_optimizer_value(state.optimizer, state.scheduler, key.split(".", 1)[1], new)
+                name = key.split(".", 1)[1]
+                # optimizer.param_groups[i] is group i + 1 (training/build.py); one that sets `name` keeps its own
+                own = {i + 1 for i, spec in enumerate(specs) if name in spec}
+                set_optimizer_value(state.optimizer, state.scheduler, name, new, keep=own)
         if self.lifted:
             state.stopped_by = None  # the limit that ended the run was raised: train on
 
@@ -103,8 +108,13 @@ def _value(cfg, key):
     return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
 
 
-def set_optimizer_value(optimizer, scheduler, name, value):
-    for group in optimizer.param_groups:
+def set_optimizer_value(optimizer, scheduler, name, value, keep=()):
+    """optimizer.`name`=`value` on the restored optimizer: in every parameter group but those in `keep` (indices of the
+    groups optimizer.param_groups gave their own `name`, which the new value does not reach, as in a new run with the
+    same config); for lr, the scheduler's base rate of the same groups."""
+    for i, group in enumerate(optimizer.param_groups):
+        if i in keep:
+            continue
         if name not in group:
             settings = ", ".join(k for k in group if k != "params")
             raise RunnerError(
@@ -113,7 +123,7 @@ def set_optimizer_value(optimizer, scheduler, name, value):
             )
         group[name] = tuple(value) if isinstance(group[name], tuple) else value
     if name == "lr" and scheduler is not None:
-        scheduler.set_base_lr(value)
+        scheduler.set_base_lr(value, keep)
 
 
 def plan_resume(cfg, last, status, overrides):

@@ -35,6 +35,8 @@ from runner.training.build import (
     plain,
     summarize,
     target_scale,
+    target_scale_std,
+    with_weights_preprocessing,
 )
 from runner.training.device import (
     Precision,
@@ -87,15 +89,19 @@ def setup(cfg, run, *, overrides, console, rank, stop):
     stop.check("while reading last.pt")
     cfg = resume.cfg if resume else cfg
     check_config(cfg)
+    cfg, weights_note = with_weights_preprocessing(cfg)  # pretrained weights: their preprocessing, not the data's
+    if weights_note and run.fresh:
+        run.record_config(cfg)  # .hydra/config.yaml: what the run reads, for its eval, predict and export
     check_loggers(cfg.get("logger"))
     task = TASKS[cfg.dataset.task]
     verb = f"resuming from epoch {resume.checkpoint['epoch']}, step {resume.checkpoint['step']}" if resume else "->"
-    console.print(
-        f"[bold]runner train[/]  {cfg.dataset.name} x {cfg.model._target_.rsplit('.', 1)[-1]}  {verb}  {run.path}"
-    )
+    model_name = cfg.model.get("name") or cfg.model._target_.rsplit(".", 1)[-1]  # resnet18, not torchvision_model
+    console.print(f"[bold]runner train[/]  {cfg.dataset.name} x {model_name}  {verb}  {run.path}")
     for key, (old, new) in (resume.changes if resume else {}).items():
         console.print(f"resume: {key} {old} -> {new}")
     console.detail(config_tree(OmegaConf.to_container(cfg, resolve=True)))
+    if weights_note:
+        console.print(weights_note)
 
     recipe = Recipe.of(cfg.trainer)
     compiler.prepare(compiling=recipe.compile)  # torch's compiler: a stand-in unless the run compiles
@@ -105,9 +111,19 @@ def setup(cfg, run, *, overrides, console, rank, stop):
     precision = Precision.of(recipe.precision, device)
     seed_all(cfg.seed)  # model init and dropout; the data order has its own generator
     # before the data: a model that does not fit it fails fast
-    model = setup_model(cfg.model, cfg.dataset, device=device, channels_last=channels_last, console=console)
+    start_from = not resume and cfg.get("init_from")  # the weights come from last.pt or init_from, not pretrained ones
+    model = setup_model(
+        cfg.model,
+        cfg.dataset,
+        device=device,
+        channels_last=channels_last,
+        console=console,
+        pretrained=not (resume or start_from),
+    )
+    if hasattr(model, "pretrained_from"):  # models/pretrained.py
+        console.print(pretrained_line(model.pretrained_from), soft_wrap=True)
     init = None
-    if cfg.get("init_from") and not resume:  # a resumed run's weights are last.pt's
+    if start_from:  # a resumed run's weights are last.pt's
         from runner.commands.init_from import load_init
 
         init = load_init(model, cfg.init_from, task=cfg.dataset.task, num_classes=cfg.dataset.num_classes)
@@ -115,9 +131,15 @@ def setup(cfg, run, *, overrides, console, rank, stop):
             console.print(line, soft_wrap=True)  # a path to copy
     stop.check("while the model was built")
     with console.relay_warnings():
-        data, samples, card = setup_data(
+        data, samples, card, scores = setup_data(
             cfg, recipe, device=device, channels_last=channels_last, rank=rank, console=console
         )
+    if init:
+        from runner.commands.init_from import preprocessing_note
+
+        note = preprocessing_note(init, card)
+        if note:
+            console.print(note, soft_wrap=True)
     stop.check("while the data was loaded")
     optimizer = build_optimizer(cfg.optimizer, model)
     steps = steps_per_epoch(len(data.train), recipe.accumulate_grad_batches)
@@ -141,6 +163,12 @@ def setup(cfg, run, *, overrides, console, rank, stop):
     freezer = setup_freezing(model, recipe, rank)
     if freezer is not None:
         freezer.at(state.epoch + 1)  # before DDP wraps the model: it leaves out what does not train
+        console.print(freezer.line())
+        if recipe.unfreeze_at_epoch is not None and recipe.unfreeze_at_epoch > recipe.epochs:
+            console.print(
+                f"trainer.unfreeze_at_epoch={recipe.unfreeze_at_epoch} comes after the run's last epoch "
+                f"(trainer.epochs={recipe.epochs}): it ends frozen, unless a resume gives it more epochs."
+            )
     net = distributed.wrap(model, device)
     net = torch.compile(net) if recipe.compile else net
     stop.check("during setup")
@@ -159,6 +187,16 @@ def setup(cfg, run, *, overrides, console, rank, stop):
         card=card,
         init=init,
         freezer=freezer,
+        baselines=scores,
+    )
+
+
+def pretrained_line(record):
+    """What a pretrained model's factory loaded (models/pretrained.py's record), in one line."""
+    file = f" from {record['file']} (sha256 {record['sha256'][:12]})" if record["file"] else ""
+    fresh = record["reinitialised"]
+    return f"pretrained: {record['weights']}: {record['kept']} tensors loaded{file}" + (
+        f"; re-initialised (the output layer's size changed): {', '.join(fresh)}" if fresh else ""
     )
 
 
@@ -182,9 +220,10 @@ def setup_freezing(model, recipe, rank):
     return Freezer(model, recipe.freeze, recipe.unfreeze_at_epoch)
 
 
-def setup_model(model_cfg, dataset_cfg, *, device, channels_last, console):
-    """The model on its device, checked against a dummy batch of the dataset's shape."""
-    model = build_model(model_cfg).to(device)
+def setup_model(model_cfg, dataset_cfg, *, device, channels_last, console, pretrained=True):
+    """The model on its device, checked against a dummy batch of the dataset's shape; `pretrained` False leaves out
+    its pretrained weights (a resume loads last.pt's)."""
+    model = build_model(model_cfg, pretrained=pretrained).to(device)
     layers = summarize(model, dataset_cfg.input_shape, num_outputs=dataset_cfg.num_classes, device=device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -233,8 +272,15 @@ def setup_data(cfg, recipe, *, device, channels_last, rank, console):
         class_names=splits.class_names,
         feature_names=splits.feature_names,
         channels_last=channels_last,
+        table=splits.table,
     )
-    return Data(train, val, test, dataset_cfg.num_classes), samples, card
+    scores = None
+    if splits.table is not None and rank.main:  # a table: what scikit-learn makes of the same split
+        from runner.data.table import baselines
+
+        scores = baselines(splits, dataset_cfg.task, seed=seed)
+    target_std = target_scale_std(splits, device)
+    return Data(train, val, test, dataset_cfg.num_classes, target_std), samples, card, scores
 
 
 def describe(job, rank):
@@ -250,6 +296,7 @@ def describe(job, rank):
         monitor_mode=job.monitor.mode,
         channels_last=job.channels_last,
         samples=job.samples,
+        **({"pretrained": model.pretrained_from} if hasattr(model, "pretrained_from") else {}),
         **({"init_from": job.init.record()} if job.init else {}),
         **({"frozen": job.freezer.record()} if job.freezer else {}),
     )
@@ -273,6 +320,7 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
         num_classes=job.data.num_classes,
         precision=job.precision,
         stop=lambda: stop.check(where),
+        target_std=job.data.target_std,
     )
     run.plot(job.task.metric)
     best_row = next(r for r in rows if int(r["epoch"]) == state.best_epoch)
@@ -294,6 +342,7 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
         best={"epoch": state.best_epoch, **{k: v for k, v in best_row.items() if k.startswith("val_")}},
         final=rows[-1],
         test={f"test_{k}": v for k, v in test.items()},
+        **({"baselines": job.baselines} if job.baselines else {}),
         ranks_in_sync=in_sync,
         timings={
             "setup_s": setup_s,
@@ -311,6 +360,7 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
                 (f"best {job.monitor.name} (epoch {state.best_epoch})", state.best_metric),
                 ("final train_loss", rows[-1]["train_loss"]),
                 *((f"test_{k} (best.pt{', EMA' if state.ema is not None else ''})", v) for k, v in test.items()),
+                *((f"test_{job.task.metric} of {name} (scikit-learn)", v) for name, v in (job.baselines or {}).items()),
                 *(
                     [("stopped by", f"{state.stopped_by} at epoch {state.epoch}, step {state.step}")]
                     if state.stopped_by

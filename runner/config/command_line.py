@@ -18,7 +18,17 @@ import sys
 from functools import cache
 
 # the arguments that name a path: Hydra reads them quoted ('resume="runs/lr=0.001"'), runner expands a leading ~
-PATH_KEYS = ("resume", "init_from", "ckpt", "input", "out", "dataset.root", "hydra.run.dir", "hydra.sweep.dir")
+PATH_KEYS = (
+    "resume",
+    "init_from",
+    "ckpt",
+    "input",
+    "out",
+    "dataset.root",
+    "model.pretrained_path",
+    "hydra.run.dir",
+    "hydra.sweep.dir",
+)
 # a backslash before `${` escapes OmegaConf's interpolation (`\${` is a literal `${`), and backslashes before it
 # then come in pairs; every other backslash is literal
 _INTERPOLATION = re.compile(r"(\\*)\$\{")

@@ -24,6 +24,13 @@ def _image_shape(root, dim):
     return image_shape(root)[dim]
 
 
+def _table(what, _root_):
+    from runner.data.table import table_info
+
+    # the whole config, or the dataset node alone (a copy of it passed to the dataset function)
+    return table_info(what, _root_.dataset if "dataset" in _root_ else _root_)
+
+
 def _spatial_dims(shape):
     """The dimensions after the channels: 2 for images (C, H, W), 1 for signals (C, L)."""
     return len(shape) - 1
@@ -38,3 +45,4 @@ def register_resolvers():
     # use_cache: resolved once per config, not at every access of input_shape
     OmegaConf.register_new_resolver("image_shape", _image_shape, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("spatial_dims", _spatial_dims, replace=True)
+    OmegaConf.register_new_resolver("table", _table, replace=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from runner.data.cache import cached, expect, fingerprint, place, runner_cache
-from runner.data.images import IMAGE_EXTENSIONS, decode_images
+from runner.data.images import IMAGE_EXTENSIONS, INTERPOLATIONS, Resize, decode_images
 from runner.data.splits import Split, Splits, holdout
 from runner.data.stream import FileSplit
 from runner.io.errors import RunnerError
@@ -122,19 +122,24 @@ def image_shape(root):
     return [channels, *sizes.most_common(1)[0][0]]
 
 
-def found(root, shape):
+def found(root, shape, resize=None):
     """The line a run prints about an image folder: what its images are, and what they become."""
     channels, sizes, looked_at, n_files = look(root)
     kind = "grayscale" if channels == 1 else "colour"
     common = [f"{h}x{w}" + (f" ({n} of {looked_at})" if len(sizes) > 1 else "") for (h, w), n in sizes.most_common(3)]
     seen = f"{n_files:,} images" + (f" ({looked_at} looked at)" if looked_at < n_files else "")
     what = f"{', '.join(common)}{', ...' if len(sizes) > 3 else ''} {kind}"
+    mode = "RGB" if shape[0] == 3 else "grayscale"
+    if resize:
+        return (
+            f"image folder: found {seen}, {what}: converted to {mode}, resized to a shorter side of {resize} pixels "
+            f"and centre-cropped to {list(shape)} (dataset.resize, dataset.input_shape)."
+        )
     if list(shape) == image_shape(root):
         return (
             f"image folder: found {seen}, {what}: input_shape {list(shape)}, as found"
             f"{' (others resized to it)' if len(sizes) > 1 else ''}. dataset.input_shape=[C,H,W] resizes them all."
         )
-    mode = "RGB" if shape[0] == 3 else "grayscale"
     return (
         f"image folder: found {seen}, {what}: converted to {mode} and resized to {list(shape)} (dataset.input_shape)."
     )
@@ -163,9 +168,28 @@ def imagefolder(
     memory_limit_gb,
     workers,
     cache_dir=None,
+    resize=None,
+    interpolation="bilinear",
 ):
-    """One folder per class; train/, val/ and test/ subfolders are used when present, else seeded splits."""
+    """One folder per class; train/, val/ and test/ subfolders are used when present, else seeded splits.
+
+    `resize` None stretches every image to input_shape; an int resizes it (aspect kept) to that shorter side, then
+    crops the centre input_shape (torchvision's Resize + CenterCrop), as pretrained weights are evaluated.
+    `interpolation` is the resize filter, by torchvision's name (bilinear, bicubic, nearest, lanczos)."""
     root = Path(root).expanduser()
+    shape = tuple(input_shape)
+    if interpolation not in INTERPOLATIONS:
+        raise RunnerError(
+            f"dataset.interpolation={interpolation} is not a resize filter runner knows. Use one of "
+            f"{', '.join(INTERPOLATIONS)} (torchvision's names; Pillow does the resize)."
+        )
+    if resize is not None and (not isinstance(resize, int) or isinstance(resize, bool) or resize < max(shape[1:])):
+        raise RunnerError(
+            f"dataset.resize={resize} cannot be centre-cropped to input_shape {list(shape)}: the shorter side must "
+            f"be at least the crop, {max(shape[1:])} pixels. Use dataset.resize={max(shape[1:])} or more, or "
+            f"dataset.resize=null to stretch each image to input_shape."
+        )
+    sizing = Resize.of(resize, interpolation)
     classes = class_folders(root)
     base = root / "train" if (root / "train").is_dir() else root
     parts = {"train": _samples(base, classes)}
@@ -178,7 +202,6 @@ def imagefolder(
                     f"classes."
                 )
             parts[part] = _samples(root / part, classes)
-    shape = tuple(input_shape)
     workers = min(8, os.cpu_count() or 1) if workers is None else workers
     n_images = sum(len(s) for s in parts.values())
     if in_memory == "auto":
@@ -189,19 +212,21 @@ def imagefolder(
         def decode():
             out = {"classes": classes}
             for part, samples in parts.items():
-                out[f"{part}_x"] = decode_images(samples, shape, workers)
+                out[f"{part}_x"] = decode_images(samples, shape, workers, sizing)
                 out[f"{part}_y"] = torch.tensor([label for _, label in samples], dtype=torch.long)
             return out
 
         spec = {}
         for part, samples in parts.items():
             spec[f"{part}_x"], spec[f"{part}_y"] = ((len(samples), *shape), torch.uint8), ((len(samples),), torch.long)
-        stem = f"{name}-{'x'.join(map(str, shape))}-{place(root)}"  # two sizes of one folder: two caches
+        # two sizes of one folder, or two ways to reach one: two caches
+        how = "" if sizing == Resize() else f"-{sizing.shorter_side or 'stretch'}-{sizing.resample.lower()}"
+        stem = f"{name}-{'x'.join(map(str, shape))}{how}-{place(root)}"
         check = expect(spec, classes=classes)
         data = cached(runner_cache(cache_dir), stem, fingerprint(all_files), decode, check)
         splits = {part: Split(data[f"{part}_x"], data[f"{part}_y"]) for part in parts}
     else:
-        splits = {part: FileSplit(samples, shape, workers) for part, samples in parts.items()}
+        splits = {part: FileSplit(samples, shape, workers, sizing) for part, samples in parts.items()}
     train = splits["train"]
     test = splits.get("test")
     if test is None:
@@ -209,4 +234,4 @@ def imagefolder(
     val = splits.get("val")
     if val is None:
         train, val = holdout(train, val_fraction, split_seed + 1)
-    return Splits(train, val, test, class_names=classes, notes=[found(root, shape)])
+    return Splits(train, val, test, class_names=classes, notes=[found(root, shape, resize)])

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from runner.data.imagefolder import image_files
-from runner.data.images import IMAGE_EXTENSIONS, raise_unreadable, read_image
+from runner.data.images import IMAGE_EXTENSIONS, STRETCH, raise_unreadable, read_image
 from runner.io.errors import RunnerError
 
 
@@ -27,15 +27,16 @@ from runner.io.errors import RunnerError
 class Inputs:
     x: torch.Tensor  # (N, *input_shape), raw: uint8 images or float features
     names: list  # a filename per sample (images), or None: rows are numbered
+    labels: list = None  # class indices from a table's own target column, when it has one
 
 
 def takes_images(input_shape, input_dtype):
     return len(input_shape) == 3 and input_shape[0] in (1, 3) and input_dtype == "uint8"
 
 
-def read_inputs(spec, input_shape, input_dtype, feature_names=None, max_value=255):
+def read_inputs(spec, input_shape, input_dtype, feature_names=None, max_value=255, resize=STRETCH, table=None):
     """The samples `spec` names, as one tensor of the model's input shape, with their names. Images are read by
-    images.read_image, their pixels on the scale 0..max_value the model was trained on."""
+    images.read_image, resized as `resize` says, their pixels on the scale 0..max_value the model was trained on."""
     text = str(spec)
     path = Path(text).expanduser()
     if any(c in text for c in "*?["):
@@ -47,7 +48,7 @@ def read_inputs(spec, input_shape, input_dtype, feature_names=None, max_value=25
                 f"input={spec} matches no image files{found}. Check the pattern; it is expanded by runner "
                 f"(quote it so the shell does not), and `**` matches folders recursively."
             )
-        return _images(images, None, input_shape, input_dtype, spec, max_value)
+        return _images(images, None, input_shape, input_dtype, spec, max_value, resize)
     if not path.exists():
         raise RunnerError(
             f"input={spec} names nothing: no such file or folder. Pass an image, a folder of images, a glob, "
@@ -60,12 +61,14 @@ def read_inputs(spec, input_shape, input_dtype, feature_names=None, max_value=25
                 f"input={spec} is a folder with no images in it (searched recursively for "
                 f"{', '.join(IMAGE_EXTENSIONS)}). Point input= at the folder that holds them."
             )
-        return _images(images, path, input_shape, input_dtype, spec, max_value)
+        return _images(images, path, input_shape, input_dtype, spec, max_value, resize)
     suffix = path.suffix.lower()
     if suffix in IMAGE_EXTENSIONS:
-        return _images([path], path.parent, input_shape, input_dtype, spec, max_value)
+        return _images([path], path.parent, input_shape, input_dtype, spec, max_value, resize)
     if suffix in (".npy", ".pt"):
         return Inputs(_array(path, suffix, input_shape), None)
+    if table is not None and suffix in (".csv", ".parquet", ".pq"):
+        return _table_rows(path, table)
     if suffix == ".csv":
         return Inputs(_csv_rows(path, input_shape, feature_names), None)
     raise RunnerError(
@@ -74,7 +77,7 @@ def read_inputs(spec, input_shape, input_dtype, feature_names=None, max_value=25
     )
 
 
-def _images(paths, root, input_shape, input_dtype, spec, max_value):
+def _images(paths, root, input_shape, input_dtype, spec, max_value, resize):
     if not takes_images(input_shape, input_dtype):
         raise RunnerError(
             f"input={spec} is images, but this run's model takes samples of shape {list(input_shape)} "
@@ -84,7 +87,7 @@ def _images(paths, root, input_shape, input_dtype, spec, max_value):
     x, errors = torch.empty((len(paths), *input_shape), dtype=torch.uint8), []
     for i, p in enumerate(paths):
         try:
-            x[i] = read_image(p, input_shape, max_value)
+            x[i] = read_image(p, input_shape, max_value, resize)
         except Exception as err:
             errors.append(f"{p} ({type(err).__name__}: {err})")
     raise_unreadable(errors)
@@ -165,3 +168,24 @@ def _number(text):
         return True
     except ValueError:
         return False
+
+
+def _table_rows(path, table):
+    """A table run's input: its raw columns (any order, the target's too) encoded as the run's training split taught
+    (data/table.py); the target column, when present, gives the true classes."""
+    from runner.data.table import TableEncoder, read_table
+
+    frame = read_table(path, "input")
+    x = torch.from_numpy(TableEncoder.from_dict(table).encode(frame, f"input={path}"))
+    labels = None
+    if table["target"] in frame.columns and table["classes"]:
+        index = {c: i for i, c in enumerate(table["classes"])}
+        values = frame[table["target"]].astype(str).tolist()
+        unknown = sorted(set(values) - set(index))
+        if unknown:
+            raise RunnerError(
+                f"input={path}: its {table['target']} column has classes this run does not know: "
+                f"{', '.join(unknown[:5])}. Its classes are {', '.join(table['classes'])}."
+            )
+        labels = [index[v] for v in values]
+    return Inputs(x, None, labels)

@@ -33,6 +33,7 @@ class Splits:
     class_names: list = field(default_factory=list)  # empty for regression
     feature_names: list = field(default_factory=list)  # tabular data: a name per feature (a CSV's header)
     notes: list = field(default_factory=list)  # lines a run prints at setup: what the data was found to be
+    table: dict = None  # a table's encoding of raw columns (data/table.py), for the model card; None otherwise
 
 
 def holdout(split, fraction, seed):

@@ -8,26 +8,26 @@ normalisation still run batched on the device, exactly as for in-memory data.
 import torch
 
 from runner.data.batches import BatchIndices
-from runner.data.images import ImageFiles, decode_images, raise_unreadable
+from runner.data.images import STRETCH, ImageFiles, decode_images, raise_unreadable
 
 
 class FileSplit:
     """A split as a list of (path, label), decoded batch by batch."""
 
-    def __init__(self, samples, shape, workers):
-        self.samples, self.shape, self.workers = samples, tuple(shape), workers
+    def __init__(self, samples, shape, workers, resize=STRETCH):
+        self.samples, self.shape, self.workers, self.resize = samples, tuple(shape), workers, resize
 
     def __len__(self):
         return len(self.samples)
 
     def subset(self, index):
         """The samples at `index` (a tensor of positions), so splits.holdout splits a FileSplit as it splits a Split."""
-        return FileSplit([self.samples[i] for i in index.tolist()], self.shape, self.workers)
+        return FileSplit([self.samples[i] for i in index.tolist()], self.shape, self.workers, self.resize)
 
     def sample_tensor(self, n, seed):
         """Up to `n` decoded images (for normalisation statistics)."""
         order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n].tolist()
-        return decode_images([self.samples[i] for i in order], self.shape, self.workers)
+        return decode_images([self.samples[i] for i in order], self.shape, self.workers, self.resize)
 
 
 class LoaderBatches:
@@ -37,7 +37,7 @@ class LoaderBatches:
         self.split, self.transform, self.device = split, transform, device
         self.indices = BatchIndices(len(split), batch_size, shuffle, generator, rank, world)
         self.loader = torch.utils.data.DataLoader(
-            ImageFiles(split.samples, split.shape),
+            ImageFiles(split.samples, split.shape, split.resize),
             batch_sampler=self.indices,
             num_workers=split.workers,
             pin_memory=device.type == "cuda",

@@ -11,7 +11,9 @@ existed (format 1) are read as today's by inference.loading.run_card.
 from dataclasses import asdict, dataclass, replace
 
 CARD = "model.json"  # in the run's checkpoints/
-FORMAT = 2  # raised when a field changes meaning (2: `preprocessing` replaced `normalize`)
+# raised when a field changes meaning (2: `preprocessing` replaced `normalize`; 3: image.shorter_side, a resize then
+# a centre crop, which a reader of format 2 would skip)
+FORMAT = 3
 LAYOUTS = {1: "NC", 2: "NCL", 3: "NCHW"}  # the model's input layout, by the number of dimensions of one sample
 
 
@@ -30,10 +32,13 @@ class ModelCard:
     model: dict  # the model's config: `_target_` and its arguments
 
     @classmethod
-    def of(cls, cfg, normalize, input_dtype, class_names, feature_names, channels_last):
+    def of(cls, cfg, normalize, input_dtype, class_names, feature_names, channels_last, table=None):
         """The card of a run with resolved config `cfg` (plain data) and its data's normaliser
         (data.batches.Normalizer). `max_value` of the dataset's config, where it has one (digits), is the stored
-        value of a white pixel; images are 0..255 otherwise."""
+        value of a white pixel; images are 0..255 otherwise. An image folder's `resize` and `interpolation` say how
+        an image reaches input_shape."""
+        from runner.data.images import Resize
+
         dataset = cfg["dataset"]
         return cls(
             format=FORMAT,
@@ -50,6 +55,8 @@ class ModelCard:
                 dataset.get("max_value", 255),
                 mean=normalize.mean.tolist(),
                 std=normalize.std.tolist(),
+                resize=Resize.of(dataset.get("resize"), dataset.get("interpolation", "bilinear")),
+                table=table,
             ),
             channels_last=channels_last,
             model=cfg["model"],
@@ -67,7 +74,7 @@ class ModelCard:
         return asdict(self)
 
 
-def preprocessing(input_shape, input_dtype, max_value, *, mean, std):
+def preprocessing(input_shape, input_dtype, max_value, *, mean, std, resize=None, table=None):
     """The contract from a raw input to the model's input, as plain data (each field: docs/predict-export.md).
 
     image: how an image file becomes 8-bit pixels (data.images.contract), or None when the model does not take
@@ -76,15 +83,17 @@ def preprocessing(input_shape, input_dtype, max_value, *, mean, std):
     lists of shape [1, C, 1, 1] (images) broadcastable to a batch; the model's input is (raw - mean) / std in
     float32, laid out as `layout` (NCHW for images) with a batch dimension first.
     """
-    from runner.data.images import contract
+    from runner.data.images import STRETCH, contract
     from runner.data.inputs import takes_images
 
     images = takes_images(input_shape, input_dtype)
     return {
-        "image": contract(input_shape) if images else None,
+        "image": contract(input_shape, resize or STRETCH) if images else None,
         "range": [0, max_value] if images else None,
         "mean": mean,
         "std": std,
         "layout": LAYOUTS.get(len(input_shape)),
         "dtype": "float32",
+        # a table's raw columns -> its features, before mean and std (data/table.py's TableEncoder), or None
+        "table": table,
     }

@@ -8,7 +8,6 @@ preprocessing (the training split's mean and std, the input shape, the class nam
 """
 
 import contextlib
-import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +92,8 @@ def _safetensors(model, example, path, card):
     from safetensors.torch import load_file, save_file
 
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata={"format": "pt"})
-    fresh = build_model(_model_cfg(card)).eval()  # as a deployment would: config.json's architecture, then the weights
+    # as a deployment would: config.json's architecture, then the weights
+    fresh = build_model(_model_cfg(card), pretrained=False).eval()
     fresh.load_state_dict(load_file(str(path)))
     return Exported("safetensors", path.name, _verify("safetensors", model, example, fresh), {})
 
@@ -136,11 +136,3 @@ def _model_cfg(card):
     from omegaconf import OmegaConf
 
     return OmegaConf.create(card.model)
-
-
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

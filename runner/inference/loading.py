@@ -54,7 +54,8 @@ def run_card(saved, cfg):
     """A run's saved model card (the dict of checkpoints/model.json) as today's fields, given the run's config as
     run_config reads it: a card of format 1 had `normalize` where the `preprocessing` block is now, and meant what
     runner did then: images read as today (data.images.contract), on the dataset's own scale (dataset.max_value:
-    16 for digits saved before they moved to 0..255)."""
+    16 for digits saved before they moved to 0..255). Cards before format 3 stretched every image to its size
+    (image.shorter_side null)."""
     from runner.inference.card import FORMAT, preprocessing
 
     card = dict(saved)
@@ -64,7 +65,12 @@ def run_card(saved, cfg):
         card["preprocessing"] = preprocessing(
             card["input_shape"], card["input_dtype"], max_value, mean=stats["mean"], std=stats["std"]
         )
-        card["format"] = FORMAT
+    elif card.get("format") == 2 and (card.get("preprocessing") or {}).get("image"):
+        card["preprocessing"] = {
+            **card["preprocessing"],
+            "image": {**card["preprocessing"]["image"], "shorter_side": None},
+        }
+    card["format"] = FORMAT
     return card
 
 
@@ -111,7 +117,7 @@ def model_weights(state):
 
 def restore_model(model_cfg, weights, *, device, channels_last=False):
     """A fresh model from `model_cfg` with the weights of the file `weights`, on `device`, in eval mode."""
-    model = build_model(model_cfg)
+    model = build_model(model_cfg, pretrained=False)
     load_weights(model, model_weights(safe_load(weights)), weights)
     return model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format).eval()
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from runner.data.batches import Normalizer
+from runner.data.images import Resize
 from runner.inference.card import CARD, ModelCard
 from runner.inference.loading import find_checkpoint, restore_model, run_card
 from runner.io.errors import RunnerError
@@ -46,6 +47,7 @@ class Predictor:
         )
         # the raw value of a white pixel: 255, or the scale an old run's dataset stored (runner/data/images.py)
         self.max_value = stats["range"][1] if stats["range"] else 255
+        self.resize = Resize.of_contract(stats["image"])  # how an image reaches input_shape
 
     def as_batch(self, x):
         """Raw samples as one (N, *input_shape) tensor: a tensor or array (one sample or a batch), a PIL image,
@@ -55,13 +57,12 @@ class Predictor:
         from PIL import Image
 
         from runner.data.images import read_image
-        from runner.data.inputs import read_inputs
 
         card = self.card
         if isinstance(x, (str, Path)):
-            x = read_inputs(x, self.input_shape, card.input_dtype, card.feature_names, self.max_value).x
+            x = self.read(x).x
         elif isinstance(x, Image.Image):
-            x = read_image(x, self.input_shape, self.max_value)
+            x = read_image(x, self.input_shape, self.max_value, self.resize)
         elif isinstance(x, (list, tuple)) and x and all(isinstance(i, (str, Path, Image.Image)) for i in x):
             x = torch.cat([self.as_batch(i) for i in x])
         x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
@@ -81,6 +82,16 @@ class Predictor:
             )
         return x
 
+    def read(self, spec):
+        """The samples a path, folder or glob names (data.inputs.read_inputs), read as this run's inputs: images
+        decoded, resized and scaled as its preprocessing says."""
+        from runner.data.inputs import read_inputs
+
+        card = self.card
+        table = card.preprocessing.get("table")
+        shape, names = self.input_shape, card.feature_names
+        return read_inputs(spec, shape, card.input_dtype, names, self.max_value, self.resize, table)
+
     @torch.inference_mode()
     def predict(self, x, batch_size=512, progress=None):
         """Predictions for raw samples (anything as_batch takes), `batch_size` at a time; `progress(n)` after each
@@ -93,6 +104,9 @@ class Predictor:
                 progress(len(batch))
         out = torch.cat(outputs) if outputs else torch.empty(0, self.card.num_outputs)
         if self.card.task != "classification":
+            scale = (self.card.preprocessing.get("table") or {}).get("target_scale")
+            if scale:  # trained on standardised targets: back in the targets' own units
+                out = out * torch.tensor(scale["std"]) + torch.tensor(scale["mean"])
             return Prediction(values=out)
         probs = out.softmax(dim=1)
         indices = out.argmax(dim=1)

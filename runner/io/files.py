@@ -6,6 +6,7 @@ sees the old file or the new one, never a mix.
 """
 
 import errno
+import hashlib
 import itertools
 import json
 import os
@@ -166,3 +167,12 @@ def run_dir_of(path):
     if path.is_dir():
         return path
     return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
+def sha256(path):
+    """The SHA-256 of a file's bytes, as hex, read a MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -303,6 +303,13 @@ class RunDir:
             # contiguous: a channels-last model's tensors would not convert to safetensors and friends
             save({k: v.contiguous() for k, v in model.state_dict().items()}, self.path / "checkpoints" / "best.pt")
 
+    def record_config(self, cfg):
+        """Record `cfg` as the run's .hydra/config.yaml in place of the composed one: the config the run trains with
+        where setup derived keys from elsewhere (a pretrained model's preprocessing). Written with the rest of the
+        provenance, when the run first writes."""
+        if "config.yaml" in self.provenance:
+            self.provenance["config.yaml"] = OmegaConf.to_yaml(found_data(cfg))
+
     def save_model_card(self, card):
         """checkpoints/model.json: the preprocessing between a raw input and best.pt (inference/card.py)."""
         if self.write:

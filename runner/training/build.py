@@ -1,18 +1,21 @@
 """Builders: each takes the piece of config it needs and returns one part of a training job.
 
 build_model(cfg.model)                          the nn.Module its `_target_` names
+with_weights_preprocessing(cfg)                 the dataset read as the model's pretrained weights want it
 build_optimizer(cfg.optimizer, model)           (the scheduler: runner/training/schedules.py)
 build_data(cfg.dataset, device)                 the dataset's splits and its normaliser
 make_batches(split, batch_size, transform=, device=)  what a loop iterates over
 """
 
+import contextlib
+import copy
 import inspect
 import warnings
 
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate as hydra_instantiate
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from runner.data.batches import Batches, Normalizer
 from runner.data.splits import Split
@@ -32,8 +35,63 @@ def instantiate(cfg, **kwargs):
         raise
 
 
-def build_model(model_cfg):
-    return instantiate(model_cfg, _convert_="all")
+def build_model(model_cfg, pretrained=True):
+    """The nn.Module `model_cfg._target_` names; `pretrained` False skips its pretrained weights (models/pretrained.py),
+    for a caller that loads a checkpoint of its own into it."""
+    from runner.models.pretrained import architecture_only
+
+    with contextlib.nullcontext() if pretrained else architecture_only():
+        return instantiate(model_cfg, _convert_="all")
+
+
+def with_weights_preprocessing(cfg):
+    """(cfg, the line that says so) where the model's pretrained weights say what input they were trained with (the
+    factory's `preprocessing`, models/pretrained.py), else (cfg, None). The dataset's keys become theirs in a copy of
+    cfg: `normalize` (their mean and std, in place of the training split's statistics), and for an image folder
+    `input_shape` [3, H, W] (grayscale images are read as RGB), `resize` and `interpolation` (resized, then centre-
+    cropped). Datasets held as tensors (cifar10, mnist, ...) keep their own image size, and must have 3 channels.
+    The model's keys the weights resolve are pinned (weights DEFAULT -> IMAGENET1K_V1). A fresh run records the
+    result as its config (rundir.RunDir.record_config), so eval, predict and export read it from there; applied
+    again to its own result, it changes nothing."""
+    from hydra.utils import get_method
+
+    try:
+        describe = getattr(get_method(cfg.model._target_), "preprocessing", None)
+    except Exception:  # building the model names what cannot be imported, in its own words
+        return cfg, None
+    if describe is None:
+        return cfg, None
+    args = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if not k.startswith("_")}
+    pre = describe(**args)
+    if pre is None:
+        return cfg, None
+    cfg = copy.deepcopy(cfg)
+    dataset = cfg.dataset
+    height, width = pre.input_size
+    files = {"resize", "interpolation"} <= set(dataset)  # an image folder: read from files, so any size and filter
+    shape = list(dataset.input_shape)
+    if not files and (len(shape) != 3 or shape[0] != 3):
+        raise RunnerError(
+            f"the weights of {pre.source} take RGB images [3, H, W], and dataset {dataset.name} has samples of shape "
+            f"{shape}. Use an image folder (dataset=imagefolder: grayscale images are read as RGB), or train this "
+            f"model from random weights."
+        )
+    with open_dict(cfg.model):
+        for key, value in pre.pinned.items():  # DEFAULT -> IMAGENET1K_V1: what the run's config means stays
+            cfg.model[key] = value
+    with open_dict(dataset):
+        dataset.normalize = {"mean": list(pre.mean), "std": list(pre.std)}
+        if files:
+            dataset.input_shape = [3, height, width]
+            dataset.resize = pre.resize
+            dataset.interpolation = pre.interpolation
+    size = (
+        f"input {height}x{width}: {pre.describe()}"
+        if files
+        else f"mean {list(pre.mean)}, std {list(pre.std)}; the images keep {dataset.name}'s own size "
+        f"{shape[1]}x{shape[2]} (the weights saw {height}x{width})"
+    )
+    return cfg, f"preprocessing: the weights' own ({pre.source}), not the dataset's statistics: {size}."
 
 
 def build_optimizer(optimizer_cfg, model):
@@ -70,7 +128,7 @@ def build_optimizer(optimizer_cfg, model):
         if unknown:
             raise RunnerError(
                 f"optimizer.param_groups[{i}] sets {unknown[0]}, which is not an option of {cfg._target_} (it "
-                f"takes: {', '.join(k for k in options if k != 'params')}). Fix the spelling."
+                f"takes: {', '.join(k for k in options if k != 'params')}). Use one of those."
             )
         taken.update(names)
         specs.append({**{k: v for k, v in group.items() if k != "params"}, "params": [params[n] for n in names]})
@@ -115,6 +173,13 @@ def _build_data(dataset_cfg, device):
     if fixed:  # given statistics (e.g. the tutorials' 0.5, 0.5: to [-1, 1]) instead of the training split's own
         return splits, fixed_normalizer(fixed, sample, dataset_cfg.name)
     return splits, Normalizer.fit(sample)
+
+
+def target_scale_std(splits, device):
+    """The std a table dataset standardised its regression targets by (data/table.py), as a tensor on `device`, or
+    None: metrics are then reported in the targets' own units."""
+    scale = (splits.table or {}).get("target_scale")
+    return torch.tensor(scale["std"], dtype=torch.float32, device=device) if scale else None
 
 
 def check_targets(split, name, dataset_cfg):

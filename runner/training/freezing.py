@@ -45,6 +45,13 @@ class Freezer:
         self.model, self.unfreeze_at = model, unfreeze_at
         self.names = set(selected(model, patterns, "trainer.freeze"))
         self.count = sum(p.numel() for name, p in model.named_parameters() if name in self.names)
+        # what the model trains of its own accord (FastNet's BatchNorm scales do not): unfreezing gives back no more
+        self.trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+        if not self.trainable - self.names:
+            raise RunnerError(
+                f"trainer.freeze={list(patterns)} freezes every parameter that trains: nothing would learn, and the "
+                f"first backward pass would have no gradient to compute. Leave some out, e.g. the output layer."
+            )
 
     def frozen(self, epoch):
         return self.unfreeze_at is None or epoch < self.unfreeze_at
@@ -54,13 +61,19 @@ class Freezer:
         model.train(). Returns True at the epoch the parameters are unfrozen."""
         frozen = self.frozen(epoch)
         for name, param in self.model.named_parameters():
-            param.requires_grad_(not (frozen and name in self.names))
+            param.requires_grad_(name in self.trainable and not (frozen and name in self.names))
         if frozen:
             for prefix, module in self.model.named_modules():
                 own = [f"{prefix}.{n}" if prefix else n for n, _ in module.named_parameters(recurse=False)]
                 if isinstance(module, nn.modules.batchnorm._BatchNorm) and own and set(own) <= self.names:
                     module.eval()
         return epoch == self.unfreeze_at
+
+    def line(self):
+        """What the log says about it."""
+        until = f"until epoch {self.unfreeze_at}" if self.unfreeze_at else "for the whole run"
+        total = sum(p.numel() for p in self.model.parameters())
+        return f"frozen: {self.count:,} of {total:,} parameters ({len(self.names)} tensors, trainer.freeze) {until}"
 
     def record(self):
         """summary.json's `frozen`."""

@@ -24,6 +24,7 @@ class Data:
     val: object
     test: object
     num_classes: int
+    target_std: object = None  # regression targets standardised by a table dataset: one std per output, or None
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Job:
     card: object  # inference.card.ModelCard: the preprocessing that turns raw inputs into the model's
     init: object = None  # commands.init_from.Init: the weights the model started from (init_from=), or None
     freezer: object = None  # training.freezing.Freezer: trainer.freeze's parameters, or None
+    baselines: dict = None  # a table's scikit-learn baselines on the same split (data/table.baselines), or None
 
     @property
     def eval_model(self):
@@ -107,6 +109,7 @@ def validate(job, *, run, stop, epoch, loss_sum, seen):
         num_classes=job.data.num_classes,
         precision=job.precision,
         stop=safe_point,
+        target_std=job.data.target_std,
     )
     return val
 

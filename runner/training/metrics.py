@@ -23,8 +23,10 @@ TASKS = {
 
 
 @torch.inference_mode()
-def evaluate(model, batches, *, task, num_classes, precision=None, stop=None):
+def evaluate(model, batches, *, task, num_classes, precision=None, stop=None, target_std=None):
     """Mean loss and the task's metric over `batches`; for classification also the confusion matrix.
+    `target_std` (a tensor of one std per output, on the model's device): regression targets were standardised by it,
+    so the MAE is reported in the targets' own units (the loss stays in standardised units).
 
     Sums stay on the device until the end: one host sync per evaluation, not per batch. `stop`, when
     given, is called before each batch: a safe point where it may raise io.errors.Interrupted.
@@ -55,7 +57,8 @@ def evaluate(model, batches, *, task, num_classes, precision=None, stop=None):
             metric_sum = metric_sum + (pred == y).sum()
             confusion += torch.bincount(y * num_classes + pred, minlength=num_classes**2).reshape(num_classes, -1)
         else:
-            metric_sum = metric_sum + (out - y).abs().mean(dim=1).sum()
+            errors = (out - y).abs() if target_std is None else (out - y).abs() * target_std
+            metric_sum = metric_sum + errors.mean(dim=1).sum()
         n += len(y)
     model.train(was_training)
     all_sum(n, loss_sum, metric_sum, *([confusion] if confusion is not None else []))  # under torchrun
@@ -64,6 +67,9 @@ def evaluate(model, batches, *, task, num_classes, precision=None, stop=None):
 
 
 def per_class_accuracy(confusion, class_names):
-    """{class name: accuracy} from a confusion matrix (rows: true class, columns: predicted)."""
-    totals = confusion.sum(dim=1).clamp_min(1)
-    return {name: float(confusion[i, i]) / float(totals[i]) for i, name in enumerate(class_names)}
+    """{class name: accuracy} from a confusion matrix (rows: true class, columns: predicted); None for a class with
+    no sample in it (no accuracy to speak of, not 0)."""
+    totals = confusion.sum(dim=1)
+    return {
+        name: float(confusion[i, i]) / float(totals[i]) if totals[i] else None for i, name in enumerate(class_names)
+    }

@@ -49,15 +49,16 @@ class Schedule:
     def load_state_dict(self, state):
         self.scheduler.load_state_dict(state)
 
-    def set_base_lr(self, lr):
-        """A new learning rate from here on (resume optimizer.lr=...): the base of every scheduler in the chain."""
+    def set_base_lr(self, lr, keep=()):
+        """A new learning rate from here on (resume optimizer.lr=...): the base of every scheduler in the chain, for
+        every parameter group but those in `keep` (groups with a rate of their own)."""
         if any(isinstance(s, OneCycleLR) for s in self.parts):
             raise RunnerError(
                 "resume: optimizer.lr cannot change a onecycle schedule, whose every step's rate was laid out "
                 "from scheduler.max_lr at the start. Start a new run for another peak rate."
             )
         for s in self.parts:  # SequentialLR has no base rate of its own: its parts do
-            s.base_lrs = [lr for _ in s.base_lrs]
+            s.base_lrs = [base if i in keep else lr for i, base in enumerate(s.base_lrs)]
 
 
 def whole_run(scheduler_cfg):

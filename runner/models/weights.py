@@ -1,0 +1,63 @@
+"""Weights saved from one model, fitted to another of the same architecture whose output layer may have resized.
+
+The rule `init_from=` and the pretrained models (pretrained.py) share: every tensor must match by name and shape,
+except the output layer's when the number of outputs changed (ImageNet's 1000 classes into your 4): those keep the
+model's fresh, seeded initialisation. An output-layer tensor is one whose first dimension is the model's number of
+outputs and whose other dimensions are the saved tensor's (a Linear's weight [classes, features] and bias
+[classes], a 1x1 convolution head's [classes, C, 1, 1]).
+"""
+
+from dataclasses import dataclass, field
+
+SHOWN = 6  # keys named per kind of mismatch
+
+
+@dataclass
+class Fit:
+    """How a state_dict fits a model: the keys loaded, re-initialised, and the ones that do not fit."""
+
+    kept: list = field(default_factory=list)  # model keys taken from the saved weights
+    reinitialised: list = field(default_factory=list)  # the output layer's, when its size changed
+    wrong: list = field(default_factory=list)  # "key (saved shape) -> (model shape)"
+    missing: list = field(default_factory=list)  # model keys the weights lack
+    unexpected: list = field(default_factory=list)  # saved keys the model lacks
+
+    def problems(self):
+        """The mismatches in words ("" when the weights fit): what a refusal names."""
+        parts = [
+            f"shapes differ: {', '.join(self.wrong[:SHOWN])}" if self.wrong else "",
+            f"the model has keys the weights lack: {', '.join(self.missing[:SHOWN])}" if self.missing else "",
+            f"the weights have keys the model lacks: {', '.join(self.unexpected[:SHOWN])}" if self.unexpected else "",
+            "none of its tensors fits the model" if not self.kept else "",
+        ]
+        return "; ".join(p for p in parts if p)
+
+
+def fit(own, saved, num_outputs):
+    """How the state_dict `saved` ({name: tensor}) fits a model whose state_dict is `own` and whose output layer has
+    `num_outputs` rows."""
+    result = Fit()
+    for key, tensor in own.items():
+        theirs = saved.get(key)
+        if theirs is None:
+            result.missing.append(key)
+        elif tuple(theirs.shape) == tuple(tensor.shape):
+            result.kept.append(key)
+        elif tensor.dim() >= 1 and tensor.shape[0] == num_outputs and theirs.shape[1:] == tensor.shape[1:]:
+            result.reinitialised.append(key)  # the output layer: one row per output
+        else:
+            result.wrong.append(f"{key} {tuple(theirs.shape)} -> {tuple(tensor.shape)}")
+    result.unexpected = [k for k in saved if k not in own]
+    return result
+
+
+def load_fitting(model, saved, num_outputs, refuse):
+    """Load `saved` into `model` by fit()'s rule and return the Fit; where it does not fit, call `refuse(problems)`
+    (which raises, naming the source) and change nothing."""
+    fitted = fit(model.state_dict(), saved, num_outputs)
+    problems = fitted.problems()
+    if problems:
+        refuse(problems)
+    own = model.state_dict()
+    model.load_state_dict({k: saved[k] if k in fitted.kept else own[k] for k in own})
+    return fitted
