@@ -91,7 +91,7 @@ def _task(cfg):
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from runner.config.checks import check_keys, check_resolves, command_keys
+    from runner.config.checks import check_keys, check_resolves, command_keys, pin_input_shape
     from runner.config.command_line import held_stderr
     from runner.io import signals
     from runner.io.console import error
@@ -118,6 +118,7 @@ def _task(cfg):
         from runner.training import distributed
 
         if not cfg.get("resume"):  # a resumed run's config is its own (last.pt), checked against the resume table
+            pin_input_shape(cfg)
             check_resolves(cfg)
             check_keys(cfg)
         _absolute_root(cfg)

@@ -40,6 +40,27 @@ def float_image(root):
     Image.new("F", (20, 16), 0.5).save(root / "dog" / "depth.tiff")
 
 
+def write(name, content):
+    """A setup that writes a file of `content` (text, or a function of the path) into the test's directory."""
+    return lambda w: content(w / name) if callable(content) else (w / name).write_text(content)
+
+
+def npz(**arrays):
+    import numpy as np
+
+    return lambda path: np.savez(path, **arrays)
+
+
+def table(*args):
+    """A row's command: train on t.csv holding `content`, target column b."""
+    return ["train", "dataset=csv", "dataset.path=t.csv", "dataset.target=b", *args]
+
+
+def arrays(*args):
+    return ["train", "dataset=arrays", *args]
+
+
+TWO_CLASSES = [float(i) for i in range(40)], [i % 2 for i in range(40)]
 ROWS = [
     # (id, command args (RUN = the completed run's directory), phrase in the message, exit status, setup)
     ("wrong type", ["train", "trainer.epochs=ten"], "trainer.epochs must be an integer >= 1, got 'ten'", 1, None),
@@ -272,6 +293,83 @@ ROWS = [
         1,
         None,
     ),
+    # your own table (dataset=csv, runner/data/table.py): refused by name before any run directory is claimed
+    ("table empty", table(), "is empty: a table needs a header row", 1, write("t.csv", "")),
+    ("table header only", table(), "has a header (a, b) but no rows", 1, write("t.csv", "a,b\n")),
+    (
+        "table no column",
+        table("dataset.target=c"),
+        "no column named 'c' (dataset.target). Its columns are: a, b",
+        1,
+        write("t.csv", "a,b\n1,x\n2,y\n"),
+    ),
+    ("table one class", table(), "has one class only", 1, write("t.csv", "a,b\n1,x\n2,x\n3,x\n")),
+    (
+        "table one-sample class",
+        table(),
+        "the smallest class, 'y', has 1 row(s)",
+        1,
+        write("t.csv", "a,b\n" + "".join(f"{i},x\n" for i in range(20)) + "20,y\n"),
+    ),
+    (
+        "table typo in a number",
+        table(),
+        "line 42 (row 41) has '4o'",
+        1,
+        write("t.csv", "a,b\n" + "".join(f"{i},{'xy'[i % 2]}\n" for i in range(40)) + "4o,x\n"),
+    ),
+    (
+        "table mixed column",
+        table(),
+        "mixes numbers",
+        1,
+        write("t.csv", "a,b\n" + "".join(f"{i if i % 2 else 'n' + str(i)},{'xy'[i % 2]}\n" for i in range(40))),
+    ),
+    ("table no file", table(), "dataset.path=t.csv names no file", 1, None),
+    # arrays you already have (dataset=arrays, runner/data/arrays.py)
+    (
+        "arrays no y",
+        arrays("dataset.path=a.npz"),
+        "has no array named y (it has: x)",
+        1,
+        write("a.npz", npz(x=[[1.0]])),
+    ),
+    (
+        "arrays lengths differ",
+        arrays("dataset.path=a.npz"),
+        "x has 40 samples and y 39",
+        1,
+        write("a.npz", npz(x=TWO_CLASSES[0], y=TWO_CLASSES[1][:39])),
+    ),
+    (
+        "arrays NaN",
+        arrays("dataset.path=a.npz"),
+        "x holds NaN or infinity in sample 3",
+        1,
+        write("a.npz", npz(x=[*TWO_CLASSES[0][:3], float("nan"), *TWO_CLASSES[0][4:]], y=TWO_CLASSES[1])),
+    ),
+    (
+        "arrays text",
+        arrays("dataset.path=a.npz"),
+        "y holds <U1 values; dataset=arrays needs numbers",
+        1,
+        write("a.npz", npz(x=TWO_CLASSES[0], y=["ab"[i] for i in TWO_CLASSES[1]])),
+    ),
+    (
+        "arrays one npy",
+        arrays("dataset.path=x.npy"),
+        "dataset.path=x.npy dataset.target_path=y.npy",
+        1,
+        write("x.npy", lambda path: __import__("numpy").save(path, [1.0, 2.0])),
+    ),
+    (
+        "arrays one class",
+        arrays("dataset.path=a.npz"),
+        "y has one class only (1)",
+        1,
+        write("a.npz", npz(x=TWO_CLASSES[0], y=[1] * 40)),
+    ),
+    ("arrays csv", arrays("dataset.path=t.csv"), "use dataset=csv or dataset=parquet", 1, write("t.csv", "a\n1\n")),
 ]
 NEVER_STARTED = {
     "interpolation loop",

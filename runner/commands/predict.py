@@ -66,6 +66,10 @@ def predict_job(cfg, out_dir):
         console.print(
             f"accuracy {correct / len(truth):.4f} ({correct} / {len(truth)} right, against {_truth(cfg, card)})"
         )
+    elif truth is not None:  # regression against a table's target column; rows whose target is empty left out
+        pairs = [(v, t) for v, t in zip(result.values[:, 0].tolist(), truth) if t == t]
+        mae = sum(abs(v - t) for v, t in pairs) / len(pairs)
+        console.print(f"mae {mae:.6g} (over {len(pairs)} of {len(truth)} rows, against {_truth(cfg, card)})")
     elif no_truth:
         console.print(no_truth)
     console.print(f"predictions: {out / 'predictions.csv'}")
@@ -129,7 +133,10 @@ def table(inputs, result, card, topk, truth):
     if card.task != "classification":
         values = result.values
         columns = ["value"] if values.shape[1] == 1 else [f"value_{j}" for j in range(values.shape[1])]
-        return [first, *columns], [[n, *(f"{v:.6g}" for v in row)] for n, row in zip(names, values.tolist())]
+        rows = [[n, *(f"{v:.6g}" for v in row)] for n, row in zip(names, values.tolist())]
+        if truth is not None:  # a table's own target column: one value per row (empty where the cell was)
+            return [first, *columns, "true_value"], [[*row, _number(t)] for row, t in zip(rows, truth)]
+        return [first, *columns], rows
     class_names = card.labels()
     k = min(topk, result.probs.shape[1])
     probs, indices = result.probs.topk(k, dim=1)
@@ -142,6 +149,11 @@ def table(inputs, result, card, topk, truth):
         row = [names[n], label, index, *([class_names[truth[n]]] if truth is not None else [])]
         rows.append(row + [c for pj, ij in zip(p, i) for c in (class_names[ij], f"{pj:.6f}")])
     return header, rows
+
+
+def _number(value):
+    """A true value for predictions.csv: '' for a missing one (NaN)."""
+    return "" if value != value else f"{value:.6g}"
 
 
 def preview(header, rows):

@@ -273,9 +273,11 @@ def setup_data(cfg, recipe, *, device, channels_last, rank, console):
         feature_names=splits.feature_names,
         channels_last=channels_last,
         table=splits.table,
+        target_scale=splits.target_scale,
     )
     scores = None
-    if splits.table is not None and rank.main:  # a table: what scikit-learn makes of the same split
+    features = isinstance(splits.train, Split) and splits.train.x.dim() == 2
+    if dataset_cfg.get("baselines") and features and rank.main:  # what scikit-learn makes of the same split
         from runner.data.table import baselines
 
         scores = baselines(splits, dataset_cfg.task, seed=seed)

@@ -81,6 +81,23 @@ def _runner_error_in(err):
     return cause
 
 
+def pin_input_shape(cfg):
+    """A dataset.input_shape that one resolver gives as a whole list (dataset=arrays: as many dimensions as the
+    file's x has) replaced by its value, so that model configs can index it (${dataset.input_shape[0]}): OmegaConf
+    cannot index into a resolver's result. A RunnerError the resolver raises (a bad file) reaches the user as itself."""
+    node = cfg.get("dataset")
+    if node is None or "input_shape" not in node or not OmegaConf.is_interpolation(node, "input_shape"):
+        return
+    try:
+        shape = list(node.input_shape)
+    except Exception as err:
+        cause = _runner_error_in(err)
+        if cause is not None:
+            raise cause from None
+        return  # check_resolves names the key
+    node.input_shape = shape
+
+
 def check_resolves(cfg):
     """Every interpolation in `cfg` resolves (a key may refer to itself: trainer.epochs=${trainer.epochs})."""
     from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue

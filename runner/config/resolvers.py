@@ -31,6 +31,12 @@ def _table(what, _root_):
     return table_info(what, _root_.dataset if "dataset" in _root_ else _root_)
 
 
+def _arrays(what, _root_):
+    from runner.data.arrays import arrays_info
+
+    return arrays_info(what, _root_.dataset if "dataset" in _root_ else _root_)
+
+
 def _spatial_dims(shape):
     """The dimensions after the channels: 2 for images (C, H, W), 1 for signals (C, L)."""
     return len(shape) - 1
@@ -46,3 +52,4 @@ def register_resolvers():
     OmegaConf.register_new_resolver("image_shape", _image_shape, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("spatial_dims", _spatial_dims, replace=True)
     OmegaConf.register_new_resolver("table", _table, replace=True)
+    OmegaConf.register_new_resolver("arrays", _arrays, replace=True)

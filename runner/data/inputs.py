@@ -1,7 +1,7 @@
 """What `runner predict input=...` reads: raw samples from files, checked against what the model takes.
 
     input=photo.jpg            one image          input=pets/          a folder of images, recursively
-    input='shots/*.png'        a glob             input=x.npy|x.pt     an array of samples (N, *input_shape)
+    input='shots/*.png'        a glob             input=x.npy|.pt|.npz  an array of samples (N, *input_shape)
     input=rows.csv             feature rows       input=test           the run's own test split (predict.py)
 
 Images go through the very reader training used (images.read_image: mode conversion, EXIF
@@ -27,7 +27,7 @@ from runner.io.errors import RunnerError
 class Inputs:
     x: torch.Tensor  # (N, *input_shape), raw: uint8 images or float features
     names: list  # a filename per sample (images), or None: rows are numbered
-    labels: list = None  # class indices from a table's own target column, when it has one
+    labels: list = None  # from a table's own target column, when it has one: class indices, or values (regression)
 
 
 def takes_images(input_shape, input_dtype):
@@ -52,7 +52,7 @@ def read_inputs(spec, input_shape, input_dtype, feature_names=None, max_value=25
     if not path.exists():
         raise RunnerError(
             f"input={spec} names nothing: no such file or folder. Pass an image, a folder of images, a glob, "
-            f"a .npy/.pt array, a .csv of feature rows, or input=test for the run's own test split."
+            f"a .npy/.pt/.npz array, a .csv of feature rows, or input=test for the run's own test split."
         )
     if path.is_dir():
         images = image_files(path)
@@ -65,7 +65,7 @@ def read_inputs(spec, input_shape, input_dtype, feature_names=None, max_value=25
     suffix = path.suffix.lower()
     if suffix in IMAGE_EXTENSIONS:
         return _images([path], path.parent, input_shape, input_dtype, spec, max_value, resize)
-    if suffix in (".npy", ".pt"):
+    if suffix in (".npy", ".pt", ".npz"):
         return Inputs(_array(path, suffix, input_shape), None)
     if table is not None and suffix in (".csv", ".parquet", ".pq"):
         return _table_rows(path, table)
@@ -73,7 +73,8 @@ def read_inputs(spec, input_shape, input_dtype, feature_names=None, max_value=25
         return Inputs(_csv_rows(path, input_shape, feature_names), None)
     raise RunnerError(
         f"input={spec}: runner cannot read {suffix or 'extension-less'} files. Pass an image "
-        f"({', '.join(IMAGE_EXTENSIONS)}), a folder or glob of them, a .npy or .pt array, or a .csv of feature rows."
+        f"({', '.join(IMAGE_EXTENSIONS)}), a folder or glob of them, a .npy, .pt or .npz array, or a .csv of feature "
+        f"rows."
     )
 
 
@@ -81,7 +82,7 @@ def _images(paths, root, input_shape, input_dtype, spec, max_value, resize):
     if not takes_images(input_shape, input_dtype):
         raise RunnerError(
             f"input={spec} is images, but this run's model takes samples of shape {list(input_shape)} "
-            f"({input_dtype}), not images. Pass a .npy/.pt array of shape [N, {', '.join(map(str, input_shape))}]"
+            f"({input_dtype}), not images. Pass a .npy/.pt/.npz array of shape [N, {', '.join(map(str, input_shape))}]"
             f"{' or a .csv of feature rows' if len(input_shape) == 1 else ''}."
         )
     x, errors = torch.empty((len(paths), *input_shape), dtype=torch.uint8), []
@@ -104,6 +105,20 @@ def _array(path, suffix, input_shape):
             raise RunnerError(
                 f"input={path} is not a readable .npy array of numbers ({err}). Save it with numpy.save."
             ) from None
+    elif suffix == ".npz":  # dataset=arrays' file: its x, or its x_test
+        import numpy as np
+
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                name = next((n for n in ("x", "x_test") if n in archive.files), None)
+                if name is None:
+                    raise RunnerError(
+                        f"input={path} has no array named x or x_test (it has: {', '.join(archive.files)}). Save the "
+                        f"samples as numpy.savez(path, x=...)."
+                    )
+                x = torch.from_numpy(archive[name])
+        except (ValueError, OSError) as err:
+            raise RunnerError(f"input={path} is not a readable .npz of number arrays ({err}).") from None
     else:
         from runner.io.serialization import safe_load
 
@@ -172,7 +187,8 @@ def _number(text):
 
 def _table_rows(path, table):
     """A table run's input: its raw columns (any order, the target's too) encoded as the run's training split taught
-    (data/table.py); the target column, when present, gives the true classes."""
+    (data/table.py); the target column, when present, gives the true classes (class indices) or values (floats, NaN
+    where a cell is empty)."""
     from runner.data.table import TableEncoder, read_table
 
     frame = read_table(path, "input")
@@ -188,4 +204,14 @@ def _table_rows(path, table):
                 f"{', '.join(unknown[:5])}. Its classes are {', '.join(table['classes'])}."
             )
         labels = [index[v] for v in values]
+    elif table["target"] in frame.columns:  # a regression target: the true values, in the target's units
+        import pandas as pd
+
+        values = pd.to_numeric(frame[table["target"]], errors="coerce")
+        if values.isna().all():
+            raise RunnerError(
+                f"input={path}: its {table['target']} column holds no numbers, so it cannot be the truth for this "
+                f"regression run. Drop the column, or give the target's values."
+            )
+        labels = values.astype(float).tolist()
     return Inputs(x, None, labels)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runner.data.splits import Split, Splits
+from runner.data.splits import Split, Splits, class_index, class_order, holdout_rows, stratified_holdouts
 from runner.io.errors import RunnerError
 
 OTHER = "<other>"  # the column of categories the training split did not have
@@ -243,8 +243,6 @@ def plan(path, train_path, val_path, test_path, target, features, task, missing,
 
 
 def _plan(path, train_path, val_path, test_path, target, features, task, missing, val_fraction, test_fraction, seed):
-    from sklearn.model_selection import train_test_split
-
     if bool(path) == bool(train_path):
         raise RunnerError(
             "a table dataset needs dataset.path (one table, split here) or dataset.train_path (with val_path and "
@@ -265,36 +263,25 @@ def _plan(path, train_path, val_path, test_path, target, features, task, missing
         row = int(np.flatnonzero(labels.isna().to_numpy())[0])
         raise RunnerError(f"{where}: the target column {target} is empty in row {row + 1}. Give every row a target.")
     task = task or infer_task(labels)
-    stratify = labels.astype(str) if task == "classification" else None
     if task == "classification" and labels.nunique() < 2:
         raise RunnerError(f"{where}: the target column {target} has one class only; classification needs two.")
+    classes = class_order(labels) if task == "classification" else []
     parts = {}
-    try:
-        if path:
-            rest, parts["test"] = train_test_split(first, test_size=test_fraction, random_state=seed, stratify=stratify)
-            strat = rest[target].astype(str) if task == "classification" else None
-            parts["train"], parts["val"] = train_test_split(
-                rest, test_size=val_fraction, random_state=seed + 1, stratify=strat
-            )
-        else:
-            parts["train"] = first
-            for name, given, fraction in (("val", val_path, val_fraction), ("test", test_path, test_fraction)):
-                if given:
-                    parts[name] = read_table(given, f"dataset.{name}_path")
-                else:
-                    strat = parts["train"][target].astype(str) if task == "classification" else None
-                    parts["train"], parts[name] = train_test_split(
-                        parts["train"], test_size=fraction, random_state=seed, stratify=strat
-                    )
-    except ValueError as err:  # scikit-learn: a class too small to stratify
-        counts = labels.astype(str).value_counts()
-        raise RunnerError(
-            f"{where}: cannot split it by class ({' '.join(str(err).split())}); the smallest class, "
-            f"{counts.index[-1]!r}, has {counts.iloc[-1]} row(s). Give every class a few rows, or fewer hold-outs "
-            f"(dataset.val_fraction, dataset.test_fraction)."
-        ) from None
+    if path:
+        stratify = class_index(labels, classes)
+        rows = stratified_holdouts(stratify, len(first), val_fraction, test_fraction, seed, classes, where)
+        parts = {name: first.iloc[index] for name, index in rows.items()}
+    else:
+        parts["train"] = first
+        for name, given, fraction in (("val", val_path, val_fraction), ("test", test_path, test_fraction)):
+            if given:
+                parts[name] = read_table(given, f"dataset.{name}_path")
+            else:
+                train = parts["train"]
+                stratify = class_index(train[target], classes)
+                rest, held = holdout_rows(len(train), fraction, seed, stratify, classes, where)
+                parts["train"], parts[name] = train.iloc[rest], train.iloc[held]
     encoder, dropped = TableEncoder.fit(parts["train"], features, where, missing)
-    classes = sorted(map(str, labels.unique())) if task == "classification" else []
     notes = (f"table: left out {'; '.join(dropped)}.",) if dropped else ()
     return Plan(task, classes, encoder, parts, notes)
 
@@ -371,7 +358,8 @@ def table(*, name, task, input_shape, num_classes, target, path=None, train_path
         class_names=found.classes,
         feature_names=found.encoder.names(),
         notes=list(found.notes),
-        table={**found.encoder.to_dict(), "target": target, "classes": found.classes, "target_scale": scale},
+        table={**found.encoder.to_dict(), "target": target, "classes": found.classes},
+        target_scale=scale,
     )
 
 
@@ -397,7 +385,7 @@ def baselines(splits, task, seed=0):
         models = {"ridge": make_pipeline(StandardScaler(), Ridge())}
         if y_train.shape[1] == 1:  # HistGradientBoosting predicts one target
             models["HistGradientBoosting"] = HistGradientBoostingRegressor(random_state=seed)
-        std = np.asarray((splits.table.get("target_scale") or {"std": [1.0]})["std"])  # MAE in the targets' units
+        std = np.asarray((splits.target_scale or {"std": [1.0]})["std"])  # MAE in the targets' units
 
         def score(model):
             return float((np.abs(model.predict(x_test).reshape(y_test.shape) - y_test) * std).mean())

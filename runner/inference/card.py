@@ -32,7 +32,7 @@ class ModelCard:
     model: dict  # the model's config: `_target_` and its arguments
 
     @classmethod
-    def of(cls, cfg, normalize, input_dtype, class_names, feature_names, channels_last, table=None):
+    def of(cls, cfg, normalize, input_dtype, class_names, feature_names, channels_last, table=None, target_scale=None):
         """The card of a run with resolved config `cfg` (plain data) and its data's normaliser
         (data.batches.Normalizer). `max_value` of the dataset's config, where it has one (digits), is the stored
         value of a white pixel; images are 0..255 otherwise. An image folder's `resize` and `interpolation` say how
@@ -57,6 +57,7 @@ class ModelCard:
                 std=normalize.std.tolist(),
                 resize=Resize.of(dataset.get("resize"), dataset.get("interpolation", "bilinear")),
                 table=table,
+                target_scale=target_scale,
             ),
             channels_last=channels_last,
             model=cfg["model"],
@@ -74,7 +75,7 @@ class ModelCard:
         return asdict(self)
 
 
-def preprocessing(input_shape, input_dtype, max_value, *, mean, std, resize=None, table=None):
+def preprocessing(input_shape, input_dtype, max_value, *, mean, std, resize=None, table=None, target_scale=None):
     """The contract from a raw input to the model's input, as plain data (each field: docs/predict-export.md).
 
     image: how an image file becomes 8-bit pixels (data.images.contract), or None when the model does not take
@@ -96,4 +97,7 @@ def preprocessing(input_shape, input_dtype, max_value, *, mean, std, resize=None
         "dtype": "float32",
         # a table's raw columns -> its features, before mean and std (data/table.py's TableEncoder), or None
         "table": table,
+        # regression targets the model was trained on standardised, {"mean": [...], "std": [...]} per output: its
+        # outputs * std + mean are in the targets' units (Splits.target_scale); None: its outputs are
+        "target_scale": target_scale,
     }

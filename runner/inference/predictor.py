@@ -51,7 +51,7 @@ class Predictor:
 
     def as_batch(self, x):
         """Raw samples as one (N, *input_shape) tensor: a tensor or array (one sample or a batch), a PIL image,
-        a path (an image, a folder or glob of images, a .npy/.pt array, a .csv of rows), or a list of images or
+        a path (an image, a folder or glob of images, a .npy/.pt/.npz array, a .csv of rows), or a list of images or
         paths."""
         import numpy as np
         from PIL import Image
@@ -104,7 +104,7 @@ class Predictor:
                 progress(len(batch))
         out = torch.cat(outputs) if outputs else torch.empty(0, self.card.num_outputs)
         if self.card.task != "classification":
-            scale = (self.card.preprocessing.get("table") or {}).get("target_scale")
+            scale = self.card.preprocessing.get("target_scale")
             if scale:  # trained on standardised targets: back in the targets' own units
                 out = out * torch.tensor(scale["std"]) + torch.tensor(scale["mean"])
             return Prediction(values=out)

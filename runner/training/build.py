@@ -22,7 +22,8 @@ from runner.data.splits import Split
 from runner.data.stream import LoaderBatches
 from runner.io.errors import RunnerError, RunnerWarning
 
-PIPELINE_KEYS = ("augment", "normalize")  # dataset keys read by the batches, not passed to the dataset function
+# dataset keys read by the batches or the run, not passed to the dataset function
+PIPELINE_KEYS = ("augment", "normalize", "baselines")
 
 
 def instantiate(cfg, **kwargs):
@@ -176,9 +177,9 @@ def _build_data(dataset_cfg, device):
 
 
 def target_scale_std(splits, device):
-    """The std a table dataset standardised its regression targets by (data/table.py), as a tensor on `device`, or
-    None: metrics are then reported in the targets' own units."""
-    scale = (splits.table or {}).get("target_scale")
+    """The std a dataset standardised its regression targets by (Splits.target_scale: tables, arrays), as a tensor
+    on `device`, or None (targets used as they are); metrics are reported in the targets' own units either way."""
+    scale = splits.target_scale
     return torch.tensor(scale["std"], dtype=torch.float32, device=device) if scale else None
 
 

@@ -1,0 +1,223 @@
+"""Arrays you already have: dataset=arrays reads x and y from a .npz, a .pt or two .npy files.
+
+    data.npz / data.pt   x and y (split here like a table), or x_train, y_train and, where you have them,
+                         x_val, y_val, x_test, y_test (a part that is missing is held out of the training part)
+    x.npy + y.npy        dataset.path=x.npy dataset.target_path=y.npy
+
+A .npz is read by numpy.load without pickles, a .pt by torch.load(weights_only=True) (a dict of tensors or
+arrays). The samples' shape is x.shape[1:]; the task is read from y's dtype: integers and booleans are class
+labels (classes: y's distinct values, sorted), floats a regression target (y of shape (N,) or (N, outputs),
+standardised by the training part's mean and std and reported in its own units, as for a table). x stays uint8
+when it is uint8 (images: the run's augmentation and normalisation apply as for any image dataset); anything
+else becomes float32. Hold-outs are drawn as for dataset=csv (splits.stratified_holdouts), so the same rows as
+arrays and as a CSV give the same training.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from runner.data.splits import Split, Splits, class_index, class_order, holdout_rows, stratified_holdouts
+from runner.io.errors import RunnerError
+
+PARTS = ("train", "val", "test")
+
+
+def read_arrays(path, target_path=None):
+    """{name: numpy array} from a .npz, a .pt or a .npy (with `target_path`, the .npy of y): the names x, y or
+    x_train, y_train, x_val, y_val, x_test, y_test. RunnerError naming the file for a missing or unreadable file,
+    a name missing, arrays of different lengths, or values that are not numbers."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise RunnerError(f"dataset.path={path} names no file. Give the path of a .npz, .pt or .npy file.")
+    suffix = path.suffix.lower()
+    if suffix == ".npy" or target_path:
+        if suffix != ".npy" or not target_path or Path(target_path).suffix.lower() != ".npy":
+            raise RunnerError(
+                f"dataset.path={path}: a .npy file holds one array, so give the samples and the targets as two: "
+                f"dataset.path=x.npy dataset.target_path=y.npy (or both in one .npz or .pt file, as x and y)."
+            )
+        target = Path(target_path).expanduser()
+        if not target.is_file():
+            raise RunnerError(f"dataset.target_path={target} names no file. Give the .npy file of the targets.")
+        found = {"x": _npy(path, "dataset.path"), "y": _npy(target, "dataset.target_path")}
+    elif suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                found = {name: archive[name] for name in archive.files}
+        except (ValueError, OSError) as err:
+            raise RunnerError(
+                f"dataset.path={path} is not a readable .npz of number arrays ({' '.join(str(err).split())[:160]}). "
+                f"Save it with numpy.savez(path, x=..., y=...)."
+            ) from None
+    elif suffix == ".pt":
+        from runner.io.serialization import safe_load
+
+        loaded = safe_load(path)
+        if not isinstance(loaded, dict):
+            raise RunnerError(
+                f"dataset.path={path} holds a {type(loaded).__name__}, not a dict of arrays. Save it as "
+                f"torch.save({{'x': x, 'y': y}}, '{path.name}')."
+            )
+        found = {str(k): v.numpy() if hasattr(v, "numpy") else np.asarray(v) for k, v in loaded.items()}
+    else:
+        raise RunnerError(
+            f"dataset.path={path}: dataset=arrays reads .npz, .pt and .npy files, not {suffix or 'extension-less'} "
+            f"ones. For a table, use dataset=csv or dataset=parquet."
+        )
+    return _check(found, path)
+
+
+def _npy(path, what):
+    try:
+        return np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise RunnerError(
+            f"{what}={path} is not a readable .npy array of numbers ({' '.join(str(err).split())[:160]}). Save it "
+            f"with numpy.save."
+        ) from None
+
+
+def _check(found, path):
+    single = "x" in found or "y" in found
+    names = ["x", "y"] if single else [f"{v}_{part}" for part in PARTS for v in "xy" if f"x_{part}" in found]
+    if not single and "x_train" not in found:
+        names = ["x", "y"]
+    missing = [n for n in names if n not in found] + (
+        [f"y_{p}" for p in PARTS if f"x_{p}" in found and f"y_{p}" not in found] if not single else []
+    )
+    if missing:
+        raise RunnerError(
+            f"{path} has no array named {', '.join(sorted(set(missing)))} (it has: {', '.join(found) or 'none'}). "
+            f"Name the arrays x and y, or x_train and y_train (with x_val, y_val, x_test, y_test where you have them)."
+        )
+    out = {}
+    for name in names:
+        a = found[name]
+        if a.dtype.kind not in "biuf":
+            raise RunnerError(f"{path}: {name} holds {a.dtype} values; dataset=arrays needs numbers.")
+        if a.ndim == 0:
+            raise RunnerError(f"{path}: {name} is a single number; it needs one entry per sample.")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():
+            row = int(np.argwhere(~np.isfinite(a))[0][0])
+            raise RunnerError(
+                f"{path}: {name} holds NaN or infinity in sample {row}. Fill or drop it (dataset=csv imputes "
+                f"missing values and flags them)."
+            )
+        out[name] = a
+    for suffix in ("",) if single else tuple(f"_{p}" for p in PARTS if f"x_{p}" in out):
+        x, y = out[f"x{suffix}"], out[f"y{suffix}"]
+        if len(x) != len(y):
+            raise RunnerError(f"{path}: x{suffix} has {len(x)} samples and y{suffix} {len(y)}; give one y per x.")
+    shapes = {a.shape[1:] for n, a in out.items() if n.startswith("x")}
+    if len(shapes) > 1:
+        raise RunnerError(f"{path}: the x arrays' samples differ in shape ({sorted(shapes)}); they must be one shape.")
+    return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Arrays read and split: the task, the classes ([] for regression), and each part's (x, y)."""
+
+    task: str
+    classes: list
+    parts: dict  # train, val, test -> (x, y) numpy arrays
+
+
+_PLANS = {}
+
+
+def plan(path, target_path=None, task=None, val_fraction=0.1, test_fraction=0.2, seed=0):
+    """The Plan of dataset=arrays' keys, computed once per process (the resolvers and the dataset function share
+    it); `task` None reads it from y's dtype."""
+    key = (path, target_path, task, val_fraction, test_fraction, seed)
+    if key not in _PLANS:
+        _PLANS[key] = _plan(*key)
+    return _PLANS[key]
+
+
+def _plan(path, target_path, task, val_fraction, test_fraction, seed):
+    found = read_arrays(path, target_path)
+    single = "x" in found
+    ys = [found["y"]] if single else [found[f"y_{p}"] for p in PARTS if f"y_{p}" in found]
+    task = task or ("regression" if ys[0].dtype.kind == "f" else "classification")
+    classes = []
+    if task == "classification":
+        if any(y.ndim != 1 for y in ys):
+            raise RunnerError(f"{path}: class labels y must be one per sample (shape (N,)), not {list(ys[0].shape)}.")
+        classes = class_order(np.concatenate(ys) if single else ys[0])
+        if len(classes) < 2:
+            raise RunnerError(f"{path}: y has one class only ({classes[0]}); classification needs two.")
+    where = f"dataset.path={path}"
+    if single:
+        x, y = found["x"], found["y"]
+        rows = stratified_holdouts(class_index(y, classes), len(y), val_fraction, test_fraction, seed, classes, where)
+        return Plan(task, classes, {name: (x[index], y[index]) for name, index in rows.items()})
+    parts = {"train": (found["x_train"], found["y_train"])}
+    for name, fraction in (("val", val_fraction), ("test", test_fraction)):
+        if f"x_{name}" in found:
+            parts[name] = (found[f"x_{name}"], found[f"y_{name}"])
+        else:
+            x, y = parts["train"]
+            rest, held = holdout_rows(len(y), fraction, seed, class_index(y, classes), classes, where)
+            parts["train"], parts[name] = (x[rest], y[rest]), (x[held], y[held])
+    return Plan(task, classes, parts)
+
+
+def _keys(dataset):
+    get = dataset.get
+    return (get("path"), get("target_path"), None, get("val_fraction", 0.1), get("test_fraction", 0.2),
+            get("split_seed", 0))  # fmt: skip
+
+
+def arrays_info(what, dataset):
+    """OmegaConf resolver behind dataset=arrays' task (`${arrays:task}`), input_shape (`${arrays:input_shape}`, a
+    list) and num_classes (`${arrays:num_classes}`: the classes of y, or its outputs for regression)."""
+    found = plan(*_keys(dataset))
+    if what == "task":
+        return found.task
+    x, y = found.parts["train"]
+    if what == "input_shape":
+        return list(x.shape[1:])
+    if what == "num_classes":
+        if dataset.task == "classification":
+            return len(found.classes) if found.task == "classification" else len(plan(*_with_task(dataset)).classes)
+        return 1 if y.ndim == 1 else int(y.shape[1])
+    raise ValueError(f"arrays resolver: unknown field {what}")
+
+
+def _with_task(dataset):
+    keys = list(_keys(dataset))
+    keys[2] = dataset.task
+    return tuple(keys)
+
+
+def arrays(*, name, task, input_shape, num_classes, path, target_path=None, val_fraction=0.1, test_fraction=0.2,
+           split_seed=0):  # fmt: skip
+    """dataset=arrays as Splits: x as uint8 (when stored so) or float32 of shape (N, *input_shape), y as int64 class
+    indices (in the sorted order of class_names) or float32 (N, outputs) standardised by the training part."""
+    import torch
+
+    if task not in ("classification", "regression"):
+        raise RunnerError(f"dataset.task={task}: use classification or regression.")
+    found = plan(path, target_path, task, val_fraction, test_fraction, split_seed)
+    scale = None
+    if task == "regression":
+        train_y = found.parts["train"][1].astype(np.float64).reshape(len(found.parts["train"][1]), -1)
+        std = train_y.std(axis=0)
+        scale = {"mean": train_y.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+    splits = {}
+    for part, (x, y) in found.parts.items():
+        x = torch.from_numpy(np.ascontiguousarray(x if x.dtype == np.uint8 else x.astype(np.float32)))
+        if task == "classification":
+            index = class_index(y, found.classes)
+            if (index < 0).any():
+                unknown = sorted({str(v) for v in y[index < 0].tolist()})
+                raise RunnerError(f"{path}: y_{part} has classes y_train lacks: {', '.join(unknown[:5])}.")
+            y = torch.from_numpy(index)
+        else:
+            y = y.astype(np.float64).reshape(len(y), -1)
+            y = torch.from_numpy(((y - scale["mean"]) / scale["std"]).astype(np.float32))
+        splits[part] = Split(x, y)
+    return Splits(splits["train"], splits["val"], splits["test"], class_names=found.classes, target_scale=scale)
