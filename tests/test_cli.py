@@ -19,7 +19,7 @@ def test_runner_help_does_not_import_torch():
 def test_train_help_lists_every_group_and_option(tmp_path):
     out = runner("train", "--help", cwd=tmp_path).stdout
     for line in (
-        "dataset: cifar10, csv, digits, fake, fashion_mnist, imagefolder, mnist, mnist1d, parquet, sum_pairs",
+        "dataset: arrays, cifar10, csv, digits, fake, fashion_mnist, imagefolder, mnist, mnist1d, parquet, sum_pairs",
         "device: auto, cpu, cuda, mps",
         "model: cnn, fastnet, lenet, mlp, resnet18, resnet18_cifar, timm, torchvision",
         "experiment: cifar10_fast, cifar10_resnet, cifar10_tutorial, digits_cnn, finetune_imagefolder, mnist1d_cnn, "

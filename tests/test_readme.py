@@ -223,7 +223,7 @@ def test_every_training_command_composes(sandbox, page, command):
         ["runner", *composed(command)], cwd=sandbox(page), env=env_for(command), capture_output=True, text=True
     )
     assert proc.returncode == 0, f"{page}: command does not compose: {command}\n{proc.stdout}\n{proc.stderr}"
-    assert proc.stdout.startswith("dataset:")  # the job's config was printed
+    assert proc.stdout.startswith("model:")  # the job's config was printed (model first: configs/train.yaml)
 
 
 def test_every_shell_command_is_treated():
