@@ -117,11 +117,11 @@ def _task(cfg):
         from runner.run.rundir import provenance
         from runner.training import distributed
 
+        _absolute_root(cfg)  # before the resolvers read the files (dataset=csv): one plan, of the recorded path
         if not cfg.get("resume"):  # a resumed run's config is its own (last.pt), checked against the resume table
             pin_input_shape(cfg)
             check_resolves(cfg)
             check_keys(cfg)
-        _absolute_root(cfg)
         _share_cores(cfg, hydra_cfg)
         run_dir = distributed.broadcast(hydra_cfg.runtime.output_dir)  # under torchrun: rank 0's, for every rank
         user_overrides = list(hydra_cfg.overrides.task)[len(_selected) :]
@@ -349,17 +349,28 @@ def _torchrun(args):
 
 
 def _absolute_root(cfg):
-    """dataset.root as an absolute path (`~` expanded): the run records where its data is, so that eval, predict and
-    export from another directory find it."""
-    from omegaconf import open_dict
+    """dataset.root and a dataset's own files (dataset.path, ...: DATA_FILE_KEYS) as absolute paths (`~` expanded):
+    the run records where its data is, so that eval, predict and export from another directory find it."""
+    from omegaconf import OmegaConf, open_dict
 
-    root = cfg.dataset.get("root") if "dataset" in cfg else None
-    if not isinstance(root, str) or not root:
+    from runner.config.command_line import DATA_FILE_KEYS
+
+    if "dataset" not in cfg:
         return
-    absolute = str(Path(root).expanduser().absolute())
-    if absolute != root:
-        with open_dict(cfg):
-            cfg.dataset.root = absolute
+    for key in ("root", *(k.removeprefix("dataset.") for k in DATA_FILE_KEYS)):
+        if (
+            key not in cfg.dataset
+            or OmegaConf.is_interpolation(cfg.dataset, key)
+            or OmegaConf.is_missing(cfg.dataset, key)
+        ):
+            continue  # an interpolation is checked by check_resolves; a ??? by check_config
+        value = cfg.dataset.get(key)
+        if not isinstance(value, str) or not value:
+            continue
+        absolute = str(Path(value).expanduser().absolute())
+        if absolute != value:
+            with open_dict(cfg):
+                cfg.dataset[key] = absolute
 
 
 def _share_cores(cfg, hydra_cfg):

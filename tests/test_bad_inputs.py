@@ -307,7 +307,7 @@ ROWS = [
     (
         "table one-sample class",
         table(),
-        "the smallest class, 'y', has 1 row(s)",
+        "the class 'y' has 1 row here, and a split by class needs at least 2 of each",
         1,
         write("t.csv", "a,b\n" + "".join(f"{i},x\n" for i in range(20)) + "20,y\n"),
     ),
@@ -325,7 +325,21 @@ ROWS = [
         1,
         write("t.csv", "a,b\n" + "".join(f"{i if i % 2 else 'n' + str(i)},{'xy'[i % 2]}\n" for i in range(40))),
     ),
-    ("table no file", table(), "dataset.path=t.csv names no file", 1, None),
+    (
+        "table infinity",
+        table(),
+        "column a has an infinite value at line 5 (row 4)",
+        1,
+        write("t.csv", "a,b\n" + "".join(f"{'inf' if i == 3 else i},{'xy'[i % 2]}\n" for i in range(40))),
+    ),
+    (
+        "table bad task",
+        table("dataset.task=regresion"),
+        "dataset.task=regresion: use classification or regression",
+        1,
+        write("t.csv", "a,b\n" + "".join(f"{i},{'xy'[i % 2]}\n" for i in range(40))),
+    ),
+    ("table no file", table(), "/t.csv names no file. Give the path of a .csv or .parquet file", 1, None),
     # arrays you already have (dataset=arrays, runner/data/arrays.py)
     (
         "arrays no y",
@@ -383,6 +397,8 @@ NEVER_STARTED = {
     "sweep config",
     "report out is a file",
     "report nothing there",
+    # a table's or arrays' file is read by the config's resolvers, before any run directory is claimed
+    *(row[0] for row in ROWS if row[0].startswith(("table ", "arrays "))),
 }
 # not even an empty folder anywhere (a parent of a run directory that cannot be made)
 NOTHING_MADE = {

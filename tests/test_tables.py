@@ -2,13 +2,14 @@
 write from scikit-learn's bundled tables; the encoding learned from the training split applied alike at predict."""
 
 import json
+import re
 import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import runner, summary
+from conftest import assert_clean_failure, runner, summary
 
 
 def wine_csv(path):
@@ -35,8 +36,12 @@ def test_wine_trains_evaluates_and_predicts_from_its_csv_with_no_python(tmp_path
     assert info["test"]["test_accuracy"] == 1.0
     # scikit-learn's baselines on the same split, beside it (measured here; both deterministic with seed 0)
     assert info["baselines"] == {"logistic regression": 1.0, "HistGradientBoosting": 1.0}
-    runner("eval", "ckpt=w", "hydra.run.dir=ev", cwd=tmp_path)
-    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["test_accuracy"] == 1.0
+    # the run recorded where its file is, absolute, and its SHA-256: eval works from any directory
+    (tmp_path / "elsewhere").mkdir()
+    runner("eval", f"ckpt={tmp_path / 'w'}", "hydra.run.dir=ev", cwd=tmp_path / "elsewhere")
+    assert json.loads((tmp_path / "elsewhere" / "ev" / "metrics.json").read_text())["test_accuracy"] == 1.0
+    proc = runner("predict", f"ckpt={tmp_path / 'w'}", "input=test", "out=t", cwd=tmp_path / "elsewhere")
+    assert "accuracy 1.0000 (36 / 36 right, against the test split)" in proc.stdout
     # the raw file, its label column included and its columns shuffled: scored against that column
     frame = pd.read_csv(tmp_path / "wine.csv")
     frame[list(reversed(frame.columns))].to_csv(tmp_path / "shuffled.csv", index=False)
@@ -44,10 +49,16 @@ def test_wine_trains_evaluates_and_predicts_from_its_csv_with_no_python(tmp_path
     assert "against the table's label column" in proc.stdout
     predicted = pd.read_csv(tmp_path / "p" / "predictions.csv")
     assert (predicted["true_label"] == frame["label"]).all() and len(predicted) == 178
+    # the file changed under the run (its rows reordered): eval and resume would split other rows, so they refuse
+    frame.sample(frac=1, random_state=0).to_csv(tmp_path / "wine.csv", index=False)
+    for command in (["eval", "ckpt=w"], ["train", "resume=w", "trainer.epochs=21"]):
+        proc = runner(*command, cwd=tmp_path, check=False)
+        assert_clean_failure(proc, "have changed since this run read them", "Put back the files it trained on")
 
 
 def test_categories_missing_values_and_an_unseen_category_are_encoded_alike_in_training_and_prediction(tmp_path):
-    from runner.data.table import table
+    from runner.data.inputs import read_inputs
+    from runner.data.table import TableKeys, plan, table
 
     rng = np.random.default_rng(0)
     n = 120
@@ -55,33 +66,45 @@ def test_categories_missing_values_and_an_unseen_category_are_encoded_alike_in_t
         {
             "size": rng.normal(10, 2, n).round(2),
             "colour": rng.choice(["red", "green", "blue"], n),
+            "flag": rng.choice([True, False], n),
             "id": [f"row{i}" for i in range(n)],  # an ID: left out
             "same": 1,  # constant: left out
         }
     )
     frame.loc[[3, 50], "size"] = np.nan
-    frame["kind"] = np.where(frame["colour"] == "red", "a", "b")
+    frame["flag"] = frame["flag"].astype(object)
+    frame.loc[7:11, "flag"] = None  # blanks in a column of booleans: still numbers, filled and flagged
+    frame["kind"] = np.where(frame["colour"] == "red", 1, 2)  # whole-number labels
     frame.to_csv(tmp_path / "t.csv", index=False)
-    splits = table(name="csv", task="classification", input_shape=[6], num_classes=2, target="kind",
-                   path=str(tmp_path / "t.csv"), features=None)  # fmt: skip
-    names = ["size", "size_missing", "colour=blue", "colour=green", "colour=red", "colour=<other>"]
-    assert splits.feature_names == names
-    assert splits.notes == ["table: left out id (a different text in every row, as an ID); same (the same value in "
-                            "every row)."]  # fmt: skip
-    # predict's reader on rows of the same file, and on a colour training never saw
-    from runner.data.inputs import read_inputs
-
+    args = dict(name="csv", task="classification", input_shape=[8], num_classes=2, target="kind")
+    splits = table(**args, path=str(tmp_path / "t.csv"))
+    names = ["size", "size_missing", "colour=blue", "colour=green", "colour=red", "colour=<other>", "flag",
+             "flag_missing"]  # fmt: skip
+    assert splits.feature_names == names and splits.class_names == ["1", "2"]
+    assert (
+        splits.notes[1]
+        == "table: left out id (a different text in every row, as an ID); same (the same value in every row)."
+    )
+    assert splits.notes[0].startswith("table: 2 classes of kind (1, 2); 2 numeric columns; missing values filled")
+    # predict's reader on the whole raw file gives, row for row, the tensors each split trained and was tested on
+    read = read_inputs(str(tmp_path / "t.csv"), [8], "float32", names, table=splits.table)
+    parts = plan(TableKeys.of({"path": str(tmp_path / "t.csv"), "target": "kind"}, "classification")).parts
+    for name in ("train", "val", "test"):
+        rows = torch.tensor(parts[name].index.tolist())
+        assert torch.equal(read.x[rows], getattr(splits, name).x), name
+        assert torch.equal(torch.tensor([read.labels[i] for i in rows.tolist()]), getattr(splits, name).y), name
+    median = splits.table["columns"][0]["fill"]
+    train_sizes = parts["train"]["size"].dropna().to_numpy()
+    assert median == pytest.approx(float(np.median(train_sizes)))  # the training split's own median
+    assert read.x[3, :2].tolist() == [pytest.approx(median), 1.0]  # missing: the training split's median, flagged
+    # a colour training never saw, and an empty label cell (which makes pandas read the labels as floats)
     rows = frame.iloc[[3, 7]].copy()
     rows.loc[rows.index[1], "colour"] = "purple"
+    rows.loc[rows.index[0], "kind"] = None
     rows.to_csv(tmp_path / "new.csv", index=False)
-    read = read_inputs(str(tmp_path / "new.csv"), [6], "float32", names, table=splits.table)
-    train_sizes = splits.train.x[:, 0][splits.train.x[:, 1] == 0].double()  # the training rows with a size
-    median = splits.table["columns"][0]["fill"]
-    assert median == pytest.approx(float(np.median(train_sizes.numpy())), abs=1e-4)  # float32 features, rounded
-    assert read.x[0, :2].tolist() == [pytest.approx(median), 1.0]  # missing: the training split's median, flagged
-    assert read.x[1, :2].tolist() == [float(np.float32(frame.loc[7, "size"])), 0.0]
-    assert read.x[1, 2:].tolist() == [0, 0, 0, 1]  # purple: none of the training split's colours
-    assert read.labels == [int(frame.loc[3, "kind"] == "b"), int(frame.loc[7, "kind"] == "b")]
+    new = read_inputs(str(tmp_path / "new.csv"), [8], "float32", names, table=splits.table)
+    assert new.x[1, 2:6].tolist() == [0, 0, 0, 1]  # purple: none of the training split's colours
+    assert new.labels == [None, int(frame.loc[7, "kind"] == 2)]  # no truth for the empty cell; 2.0 read as "2"
 
 
 def breast_cancer_csv(path):
@@ -135,10 +158,10 @@ def regression_in_its_units(tmp_path, target, test_mae):
     as config.json says and its output unscaled by config.json's target_scale, gives predict's values."""
     import onnxruntime
 
-    from runner.data.table import _keys, plan
+    from runner.data.table import TableKeys, plan
 
     # the run's test rows, as the run drew them (the same split function, keys and seed), written as a raw CSV
-    plan(*_keys({"path": str(tmp_path / "t.csv"), "target": target})).parts["test"].to_csv(tmp_path / "test.csv")
+    plan(TableKeys.of({"path": str(tmp_path / "t.csv"), "target": target})).parts["test"].to_csv(tmp_path / "test.csv")
     proc = runner("predict", "ckpt=r", "input=test.csv", "out=p", cwd=tmp_path)
     frame, predicted = pd.read_csv(tmp_path / "test.csv"), pd.read_csv(tmp_path / "p" / "predictions.csv")
     assert len(frame) == 89 and np.allclose(predicted["true_value"], frame[target], rtol=1e-5)
@@ -171,7 +194,7 @@ def test_the_same_table_as_parquet_and_as_arrays_trains_to_the_same_weights(tmp_
         "csv": ["dataset=csv", "dataset.path=wine.csv", "dataset.target=label"],
         "parquet": ["dataset=parquet", "dataset.path=wine.parquet", "dataset.target=label"],
         "npz": ["dataset=arrays", "dataset.path=wine.npz"],
-        "npy": ["dataset=arrays", "dataset.path=x.npy", "dataset.target_path=y.npy"],
+        "npy": ["dataset=arrays", "dataset.path=x.npy", "dataset.target_path=y.npy", "dataset.baselines=false"],
     }
     for name, args in sources.items():
         runner("train", *args, "trainer.epochs=3", f"hydra.run.dir={name}", cwd=tmp_path)
@@ -179,6 +202,9 @@ def test_the_same_table_as_parquet_and_as_arrays_trains_to_the_same_weights(tmp_
     assert all(torch.equal(w[k], weights["csv"][k]) for w in weights.values() for k in weights["csv"])
     assert len({json.dumps(summary(tmp_path / name)["test"]) for name in sources}) == 1
     assert summary(tmp_path / "npz")["samples"] == {"train": 127, "val": 15, "test": 36}  # as wine's CSV splits
+    assert "baselines" in summary(tmp_path / "npz") and "baselines" not in summary(tmp_path / "npy")
+    runner("predict", "ckpt=parquet", "input=wine.parquet", "out=pp", cwd=tmp_path)  # a Parquet file to predict on
+    assert len(pd.read_csv(tmp_path / "pp" / "predictions.csv")) == 178
     card = json.loads((tmp_path / "npz" / "checkpoints" / "model.json").read_text())
     assert card["input_shape"] == [13] and card["class_names"] == ["0", "1", "2"]
 
@@ -227,3 +253,66 @@ def test_parquet_without_pyarrow_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # `import pyarrow` raises ImportError, as without it
     with pytest.raises(RunnerError, match=r"pip install 'runner\[parquet\]'"):
         read_table(tmp_path / "t.parquet")
+
+
+def test_the_task_can_be_overridden_and_the_keys_of_a_table_do_what_they_say(tmp_path):
+    from omegaconf import OmegaConf
+
+    from runner.config.resolvers import register_resolvers
+    from runner.data.table import TableKeys, plan, table_info
+    from runner.io.errors import RunnerError
+
+    register_resolvers()  # ${table:task}, as a command has them
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300), "kind": rng.choice(["x", "y"], 300)})
+    frame["score"] = np.arange(300) % 30  # 30 whole numbers: more than 20, so read as a regression target
+    frame.to_csv(tmp_path / "t.csv", sep=";", index=False)  # semicolons, as Excel saves CSV in much of Europe
+
+    def node(**keys):
+        return OmegaConf.create({"path": str(tmp_path / "t.csv"), "task": "${table:task}", **keys})
+
+    assert table_info("task", node(target="score")) == "regression"
+    assert table_info("num_classes", node(target="score")) == 1
+    assert table_info("num_classes", node(target="score", task="classification", val_fraction=0.15)) == 30
+    assert table_info("width", node(target="kind", features="a")) == 1  # one name, not a list: that column
+    assert table_info("width", node(target="kind")) == 3  # a, b and score
+    regression = "dataset.task=regression needs numbers in the target column kind, and line 2 (row 1) has"
+    with pytest.raises(RunnerError, match=re.escape(regression)):  # fmt: skip
+        table_info("width", node(target="kind", task="regression"))
+    with pytest.raises(RunnerError, match=r"dataset\.features lists the target column kind"):
+        table_info("width", node(target="kind", features=["a", "kind"], task="classification"))
+    with pytest.raises(RunnerError, match=r"dataset\.target must be set"):
+        table_info("width", OmegaConf.create({"path": str(tmp_path / "t.csv"), "target": "???", "task": "x"}))
+    # your own splits: the files as given, nothing held out of them
+    frame.iloc[:200].to_csv(tmp_path / "train.csv", index=False)
+    frame.iloc[200:250].to_csv(tmp_path / "val.csv", index=False)
+    frame.iloc[250:].to_csv(tmp_path / "test.csv", index=False)
+    mine = TableKeys(train_path=str(tmp_path / "train.csv"), val_path=str(tmp_path / "val.csv"),
+                     test_path=str(tmp_path / "test.csv"), target="kind")  # fmt: skip
+    assert {k: len(v) for k, v in plan(mine).parts.items()} == {"train": 200, "val": 50, "test": 50}
+    # dataset.missing=refuse names the cell by its line in the file, whichever split it fell in
+    frame.loc[[150], "b"] = np.nan
+    frame.to_csv(tmp_path / "gap.csv", index=False)
+    with pytest.raises(RunnerError, match=re.escape("column b has a missing value at line 152 (row 151)")):
+        plan(TableKeys(path=str(tmp_path / "gap.csv"), target="kind", missing="refuse"))
+
+
+def test_arrays_read_their_task_like_a_table_and_refuse_images_with_their_channels_last(tmp_path):
+    from runner.data.arrays import plan
+    from runner.data.inputs import read_inputs
+    from runner.io.errors import RunnerError
+
+    x = np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32)
+    np.savez(tmp_path / "f.npz", x=x, y=(x[:, 0] > 0).astype(np.float32))  # 0.0 / 1.0: torch's default dtype
+    assert plan(str(tmp_path / "f.npz")).task == "classification"  # as the same column in a CSV would be
+    np.savez(tmp_path / "one.npz", x=x[:, 0], y=np.arange(100) % 2)  # x of shape (N,): one feature each
+    assert plan(str(tmp_path / "one.npz")).parts["train"][0].shape[1:] == (1,)
+    np.savez(tmp_path / "hwc.npz", x=np.zeros((10, 8, 8, 3), np.uint8), y=np.arange(10) % 2)
+    with pytest.raises(RunnerError, match=r"channels last \(N, H, W, C\).*x\.transpose\(0, 3, 1, 2\)"):
+        plan(str(tmp_path / "hwc.npz"))
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "f.npz").read_bytes()[:100])
+    with pytest.raises(RunnerError, match=r"is not a readable \.npz"):
+        plan(str(tmp_path / "cut.npz"))
+    np.savez(tmp_path / "parts.npz", x_train=x[:80], y_train=np.arange(80) % 2, x_test=x[80:], y_test=np.arange(20) % 2)
+    read = read_inputs(str(tmp_path / "parts.npz"), [3], "float32")  # predict on the same file: its x_test
+    assert torch.equal(read.x, torch.from_numpy(x[80:]))

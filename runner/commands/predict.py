@@ -61,10 +61,11 @@ def predict_job(cfg, out_dir):
     atomic_write(out / "predictions.csv", lambda f: f.write(text.getvalue().encode()))
     console.attach(out / "predict.log")
     console.print(preview(header, rows))
-    if truth is not None and card.task == "classification":
-        correct = sum(int(i == t) for i, t in zip(result.indices.tolist(), truth))
+    if truth is not None and card.task == "classification":  # rows without a label (an empty cell) left out
+        pairs = [(i, t) for i, t in zip(result.indices.tolist(), truth) if t is not None]
+        correct = sum(int(i == t) for i, t in pairs)
         console.print(
-            f"accuracy {correct / len(truth):.4f} ({correct} / {len(truth)} right, against {_truth(cfg, card)})"
+            f"accuracy {correct / len(pairs):.4f} ({correct} / {len(pairs)} right, against {_truth(cfg, card)})"
         )
     elif truth is not None:  # regression against a table's target column; rows whose target is empty left out
         pairs = [(v, t) for v, t in zip(result.values[:, 0].tolist(), truth) if t == t]
@@ -146,7 +147,8 @@ def table(inputs, result, card, topk, truth):
     for n, (label, index, p, i) in enumerate(
         zip(result.labels, result.indices.tolist(), probs.tolist(), indices.tolist())
     ):
-        row = [names[n], label, index, *([class_names[truth[n]]] if truth is not None else [])]
+        true = [] if truth is None else ["" if truth[n] is None else class_names[truth[n]]]
+        row = [names[n], label, index, *true]
         rows.append(row + [c for pj, ij in zip(p, i) for c in (class_names[ij], f"{pj:.6f}")])
     return header, rows
 

@@ -16,6 +16,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from runner.config.checks import apply_overrides
+from runner.config.command_line import DATA_FILE_KEYS
 from runner.inference.loading import run_config
 from runner.io.errors import RunnerError
 from runner.io.serialization import safe_load
@@ -43,6 +44,8 @@ RESUME_OVERRIDES = [
     ("device", True, "where the run continues: its weights and optimizer state are moved there"),
     ("device.*", True, "where the run continues: its weights and optimizer state are moved there"),
     ("dataset.root", True, "where the same data is read from"),
+    # a table's or arrays' own files, moved: their SHA-256 (dataset.sha256) is checked, so they are the same files
+    *((key, True, "where the same file is read from (its SHA-256 is checked)") for key in DATA_FILE_KEYS),
     ("dataset.download", True, "whether missing files may be downloaded"),
     ("dataset.workers", True, "decoding processes"),
     ("dataset.in_memory", True, "decoded into memory, or streamed"),

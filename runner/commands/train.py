@@ -278,7 +278,7 @@ def setup_data(cfg, recipe, *, device, channels_last, rank, console):
     scores = None
     features = isinstance(splits.train, Split) and splits.train.x.dim() == 2
     if dataset_cfg.get("baselines") and features and rank.main:  # what scikit-learn makes of the same split
-        from runner.data.table import baselines
+        from runner.data.baselines import baselines
 
         scores = baselines(splits, dataset_cfg.task, seed=seed)
     target_std = target_scale_std(splits, device)

@@ -18,6 +18,8 @@ import sys
 from functools import cache
 
 # the arguments that name a path: Hydra reads them quoted ('resume="runs/lr=0.001"'), runner expands a leading ~
+# a dataset's own files (dataset=csv, parquet, arrays): recorded absolute, as dataset.root is
+DATA_FILE_KEYS = ("dataset.path", "dataset.train_path", "dataset.val_path", "dataset.test_path", "dataset.target_path")
 PATH_KEYS = (
     "resume",
     "init_from",
@@ -25,6 +27,7 @@ PATH_KEYS = (
     "input",
     "out",
     "dataset.root",
+    *DATA_FILE_KEYS,
     "model.pretrained_path",
     "hydra.run.dir",
     "hydra.sweep.dir",

@@ -13,13 +13,24 @@ else becomes float32. Hold-outs are drawn as for dataset=csv (splits.stratified_
 arrays and as a CSV give the same training.
 """
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from runner.data.splits import Split, Splits, class_index, class_order, holdout_rows, stratified_holdouts
+from runner.data.splits import (
+    Split,
+    Splits,
+    class_index,
+    class_order,
+    holdout_rows,
+    stratified_holdouts,
+    target_scale_of,
+    unknown_classes,
+)
 from runner.io.errors import RunnerError
+from runner.io.files import check_data_sha256, data_sha256
 
 PARTS = ("train", "val", "test")
 
@@ -46,7 +57,7 @@ def read_arrays(path, target_path=None):
         try:
             with np.load(path, allow_pickle=False) as archive:
                 found = {name: archive[name] for name in archive.files}
-        except (ValueError, OSError) as err:
+        except (ValueError, OSError, zipfile.BadZipFile) as err:
             raise RunnerError(
                 f"dataset.path={path} is not a readable .npz of number arrays ({' '.join(str(err).split())[:160]}). "
                 f"Save it with numpy.savez(path, x=..., y=...)."
@@ -60,13 +71,27 @@ def read_arrays(path, target_path=None):
                 f"dataset.path={path} holds a {type(loaded).__name__}, not a dict of arrays. Save it as "
                 f"torch.save({{'x': x, 'y': y}}, '{path.name}')."
             )
-        found = {str(k): v.numpy() if hasattr(v, "numpy") else np.asarray(v) for k, v in loaded.items()}
+        found = {str(k): _numpy(v) for k, v in loaded.items()}
     else:
         raise RunnerError(
             f"dataset.path={path}: dataset=arrays reads .npz, .pt and .npy files, not {suffix or 'extension-less'} "
             f"ones. For a table, use dataset=csv or dataset=parquet."
         )
     return _check(found, path)
+
+
+def _numpy(value):
+    """A tensor (any dtype, on any device, with or without grad) or array-like as a numpy array."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
+        return (value.float() if value.dtype == torch_bfloat16() else value).numpy()
+    return np.asarray(value)
+
+
+def torch_bfloat16():
+    import torch
+
+    return torch.bfloat16
 
 
 def _npy(path, what):
@@ -80,17 +105,19 @@ def _npy(path, what):
 
 
 def _check(found, path):
+    """The arrays a dataset uses (x, y; or x_train, y_train and the val and test pairs it has), checked: numbers,
+    finite, one y per x, one sample shape; x of shape (N,) taken as (N, 1)."""
     single = "x" in found or "y" in found
-    names = ["x", "y"] if single else [f"{v}_{part}" for part in PARTS for v in "xy" if f"x_{part}" in found]
-    if not single and "x_train" not in found:
-        names = ["x", "y"]
-    missing = [n for n in names if n not in found] + (
-        [f"y_{p}" for p in PARTS if f"x_{p}" in found and f"y_{p}" not in found] if not single else []
-    )
-    if missing:
+    parts = [""] if single else [f"_{p}" for p in PARTS if f"x_{p}" in found or f"y_{p}" in found]
+    if not parts:
+        parts = [""]
+    names = [f"{v}{suffix}" for suffix in parts for v in "xy"]
+    missing = [n for n in names if n not in found]
+    if missing or (not single and "_train" not in parts):
         raise RunnerError(
-            f"{path} has no array named {', '.join(sorted(set(missing)))} (it has: {', '.join(found) or 'none'}). "
-            f"Name the arrays x and y, or x_train and y_train (with x_val, y_val, x_test, y_test where you have them)."
+            f"{path} has no array named {', '.join(missing) or 'x_train, y_train'} (it has: "
+            f"{', '.join(found) or 'none'}). Name the arrays x and y, or x_train and y_train (with x_val, y_val, "
+            f"x_test, y_test where you have them)."
         )
     out = {}
     for name in names:
@@ -105,8 +132,15 @@ def _check(found, path):
                 f"{path}: {name} holds NaN or infinity in sample {row}. Fill or drop it (dataset=csv imputes "
                 f"missing values and flags them)."
             )
+        if name.startswith("x") and a.ndim == 1:
+            a = a[:, None]  # one number per sample: one feature
+        if name.startswith("x") and a.ndim == 4 and a.shape[-1] in (1, 3, 4) and a.shape[1] not in (1, 3, 4):
+            raise RunnerError(
+                f"{path}: {name} has shape {list(a.shape)}, images with their channels last (N, H, W, C); runner's "
+                f"models take (N, C, H, W). Save x.transpose(0, 3, 1, 2) instead."
+            )
         out[name] = a
-    for suffix in ("",) if single else tuple(f"_{p}" for p in PARTS if f"x_{p}" in out):
+    for suffix in parts:
         x, y = out[f"x{suffix}"], out[f"y{suffix}"]
         if len(x) != len(y):
             raise RunnerError(f"{path}: x{suffix} has {len(x)} samples and y{suffix} {len(y)}; give one y per x.")
@@ -125,12 +159,39 @@ class Plan:
     parts: dict  # train, val, test -> (x, y) numpy arrays
 
 
-_PLANS = {}
+_PLANS, _FILES = {}, {}
+
+
+def _read(path, target_path):
+    """read_arrays, once per process for the same files."""
+    key = (path, target_path)
+    if key not in _FILES:
+        _FILES[key] = read_arrays(path, target_path)
+    return _FILES[key]
+
+
+def _infer(found):
+    """classification or regression from the training targets: integers and booleans are class labels, and so are
+    floats that are whole numbers with few distinct values (table.infer_task's rule, so the same column as CSV and
+    as arrays is the same task); other floats and y of several columns a regression target."""
+    import pandas as pd
+
+    from runner.data.table import infer_task
+
+    y = found.get("y", found.get("y_train"))
+    if y.ndim > 1:
+        return "regression"
+    if y.dtype.kind in "biu":
+        return "classification"
+    return infer_task(pd.Series(y))
 
 
 def plan(path, target_path=None, task=None, val_fraction=0.1, test_fraction=0.2, seed=0):
     """The Plan of dataset=arrays' keys, computed once per process (the resolvers and the dataset function share
-    it); `task` None reads it from y's dtype."""
+    it); `task` None is read from y (_infer) first, so the resolvers' plan and the dataset function's are one."""
+    if not path:
+        raise RunnerError("dataset.path must be set: a .npz or .pt file of x and y, e.g. dataset.path=data.npz.")
+    task = task or _infer(_read(path, target_path))
     key = (path, target_path, task, val_fraction, test_fraction, seed)
     if key not in _PLANS:
         _PLANS[key] = _plan(*key)
@@ -138,18 +199,23 @@ def plan(path, target_path=None, task=None, val_fraction=0.1, test_fraction=0.2,
 
 
 def _plan(path, target_path, task, val_fraction, test_fraction, seed):
-    found = read_arrays(path, target_path)
+    if task not in ("classification", "regression"):
+        raise RunnerError(f"dataset.task={task}: use classification or regression.")
+    found = _read(path, target_path)
     single = "x" in found
-    ys = [found["y"]] if single else [found[f"y_{p}"] for p in PARTS if f"y_{p}" in found]
-    task = task or ("regression" if ys[0].dtype.kind == "f" else "classification")
+    where = f"dataset.path={path}"
+    train_y = found["y"] if single else found["y_train"]
     classes = []
     if task == "classification":
-        if any(y.ndim != 1 for y in ys):
-            raise RunnerError(f"{path}: class labels y must be one per sample (shape (N,)), not {list(ys[0].shape)}.")
-        classes = class_order(np.concatenate(ys) if single else ys[0])
+        if train_y.ndim != 1:
+            raise RunnerError(f"{path}: class labels y must be one per sample (shape (N,)), not {list(train_y.shape)}.")
+        classes = class_order(train_y)
         if len(classes) < 2:
             raise RunnerError(f"{path}: y has one class only ({classes[0]}); classification needs two.")
-    where = f"dataset.path={path}"
+        for part in ("val", "test"):
+            unknown = unknown_classes(found.get(f"y_{part}", []), classes)
+            if unknown:
+                raise RunnerError(f"{path}: y_{part} has classes y_train lacks: {', '.join(unknown[:5])}.")
     if single:
         x, y = found["x"], found["y"]
         rows = stratified_holdouts(class_index(y, classes), len(y), val_fraction, test_fraction, seed, classes, where)
@@ -160,62 +226,57 @@ def _plan(path, target_path, task, val_fraction, test_fraction, seed):
             parts[name] = (found[f"x_{name}"], found[f"y_{name}"])
         else:
             x, y = parts["train"]
-            rest, held = holdout_rows(len(y), fraction, seed, class_index(y, classes), classes, where)
+            rest, held = holdout_rows(
+                len(y), fraction, seed, class_index(y, classes), classes, f"dataset.{name}_fraction", where
+            )
             parts["train"], parts[name] = (x[rest], y[rest]), (x[held], y[held])
     return Plan(task, classes, parts)
 
 
-def _keys(dataset):
+def _keys(dataset, task=None):
     get = dataset.get
-    return (get("path"), get("target_path"), None, get("val_fraction", 0.1), get("test_fraction", 0.2),
+    return (get("path"), get("target_path"), task, get("val_fraction", 0.1), get("test_fraction", 0.2),
             get("split_seed", 0))  # fmt: skip
 
 
 def arrays_info(what, dataset):
-    """OmegaConf resolver behind dataset=arrays' task (`${arrays:task}`), input_shape (`${arrays:input_shape}`, a
-    list) and num_classes (`${arrays:num_classes}`: the classes of y, or its outputs for regression)."""
-    found = plan(*_keys(dataset))
+    """OmegaConf resolver behind dataset=arrays' task (`${arrays:task}`: read from y), input_shape
+    (`${arrays:input_shape}`, a list) and num_classes (`${arrays:num_classes}`: the classes of y, or its outputs for
+    regression), with the task the config ends up with (dataset.task, which the user may set)."""
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(dataset) and OmegaConf.is_missing(dataset, "path"):
+        raise RunnerError("dataset.path must be set: a .npz or .pt file of x and y, e.g. dataset.path=data.npz.")
     if what == "task":
-        return found.task
+        return plan(*_keys(dataset)).task
+    if what == "sha256":
+        return data_sha256(dataset.path, dataset.get("target_path"))
+    found = plan(*_keys(dataset, dataset.task))
     x, y = found.parts["train"]
     if what == "input_shape":
         return list(x.shape[1:])
     if what == "num_classes":
-        if dataset.task == "classification":
-            return len(found.classes) if found.task == "classification" else len(plan(*_with_task(dataset)).classes)
+        if found.task == "classification":
+            return len(found.classes)
         return 1 if y.ndim == 1 else int(y.shape[1])
     raise ValueError(f"arrays resolver: unknown field {what}")
 
 
-def _with_task(dataset):
-    keys = list(_keys(dataset))
-    keys[2] = dataset.task
-    return tuple(keys)
-
-
 def arrays(*, name, task, input_shape, num_classes, path, target_path=None, val_fraction=0.1, test_fraction=0.2,
-           split_seed=0):  # fmt: skip
+           split_seed=0, sha256=None):  # fmt: skip
     """dataset=arrays as Splits: x as uint8 (when stored so) or float32 of shape (N, *input_shape), y as int64 class
-    indices (in the sorted order of class_names) or float32 (N, outputs) standardised by the training part."""
+    indices (in the sorted order of class_names) or float32 (N, outputs) standardised by the training part.
+    `sha256`: the files' as the run recorded them (dataset.sha256), refused when they differ now."""
     import torch
 
-    if task not in ("classification", "regression"):
-        raise RunnerError(f"dataset.task={task}: use classification or regression.")
+    check_data_sha256(sha256, path, target_path)
     found = plan(path, target_path, task, val_fraction, test_fraction, split_seed)
-    scale = None
-    if task == "regression":
-        train_y = found.parts["train"][1].astype(np.float64).reshape(len(found.parts["train"][1]), -1)
-        std = train_y.std(axis=0)
-        scale = {"mean": train_y.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+    scale = target_scale_of(found.parts["train"][1]) if task == "regression" else None
     splits = {}
     for part, (x, y) in found.parts.items():
         x = torch.from_numpy(np.ascontiguousarray(x if x.dtype == np.uint8 else x.astype(np.float32)))
         if task == "classification":
-            index = class_index(y, found.classes)
-            if (index < 0).any():
-                unknown = sorted({str(v) for v in y[index < 0].tolist()})
-                raise RunnerError(f"{path}: y_{part} has classes y_train lacks: {', '.join(unknown[:5])}.")
-            y = torch.from_numpy(index)
+            y = torch.from_numpy(class_index(y, found.classes))
         else:
             y = y.astype(np.float64).reshape(len(y), -1)
             y = torch.from_numpy(((y - scale["mean"]) / scale["std"]).astype(np.float32))

@@ -187,30 +187,29 @@ def _number(text):
 
 def _table_rows(path, table):
     """A table run's input: its raw columns (any order, the target's too) encoded as the run's training split taught
-    (data/table.py); the target column, when present, gives the true classes (class indices) or values (floats, NaN
-    where a cell is empty)."""
+    (data/table.py); the target column, when present, gives the truth: class indices, or values (regression); None
+    (classification) or NaN (regression) where its cell is empty."""
+    from runner.data.splits import class_index, unknown_classes
     from runner.data.table import TableEncoder, read_table
 
     frame = read_table(path, "input")
-    x = torch.from_numpy(TableEncoder.from_dict(table).encode(frame, f"input={path}"))
-    labels = None
-    if table["target"] in frame.columns and table["classes"]:
-        index = {c: i for i, c in enumerate(table["classes"])}
-        values = frame[table["target"]].astype(str).tolist()
-        unknown = sorted(set(values) - set(index))
+    x = torch.from_numpy(TableEncoder.from_dict(table).encode(frame, path))
+    labels, target = None, table["target"]
+    if target in frame.columns and table["classes"]:
+        unknown = unknown_classes(frame[target], table["classes"])
         if unknown:
             raise RunnerError(
-                f"input={path}: its {table['target']} column has classes this run does not know: "
-                f"{', '.join(unknown[:5])}. Its classes are {', '.join(table['classes'])}."
+                f"input={path}: its {target} column has classes this run does not know: {', '.join(unknown[:5])}. "
+                f"Its classes are {', '.join(table['classes'])}."
             )
-        labels = [index[v] for v in values]
-    elif table["target"] in frame.columns:  # a regression target: the true values, in the target's units
+        labels = [None if i < 0 else int(i) for i in class_index(frame[target], table["classes"])]
+    elif target in frame.columns:  # a regression target: the true values, in the target's units
         import pandas as pd
 
-        values = pd.to_numeric(frame[table["target"]], errors="coerce")
+        values = pd.to_numeric(frame[target], errors="coerce")
         if values.isna().all():
             raise RunnerError(
-                f"input={path}: its {table['target']} column holds no numbers, so it cannot be the truth for this "
+                f"input={path}: its {target} column holds no numbers, so it cannot be the truth for this "
                 f"regression run. Drop the column, or give the target's values."
             )
         labels = values.astype(float).tolist()

@@ -55,50 +55,93 @@ def three_way(full, test_fraction, val_fraction, split_seed):
     return train, val, test
 
 
-def class_order(values):
-    """The class names of a target (a sequence or pandas Series of labels): its distinct values sorted as values
-    (numbers as numbers, so 2 before 10; text alphabetically), as text. A class's index is its place here."""
-    import numpy as np
+def label_text(value):
+    """A class label as text: whole floats as integers (a blank cell makes pandas read a column of 0/1/2 as 0.0,
+    1.0, 2.0), anything else as str()."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
-    return [str(v) for v in sorted(np.unique(np.asarray(values)).tolist())]
+
+def _present(values):
+    """The labels of a 1-D sequence, array or Series that are not missing, as Python values."""
+    import pandas as pd
+
+    return [v for v in (values.tolist() if hasattr(values, "tolist") else list(values)) if not pd.isna(v)]
+
+
+def class_order(values):
+    """The class names of a target (a sequence, numpy array or pandas Series of labels; missing ones ignored): its
+    distinct values sorted as values (numbers as numbers, so 2 before 10; text alphabetically), as label_text. A
+    class's index is its place here."""
+    distinct = {label_text(v): v for v in _present(values)}
+    return [label_text(v) for v in sorted(distinct.values())]
 
 
 def class_index(values, classes):
-    """int64 array: each label's place in `classes` (class_order's), -1 for a label not among them; None when
-    `classes` is empty (a regression target, which is not stratified)."""
+    """int64 array: each label's place in `classes` (class_order's), -1 for a missing label or one not among them;
+    None when `classes` is empty (a regression target, which is not stratified)."""
     import numpy as np
+    import pandas as pd
 
     if not classes:
         return None
     place = {c: i for i, c in enumerate(classes)}
-    return np.array([place.get(str(v), -1) for v in np.asarray(values).tolist()], dtype=np.int64)
+    values = values.tolist() if hasattr(values, "tolist") else list(values)
+    return np.array([-1 if pd.isna(v) else place.get(label_text(v), -1) for v in values], dtype=np.int64)
 
 
-def holdout_rows(n, fraction, seed, stratify=None, classes=(), where="the data"):
+def unknown_classes(values, classes):
+    """The labels among `values` (missing ones ignored) that are not in `classes`, as sorted text."""
+    return sorted({label_text(v) for v in _present(values)} - set(classes))
+
+
+def target_scale_of(y):
+    """{"mean": [...], "std": [...]}: per output, the mean and std of regression targets `y` (N,) or (N, outputs)
+    (numpy), by which a dataset standardises them (Splits.target_scale); a constant output keeps std 1."""
+    import numpy as np
+
+    y = np.asarray(y, dtype=np.float64).reshape(len(y), -1)
+    std = y.std(axis=0)
+    return {"mean": y.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
+
+
+def holdout_rows(n, fraction, seed, stratify=None, classes=(), what="dataset.test_fraction", where="the data"):
     """(rest, held_out): row indices of a seeded `fraction` of n rows held out by scikit-learn's train_test_split,
-    stratified by the class indices `stratify` where given (None: plain random). RunnerError naming the smallest of
-    `classes` when a class is too small to be in both parts."""
+    stratified by the class indices `stratify` where given (None: plain random). RunnerError, naming the fix, when
+    `fraction` (the key `what`) is not in (0, 1), when the hold-out is smaller than the number of classes, and when
+    a class has a single row (stratifying needs one on each side)."""
+    import math
+
     import numpy as np
     from sklearn.model_selection import train_test_split
 
-    try:
-        return train_test_split(np.arange(n), test_size=fraction, random_state=seed, stratify=stratify)
-    except ValueError as err:  # scikit-learn: a class with fewer rows than the parts need
-        counts = np.bincount(stratify[stratify >= 0], minlength=len(classes)) if stratify is not None else []
-        smallest = int(np.argmin(counts)) if len(counts) else None
-        name = (
-            f"the smallest class, {classes[smallest]!r}, has {counts[smallest]} row(s)" if smallest is not None else ""
-        )
-        raise RunnerError(
-            f"{where}: cannot hold out {fraction:g} of it by class ({' '.join(str(err).split())}); {name}. Give every "
-            f"class a few rows, or fewer hold-outs (dataset.val_fraction, dataset.test_fraction)."
-        ) from None
+    if not 0 < fraction < 1:
+        raise RunnerError(f"{what}={fraction}: a hold-out is a fraction of the rows, above 0 and below 1 (e.g. 0.2).")
+    if stratify is not None:
+        counts = np.bincount(stratify[stratify >= 0], minlength=len(classes))
+        held = math.ceil(fraction * n)
+        if held < len(classes) or n - held < len(classes):
+            need = min(0.5, math.ceil(len(classes) / n * 100) / 100)
+            raise RunnerError(
+                f"{where}: holding out {what}={fraction:g} of {n} rows keeps {held} aside and {n - held} in, fewer "
+                f"than its {len(classes)} classes, so a split by class cannot put every class on both sides. Use "
+                f"{what}={need:g} or more, or give more rows."
+            )
+        if counts.min() < 2:
+            smallest = int(np.argmin(counts))
+            raise RunnerError(
+                f"{where}: the class {classes[smallest]!r} has {counts[smallest]} row here, and a split by class "
+                f"needs at least 2 of each (one on each side of {what}). Give it more rows, or leave it out of the "
+                f"file."
+            )
+    return train_test_split(np.arange(n), test_size=fraction, random_state=seed, stratify=stratify)
 
 
 def stratified_holdouts(stratify, n, val_fraction, test_fraction, seed, classes=(), where="the data"):
     """{"train", "val", "test"}: row indices of n rows, a test hold-out (random_state=seed) then a validation hold-out
     of the rest (seed + 1), each stratified by `stratify` (class indices) where it is not None."""
-    rest, test = holdout_rows(n, test_fraction, seed, stratify, classes, where)
+    rest, test = holdout_rows(n, test_fraction, seed, stratify, classes, "dataset.test_fraction", where)
     inner = None if stratify is None else stratify[rest]
-    train, val = holdout_rows(len(rest), val_fraction, seed + 1, inner, classes, where)
+    train, val = holdout_rows(len(rest), val_fraction, seed + 1, inner, classes, "dataset.val_fraction", where)
     return {"train": rest[train], "val": rest[val], "test": test}

@@ -15,13 +15,24 @@ Standardisation is not done here: the run's normaliser (data.batches.Normalizer)
 training split's mean and std, as it does for any features, and the model card records them.
 """
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from runner.data.splits import Split, Splits, class_index, class_order, holdout_rows, stratified_holdouts
+from runner.data.splits import (
+    Split,
+    Splits,
+    class_index,
+    class_order,
+    holdout_rows,
+    label_text,
+    stratified_holdouts,
+    target_scale_of,
+    unknown_classes,
+)
 from runner.io.errors import RunnerError
+from runner.io.files import check_data_sha256, data_sha256
 
 OTHER = "<other>"  # the column of categories the training split did not have
 NUMERIC_SHARE = 0.9  # a text column whose non-missing values are at least this share numbers is a numeric column
@@ -30,14 +41,14 @@ CLASSIFICATION_MAX_CLASSES = 20  # integer targets with at most this many distin
 
 def read_table(path, what="dataset.path"):
     """A CSV (pandas.read_csv) or Parquet (pandas.read_parquet, which needs pyarrow) file as a DataFrame with at
-    least one row; RunnerError naming the file for a missing, empty or header-only file, and for Parquet without
-    pyarrow."""
+    least one row, indexed 0..N-1 in file order; RunnerError naming the file for a missing, empty, header-only or
+    unreadable file, and for Parquet without pyarrow."""
     import pandas as pd
 
     path = Path(path).expanduser()
     if not path.is_file():
         raise RunnerError(f"{what}={path} names no file. Give the path of a .csv or .parquet file.")
-    if path.suffix.lower() in (".parquet", ".pq"):
+    if _parquet(path):
         try:
             import pyarrow  # noqa: F401
         except ImportError:
@@ -45,48 +56,74 @@ def read_table(path, what="dataset.path"):
                 f"{what}={path} is a Parquet file, and reading Parquet needs pyarrow, which is not installed: pip "
                 f"install 'runner[parquet]' (or pip install pyarrow), or save the table as CSV."
             ) from None
-        frame = pd.read_parquet(path)
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as err:  # pyarrow's ArrowInvalid, OSError: not a Parquet file
+            raise RunnerError(f"{what}={path} cannot be read as Parquet ({_one_line(err)}).") from None
     else:
         try:
-            frame = pd.read_csv(path, skipinitialspace=True)
+            frame = pd.read_csv(path, skipinitialspace=True, sep=_separator(path))
         except pd.errors.EmptyDataError:
             raise RunnerError(
                 f"{what}={path} is empty: a table needs a header row of column names, then one row per sample."
             ) from None
         except (pd.errors.ParserError, UnicodeDecodeError) as err:
             raise RunnerError(
-                f"{what}={path} cannot be read as CSV ({' '.join(str(err).split())[:160]}). Save it as comma-"
-                f"separated UTF-8 text with a header row."
+                f"{what}={path} cannot be read as CSV ({_one_line(err)}). Save it as comma-separated UTF-8 text with "
+                f"a header row."
             ) from None
     if frame.empty:
         raise RunnerError(
             f"{what}={path} has a header ({', '.join(map(str, frame.columns[:8]))}) but no rows: nothing to learn from."
         )
     frame.columns = [str(c).strip() for c in frame.columns]
-    return frame
+    return frame.reset_index(drop=True)  # a Parquet file's saved index is not a row number
+
+
+def _separator(path):
+    """',' unless the header line has none and has semicolons (a CSV saved by Excel in much of Europe) or tabs."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        header = f.readline()
+    if "," in header:
+        return ","
+    return ";" if ";" in header else "\t" if "\t" in header else ","
+
+
+def _parquet(path):
+    return Path(path).suffix.lower() in (".parquet", ".pq")
+
+
+def _one_line(err):
+    return " ".join(str(err).split())[:160]
+
+
+def row_name(path, label):
+    """Where row `label` (0-based, in file order) of a table is: its line in a CSV (the header is line 1)."""
+    return f"row {label + 1}" if _parquet(path) else f"line {label + 2} (row {label + 1})"
 
 
 def numeric_or_text(frame, name, path):
-    """The column `name` as numbers (float64 with NaN for missing) or as text (str, None for missing): text columns
-    whose values are nearly all numbers are refused at the first value that is not, naming its line; columns that
-    mix numbers and text more evenly are refused as mixed."""
+    """The column `name` as numbers (float64 with NaN for missing) or as text (str, None for missing). Booleans are
+    numbers (0/1). A column whose values are nearly all numbers is refused at the first value that is not, and at
+    an infinity, naming its line; one that mixes numbers and text more evenly is refused as mixed."""
     import pandas as pd
 
     column = frame[name]
-    if pd.api.types.is_bool_dtype(column):
-        return column.astype(float)
+    present = column.dropna()
+    if pd.api.types.is_bool_dtype(column) or (len(present) and present.map(type).eq(bool).all()):
+        return column.map(lambda v: float(v) if isinstance(v, bool) else np.nan).astype(float)
     if pd.api.types.is_numeric_dtype(column):
-        return column.astype(float)
-    present = column.dropna().astype(str).str.strip()
+        return _finite(column.astype(float), name, path)
+    present = present.astype(str).str.strip()
     numbers = pd.to_numeric(present, errors="coerce")
     bad = present[numbers.isna() & (present != "")]
     if bad.empty:
-        return pd.to_numeric(column.astype(str).str.strip().replace("", None), errors="coerce").astype(float)
+        values = pd.to_numeric(column.astype(str).str.strip().replace("", None), errors="coerce").astype(float)
+        return _finite(values.where(column.notna()), name, path)
     share = 1 - len(bad) / max(1, len(present))
     if share >= NUMERIC_SHARE:
-        row = bad.index[0]
         raise RunnerError(
-            f"{path}: column {name} holds numbers, but line {row + 2} (row {row + 1}) has '{bad.iloc[0]}'. Fix or "
+            f"{path}: column {name} holds numbers, but {row_name(path, bad.index[0])} has '{bad.iloc[0]}'. Fix or "
             f"empty that cell (an empty cell is a missing value)."
         )
     if share > 0:
@@ -96,6 +133,24 @@ def numeric_or_text(frame, name, path):
             f"or the other; to read it as categories, write every value as text (e.g. 'n{example}')."
         )
     return column.map(lambda v: None if pd.isna(v) else str(v).strip())
+
+
+def _row_numbers(values):
+    """Whether a numeric column is 0, 1, 2, ... (or 1, 2, 3, ...) in file order: an index saved with the table."""
+    x = values.to_numpy()
+    return len(x) > 2 and not np.isnan(x).any() and (np.array_equal(x, np.arange(len(x))) or
+                                                     np.array_equal(x, np.arange(1, len(x) + 1)))  # fmt: skip
+
+
+def _finite(values, name, path):
+    infinite = np.isinf(values.to_numpy())
+    if infinite.any():
+        label = values.index[int(np.flatnonzero(infinite)[0])]
+        raise RunnerError(
+            f"{path}: column {name} has an infinite value at {row_name(path, label)}. Give a number there, or empty "
+            f"the cell (a missing value, filled from the training split)."
+        )
+    return values
 
 
 @dataclass
@@ -122,39 +177,44 @@ class TableEncoder:
     missing: str = "impute"  # or refuse
 
     @classmethod
-    def fit(cls, frame, features, path, missing="impute"):
-        """Learn from the training split `frame` (a DataFrame) for the columns `features`; (encoder, notes): notes
-        name the columns left out."""
+    def fit(cls, columns, rows, path, missing="impute"):
+        """Learn from the training split's `rows` (index labels) of `columns` ({name: the whole file's column as
+        numeric_or_text read it}, so a column has one kind and a row one number, whichever split it falls in);
+        (encoder, notes): notes name the columns left out."""
         import pandas as pd
 
-        columns, notes = [], []
-        for name in features:
-            values = numeric_or_text(frame, name, path)
+        kept, notes = [], []
+        for name, whole in columns.items():
+            if missing == "refuse" and whole.isna().any():
+                label = whole.index[int(np.flatnonzero(whole.isna().to_numpy())[0])]
+                raise RunnerError(
+                    f"{path}: column {name} has a missing value at {row_name(path, label)}, and "
+                    f"dataset.missing=refuse. Fill it, or set dataset.missing=impute (the training split's median or"
+                    f" an own category, flagged)."
+                )
+            values = whole.loc[rows]
             present = values.dropna()
             if present.nunique() <= 1:
                 notes.append(f"{name} (the same value in every row)")
                 continue
-            text = not pd.api.types.is_numeric_dtype(values)
-            if text and present.nunique() == len(frame) and len(frame) > 1:
+            text = not pd.api.types.is_numeric_dtype(whole)
+            if not text and _row_numbers(whole):
+                notes.append(f"{name} (the row numbers, as pandas writes its index)")
+                continue
+            if text and present.nunique() == len(values) and len(values) > 1:
                 notes.append(f"{name} (a different text in every row, as an ID)")
                 continue
-            if missing == "refuse" and values.isna().any():
-                row = int(np.flatnonzero(values.isna().to_numpy())[0])
-                raise RunnerError(
-                    f"{path}: column {name} has a missing value in row {row + 1}, and dataset.missing=refuse. Fill it, "
-                    f"or set dataset.missing=impute (the training split's median or an own category, flagged)."
-                )
             if text:
-                columns.append(Column(name, "categorical", categories=sorted(present.unique().tolist())))
+                kept.append(Column(name, "categorical", categories=sorted(present.unique().tolist())))
             else:
-                median = float(pd.Series(present).median())
-                columns.append(Column(name, "numeric", fill=median, indicator=bool(values.isna().any())))
-        if not columns:
+                median = float(present.median())
+                kept.append(Column(name, "numeric", fill=median, indicator=bool(values.isna().any())))
+        if not kept:
             raise RunnerError(
                 f"{path}: no feature column is left to learn from ({'; '.join(notes) or 'none given'}). Give columns "
                 f"that vary: dataset.features=[...]."
             )
-        return cls(columns, missing), notes
+        return cls(kept, missing), notes
 
     def names(self):
         """The encoded features' names, in order (the model card's feature names)."""
@@ -173,8 +233,8 @@ class TableEncoder:
 
         parts = []
         for column in self.columns:
-            values = numeric_or_text(frame, column.name, path)
             if column.kind == "numeric":
+                values = numeric_or_text(frame, column.name, path)
                 if not pd.api.types.is_numeric_dtype(values):
                     raise RunnerError(
                         f"{path}: column {column.name} holds text, and the model was trained on numbers in it."
@@ -182,15 +242,16 @@ class TableEncoder:
                 x = values.to_numpy(dtype=np.float64)
                 gaps = np.isnan(x)
                 if gaps.any() and self.missing == "refuse":
+                    label = values.index[int(np.flatnonzero(gaps)[0])]
                     raise RunnerError(
-                        f"{path}: column {column.name} has a missing value in row {int(np.flatnonzero(gaps)[0]) + 1}, "
-                        f"and this run refuses missing values (dataset.missing=refuse). Fill it."
+                        f"{path}: column {column.name} has a missing value at {row_name(path, label)}, and this run "
+                        f"refuses missing values (dataset.missing=refuse). Fill it."
                     )
                 parts.append(np.where(gaps, column.fill, x)[:, None])
                 if column.indicator:
                     parts.append(gaps[:, None].astype(np.float64))
-            else:
-                text = values.map(lambda v: None if v is None else str(v)).to_numpy(dtype=object)
+            else:  # as text, whatever pandas made of this file's cells (1.0 for 1 when a cell is empty)
+                text = frame[column.name].map(lambda v: None if pd.isna(v) else label_text(v).strip()).to_numpy(object)
                 known = {c: i for i, c in enumerate(column.categories)}
                 index = np.array([known.get(v, len(known)) for v in text])
                 parts.append(np.eye(len(known) + 1)[index])
@@ -217,136 +278,210 @@ def infer_task(target):
 
 
 @dataclass(frozen=True)
+class TableKeys:
+    """What a table dataset's plan depends on: its config keys, with the task given (None: read from the target)."""
+
+    path: str = None
+    train_path: str = None
+    val_path: str = None
+    test_path: str = None
+    target: str = None
+    features: tuple = ()
+    task: str = None
+    missing: str = "impute"
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    split_seed: int = 0
+
+    @classmethod
+    def of(cls, dataset, task=None):
+        """The keys of a dataset config node (the resolvers') or of the dataset function's keywords (a dict);
+        RunnerError for a required key left unset."""
+        from omegaconf import OmegaConf
+
+        if (OmegaConf.is_config(dataset) and OmegaConf.is_missing(dataset, "target")) or not dataset.get("target"):
+            raise RunnerError(
+                "dataset.target must be set: the name of the column to predict, e.g. dataset.target=label."
+            )
+        get = dataset.get
+        features = get("features") or ()
+        features = (features,) if isinstance(features, str) else tuple(features)  # dataset.features=alcohol
+        return cls(get("path"), get("train_path"), get("val_path"), get("test_path"), get("target"), features, task,
+                   get("missing", "impute"), get("val_fraction", 0.1), get("test_fraction", 0.2),
+                   get("split_seed", 0))  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Plan:
     """A table read and split: the task, the target's classes (sorted; [] for regression), the encoder learned from
-    the training split, and each split's rows (DataFrames)."""
+    the training split, each split's rows (DataFrames indexed by their row in their file) and that file."""
 
     task: str
     classes: list
     encoder: TableEncoder
     parts: dict  # train, val, test -> DataFrame
+    files: dict  # train, val, test -> the file its rows are from
     notes: tuple
 
 
 _PLANS = {}
 
 
-def plan(path, train_path, val_path, test_path, target, features, task, missing, val_fraction, test_fraction, seed):
-    """The Plan of a table dataset's keys, computed once per process for the same keys (the config's resolvers and
-    the dataset function share it). Hold-outs are drawn by scikit-learn's train_test_split, stratified by class for
-    classification."""
-    key = (path, train_path, val_path, test_path, target, tuple(features or ()), task, missing, val_fraction,
-           test_fraction, seed)  # fmt: skip
-    if key not in _PLANS:
-        _PLANS[key] = _plan(*key[:5], list(features) if features else None, *key[6:])
-    return _PLANS[key]
-
-
-def _plan(path, train_path, val_path, test_path, target, features, task, missing, val_fraction, test_fraction, seed):
-    if bool(path) == bool(train_path):
+def plan(keys):
+    """The Plan of a table dataset's TableKeys, computed once per process (the config's resolvers and the dataset
+    function share it); a task of None is read from the target (infer_task) first, so the resolvers' plan and the
+    dataset function's are one. Hold-outs are drawn by scikit-learn's train_test_split, stratified by class for
+    classification (data.splits.stratified_holdouts)."""
+    if bool(keys.path) == bool(keys.train_path):
         raise RunnerError(
             "a table dataset needs dataset.path (one table, split here) or dataset.train_path (with val_path and "
             "test_path where you have them), and not both. E.g. dataset.path=wine.csv dataset.target=label."
         )
-    where = "dataset.path" if path else "dataset.train_path"
-    first = read_table(path or train_path, where)
-    if target not in first.columns:
+    if keys.missing not in ("impute", "refuse"):
+        raise RunnerError(f"dataset.missing={keys.missing}: use impute (fill and flag) or refuse.")
+    if keys.task is None:
+        first = _first(keys)
+        # a target of numbers with a typo in one cell is refused here, naming its line, not read as a class label
+        numeric_or_text(first, keys.target, Path(keys.path or keys.train_path))
+        keys = replace(keys, task=infer_task(first[keys.target]))
+    if keys not in _PLANS:
+        _PLANS[keys] = _plan(keys)
+    return _PLANS[keys]
+
+
+def _first(keys):
+    """The table of dataset.path (or train_path), its target and features checked."""
+    where = "dataset.path" if keys.path else "dataset.train_path"
+    first = read_table(keys.path or keys.train_path, where)
+    if keys.target not in first.columns:
         raise RunnerError(
-            f"{where}: no column named {target!r} (dataset.target). Its columns are: {', '.join(first.columns)}."
+            f"{where}: no column named {keys.target!r} (dataset.target). Its columns are: {', '.join(first.columns)}."
         )
-    features = features or [c for c in first.columns if c != target]
-    unknown = [f for f in features if f not in first.columns]
+    unknown = [f for f in keys.features if f not in first.columns]
     if unknown:
         raise RunnerError(f"{where}: dataset.features names columns it lacks: {', '.join(unknown)}.")
-    labels = first[target]
-    if labels.isna().any():
-        row = int(np.flatnonzero(labels.isna().to_numpy())[0])
-        raise RunnerError(f"{where}: the target column {target} is empty in row {row + 1}. Give every row a target.")
-    task = task or infer_task(labels)
-    if task == "classification" and labels.nunique() < 2:
-        raise RunnerError(f"{where}: the target column {target} has one class only; classification needs two.")
-    classes = class_order(labels) if task == "classification" else []
-    parts = {}
-    if path:
-        stratify = class_index(labels, classes)
-        rows = stratified_holdouts(stratify, len(first), val_fraction, test_fraction, seed, classes, where)
+    if keys.target in keys.features:
+        raise RunnerError(
+            f"dataset.features lists the target column {keys.target}: a model given its own answer learns nothing. "
+            f"Leave it out of dataset.features."
+        )
+    return first
+
+
+def _targets(frame, keys, path):
+    """The target column of one file, checked: no empty cell; numbers for regression."""
+    import pandas as pd
+
+    target = frame[keys.target]
+    if target.isna().any():
+        label = target.index[int(np.flatnonzero(target.isna().to_numpy())[0])]
+        raise RunnerError(
+            f"{path}: the target column {keys.target} is empty at {row_name(path, label)}. Give every row a target."
+        )
+    if keys.task == "regression":
+        numbers = pd.to_numeric(target, errors="coerce")
+        if numbers.isna().any():
+            label = target.index[int(np.flatnonzero(numbers.isna().to_numpy())[0])]
+            raise RunnerError(
+                f"{path}: dataset.task=regression needs numbers in the target column {keys.target}, and "
+                f"{row_name(path, label)} has '{target.loc[label]}'. Use dataset.task=classification for labels."
+            )
+    return target
+
+
+def _plan(keys):
+    if keys.task not in ("classification", "regression"):
+        raise RunnerError(f"dataset.task={keys.task}: use classification or regression.")
+    where = "dataset.path" if keys.path else "dataset.train_path"
+    first, path = _first(keys), Path(keys.path or keys.train_path).expanduser()
+    labels = _targets(first, keys, path)
+    classes = class_order(labels) if keys.task == "classification" else []
+    if keys.task == "classification" and len(classes) < 2:
+        raise RunnerError(f"{where}: the target column {keys.target} has one class only; classification needs two.")
+    features = list(keys.features) or [c for c in first.columns if c != keys.target]
+    files = dict.fromkeys(("train", "val", "test"), path)
+    if keys.path:
+        rows = stratified_holdouts(class_index(labels, classes), len(first), keys.val_fraction, keys.test_fraction,
+                                   keys.split_seed, classes, where)  # fmt: skip
         parts = {name: first.iloc[index] for name, index in rows.items()}
     else:
-        parts["train"] = first
-        for name, given, fraction in (("val", val_path, val_fraction), ("test", test_path, test_fraction)):
+        parts = {"train": first}
+        for name, given, fraction in (("val", keys.val_path, keys.val_fraction),
+                                      ("test", keys.test_path, keys.test_fraction)):  # fmt: skip
             if given:
-                parts[name] = read_table(given, f"dataset.{name}_path")
+                parts[name], files[name] = read_table(given, f"dataset.{name}_path"), Path(given).expanduser()
+                _targets(parts[name], keys, files[name])
+                unknown = unknown_classes(parts[name][keys.target], classes) if classes else []
+                if unknown:
+                    raise RunnerError(
+                        f"dataset.{name}_path={given} has classes the training file lacks: {', '.join(unknown[:5])}. "
+                        f"The training file's are {', '.join(classes)}."
+                    )
             else:
                 train = parts["train"]
-                stratify = class_index(train[target], classes)
-                rest, held = holdout_rows(len(train), fraction, seed, stratify, classes, where)
+                rest, held = holdout_rows(len(train), fraction, keys.split_seed, class_index(train[keys.target],
+                                          classes), classes, f"dataset.{name}_fraction", where)  # fmt: skip
                 parts["train"], parts[name] = train.iloc[rest], train.iloc[held]
-    encoder, dropped = TableEncoder.fit(parts["train"], features, where, missing)
-    notes = (f"table: left out {'; '.join(dropped)}.",) if dropped else ()
-    return Plan(task, classes, encoder, parts, notes)
+    columns = {name: numeric_or_text(first, name, path) for name in features}  # kinds from the whole file
+    encoder, dropped = TableEncoder.fit(columns, parts["train"].index, path, keys.missing)
+    notes = (_describe(keys, classes, encoder), *((f"table: left out {'; '.join(dropped)}.",) if dropped else ()))
+    return Plan(keys.task, classes, encoder, parts, files, notes)
 
 
-def _keys(dataset):
-    """plan()'s arguments from a dataset config node (the resolvers') or the dataset function's keywords."""
-    get = dataset.get
-    return (
-        get("path"),
-        get("train_path"),
-        get("val_path"),
-        get("test_path"),
-        get("target"),
-        tuple(get("features") or ()),
-        None,  # the task: inferred, then overridable
-        get("missing", "impute"),
-        get("val_fraction", 0.1),
-        get("test_fraction", 0.2),
-        get("split_seed", 0),
-    )
+def _describe(keys, classes, encoder):
+    """The log's line on what a table was found to be: the task, and each kind of column."""
+    shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
+    task = f"{len(classes)} classes of {keys.target} ({shown})" if classes else f"regression of {keys.target}"
+    numeric = [c for c in encoder.columns if c.kind == "numeric"]
+    text = [c for c in encoder.columns if c.kind == "categorical"]
+    filled = [c.name for c in numeric if c.indicator]
+    parts = [f"{len(numeric)} numeric column{'s' * (len(numeric) != 1)}"] if numeric else []
+    if filled:
+        parts.append(f"missing values filled and flagged in {', '.join(filled[:4])}{', ...' * (len(filled) > 4)}")
+    if text:
+        shown = ", ".join(f"{c.name} ({len(c.categories)})" for c in text[:4]) + (", ..." if len(text) > 4 else "")
+        parts.append(f"{len(text)} categorical, one-hot with <other>: {shown}")
+    return f"table: {task}; {'; '.join(parts)} -> {len(encoder.names())} features"
 
 
 def table_info(what, dataset):
-    """OmegaConf resolver behind a table dataset's task (`${table:task}`), feature count (`${table:width}`) and
-    num_classes (`${table:num_classes}`, 1 for regression), read from the file by plan()."""
-    found = plan(*_keys(dataset))
+    """OmegaConf resolver behind a table dataset's task (`${table:task}`: read from the target), feature count
+    (`${table:width}`) and num_classes (`${table:num_classes}`, 1 for regression), read from the file by plan() with
+    the task the config ends up with (dataset.task, which the user may set)."""
     if what == "task":
-        return found.task
+        return plan(TableKeys.of(dataset)).task
+    if what == "sha256":
+        keys = TableKeys.of(dataset)
+        return data_sha256(keys.path, keys.train_path, keys.val_path, keys.test_path)
+    found = plan(TableKeys.of(dataset, dataset.task))
     if what == "width":
         return len(found.encoder.names())
     if what == "num_classes":
-        task = dataset.task
-        return len(found.classes) if task == "classification" else 1
+        return len(found.classes) if found.task == "classification" else 1
     raise ValueError(f"table resolver: unknown field {what}")
 
 
 def table(*, name, task, input_shape, num_classes, target, path=None, train_path=None, val_path=None, test_path=None,
-          features=None, missing="impute", val_fraction=0.1, test_fraction=0.2, split_seed=0):  # fmt: skip
+          features=None, missing="impute", val_fraction=0.1, test_fraction=0.2, split_seed=0, sha256=None):  # fmt: skip
     """A table (dataset=csv or dataset=parquet) as Splits of float32 features, encoded as the training split taught
-    (TableEncoder), and int64 class indices (in the sorted order of class_names) or float32 targets (N, 1)."""
+    (TableEncoder), and int64 class indices (in the sorted order of class_names) or float32 targets (N, 1),
+    standardised by the training split's mean and std (Splits.target_scale). `sha256`: the files' as the run
+    recorded them (dataset.sha256), refused when they differ now."""
     import torch
 
-    if missing not in ("impute", "refuse"):
-        raise RunnerError(f"dataset.missing={missing}: use impute (fill and flag) or refuse.")
+    check_data_sha256(sha256, path, train_path, val_path, test_path)
     keys = dict(path=path, train_path=train_path, val_path=val_path, test_path=test_path, target=target,
                 features=features, missing=missing, val_fraction=val_fraction, test_fraction=test_fraction,
                 split_seed=split_seed)  # fmt: skip
-    found = plan(*_keys(keys))  # the resolvers' plan, read once
-    if task not in ("classification", "regression"):
-        raise RunnerError(f"dataset.task={task}: use classification or regression.")
-    index = {c: i for i, c in enumerate(found.classes)}
+    found = plan(TableKeys.of(keys, task))  # the resolvers' plan, read once
     scale = None
-    if task == "regression":  # standardised by the training split's mean and std, reported back in its own units
-        train_y = found.parts["train"][target].to_numpy(dtype=np.float64)
-        std = float(train_y.std()) or 1.0
-        scale = {"mean": [float(train_y.mean())], "std": [std]}
+    if task == "regression":
+        scale = target_scale_of(found.parts["train"][target].to_numpy(dtype=np.float64))
     splits = {}
     for part, frame in found.parts.items():
-        x = torch.from_numpy(found.encoder.encode(frame, f"the {part} split"))
+        x = torch.from_numpy(found.encoder.encode(frame, found.files[part]))
         if task == "classification":
-            values = frame[target].astype(str)
-            unknown = sorted(set(values) - set(index))
-            if unknown:
-                raise RunnerError(f"the {part} split has classes the training data lacks: {', '.join(unknown[:5])}.")
-            y = torch.tensor([index[v] for v in values], dtype=torch.long)
+            y = torch.from_numpy(class_index(frame[target], found.classes))
         else:
             values = (frame[target].to_numpy(dtype=np.float64) - scale["mean"][0]) / scale["std"][0]
             y = torch.tensor(values, dtype=torch.float32).unsqueeze(1)
@@ -361,37 +496,3 @@ def table(*, name, task, input_shape, num_classes, target, path=None, train_path
         table={**found.encoder.to_dict(), "target": target, "classes": found.classes},
         target_scale=scale,
     )
-
-
-def baselines(splits, task, seed=0):
-    """scikit-learn's models on the same encoded, standardised training split, scored on the same test split: a
-    linear model (LogisticRegression / Ridge) and HistGradientBoosting, so a network's test figure has a context.
-    {name: test accuracy (classification) or MAE (regression)}."""
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-    from sklearn.linear_model import LogisticRegression, Ridge
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    x_train, x_test = splits.train.x.cpu().numpy(), splits.test.x.cpu().numpy()
-    y_train, y_test = splits.train.y.cpu().numpy(), splits.test.y.cpu().numpy()
-    if task == "classification":
-        models = {
-            "logistic regression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
-            "HistGradientBoosting": HistGradientBoostingClassifier(random_state=seed),
-        }
-        score = lambda model: float((model.predict(x_test) == y_test).mean())  # noqa: E731
-    else:
-        y_train, y_test = y_train.reshape(len(y_train), -1), y_test.reshape(len(y_test), -1)
-        models = {"ridge": make_pipeline(StandardScaler(), Ridge())}
-        if y_train.shape[1] == 1:  # HistGradientBoosting predicts one target
-            models["HistGradientBoosting"] = HistGradientBoostingRegressor(random_state=seed)
-        std = np.asarray((splits.target_scale or {"std": [1.0]})["std"])  # MAE in the targets' units
-
-        def score(model):
-            return float((np.abs(model.predict(x_test).reshape(y_test.shape) - y_test) * std).mean())
-
-    out = {}
-    for name, model in models.items():
-        model.fit(x_train, y_train if task == "classification" or y_train.shape[1] > 1 else y_train.ravel())
-        out[name] = score(model)
-    return out

@@ -169,6 +169,31 @@ def run_dir_of(path):
     return path.parent.parent if path.parent.name == "checkpoints" else path.parent
 
 
+def data_sha256(*paths):
+    """The SHA-256 of a dataset's files (those of `paths` that are given), comma-separated in that order: what a run
+    records (dataset.sha256) so that its eval and resume notice a file that changed under it. None when a file is
+    missing (the dataset's own reader names it)."""
+    given = [Path(p).expanduser() for p in paths if p]
+    if not all(p.is_file() for p in given):
+        return None
+    return ",".join(sha256(p) for p in given)
+
+
+def check_data_sha256(recorded, *paths):
+    """RunnerError when the files `paths` are not the ones a run recorded (`recorded`: data_sha256's, or None for a
+    run that recorded none)."""
+    from runner.io.errors import RunnerError
+
+    now = data_sha256(*paths)
+    if recorded and now and now != recorded:
+        shown = ", ".join(str(p) for p in paths if p)
+        raise RunnerError(
+            f"the data files ({shown}) have changed since this run read them (SHA-256 {recorded[:12]}... then, "
+            f"{now[:12]}... now), so its splits would hold other rows: an eval would test on rows it trained on, a "
+            f"resume would train on others. Put back the files it trained on, or train a new run on these."
+        )
+
+
 def sha256(path):
     """The SHA-256 of a file's bytes, as hex, read a MiB at a time."""
     digest = hashlib.sha256()

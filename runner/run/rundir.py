@@ -352,12 +352,13 @@ def _describe(err):
 
 def found_data(cfg):
     """`cfg` with what the data was found to be written as values: an image folder's num_classes and input_shape are
-    counted and measured by resolvers (${count_classes:...}, ${image_shape:...}), and the run's eval, predict and
-    export must read what it trained on, not what the folder holds later (or fail where it moved)."""
+    counted and measured by resolvers (${count_classes:...}, ${image_shape:...}), a table's task read from its target
+    and its files' SHA-256 (${table:...}, ${arrays:...}), and the run's eval, predict and export must read what it
+    trained on, not what the folder holds later (or fail where it moved, or changed)."""
     recorded = OmegaConf.create(OmegaConf.to_container(cfg))
     from omegaconf.errors import OmegaConfBaseException
 
-    for key in ("num_classes", "input_shape"):
+    for key in ("num_classes", "input_shape", "task", "sha256"):
         try:
             value = OmegaConf.select(cfg, f"dataset.{key}")
             value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
