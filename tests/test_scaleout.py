@@ -1,0 +1,120 @@
+"""Past one process: a stop agreed by every rank, each rank's RNG in last.pt, and torchrun on two "nodes" (loopback).
+
+Every job here is the real launcher (torch.distributed.run) with gloo on 2 CPU cores; the reference is one
+uninterrupted 2-process run of the same config, made once per session."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from conftest import SITECUSTOM, free_port, once_per_session, summary
+
+# MLP with its default dropout: each rank draws masks, so an exact resume needs every rank's RNG state
+ARGS = ["model=mlp", "trainer.epochs=4", "trainer.batch_size=16"]
+TIMEOUT = 300  # a hang would be a failure, not a wait
+
+
+def _env():
+    return {**{k: v for k, v in os.environ.items() if k != "RUNNER_DATA"}, "PYTHONPATH": str(SITECUSTOM)}
+
+
+def torchrun(*launcher, cwd, args, wait=True):
+    """`python -m torch.distributed.run LAUNCHER -m runner train ARGS` in `cwd`: its CompletedProcess, or with
+    wait=False the running Popen."""
+    command = [sys.executable, "-m", "torch.distributed.run", *launcher, "-m", "runner", "train", *args]
+    if not wait:
+        return subprocess.Popen(command, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)  # fmt: skip
+    return subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def two_processes():
+    return ["--nproc_per_node=2", f"--master_port={free_port()}"]
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory, worker_id):
+    """One uninterrupted 2-process run of ARGS: its run directory."""
+
+    def make(cwd):
+        proc = torchrun(*two_processes(), cwd=cwd, args=[*ARGS, "hydra.run.dir=ref"])
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    return once_per_session(tmp_path_factory, worker_id, "ddp-reference", make) / "ref"
+
+
+def weights(run_dir, name="last.pt"):
+    return torch.load(run_dir / "checkpoints" / name, weights_only=True)["model"]
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "the weights differ"
+
+
+def curve(run_dir):
+    """metrics.csv's epoch, train_loss, val_loss, val_accuracy and lr columns (not its timings)."""
+    return [line.split(",")[:5] for line in (run_dir / "metrics.csv").read_text().splitlines()]
+
+
+def worker_of_rank(launcher_pid, rank):
+    """The pid of the worker process of `rank` that torchrun started (its environment says RANK)."""
+    for child in subprocess.run(["pgrep", "-P", str(launcher_pid)], capture_output=True, text=True).stdout.split():
+        try:
+            environ = open(f"/proc/{child}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ:
+            return int(child)
+    return None
+
+
+@pytest.mark.slow
+def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step_and_the_resume_is_exact(tmp_path, reference):
+    run = tmp_path / "d"
+    job = torchrun(*two_processes(), cwd=tmp_path, args=[*ARGS, "hydra.run.dir=d"], wait=False)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not (run / "metrics.csv").is_file() or len((run / "metrics.csv").read_text().splitlines()) < 2:
+            assert job.poll() is None and time.monotonic() < deadline, "the run ended before its first epoch's row"
+            time.sleep(0.05)
+        pid = worker_of_rank(job.pid, 1)
+        assert pid is not None, "no worker of rank 1"
+        os.kill(pid, signal.SIGTERM)  # one rank only, as a scheduler or a user may do
+        out, _ = job.communicate(timeout=TIMEOUT)  # every rank stops: no hang in a collective
+    finally:
+        job.kill()
+    info = summary(run)
+    assert info["status"] == "interrupted", out
+    log = (run / "train.log").read_text()
+    assert "stopped by SIGTERM (sent to rank 1) in epoch" in log, log  # rank 0 was told, and says by whom
+    assert "Traceback" not in out
+    saved = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
+    assert len(saved["rng_ranks"]) == 2 and saved["batch"] > 0  # each rank's RNG; stopped mid-epoch
+    proc = torchrun(*two_processes(), cwd=tmp_path, args=["resume=d"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert summary(run)["status"] == "completed"
+    assert_same_weights(weights(run), weights(reference))  # the uninterrupted run's, to the bit
+    assert curve(run) == curve(reference)  # every epoch's losses and accuracy, as the uninterrupted run logged them
+
+
+@pytest.mark.slow
+def test_two_torchrun_nodes_on_one_host_train_one_run_as_one_node_of_two_processes(tmp_path, reference):
+    port = free_port()
+    launcher = ["--nnodes=2", "--nproc_per_node=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}",
+                "--rdzv-id=two-nodes"]  # fmt: skip
+    nodes = [torchrun(*launcher, cwd=tmp_path, args=[*ARGS, "hydra.run.dir=mn"], wait=False) for _ in range(2)]
+    try:
+        outs = [node.communicate(timeout=TIMEOUT)[0] for node in nodes]
+    finally:
+        for node in nodes:
+            node.kill()
+    assert [node.returncode for node in nodes] == [0, 0], outs
+    runs = [p.parent for p in tmp_path.rglob("summary.json")]
+    assert runs == [tmp_path / "mn"], runs  # one run directory for the job, whichever node held rank 0
+    info = summary(tmp_path / "mn")
+    assert info["processes"] == 2 and info["ranks_in_sync"] is True
+    assert_same_weights(weights(tmp_path / "mn"), weights(reference))
