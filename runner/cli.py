@@ -340,6 +340,14 @@ def _torchrun(args):
             "runner: -m/--multirun cannot run under torchrun; launch one torchrun per configuration.", file=sys.stderr
         )
         return None
+    if int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0 and not _given(args, "hydra.run.dir", "resume"):
+        print(
+            "error: torchrun --max-restarts restarts every process of the job with the same command, and runner "
+            "resumes a run only in the same directory, which a new start's date and time would not be: name it with "
+            "hydra.run.dir=DIR (or resume=DIR). Nothing was changed.",
+            file=sys.stderr,
+        )
+        return None
     from runner.training import distributed
 
     if distributed.init().main:

@@ -34,9 +34,8 @@ NOT_RUN = {
     "make train": "CI runs it on a fresh clone (.ci/run)",
     "make test": "CI runs it on a fresh clone (.ci/run)",
     "export RUNNER_DATA=/shared/datasets": "a shell setting, used by the next command (composed)",
-    "torchrun --nnodes=2 --node_rank=0 --master_addr=HOST --nproc_per_node=8 -m runner train ...": (
-        "two machines; `...` stands for the user's overrides"
-    ),
+    "torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29500 --rdzv-id=JOB -m runner "
+    "train ...": "two machines; `...` stands for the user's overrides (tests/test_scaleout.py: two nodes on one host)",
 }
 # fenced blocks by language: bash and python run, yaml is a file (`# path`), no language is output
 LANGUAGES = {"bash", "python", "yaml", ""}

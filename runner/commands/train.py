@@ -64,7 +64,8 @@ def train_job(cfg, run_dir, overrides=(), provenance=None, continue_with=None, r
     console = RunConsole(quiet=not rank.main)
     claim = dict(resume=bool(cfg.get("resume")), write=rank.main, provenance=provenance, continue_with=continue_with)
     # every warning raised in the job (torch's too) goes to train.log as well as the terminal
-    with job_stop() as stop, RunDir.claim(run_dir, console, **claim) as run, console.relay_warnings():
+    with job_stop() as own_stop, RunDir.claim(run_dir, console, **claim) as run, console.relay_warnings():
+        stop = distributed.agreed(own_stop)  # under torchrun or SLURM: every rank stops at the same safe point
         job = setup(cfg, run, overrides=overrides, console=console, rank=rank, stop=stop)
         where = (
             "environment" if run.fresh else "resumed_environment"
@@ -75,8 +76,9 @@ def train_job(cfg, run_dir, overrides=(), provenance=None, continue_with=None, r
         run.save_model_card(job.card)
         run.open_loggers(job.cfg.get("logger"), job.state.step)
         setup_s = run.elapsed()
-        first_step_at = fit(job, run, console, stop, report=report)
-        return finish(job, run, console=console, setup_s=setup_s, first_step_at=first_step_at, stop=stop)
+        with distributed.peers_lost_as_interrupted():  # a process of the job died: interrupted, for a restart
+            first_step_at = fit(job, run, console, stop, report=report)
+            return finish(job, run, console=console, setup_s=setup_s, first_step_at=first_step_at, stop=stop)
 
 
 def setup(cfg, run, *, overrides, console, rank, stop):

@@ -56,7 +56,8 @@ class RunConsole:
     def failed(self, err):
         """Record why the job stopped in the log (the CLI prints it on the terminal)."""
         if self.file:
-            self.file.print(f"error: {err}" if str(err) else f"error: {type(err).__name__}")
+            # escaped: an error may quote brackets (gloo's "[.../pair.cc:545]"), which are text, not markup
+            self.file.print(f"error: {escape(str(err))}" if str(err) else f"error: {type(err).__name__}")
             self._log.flush()
 
     @contextlib.contextmanager

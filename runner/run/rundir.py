@@ -70,12 +70,28 @@ class RunDir:
 
     @classmethod
     def claim(cls, path, console, resume=False, write=True, provenance=None, continue_with=None):
-        """Lock the directory and decide: a fresh run, or the continuation of the run in it. Writes nothing."""
+        """Lock the directory and decide: a fresh run, or the continuation of the run in it. Writes nothing.
+
+        Under torchrun or SLURM, rank 0 (`write`) alone locks and decides, and every rank is told its decision (or its
+        refusal): a rank reading the directory itself could find it already `running` by rank 0 and decide otherwise.
+        """
+        from runner.training import distributed
+
         run = cls(path, console, write, provenance, continue_with)
         if write:
             run._lock()
         try:
-            run.fresh = run._decide(resume)
+            decided, world = None, distributed.current().world
+            if write or world == 1:
+                try:
+                    decided = run._decide(resume)
+                except RunnerError as err:
+                    decided = err
+            if world > 1:
+                decided = distributed.broadcast(decided)
+            if isinstance(decided, RunnerError):
+                raise decided
+            run.fresh = decided
         except BaseException:
             run._release()
             raise
@@ -318,10 +334,16 @@ class RunDir:
             write_json(self.path / "checkpoints" / CARD, card.to_dict())
 
     def save_last(self, state):
+        """last.pt, written by rank 0; called by every rank, which hands it its own part (`ranks`: each rank's RNG
+        states, for dropout and any other draw, and its share of the epoch's loss so far; TrainState.share), so that a
+        resume under torchrun continues every rank exactly."""
+        from runner.training import distributed
+
+        ranks = distributed.gather(state.share()) if distributed.current().world > 1 else None
         if self.write:
             from runner.io.serialization import save
 
-            save(state.state_dict(), self.last)
+            save({**state.state_dict(), **({"ranks": ranks} if ranks else {})}, self.last)
 
     def plot(self, metric):
         """loss_curve.png from the rows of metrics.csv."""

@@ -9,6 +9,7 @@ Rank 0 alone prints and writes the run directory.
 """
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -144,3 +145,92 @@ def in_sync(model):
         dist.all_reduce(low, op=dist.ReduceOp.MIN)
         dist.all_reduce(high, op=dist.ReduceOp.MAX)
     return bool(torch.equal(low, high))
+
+
+def gather(value):
+    """[every rank's `value`] on rank 0, in rank order (None on the others); [value] in a single process."""
+    if not dist.is_initialized():
+        return [value]
+    out = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(value, out, dst=0)
+    return out
+
+
+class AgreedStop:
+    """A stop request agreed by every rank at each safe point, so that every rank stops at the same one.
+
+    Each process's own handler (io.signals.StopSignals) records the signal it was sent; a scheduler may signal one
+    task only, or the tasks at different moments. Reading `requested` (each safe point does, on every rank, at the
+    same places: the ranks run the same steps) all-reduces which rank got which signal, as Lightning's trainer agrees
+    a SIGTERM before stopping; so the ranks leave the loop at the same step, and a collective never waits for a rank
+    that has left. One all-reduce of `world` int64 per safe point (one per optimizer step): tens of microseconds on
+    gloo. After the first agreement the answer is kept and the all-reduces stop.
+    """
+
+    def __init__(self, stop):
+        self.stop, self.agreed = stop, None
+
+    @property
+    def requested(self):
+        if self.agreed is None:
+            import signal
+
+            flags = torch.zeros(dist.get_world_size(), dtype=torch.int64, device=_device())
+            if self.stop.requested:
+                flags[dist.get_rank()] = int(signal.Signals[self.stop.requested])
+            dist.all_reduce(flags)
+            sent = flags.nonzero().flatten().tolist()
+            if sent:
+                name = signal.Signals(int(flags[sent[0]])).name
+                self.agreed = name if self.stop.requested else f"{name} (sent to rank {sent[0]})"
+        return self.agreed
+
+    def check(self, where):
+        """A safe point of every rank: raise Interrupted on all of them when any was asked to stop."""
+        from runner.io.errors import Interrupted
+
+        if self.requested:
+            raise Interrupted(f"stopped by {self.agreed} {where}")
+
+
+def agreed(stop):
+    """`stop` agreed over the ranks of a torchrun or SLURM job (AgreedStop); `stop` itself in a single process."""
+    return AgreedStop(stop) if dist.is_initialized() and dist.get_world_size() > 1 else stop
+
+
+def _device():
+    """Where a collective's tensors live: the process's GPU under NCCL, the CPU under gloo."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+# what gloo and NCCL say when a peer process has gone (killed, crashed, or stopped by its launcher)
+LOST_PEER = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "NCCL communicator was aborted",
+             "Socket Timeout", "timed out", "DistNetworkError")  # fmt: skip
+
+
+def lost_peer(err):
+    """Whether `err`, raised in a collective of a job of several processes, says that another process has gone."""
+    return (
+        dist.is_initialized()
+        and dist.get_world_size() > 1
+        and isinstance(err, RuntimeError)  # torch.distributed.DistError and gloo's errors are RuntimeErrors
+        and any(marker in str(err) for marker in LOST_PEER)
+    )
+
+
+@contextmanager
+def peers_lost_as_interrupted():
+    """A collective that fails because a peer process has gone raises Interrupted instead of its RuntimeError: the
+    run ends `interrupted`, not `failed`, so that torchrun's --max-restarts (or the same command again) resumes it
+    from last.pt, which holds its last checkpoint (a process that died mid-step leaves no consistent state to save)."""
+    from runner.io.errors import Interrupted
+
+    try:
+        yield
+    except RuntimeError as err:
+        if not lost_peer(err):
+            raise
+        raise Interrupted(
+            f"stopped because another process of the job left ({' '.join(str(err).split())[:200]}); last.pt holds "
+            f"the last checkpoint"
+        ) from None

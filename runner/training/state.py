@@ -105,6 +105,20 @@ def set_rng_state(state):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def own_share(state):
+    """This process's own part of a last.pt: its RNG states and its share of the epoch's summed training loss and
+    sample count (`ranks`, one entry per rank, written under torchrun) when the run resumes on as many processes as
+    it was saved from; rank 0's (`rng`, `loss_sum`, `seen`) otherwise: a fresh run seeds every rank alike, so that is
+    where a rank without its own stream starts."""
+    from runner.training import distributed
+
+    rank = distributed.current()
+    ranks = state.get("ranks")
+    if ranks and len(ranks) == rank.world:
+        return ranks[rank.rank]
+    return {"rng": state["rng"], "loss_sum": state["loss_sum"], "seen": state["seen"]}
+
+
 @dataclass
 class TrainState:
     """Everything a run needs to continue exactly where it stopped, at an epoch's end or mid-epoch."""
@@ -142,6 +156,11 @@ class TrainState:
         "stopped_by": None,
     }
 
+    def share(self):
+        """This process's part of last.pt under torchrun (own_share reads it back): its RNG states, and its share of
+        the epoch's summed training loss and samples (the loop sets loss_sum and seen before each save)."""
+        return {"rng": rng_state(), "loss_sum": float(self.loss_sum), "seen": self.seen}
+
     @property
     def validated_model(self):
         """The module whose weights validation sees and best.pt holds: the EMA's average, or the model itself."""
@@ -177,7 +196,8 @@ class TrainState:
             self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.batches.generator.set_state(state["data_generator"])
-        set_rng_state(state["rng"])
+        own = own_share(state)
+        set_rng_state(own["rng"])
         if self.ema is not None:
             if state.get("ema") is None:
                 raise RunnerError(
@@ -187,6 +207,7 @@ class TrainState:
             self.ema.load_state_dict(state["ema"])
         for key in self.COUNTERS:
             setattr(self, key, state[key])
+        self.loss_sum, self.seen = own["loss_sum"], own["seen"]  # this rank's share of the epoch so far
         self.batches_done = state["batch"]
         for key, default in self.RECIPE.items():
             setattr(self, key, state.get(key, default))
