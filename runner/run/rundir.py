@@ -78,14 +78,14 @@ class RunDir:
         from runner.training import distributed
 
         run = cls(path, console, write, provenance, continue_with)
-        if write:
-            run._lock()
         try:
             decided, world = None, distributed.current().world
             if write or world == 1:
                 try:
+                    if write:
+                        run._lock()
                     decided = run._decide(resume)
-                except RunnerError as err:
+                except RunnerError as err:  # a refusal every rank is told of (in use, not writable, a finished run)
                     decided = err
             if world > 1:
                 decided = distributed.broadcast(decided)

@@ -60,6 +60,27 @@ def all_sum(*tensors):
     return tensors
 
 
+def max_over_ranks(value):
+    """The largest of every rank's float `value` (itself in a single process): one figure all ranks act on, such as
+    the training time trainer.max_time is measured by (each process's own clock differs by a little)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64, device=_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
+def first_non_negative(value):
+    """int(value) of a scalar tensor where -1 means none (the first step with a non-finite loss): under torchrun, the
+    smallest non-negative one over the ranks, or -1 when no rank has one, so that every rank acts on it together."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return int(value)
+    none = torch.iinfo(torch.int64).max
+    t = torch.where(value < 0, none, value).to(device=_device(), dtype=torch.int64).reshape(1)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return -1 if int(t.item()) == none else int(t.item())
+
+
 def barrier():
     if dist.is_initialized():
         dist.barrier()
@@ -175,14 +196,15 @@ class AgreedStop:
         if self.agreed is None:
             import signal
 
+            own = self.stop.requested  # read once: a signal arriving during the all-reduce waits for the next point
             flags = torch.zeros(dist.get_world_size(), dtype=torch.int64, device=_device())
-            if self.stop.requested:
-                flags[dist.get_rank()] = int(signal.Signals[self.stop.requested])
+            if own:
+                flags[dist.get_rank()] = int(signal.Signals[own])
             dist.all_reduce(flags)
             sent = flags.nonzero().flatten().tolist()
             if sent:
                 name = signal.Signals(int(flags[sent[0]])).name
-                self.agreed = name if self.stop.requested else f"{name} (sent to rank {sent[0]})"
+                self.agreed = own if own else f"{name} (sent to rank {sent[0]})"
         return self.agreed
 
     def check(self, where):
@@ -203,9 +225,10 @@ def _device():
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
-# what gloo and NCCL say when a peer process has gone (killed, crashed, or stopped by its launcher)
-LOST_PEER = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "NCCL communicator was aborted",
-             "Socket Timeout", "timed out", "DistNetworkError")  # fmt: skip
+# what gloo and NCCL say when a peer process has gone (killed, crashed, or stopped by its launcher); not timeouts,
+# which a hang or a mismatch of collectives (a bug) gives as well
+LOST_PEER = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "remote process exiting",
+             "NCCL communicator was aborted")  # fmt: skip
 
 
 def lost_peer(err):
@@ -214,7 +237,7 @@ def lost_peer(err):
         dist.is_initialized()
         and dist.get_world_size() > 1
         and isinstance(err, RuntimeError)  # torch.distributed.DistError and gloo's errors are RuntimeErrors
-        and any(marker in str(err) for marker in LOST_PEER)
+        and (isinstance(err, dist.DistNetworkError) or any(marker in str(err) for marker in LOST_PEER))
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from runner.io.errors import Diverged
-from runner.training.distributed import all_sum
+from runner.training.distributed import all_sum, first_non_negative, max_over_ranks
 from runner.training.metrics import evaluate
 from runner.training.recipe import Monitor, Recipe, TrainClock, early_stopping
 
@@ -161,7 +161,7 @@ def train_epoch(job, *, run, console, stop, epoch, clock):
                         progress, completed=state.batches_done, status=f"loss {loss.item():.4f}  {rate:,.0f} samples/s"
                     )
             if recipe.max_time is not None:  # only then: a time in last.pt would make same-seed checkpoints differ
-                state.train_s = clock()
+                state.train_s = max_over_ranks(clock())  # one time for every rank: they stop at the same step
             state.stopped_by = recipe.limit_reached(state.step, state.train_s)
             if state.stopped_by:
                 break  # max_steps or max_time: this epoch ends here, validated like any other
@@ -217,7 +217,7 @@ def end_epoch(job, *, run, console, row, val, started, clock, report=None):
     if report is not None and state.stopped_by is None and report(epoch, row[monitor.name]):
         state.stopped_by = "pruned"
     if recipe.max_time is not None:
-        state.train_s = clock()
+        state.train_s = max_over_ranks(clock())
     run.save_last(state)
     console.print(
         f"epoch {epoch:>3}/{recipe.epochs}  train_loss {row['train_loss']:.4f}  val_loss {val['loss']:.4f}  "
@@ -269,8 +269,9 @@ def optimizer_step(scaler, optimizer, *, step, epoch, lr):
 
 
 def check_finite(first_bad, epoch, lr):
-    """Raise Diverged if a step's loss was NaN or infinite (one host sync)."""
-    step = int(first_bad)
+    """Raise Diverged if a step's loss was NaN or infinite (one host sync); under torchrun, on every rank when any
+    rank's share of a batch was, at the first such step of any rank (so that the ranks stop together)."""
+    step = first_non_negative(first_bad)
     if step >= 0:
         raise Diverged(
             f"the training loss became NaN or infinite at step {step} (epoch {epoch}, learning rate {lr:g}): training "

@@ -108,15 +108,20 @@ def set_rng_state(state):
 def own_share(state):
     """This process's own part of a last.pt: its RNG states and its share of the epoch's summed training loss and
     sample count (`ranks`, one entry per rank, written under torchrun) when the run resumes on as many processes as
-    it was saved from; rank 0's (`rng`, `loss_sum`, `seen`) otherwise: a fresh run seeds every rank alike, so that is
-    where a rank without its own stream starts."""
+    it was saved from. On another number of processes: rank 0's RNG states (`rng`) for every rank (a fresh run seeds
+    every rank alike), and the whole of the epoch's loss so far on rank 0, none on the others, so that the epoch's
+    summed train_loss counts every sample once."""
     from runner.training import distributed
 
     rank = distributed.current()
     ranks = state.get("ranks")
     if ranks and len(ranks) == rank.world:
         return ranks[rank.rank]
-    return {"rng": state["rng"], "loss_sum": state["loss_sum"], "seen": state["seen"]}
+    # another number of processes: the epoch's loss so far, all of it, goes to rank 0 (the ranks' shares are summed
+    # at the epoch's end), none to the others; every rank continues from rank 0's RNG, as a fresh run's ranks start
+    shares = ranks or [{"loss_sum": state["loss_sum"], "seen": state["seen"]}]
+    total = (sum(s["loss_sum"] for s in shares), sum(s["seen"] for s in shares)) if rank.main else (0.0, 0)
+    return {"rng": state["rng"], "loss_sum": total[0], "seen": total[1]}
 
 
 @dataclass
