@@ -77,19 +77,26 @@ def worker_of_rank(launcher_pid, rank):
     return None
 
 
+def signal_rank_1(cwd, sig, after_s=0.0):
+    """A 2-process run of ARGS in cwd/d, `sig` sent to its rank 1 only, `after_s` after its first epoch was saved:
+    the job's output, once every process of it has ended."""
+    job = torchrun(*two_processes(), cwd=cwd, args=[*ARGS, "hydra.run.dir=d"], wait=False)
+    try:
+        wait_for_epoch(job, cwd / "d")
+        pid = worker_of_rank(job.pid, 1)
+        assert pid is not None, "no worker of rank 1"
+        time.sleep(after_s)
+        os.kill(pid, sig)
+        return job.communicate(timeout=TIMEOUT)[0]
+    finally:
+        job.kill()
+
+
 @pytest.mark.slow
 def test_a_signal_to_one_rank_stops_every_rank_at_the_same_step_and_the_resume_is_exact(tmp_path, reference):
     run = tmp_path / "d"
-    job = torchrun(*two_processes(), cwd=tmp_path, args=[*ARGS, "hydra.run.dir=d"], wait=False)
-    try:
-        wait_for_epoch(job, run)
-        pid = worker_of_rank(job.pid, 1)
-        assert pid is not None, "no worker of rank 1"
-        time.sleep(0.15)  # into epoch 2 (an epoch takes 0.3-0.8 s here), where a stop saves mid-epoch
-        os.kill(pid, signal.SIGTERM)  # one rank only, as a scheduler or a user may do
-        out, _ = job.communicate(timeout=TIMEOUT)  # every rank stops: no hang in a collective
-    finally:
-        job.kill()
+    # one rank only, as a scheduler or a user may do; into epoch 2 (an epoch takes 0.3-0.8 s here), mid-epoch
+    out = signal_rank_1(tmp_path, signal.SIGTERM, after_s=0.15)  # every rank stops: no hang in a collective
     info = summary(run)
     assert info["status"] == "interrupted", out
     log = (run / "train.log").read_text()
@@ -143,15 +150,8 @@ def wait_for_epoch(job, run):
 @pytest.mark.slow
 def test_a_worker_killed_leaves_the_run_interrupted_and_the_same_command_resumes_it_exactly(tmp_path, reference):
     run = tmp_path / "d"
-    job = torchrun(*two_processes(), cwd=tmp_path, args=[*ARGS, "hydra.run.dir=d"], wait=False)
-    try:
-        wait_for_epoch(job, run)
-        pid = worker_of_rank(job.pid, 1)
-        assert pid is not None, "no worker of rank 1"
-        os.kill(pid, signal.SIGKILL)  # a worker dies (out of memory, a node lost): no handler runs
-        out, _ = job.communicate(timeout=TIMEOUT)  # rank 0 is not left waiting in a collective
-    finally:
-        job.kill()
+    # a worker dies (out of memory, a node lost): no handler runs; rank 0 is not left waiting in a collective
+    out = signal_rank_1(tmp_path, signal.SIGKILL)
     assert "stopped because another process of the job left" in out, out  # rank 0 says why
     assert summary(run)["status"] == "interrupted"  # not failed: what torchrun --max-restarts would resume
     assert f'File "{PACKAGE}' not in out, out
