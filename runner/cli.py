@@ -103,7 +103,16 @@ def _task(cfg):
     if multirun:
         _sweep["dir"] = hydra_cfg.sweep.dir
     try:
-        signals.install().check("before the job started; nothing was changed")  # a sweep stops here, between its jobs
+        stop = signals.install()
+        if hydra_cfg.job.config_name == "train" and (
+            int(os.environ.get("WORLD_SIZE", "1")) > 1 or os.environ.get("SUBMITIT_EXECUTOR")
+        ):  # torchrun, or hydra/launcher=slurm with several tasks: one process group, one run
+            from runner.config.checks import checked_value
+            from runner.training import distributed
+
+            if distributed.join(checked_value(cfg, "trainer.ddp_timeout")):
+                stop = distributed.agreed(stop)  # so that a stop before the job starts is every process's
+        stop.check("before the job started; nothing was changed")  # a sweep stops here, between its jobs
         if hydra_cfg.job.config_name != "train":  # `+key=` is refused by every command, not ignored
             check_keys(cfg, top=command_keys(hydra_cfg.job.config_name))
         if hydra_cfg.job.config_name in ("predict", "export"):
@@ -130,11 +139,19 @@ def _task(cfg):
             from runner.commands.search import trial_reporter
             from runner.commands.sweep import sweep_job
 
-            kept = sweep_job(cfg, run_dir, user_overrides, hydra_cfg.job.num)
+            # rank 0 alone reads the job's directory (another task's claim could already have marked it running)
+            kept, resume = distributed.decided_by_rank_0(
+                lambda: (sweep_job(cfg, run_dir, user_overrides, hydra_cfg.job.num), cfg.get("resume"))
+            )
             if kept is not None:
                 return kept
+            if resume:
+                from omegaconf import open_dict
+
+                with open_dict(cfg):
+                    cfg.resume = resume
             continue_with = f"runner train -m {command_arg('resume', hydra_cfg.sweep.dir)}"
-            report = trial_reporter(hydra_cfg)
+            report = distributed.asked_of_rank_0(trial_reporter(hydra_cfg) if distributed.current().main else None)
         record = provenance(cfg, HydraConfig.instance().cfg)
         summary = train_job(cfg, run_dir, user_overrides, record, continue_with=continue_with, report=report)
         return summary
@@ -156,8 +173,8 @@ def _task(cfg):
             error(str(err))
             if not sweep:
                 sys.exit(err.exit_code)
-            if isinstance(err, Interrupted):
-                raise KeyboardInterrupt from None  # a stop ends the whole sweep, not one job
+            if isinstance(err, Interrupted) and _rank_0():
+                raise KeyboardInterrupt from None  # a stop ends the whole sweep, not one job (told by task 0's result)
         elif not sweep:
             raise  # a bug, not bad input: Hydra shows the traceback
         else:
@@ -172,14 +189,19 @@ def _task(cfg):
         return {"status": status or "failed", "error": str(err) or type(err).__name__, "retry": retry}
 
 
+def _rank_0():
+    """False in the processes of a job of several other than its first (torchrun's, a SLURM job's tasks)."""
+    return "runner.training.distributed" not in sys.modules or sys.modules["runner.training.distributed"].current().main
+
+
 def _unstarted(run_dir, err, sweep, cfg):
     """A training job that failed before its run directory was written (its config does not compose):
     a single run leaves no directory; a sweep's job records `failed` there, so the sweep lists it."""
     from runner.io.errors import Interrupted
 
     path = Path(run_dir)
-    if path.resolve() == Path.cwd().resolve() or not path.is_dir() or any(path.iterdir()):
-        return  # torchrun's other ranks run in "."; a directory with anything in it is RunDir's
+    if not _rank_0() or path.resolve() == Path.cwd().resolve() or not path.is_dir() or any(path.iterdir()):
+        return  # rank 0 alone records a job of several processes; a directory with anything in it is RunDir's
     if sweep and not isinstance(err, Interrupted):  # a job stopped before it began is run by the sweep's resume
         from hydra.core.hydra_config import HydraConfig
 
@@ -334,7 +356,7 @@ def _builtin_config(relative):
 
 
 def _torchrun(args):
-    """Under torchrun: join the process group; only rank 0 gets a run directory of its own."""
+    """Under torchrun: only rank 0 gets a run directory of its own."""
     if any(a in ("-m", "--multirun") for a in args):
         print(
             "runner: -m/--multirun cannot run under torchrun; launch one torchrun per configuration.", file=sys.stderr
@@ -348,12 +370,24 @@ def _torchrun(args):
             file=sys.stderr,
         )
         return None
-    from runner.training import distributed
-
-    if distributed.init().main:
+    if int(os.environ.get("RANK", "0")) == 0:  # the process group is joined in _task, with trainer.ddp_timeout
         return args
     # the other ranks write nothing: no directory, no .hydra; they are given rank 0's directory in _task
     return [*args, "hydra.run.dir=.", "hydra.output_subdir=null"]
+
+
+def _slurm_tasks_alone(tasks):
+    """Why `runner train` refuses to run, by itself, as one of a SLURM job's `tasks` (srun runner train, or a batch
+    script of --ntasks=2 without srun): each task would train alone, and every task but one would write a run
+    directory of its own or clash with another's (lightning-hydra-template#393)."""
+    return (
+        f"error: this is a SLURM job of {tasks} tasks (SLURM_NTASKS={tasks}), and runner would train in each of them "
+        f"alone. For one run over the job's GPUs, start one torchrun per node, which starts a process per GPU: srun "
+        f"--ntasks-per-node=1 torchrun --nnodes=$SLURM_NNODES --nproc-per-node=GPUS --rdzv-backend=c10d "
+        f"--rdzv-endpoint=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1):29500 -m runner train ...; or "
+        f"submit from a login node with runner train -m hydra/launcher=slurm_ddp. For one process, ask SLURM for "
+        f"--ntasks=1. Nothing was changed."
+    )
 
 
 def _absolute_root(cfg):
@@ -496,6 +530,9 @@ def _main(argv, stop):
         rest = _torchrun(rest)
         if rest is None:
             return 2
+    elif command == "train" and int(os.environ.get("SLURM_NTASKS", "1")) > 1 and not {"-m", "--multirun"} & set(rest):
+        print(_slurm_tasks_alone(int(os.environ["SLURM_NTASKS"])), file=sys.stderr)
+        return 2
     modes = [a for a in rest if a in ("-m", "--multirun", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")]
     if len({"-m" if m == "--multirun" else m for m in modes}) > 1:  # Hydra raises a ValueError with a traceback
         print(

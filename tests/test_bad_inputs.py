@@ -384,6 +384,28 @@ ROWS = [
         write("a.npz", npz(x=TWO_CLASSES[0], y=[1] * 40)),
     ),
     ("arrays csv", arrays("dataset.path=t.csv"), "use dataset=csv or dataset=parquet", 1, write("t.csv", "a\n1\n")),
+    # a SLURM job of 1 task on a node of 4 GPUs: 3 would sit idle (refused before anything is submitted)
+    (
+        "slurm tasks not gpus",
+        ["train", "-m", "hydra/launcher=slurm", "hydra.launcher.gpus_per_node=4", "model=mlp"],
+        "runner trains one process per GPU, as torchrun does, so a GPU would sit idle. Set "
+        "hydra.launcher.tasks_per_node=4",
+        1,
+        None,
+    ),
+    (
+        "slurm tasks share gpus",
+        [
+            "train",
+            "-m",
+            "hydra/launcher=slurm_ddp",
+            "hydra.launcher.tasks_per_node=8",
+            "hydra.launcher.gpus_per_node=2",
+        ],
+        "so tasks would share a GPU. Set hydra.launcher.tasks_per_node=2",
+        1,
+        None,
+    ),
 ]
 NEVER_STARTED = {
     "interpolation loop",
@@ -397,11 +419,15 @@ NEVER_STARTED = {
     "sweep config",
     "report out is a file",
     "report nothing there",
+    "slurm tasks not gpus",
+    "slurm tasks share gpus",
     # a table's or arrays' file is read by the config's resolvers, before any run directory is claimed
     *(row[0] for row in ROWS if row[0].startswith(("table ", "arrays "))),
 }
 # not even an empty folder anywhere (a parent of a run directory that cannot be made)
 NOTHING_MADE = {
+    "slurm tasks not gpus",
+    "slurm tasks share gpus",
     "output not writable",
     "output name too long",
     "output path too long",

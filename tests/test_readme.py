@@ -36,6 +36,9 @@ NOT_RUN = {
     "export RUNNER_DATA=/shared/datasets": "a shell setting, used by the next command (composed)",
     "torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29500 --rdzv-id=JOB -m runner "
     "train ...": "two machines; `...` stands for the user's overrides (tests/test_scaleout.py: two nodes on one host)",
+    "srun --ntasks-per-node=1 torchrun --nnodes=$SLURM_NNODES --nproc-per-node=8 --rdzv-backend=c10d "
+    "--rdzv-endpoint=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1):29500 --rdzv-id=$SLURM_JOB_ID -m "
+    "runner train hydra.run.dir=outputs/$SLURM_JOB_ID": "a SLURM batch script's line: no SLURM here",
 }
 # fenced blocks by language: bash and python run, yaml is a file (`# path`), no language is output
 LANGUAGES = {"bash", "python", "yaml", ""}

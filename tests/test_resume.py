@@ -125,6 +125,7 @@ RESUME_KEYS = [
     ("trainer.early_stopping.patience", True),
     ("trainer.max_steps", True),
     ("trainer.max_time", True),
+    ("trainer.ddp_timeout", True),
     ("trainer.accumulate_grad_batches", False),
     ("trainer.ema.decay", False),
     ("scheduler.warmup_epochs", False),

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import SITECUSTOM, free_port, once_per_session, summary
+from conftest import runner as command
 
 import runner
 
@@ -77,10 +78,10 @@ def worker_of_rank(launcher_pid, rank):
     return None
 
 
-def signal_rank_1(cwd, sig, after_s=0.0):
-    """A 2-process run of ARGS in cwd/d, `sig` sent to its rank 1 only, `after_s` after its first epoch was saved:
+def signal_rank_1(cwd, sig, after_s=0.0, launcher=(), args=ARGS):
+    """A 2-process run of `args` in cwd/d, `sig` sent to its rank 1 only, `after_s` after its first epoch was saved:
     the job's output, once every process of it has ended."""
-    job = torchrun(*two_processes(), cwd=cwd, args=[*ARGS, "hydra.run.dir=d"], wait=False)
+    job = torchrun(*two_processes(), *launcher, cwd=cwd, args=[*args, "hydra.run.dir=d"], wait=False)
     try:
         wait_for_epoch(job, cwd / "d")
         pid = worker_of_rank(job.pid, 1)
@@ -152,13 +153,55 @@ def test_a_worker_killed_leaves_the_run_interrupted_and_the_same_command_resumes
     run = tmp_path / "d"
     # a worker dies (out of memory, a node lost): no handler runs; rank 0 is not left waiting in a collective
     out = signal_rank_1(tmp_path, signal.SIGKILL)
-    assert "stopped because another process of the job left" in out, out  # rank 0 says why
+    assert "stopped because rank 1 left" in out, out  # rank 0 says why
     assert summary(run)["status"] == "interrupted"  # not failed: what torchrun --max-restarts would resume
     assert f'File "{PACKAGE}' not in out, out
     proc = torchrun(*two_processes(), cwd=tmp_path, args=[*ARGS, "hydra.run.dir=d"])  # the same command again
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "holds an interrupted run: resuming it" in proc.stdout
     assert summary(run)["status"] == "completed"
+    assert_same_weights(weights(run), weights(reference))
+    assert curve(run) == curve(reference)
+
+
+@pytest.mark.slow
+def test_under_max_restarts_a_killed_worker_restarts_the_job_which_resumes_exactly(tmp_path, reference):
+    run = tmp_path / "d"
+    # torchrun's elastic agent sees the dead worker, stops the others (rank 0 has recorded `interrupted`) and starts
+    # them all again with the same command, which resumes the run from last.pt
+    out = signal_rank_1(tmp_path, signal.SIGKILL, launcher=["--max-restarts=1"])
+    assert "stopped because rank 1 left" in out and "holds an interrupted run: resuming it" in out
+    assert f'File "{PACKAGE}' not in out, out
+    info = summary(run)
+    assert info["status"] == "completed" and info["processes"] == 2, out
+    assert_same_weights(weights(run), weights(reference))
+    assert curve(run) == curve(reference)
+
+
+@pytest.mark.slow
+def test_a_process_that_stops_answering_ends_the_run_interrupted_within_ddp_timeout_and_it_resumes_exactly(
+    tmp_path, reference
+):
+    run = tmp_path / "d"
+    job = torchrun(*two_processes(), cwd=tmp_path, args=[*ARGS, "trainer.ddp_timeout=4", "hydra.run.dir=d"], wait=False)
+    try:
+        wait_for_epoch(job, run)
+        pid = worker_of_rank(job.pid, 1)
+        assert pid is not None, "no worker of rank 1"
+        os.kill(pid, signal.SIGSTOP)  # alive but silent: a hung process, a node cut off; no error reaches rank 0
+        stopped = time.monotonic()
+        while summary(run)["status"] == "running":  # a hang without the timeout (gloo's default is 30 minutes)
+            assert time.monotonic() - stopped < 60, "rank 0 still waits for rank 1"
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+        out = job.communicate(timeout=TIMEOUT)[0]
+    finally:
+        job.kill()
+    assert summary(run)["status"] == "interrupted", out
+    assert "stopped because rank 1 did not answer within trainer.ddp_timeout=4 s" in out, out
+    assert f'File "{PACKAGE}' not in out, out
+    proc = torchrun(*two_processes(), cwd=tmp_path, args=["resume=d"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
     assert_same_weights(weights(run), weights(reference))
     assert curve(run) == curve(reference)
 
@@ -200,6 +243,143 @@ def test_only_a_peer_that_left_counts_as_an_interruption(monkeypatch):
     assert distributed.lost_peer(RuntimeError(gloo))
     assert distributed.lost_peer(distributed.dist.DistNetworkError("store gone"))
     assert not distributed.lost_peer(RuntimeError("CUDA error: the launch timed out and was terminated"))
+    timed_out = "[../gloo/transport/tcp/unbound_buffer.cc:78] Timed out waiting 5000ms for recv operation to complete"
+    assert (
+        distributed.lost_peer(RuntimeError(timed_out)) == "timeout"
+        and distributed.lost_peer(RuntimeError(gloo)) == "left"
+    )
     assert not distributed.lost_peer(ValueError(gloo))  # not raised by a collective
     monkeypatch.setattr(distributed.dist, "get_world_size", lambda: 1)
     assert not distributed.lost_peer(RuntimeError(gloo))  # one process has no peer to lose
+
+
+def task_of_rank(folder, rank):
+    """The pid of the task of global `rank` of the submitit job whose files are under `folder` (the local executor's
+    tasks carry SUBMITIT_LOCAL_GLOBALID and, in the command they were started with, the job's folder)."""
+    for pid in subprocess.run(["pgrep", "-f", "submitit.core._submit"], capture_output=True, text=True).stdout.split():
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"SUBMITIT_LOCAL_GLOBALID={rank}".encode() in environ and str(folder).encode() in b" ".join(environ):
+            return int(pid)
+    return None
+
+
+@pytest.mark.slow
+def test_a_submitit_job_of_two_tasks_is_one_run_and_a_sigusr2_to_one_task_requeues_it_exactly(tmp_path, reference):
+    # hydra/launcher=local is submitit's local executor, the slurm preset's twin: each task is a process started by
+    # submitit with the environment a SLURM task gets from submitit (global rank, local rank, tasks, job id)
+    sweep = tmp_path / "s"
+    job = subprocess.Popen(
+        [sys.executable, "-m", "runner", "train", "-m", "hydra/launcher=local", "hydra.launcher.tasks_per_node=2",
+         *ARGS, f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        wait_for_epoch(job, sweep / "0")
+        pid = task_of_rank(sweep / ".submitit", 1)
+        assert pid is not None, "no task of rank 1"
+        os.kill(pid, signal.SIGUSR2)  # what SLURM sends before the time limit; here to one task only
+        out = job.communicate(timeout=TIMEOUT)[0]
+    finally:
+        job.kill()
+    assert job.returncode == 0, out
+    runs = [p.parent for p in tmp_path.rglob("summary.json")]
+    assert runs == [sweep / "0"], runs  # one run directory for the two tasks
+    info = summary(sweep / "0")
+    assert info["status"] == "completed" and info["processes"] == 2 and info["ranks_in_sync"] is True
+    log = (sweep / "0" / "train.log").read_text()
+    assert "stopped by SIGUSR2 (sent to rank 1) " in log and "holds an interrupted run: resuming it" in log, log
+    submitit_logs = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*_0_log.out"))
+    assert "Requeued job" in submitit_logs, submitit_logs  # by task 0, which was not signalled itself
+    # the same config under torchrun --nproc_per_node=2, uninterrupted: to the bit, weights and every epoch's figures
+    assert_same_weights(weights(sweep / "0"), weights(reference))
+    assert curve(sweep / "0") == curve(reference)
+
+
+# without dropout, whose masks each process draws from its own random state: then a run's result depends on the
+# number of processes only through the order in which the gradient is summed
+NO_DROPOUT = ["model=mlp", "model.dropout=0", "trainer.epochs=4", "trainer.batch_size=16"]
+
+
+@pytest.fixture(scope="session")
+def one_process_reference(tmp_path_factory, worker_id):
+    """One uninterrupted single-process run of NO_DROPOUT: its run directory."""
+
+    def make(cwd):
+        proc = subprocess.run([sys.executable, "-m", "runner", "train", *NO_DROPOUT, "hydra.run.dir=ref"], cwd=cwd,
+                              env=_env(), capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    return once_per_session(tmp_path_factory, worker_id, "one-process-reference", make) / "ref"
+
+
+def assert_close_run(run, reference):
+    """`run` trained the batches of `reference` in the same order: the same number of epochs and steps, weights and
+    every epoch's losses equal to float rounding (2e-7 and 1e-7 were seen here; 1e-5 allows for another machine's
+    kernels while a batch out of order or counted twice moves them by 1e-3 or more)."""
+    a, b = weights(run), weights(reference)
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=0, atol=1e-5) for k in a)
+    ours, theirs = curve(run), curve(reference)
+    assert len(ours) == len(theirs) == 5 and ours[0] == theirs[0]
+    for row, ref in zip(ours[1:], theirs[1:]):
+        assert row[0] == ref[0] and [float(v) for v in row[1:]] == pytest.approx([float(v) for v in ref[1:]], abs=1e-5)
+    assert summary(run)["steps"] == summary(reference)["steps"]
+
+
+def interrupt_one_process(cwd, args):
+    """A single-process run of `args` in cwd/d, SIGTERM after its first epoch was saved."""
+    job = subprocess.Popen([sys.executable, "-m", "runner", "train", *args, "hydra.run.dir=d"], cwd=cwd, env=_env(),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        wait_for_epoch(job, cwd / "d")
+        time.sleep(0.15)
+        job.send_signal(signal.SIGTERM)
+        return job.communicate(timeout=TIMEOUT)[0]
+    finally:
+        job.kill()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("saved_on", [2, 1], ids=["2-to-1", "1-to-2"])
+def test_a_run_resumed_on_another_number_of_processes_continues_the_same_global_batches(
+    tmp_path, one_process_reference, saved_on
+):
+    run = tmp_path / "d"
+    if saved_on == 2:
+        out = signal_rank_1(tmp_path, signal.SIGTERM, after_s=0.15, args=NO_DROPOUT)
+    else:
+        out = interrupt_one_process(tmp_path, NO_DROPOUT)
+    assert summary(run)["status"] == "interrupted", out
+    if saved_on == 2:
+        resumed = subprocess.run([sys.executable, "-m", "runner", "train", "resume=d"], cwd=tmp_path, env=_env(),
+                                 capture_output=True, text=True, timeout=TIMEOUT)  # fmt: skip
+    else:
+        resumed = torchrun(*two_processes(), cwd=tmp_path, args=["resume=d"])
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"resume: processes {saved_on} -> {3 - saved_on}: the same batches" in resumed.stdout  # said, not silent
+    info = summary(run)
+    assert info["status"] == "completed" and info["processes"] == 3 - saved_on
+    assert_close_run(run, one_process_reference)
+
+
+def test_runner_alone_in_each_task_of_a_slurm_job_is_refused_with_the_launchers_that_make_one_job(tmp_path):
+    # `srun runner train` with --ntasks=2, or a batch script of 2 tasks without srun: each task would train alone
+    proc = command("train", "model=mlp", cwd=tmp_path, check=False, env={"SLURM_NTASKS": "2"})
+    message = " ".join(proc.stderr.split())
+    assert proc.returncode == 2, message
+    assert "this is a SLURM job of 2 tasks (SLURM_NTASKS=2), and runner would train in each of them alone" in message
+    assert (
+        "srun --ntasks-per-node=1 torchrun --nnodes=$SLURM_NNODES" in message and "hydra/launcher=slurm_ddp" in message
+    )
+    assert "Traceback" not in proc.stderr and not list(tmp_path.iterdir())  # nothing written
+    assert command("train", "model=mlp", "--cfg", "job", cwd=tmp_path, env={"SLURM_NTASKS": "1"}).returncode == 0
+
+
+def test_the_slurm_ddp_preset_runs_one_task_per_gpu(tmp_path):
+    proc = command("train", "hydra/launcher=slurm_ddp", "hydra.launcher.nodes=2", "hydra.launcher.gpus_per_node=4",
+                  "--cfg", "hydra", "--resolve", "-p", "hydra.launcher", cwd=tmp_path)  # fmt: skip
+    launcher = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
+    assert (launcher["nodes"], launcher["gpus_per_node"], launcher["tasks_per_node"]) == ("2", "4", "4")
+    assert launcher["_target_"].endswith("SlurmLauncher") and launcher["signal_delay_s"] == "120"

@@ -193,3 +193,27 @@ def test_a_summary_of_a_signalled_run_names_the_signal(tmp_path):
     runner("train", *RUN, "hydra.run.dir=run", cwd=tmp_path, check=False, env=signal_at("step:3", "SIGTERM"))
     info = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert info["status"] == "interrupted" and "SIGTERM" in info["error"]
+
+
+def test_the_data_loaders_workers_ignore_the_stop_signals(monkeypatch):
+    # a scheduler signals every process of a job, workers included; a worker that died of it would fail the next
+    # batch, so runner's loaders start their workers ignoring the stop signals (the training process answers them)
+    import torch
+
+    from runner.data import images
+
+    class HandlerSeen(torch.utils.data.Dataset):  # each sample: 1 where the worker ignores that signal
+        def __init__(self, samples, shape, resize=None):
+            self.samples, self.shape = samples, shape
+
+        def __len__(self):
+            return len(self.samples)
+
+        def __getitem__(self, i):
+            seen = [signal.getsignal(s) == signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)]
+            return torch.tensor(seen, dtype=torch.uint8).reshape(self.shape), 0, ""
+
+    monkeypatch.setattr(images, "ImageFiles", HandlerSeen)
+    assert signal.getsignal(signal.SIGTERM) != signal.SIG_IGN  # this process does not: the workers' own setting
+    x = images.decode_images([("a", 0)] * 8, (1, 1, 3), workers=2)
+    assert x.tolist() == [[[[1, 1, 1]]]] * 8

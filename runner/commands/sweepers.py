@@ -93,6 +93,16 @@ class JobRunner:
             )
         if not isinstance(self.fail_fast, bool):
             raise RunnerError(f"hydra.sweeper.fail_fast={self.fail_fast!r}: give true or false.")
+        launcher = self.config.hydra.get("launcher") or {}
+        gpus, tasks = launcher.get("gpus_per_node"), launcher.get("tasks_per_node")
+        if "hydra_submitit_launcher" in str(launcher.get("_target_", "")) and gpus and tasks and gpus != tasks:
+            # Lightning's SLURMEnvironment refuses the same (its --ntasks-per-node must equal the devices per node)
+            idle = "a GPU would sit idle" if gpus > tasks else "tasks would share a GPU"
+            raise RunnerError(
+                f"hydra.launcher.tasks_per_node={tasks} with hydra.launcher.gpus_per_node={gpus}: runner trains one "
+                f"process per GPU, as torchrun does, so {idle}. Set hydra.launcher.tasks_per_node={gpus} (or use "
+                f"hydra/launcher=slurm_ddp, whose tasks follow its GPUs). Nothing was started."
+            )
 
     def job_dir(self, overrides, num):
         """The directory Hydra will give job `num` (hydra.sweep.dir/hydra.sweep.subdir, resolved as the launcher

@@ -101,6 +101,13 @@ def setup(cfg, run, *, overrides, console, rank, stop):
     console.print(f"[bold]runner train[/]  {cfg.dataset.name} x {model_name}  {verb}  {run.path}")
     for key, (old, new) in (resume.changes if resume else {}).items():
         console.print(f"resume: {key} {old} -> {new}")
+    saved_world = len(resume.checkpoint.get("ranks") or [None]) if resume else rank.world
+    if saved_world != rank.world:  # allowed: the batch is global, one permutation, so the data order is the same
+        console.print(
+            f"resume: processes {saved_world} -> {rank.world}: the same batches in the same order and the same "
+            f"global-batch steps (gradients summed in another order, so equal to float rounding); every process "
+            f"draws its dropout from rank 0's saved random state (docs/scale-out.md)"
+        )
     console.detail(config_tree(OmegaConf.to_container(cfg, resolve=True)))
     if weights_note:
         console.print(weights_note)

@@ -174,24 +174,39 @@ def check_keys(cfg, top=None):
 
 def check_config(cfg, groups=("dataset", "model", "optimizer", "scheduler")):
     """Raise RunnerError on the first value or `_target_` argument that cannot work."""
-    for key, test, must_be, example in RULES:
-        node = OmegaConf.select(cfg, key.rsplit(".", 1)[0]) if "." in key else cfg
-        # keys() includes ??? values; `in` does not
-        if node is None or key.rsplit(".", 1)[-1] not in node.keys():  # noqa: SIM118
-            continue
-        if OmegaConf.is_missing(node, key.rsplit(".", 1)[-1]):
-            raise RunnerError(f"{key} must be set: it has no default. Give it on the command line, e.g. {example}.")
-        try:
-            value = OmegaConf.select(cfg, key, throw_on_missing=True)
-        except Exception as err:  # an interpolation that does not resolve, a ??? left unset
-            cause = _runner_error_in(err)
-            if cause is not None:  # a resolver of ours said what is wrong (e.g. count_classes)
-                raise cause from None
-            raise RunnerError(f"{key} cannot be resolved: {err}. Set it on the command line, e.g. {example}.") from None
-        if isinstance(value, (list, dict)) or OmegaConf.is_config(value):
-            value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-        if not test(value):
-            raise RunnerError(f"{key} must be {must_be}, got {value!r}. Type it as, for example, {example}.")
+    for rule in RULES:
+        _check_rule(cfg, *rule)
+    _check_monitor_and_groups(cfg, groups)
+
+
+def checked_value(cfg, key):
+    """cfg's value of `key` (one of RULES'), checked as check_config checks it: for what must be read before the
+    whole config is (trainer.ddp_timeout, before the processes of a job meet)."""
+    _check_rule(cfg, *next(rule for rule in RULES if rule[0] == key))
+    return OmegaConf.select(cfg, key)
+
+
+def _check_rule(cfg, key, test, must_be, example):
+    node = OmegaConf.select(cfg, key.rsplit(".", 1)[0]) if "." in key else cfg
+    # keys() includes ??? values; `in` does not
+    if node is None or key.rsplit(".", 1)[-1] not in node.keys():  # noqa: SIM118
+        return
+    if OmegaConf.is_missing(node, key.rsplit(".", 1)[-1]):
+        raise RunnerError(f"{key} must be set: it has no default. Give it on the command line, e.g. {example}.")
+    try:
+        value = OmegaConf.select(cfg, key, throw_on_missing=True)
+    except Exception as err:  # an interpolation that does not resolve, a ??? left unset
+        cause = _runner_error_in(err)
+        if cause is not None:  # a resolver of ours said what is wrong (e.g. count_classes)
+            raise cause from None
+        raise RunnerError(f"{key} cannot be resolved: {err}. Set it on the command line, e.g. {example}.") from None
+    if isinstance(value, (list, dict)) or OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    if not test(value):
+        raise RunnerError(f"{key} must be {must_be}, got {value!r}. Type it as, for example, {example}.")
+
+
+def _check_monitor_and_groups(cfg, groups):
     task = TASKS[cfg.dataset.task] if "dataset" in cfg and cfg.dataset.get("task") in TASKS else None
     monitor = OmegaConf.select(cfg, "trainer.monitor")
     if task and monitor and monitor not in ("val_loss", f"val_{task.metric}"):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from runner.io.errors import RunnerError
+from runner.io.signals import ignore_in_worker
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 NAMED = 10  # unreadable files named in one message
@@ -166,6 +167,7 @@ def decode_images(samples, shape, workers, resize=STRETCH):
         batch_size=256,
         num_workers=workers,
         generator=torch.Generator().manual_seed(0),
+        worker_init_fn=ignore_in_worker,  # the training process alone answers a stop signal
     )
     i, errors = 0, []
     for images, _, batch_errors in loader:

@@ -9,6 +9,7 @@ import torch
 
 from runner.data.batches import BatchIndices
 from runner.data.images import STRETCH, ImageFiles, decode_images, raise_unreadable
+from runner.io.signals import ignore_in_worker
 
 
 class FileSplit:
@@ -45,6 +46,7 @@ class LoaderBatches:
             # a generator of its own: without one, every pass draws its workers' base seed from torch's
             # global RNG, which dropout also draws from, and a resumed epoch would draw it twice
             generator=torch.Generator().manual_seed(0),
+            worker_init_fn=ignore_in_worker,  # the training process alone answers a stop signal
         )
 
     def __len__(self):

@@ -37,6 +37,7 @@ class StopSignals:
     def __init__(self):
         self.requested = None
         self.previous = {}  # signal number -> the handler before ours (submitit's for SIGUSR2)
+        self.by_peer = None  # a signal another process of the job was sent, agreed on (training.distributed)
 
     def install(self):
         for name in SIGNALS:
@@ -80,16 +81,25 @@ def ignore():
                 signal.signal(sig, signal.SIG_IGN)
 
 
+def ignore_in_worker(worker_id):
+    """A DataLoader's worker_init_fn: its worker processes ignore the stop signals. A scheduler signals every process
+    of a job (SLURM's scancel, a terminal's Ctrl-C to the process group); the training process stops at its next
+    safe point and ends its workers itself, while a worker that died of the signal would fail the next batch."""
+    ignore()
+
+
 @contextmanager
 def job_stop():
     """The process's StopSignals for one job; when the job ends `interrupted` by SIGUSR2 under submitit,
     submitit's own handler then runs (it requeues the job and exits)."""
     stop = install()
+    stop.by_peer = None
     try:
         yield stop
     except (Interrupted, KeyboardInterrupt):
         usr2 = getattr(signal, "SIGUSR2", None)
         previous = stop.previous.get(usr2)
-        if stop.requested == "SIGUSR2" and callable(previous):
+        # on rank 0 of a job of several tasks, also a SIGUSR2 sent to another task only: submitit requeues from rank 0
+        if "SIGUSR2" in (stop.requested, stop.by_peer) and callable(previous):
             previous(usr2, None)  # submitit: requeue this job and exit, now that the run says `interrupted`
         raise

@@ -78,20 +78,14 @@ class RunDir:
         from runner.training import distributed
 
         run = cls(path, console, write, provenance, continue_with)
+
+        def decide():
+            if write:
+                run._lock()
+            return run._decide(resume)
+
         try:
-            decided, world = None, distributed.current().world
-            if write or world == 1:
-                try:
-                    if write:
-                        run._lock()
-                    decided = run._decide(resume)
-                except RunnerError as err:  # a refusal every rank is told of (in use, not writable, a finished run)
-                    decided = err
-            if world > 1:
-                decided = distributed.broadcast(decided)
-            if isinstance(decided, RunnerError):
-                raise decided
-            run.fresh = decided
+            run.fresh = distributed.decided_by_rank_0(decide)  # a refusal reaches every rank
         except BaseException:
             run._release()
             raise

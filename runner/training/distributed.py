@@ -11,6 +11,7 @@ Rank 0 alone prints and writes the run directory.
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -27,14 +28,76 @@ class Rank:
         return self.rank == 0
 
 
-def init():
-    """Join the process group torchrun set up; the backend follows the hardware."""
+_timeout_s = None  # the process group's timeout, in seconds (trainer.ddp_timeout), once joined
+
+
+def join(timeout_s):
+    """Join the process group of this job when it has several processes (torchrun's WORLD_SIZE, or the tasks of a
+    submitit job: join_submitit_job); True when it did. `timeout_s` (trainer.ddp_timeout) bounds how long a collective
+    waits for the other processes: past it, the collective raises instead of hanging (peers_lost_as_interrupted)."""
+    tasks = in_submitit_job()
+    if tasks is not None:
+        join_submitit_job(tasks, timeout_s)
+    elif int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        init(timeout_s)
+    return dist.is_initialized()
+
+
+def init(timeout_s=None):
+    """Join the process group torchrun set up; the backend follows the hardware.
+
+    Under `torchrun --max-restarts=N` the group of each restart meets under its own key prefix in the launcher's
+    store: the store outlives a restart, and without the prefix a restarted rank can read the address a dead rank
+    published in the round before and fail to connect to it (seen here with gloo; pytorch#167288 with NCCL)."""
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend)
+        global _timeout_s
+        timeout = None if timeout_s is None else timedelta(seconds=timeout_s)
+        _timeout_s = (timeout or dist.default_pg_timeout).total_seconds()
+        restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+        if restart is None:
+            dist.init_process_group(backend, timeout=timeout)
+        else:
+            store, rank, world = next(dist.rendezvous("env://", timeout=timeout or dist.default_pg_timeout))
+            store = dist.PrefixStore(f"runner/restart_{restart}", store)
+            dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timeout)
     return current()
+
+
+def in_submitit_job():
+    """The submitit JobEnvironment of this process when it is one task of a submitit job of several
+    (hydra/launcher=slurm or local with tasks_per_node > 1 or nodes > 1), else None."""
+    if not os.environ.get("SUBMITIT_EXECUTOR") or dist.is_initialized():
+        return None
+    import submitit
+
+    job = submitit.JobEnvironment()
+    return job if job.num_tasks > 1 else None
+
+
+def join_submitit_job(job, timeout_s=None):
+    """Join the process group of the tasks of submitit job `job` (in_submitit_job): one job, one run, as under torchrun.
+
+    MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK and LOCAL_WORLD_SIZE come from submitit's own reading of
+    the scheduler (submitit.helpers.TorchDistributedEnvironment: SLURM's node list and task ids, or the local
+    executor's); the port is drawn from the job id, so a requeued job, which keeps its id, meets on the same port
+    (a MASTER_PORT set by the user wins). Each task keeps every GPU of its node visible and uses the one of its local
+    rank, as under torchrun. Raises RunnerError when the node has fewer visible GPUs than tasks."""
+    from submitit.helpers import TorchDistributedEnvironment
+
+    tasks = TorchDistributedEnvironment()
+    if torch.cuda.is_available() and torch.cuda.device_count() < tasks.local_world_size:
+        from runner.io.errors import RunnerError
+
+        raise RunnerError(
+            f"this SLURM job runs {tasks.local_world_size} tasks on each node, but a task sees only "
+            f"{torch.cuda.device_count()} GPU(s): tasks would share a GPU. Run one task per GPU: "
+            f"hydra.launcher.tasks_per_node={torch.cuda.device_count()} (with as many gpus_per_node)."
+        )
+    tasks.export(set_cuda_visible_devices=False, overwrite=True)
+    return init(timeout_s)
 
 
 def current():
@@ -50,6 +113,34 @@ def broadcast(value):
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def decided_by_rank_0(decide):
+    """`decide()`, called by rank 0 alone, its result handed to every rank; a RunnerError it raises (a refusal) is
+    raised on every rank, since a rank left waiting for the answer would hang. `decide()` itself in a single process.
+    For what only one process may do and every process must act on: take a directory's lock, read a run's status."""
+    from runner.io.errors import RunnerError
+
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return decide()
+    decided = None
+    if dist.get_rank() == 0:
+        try:
+            decided = decide()
+        except RunnerError as err:
+            decided = err
+    decided = broadcast(decided)
+    if isinstance(decided, RunnerError):
+        raise decided
+    return decided
+
+
+def asked_of_rank_0(ask):
+    """`ask` (a callable, or None, that only rank 0 can answer: an Optuna pruner reading the study) as every rank's
+    callable, which returns rank 0's answer; None on every rank when rank 0 has none. `ask` itself in one process."""
+    if not dist.is_initialized() or dist.get_world_size() == 1 or not broadcast(ask is not None):
+        return ask
+    return lambda *args: decided_by_rank_0(lambda: ask(*args))
 
 
 def all_sum(*tensors):
@@ -205,6 +296,7 @@ class AgreedStop:
             if sent:
                 name = signal.Signals(int(flags[sent[0]])).name
                 self.agreed = own if own else f"{name} (sent to rank {sent[0]})"
+                self.stop.by_peer = None if own else name  # a SIGUSR2 to any task requeues the job (signals.job_stop)
         return self.agreed
 
     def check(self, where):
@@ -225,35 +317,44 @@ def _device():
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
-# what gloo and NCCL say when a peer process has gone (killed, crashed, or stopped by its launcher); not timeouts,
-# which a hang or a mismatch of collectives (a bug) gives as well
+# what gloo and NCCL say when a peer process has gone (killed, crashed, or stopped by its launcher)
 LOST_PEER = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "remote process exiting",
              "NCCL communicator was aborted")  # fmt: skip
+# and when it has not answered within the process group's timeout (trainer.ddp_timeout): stopped, hung, cut off
+TIMED_OUT = ("Timed out waiting", "Watchdog caught collective operation timeout")
 
 
 def lost_peer(err):
-    """Whether `err`, raised in a collective of a job of several processes, says that another process has gone."""
-    return (
-        dist.is_initialized()
-        and dist.get_world_size() > 1
-        and isinstance(err, RuntimeError)  # torch.distributed.DistError and gloo's errors are RuntimeErrors
-        and (isinstance(err, dist.DistNetworkError) or any(marker in str(err) for marker in LOST_PEER))
-    )
+    """ "left" when `err`, raised in a collective of a job of several processes, says that another process has gone,
+    "timeout" when one did not answer within trainer.ddp_timeout, else None."""
+    if not (dist.is_initialized() and dist.get_world_size() > 1 and isinstance(err, RuntimeError)):
+        return None  # torch.distributed.DistError and gloo's errors are RuntimeErrors
+    text = str(err)
+    if isinstance(err, dist.DistNetworkError) or any(marker in text for marker in LOST_PEER):
+        return "left"
+    if any(marker in text for marker in TIMED_OUT):
+        return "timeout"
+    return None
 
 
 @contextmanager
 def peers_lost_as_interrupted():
-    """A collective that fails because a peer process has gone raises Interrupted instead of its RuntimeError: the
-    run ends `interrupted`, not `failed`, so that torchrun's --max-restarts (or the same command again) resumes it
-    from last.pt, which holds its last checkpoint (a process that died mid-step leaves no consistent state to save)."""
+    """A collective that fails because a peer process has gone, or has not answered within the group's timeout
+    (trainer.ddp_timeout), raises Interrupted instead of its RuntimeError: the run ends `interrupted`, not `failed`,
+    so that torchrun's --max-restarts, a requeue or the same command again resumes it from last.pt, which holds its
+    last checkpoint (a process that died mid-step leaves no consistent state to save). Under NCCL, torch's watchdog
+    may end the processes on a timeout before this runs (not run here: no GPU)."""
     from runner.io.errors import Interrupted
 
     try:
         yield
     except RuntimeError as err:
-        if not lost_peer(err):
+        why = lost_peer(err)
+        if why is None:
             raise
+        others = [r for r in range(dist.get_world_size()) if r != dist.get_rank()]
+        who = f"rank {others[0]}" if len(others) == 1 else "another process of the job"
+        cause = f"{who} left" if why == "left" else f"{who} did not answer within trainer.ddp_timeout={_timeout_s:g} s"
         raise Interrupted(
-            f"stopped because another process of the job left ({' '.join(str(err).split())[:200]}); last.pt holds "
-            f"the last checkpoint"
+            f"stopped because {cause} ({' '.join(str(err).split())[:160]}); last.pt holds the last checkpoint"
         ) from None

@@ -164,6 +164,11 @@ class Recipe:
     )
     unfreeze_at_epoch: int | None = knob(integer(2, null=True), 3, refuse=FROZEN)
     max_steps: int | None = knob(integer(1, null=True), 1000, resume=f"stops the run at this step; {LIFTS}")
+    ddp_timeout: float = knob(
+        Accepts(lambda v: is_number(v) and v > 0, "a number of seconds > 0"),
+        300,
+        resume="how long a process waits for the others in a collective",
+    )
     max_time: float | None = knob(
         Accepts(lambda v: v is None or duration_s(v, strict=False) is not None, "null, seconds, or DD:HH:MM:SS"),
         "00:01:30:00",
