@@ -104,14 +104,13 @@ def _task(cfg):
         _sweep["dir"] = hydra_cfg.sweep.dir
     try:
         stop = signals.install()
-        if hydra_cfg.job.config_name == "train" and (
-            int(os.environ.get("WORLD_SIZE", "1")) > 1 or os.environ.get("SUBMITIT_EXECUTOR")
-        ):  # torchrun, or hydra/launcher=slurm with several tasks: one process group, one run
+        if hydra_cfg.job.config_name == "train":
             from runner.config.checks import checked_value
             from runner.training import distributed
 
-            if distributed.join(checked_value(cfg, "trainer.ddp_timeout")):
-                stop = distributed.agreed(stop)  # so that a stop before the job starts is every process's
+            # torchrun, or hydra/launcher=slurm with several tasks: one process group, one run
+            distributed.join(checked_value(cfg, "trainer.ddp_timeout"))
+            stop = distributed.agreed(stop)  # so that a stop before the job starts is every process's
         stop.check("before the job started; nothing was changed")  # a sweep stops here, between its jobs
         if hydra_cfg.job.config_name != "train":  # `+key=` is refused by every command, not ignored
             check_keys(cfg, top=command_keys(hydra_cfg.job.config_name))
@@ -124,7 +123,6 @@ def _task(cfg):
             return eval_job(cfg, hydra_cfg.runtime.output_dir, user_overrides)
         from runner.commands.train import train_job
         from runner.run.rundir import provenance
-        from runner.training import distributed
 
         _absolute_root(cfg)  # before the resolvers read the files (dataset=csv): one plan, of the recorded path
         if not cfg.get("resume"):  # a resumed run's config is its own (last.pt), checked against the resume table
@@ -151,7 +149,7 @@ def _task(cfg):
                 with open_dict(cfg):
                     cfg.resume = resume
             continue_with = f"runner train -m {command_arg('resume', hydra_cfg.sweep.dir)}"
-            report = distributed.asked_of_rank_0(trial_reporter(hydra_cfg) if distributed.current().main else None)
+            report = distributed.asked_of_rank_0(lambda: trial_reporter(hydra_cfg))
         record = provenance(cfg, HydraConfig.instance().cfg)
         summary = train_job(cfg, run_dir, user_overrides, record, continue_with=continue_with, report=report)
         return summary
@@ -173,7 +171,7 @@ def _task(cfg):
             error(str(err))
             if not sweep:
                 sys.exit(err.exit_code)
-            if isinstance(err, Interrupted) and _rank_0():
+            if isinstance(err, Interrupted) and _first_process(hydra_cfg):
                 raise KeyboardInterrupt from None  # a stop ends the whole sweep, not one job (told by task 0's result)
         elif not sweep:
             raise  # a bug, not bad input: Hydra shows the traceback
@@ -189,9 +187,14 @@ def _task(cfg):
         return {"status": status or "failed", "error": str(err) or type(err).__name__, "retry": retry}
 
 
-def _rank_0():
-    """False in the processes of a job of several other than its first (torchrun's, a SLURM job's tasks)."""
-    return "runner.training.distributed" not in sys.modules or sys.modules["runner.training.distributed"].current().main
+def _first_process(hydra_cfg=None):
+    """False in the processes of a job of several other than its first (torchrun's, a SLURM job's tasks), from
+    their launcher's environment: also before, or without, their process group."""
+    if hydra_cfg is not None and hydra_cfg.job.config_name != "train":
+        return True
+    from runner.training.distributed import first_process
+
+    return first_process()
 
 
 def _unstarted(run_dir, err, sweep, cfg):
@@ -200,7 +203,7 @@ def _unstarted(run_dir, err, sweep, cfg):
     from runner.io.errors import Interrupted
 
     path = Path(run_dir)
-    if not _rank_0() or path.resolve() == Path.cwd().resolve() or not path.is_dir() or any(path.iterdir()):
+    if not _first_process() or path.resolve() == Path.cwd().resolve() or not path.is_dir() or any(path.iterdir()):
         return  # rank 0 alone records a job of several processes; a directory with anything in it is RunDir's
     if sweep and not isinstance(err, Interrupted):  # a job stopped before it began is run by the sweep's resume
         from hydra.core.hydra_config import HydraConfig
@@ -209,7 +212,8 @@ def _unstarted(run_dir, err, sweep, cfg):
         from runner.run.rundir import RunDir, provenance
 
         try:  # recorded as any run that fails is: .hydra/, train.log, summary.json saying `failed` and why
-            with RunDir.claim(path, RunConsole(quiet=True), provenance=provenance(cfg, HydraConfig.instance().cfg)):
+            record = provenance(cfg, HydraConfig.instance().cfg)
+            with RunDir.claim(path, RunConsole(quiet=True), provenance=record, alone=True):
                 raise err
         except Exception:
             pass  # the job's own error reaches the user below

@@ -384,6 +384,20 @@ ROWS = [
         write("a.npz", npz(x=TWO_CLASSES[0], y=[1] * 40)),
     ),
     ("arrays csv", arrays("dataset.path=t.csv"), "use dataset=csv or dataset=parquet", 1, write("t.csv", "a\n1\n")),
+    (
+        "ddp timeout zero",
+        ["train", "trainer.ddp_timeout=0"],
+        "trainer.ddp_timeout must be null or seconds, > 0",
+        1,
+        None,
+    ),
+    (
+        "ddp timeout inf",
+        ["train", "trainer.ddp_timeout=inf"],
+        "trainer.ddp_timeout must be null or seconds, > 0",
+        1,
+        None,
+    ),
     # a SLURM job of 1 task on a node of 4 GPUs: 3 would sit idle (refused before anything is submitted)
     (
         "slurm tasks not gpus",
@@ -421,6 +435,8 @@ NEVER_STARTED = {
     "report nothing there",
     "slurm tasks not gpus",
     "slurm tasks share gpus",
+    "ddp timeout zero",
+    "ddp timeout inf",
     # a table's or arrays' file is read by the config's resolvers, before any run directory is claimed
     *(row[0] for row in ROWS if row[0].startswith(("table ", "arrays "))),
 }

@@ -3,6 +3,7 @@
 Every job here is the real launcher (torch.distributed.run) with gloo on 2 CPU cores; the reference is one
 uninterrupted 2-process run of the same config, made once per session."""
 
+import json
 import os
 import signal
 import subprocess
@@ -383,3 +384,50 @@ def test_the_slurm_ddp_preset_runs_one_task_per_gpu(tmp_path):
     launcher = dict(line.split(": ", 1) for line in proc.stdout.splitlines() if ": " in line)
     assert (launcher["nodes"], launcher["gpus_per_node"], launcher["tasks_per_node"]) == ("2", "4", "4")
     assert launcher["_target_"].endswith("SlurmLauncher") and launcher["signal_delay_s"] == "120"
+
+
+@pytest.mark.slow
+def test_a_job_of_two_tasks_refused_in_its_setup_is_recorded_failed_by_rank_0_alone(tmp_path):
+    # check_keys refuses the job after its tasks met: rank 0 records `failed` (without the other rank, which has
+    # left), instead of waiting in a collective for trainer.ddp_timeout and recording nothing
+    sweep = tmp_path / "s"
+    args = ["hydra/launcher=local", "hydra.launcher.tasks_per_node=2", "model=mlp", "+trainer.typo=1"]
+    proc = subprocess.run([sys.executable, "-m", "runner", "train", "-m", *args, "trainer.ddp_timeout=120",
+                           f"hydra.sweep.dir={sweep}"], cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                          timeout=100)  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    info = summary(sweep / "0")
+    assert info["status"] == "failed" and "trainer.typo is not a key runner reads" in info["error"], info
+
+
+def _rank_decides(rank, world, port, out):
+    """One of two gloo processes: what decided_by_rank_0 and asked_of_rank_0 give each rank."""
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    from runner.io.errors import RunnerError
+    from runner.training import distributed
+
+    distributed.init(timeout_s=20)  # a rank left waiting would fail the test after 20 s instead of hanging
+    seen = {"value": distributed.decided_by_rank_0(lambda: f"rank {distributed.current().rank}'s")}
+    try:
+        distributed.decided_by_rank_0(lambda: 1 / 0)  # a bug on rank 0: every rank ends, none waits
+    except (ZeroDivisionError, RunnerError) as err:
+        seen["error"] = f"{type(err).__name__}: {err}"
+    asked = distributed.asked_of_rank_0(lambda: (lambda epoch: epoch * 10) if distributed.current().main else None)
+    seen["asked"] = asked(3)
+    seen["none"] = distributed.asked_of_rank_0(lambda: None)
+    (out / f"{rank}.json").write_text(json.dumps(seen))
+
+
+def test_what_rank_0_alone_decides_reaches_every_rank_even_when_it_fails(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_rank_decides, args=(2, free_port(), tmp_path), nprocs=2, join=True)
+    zero, one = (json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1))
+    assert zero["value"] == one["value"] == "rank 0's"
+    assert zero["error"] == "ZeroDivisionError: division by zero"
+    assert (
+        one["error"]
+        == "RunnerError: rank 0 of the job failed (ZeroDivisionError: division by zero); its own output says more"
+    )
+    assert zero["asked"] == one["asked"] == 30  # rank 1 has no pruner of its own: it gets rank 0's answer
+    assert zero["none"] is None and one["none"] is None

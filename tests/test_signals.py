@@ -213,7 +213,13 @@ def test_the_data_loaders_workers_ignore_the_stop_signals(monkeypatch):
             seen = [signal.getsignal(s) == signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)]
             return torch.tensor(seen, dtype=torch.uint8).reshape(self.shape), 0, ""
 
+    from runner.data import stream
+
     monkeypatch.setattr(images, "ImageFiles", HandlerSeen)
+    monkeypatch.setattr(stream, "ImageFiles", HandlerSeen)
     assert signal.getsignal(signal.SIGTERM) != signal.SIG_IGN  # this process does not: the workers' own setting
-    x = images.decode_images([("a", 0)] * 8, (1, 1, 3), workers=2)
+    x = images.decode_images([("a", 0)] * 8, (1, 1, 3), workers=2)  # a folder decoded into memory
     assert x.tolist() == [[[[1, 1, 1]]]] * 8
+    split = stream.FileSplit([("a", 0)] * 8, (1, 1, 3), 2)  # a folder streamed from disk, batch by batch
+    batches = stream.LoaderBatches(split, 4, lambda x: x, torch.device("cpu"))
+    assert [x.tolist() for x, _ in batches] == [[[[[1, 1, 1]]]] * 4] * 2

@@ -69,11 +69,12 @@ class RunDir:
         self._lock_fd, self._made_lock, self._start = None, False, time.perf_counter()
 
     @classmethod
-    def claim(cls, path, console, resume=False, write=True, provenance=None, continue_with=None):
+    def claim(cls, path, console, resume=False, write=True, provenance=None, continue_with=None, alone=False):
         """Lock the directory and decide: a fresh run, or the continuation of the run in it. Writes nothing.
 
         Under torchrun or SLURM, rank 0 (`write`) alone locks and decides, and every rank is told its decision (or its
         refusal): a rank reading the directory itself could find it already `running` by rank 0 and decide otherwise.
+        `alone`: rank 0 claims without the other ranks (to record a job that failed before they could meet there).
         """
         from runner.training import distributed
 
@@ -85,7 +86,7 @@ class RunDir:
             return run._decide(resume)
 
         try:
-            run.fresh = distributed.decided_by_rank_0(decide)  # a refusal reaches every rank
+            run.fresh = decide() if alone else distributed.decided_by_rank_0(decide)  # a refusal reaches every rank
         except BaseException:
             run._release()
             raise

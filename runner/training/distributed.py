@@ -35,9 +35,8 @@ def join(timeout_s):
     """Join the process group of this job when it has several processes (torchrun's WORLD_SIZE, or the tasks of a
     submitit job: join_submitit_job); True when it did. `timeout_s` (trainer.ddp_timeout) bounds how long a collective
     waits for the other processes: past it, the collective raises instead of hanging (peers_lost_as_interrupted)."""
-    tasks = in_submitit_job()
-    if tasks is not None:
-        join_submitit_job(tasks, timeout_s)
+    if in_submitit_job() is not None:
+        join_submitit_job(timeout_s)
     elif int(os.environ.get("WORLD_SIZE", "1")) > 1:
         init(timeout_s)
     return dist.is_initialized()
@@ -54,13 +53,16 @@ def init(timeout_s=None):
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         global _timeout_s
-        timeout = None if timeout_s is None else timedelta(seconds=timeout_s)
-        _timeout_s = (timeout or dist.default_pg_timeout).total_seconds()
+        from torch.distributed.constants import default_pg_nccl_timeout, default_pg_timeout
+
+        default = default_pg_nccl_timeout if backend == "nccl" else default_pg_timeout
+        timeout = default if timeout_s is None else timedelta(seconds=timeout_s)
+        _timeout_s = timeout.total_seconds()
         restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
         if restart is None:
             dist.init_process_group(backend, timeout=timeout)
         else:
-            store, rank, world = next(dist.rendezvous("env://", timeout=timeout or dist.default_pg_timeout))
+            store, rank, world = next(dist.rendezvous("env://", timeout=timeout))
             store = dist.PrefixStore(f"runner/restart_{restart}", store)
             dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timeout)
     return current()
@@ -77,27 +79,28 @@ def in_submitit_job():
     return job if job.num_tasks > 1 else None
 
 
-def join_submitit_job(job, timeout_s=None):
-    """Join the process group of the tasks of submitit job `job` (in_submitit_job): one job, one run, as under torchrun.
+def join_submitit_job(timeout_s=None):
+    """Join the process group of the tasks of this submitit job (in_submitit_job): one job, one run, as under torchrun.
 
     MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK and LOCAL_WORLD_SIZE come from submitit's own reading of
     the scheduler (submitit.helpers.TorchDistributedEnvironment: SLURM's node list and task ids, or the local
     executor's); the port is drawn from the job id, so a requeued job, which keeps its id, meets on the same port
     (a MASTER_PORT set by the user wins). Each task keeps every GPU of its node visible and uses the one of its local
-    rank, as under torchrun. Raises RunnerError when the node has fewer visible GPUs than tasks."""
+    rank, as under torchrun (hydra.launcher.tasks_per_node = gpus_per_node is checked when the sweep starts)."""
     from submitit.helpers import TorchDistributedEnvironment
 
-    tasks = TorchDistributedEnvironment()
-    if torch.cuda.is_available() and torch.cuda.device_count() < tasks.local_world_size:
-        from runner.io.errors import RunnerError
-
-        raise RunnerError(
-            f"this SLURM job runs {tasks.local_world_size} tasks on each node, but a task sees only "
-            f"{torch.cuda.device_count()} GPU(s): tasks would share a GPU. Run one task per GPU: "
-            f"hydra.launcher.tasks_per_node={torch.cuda.device_count()} (with as many gpus_per_node)."
-        )
-    tasks.export(set_cuda_visible_devices=False, overwrite=True)
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False, overwrite=True)
     return init(timeout_s)
+
+
+def first_process():
+    """Whether this process is rank 0 of its job by its launcher's environment (torchrun's RANK, submitit's task
+    rank): true before the process group is joined, and when joining failed."""
+    if os.environ.get("SUBMITIT_EXECUTOR"):
+        import submitit
+
+        return submitit.JobEnvironment().global_rank == 0
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def current():
@@ -116,31 +119,51 @@ def broadcast(value):
 
 
 def decided_by_rank_0(decide):
-    """`decide()`, called by rank 0 alone, its result handed to every rank; a RunnerError it raises (a refusal) is
-    raised on every rank, since a rank left waiting for the answer would hang. `decide()` itself in a single process.
-    For what only one process may do and every process must act on: take a directory's lock, read a run's status."""
+    """`decide()`, called by rank 0 alone, its result handed to every rank; what it raises is raised on every rank (a
+    RunnerError as it is, anything else as a RunnerError naming it on the other ranks), since a rank left waiting for
+    the answer would hang. `decide()` itself in a single process. For what only one process may do and every process
+    must act on: take a directory's lock, read a run's status, ask Optuna's pruner."""
     from runner.io.errors import RunnerError
 
     if not dist.is_initialized() or dist.get_world_size() == 1:
         return decide()
-    decided = None
+    decided, failure = None, None
     if dist.get_rank() == 0:
         try:
             decided = decide()
-        except RunnerError as err:
-            decided = err
+        except BaseException as err:  # a refusal, a bug, a second Ctrl-C: the others must not wait for the answer
+            failure = err
+            decided = err if isinstance(err, RunnerError) else _Failed(f"{type(err).__name__}: {err}")
     decided = broadcast(decided)
+    if failure is not None:
+        raise failure
     if isinstance(decided, RunnerError):
         raise decided
+    if isinstance(decided, _Failed):
+        raise RunnerError(f"rank 0 of the job failed ({decided.what}); its own output says more")
     return decided
 
 
-def asked_of_rank_0(ask):
-    """`ask` (a callable, or None, that only rank 0 can answer: an Optuna pruner reading the study) as every rank's
-    callable, which returns rank 0's answer; None on every rank when rank 0 has none. `ask` itself in one process."""
-    if not dist.is_initialized() or dist.get_world_size() == 1 or not broadcast(ask is not None):
-        return ask
-    return lambda *args: decided_by_rank_0(lambda: ask(*args))
+@dataclass(frozen=True)
+class _Failed:
+    what: str
+
+
+def asked_of_rank_0(make):
+    """`make()` (a callable, or None, that only rank 0 can build and answer: an Optuna pruner reading the study),
+    built by rank 0 alone, as every rank's callable, which returns rank 0's answer; None on every rank when rank 0's
+    is None. `make()` itself in a single process."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return make()
+    built = []
+
+    def build():
+        built.append(make())
+        return built[0] is not None
+
+    if not decided_by_rank_0(build):
+        return None
+    return lambda *args: decided_by_rank_0(lambda: built[0](*args))
 
 
 def all_sum(*tensors):
@@ -352,8 +375,7 @@ def peers_lost_as_interrupted():
         why = lost_peer(err)
         if why is None:
             raise
-        others = [r for r in range(dist.get_world_size()) if r != dist.get_rank()]
-        who = f"rank {others[0]}" if len(others) == 1 else "another process of the job"
+        who = f"rank {1 - dist.get_rank()}" if dist.get_world_size() == 2 else "another process of the job"
         cause = f"{who} left" if why == "left" else f"{who} did not answer within trainer.ddp_timeout={_timeout_s:g} s"
         raise Interrupted(
             f"stopped because {cause} ({' '.join(str(err).split())[:160]}); last.pt holds the last checkpoint"

@@ -164,10 +164,11 @@ class Recipe:
     )
     unfreeze_at_epoch: int | None = knob(integer(2, null=True), 3, refuse=FROZEN)
     max_steps: int | None = knob(integer(1, null=True), 1000, resume=f"stops the run at this step; {LIFTS}")
-    ddp_timeout: float = knob(
-        Accepts(lambda v: is_number(v) and v > 0, "a number of seconds > 0"),
+    ddp_timeout: float | None = knob(
+        # at most a year: datetime.timedelta overflows on larger numbers of seconds (inf, 1e300)
+        Accepts(lambda v: v is None or (is_number(v) and 0 < v <= 31_536_000), "null or seconds, > 0 and <= 31536000"),
         300,
-        resume="how long a process waits for the others in a collective",
+        resume="the resuming command's own value (given, or null: torch's), not the run's, for this launch's processes",
     )
     max_time: float | None = knob(
         Accepts(lambda v: v is None or duration_s(v, strict=False) is not None, "null, seconds, or DD:HH:MM:SS"),
