@@ -25,18 +25,19 @@ ARGS = ["model=mlp", "trainer.epochs=4", "trainer.batch_size=16"]
 TIMEOUT = 300  # a hang would be a failure, not a wait
 
 
-def _env():
-    return {**{k: v for k, v in os.environ.items() if k != "RUNNER_DATA"}, "PYTHONPATH": str(SITECUSTOM)}
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if k != "RUNNER_DATA"}
+    return {**env, "PYTHONPATH": str(SITECUSTOM), **extra}
 
 
-def torchrun(*launcher, cwd, args, wait=True):
+def torchrun(*launcher, cwd, args, wait=True, env=None):
     """`python -m torch.distributed.run LAUNCHER -m runner train ARGS` in `cwd`: its CompletedProcess, or with
-    wait=False the running Popen."""
+    wait=False the running Popen. `env`: variables set on top of this process's environment."""
     command = [sys.executable, "-m", "torch.distributed.run", *launcher, "-m", "runner", "train", *args]
     if not wait:
-        return subprocess.Popen(command, cwd=cwd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)  # fmt: skip
-    return subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=TIMEOUT)
+        return subprocess.Popen(command, cwd=cwd, env=_env(**(env or {})), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    return subprocess.run(command, cwd=cwd, env=_env(**(env or {})), capture_output=True, text=True, timeout=TIMEOUT)
 
 
 def two_processes():
@@ -122,7 +123,11 @@ def test_two_torchrun_nodes_on_one_host_train_one_run_as_one_node_of_two_process
     port = free_port()
     launcher = ["--nnodes=2", "--nproc_per_node=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}",
                 "--rdzv-id=two-nodes"]  # fmt: skip
-    nodes = [torchrun(*launcher, cwd=tmp_path, args=[*ARGS, "hydra.run.dir=mn"], wait=False) for _ in range(2)]
+    # torchrun sets OMP_NUM_THREADS=1 only where a node starts several processes, as the reference's does; a node of
+    # one process would use every core, and a matrix product split over other threads may round differently
+    one_thread = {"OMP_NUM_THREADS": "1"}
+    nodes = [torchrun(*launcher, cwd=tmp_path, args=[*ARGS, "hydra.run.dir=mn"], wait=False, env=one_thread)
+             for _ in range(2)]  # fmt: skip
     try:
         outs = [node.communicate(timeout=TIMEOUT)[0] for node in nodes]
     finally:
