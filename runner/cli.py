@@ -585,6 +585,8 @@ def _main(argv, stop):
     elif command != "train" or not _given(rest, "hydra.run.dir", "hydra.sweep.dir"):
         # made by Hydra for this command: removed again if it fails and they are empty
         subfolder = [Path("outputs", "multirun" if command == "train" else command)]  # -m or hparams_search
+        if command == "train":  # trainer.fast_dev_run's
+            subfolder += [Path("outputs", "fast_dev_run", "multirun"), Path("outputs", "fast_dev_run")]
         _out.update(missing=[p for p in (*subfolder, Path("outputs")) if not p.exists()])
     if command == "eval" or resume:
         _selected[:] = run_choices(

@@ -398,6 +398,18 @@ ROWS = [
         1,
         None,
     ),
+    ("fast dev run zero", ["train", "trainer.fast_dev_run=0"], "must be false, true or a number of batches", 1, None),
+    ("overfit batches negative", ["train", "trainer.overfit_batches=-1"], "must be 0 or a number of batches", 1, None),
+    # 0.001 of digits' 20 training batches: int(0.02) is none (Lightning's rule), refused once the data is read
+    ("limit rounds to none", ["train", "trainer.limit_train_batches=0.001"], "is no batch at all", 1, None),
+    ("limit too large", ["train", "trainer.limit_val_batches=1.5"], "or a fraction of them in (0, 1]", 1, None),
+    (
+        "fast dev run on resume",
+        ["train", "resume=RUN", "trainer.fast_dev_run=true"],
+        "is run again, not resumed",
+        1,
+        None,
+    ),  # fmt: skip
     # a SLURM job of 1 task on a node of 4 GPUs: 3 would sit idle (refused before anything is submitted)
     (
         "slurm tasks not gpus",

@@ -40,15 +40,20 @@ COLUMNS = [
 ]
 
 
-def find_runs(paths):
-    """Training run directories (those with a summary.json of kind train) under the given paths or globs."""
+def find_runs(paths, quick_checks=False):
+    """Training run directories (those with a summary.json of kind train) under the given paths or globs. Quick checks
+    (trainer.fast_dev_run, trainer.overfit_batches: their summary's `quick_check`) are not results and are left out,
+    unless `quick_checks` (a sweep of them gets its own table)."""
     found = []
     for pattern in paths:
         matches = glob.glob(str(Path(pattern).expanduser()), recursive=True) or [pattern]
         for match in matches:
             p = Path(match)
             candidates = [p] if (p / "summary.json").is_file() else sorted(s.parent for s in p.rglob("summary.json"))
-            found += [c for c in candidates if records.read_summary(c).get("kind") == "train"]
+            summaries = ((c, records.read_summary(c)) for c in candidates)
+            found += [
+                c for c, s in summaries if s.get("kind") == "train" and (quick_checks or not s.get("quick_check"))
+            ]
     return sorted(set(found), key=lambda d: (str(d.parent), _job_number(d)))
 
 
@@ -532,6 +537,13 @@ def main(argv):
         )
         return 2
     runs = find_runs(args.paths)
+    checks = len(find_runs(args.paths, quick_checks=True)) - len(runs)
+    if checks:
+        print(
+            f"runner report: left out {checks} quick check{'s' * (checks > 1)} (trainer.fast_dev_run or "
+            f"trainer.overfit_batches): they test a setup, they are not results.",
+            file=sys.stderr,
+        )
     if not runs:
         print(
             f"runner report: no training runs (directories with a summary.json) under {' '.join(args.paths)}.",

@@ -67,7 +67,7 @@ class SweepSummary(Callback):
 
     def on_multirun_end(self, config, **kwargs):
         sweep_dir = Path(config.hydra.sweep.dir)
-        runs = report.find_runs([sweep_dir])
+        runs = report.find_runs([sweep_dir], quick_checks=True)  # a sweep of quick checks still gets its table
         console = report.console()
         not_done = []
         if runs:

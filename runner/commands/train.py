@@ -46,7 +46,7 @@ from runner.training.device import (
 )
 from runner.training.loop import Data, Job, fit
 from runner.training.metrics import TASKS, evaluate
-from runner.training.recipe import Monitor, Recipe
+from runner.training.recipe import Monitor, Recipe, batches_of
 from runner.training.schedules import build_schedule, steps_per_epoch
 from runner.training.state import TrainState, ema_model, seed_all
 
@@ -74,7 +74,10 @@ def train_job(cfg, run_dir, overrides=(), provenance=None, continue_with=None, r
             job.state.epoch, **describe(job, rank), **{where: environment(job.device)}
         )  # continues from: 0 for a fresh run
         run.save_model_card(job.card)
-        run.open_loggers(job.cfg.get("logger"), job.state.step)
+        if job.recipe.fast_dev_run:  # Lightning's rule: a quick check feeds no tracker
+            console.print(fast_dev_run_line(job, run))
+        else:
+            run.open_loggers(job.cfg.get("logger"), job.state.step)
         setup_s = run.elapsed()
         with distributed.peers_lost_as_interrupted():  # a process of the job died: interrupted, for a restart
             first_step_at = fit(job, run, console, stop, report=report)
@@ -267,11 +270,34 @@ def setup_data(cfg, recipe, *, device, channels_last, rank, console):
     generator = torch.Generator().manual_seed(seed)  # data order and augmentation, apart from the model's RNG
     shard = dict(rank=rank.rank, world=rank.world)  # under torchrun, each process takes its share of every batch
     transform = train_transform(dataset_cfg.get("augment"), normalize, generator, **shard)
+    train_split, shuffle = splits.train, True
+    if recipe.overfit_batches:  # the same batches every epoch, unaugmented: can the model fit them at all?
+        n = batches_of(recipe.overfit_batches, len(splits.train) // recipe.batch_size, "overfit_batches")
+        fixed = torch.randperm(len(splits.train), generator=torch.Generator().manual_seed(seed))
+        train_split, shuffle, transform = splits.train.subset(fixed[: n * recipe.batch_size]), False, normalize
     train = make_batches(
-        splits.train, recipe.batch_size, transform=transform, device=device, shuffle=True, generator=generator, **shard
+        train_split,
+        recipe.batch_size,
+        transform=transform,
+        device=device,
+        shuffle=shuffle,
+        generator=generator,
+        **shard,
     )
-    val = make_batches(splits.val, recipe.eval_batch_size, transform=normalize, device=device, **shard)
-    test = make_batches(splits.test, recipe.eval_batch_size, transform=normalize, device=device, **shard)
+    val, test = (
+        make_batches(split, recipe.eval_batch_size, transform=normalize, device=device, **shard)
+        for split in (splits.val, splits.test)
+    )
+    limits = {}  # trainer.limit_*_batches (fast_dev_run's too): batches taken of a pass, per split
+    for name, batches in (("train", train), ("val", val), ("test", test)):
+        value, full = getattr(recipe, f"limit_{name}_batches"), len(batches)
+        batches.indices.limit = batches_of(value, full, f"limit_{name}_batches")
+        if value is not None:
+            limits[name] = {"batches": len(batches), "of": full}
+    if limits:
+        parts = ", ".join(f"{name} {n['batches']} of {n['of']}" for name, n in limits.items())
+        knob = "trainer.fast_dev_run" if recipe.fast_dev_run else "trainer.limit_*_batches"
+        console.print(f"batches per pass: {parts} ({knob})")
     samples = {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)}
     dtype = splits.train.x.dtype if isinstance(splits.train, Split) else torch.uint8  # streamed files decode to uint8
     card = ModelCard.of(
@@ -291,7 +317,38 @@ def setup_data(cfg, recipe, *, device, channels_last, rank, console):
 
         scores = baselines(splits, dataset_cfg.task, seed=seed)
     target_std = target_scale_std(splits, device)
-    return Data(train, val, test, dataset_cfg.num_classes, target_std), samples, card, scores
+    return Data(train, val, test, dataset_cfg.num_classes, target_std, limits), samples, card, scores
+
+
+def fast_dev_run_line(job, run):
+    """What trainer.fast_dev_run does, and where its files are, in a line."""
+    n = job.data.limits["train"]["batches"]
+    return (
+        f"fast_dev_run: {n} batch{'es' * (n > 1)} of train, val and test, one epoch, no logger; a check of the setup, "
+        f"not a result (runner report leaves it out); its files: {run.path}"
+    )
+
+
+def overfit_verdict(rows, recipe, seen):
+    """(a line, summary.json's `overfit`): whether the training loss of trainer.overfit_batches' fixed batches fell
+    near zero. The rule: the last epoch's train_loss below 5 % of the first epoch's (and below 0.05 for a loss in
+    nats): a model, loss and optimizer that can learn anything can memorise a few batches (Karpathy's "overfit one
+    batch"; Lightning's overfit_batches)."""
+    first, last = rows[0]["train_loss"], rows[-1]["train_loss"]
+    fitted = last < 0.05 * first and last < 0.05
+    record = {"batches": recipe.overfit_batches, "samples": seen, "first_train_loss": first, "train_loss": last}
+    head = f"overfit_batches: train_loss {first:.4f} (epoch 1) -> {last:.4f} (epoch {len(rows)}) on {seen} samples"
+    if fitted:
+        return f"{head}: it fell near zero, so the model, the loss and the optimizer can fit data", {
+            **record,
+            "fitted": True,
+        }
+    return (
+        f"{head}: it did not fall near zero (below 5 % of epoch 1's and below 0.05). Train longer "
+        f"(trainer.epochs=100), raise or lower optimizer.lr, and check that the labels match the inputs and that the "
+        f"model's output fits the loss",
+        {**record, "fitted": False},
+    )
 
 
 def describe(job, rank):
@@ -310,6 +367,8 @@ def describe(job, rank):
         **({"pretrained": model.pretrained_from} if hasattr(model, "pretrained_from") else {}),
         **({"init_from": job.init.record()} if job.init else {}),
         **({"frozen": job.freezer.record()} if job.freezer else {}),
+        **({"quick_check": job.recipe.quick_check} if job.recipe.quick_check else {}),
+        **({"limits": job.data.limits} if job.data.limits else {}),
     )
 
 
@@ -346,6 +405,8 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
             "warmup": job.recipe.ema_warmup,
             "weights": "validation, best.pt and the test use the EMA weights",
         }
+    if job.recipe.overfit_batches:
+        verdict, ending["overfit"] = overfit_verdict(rows, job.recipe, len(job.data.train) * job.recipe.batch_size)
     summary = run.complete(
         epochs=state.epoch,
         steps=state.step,
@@ -363,6 +424,10 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
         },  # unix time, for the benchmark's start-up figure
     )
     results = {f"best_{job.monitor.name}": state.best_metric, **{f"test_{k}": v for k, v in test.items()}}
+    limited = (job.data.limits or {}).get("test")
+    test_note = (", EMA" if state.ema is not None else "") + (
+        f", {limited['batches']} of {limited['of']} batch{'es' * (limited['of'] > 1)}" if limited else ""
+    )
     run.log_end(state.step, results, confusion, job.card.labels())
     console.print(
         results_table(
@@ -370,7 +435,7 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
             [
                 (f"best {job.monitor.name} (epoch {state.best_epoch})", state.best_metric),
                 ("final train_loss", rows[-1]["train_loss"]),
-                *((f"test_{k} (best.pt{', EMA' if state.ema is not None else ''})", v) for k, v in test.items()),
+                *((f"test_{k} (best.pt{test_note})", v) for k, v in test.items()),
                 *((f"test_{job.task.metric} of {name} (scikit-learn)", v) for name, v in (job.baselines or {}).items()),
                 *(
                     [("stopped by", f"{state.stopped_by} at epoch {state.epoch}, step {state.step}")]
@@ -381,5 +446,7 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
             ],
         )
     )
+    if job.recipe.overfit_batches:
+        console.print(verdict)
     console.print(f"run directory: {run.path}", soft_wrap=True)
     return summary

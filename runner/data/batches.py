@@ -100,12 +100,14 @@ class BatchIndices:
     With `shuffle`, each pass is a new permutation drawn from `generator` (seeded by the
     trainer, saved in checkpoints; the same on every rank) and the last incomplete batch is
     dropped, so every step sees a full batch (BatchNorm fails on a batch of one). Under
-    torchrun, rank r of N takes every N-th index of each global batch.
+    torchrun, rank r of N takes every N-th index of each global batch. With `limit`, a pass
+    ends after that many batches (trainer.limit_*_batches: the first of each permutation).
     """
 
     def __init__(self, n, batch_size, shuffle=False, generator=None, rank=0, world=1):
         self.n, self.batch_size, self.shuffle, self.generator = n, batch_size, shuffle, generator
         self.rank, self.world = rank, world
+        self.limit = None  # batches a pass takes at most (set by the training setup); None: all
         self.epoch_state = None  # the generator's state before this pass's permutation (saved mid-epoch)
         self._resume = None
 
@@ -114,20 +116,21 @@ class BatchIndices:
         self._resume = (epoch_state, batches_done)
 
     def __len__(self):
-        return self.n // self.batch_size if self.shuffle else -(-self.n // self.batch_size)
+        full = self.n // self.batch_size if self.shuffle else -(-self.n // self.batch_size)
+        return full if self.limit is None else min(full, self.limit)
 
     def __iter__(self):
-        start = 0
+        resumed, self._resume = self._resume, None
+        start = resumed[1] if resumed else 0
         if self.shuffle:
-            if self._resume:
-                (epoch_state, start), now = self._resume, self.generator.get_state()
-                self.generator.set_state(epoch_state)
+            now = self.generator.get_state()
+            if resumed:
+                self.generator.set_state(resumed[0])
             self.epoch_state = self.generator.get_state()
             order = torch.randperm(self.n, generator=self.generator)
-            if self._resume:
+            if resumed:
                 self.generator.set_state(now)  # the draws the finished batches made are already in `now`
-                self._resume = None
-        else:
+        else:  # the same order every pass (trainer.overfit_batches' fixed batches)
             order = torch.arange(self.n)
         for i in range(start, len(self)):
             yield order[i * self.batch_size : (i + 1) * self.batch_size][self.rank :: self.world]

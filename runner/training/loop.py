@@ -25,6 +25,9 @@ class Data:
     test: object
     num_classes: int
     target_std: object = None  # regression targets standardised by a table dataset: one std per output, or None
+    limits: dict = (
+        None  # trainer.limit_*_batches: {split: {"batches": taken, "of": a whole pass}}, for the splits limited
+    )
 
 
 @dataclass

@@ -9,7 +9,7 @@ default.yaml, a field here, and the code that uses it.
 
 import numbers
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from omegaconf import OmegaConf
 
@@ -82,6 +82,18 @@ def knob(accepts, example, *, resume=None, refuse=None, key=None, convert=None):
     return field(metadata=meta)
 
 
+def batch_count(value, null=True):
+    """A number of batches: an integer >= 1 or a fraction in (0, 1] of the split's batches (Lightning's
+    limit_*_batches and overfit_batches take both); None (off) where `null`."""
+    if value is None:
+        return null
+    if is_int(value):
+        return value >= 1
+    return isinstance(value, float) and 0 < value <= 1
+
+
+BATCHES = Accepts(batch_count, "null, a number of batches >= 1, or a fraction of them in (0, 1], e.g. 0.25")
+
 MONITOR = Accepts(
     lambda v: v is None or (isinstance(v, str) and v.startswith("val_")), "null or a validation metric such as val_loss"
 )
@@ -89,6 +101,8 @@ PICKED_BEST = "best.pt and the best epoch so far were chosen by the run's own me
 FROM_NEXT_STEP = "from the next step"
 LIFTS = "a larger value (or null) continues a run it stopped"
 FROZEN = "which parameters trained in which epoch is part of the run so far (training/freezing.py)"
+QUICK_CHECK = "a quick check is run again, not resumed into a run of another kind"
+STEPS_LAID_OUT = "the step counter and the schedule were laid out with the run's own number of steps per epoch"
 EMA_REFUSED = "best.pt and the validations so far were made with the run's own EMA weights"
 
 
@@ -127,7 +141,7 @@ class Recipe:
     accumulate_grad_batches: int = knob(
         integer(1),
         4,
-        refuse="the step counter and the schedule were laid out with the run's own number of steps per epoch",
+        refuse=STEPS_LAID_OUT,
     )
     label_smoothing: float = knob(
         Accepts(lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)"), 0.1, resume=FROM_NEXT_STEP
@@ -176,6 +190,20 @@ class Recipe:
         convert=duration_s,
         resume=f"stops the run after this much training in all; {LIFTS}",
     )
+    # Lightning's names and meanings (Trainer(fast_dev_run=, overfit_batches=, limit_train_batches=, ...))
+    fast_dev_run: object = knob(
+        Accepts(lambda v: isinstance(v, bool) or (is_int(v) and v >= 1), "false, true or a number of batches >= 1"),
+        "true",
+        refuse=QUICK_CHECK,
+    )
+    overfit_batches: object = knob(
+        Accepts(lambda v: v == 0 or batch_count(v, null=False), "0 or a number of batches >= 1 (or a fraction)"),
+        4,
+        refuse=QUICK_CHECK,
+    )
+    limit_train_batches: object = knob(BATCHES, 0.25, refuse=STEPS_LAID_OUT)
+    limit_val_batches: object = knob(BATCHES, 10, resume="from the next validation")
+    limit_test_batches: object = knob(BATCHES, 10, resume="for the final test")
 
     @classmethod
     def of(cls, trainer_cfg):
@@ -184,7 +212,20 @@ class Recipe:
         for knob_ in KNOBS:
             value = OmegaConf.select(trainer_cfg, knob_.key)
             values[knob_.name] = knob_.convert(value) if knob_.convert and value is not None else value
-        return cls(**values)
+        recipe = cls(**values)
+        if recipe.fast_dev_run:  # Lightning's: N batches (1 for true) of each split, one epoch
+            n = 1 if recipe.fast_dev_run is True else recipe.fast_dev_run
+            limits = dict(limit_train_batches=n, limit_val_batches=n, limit_test_batches=n)
+            recipe = replace(recipe, epochs=1, max_steps=None, max_time=None, **limits)
+        return recipe
+
+    @property
+    def quick_check(self):
+        """ "fast_dev_run" or "overfit_batches" for a run that checks the setup and is not a result (`runner report`
+        leaves it out), else None."""
+        if self.fast_dev_run:
+            return "fast_dev_run"
+        return "overfit_batches" if self.overfit_batches else None
 
     def starts_update(self, batches_done):
         """True when the next batch begins a new group of accumulated gradients (its gradients start from zero)."""
@@ -208,6 +249,21 @@ class Recipe:
         if self.max_time is not None and train_s >= self.max_time:
             return "max_time"
         return None
+
+
+def batches_of(value, full, key):
+    """The number of batches trainer.KEY=`value` (None, a count or a fraction) takes of a pass of `full` batches: None
+    for all, else at most `full`. A fraction takes int(fraction x full) batches, as Lightning's limit_*_batches do, and
+    is refused (RunnerError) where that is none."""
+    if value is None:
+        return None
+    n = value if is_int(value) else int(value * full)
+    if n < 1:
+        raise RunnerError(
+            f"trainer.{key}={value} of the {full} batches of a pass is no batch at all. Use trainer.{key}=1 (one "
+            f"batch) or a fraction of at least {1 / full:.3g}."
+        )
+    return min(n, full)
 
 
 @dataclass(frozen=True)
