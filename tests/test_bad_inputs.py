@@ -409,7 +409,7 @@ ROWS = [
         "is run again, not resumed",
         1,
         None,
-    ),  # fmt: skip
+    ),
     # a SLURM job of 1 task on a node of 4 GPUs: 3 would sit idle (refused before anything is submitted)
     (
         "slurm tasks not gpus",

@@ -84,7 +84,7 @@ def test_batches_of_counts_and_fractions_as_lightning_does():
     assert batches_of(50, 17, "limit_train_batches") == 17  # at most a whole pass
     assert batches_of(0.25, 17, "limit_train_batches") == 4
     assert batches_of(1.0, 17, "limit_train_batches") == 17
-    with pytest.raises(RunnerError, match="limit_val_batches=0.05 of the 17 batches of a pass is no batch at all"):
+    with pytest.raises(RunnerError, match=r"limit_val_batches=0\.05 of the 17 batches of a pass is no batch at all"):
         batches_of(0.05, 17, "limit_val_batches")
 
 
