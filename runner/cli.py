@@ -25,6 +25,7 @@ commands:
   eval     evaluate a run's checkpoint: runner eval ckpt=outputs/2026-11-22/10-31-07
   predict  a run's model on new inputs: runner predict ckpt=outputs/2026-11-22/10-31-07 input=photos/
   export   safetensors, pt2, onnx:      runner export ckpt=outputs/2026-11-22/10-31-07 format=onnx
+  lr-find  a learning-rate range test:  runner lr-find model=mlp optimizer=sgd
   report   compare runs and sweeps:     runner report outputs/multirun/2026-11-22/10-31-07
   diff     two runs, key by key:        runner diff outputs/2026-11-22/10-31-07 outputs/2026-11-23/09-12-44
 
@@ -32,7 +33,7 @@ commands:
 Sweeps: runner train -m optimizer.lr=0.1,0.01,0.001
 """
 
-COMMANDS = ("train", "eval", "predict", "export", "report", "diff")
+COMMANDS = ("train", "eval", "predict", "export", "lr-find", "report", "diff")
 
 
 def _given(args, *keys):
@@ -112,10 +113,15 @@ def _task(cfg):
             distributed.join(checked_value(cfg, "trainer.ddp_timeout"))
             stop = distributed.agreed(stop)  # so that a stop before the job starts is every process's
         stop.check("before the job started; nothing was changed")  # a sweep stops here, between its jobs
-        if hydra_cfg.job.config_name != "train":  # `+key=` is refused by every command, not ignored
+        if hydra_cfg.job.config_name not in ("train", "lr_find"):  # `+key=` is refused by every command, not ignored
             check_keys(cfg, top=command_keys(hydra_cfg.job.config_name))
         if hydra_cfg.job.config_name in ("predict", "export"):
             return _use_job(cfg, hydra_cfg)
+        if hydra_cfg.job.config_name == "lr_find":
+            from runner.commands.lr_find import lr_find_job
+
+            _absolute_root(cfg)
+            return lr_find_job(cfg, hydra_cfg.runtime.output_dir, list(hydra_cfg.overrides.task))
         if hydra_cfg.job.config_name == "eval":
             from runner.commands.eval import eval_job
 
@@ -158,6 +164,8 @@ def _task(cfg):
         out_dir = Path(hydra_cfg.runtime.output_dir)
         if hydra_cfg.job.config_name == "train":
             _unstarted(out_dir, err, sweep, cfg)
+        elif hydra_cfg.job.config_name == "lr_find":  # its files are written last: a failure leaves its folder empty
+            remove_empty(out_dir, parents=1)
         elif hydra_cfg.job.config_name == "eval" and {p.name for p in out_dir.iterdir()} <= {".hydra"}:
             shutil.rmtree(out_dir / ".hydra", ignore_errors=True)  # refused before eval.log: Hydra's record only
             remove_empty(out_dir, parents=1)
@@ -530,6 +538,13 @@ def _main(argv, stop):
     import hydra
 
     rest = _path_arguments(rest)
+    if command == "lr-find" and (int(os.environ.get("WORLD_SIZE", "1")) > 1 or {"-m", "--multirun"} & set(rest)):
+        print(
+            "error: runner lr-find runs one range test in one process: start it without torchrun and without -m (for "
+            "several settings, run it once per setting).",
+            file=sys.stderr,
+        )
+        return 2
     if command == "train" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         rest = _torchrun(rest)
         if rest is None:
@@ -584,7 +599,7 @@ def _main(argv, stop):
         rest = [override("hydra.run.dir", out), *rest]
     elif command != "train" or not _given(rest, "hydra.run.dir", "hydra.sweep.dir"):
         # made by Hydra for this command: removed again if it fails and they are empty
-        subfolder = [Path("outputs", "multirun" if command == "train" else command)]  # -m or hparams_search
+        subfolder = [Path("outputs", "multirun" if command == "train" else command.replace("-", "_"))]  # -m, search
         if command == "train":  # trainer.fast_dev_run's
             subfolder += [Path("outputs", "fast_dev_run", "multirun"), Path("outputs", "fast_dev_run")]
         _out.update(missing=[p for p in (*subfolder, Path("outputs")) if not p.exists()])
@@ -607,7 +622,8 @@ def _main(argv, stop):
     _register_sweepers()
     held_stderr.install()
     try:
-        hydra.main(config_path="pkg://runner.configs", config_name=command, version_base="1.3")(_task)()
+        config = command.replace("-", "_")  # lr-find's is configs/lr_find.yaml
+        hydra.main(config_path="pkg://runner.configs", config_name=config, version_base="1.3")(_task)()
     except SystemExit as end:
         text = held_stderr.release(write=False)
         problem = text and hydra_problem(text, command, _overrides_of(argv[1:]))

@@ -410,6 +410,12 @@ ROWS = [
         1,
         None,
     ),
+    ("lr find range", ["lr-find", "lr_find.min_lr=1", "lr_find.max_lr=0.1"], "must be below lr_find.max_lr", 1, None),
+    ("lr find few steps", ["lr-find", "lr_find.num_training=5"], "lr_find.num_training=100", 1, None),
+    ("lr find typo", ["lr-find", "+lr_find.num_trainig=50"], "Did you mean lr_find.num_training?", 1, None),
+    ("lr find resume", ["lr-find", "resume=RUN"], "Give the run's weights with init_from=RUN_DIR", 1, None),
+    ("lr find sweep", ["lr-find", "-m", "lr_find.num_training=20,30"], "without -m (for several settings", 2, None),
+    ("lr find quick check", ["lr-find", "trainer.fast_dev_run=true"], "Drop trainer.fast_dev_run", 1, None),
     # a SLURM job of 1 task on a node of 4 GPUs: 3 would sit idle (refused before anything is submitted)
     (
         "slurm tasks not gpus",
@@ -449,11 +455,18 @@ NEVER_STARTED = {
     "slurm tasks share gpus",
     "ddp timeout zero",
     "ddp timeout inf",
+    "lr find range",
+    "lr find few steps",
+    "lr find typo",
+    "lr find resume",
+    "lr find sweep",
+    "lr find quick check",
     # a table's or arrays' file is read by the config's resolvers, before any run directory is claimed
     *(row[0] for row in ROWS if row[0].startswith(("table ", "arrays "))),
 }
 # not even an empty folder anywhere (a parent of a run directory that cannot be made)
 NOTHING_MADE = {
+    "lr find sweep",
     "slurm tasks not gpus",
     "slurm tasks share gpus",
     "output not writable",

@@ -6,11 +6,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import runner, summary
+from conftest import digest, runner, summary
+from omegaconf import OmegaConf
 
+from runner.commands.train import overfit_verdict
 from runner.data.batches import BatchIndices
 from runner.io.errors import RunnerError
+from runner.training.metrics import TASKS, loss_floor
 from runner.training.recipe import Recipe, batches_of
+
+TRAINER = Path(__file__).parents[1] / "configs" / "trainer" / "default.yaml"
 
 
 def rows(run_dir):
@@ -41,6 +46,14 @@ def test_fast_dev_run_checks_each_split_in_its_own_folder_and_report_leaves_it_o
     listed = [line for line in report.stdout.splitlines()[1:] if line]
     assert len(listed) == 1 and "fast_dev_run" not in report.stdout, report.stdout
     assert "left out 1 quick check (trainer.fast_dev_run or trainer.overfit_batches)" in report.stderr
+    every = runner("report", "outputs/**/", "--format", "csv", "--quick-checks", cwd=tmp_path)
+    assert len([line for line in every.stdout.splitlines()[1:] if line]) == 2 and "fast_dev_run" in every.stdout
+
+    # a check is run again, not resumed (its one epoch would make trainer.epochs=5 a no-op that says completed)
+    before = digest(run)
+    resumed = runner("train", f"resume={run}", "trainer.epochs=5", cwd=tmp_path, check=False)
+    assert resumed.returncode == 1 and "is a trainer.fast_dev_run check" in " ".join(resumed.stderr.split())
+    assert digest(run) == before
 
 
 # Pinned: cnn on digits, the same 2 batches (128 samples) for 30 epochs at Adam's lr 0.001, seed 0, on CPU:
@@ -65,17 +78,39 @@ def test_overfit_batches_says_when_the_loss_did_not_fall(tmp_path):
     assert "it did not fall near zero" in " ".join(proc.stdout.split())
 
 
-def test_limit_train_batches_shortens_every_epoch_and_the_schedule_counts_it(tmp_path):
-    runner(
-        "train", "trainer.limit_train_batches=0.25", "trainer.limit_val_batches=1", "trainer.epochs=2",
-        "scheduler=cosine", cwd=tmp_path,
+def test_limits_shorten_each_pass_and_the_schedule_counts_the_steps_taken(tmp_path):
+    limits = ["trainer.limit_train_batches=0.25", "trainer.limit_val_batches=1", "trainer.limit_test_batches=2"]
+    proc = runner(
+        "train", *limits, "trainer.eval_batch_size=64", "trainer.epochs=2", "scheduler=cosine", cwd=tmp_path
     )  # fmt: skip
     (run,) = [p.parent for p in tmp_path.rglob("summary.json")]
     info = summary(run)
-    assert info["limits"]["train"] == {"batches": 5, "of": 20}  # int(0.25 x 20), Lightning's rounding
+    # digits in batches of 64: 20 full training batches, 3 of validation, 6 of test
+    assert info["limits"] == {
+        "train": {"batches": 5, "of": 20},  # int(0.25 x 20), Lightning's rounding
+        "val": {"batches": 1, "of": 3},
+        "test": {"batches": 2, "of": 6},
+    }
+    assert "test_accuracy (best.pt, 2 of 6 batches)" in " ".join(proc.stdout.split())
     assert info["steps"] == 10 and "quick_check" not in info  # a limit alone is a run like any other
     # cosine to 0 over the steps the run takes: the last epoch's lr is the schedule's end, not its middle
     assert float(rows(run)[-1]["lr"]) < 0.001 * 0.2
+
+
+def test_the_overfit_verdict_measures_the_fall_to_the_losss_floor():
+    # cross-entropy with label smoothing 0.1 over 10 classes cannot go below the smoothed targets' entropy, 0.5003
+    # nats (tests/test_recipes.py derives it the same way): 0.52 is near that floor, not near zero
+    floor = loss_floor(TASKS["classification"], 0.1, 10)
+    assert floor == pytest.approx(0.5003, abs=1e-4)
+    assert loss_floor(TASKS["classification"], 0.0, 10) == 0 and loss_floor(TASKS["regression"], 0.1, 1) == 0
+    recipe = Recipe.of(OmegaConf.load(TRAINER))
+    rows = [{"train_loss": 2.36}, {"train_loss": 0.52}]
+    assert overfit_verdict(rows, recipe, 128, floor=floor)[1]["fitted"] is True
+    assert overfit_verdict(rows, recipe, 128)[1]["fitted"] is False  # 0.52 is not near zero
+    # a regression's MSE has the targets' scale: only the fall counts (to under 5 % of the first epoch's)
+    mse = [{"train_loss": 400.0}, {"train_loss": 12.0}]
+    assert overfit_verdict(mse, recipe, 128, absolute=False)[1]["fitted"] is True
+    assert overfit_verdict(mse, recipe, 128)[1]["fitted"] is False
 
 
 def test_batches_of_counts_and_fractions_as_lightning_does():
@@ -89,9 +124,7 @@ def test_batches_of_counts_and_fractions_as_lightning_does():
 
 
 def test_fast_dev_run_is_one_epoch_of_n_batches_of_each_split():
-    from omegaconf import OmegaConf
-
-    trainer = OmegaConf.load(Path(__file__).parents[1] / "configs" / "trainer" / "default.yaml")
+    trainer = OmegaConf.load(TRAINER)
     assert Recipe.of(trainer).quick_check is None and Recipe.of(trainer).limit_train_batches is None
     trainer.fast_dev_run, trainer.epochs, trainer.max_steps = True, 10, 5
     recipe = Recipe.of(trainer)

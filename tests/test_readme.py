@@ -60,7 +60,7 @@ def treatment(command, page="README.md"):
         return "not run"
     if command.startswith("PYTHONPATH=. runner train") or command.endswith("--help"):
         return "run"
-    if re.match(r"runner (eval|predict|export|report|diff)\b", command) or command.startswith(
+    if re.match(r"runner (eval|predict|export|report|diff|lr-find)\b", command) or command.startswith(
         "runner train -m resume="
     ):
         return "run"

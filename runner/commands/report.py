@@ -497,6 +497,11 @@ def main(argv):
     )
     parser.add_argument("--no-group", action="store_true", help="list every run, without grouping repeats over seeds")
     parser.add_argument(
+        "--quick-checks",
+        action="store_true",
+        help="also list trainer.fast_dev_run and trainer.overfit_batches runs (left out by default: not results)",
+    )
+    parser.add_argument(
         "--out",
         default=None,
         help="write summary.csv and sweep.png here (default: the sweep directory, when given one)",
@@ -536,12 +541,13 @@ def main(argv):
             file=sys.stderr,
         )
         return 2
-    runs = find_runs(args.paths)
-    checks = len(find_runs(args.paths, quick_checks=True)) - len(runs)
-    if checks:
+    runs = find_runs(args.paths, quick_checks=True)
+    checks = [r for r in runs if records.read_summary(r).get("quick_check")]
+    if checks and not args.quick_checks:
+        runs = [r for r in runs if r not in checks]
         print(
-            f"runner report: left out {checks} quick check{'s' * (checks > 1)} (trainer.fast_dev_run or "
-            f"trainer.overfit_batches): they test a setup, they are not results.",
+            f"runner report: left out {len(checks)} quick check{'s' * (len(checks) > 1)} (trainer.fast_dev_run or "
+            f"trainer.overfit_batches): they test a setup, they are not results (--quick-checks lists them).",
             file=sys.stderr,
         )
     if not runs:

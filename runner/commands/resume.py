@@ -143,6 +143,11 @@ def plan_resume(cfg, last, status, overrides):
         if o.key_or_group != "resume" and not o.key_or_group.startswith("hydra")
     ]
     saved = run_config(ckpt["config"])
+    if saved.trainer.get("fast_dev_run"):
+        raise RunnerError(
+            f"{last.parent.parent} is a trainer.fast_dev_run check (a few batches of each split, one epoch): it is run "
+            f"again, not resumed. Run the check again, or train for real without trainer.fast_dev_run."
+        )
     run_cfg = apply_overrides(OmegaConf.create(OmegaConf.to_container(saved)), cfg, overrides)
     OmegaConf.update(run_cfg, "resume", str(last.parent.parent), force_add=True)
     changes = {}

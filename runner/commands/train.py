@@ -45,7 +45,7 @@ from runner.training.device import (
     use_channels_last,
 )
 from runner.training.loop import Data, Job, fit
-from runner.training.metrics import TASKS, evaluate
+from runner.training.metrics import TASKS, evaluate, loss_floor
 from runner.training.recipe import Monitor, Recipe, batches_of
 from runner.training.schedules import build_schedule, steps_per_epoch
 from runner.training.state import TrainState, ema_model, seed_all
@@ -84,11 +84,11 @@ def train_job(cfg, run_dir, overrides=(), provenance=None, continue_with=None, r
             return finish(job, run, console=console, setup_s=setup_s, first_step_at=first_step_at, stop=stop)
 
 
-def setup(cfg, run, *, overrides, console, rank, stop):
+def setup(cfg, run, *, overrides, console, rank, stop, command="train"):
     """Check and build everything; for a resume, load last.pt. Writes nothing.
 
     `stop` (io.signals.StopSignals) is looked at between the phases: a signal during setup stops the job
-    before it writes anything."""
+    before it writes anything. `command` names the job in its first line (`runner lr-find` builds the same setup)."""
     stop.check("before the job started")
     resume = None if run.fresh else plan_resume(cfg, run.last, status=run.summary.get("status"), overrides=overrides)
     stop.check("while reading last.pt")
@@ -101,7 +101,7 @@ def setup(cfg, run, *, overrides, console, rank, stop):
     task = TASKS[cfg.dataset.task]
     verb = f"resuming from epoch {resume.checkpoint['epoch']}, step {resume.checkpoint['step']}" if resume else "->"
     model_name = cfg.model.get("name") or cfg.model._target_.rsplit(".", 1)[-1]  # resnet18, not torchvision_model
-    console.print(f"[bold]runner train[/]  {cfg.dataset.name} x {model_name}  {verb}  {run.path}")
+    console.print(f"[bold]runner {command}[/]  {cfg.dataset.name} x {model_name}  {verb}  {run.path}")
     for key, (old, new) in (resume.changes if resume else {}).items():
         console.print(f"resume: {key} {old} -> {new}")
     saved_world = len(resume.checkpoint.get("ranks") or [None]) if resume else rank.world
@@ -322,32 +322,38 @@ def setup_data(cfg, recipe, *, device, channels_last, rank, console):
 
 def fast_dev_run_line(job, run):
     """What trainer.fast_dev_run does, and where its files are, in a line."""
-    n = job.data.limits["train"]["batches"]
+    n = job.recipe.limit_train_batches  # fast_dev_run's N
     return (
-        f"fast_dev_run: {n} batch{'es' * (n > 1)} of train, val and test, one epoch, no logger; a check of the setup, "
-        f"not a result (runner report leaves it out); its files: {run.path}"
+        f"fast_dev_run: at most {n} batch{'es' * (n > 1)} of train, val and test, one epoch, no logger; a check of the "
+        f"setup, not a result (runner report leaves it out); its files: {run.path}"
     )
 
 
-def overfit_verdict(rows, recipe, seen):
+def overfit_verdict(rows, recipe, seen, floor=0.0, absolute=True):
     """(a line, summary.json's `overfit`): whether the training loss of trainer.overfit_batches' fixed batches fell
-    near zero. The rule: the last epoch's train_loss below 5 % of the first epoch's (and below 0.05 for a loss in
-    nats): a model, loss and optimizer that can learn anything can memorise a few batches (Karpathy's "overfit one
-    batch"; Lightning's overfit_batches)."""
+    near its floor: the last epoch's train_loss within 5 % of the first epoch's distance to `floor` (the lowest loss
+    there is: 0, or with label smoothing the entropy of the smoothed targets, training.metrics.loss_floor) and, where
+    `absolute` (a cross-entropy, in nats), within 0.05 of it. A model, loss and optimizer that can learn anything
+    can memorise a few batches (Karpathy's "overfit one batch"; Lightning's overfit_batches)."""
     first, last = rows[0]["train_loss"], rows[-1]["train_loss"]
-    fitted = last < 0.05 * first and last < 0.05
-    record = {"batches": recipe.overfit_batches, "samples": seen, "first_train_loss": first, "train_loss": last}
+    fitted = last - floor < 0.05 * (first - floor) and (not absolute or last - floor < 0.05)
+    record = {
+        "batches": recipe.overfit_batches,
+        "samples": seen,
+        "first_train_loss": first,
+        "train_loss": last,
+        "floor": floor,
+        "fitted": fitted,
+    }
     head = f"overfit_batches: train_loss {first:.4f} (epoch 1) -> {last:.4f} (epoch {len(rows)}) on {seen} samples"
+    near = "near zero" if floor == 0 else f"near its floor {floor:.4f} (label smoothing)"
     if fitted:
-        return f"{head}: it fell near zero, so the model, the loss and the optimizer can fit data", {
-            **record,
-            "fitted": True,
-        }
+        return f"{head}: it fell {near}, so the model, the loss and the optimizer can fit data", record
+    rule = "5 % of epoch 1's" + (" and 0.05" if absolute else "")
     return (
-        f"{head}: it did not fall near zero (below 5 % of epoch 1's and below 0.05). Train longer "
-        f"(trainer.epochs=100), raise or lower optimizer.lr, and check that the labels match the inputs and that the "
-        f"model's output fits the loss",
-        {**record, "fitted": False},
+        f"{head}: it did not fall {near} (to within {rule}). Train longer (trainer.epochs=100), raise or lower "
+        f"optimizer.lr, and check that the labels match the inputs and that the model's output fits the loss",
+        record,
     )
 
 
@@ -406,7 +412,10 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
             "weights": "validation, best.pt and the test use the EMA weights",
         }
     if job.recipe.overfit_batches:
-        verdict, ending["overfit"] = overfit_verdict(rows, job.recipe, len(job.data.train) * job.recipe.batch_size)
+        seen = len(job.data.train) * job.recipe.batch_size
+        floor = loss_floor(job.task, job.recipe.label_smoothing, job.data.num_classes)
+        classifying = job.task.metric == "accuracy"
+        verdict, ending["overfit"] = overfit_verdict(rows, job.recipe, seen, floor=floor, absolute=classifying)
     summary = run.complete(
         epochs=state.epoch,
         steps=state.step,

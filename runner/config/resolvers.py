@@ -1,7 +1,7 @@
 """runner's OmegaConf resolvers, registered before Hydra composes a config (and before a saved one is read).
 
     hydra.run.dir: ${unique_dir:outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}}   # -1, -2, ... on a collision
-    hydra.run.dir: outputs/${quick_check_dir:${trainer.fast_dev_run}}...   # fast_dev_run's: outputs/fast_dev_run/...
+    hydra.run.dir: outputs/${run_folder:${hydra.job.name},${trainer.fast_dev_run}}...   # outputs/lr_find/...
     num_classes: ${count_classes:${dataset.root}}                         # imagefolder: one class per folder
     input_shape: [${image_shape:${..root},0}, ...]                        # imagefolder: the images' own shape
 
@@ -38,9 +38,13 @@ def _arrays(what, _root_):
     return arrays_info(what, _root_.dataset if "dataset" in _root_ else _root_)
 
 
-def _quick_check_dir(fast_dev_run):
-    """The folder under outputs/ that trainer.fast_dev_run's runs go to (its own, so that a check of the setup is never
-    taken for a result); "" for every other run."""
+def _run_folder(job_name, fast_dev_run):
+    """The folder under outputs/ of a job of train.yaml's config: `runner lr-find`'s (job name lr_find) and
+    trainer.fast_dev_run's have their own, so that neither is taken for a training result; "" for a training run.
+    (lr_find.yaml sets the job name only: a config that overrode this resolver's key would have Hydra's merge resolve
+    train.yaml's value too, and make its folder.)"""
+    if job_name == "lr_find":
+        return "lr_find/"
     return "fast_dev_run/" if fast_dev_run not in (False, None, 0) else ""
 
 
@@ -57,7 +61,7 @@ def register_resolvers():
     OmegaConf.register_new_resolver("count_classes", _count_classes, replace=True)
     # use_cache: resolved once per config, not at every access of input_shape
     OmegaConf.register_new_resolver("image_shape", _image_shape, use_cache=True, replace=True)
-    OmegaConf.register_new_resolver("quick_check_dir", _quick_check_dir, replace=True)
+    OmegaConf.register_new_resolver("run_folder", _run_folder, replace=True)
     OmegaConf.register_new_resolver("spatial_dims", _spatial_dims, replace=True)
     OmegaConf.register_new_resolver("table", _table, replace=True)
     OmegaConf.register_new_resolver("arrays", _arrays, replace=True)

@@ -1,8 +1,10 @@
-"""loss_curve.png, confusion_matrix.png and sweep.png. matplotlib is imported here only, when a plot is drawn.
+"""loss_curve.png, confusion_matrix.png, sweep.png, lr_find.png. matplotlib is imported here only, when a plot is drawn.
 
 Figures are matplotlib.figure.Figure objects drawn by the Agg renderer, without pyplot: no GUI
 backend is looked for, no global figure list to close, and 0.25 s less to import at every run's end.
 """
+
+import math
 
 from runner.io.files import atomic_write
 
@@ -56,3 +58,20 @@ def confusion_figure(confusion, class_names):
             count = int(confusion[i, j])
             ax.text(j, i, count, ha="center", va="center", fontsize=7, color="white" if count > peak / 2 else "black")
     return fig
+
+
+def lr_find_curve(lrs, losses, smoothed, best, path):
+    """The range test's loss against the learning rate (log scale): each step's and the smoothed one, the suggested
+    learning rate (index `best`) marked."""
+    fig = figure(figsize=(6.4, 4))
+    ax = fig.subplots()
+    ax.plot(lrs, losses, color="tab:blue", alpha=0.3, label="loss of the step")
+    ax.plot(lrs, smoothed, color="tab:blue", label="smoothed")
+    ax.plot(lrs[best], smoothed[best], "o", color="tab:red", markersize=8, label=f"suggested: {lrs[best]:.2g}")
+    finite = [v for v in (*losses, *smoothed) if math.isfinite(v)]
+    low, top = min(finite), smoothed[0] * 1.5  # the steps that diverged would squash the rest
+    ax.set_ylim(low - 0.05 * (top - low), max(top, low + 1e-12))
+    ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="learning-rate range test")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    save(fig, path)

@@ -1,5 +1,6 @@
 """What a task trains on and reports: classification is cross-entropy and accuracy, regression MSE and MAE."""
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -64,6 +65,16 @@ def evaluate(model, batches, *, task, num_classes, precision=None, stop=None, ta
     all_sum(n, loss_sum, metric_sum, *([confusion] if confusion is not None else []))  # under torchrun
     result = {"loss": float(loss_sum) / float(n), task.metric: float(metric_sum) / float(n)}
     return result, None if confusion is None else confusion.cpu()
+
+
+def loss_floor(task, label_smoothing, num_classes):
+    """The lowest training loss there is: for cross-entropy with label smoothing e over K classes, the entropy of the
+    smoothed targets (1 - e + e/K on the true class, e/K on each other: torch's F.cross_entropy); 0 otherwise."""
+    if task.metric != "accuracy" or not label_smoothing:
+        return 0.0
+    e, k = label_smoothing, num_classes
+    true = 1 - e + e / k
+    return -true * math.log(true) - (k - 1) * (e / k) * math.log(e / k)
 
 
 def per_class_accuracy(confusion, class_names):

@@ -1,0 +1,97 @@
+"""`runner lr-find`: the learning-rate range test (runner/commands/lr_find.py; docs/long-runs.md)."""
+
+import json
+import math
+import shlex
+import signal
+import time
+
+import pytest
+from conftest import digest, runner, start, summary
+
+from runner.commands.lr_find import RangeTest
+
+
+def test_the_learning_rate_grows_exponentially_from_min_to_max():
+    test = RangeTest(1e-6, 1.0, 7)
+    assert [test.lr(i) for i in range(7)] == pytest.approx([1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0])
+
+
+def test_the_suggestion_is_the_steepest_fall_of_the_smoothed_loss_against_log_lr():
+    # a loss that falls fastest at lr 1e-3 (tanh of log10(lr) + 3); smoothing moves the steepest point later (the
+    # average's lag)
+    test = RangeTest(1e-8, 1.0, 101, early_stop_threshold=None)
+    for i in range(101):
+        lr = test.lr(i)
+        assert not test.record(lr, 2.0 - math.tanh(math.log10(lr) + 3))
+    best = test.suggestion()
+    assert 1e-3 <= test.lrs[best] <= 1e-2, test.lrs[best]  # the average lags: later, within a decade
+    # without smoothing lag (beta would be 0) the fastest fall is at 1e-3 itself: the derivative of the curve
+    flat = RangeTest(1e-8, 1.0, 81, early_stop_threshold=None)  # a tenth of a decade a step: 1e-3 is step 50
+    flat.smoothed = [2.0 - math.tanh(math.log10(flat.lr(i)) + 3) for i in range(81)]
+    flat.lrs = [flat.lr(i) for i in range(81)]
+    assert flat.lrs[flat.suggestion()] == pytest.approx(1e-3)
+
+
+def test_the_test_stops_once_the_smoothed_loss_passes_four_times_its_lowest():
+    test = RangeTest(1e-4, 1.0, 100)
+    stopped = [test.record(test.lr(i), loss) for i, loss in enumerate([1.0] * 20 + [1000.0] * 5)]
+    # the average of 20 ones and k thousands passes 4 (four times the lowest, 1.0) at the first thousand already
+    assert stopped.index(True) == 20 and test.stopped_early
+    assert RangeTest(1e-4, 1.0, 100).record(1e-4, float("nan")) is True  # a non-finite loss stops it too
+
+
+# Pinned: digits x cnn with Adam, batch 64, seed 0, CPU: 0.017 at step 78 of 100 (2026-12-02). Re-pin from
+# `runner lr-find` (lr_find.json) when the model's init or the data order changes on purpose.
+def test_lr_find_suggests_a_rate_writes_its_curve_and_leaves_the_run_it_starts_from_untouched(tmp_path, digits_run):
+    _, run_dir, _ = digits_run
+    before = digest(run_dir)
+    proc = runner("lr-find", f"init_from={run_dir}", cwd=tmp_path)
+    assert digest(run_dir) == before  # the run it read: byte for byte
+    (out,) = list((tmp_path / "outputs" / "lr_find").glob("*/*"))
+    assert sorted(p.name for p in out.iterdir()) == ["lr_find.csv", "lr_find.json", "lr_find.png"]
+    assert (out / "lr_find.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = json.loads((out / "lr_find.json").read_text())
+    assert (
+        1e-8 <= result["suggested_lr"] <= 1.0 and result["steps"] == len((out / "lr_find.csv").read_text().split()) - 1
+    )
+    assert "suggested learning rate" in proc.stdout and "<- suggested" in proc.stdout
+
+    (tmp_path / "fresh").mkdir()
+    fresh = runner("lr-find", cwd=tmp_path / "fresh")
+    pinned = json.loads(next((tmp_path / "fresh").rglob("lr_find.json")).read_text())
+    assert (pinned["suggested_lr"], pinned["step"], pinned["steps"]) == (0.017, 78, 100), pinned
+    # the printed command trains with the suggestion (one epoch here)
+    command = shlex.split(pinned["train_with"])
+    assert command[:2] == ["runner", "train"] and command[-1] == "optimizer.lr=0.017"
+    assert pinned["train_with"] in " ".join(fresh.stdout.split())
+    runner(*command[1:], "trainer.epochs=1", cwd=tmp_path / "fresh")
+    (run,) = [p.parent for p in (tmp_path / "fresh" / "outputs").glob("2*/*/summary.json")]
+    assert summary(run)["status"] == "completed"
+
+
+def test_parameter_groups_keep_their_ratio_to_optimizer_lr_and_the_printed_command_keeps_the_overrides(tmp_path):
+    groups = "optimizer.param_groups=[{params: [head], lr: 0.01}]"  # 10 x optimizer.lr's 0.001
+    proc = runner("lr-find", groups, "lr_find.num_training=20", "lr_find.max_lr=0.01", "+seed=1", cwd=tmp_path,
+                  check=False)  # fmt: skip
+    assert proc.returncode == 1 and "seed" in proc.stderr  # + on a key that exists: Hydra's refusal, in our words
+    proc = runner("lr-find", groups, "lr_find.num_training=20", "lr_find.max_lr=0.01", "seed=1", cwd=tmp_path)
+    result = json.loads(next(tmp_path.rglob("lr_find.json")).read_text())
+    assert result["group_ratios"] == pytest.approx([1.0, 10.0])  # the rest of the model, then the head
+    assert "each parameter group at its own ratio to optimizer.lr" in " ".join(proc.stdout.split())
+    assert shlex.split(result["train_with"])[2:] == [groups, "seed=1", f"optimizer.lr={result['suggested_lr']:g}"]
+
+
+def test_a_stop_during_the_range_test_leaves_nothing(tmp_path):
+    job = start("lr-find", "lr_find.num_training=1000000", "lr_find.early_stop_threshold=null", "lr_find.max_lr=1e-6",
+                cwd=tmp_path)  # fmt: skip
+    deadline = time.time() + 120
+    while not list(tmp_path.glob("outputs/lr_find/*/*")) and time.time() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.glob("outputs/lr_find/*/*")), "the range test never started"
+    time.sleep(2)  # into the steps (setup takes about a second)
+    job.send_signal(signal.SIGINT)
+    out, err = job.communicate(timeout=120)
+    assert job.returncode == 130, out + err
+    assert "stopped by SIGINT" in err and "Traceback" not in err, err  # mostly "at step N of the range test"
+    assert not (tmp_path / "outputs").exists(), list(tmp_path.rglob("*"))
