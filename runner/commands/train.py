@@ -44,8 +44,10 @@ from runner.training.device import (
     resolve_device,
     use_channels_last,
 )
+from runner.training.flops import flops_per_sample, peak_flops, throughput
 from runner.training.loop import Data, Job, fit
 from runner.training.metrics import TASKS, evaluate, loss_floor
+from runner.training.profiling import profiling
 from runner.training.recipe import Monitor, Recipe, batches_of
 from runner.training.schedules import build_schedule, steps_per_epoch
 from runner.training.state import TrainState, ema_model, seed_all
@@ -80,7 +82,8 @@ def train_job(cfg, run_dir, overrides=(), provenance=None, continue_with=None, r
             run.open_loggers(job.cfg.get("logger"), job.state.step)
         setup_s = run.elapsed()
         with distributed.peers_lost_as_interrupted():  # a process of the job died: interrupted, for a restart
-            first_step_at = fit(job, run, console, stop, report=report)
+            with profiling(job, run, console):  # trainer.profile: a window of steps, outside the loop
+                first_step_at = fit(job, run, console, stop, report=report)
             return finish(job, run, console=console, setup_s=setup_s, first_step_at=first_step_at, stop=stop)
 
 
@@ -357,6 +360,28 @@ def overfit_verdict(rows, recipe, seen, floor=0.0, absolute=True):
     )
 
 
+def measured_speed(job, rows):
+    """summary.json's `throughput` (training/flops.py): samples/s and steps/s of the median epoch, the FLOP/s the
+    model's counted FLOPs make of it, and on a GPU of known peak the MFU."""
+    cfg = job.cfg.dataset
+    flops = flops_per_sample(job.state.model, cfg.input_shape, cfg.num_classes, cfg.task)
+    peak, gpu = peak_flops(job.device, job.recipe.precision)
+    speed = throughput(
+        rows, batch_size=job.recipe.batch_size, accumulate=job.recipe.accumulate_grad_batches, flops=flops, peak=peak
+    )
+    return speed | ({"gpu": gpu, "precision": job.recipe.precision} if gpu else {})
+
+
+def speed_line(speed):
+    """The throughput in one results-table cell."""
+    line = f"{speed['samples_per_s']:,.0f} samples/s, {speed['steps_per_s']:,.1f} steps/s"
+    if "flop_per_s" in speed:
+        line += f", {speed['flop_per_s'] / 1e9:,.2f} GFLOP/s"
+    if "mfu" in speed:
+        line += f" (MFU {100 * speed['mfu']:.1f} % of the {speed['gpu']}'s {speed['precision']} peak)"
+    return line
+
+
 def describe(job, rank):
     """What summary.json says about the job from the start."""
     model = job.state.model
@@ -416,6 +441,7 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
         floor = loss_floor(job.task, job.recipe.label_smoothing, job.data.num_classes)
         classifying = job.task.metric == "accuracy"
         verdict, ending["overfit"] = overfit_verdict(rows, job.recipe, seen, floor=floor, absolute=classifying)
+    speed = measured_speed(job, rows)
     summary = run.complete(
         epochs=state.epoch,
         steps=state.step,
@@ -425,6 +451,7 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
         test={f"test_{k}": v for k, v in test.items()},
         **({"baselines": job.baselines} if job.baselines else {}),
         ranks_in_sync=in_sync,
+        throughput=speed,
         timings={
             "setup_s": setup_s,
             "train_s": train_s,
@@ -451,6 +478,7 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
                     if state.stopped_by
                     else []
                 ),
+                ("throughput", speed_line(speed)),
                 ("time", f"{run.elapsed():.1f} s"),
             ],
         )

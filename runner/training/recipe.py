@@ -190,6 +190,23 @@ class Recipe:
         convert=duration_s,
         resume=f"stops the run after this much training in all; {LIFTS}",
     )
+    profile: bool = knob(FLAG, "true", resume="profiles the window's steps counted from the resume")
+    profile_steps: tuple = knob(
+        Accepts(
+            lambda v: (
+                (isinstance(v, (list, tuple)) or OmegaConf.is_list(v))
+                and len(v) == 3
+                and all(is_int(n) for n in v)
+                and v[0] >= 0
+                and v[1] >= 0
+                and v[2] >= 1
+            ),
+            "[wait, warmup, active]: optimizer steps, wait and warmup >= 0, active >= 1",
+        ),
+        "[1,1,3]",
+        resume="profiles the window's steps counted from the resume",
+        convert=tuple,
+    )
     # Lightning's names and meanings (Trainer(fast_dev_run=, overfit_batches=, limit_train_batches=, ...))
     fast_dev_run: object = knob(
         Accepts(lambda v: isinstance(v, bool) or (is_int(v) and v >= 1), "false, true or a number of batches >= 1"),

@@ -1,0 +1,74 @@
+"""trainer.profile: torch.profiler over a window of optimizer steps, outside the loop.
+
+    runner train trainer.profile=true                       # steps 3-5: wait 1, warm up 1, record 3
+    runner train trainer.profile=true 'trainer.profile_steps=[10,2,20]'
+
+The profiler steps on an optimizer post-step hook, so the loop (training/loop.py) knows nothing of it. At the end of
+the window it writes profile/rank0.<time>.pt.trace.json, which Perfetto (ui.perfetto.dev), chrome://tracing and
+TensorBoard's profiler plugin open, and profile/top_operators.txt, the operators by their own time; the console
+shows the top ten. Steps inside the window are slower (the profiler records every operator): that epoch's
+samples/s says so.
+"""
+
+import os
+from contextlib import contextmanager
+
+from runner.io.console import results_table
+from runner.io.files import atomic_write
+
+TOP = 10
+
+
+@contextmanager
+def profiling(job, run, console):
+    """Profile `job`'s optimizer steps inside trainer.profile_steps' window while the block runs, on the process that
+    writes (rank 0); nothing when trainer.profile is off."""
+    if not job.recipe.profile or not run.write:
+        yield
+        return
+    from torch.profiler import ProfilerActivity, profile, schedule, tensorboard_trace_handler
+
+    if not cuda_device(job):  # kineto's start and stop notes, and "gpuGetDeviceCount failed" on a machine without one
+        os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # 6: none of its levels (a level set by the user wins)
+    wait, warmup, active = job.recipe.profile_steps
+    folder = run.path / "profile"
+    cuda = cuda_device(job)
+    first = job.state.step + wait + warmup + 1  # the first recorded optimizer step (counted over resumes)
+
+    def ready(prof):
+        tensorboard_trace_handler(str(folder), worker_name="rank0")(prof)
+        averages = prof.key_averages()
+        sort = "self_device_time_total" if cuda else "self_cpu_time_total"
+        table = averages.table(sort_by=sort, row_limit=30)
+        atomic_write(folder / "top_operators.txt", lambda f: f.write(table.encode()))
+        console.print(top_table(averages, cuda, first=first, last=first + active - 1))
+        console.print(f"profile: {folder / 'top_operators.txt'}; the trace opens in ui.perfetto.dev", soft_wrap=True)
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    window = schedule(wait=wait, warmup=warmup, active=active, repeat=1)
+    profiler = profile(activities=activities, schedule=window, on_trace_ready=ready, record_shapes=True)
+    profiler.start()
+    hook = job.state.optimizer.register_step_post_hook(lambda *_: profiler.step())
+    try:
+        yield
+    finally:
+        hook.remove()
+        profiler.stop()  # a run shorter than the window: what was recorded is written
+
+
+def cuda_device(job):
+    return job.device.type == "cuda"
+
+
+def top_table(averages, cuda, *, first, last):
+    """The TOP operators by their own time (device time on a GPU), as a console table; the profiler's own step
+    markers (ProfilerStep#N) left out."""
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    averages = [e for e in averages if not e.key.startswith("ProfilerStep")]
+    events = sorted(averages, key=lambda e: getattr(e, key), reverse=True)
+    total = sum(getattr(e, key) for e in averages) or 1
+    rows = [
+        (e.key, f"{getattr(e, key) / 1000:,.2f} ms  {100 * getattr(e, key) / total:4.1f} %  x{e.count}")
+        for e in events[:TOP]
+    ]
+    return results_table(f"profile of steps {first}-{last}: top operators by own {'GPU' if cuda else 'CPU'} time", rows)

@@ -1,0 +1,79 @@
+"""trainer.profile and summary.json's throughput (runner/training/profiling.py, runner/training/flops.py)."""
+
+import json
+
+import pytest
+import torch
+from conftest import load, runner, summary
+
+from runner.models import MLP
+from runner.training.flops import flops_per_sample, peak_flops, peak_of, throughput
+
+
+def test_a_profiled_run_writes_a_chrome_trace_of_its_window_and_learns_the_same_weights(tmp_path):
+    window = ["trainer.epochs=1", "trainer.profile_steps=[1,1,2]"]
+    proc = runner("train", "trainer.profile=true", *window, "hydra.run.dir=profiled", cwd=tmp_path)
+    runner("train", *window, "hydra.run.dir=plain", cwd=tmp_path)
+    folder = tmp_path / "profiled" / "profile"
+    (trace,) = folder.glob("rank0.*.pt.trace.json")
+    events = json.loads(trace.read_text())["traceEvents"]  # the Chrome trace format Perfetto and TensorBoard read
+    names = {e.get("name", "") for e in events}
+    # steps 3 and 4 recorded (1 waited, 1 warmed up), as the profiler numbers them from 0
+    assert {"ProfilerStep#2", "ProfilerStep#3"} <= names and "ProfilerStep#1" not in names, sorted(names)[:20]
+    assert any(n.startswith("aten::convolution") for n in names)  # the cnn's own operators
+    assert "aten::convolution_backward" in (folder / "top_operators.txt").read_text()
+    said = " ".join(proc.stdout.split())
+    assert "profile of steps 3-4: top operators by own CPU time" in said and "ProfilerStep" not in said
+    assert "gpuGetDeviceCount" not in proc.stderr and "USDT" not in proc.stderr  # kineto's notes, kept quiet
+    a, b = (load(tmp_path / run / "checkpoints" / "last.pt")["model"] for run in ("profiled", "plain"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # profiling watches; it changes nothing learned
+    assert not (tmp_path / "plain" / "profile").exists()
+
+
+def test_the_summary_gives_throughput_and_the_flops_of_a_training_sample(tmp_path):
+    runner("train", "model=mlp", "trainer.epochs=3", "hydra.run.dir=r", cwd=tmp_path)
+    speed = summary(tmp_path / "r")["throughput"]
+    rates = [float(line.split(",")[6]) for line in (tmp_path / "r" / "metrics.csv").read_text().splitlines()[1:]]
+    assert speed["samples_per_s"] == pytest.approx(sorted(rates)[1])  # the median epoch's
+    assert speed["steps_per_s"] == pytest.approx(speed["samples_per_s"] / 64)  # trainer.batch_size
+    assert speed["flops_per_sample"] == 269_824  # test below: 64 -> 256 -> 128 -> 10, forward and backward
+    assert speed["flop_per_s"] == pytest.approx(269_824 * speed["samples_per_s"])
+    assert "mfu" not in speed  # a CPU has no peak to measure against
+
+
+def test_flops_of_an_mlp_are_its_matrix_products_forward_and_backward():
+    # forward 2*in*out per layer; backward the weights' gradient (2*in*out) for every layer and the input's
+    # gradient (2*in*out) for every layer but the first, whose input needs none
+    layers = [(64, 256), (256, 128), (128, 10)]
+    expected = sum(4 * i * o for i, o in layers) + sum(2 * i * o for i, o in layers[1:])
+    model = MLP([1, 8, 8], 10)
+    before = [p.clone() for p in model.parameters()]
+    assert flops_per_sample(model, [1, 8, 8], 10, "classification") == expected == 269_824
+    assert flops_per_sample(model, [1, 8, 8], 10, "regression") == expected
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # counted on a copy, on meta
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_mfu_is_the_achieved_flops_over_the_gpus_peak_for_the_precision():
+    rows = [{"train_samples_per_s": r} for r in (100.0, 300.0, 200.0)]
+    speed = throughput(rows, batch_size=50, accumulate=2, flops=1e9, peak=1e12)
+    assert speed == {
+        "samples_per_s": 200.0,  # the median epoch
+        "steps_per_s": 2.0,  # 200 samples/s over 100 samples a step
+        "flops_per_sample": 1e9,
+        "flop_per_s": 2e11,
+        "peak_flop_per_s": 1e12,
+        "mfu": 0.2,
+    }
+    assert "mfu" not in throughput(rows, batch_size=50, accumulate=1, flops=1e9)  # no known peak: no MFU
+    assert peak_flops(torch.device("cpu"), "bf16") == (None, None)
+
+
+def test_peaks_are_matched_by_the_gpus_name_and_the_precision():
+    assert peak_of("NVIDIA H100 80GB HBM3", "bf16") == pytest.approx(989.4e12)  # SXM
+    assert peak_of("NVIDIA H100 PCIe", "16-mixed") == pytest.approx(756e12)  # PCIe: matched before the SXM entry
+    assert peak_of("NVIDIA H200", "32") == pytest.approx(66.9e12)
+    assert peak_of("NVIDIA A100-SXM4-80GB", "32") == pytest.approx(19.5e12)  # not the A10's
+    assert peak_of("NVIDIA L40S", "bf16") == pytest.approx(362.05e12)  # not the L4's
+    assert peak_of("NVIDIA L4", "bf16") == pytest.approx(121e12)
+    assert peak_of("NVIDIA GeForce GTX 1080", "bf16") is None
