@@ -8,6 +8,7 @@ none on a CPU or an unknown GPU.
 """
 
 import copy
+import itertools
 import statistics
 
 import torch
@@ -34,7 +35,7 @@ def flops_per_sample(model, input_shape, num_outputs, task):
     from torch.utils.flop_counter import FlopCounterMode
 
     try:
-        meta = copy.deepcopy(model).to("meta").train()
+        meta = meta_copy(model).train()
         x = torch.zeros(2, *input_shape, device="meta")
         with FlopCounterMode(display=False) as counter:
             out = meta(x)
@@ -48,6 +49,16 @@ def flops_per_sample(model, input_shape, num_outputs, task):
     except Exception:
         return None
     return counter.get_total_flops() / 2
+
+
+def meta_copy(model):
+    """A copy of `model` whose parameters and buffers are on the meta device, made without copying their data (a
+    deepcopy of a large model on a full GPU would not fit)."""
+    memo, parameters = {}, {id(p) for p in model.parameters()}
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        meta = torch.empty_like(tensor, device="meta")
+        memo[id(tensor)] = torch.nn.Parameter(meta, tensor.requires_grad) if id(tensor) in parameters else meta
+    return copy.deepcopy(model, memo)
 
 
 def peak_flops(device, precision):
