@@ -203,7 +203,7 @@ class Recipe:
             ),
             "[wait, warmup, active]: optimizer steps, wait and warmup >= 0, active >= 1",
         ),
-        "[1,1,3]",
+        [1, 1, 3],
         resume="profiles the window's steps counted from the resume",
         convert=tuple,
     )
