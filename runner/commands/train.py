@@ -164,6 +164,7 @@ def setup(cfg, run, *, overrides, console, rank, stop, command="train"):
     ema = None
     if recipe.ema_decay:
         ema = ema_model(model, recipe.ema_decay, recipe.ema_warmup)
+    monitor = Monitor.of(recipe, cfg.dataset.task)
     state = TrainState(
         model,
         optimizer,
@@ -172,6 +173,7 @@ def setup(cfg, run, *, overrides, console, rank, stop, command="train"):
         batches=data.train.indices,
         config=plain(cfg),
         ema=ema,
+        kept=setup_kept(recipe, monitor),
     )
     if resume:
         resume.restore(state)  # weights, optimizer, scheduler, counters, every RNG, the data order; then the overrides
@@ -194,7 +196,7 @@ def setup(cfg, run, *, overrides, console, rank, stop, command="train"):
         device=device,
         precision=precision,
         channels_last=channels_last,
-        monitor=Monitor.of(recipe, cfg.dataset.task),
+        monitor=monitor,
         data=data,
         samples=samples,
         state=state,
@@ -204,6 +206,20 @@ def setup(cfg, run, *, overrides, console, rank, stop, command="train"):
         freezer=freezer,
         baselines=scores,
     )
+
+
+def setup_kept(recipe, monitor):
+    """The checkpoints kept beside last.pt and best.pt (training/checkpoints.Kept), or None when only those two are."""
+    if recipe.average_top_k and recipe.save_top_k == 1:
+        raise RunnerError(
+            "trainer.average_top_k averages the checkpoints trainer.save_top_k keeps, and save_top_k=1 keeps one (the "
+            "average of one checkpoint is that checkpoint). Set trainer.save_top_k=3, or drop trainer.average_top_k."
+        )
+    if recipe.save_top_k == 1 and not recipe.every_n_epochs and not recipe.every_n_steps:
+        return None
+    from runner.training.checkpoints import Kept
+
+    return Kept(recipe, monitor)
 
 
 def pretrained_line(record):
@@ -360,6 +376,31 @@ def overfit_verdict(rows, recipe, seen, floor=0.0, absolute=True):
     )
 
 
+def test_averaged(job, run, stop):
+    """trainer.average_top_k: checkpoints/averaged.pt, the mean of the kept k best (training/checkpoints.average),
+    tested as best.pt is; summary.json's `averaged` (the epochs averaged, the test metrics)."""
+    from runner.io.serialization import safe_load
+    from runner.training.checkpoints import average
+
+    folder = run.path / "checkpoints"
+    epochs = [entry["epoch"] for entry in job.state.kept.top]
+    if run.write:
+        run.save_weights(average([safe_load(folder / e["file"]) for e in job.state.kept.top]), "averaged.pt")
+    distributed.barrier()  # averaged.pt is on disk before any process reads it
+    model = restore_model(job.cfg.model, folder / "averaged.pt", device=job.device, channels_last=job.channels_last)
+    where = "while testing averaged.pt; a resume tests it again"
+    test, _ = evaluate(
+        model,
+        job.data.test,
+        task=job.task,
+        num_classes=job.data.num_classes,
+        precision=job.precision,
+        stop=lambda: stop.check(where),
+        target_std=job.data.target_std,
+    )
+    return {"epochs": epochs, **{f"test_{k}": v for k, v in test.items()}}
+
+
 def measured_speed(job, rows):
     """summary.json's `throughput` (training/flops.py): samples/s and steps/s of the median epoch, the FLOP/s the
     model's counted FLOPs make of it, and on a GPU of known peak the MFU."""
@@ -423,6 +464,7 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
         stop=lambda: stop.check(where),
         target_std=job.data.target_std,
     )
+    averaged = test_averaged(job, run, stop) if job.recipe.average_top_k else None
     run.plot(job.task.metric)
     best_row = next(r for r in rows if int(r["epoch"]) == state.best_epoch)
     ending = {
@@ -436,6 +478,8 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
             "warmup": job.recipe.ema_warmup,
             "weights": "validation, best.pt and the test use the EMA weights",
         }
+    if averaged:
+        ending["averaged"] = averaged
     if job.recipe.overfit_batches:
         seen = len(job.data.train) * job.recipe.batch_size
         floor = loss_floor(job.task, job.recipe.label_smoothing, job.data.num_classes)
@@ -472,6 +516,11 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
                 (f"best {job.monitor.name} (epoch {state.best_epoch})", state.best_metric),
                 ("final train_loss", rows[-1]["train_loss"]),
                 *((f"test_{k} (best.pt{test_note})", v) for k, v in test.items()),
+                *(
+                    (f"{k} (averaged.pt: {len(averaged['epochs'])} best)", v)
+                    for k, v in (averaged or {}).items()
+                    if k.startswith("test_")
+                ),
                 *((f"test_{job.task.metric} of {name} (scikit-learn)", v) for name, v in (job.baselines or {}).items()),
                 *(
                     [("stopped by", f"{state.stopped_by} at epoch {state.epoch}, step {state.step}")]

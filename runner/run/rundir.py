@@ -306,13 +306,24 @@ class RunDir:
             writer.writerow(row)
 
     def save_best(self, model):
+        self.save_weights(model, "best.pt")
+
+    def save_weights(self, model, name):
+        """checkpoints/NAME: `model`'s state_dict (a model), or the state_dict itself (a dict), as best.pt is."""
         if self.write:
             from runner.io.serialization import (
                 save,  # torch: imported by a run, not by `runner report`
             )
 
+            state = model if isinstance(model, dict) else model.state_dict()
             # contiguous: a channels-last model's tensors would not convert to safetensors and friends
-            save({k: v.contiguous() for k, v in model.state_dict().items()}, self.path / "checkpoints" / "best.pt")
+            save({k: v.contiguous() for k, v in state.items()}, self.path / "checkpoints" / name)
+
+    def remove_checkpoint(self, name):
+        """Delete checkpoints/NAME, a kept checkpoint that another replaced (training/checkpoints.py); gone already
+        is no error."""
+        if self.write:
+            (self.path / "checkpoints" / name).unlink(missing_ok=True)
 
     def record_config(self, cfg):
         """Record `cfg` as the run's .hydra/config.yaml in place of the composed one: the config the run trains with

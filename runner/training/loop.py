@@ -154,6 +154,8 @@ def train_epoch(job, *, run, console, stop, epoch, clock):
                 continue  # gradients of this batch wait for the rest of the group
             update(job, epoch)
             first_step_at = first_step_at or time.time()
+            if state.kept is not None:  # trainer.every_n_steps
+                state.kept.after_step(state.step, **keeping(run, state))
             if state.step % recipe.log_every_n_steps == 0:
                 check_finite(first_bad, epoch, state.lr)
                 if run.logs_steps:
@@ -211,6 +213,8 @@ def end_epoch(job, *, run, console, row, val, started, clock, report=None):
     if monitor.improved(row, state):
         state.best_metric, state.best_val_loss, state.best_epoch = row[monitor.name], row["val_loss"], epoch
         run.save_best(state.validated_model)
+    if state.kept is not None:  # trainer.save_top_k, every_n_epochs
+        state.kept.after_epoch(row, epoch, **keeping(run, state))
     if recipe.patience is not None:
         state.early_best, state.stale_epochs = early_stopping(
             row[monitor.name], state.early_best, state.stale_epochs, mode=monitor.mode, min_delta=recipe.min_delta
@@ -229,6 +233,11 @@ def end_epoch(job, *, run, console, row, val, started, clock, report=None):
     )
     if state.stopped_by:
         console.print(stop_message(state, recipe, monitor))
+
+
+def keeping(run, state):
+    """What training/checkpoints.Kept writes and deletes with: the validated weights, in the run directory."""
+    return {"save": lambda name: run.save_weights(state.validated_model, name), "remove": run.remove_checkpoint}
 
 
 def stop_message(state, recipe, monitor):

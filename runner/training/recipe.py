@@ -190,6 +190,18 @@ class Recipe:
         convert=duration_s,
         resume=f"stops the run after this much training in all; {LIFTS}",
     )
+    # which checkpoints a run keeps beside last.pt and best.pt (training/checkpoints.py; Lightning's ModelCheckpoint)
+    save_top_k: int = knob(
+        Accepts(lambda v: is_int(v) and (v >= 1 or v == -1), "an integer >= 1, or -1 for every epoch"),
+        3,
+        refuse="the epochs kept so far were chosen by the run's own k",
+    )
+    every_n_epochs: int | None = knob(integer(1, null=True), 5, resume="from the next epoch")
+    every_n_steps: int | None = knob(integer(1, null=True), 500, resume=FROM_NEXT_STEP)
+    save_total_limit: int | None = knob(
+        integer(1, null=True), 3, resume="from the next periodic checkpoint, the oldest beyond it removed"
+    )
+    average_top_k: bool = knob(FLAG, "true", resume="at the end of training")
     profile: bool = knob(FLAG, "true", resume="profiles the window's steps counted from the resume")
     profile_steps: tuple = knob(
         Accepts(

@@ -150,6 +150,7 @@ class TrainState:
     early_best: float | None = None  # trainer.early_stopping: the best monitored value ...
     stale_epochs: int = 0  # ... and the validations since it last improved by more than min_delta
     stopped_by: str | None = None  # why training ended before trainer.epochs: early_stopping, max_steps or max_time
+    kept: object = None  # training.checkpoints.Kept: the checkpoints kept beside last.pt and best.pt, or None
 
     COUNTERS: ClassVar[tuple] = ("epoch", "step", "loss_sum", "seen", "best_metric", "best_val_loss", "best_epoch")
     # with their defaults: keys a last.pt written before the recipe knobs lacks
@@ -191,6 +192,7 @@ class TrainState:
             "best_val_loss": self.best_val_loss,
             "best_epoch": self.best_epoch,
             "ema": self.ema.state_dict() if self.ema is not None else None,
+            "kept": self.kept.state_dict() if self.kept is not None else None,
             **{key: getattr(self, key) for key in self.RECIPE},
         }
 
@@ -216,5 +218,7 @@ class TrainState:
         self.batches_done = state["batch"]
         for key, default in self.RECIPE.items():
             setattr(self, key, state.get(key, default))
+        if self.kept is not None and state.get("kept"):
+            self.kept.load_state_dict(state["kept"])
         if self.batches_done:  # stopped mid-epoch: finish that epoch's permutation first
             self.batches.resume(state["epoch_data_state"], self.batches_done)

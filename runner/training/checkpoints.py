@@ -1,0 +1,83 @@
+"""The checkpoints a run keeps beside last.pt and best.pt: the k best epochs (trainer.save_top_k), one every N epochs
+or steps (trainer.every_n_epochs, every_n_steps; the newest trainer.save_total_limit of them), and the average of the
+k best (trainer.average_top_k: timm's avg_checkpoints).
+
+    runner train trainer.save_top_k=3 trainer.average_top_k=true
+    runner train trainer.every_n_epochs=5 trainer.save_total_limit=2
+    runner eval ckpt=outputs/2026-11-22/10-31-07/checkpoints/averaged.pt
+
+Each file is a model state_dict like best.pt (the validated weights: the EMA's with trainer.ema.decay), in
+checkpoints/, named as Lightning's ModelCheckpoint names them (epoch=003-val_accuracy=0.9583.pt, epoch=005.pt,
+step=000500.pt), written atomically by the run directory. A new file is written before the one it replaces goes;
+which files are kept is part of last.pt, so a resumed run ends with the files an uninterrupted one keeps.
+"""
+
+import torch
+
+
+class Kept:
+    """Which checkpoints trainer.save_top_k, every_n_epochs, every_n_steps and save_total_limit keep.
+
+    `save(name)` writes the validated weights to checkpoints/NAME, `remove(name)` deletes checkpoints/NAME (a missing
+    file is no error: a crash between a save and last.pt leaves last.pt naming a file already gone)."""
+
+    def __init__(self, recipe, monitor):
+        self.k, self.monitor = recipe.save_top_k, monitor
+        self.every_epochs, self.every_steps = recipe.every_n_epochs, recipe.every_n_steps
+        self.limit = recipe.save_total_limit
+        self.top = []  # {"epoch", "metric", "val_loss", "file"} of the k best epochs, best first
+        self.periodic = []  # the periodic files kept, oldest first
+
+    def after_epoch(self, row, epoch, *, save, remove):
+        """Keep epoch `epoch` (metrics.csv's `row`) among the k best if it is one, and its periodic file if due."""
+        if self.k != 1:  # 1: best.pt alone, as without the knob
+            value = row[self.monitor.name]
+            entry = {"epoch": epoch, "metric": value, "val_loss": row["val_loss"], "file": self.top_file(epoch, value)}
+            ranked = sorted([e for e in self.top if e["epoch"] != epoch] + [entry], key=self.rank)
+            kept = ranked if self.k == -1 else ranked[: self.k]
+            if entry in kept:
+                save(entry["file"])
+            for gone in self.top:
+                if gone not in kept:
+                    remove(gone["file"])
+            self.top = kept
+        if self.every_epochs and epoch % self.every_epochs == 0:
+            self._periodic(f"epoch={epoch:03d}.pt", save, remove)
+
+    def after_step(self, step, *, save, remove):
+        """Keep step `step`'s periodic file if trainer.every_n_steps asks for it."""
+        if self.every_steps and step % self.every_steps == 0:
+            self._periodic(f"step={step:06d}.pt", save, remove)
+
+    def top_file(self, epoch, value):
+        return f"epoch={epoch:03d}-{self.monitor.name}={value:.4f}.pt"
+
+    def rank(self, entry):
+        """Best first: the monitored metric in its direction, ties to the lower val_loss, then to the earlier epoch
+        (training/recipe.Monitor.improved's order, so the first of the k best is best.pt's epoch)."""
+        sign = 1 if self.monitor.mode == "min" else -1
+        return (sign * entry["metric"], entry["val_loss"], entry["epoch"])
+
+    def _periodic(self, name, save, remove):
+        save(name)
+        self.periodic = [p for p in self.periodic if p != name] + [name]
+        while self.limit and len(self.periodic) > self.limit:
+            remove(self.periodic.pop(0))
+
+    def state_dict(self):
+        return {"top": [dict(e) for e in self.top], "periodic": list(self.periodic)}
+
+    def load_state_dict(self, state):
+        self.top, self.periodic = [dict(e) for e in state["top"]], list(state["periodic"])
+
+
+def average(states):
+    """The mean of model state_dicts `states` (timm's avg_checkpoints): each tensor summed in float64 and divided,
+    then cast back to its dtype (an integer buffer, BatchNorm's num_batches_tracked, rounds toward zero). BatchNorm's
+    running statistics are averaged like the weights, not recomputed for the averaged weights (as timm does)."""
+    keys = states[0].keys()
+    mean = {}
+    for key in keys:
+        total = sum(state[key].to(torch.float64) for state in states)
+        mean[key] = (total / len(states)).to(states[0][key].dtype)
+    return mean

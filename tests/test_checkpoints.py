@@ -1,0 +1,131 @@
+"""The checkpoints a run keeps: trainer.save_top_k, every_n_epochs, every_n_steps, save_total_limit, average_top_k
+(runner/training/checkpoints.py)."""
+
+import csv
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+from conftest import load, runner, summary
+
+from runner.training.checkpoints import Kept, average
+from runner.training.recipe import Monitor
+
+KNOBS = dict(save_top_k=2, every_n_epochs=None, every_n_steps=None, save_total_limit=None)
+
+
+class Disk:
+    """What Kept writes and deletes, in order."""
+
+    def __init__(self):
+        self.files, self.log = set(), []
+
+    def save(self, name):
+        self.files.add(name)
+        self.log.append(("save", name))
+
+    def remove(self, name):
+        self.files.discard(name)
+        self.log.append(("remove", name))
+
+
+def kept(**knobs):
+    return Kept(SimpleNamespace(**{**KNOBS, **knobs}), Monitor("val_accuracy", "max"))
+
+
+def test_the_k_best_epochs_are_kept_and_a_new_one_is_written_before_the_one_it_replaces_goes():
+    disk, keep = Disk(), kept(save_top_k=2)
+    rows = [(0.5, 1.0), (0.7, 0.9), (0.6, 0.8), (0.7, 0.7), (0.1, 2.0)]  # (val_accuracy, val_loss) of epochs 1-5
+    for epoch, (acc, loss) in enumerate(rows, 1):
+        keep.after_epoch({"val_accuracy": acc, "val_loss": loss}, epoch, save=disk.save, remove=disk.remove)
+    # 0.7 twice: the lower val_loss first (epoch 4), as best.pt's rule breaks the tie
+    assert [e["epoch"] for e in keep.top] == [4, 2]
+    assert disk.files == {"epoch=004-val_accuracy=0.7000.pt", "epoch=002-val_accuracy=0.7000.pt"}
+    assert disk.log.index(("save", "epoch=003-val_accuracy=0.6000.pt")) < disk.log.index(
+        ("remove", "epoch=001-val_accuracy=0.5000.pt")
+    )
+    assert ("save", "epoch=005-val_accuracy=0.1000.pt") not in disk.log  # never better than the kept ones: not written
+    again = kept(save_top_k=2)
+    again.load_state_dict(json.loads(json.dumps(keep.state_dict())))  # as last.pt carries it
+    assert again.top == keep.top
+
+
+def test_minus_one_keeps_every_epoch_and_periodic_files_are_capped_by_save_total_limit():
+    disk, keep = Disk(), kept(save_top_k=-1, every_n_epochs=2, every_n_steps=10, save_total_limit=2)
+    for epoch in range(1, 5):
+        keep.after_step(epoch * 10, save=disk.save, remove=disk.remove)
+        keep.after_epoch({"val_accuracy": epoch / 10, "val_loss": 1.0}, epoch, save=disk.save, remove=disk.remove)
+    assert [e["epoch"] for e in keep.top] == [4, 3, 2, 1]
+    # the newest two of step=10, step=20, epoch=2, step=30, step=40, epoch=4
+    assert keep.periodic == ["step=000040.pt", "epoch=004.pt"]
+    assert {f for f in disk.files if "-" not in f} == set(keep.periodic)  # the top-k files carry "-metric="
+
+
+def test_the_average_is_the_mean_of_every_tensor_cast_back_to_its_dtype():
+    states = [
+        {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)},
+        {"w": torch.tensor([2.0, 4.0]), "n": torch.tensor(4)},
+        {"w": torch.tensor([4.0, 9.0]), "n": torch.tensor(6)},
+    ]
+    mean = average(states)
+    assert torch.equal(mean["w"], torch.tensor([7 / 3, 5.0])) and mean["w"].dtype == torch.float32
+    assert mean["n"].item() == 4 and mean["n"].dtype == torch.int64  # 13 / 3, toward zero
+
+
+def metric_rows(run_dir):
+    with open(run_dir / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+POLICY = [
+    "trainer.save_top_k=3",
+    "trainer.average_top_k=true",
+    "trainer.every_n_epochs=2",
+    "trainer.save_total_limit=2",
+]
+
+
+def test_a_run_keeps_its_three_best_epochs_by_metrics_csv_and_tests_their_average(tmp_path):
+    proc = runner("train", *POLICY, "trainer.epochs=6", "hydra.run.dir=r", cwd=tmp_path)
+    run, folder = tmp_path / "r", tmp_path / "r" / "checkpoints"
+    rows = metric_rows(run)
+    ranked = sorted(rows, key=lambda r: (-float(r["val_accuracy"]), float(r["val_loss"]), int(r["epoch"])))[:3]
+    expected = [f"epoch={int(r['epoch']):03d}-val_accuracy={float(r['val_accuracy']):.4f}.pt" for r in ranked]
+    files = sorted(p.name for p in folder.glob("*.pt"))
+    assert files == sorted([*expected, "epoch=004.pt", "epoch=006.pt", "best.pt", "last.pt", "averaged.pt"]), files
+    best, first = load(folder / "best.pt"), load(folder / expected[0])
+    assert all(torch.equal(best[k], first[k]) for k in best)  # the best of the three is best.pt
+    kept = [load(folder / name) for name in expected]
+    averaged = load(folder / "averaged.pt")
+    for key, value in averaged.items():
+        if value.is_floating_point():
+            mean = torch.stack([state[key] for state in kept]).mean(0)
+            assert torch.allclose(value, mean, rtol=0, atol=1e-6), key
+    info = summary(run)["averaged"]
+    assert sorted(info["epochs"]) == sorted(int(r["epoch"]) for r in ranked)
+    assert "(averaged.pt: 3 best)" in proc.stdout
+    # usable as any checkpoint: runner eval tests it to the same accuracy
+    evaluated = runner("eval", f"ckpt={folder / 'averaged.pt'}", cwd=tmp_path)
+    assert f"{info['test_accuracy']:.4f}" in evaluated.stdout
+
+    # stopped after 3 epochs and resumed to 6, it keeps the same files with the same weights
+    runner("train", *POLICY, "trainer.epochs=3", "hydra.run.dir=s", cwd=tmp_path)
+    runner("train", "resume=s", "trainer.epochs=6", cwd=tmp_path)
+    resumed = tmp_path / "s" / "checkpoints"
+    assert sorted(p.name for p in resumed.glob("*.pt")) == files
+    for name in files:
+        a, b = load(folder / name), load(resumed / name)
+        a, b = (a["model"], b["model"]) if name == "last.pt" else (a, b)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_averaging_needs_more_than_one_checkpoint(tmp_path):
+    proc = runner("train", "trainer.average_top_k=true", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "Set trainer.save_top_k=3" in " ".join(proc.stderr.split())
+
+
+@pytest.mark.parametrize("k", [0, -2])
+def test_save_top_k_is_a_count_or_minus_one(tmp_path, k):
+    proc = runner("train", f"trainer.save_top_k={k}", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "an integer >= 1, or -1 for every epoch" in proc.stderr
