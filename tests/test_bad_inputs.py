@@ -410,6 +410,7 @@ ROWS = [
         1,
         None,
     ),
+    ("eval unknown tta", ["eval", "ckpt=RUN", "tta=rotate"], "is not a test-time augmentation runner has", 1, None),
     ("profile window", ["train", "trainer.profile_steps=[1,1,0]"], "must be [wait, warmup, active]", 1, None),
     ("lr find range", ["lr-find", "lr_find.min_lr=1", "lr_find.max_lr=0.1"], "must be below lr_find.max_lr", 1, None),
     ("lr find few steps", ["lr-find", "lr_find.num_training=5"], "lr_find.num_training=100", 1, None),

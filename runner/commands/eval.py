@@ -18,6 +18,7 @@ from rich.table import Table
 from runner.commands.resume import RESUME_OVERRIDES
 from runner.config.checks import apply_overrides, check_config
 from runner.inference.loading import find_checkpoint, restore_model
+from runner.inference.tta import tta_suffix, with_tta
 from runner.io import plots, signals
 from runner.io.console import RunConsole, results_table
 from runner.io.errors import RunnerError
@@ -91,6 +92,8 @@ def eval_job(cfg, run_dir, overrides):
         model = restore_model(run_cfg.model, weights, device=device, channels_last=channels_last)
         # can it take this data?
         summarize(model, run_cfg.dataset.input_shape, num_outputs=run_cfg.dataset.num_classes, device=device)
+        tta = cfg.get("tta")
+        model = with_tta(model, tta, task=run_cfg.dataset.task, input_shape=run_cfg.dataset.input_shape)
 
         test = make_batches(splits.test, recipe.eval_batch_size, transform=normalize, device=device)
         precision = Precision.of(recipe.precision, device)
@@ -110,10 +113,12 @@ def eval_job(cfg, run_dir, overrides):
             "model": run_cfg.model._target_,
             "device": str(device),
             "samples": len(splits.test),
-            **{f"test_{k}": v for k, v in metrics.items()},
+            **({"tta": tta} if tta else {}),
+            **{f"test_{k}{tta_suffix(tta)}": v for k, v in metrics.items()},
         }
         console.print(
-            f"[bold]runner eval[/]  {weights}  on the {run_cfg.dataset.name} test split ({len(splits.test)} samples)"
+            f"[bold]runner eval[/]  {weights}  on the {run_cfg.dataset.name} test split ({len(splits.test)} samples"
+            f"{f', tta={tta}' if tta else ''})"
         )
         console.print(results_table("test", [(k, v) for k, v in result.items() if k.startswith("test_")]))
         if confusion is not None:

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from runner.data.inputs import Inputs
 from runner.inference.predictor import load_predictor
+from runner.inference.tta import tta_suffix, with_tta
 from runner.io import signals
 from runner.io.console import RunConsole
 from runner.io.errors import RunnerError
@@ -40,8 +41,11 @@ def predict_job(cfg, out_dir):
     device = resolve_device(cfg.device.name)
     predictor = load_predictor(cfg.ckpt, device)
     card = predictor.card
+    tta = cfg.get("tta")
+    predictor.model = with_tta(predictor.model, tta, task=card.task, input_shape=card.input_shape)
     inputs, truth, no_truth = _inputs(cfg, predictor)
-    console.print(f"[bold]runner predict[/]  {cfg.ckpt}  on {cfg.input} ({len(inputs.x)} samples, {device})")
+    with_flip = f", tta={tta}" if tta else ""
+    console.print(f"[bold]runner predict[/]  {cfg.ckpt}  on {cfg.input} ({len(inputs.x)} samples, {device}{with_flip})")
 
     stop = signals.install()
 
@@ -65,12 +69,15 @@ def predict_job(cfg, out_dir):
         pairs = [(i, t) for i, t in zip(result.indices.tolist(), truth) if t is not None]
         correct = sum(int(i == t) for i, t in pairs)
         console.print(
-            f"accuracy {correct / len(pairs):.4f} ({correct} / {len(pairs)} right, against {_truth(cfg, card)})"
+            f"accuracy{tta_suffix(tta)} {correct / len(pairs):.4f} ({correct} / {len(pairs)} right, against "
+            f"{_truth(cfg, card)})"
         )
     elif truth is not None:  # regression against a table's target column; rows whose target is empty left out
         pairs = [(v, t) for v, t in zip(result.values[:, 0].tolist(), truth) if t == t]
         mae = sum(abs(v - t) for v, t in pairs) / len(pairs)
-        console.print(f"mae {mae:.6g} (over {len(pairs)} of {len(truth)} rows, against {_truth(cfg, card)})")
+        console.print(
+            f"mae{tta_suffix(tta)} {mae:.6g} (over {len(pairs)} of {len(truth)} rows, against {_truth(cfg, card)})"
+        )
     elif no_truth:
         console.print(no_truth)
     console.print(f"predictions: {out / 'predictions.csv'}")
