@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The stamp is rebuilt when pyproject.toml changes, so a new dependency is picked up.
 STAMP := $(VENV)/.installed
 
-.PHONY: train test test-slow test-all lint format install clean bench bench-startup bench-sweep bench-stream
+.PHONY: train test test-slow test-all lint format install clean bench bench-startup bench-sweep bench-stream gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,3 +58,8 @@ bench-sweep: $(STAMP)
 # Image folders: the streamed path against torchvision's ImageFolder + DataLoader; the decode-once cache (docs/figures.md).
 bench-stream: $(STAMP)
 	$(BIN)/python benchmarks/stream.py
+
+# The GPU acceptance check: resume bit-exactness per precision, channels-last, compile, predict and export, MFU, the
+# device table; one table with the GPU's name, non-zero on any failure (docs/long-runs.md). The slow tier runs it on CPU.
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py --device cuda

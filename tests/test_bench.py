@@ -69,3 +69,27 @@ def test_device_table_runs_runner_and_the_minimal_loop_per_variant(tmp_path):
         r, m = (float(v.replace(",", "")) for v in (runner, minimal))
         # both rates are printed rounded to units and the ratio to hundredths, each from the unrounded figures
         assert r > 0 and m > 0 and (r - 0.5) / (m + 0.5) - 0.005 <= float(ratio) <= (r + 0.5) / (m - 0.5) + 0.005
+
+
+GPU_CHECK = BENCH.parent / "gpu_check.py"
+
+
+@pytest.mark.slow  # about 20 runner processes: the acceptance check a GPU gets first, here on CPU so it never rots
+def test_the_gpu_check_passes_every_check_on_cpu_and_prints_its_table(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(GPU_CHECK), "--device", "cpu", "--quick"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = table(proc.stdout, "| check | result | what was seen | seconds |")
+    names = ["resume, 32", "resume, bf16", "resume, 16-mixed", "channels-last", "predict, export", "throughput, MFU"]
+    assert [r[0] for r in rows] == [*names, "bench: runner / minimal"], rows
+    assert all(r[1] == "PASS" for r in rows), rows
+    assert all("to the bit" in r[2] for r in rows[:4])
+    assert "model.onnx" in rows[4][2] and "model.pt2" in rows[4][2] and "GFLOP/s" in rows[5][2]
+
+
+def test_the_gpu_check_without_a_gpu_says_so_and_exits_2(tmp_path):
+    if __import__("torch").cuda.is_available():
+        pytest.skip("this machine has CUDA: make gpu-check runs for real")
+    proc = subprocess.run([sys.executable, str(GPU_CHECK)], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 2 and "no CUDA device here" in proc.stderr and "Traceback" not in proc.stderr

@@ -4,6 +4,7 @@ Shared by `runner train` and `runner eval`, so an evaluation runs the way its tr
 """
 
 import contextlib
+import os
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +36,9 @@ def configure_torch(*, num_threads, deterministic, compiling):
     if num_threads:
         torch.set_num_threads(num_threads)
     if deterministic:
+        # cuBLAS is deterministic only with a fixed workspace, read when its first handle is made (after this, which
+        # runs before the model reaches the GPU): PyTorch's reproducibility notes. A value the user set wins.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         compiler.deterministic(True, warn_only=True, compiling=compiling)
 
 
