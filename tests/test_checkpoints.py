@@ -51,6 +51,15 @@ def test_the_k_best_epochs_are_kept_and_a_new_one_is_written_before_the_one_it_r
     assert again.top == keep.top
 
 
+def test_an_epoch_repeated_after_a_crash_writes_its_file_again_and_keeps_it():
+    disk, keep = Disk(), kept(save_top_k=2)
+    row = {"val_accuracy": 0.5, "val_loss": 1.0}
+    keep.after_epoch(row, 1, save=disk.save, remove=disk.remove)
+    keep.after_epoch(row, 1, save=disk.save, remove=disk.remove)  # last.pt held epoch 0: the resume repeats epoch 1
+    assert disk.files == {"epoch=001-val_accuracy=0.5000.pt"} and [e["epoch"] for e in keep.top] == [1]
+    assert ("remove", "epoch=001-val_accuracy=0.5000.pt") not in disk.log
+
+
 def test_minus_one_keeps_every_epoch_and_periodic_files_are_capped_by_save_total_limit():
     disk, keep = Disk(), kept(save_top_k=-1, every_n_epochs=2, every_n_steps=10, save_total_limit=2)
     for epoch in range(1, 5):
@@ -104,7 +113,7 @@ def test_a_run_keeps_its_three_best_epochs_by_metrics_csv_and_tests_their_averag
             assert torch.allclose(value, mean, rtol=0, atol=1e-6), key
     info = summary(run)["averaged"]
     assert sorted(info["epochs"]) == sorted(int(r["epoch"]) for r in ranked)
-    assert "(averaged.pt: 3 best)" in proc.stdout
+    assert "(averaged.pt: 3 epochs)" in proc.stdout
     # usable as any checkpoint: runner eval tests it to the same accuracy
     evaluated = runner("eval", f"ckpt={folder / 'averaged.pt'}", cwd=tmp_path)
     assert f"{info['test_accuracy']:.4f}" in evaluated.stdout
@@ -122,7 +131,7 @@ def test_a_run_keeps_its_three_best_epochs_by_metrics_csv_and_tests_their_averag
 
 def test_averaging_needs_more_than_one_checkpoint(tmp_path):
     proc = runner("train", "trainer.average_top_k=true", cwd=tmp_path, check=False)
-    assert proc.returncode == 1 and "Set trainer.save_top_k=3" in " ".join(proc.stderr.split())
+    assert proc.returncode == 1 and "Start the run with trainer.save_top_k=3" in " ".join(proc.stderr.split())
 
 
 @pytest.mark.parametrize("k", [0, -2])

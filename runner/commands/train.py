@@ -119,6 +119,7 @@ def setup(cfg, run, *, overrides, console, rank, stop, command="train"):
         console.print(weights_note)
 
     recipe = Recipe.of(cfg.trainer)
+    check_averaging(recipe)
     compiler.prepare(compiling=recipe.compile)  # torch's compiler: a stand-in unless the run compiles
     configure_torch(num_threads=recipe.num_threads, deterministic=recipe.deterministic, compiling=recipe.compile)
     device = resolve_device(cfg.device.name, rank.local)
@@ -186,6 +187,8 @@ def setup(cfg, run, *, overrides, console, rank, stop, command="train"):
                 f"trainer.unfreeze_at_epoch={recipe.unfreeze_at_epoch} comes after the run's last epoch "
                 f"(trainer.epochs={recipe.epochs}): it ends frozen, unless a resume gives it more epochs."
             )
+    # counted before DDP wraps the model: its BatchNorm becomes a synchronised one, which a meta copy cannot run
+    flops = flops_per_sample(model, cfg.dataset.input_shape, cfg.dataset.task)
     net = distributed.wrap(model, device)
     net = torch.compile(net) if recipe.compile else net
     stop.check("during setup")
@@ -205,16 +208,22 @@ def setup(cfg, run, *, overrides, console, rank, stop, command="train"):
         init=init,
         freezer=freezer,
         baselines=scores,
+        flops=flops,
     )
+
+
+def check_averaging(recipe):
+    """trainer.average_top_k needs more than one kept checkpoint to average."""
+    if recipe.average_top_k and recipe.save_top_k == 1:
+        raise RunnerError(
+            "trainer.average_top_k averages the checkpoints trainer.save_top_k keeps, and save_top_k=1 keeps one (the "
+            "average of one checkpoint is that checkpoint). Start the run with trainer.save_top_k=3 (a resume keeps "
+            "its run's k), or drop trainer.average_top_k."
+        )
 
 
 def setup_kept(recipe, monitor):
     """The checkpoints kept beside last.pt and best.pt (training/checkpoints.Kept), or None when only those two are."""
-    if recipe.average_top_k and recipe.save_top_k == 1:
-        raise RunnerError(
-            "trainer.average_top_k averages the checkpoints trainer.save_top_k keeps, and save_top_k=1 keeps one (the "
-            "average of one checkpoint is that checkpoint). Set trainer.save_top_k=3, or drop trainer.average_top_k."
-        )
     if recipe.save_top_k == 1 and not recipe.every_n_epochs and not recipe.every_n_steps:
         return None
     from runner.training.checkpoints import Kept
@@ -378,18 +387,27 @@ def overfit_verdict(rows, recipe, seen, floor=0.0, absolute=True):
 
 def test_averaged(job, run, stop):
     """trainer.average_top_k: checkpoints/averaged.pt, the mean of the kept k best (training/checkpoints.average),
-    tested as best.pt is; summary.json's `averaged` (the epochs averaged, the test metrics)."""
-    from runner.io.serialization import safe_load
-    from runner.training.checkpoints import average
+    written by rank 0 (its failure is every rank's: none waits for it) and tested as best.pt is; summary.json's
+    `averaged` (the epochs averaged, the test metrics)."""
+    from runner.training.checkpoints import average_files
 
     folder = run.path / "checkpoints"
-    epochs = [entry["epoch"] for entry in job.state.kept.top]
-    if run.write:
-        run.save_weights(average([safe_load(folder / e["file"]) for e in job.state.kept.top]), "averaged.pt")
-    distributed.barrier()  # averaged.pt is on disk before any process reads it
-    model = restore_model(job.cfg.model, folder / "averaged.pt", device=job.device, channels_last=job.channels_last)
-    where = "while testing averaged.pt; a resume tests it again"
-    test, _ = evaluate(
+    top = job.state.kept.top
+
+    def write():
+        if run.write:
+            run.save_weights(average_files([folder / entry["file"] for entry in top]), "averaged.pt")
+
+    distributed.decided_by_rank_0(write)  # averaged.pt is on disk before any process reads it
+    test, _ = test_weights(job, folder / "averaged.pt", stop, "while testing averaged.pt; a resume tests it again")
+    return {"epochs": [entry["epoch"] for entry in top], **{f"test_{k}": v for k, v in test.items()}}
+
+
+def test_weights(job, weights, stop, where):
+    """(metrics, confusion) of the weights file `weights` on the test split, loaded from disk as runner eval loads
+    them; `where` says where a stop there leaves the run."""
+    model = restore_model(job.cfg.model, weights, device=job.device, channels_last=job.channels_last)
+    return evaluate(
         model,
         job.data.test,
         task=job.task,
@@ -398,19 +416,21 @@ def test_averaged(job, run, stop):
         stop=lambda: stop.check(where),
         target_std=job.data.target_std,
     )
-    return {"epochs": epochs, **{f"test_{k}": v for k, v in test.items()}}
 
 
 def measured_speed(job, rows):
     """summary.json's `throughput` (training/flops.py): samples/s and steps/s of the median epoch, the FLOP/s the
     model's counted FLOPs make of it, and on a GPU of known peak the MFU."""
-    cfg = job.cfg.dataset
-    flops = flops_per_sample(job.state.model, cfg.input_shape, cfg.num_classes, cfg.task)
     peak, gpu = peak_flops(job.device, job.recipe.precision)
+    processes = distributed.current().world  # metrics.csv's samples/s are every process's together
     speed = throughput(
-        rows, batch_size=job.recipe.batch_size, accumulate=job.recipe.accumulate_grad_batches, flops=flops, peak=peak
+        rows,
+        batch_size=job.recipe.batch_size,
+        accumulate=job.recipe.accumulate_grad_batches,
+        flops=job.flops,
+        peak=peak and peak * processes,
     )
-    return speed | ({"gpu": gpu, "precision": job.recipe.precision} if gpu else {})
+    return speed | ({"gpu": gpu, "gpus": processes, "precision": job.recipe.precision} if gpu else {})
 
 
 def speed_line(speed):
@@ -453,17 +473,8 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
     in_sync = distributed.in_sync(state.model)  # DDP's promise, checked: every process ends with the same weights
     distributed.barrier()  # best.pt is on disk before any process reads it
     best = run.path / "checkpoints" / "best.pt"
-    model = restore_model(job.cfg.model, best, device=job.device, channels_last=job.channels_last)
     where = "during the final test; last.pt holds every epoch, and a resume tests best.pt"
-    test, confusion = evaluate(
-        model,
-        job.data.test,
-        task=job.task,
-        num_classes=job.data.num_classes,
-        precision=job.precision,
-        stop=lambda: stop.check(where),
-        target_std=job.data.target_std,
-    )
+    test, confusion = test_weights(job, best, stop, where)
     averaged = test_averaged(job, run, stop) if job.recipe.average_top_k else None
     run.plot(job.task.metric)
     best_row = next(r for r in rows if int(r["epoch"]) == state.best_epoch)
@@ -517,7 +528,7 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
                 ("final train_loss", rows[-1]["train_loss"]),
                 *((f"test_{k} (best.pt{test_note})", v) for k, v in test.items()),
                 *(
-                    (f"{k} (averaged.pt: {len(averaged['epochs'])} best)", v)
+                    (f"{k} (averaged.pt: {len(averaged['epochs'])} epochs)", v)
                     for k, v in (averaged or {}).items()
                     if k.startswith("test_")
                 ),

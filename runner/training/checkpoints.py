@@ -35,10 +35,11 @@ class Kept:
             entry = {"epoch": epoch, "metric": value, "val_loss": row["val_loss"], "file": self.top_file(epoch, value)}
             ranked = sorted([e for e in self.top if e["epoch"] != epoch] + [entry], key=self.rank)
             kept = ranked if self.k == -1 else ranked[: self.k]
+            files = {e["file"] for e in kept}
             if entry in kept:
                 save(entry["file"])
-            for gone in self.top:
-                if gone not in kept:
+            for gone in self.top:  # by file: a repeated epoch may write its file again under the same name
+                if gone["file"] not in files:
                     remove(gone["file"])
             self.top = kept
         if self.every_epochs and epoch % self.every_epochs == 0:
@@ -72,12 +73,32 @@ class Kept:
 
 
 def average(states):
-    """The mean of model state_dicts `states` (timm's avg_checkpoints): each tensor summed in float64 and divided,
-    then cast back to its dtype (an integer buffer, BatchNorm's num_batches_tracked, rounds toward zero). BatchNorm's
-    running statistics are averaged like the weights, not recomputed for the averaged weights (as timm does)."""
-    keys = states[0].keys()
-    mean = {}
-    for key in keys:
-        total = sum(state[key].to(torch.float64) for state in states)
-        mean[key] = (total / len(states)).to(states[0][key].dtype)
-    return mean
+    """The mean of the model state_dicts `states` (an iterable, read one at a time; timm's avg_checkpoints): each
+    tensor summed in float64 and divided, then cast back to its dtype (an integer buffer, BatchNorm's
+    num_batches_tracked, rounds toward zero). BatchNorm's running statistics are averaged like the weights, not
+    recomputed for the averaged weights (as timm does)."""
+    total, dtypes, n = None, None, 0
+    for state in states:
+        if total is None:
+            total = {k: v.to(torch.float64) for k, v in state.items()}
+            dtypes = {k: v.dtype for k, v in state.items()}
+        else:
+            for key, value in state.items():
+                total[key] += value.to(torch.float64)
+        n += 1
+    return {k: (v / n).to(dtypes[k]) for k, v in total.items()}
+
+
+def average_files(paths):
+    """average() of the kept checkpoint files `paths`, loaded one at a time; RunnerError naming a missing one."""
+    from runner.io.errors import RunnerError
+    from runner.io.serialization import safe_load
+
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise RunnerError(
+            f"trainer.average_top_k: {missing[0]} is gone (deleted by hand, or lost with a crash between a save and "
+            f"last.pt), so the kept checkpoints cannot be averaged. The run's best.pt and its test stand; start a new "
+            f"run to average."
+        )
+    return average(safe_load(p) for p in paths)

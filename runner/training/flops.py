@@ -3,33 +3,37 @@
 FLOPs are counted by torch.utils.flop_counter.FlopCounterMode on a copy of the model on the meta device (no memory,
 no compute, no random draw): a forward and backward pass of a batch of 2, per sample. Operators it has no formula
 for count 0, so a model built of custom kernels is under-counted (the number says what was counted). MFU is the
-achieved FLOP/s over the GPU's dense peak for the run's precision (PEAK_TFLOPS, from NVIDIA's datasheets);
-none on a CPU or an unknown GPU.
+achieved FLOP/s over the dense bf16/fp16 peak of the job's GPUs (PEAK_TFLOPS, from NVIDIA's datasheets, times the
+number of processes) for a bf16 or 16-mixed run; none on a CPU, an unknown GPU or at precision 32.
 """
 
 import copy
 import itertools
+import re
 import statistics
 
 import torch
 
-# Dense (no sparsity) peak TFLOP/s per GPU: (bf16/fp16 tensor cores, fp32), from NVIDIA's datasheets: H100 and H200
-# Tensor Core GPU (SXM; PCIe), A100 Tensor Core GPU (SXM and PCIe), L40S, L4, A10, Tesla V100 (SXM2), Tesla T4.
-# Matched by the first name that torch.cuda.get_device_name() contains, in this order.
+# Dense (no sparsity) bf16/fp16 tensor-core peak TFLOP/s per GPU, from NVIDIA's datasheets: H100 and H200 Tensor
+# Core GPU (SXM; PCIe), A100 Tensor Core GPU (SXM and PCIe), L40S, L4, A10, Tesla V100 (SXM2, fp16), Tesla T4 (fp16).
+# Matched by the first pattern (a regular expression, whole words) found in torch.cuda.get_device_name(), in this
+# order; None: a variant whose figure differs and is not in the table (H100 NVL, L40, A10G), so no MFU rather than
+# a wrong one.
 PEAK_TFLOPS = (
-    ("H100 PCIe", 756.0, 51.2),
-    ("H100", 989.4, 66.9),
-    ("H200", 989.4, 66.9),
-    ("A100", 312.0, 19.5),
-    ("L40S", 362.05, 91.6),
-    ("L4", 121.0, 30.3),
-    ("A10", 125.0, 31.2),
-    ("V100", 125.0, 15.7),
-    ("T4", 65.0, 8.1),
+    (r"H100 NVL", None),
+    (r"H100 PCIe", 756.0),
+    (r"H100", 989.4),
+    (r"H200", 989.4),
+    (r"A100", 312.0),
+    (r"L40S", 362.05),
+    (r"L4", 121.0),
+    (r"A10", 125.0),
+    (r"V100", 125.0),
+    (r"T4", 65.0),
 )
 
 
-def flops_per_sample(model, input_shape, num_outputs, task):
+def flops_per_sample(model, input_shape, task):
     """Training FLOPs of one sample (forward + backward) of `model`, counted on a copy on the meta device; None where
     counting fails (an operator without a meta kernel)."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -70,17 +74,21 @@ def peak_flops(device, precision):
 
 
 def peak_of(gpu_name, precision):
-    """The dense peak FLOP/s of the GPU called `gpu_name` (torch.cuda.get_device_name's) at `precision`: the bf16/fp16
-    tensor-core figure for "bf16" and "16-mixed", the fp32 one for "32"; None for a GPU not in PEAK_TFLOPS."""
-    for key, half, single in PEAK_TFLOPS:
-        if key in gpu_name:
-            return (single if precision == "32" else half) * 1e12
+    """The dense bf16/fp16 peak FLOP/s of the GPU called `gpu_name` (torch.cuda.get_device_name's) for "bf16" and
+    "16-mixed"; None for "32" (convolutions run on TF32 tensor cores by default, cudnn.allow_tf32, so no fp32 peak
+    measures them) and for a GPU not in PEAK_TFLOPS."""
+    if precision == "32":
+        return None
+    for pattern, tflops in PEAK_TFLOPS:
+        if re.search(rf"\b{pattern}\b", gpu_name):
+            return tflops * 1e12 if tflops else None
     return None
 
 
 def throughput(rows, *, batch_size, accumulate, flops, peak=None):
-    """summary.json's `throughput` from metrics.csv's `rows`: the median epoch's training samples/s, its optimizer
-    steps/s (samples over batch_size x accumulate), and with `flops` (per sample) the FLOP/s, with `peak` the MFU."""
+    """summary.json's `throughput` from metrics.csv's `rows`: the median epoch's training samples/s (of every process
+    together), its optimizer steps/s (samples over the global batch_size x accumulate), and with `flops` (per sample)
+    the FLOP/s, with `peak` (of every process's GPU together) the MFU."""
     samples = statistics.median(r["train_samples_per_s"] for r in rows)
     result = {"samples_per_s": samples, "steps_per_s": samples / (batch_size * accumulate)}
     if flops:

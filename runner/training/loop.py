@@ -50,6 +50,7 @@ class Job:
     net: torch.nn.Module
     card: object  # inference.card.ModelCard: the preprocessing that turns raw inputs into the model's
     init: object = None  # commands.init_from.Init: the weights the model started from (init_from=), or None
+    flops: float = None  # training FLOPs of one sample (training/flops.py), or None where they could not be counted
     freezer: object = None  # training.freezing.Freezer: trainer.freeze's parameters, or None
     baselines: dict = None  # a table's scikit-learn baselines on the same split (data/table.baselines), or None
 

@@ -28,21 +28,25 @@ def profiling(job, run, console):
         return
     from torch.profiler import ProfilerActivity, profile, schedule, tensorboard_trace_handler
 
-    if not cuda_device(job):  # kineto's start and stop notes, and "gpuGetDeviceCount failed" on a machine without one
+    cuda = job.device.type == "cuda"
+    if not cuda:  # kineto's start and stop notes, and "gpuGetDeviceCount failed" on a machine without one
         os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # 6: none of its levels (a level set by the user wins)
     wait, warmup, active = job.recipe.profile_steps
     folder = run.path / "profile"
-    cuda = cuda_device(job)
     first = job.state.step + wait + warmup + 1  # the first recorded optimizer step (counted over resumes)
+    seen = {"run_ended": False, "written": False}
 
     def ready(prof):
         tensorboard_trace_handler(str(folder), worker_name="rank0")(prof)
         averages = prof.key_averages()
-        sort = "self_device_time_total" if cuda else "self_cpu_time_total"
-        table = averages.table(sort_by=sort, row_limit=30)
+        table = averages.table(sort_by=own_time(cuda), row_limit=30)
         atomic_write(folder / "top_operators.txt", lambda f: f.write(table.encode()))
-        console.print(top_table(averages, cuda, first=first, last=first + active - 1))
+        # the last step recorded: the window's, or the run's own last where it ended inside the window (called by the
+        # optimizer's post-step hook, the step under way is state.step + 1; by stop() after the run, state.step)
+        last = min(first + active - 1, job.state.step + (0 if seen["run_ended"] else 1))
+        console.print(top_table(averages, cuda, first=first, last=last))
         console.print(f"profile: {folder / 'top_operators.txt'}; the trace opens in ui.perfetto.dev", soft_wrap=True)
+        seen["written"] = True
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     window = schedule(wait=wait, warmup=warmup, active=active, repeat=1)
@@ -53,17 +57,24 @@ def profiling(job, run, console):
         yield
     finally:
         hook.remove()
-        profiler.stop()  # a run shorter than the window: what was recorded is written
+        seen["run_ended"] = True
+        profiler.stop()  # a run that ended inside the window: the steps it recorded are written
+        if not seen["written"] and job.state.step < first:
+            console.print(
+                f"profile: the run ended at step {job.state.step}, before trainer.profile_steps' window began (step "
+                f"{first}): nothing was recorded. Lower its wait and warmup, e.g. trainer.profile_steps=[0,1,3]."
+            )
 
 
-def cuda_device(job):
-    return job.device.type == "cuda"
+def own_time(cuda):
+    """The profiler's key for an operator's own time: on the GPU where there is one."""
+    return "self_device_time_total" if cuda else "self_cpu_time_total"
 
 
 def top_table(averages, cuda, *, first, last):
     """The TOP operators by their own time (device time on a GPU), as a console table; the profiler's own step
     markers (ProfilerStep#N) left out."""
-    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    key = own_time(cuda)
     averages = [e for e in averages if not e.key.startswith("ProfilerStep")]
     events = sorted(averages, key=lambda e: getattr(e, key), reverse=True)
     total = sum(getattr(e, key) for e in averages) or 1
