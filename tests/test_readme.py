@@ -34,6 +34,7 @@ NOT_RUN = {
     "make train": "CI runs it on a fresh clone (.ci/run)",
     "make test": "CI runs it on a fresh clone (.ci/run)",
     "make gpu-check": "needs a GPU; its CPU twin runs in the slow tier (tests/test_bench.py)",
+    ".venv/bin/python benchmarks/gpu_check.py --device cpu --quick": "the slow tier runs it (tests/test_bench.py)",
     "export RUNNER_DATA=/shared/datasets": "a shell setting, used by the next command (composed)",
     "torchrun --nnodes=2 --nproc_per_node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29500 --rdzv-id=JOB -m runner "
     "train ...": "two machines; `...` stands for the user's overrides (tests/test_scaleout.py: two nodes on one host)",
