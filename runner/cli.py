@@ -626,7 +626,7 @@ def _main(argv, stop):
         hydra.main(config_path="pkg://runner.configs", config_name=config, version_base="1.3")(_task)()
     except SystemExit as end:
         text = held_stderr.release(write=False)
-        problem = text and hydra_problem(text, command, _overrides_of(argv[1:]))
+        problem = text and hydra_problem(text, config, _overrides_of(argv[1:]))
         if problem:  # told as runner tells bad input, with the fix, instead of Hydra's words
             print(f"error: {problem}", file=sys.stderr)
         elif text:

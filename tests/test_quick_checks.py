@@ -121,6 +121,8 @@ def test_batches_of_counts_and_fractions_as_lightning_does():
     assert batches_of(1.0, 17, "limit_train_batches") == 17
     with pytest.raises(RunnerError, match=r"limit_val_batches=0\.05 of the 17 batches of a pass is no batch at all"):
         batches_of(0.05, 17, "limit_val_batches")
+    with pytest.raises(RunnerError, match=r"of the one batch of a pass .* \(one batch\); null takes it all"):
+        batches_of(0.5, 1, "limit_val_batches")  # no fraction below 1 of one batch is a batch
 
 
 def test_fast_dev_run_is_one_epoch_of_n_batches_of_each_split():

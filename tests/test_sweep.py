@@ -306,3 +306,28 @@ def test_a_sweep_killed_during_job_3_resumes_to_the_uninterrupted_sweep(tmp_path
         same_run(whole / str(n), cut / str(n))  # metrics.csv (time aside), best.pt bytes, last.pt weights
     rows = read_csv(cut / "summary.csv")
     assert sorted(r["job"] for r in rows) == ["0", "1", "2", "3"] and {r["status"] for r in rows} == {"completed"}
+
+
+def test_report_ranks_tied_runs_by_their_validation_loss_whatever_order_it_found_them_in():
+    from runner.commands.report import sort_rows
+
+    def row(name, best, loss, error=""):
+        return {"monitor": "val_accuracy", "mode": "max", "status": "completed", "best": best, "final_val_loss": loss,
+                "run_dir": name, "error": error, "test_metric": "test_accuracy"}  # fmt: skip
+
+    rows = [row("a", 0.99, 0.27), row("b", 0.99, 0.07), row("c", 0.98, 0.01)]
+    for order in (rows, rows[::-1], [rows[1], rows[2], rows[0]]):
+        assert [r["run_dir"] for r in sort_rows(order)] == ["b", "a", "c"]
+
+
+def test_report_prints_an_error_with_brackets_as_written():
+    from rich.console import Console
+
+    from runner.commands.report import to_table
+
+    failed = {"job": "0", "overrides": "", "status": "failed", "monitor": "val_accuracy", "best": None,
+              "best_epoch": None, "test": None, "time_s": None, "test_metric": "test_accuracy", "run_dir": "x",
+              "error": "trainer.profile_steps must be [wait, warmup, active]: optimizer steps"}  # fmt: skip
+    console = Console(width=300, record=True)
+    console.print(to_table([failed], "runs"))
+    assert "must be [wait, warmup, active]" in console.export_text()

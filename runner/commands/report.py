@@ -153,7 +153,13 @@ def sort_rows(rows, key=None):
             return (0, value)
         return (0, -value if _descending(row, key) else value)
 
-    return sorted(rows, key=lambda r: (-sizes[r["monitor"]], r["monitor"], r["status"] != "completed", *order(r)))
+    def tie(row):  # equal metrics: the lower final validation loss, then the run's path, never the order found
+        loss = row.get("final_val_loss")
+        return (loss if isinstance(loss, float) and not math.isnan(loss) else math.inf, str(row.get("run_dir")))
+
+    return sorted(
+        rows, key=lambda r: (-sizes[r["monitor"]], r["monitor"], r["status"] != "completed", *order(r), *tie(r))
+    )
 
 
 def groups(rows):
@@ -365,6 +371,7 @@ def to_tables(rows, title):
 
 
 def to_table(rows, title):
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=title, title_justify="left")
@@ -373,7 +380,8 @@ def to_table(rows, title):
         table.add_column(col, overflow="fold")
     for i, (row, overrides) in enumerate(zip(rows, _differing(rows))):
         mark = "*" if i == 0 and row["status"] == "completed" else ""
-        status = row["status"] if not row["error"] else f"{row['status']}: {row['error'][:80]}"
+        error = row["error"] if len(row["error"] or "") <= 80 else row["error"][:79] + "…"
+        status = row["status"] if not row["error"] else escape(f"{row['status']}: {error}")  # [..] is not markup
         table.add_row(
             mark,
             row["job"],

@@ -213,7 +213,18 @@ def setup(cfg, run, *, overrides, console, rank, stop, command="train"):
 
 
 def check_averaging(recipe):
-    """trainer.average_top_k needs more than one kept checkpoint to average."""
+    """trainer.average_top_k needs more than one kept checkpoint to average; save_total_limit caps the periodic ones,
+    which every_n_epochs or every_n_steps make; the two quick checks are one or the other."""
+    if recipe.save_total_limit and not (recipe.every_n_epochs or recipe.every_n_steps):
+        raise RunnerError(
+            f"trainer.save_total_limit={recipe.save_total_limit} caps the periodic checkpoints, and there are none: "
+            f"set trainer.every_n_epochs=5 or trainer.every_n_steps=500 with it, or drop it."
+        )
+    if recipe.fast_dev_run and recipe.overfit_batches:
+        raise RunnerError(
+            "trainer.fast_dev_run and trainer.overfit_batches are two different checks (one epoch of every split; many "
+            "epochs of the same batches). Run one, then the other."
+        )
     if recipe.average_top_k and recipe.save_top_k == 1:
         raise RunnerError(
             "trainer.average_top_k averages the checkpoints trainer.save_top_k keeps, and save_top_k=1 keeps one (the "

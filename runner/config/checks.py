@@ -22,10 +22,17 @@ from runner.training.schedules import SCHEDULE_KEYS, check_schedule
 _SPECIAL_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
 
 
+def typed(example):
+    """A value as it is typed on a command line: a list without spaces ([1,1,3]), which the shell keeps whole."""
+    if isinstance(example, (list, tuple)):
+        return "[" + ",".join(str(v) for v in example) + "]"
+    return example
+
+
 # (key, test, what it must be, an example to type instead); keys absent from the config are skipped.
 # The trainer's come from its declarations (training/recipe.py).
 RULES = [
-    *((k.path, k.accepts, k.accepts.words, f"{k.path}={k.example}") for k in KNOBS),
+    *((k.path, k.accepts, k.accepts.words, f"{k.path}={typed(k.example)}") for k in KNOBS),
     ("seed", lambda v: is_int(v) and v >= 0, "a non-negative integer", "seed=0"),
     ("optimizer.lr", lambda v: is_number(v) and v > 0, "a number > 0", "optimizer.lr=0.01"),
     ("optimizer.weight_decay", lambda v: is_number(v) and v >= 0, "a number >= 0", "optimizer.weight_decay=0.0001"),

@@ -41,7 +41,8 @@ def with_tta(model, tta, *, task, input_shape):
     if tta is None:
         return model
     if tta not in TTA:
-        raise RunnerError(f"tta={tta} is not a test-time augmentation runner has. Use tta=flip, or leave tta out.")
+        shown = str(tta).lower() if isinstance(tta, bool) else tta
+        raise RunnerError(f"tta={shown} is not a test-time augmentation runner has. Use tta=flip, or leave tta out.")
     if len(input_shape) != 3:
         raise RunnerError(
             f"tta=flip mirrors images of shape (C, H, W); this run's inputs have shape {list(input_shape)}, which have "

@@ -75,9 +75,9 @@ def top_table(averages, cuda, *, first, last):
     """The TOP operators by their own time (device time on a GPU), as a console table; the profiler's own step
     markers (ProfilerStep#N) left out."""
     key = own_time(cuda)
+    total = sum(getattr(e, key) for e in averages) or 1  # with the step markers, as top_operators.txt counts
     averages = [e for e in averages if not e.key.startswith("ProfilerStep")]
     events = sorted(averages, key=lambda e: getattr(e, key), reverse=True)
-    total = sum(getattr(e, key) for e in averages) or 1
     rows = [
         (e.key, f"{getattr(e, key) / 1000:,.2f} ms  {100 * getattr(e, key) / total:4.1f} %  x{e.count}")
         for e in events[:TOP]

@@ -288,9 +288,11 @@ def batches_of(value, full, key):
         return None
     n = value if is_int(value) else int(value * full)
     if n < 1:
+        batches = f"the {full} batches" if full > 1 else "the one batch"
+        fraction = f" or a fraction of at least {1 / full:.3g}" if full > 1 else "; null takes it all"
         raise RunnerError(
-            f"trainer.{key}={value} of the {full} batches of a pass is no batch at all. Use trainer.{key}=1 (one "
-            f"batch) or a fraction of at least {1 / full:.3g}."
+            f"trainer.{key}={value} of {batches} of a pass is no batch at all. Use trainer.{key}=1 (one "
+            f"batch){fraction}."
         )
     return min(n, full)
 
