@@ -9,7 +9,7 @@ import torch
 from conftest import digest, runner, summary
 from omegaconf import OmegaConf
 
-from runner.commands.train import overfit_verdict
+from runner.commands.finish import overfit_verdict
 from runner.data.batches import BatchIndices
 from runner.io.errors import RunnerError
 from runner.training.metrics import TASKS, loss_floor

@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from runner.io.markdown import markdown_table
+from runner.io.tables import markdown_table
 from runner.loggers.flatten import flatten
 from runner.run.records import read_summary, resolved_config
 

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from hydra.experimental.callback import Callback
 
-from runner.commands import report
+from runner.commands import repeats, report
 from runner.config.command_line import command_arg
 from runner.io.errors import RunnerError
 from runner.run.records import overrides, read_summary, status_of
@@ -72,13 +72,13 @@ class SweepSummary(Callback):
         not_done = []
         if runs:
             rows, curves = report.build(runs)
-            grouped = report.repeat_groups(rows)  # seed=0,1,2: mean ± std per setting
+            grouped = repeats.repeat_groups(rows)  # seed=0,1,2: mean ± std per setting
             report.write_outputs(rows, curves, sweep_dir, grouped)
             for table in report.to_tables(rows, f"sweep: {len(rows)} jobs, best first ({sweep_dir})"):
                 console.print(table)
             if grouped:
                 console.print(
-                    report.groups_to_table(grouped, f"{len(grouped)} settings x seeds: mean ± sample std, best first")
+                    repeats.groups_to_table(grouped, f"{len(grouped)} settings x seeds: mean ± sample std, best first")
                 )
             not_done = [r for r in rows if r["status"] not in ("completed", "pruned")]
             if not_done:

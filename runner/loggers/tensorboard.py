@@ -14,7 +14,7 @@ died logged after its checkpoint: no step appears twice.
 
 import math
 
-from runner.io.markdown import markdown_table
+from runner.io.tables import markdown_table
 from runner.loggers.flatten import flatten, scalars
 
 # metrics.csv's columns as TensorBoard tags

@@ -1,0 +1,182 @@
+"""The end of a training job: best.pt (and trainer.average_top_k's average) tested as `runner eval` would test
+them, summary.json's `completed` record with its throughput, and the results table.
+
+`finish` is the last step of runner/commands/train.py's recipe (claim, setup, start, fit, finish).
+"""
+
+from runner.inference.loading import restore_model
+from runner.io.console import results_table
+from runner.training import distributed
+from runner.training.flops import peak_flops, throughput
+from runner.training.metrics import evaluate, loss_floor
+
+
+def overfit_verdict(rows, recipe, seen, floor=0.0, absolute=True):
+    """(a line, summary.json's `overfit`): whether the training loss of trainer.overfit_batches' fixed batches fell
+    near its floor: the last epoch's train_loss within 5 % of the first epoch's distance to `floor` (the lowest loss
+    there is: 0, or with label smoothing the entropy of the smoothed targets, training.metrics.loss_floor) and, where
+    `absolute` (a cross-entropy, in nats), within 0.05 of it. A model, loss and optimizer that can learn anything
+    can memorise a few batches (Karpathy's "overfit one batch"; Lightning's overfit_batches)."""
+    first, last = rows[0]["train_loss"], rows[-1]["train_loss"]
+    fitted = last - floor < 0.05 * (first - floor) and (not absolute or last - floor < 0.05)
+    record = {
+        "batches": recipe.overfit_batches,
+        "samples": seen,
+        "first_train_loss": first,
+        "train_loss": last,
+        "floor": floor,
+        "fitted": fitted,
+    }
+    head = f"overfit_batches: train_loss {first:.4f} (epoch 1) -> {last:.4f} (epoch {len(rows)}) on {seen} samples"
+    near = "near zero" if floor == 0 else f"near its floor {floor:.4f} (label smoothing)"
+    if fitted:
+        return f"{head}: it fell {near}, so the model, the loss and the optimizer can fit data", record
+    rule = "5 % of epoch 1's" + (" and 0.05" if absolute else "")
+    return (
+        f"{head}: it did not fall {near} (to within {rule}). Train longer (trainer.epochs=100), raise or lower "
+        f"optimizer.lr, and check that the labels match the inputs and that the model's output fits the loss",
+        record,
+    )
+
+
+def test_averaged(job, run, stop):
+    """trainer.average_top_k: checkpoints/averaged.pt, the mean of the kept k best (training/checkpoints.average),
+    written by rank 0 (its failure is every rank's: none waits for it) and tested as best.pt is; summary.json's
+    `averaged` (the epochs averaged, the test metrics)."""
+    from runner.training.checkpoints import average_files
+
+    folder = run.path / "checkpoints"
+    top = job.state.kept.top
+
+    def write():
+        if run.write:
+            run.save_weights(average_files([folder / entry["file"] for entry in top]), "averaged.pt")
+
+    distributed.decided_by_rank_0(write)  # averaged.pt is on disk before any process reads it
+    test, _ = test_weights(job, folder / "averaged.pt", stop, "while testing averaged.pt; a resume tests it again")
+    return {"epochs": [entry["epoch"] for entry in top], **{f"test_{k}": v for k, v in test.items()}}
+
+
+def test_weights(job, weights, stop, where):
+    """(metrics, confusion) of the weights file `weights` on the test split, loaded from disk as runner eval loads
+    them; `where` says where a stop there leaves the run."""
+    model = restore_model(job.cfg.model, weights, device=job.device, channels_last=job.channels_last)
+    return evaluate(
+        model,
+        job.data.test,
+        task=job.task,
+        num_classes=job.data.num_classes,
+        precision=job.precision,
+        stop=lambda: stop.check(where),
+        target_std=job.data.target_std,
+    )
+
+
+def measured_speed(job, rows):
+    """summary.json's `throughput` (training/flops.py): samples/s and steps/s of the median epoch, the FLOP/s the
+    model's counted FLOPs make of it, and on a GPU of known peak the MFU."""
+    peak, gpu = peak_flops(job.device, job.recipe.precision)
+    processes = distributed.current().world  # metrics.csv's samples/s are every process's together
+    speed = throughput(
+        rows,
+        batch_size=job.recipe.batch_size,
+        accumulate=job.recipe.accumulate_grad_batches,
+        flops=job.flops,
+        peak=peak and peak * processes,
+    )
+    return speed | ({"gpu": gpu, "gpus": processes, "precision": job.recipe.precision} if gpu else {})
+
+
+def speed_line(speed):
+    """The throughput in one results-table cell."""
+    line = f"{speed['samples_per_s']:,.0f} samples/s, {speed['steps_per_s']:,.1f} steps/s"
+    if "flop_per_s" in speed:
+        line += f", {speed['flop_per_s'] / 1e9:,.2f} GFLOP/s"
+    if "mfu" in speed:
+        line += f" (MFU {100 * speed['mfu']:.1f} % of the {speed['gpu']}'s {speed['precision']} peak)"
+    return line
+
+
+def finish(job, run, *, console, setup_s, first_step_at, stop):
+    """Test best.pt (loaded from disk, as `runner eval` does), plot, and record the run as completed.
+
+    A stop before the test's last batch leaves the run `interrupted` (its resume tests it); one after, `completed`."""
+    state, rows = job.state, run.rows
+    train_s = run.elapsed() - setup_s
+    in_sync = distributed.in_sync(state.model)  # DDP's promise, checked: every process ends with the same weights
+    distributed.barrier()  # best.pt is on disk before any process reads it
+    best = run.path / "checkpoints" / "best.pt"
+    where = "during the final test; last.pt holds every epoch, and a resume tests best.pt"
+    test, confusion = test_weights(job, best, stop, where)
+    averaged = test_averaged(job, run, stop) if job.recipe.average_top_k else None
+    run.plot(job.task.metric)
+    best_row = next(r for r in rows if int(r["epoch"]) == state.best_epoch)
+    ending = {
+        "stopped_by": state.stopped_by or "epochs"
+    }  # what ended training: epochs, early_stopping, max_steps, max_time
+    if state.stopped_by == "early_stopping":
+        ending["early_stopping"] = {"epoch": state.epoch, "stale_epochs": state.stale_epochs, "best": state.early_best}
+    if state.ema is not None:
+        ending["ema"] = {
+            "decay": job.recipe.ema_decay,
+            "warmup": job.recipe.ema_warmup,
+            "weights": "validation, best.pt and the test use the EMA weights",
+        }
+    if averaged:
+        ending["averaged"] = averaged
+    if job.recipe.overfit_batches:
+        seen = len(job.data.train) * job.recipe.batch_size
+        floor = loss_floor(job.task, job.recipe.label_smoothing, job.data.num_classes)
+        classifying = job.task.metric == "accuracy"
+        verdict, ending["overfit"] = overfit_verdict(rows, job.recipe, seen, floor=floor, absolute=classifying)
+    speed = measured_speed(job, rows)
+    summary = run.complete(
+        epochs=state.epoch,
+        steps=state.step,
+        **ending,
+        best={"epoch": state.best_epoch, **{k: v for k, v in best_row.items() if k.startswith("val_")}},
+        final=rows[-1],
+        test={f"test_{k}": v for k, v in test.items()},
+        **({"baselines": job.baselines} if job.baselines else {}),
+        ranks_in_sync=in_sync,
+        throughput=speed,
+        timings={
+            "setup_s": setup_s,
+            "train_s": train_s,
+            "total_s": run.elapsed(),
+            "first_step_at": first_step_at,
+        },  # unix time, for the benchmark's start-up figure
+    )
+    results = {f"best_{job.monitor.name}": state.best_metric, **{f"test_{k}": v for k, v in test.items()}}
+    limited = (job.data.limits or {}).get("test")
+    test_note = (", EMA" if state.ema is not None else "") + (
+        f", {limited['batches']} of {limited['of']} batch{'es' * (limited['of'] > 1)}" if limited else ""
+    )
+    run.log_end(state.step, results, confusion, job.card.labels())
+    console.print(
+        results_table(
+            "results",
+            [
+                (f"best {job.monitor.name} (epoch {state.best_epoch})", state.best_metric),
+                ("final train_loss", rows[-1]["train_loss"]),
+                *((f"test_{k} (best.pt{test_note})", v) for k, v in test.items()),
+                *(
+                    (f"{k} (averaged.pt: {len(averaged['epochs'])} epochs)", v)
+                    for k, v in (averaged or {}).items()
+                    if k.startswith("test_")
+                ),
+                *((f"test_{job.task.metric} of {name} (scikit-learn)", v) for name, v in (job.baselines or {}).items()),
+                *(
+                    [("stopped by", f"{state.stopped_by} at epoch {state.epoch}, step {state.step}")]
+                    if state.stopped_by
+                    else []
+                ),
+                ("throughput", speed_line(speed)),
+                ("time", f"{run.elapsed():.1f} s"),
+            ],
+        )
+    )
+    if job.recipe.overfit_batches:
+        console.print(verdict)
+    console.print(f"run directory: {run.path}", soft_wrap=True)
+    return summary
