@@ -8,14 +8,20 @@ of the command line is Hydra's, unchanged: overrides, --help, --cfg job, --info,
 
 import contextlib
 import os
-import re
-import shlex
 import shutil
 import sys
 import traceback
 from pathlib import Path
 
-from runner.config.command_line import command_arg, override, override_value
+from runner.config.arguments import (
+    given,
+    overrides_of,
+    path_arguments,
+    preflight,
+    slurm_tasks_alone,
+    torchrun_arguments,
+)
+from runner.config.command_line import command_arg, override
 from runner.io.files import remove_empty
 
 USAGE = """\
@@ -35,47 +41,6 @@ Sweeps: runner train -m optimizer.lr=0.1,0.01,0.001
 """
 
 COMMANDS = ("train", "eval", "predict", "export", "lr-find", "report", "diff")
-
-
-def _given(args, *keys):
-    """The value of the first `KEY=value` in `args` whose KEY is one of `keys`, as Hydra gives it to the config
-    ('resume="runs/lr=0.001"': runs/lr=0.001); None when there is none."""
-
-    prefixes = tuple(f"{key}=" for key in keys)
-    return next((override_value(a) for a in args if a.startswith(prefixes)), None)
-
-
-def _path_arguments(args):
-    """Every path argument (command_line.PATH_KEYS) made what the user meant, before anything reads them.
-
-    A leading ~ (or ~user) becomes the home folder, in the text as given, so quotes and interpolations
-    (`"~/runs/${now:%H}"`) stay: Hydra would make a folder named ~ of 'hydra.run.dir="~/runs/a"' (quoted, since its
-    grammar refuses a bare ~). A path Hydra's grammar refuses (`runs/lr=0.001`, `ü`) is quoted for it, and so is
-    one it would misread that exists (a sweep job's directory named from its overrides, `lr=0.1,seed=0`, which
-    Hydra reads as a list). Only a comma in a path that does not exist stays Hydra's to read: a sweep over paths."""
-    from runner.config.command_line import PATH_KEYS, grammar_refuses
-
-    fixed = []
-    for arg in args:
-        key, _, value = arg.partition("=")
-        if key in PATH_KEYS:
-            leading = re.match(r"""(['"]?)(~[\w.-]*)(?=/|$|['"])""", value)
-            home = leading and os.path.expanduser(leading.group(2))
-            if leading and home != leading.group(2) and not set(home) & set("\\'\"$"):
-                value = f"{leading.group(1)}{home}{value[leading.end() :]}"
-                arg = f"{key}={value}"
-            quoted = value[:1] in ("'", '"') or "${" in value  # the user's own quoting, or an interpolation
-            if not quoted and (grammar_refuses(arg) or _exists(value)):
-                arg = override(key, value)  # as it is when Hydra reads it back as this path, else quoted
-        fixed.append(arg)
-    return fixed
-
-
-def _exists(path):
-    try:
-        return Path(path).exists()
-    except OSError:  # a name too long for the file system: unwritable_dir tells it
-        return False
 
 
 _sweep = {}  # {"dir": the sweep's directory} once a job of a sweep has started, for the message of a stopped sweep
@@ -244,168 +209,6 @@ def _use_job(cfg, hydra_cfg):
     return export_job(cfg, hydra_cfg.runtime.output_dir)
 
 
-def _preflight(args, writes=True):
-    """What Hydra would report with a traceback, reported plainly: a user config that shadows a built-in or is not
-    valid YAML (for every flag: `--cfg job` too), and, when the command `writes`, an output directory that cannot
-    be created or written to. Returns an error message or None."""
-    import yaml
-
-    for i, arg in enumerate(args):
-        config_dir = (
-            args[i + 1]
-            if arg in ("--config-dir", "-cd") and i + 1 < len(args)
-            else (arg.split("=", 1)[1] if arg.startswith("--config-dir=") else None)
-        )
-        for path in sorted(Path(config_dir).rglob("*.yaml")) if config_dir else ():
-            relative = path.relative_to(config_dir)
-            if _builtin_config(relative):  # Hydra searches runner's own configs first and would ignore this file
-                group, option = relative.parent.as_posix(), relative.stem
-                fix = (
-                    f"Rename it (e.g. {group}/my_{option}.yaml, then {group}=my_{option})"
-                    if group != "."
-                    else "Rename it, and override keys on the command line instead"
-                )
-                return (
-                    f"{path} has the name of runner's built-in config {relative.as_posix()}, which Hydra would use "
-                    f"instead of yours, silently. {fix}."
-                )
-            try:
-                yaml.safe_load(path.read_text())
-            except yaml.YAMLError as err:
-                mark = getattr(err, "problem_mark", None)
-                where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-                problem = getattr(err, "problem", None) or err
-                return f"{path} is not valid YAML{where}: {problem}. Fix the file and run again."
-    return _unwritable_output(args) if writes else None
-
-
-def _unwritable_output(args):
-    """The directory the command would write (hydra.run.dir, hydra.sweep.dir, predict's and export's out=, the run
-    that resume= continues, else outputs/), when it cannot be created or written to: the message, with the key that
-    points elsewhere. None when it can."""
-    from runner.io.files import unwritable_dir
-
-    key = next((k for k in ("hydra.run.dir", "hydra.sweep.dir", "out", "resume") if _given(args, k)), None)
-    out = _given(args, key) if key else "outputs"
-    if out == "null":
-        key, out = None, "outputs"
-    problem = unwritable_dir(out)
-    if not problem:
-        return None
-    fix = {
-        None: "Run from a directory you can write to, or point hydra.run.dir (hydra.sweep.dir for -m) at one.",
-        "resume": "Make it writable (chmod u+w), or copy the run somewhere you can write and resume the copy.",
-    }.get(key, f"Point {key}= at a folder you can create and write to.")
-    return f"{problem} {fix}"
-
-
-def _resume_sweep(sweep_dir, args):
-    """`runner train -m resume=SWEEP`: the sweep's own command again, into its own directory (Hydra enumerates the
-    same jobs in the same order); each job then decides from its directory (sweep_job). Returns (args, problem)."""
-    saved = Path(sweep_dir) / "multirun.yaml"
-    if not saved.is_file():
-        return args, (
-            f"{command_arg('resume', sweep_dir)} with -m names no sweep: there is no {saved}. Pass the directory of a "
-            f"runner train -m sweep, e.g. resume=outputs/multirun/2026-11-22/10-31-07 (for one run, drop -m)."
-        )
-    extra = [a for a in args if a not in ("-m", "--multirun") and not a.startswith("resume=")]
-    own = _overrides_of(extra)
-    flags = [a for a in extra if a not in own and not a.startswith(("hydra.", "hydra/"))]
-    if own:
-        return args, (
-            f"{command_arg('resume', sweep_dir)} continues the sweep as it was started, so '{own[0]}' cannot be added: "
-            f"it would change the jobs already run. Give only Hydra's options (e.g. hydra/launcher=parallel); to train "
-            f"one job further, resume that job's directory on its own (runner train resume=DIR trainer.epochs=N)."
-        )
-    from runner.run.records import sweep_overrides
-
-    overrides = sweep_overrides(sweep_dir)
-    if overrides is None:
-        return args, (
-            f"{saved} is not the multirun.yaml Hydra writes (no hydra.overrides in it), so the sweep's command "
-            f"cannot be read from it. Run the sweep's original command again with "
-            f"{command_arg('hydra.sweep.dir', sweep_dir)}."
-        )
-    task, hydra = overrides
-    hydra_overrides = [o for o in hydra if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
-    config_dir = _saved_config_dir(saved)
-    if config_dir and not any(f in ("--config-dir", "-cd") or f.startswith("--config-dir=") for f in flags):
-        flags = ["--config-dir", config_dir, *flags]  # the sweep's own: its options may live there
-    # flags first: argparse takes no override after a flag's value
-    command = [
-        "-m",
-        *flags,
-        *task,
-        *hydra_overrides,
-        override("hydra.sweep.dir", sweep_dir),
-        *(a for a in extra if a not in flags),
-    ]
-    print(f"resuming the sweep in {sweep_dir}: runner train {shlex.join(command)}", file=sys.stderr)
-    return command, None
-
-
-def _overrides_of(args):
-    """The config overrides in a command line: neither flags (and their values) nor Hydra's own."""
-    flags = {i for i, a in enumerate(args) if a.startswith("-")}
-    flags |= {
-        i + 1 for i in flags if args[i] in ("--config-dir", "-cd", "--cfg", "-c", "--package", "-p", "--info", "-i")
-    }
-    return [a for i, a in enumerate(args) if i not in flags and not a.startswith(("hydra.", "hydra/"))]
-
-
-def _saved_config_dir(multirun_yaml):
-    """The --config-dir a sweep was started with (Hydra records it among hydra.runtime.config_sources), or None."""
-    from omegaconf import OmegaConf
-
-    try:
-        sources = OmegaConf.load(multirun_yaml).hydra.runtime.config_sources
-    except Exception:
-        return None
-    return next((s.path for s in sources if s.provider == "command-line" and s.schema == "file"), None)
-
-
-def _builtin_config(relative):
-    """True when runner ships a config at this path (model/cnn.yaml, train.yaml)."""
-    from importlib.resources import files
-
-    return files("runner.configs").joinpath(*relative.parts).is_file()
-
-
-def _torchrun(args):
-    """Under torchrun: only rank 0 gets a run directory of its own."""
-    if any(a in ("-m", "--multirun") for a in args):
-        print(
-            "runner: -m/--multirun cannot run under torchrun; launch one torchrun per configuration.", file=sys.stderr
-        )
-        return None
-    if int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0 and not _given(args, "hydra.run.dir", "resume"):
-        print(
-            "error: torchrun --max-restarts restarts every process of the job with the same command, and runner "
-            "resumes a run only in the same directory, which a new start's date and time would not be: name it with "
-            "hydra.run.dir=DIR (or resume=DIR). Nothing was changed.",
-            file=sys.stderr,
-        )
-        return None
-    if int(os.environ.get("RANK", "0")) == 0:  # the process group is joined in _task, with trainer.ddp_timeout
-        return args
-    # the other ranks write nothing: no directory, no .hydra; they are given rank 0's directory in _task
-    return [*args, "hydra.run.dir=.", "hydra.output_subdir=null"]
-
-
-def _slurm_tasks_alone(tasks):
-    """Why `runner train` refuses to run, by itself, as one of a SLURM job's `tasks` (srun runner train, or a batch
-    script of --ntasks=2 without srun): each task would train alone, and every task but one would write a run
-    directory of its own or clash with another's (lightning-hydra-template#393)."""
-    return (
-        f"error: this is a SLURM job of {tasks} tasks (SLURM_NTASKS={tasks}), and runner would train in each of them "
-        f"alone. For one run over the job's GPUs, start one torchrun per node, which starts a process per GPU: srun "
-        f"--ntasks-per-node=1 torchrun --nnodes=$SLURM_NNODES --nproc-per-node=GPUS --rdzv-backend=c10d "
-        f"--rdzv-endpoint=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1):29500 -m runner train ...; or "
-        f"submit from a login node with runner train -m hydra/launcher=slurm_ddp. For one process, ask SLURM for "
-        f"--ntasks=1. Nothing was changed."
-    )
-
-
 def _absolute_root(cfg):
     """dataset.root and a dataset's own files (dataset.path, ...: DATA_FILE_KEYS) as absolute paths (`~` expanded):
     the run records where its data is, so that eval, predict and export from another directory find it."""
@@ -478,7 +281,7 @@ def run_choices(args, groups):
 
     from runner.io.files import run_dir_of
 
-    ckpt = _given(args, "ckpt", "resume")
+    ckpt = given(args, "ckpt", "resume")
     if not ckpt:
         return []
     run_dir = run_dir_of(ckpt)
@@ -552,7 +355,7 @@ def _main(argv, stop):
 
     import hydra
 
-    rest = _path_arguments(rest)
+    rest = path_arguments(rest)
     if command == "lr-find" and (int(os.environ.get("WORLD_SIZE", "1")) > 1 or {"-m", "--multirun"} & set(rest)):
         print(
             "error: runner lr-find runs one range test in one process: start it without torchrun and without -m (for "
@@ -561,11 +364,11 @@ def _main(argv, stop):
         )
         return 2
     if command == "train" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        rest = _torchrun(rest)
+        rest = torchrun_arguments(rest)
         if rest is None:
             return 2
     elif command == "train" and int(os.environ.get("SLURM_NTASKS", "1")) > 1 and not {"-m", "--multirun"} & set(rest):
-        print(_slurm_tasks_alone(int(os.environ["SLURM_NTASKS"])), file=sys.stderr)
+        print(slurm_tasks_alone(int(os.environ["SLURM_NTASKS"])), file=sys.stderr)
         return 2
     modes = [a for a in rest if a in ("-m", "--multirun", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")]
     if len({"-m" if m == "--multirun" else m for m in modes}) > 1:  # Hydra raises a ValueError with a traceback
@@ -575,16 +378,18 @@ def _main(argv, stop):
             file=sys.stderr,
         )
         return 2
-    problem = _preflight(
+    problem = preflight(
         rest, writes=not any(a in ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help") for a in rest)
     )
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 1
-    resume = _given(rest, "resume") if command == "train" else None
+    resume = given(rest, "resume") if command == "train" else None
     multirun = command == "train" and ("-m" in rest or "--multirun" in rest)
     if resume and multirun:
-        rest, problem = _resume_sweep(resume, rest)
+        from runner.commands.sweep import resume_arguments
+
+        rest, problem = resume_arguments(resume, rest)
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 1
@@ -608,11 +413,11 @@ def _main(argv, stop):
         # the run continues in its own directory (runner/run/rundir.py decides how); put before the user's arguments,
         # since argparse takes no override after a flag's value (`--cfg job hydra.run.dir=...`)
         rest = [override("hydra.run.dir", resume), *rest]
-    out = _given(rest, "out") if command in ("predict", "export") else None
+    out = given(rest, "out") if command in ("predict", "export") else None
     if out and out != "null":
         _out.update(made=not Path(out).exists())
         rest = [override("hydra.run.dir", out), *rest]
-    elif command != "train" or not _given(rest, "hydra.run.dir", "hydra.sweep.dir"):
+    elif command != "train" or not given(rest, "hydra.run.dir", "hydra.sweep.dir"):
         # made by Hydra for this command: removed again if it fails and they are empty
         subfolder = [Path("outputs", "multirun" if command == "train" else command.replace("-", "_"))]  # -m, search
         if command == "train":  # trainer.fast_dev_run's
@@ -641,7 +446,7 @@ def _main(argv, stop):
         hydra.main(config_path="pkg://runner.configs", config_name=config, version_base="1.3")(_task)()
     except SystemExit as end:
         text = held_stderr.release(write=False)
-        problem = text and hydra_problem(text, config, _overrides_of(argv[1:]))
+        problem = text and hydra_problem(text, config, overrides_of(argv[1:]))
         if problem:  # told as runner tells bad input, with the fix, instead of Hydra's words
             print(f"error: {problem}", file=sys.stderr)
         elif text:

@@ -4,7 +4,7 @@ Hydra throws each job's result away; the callback (configs/train.yaml, hydra.cal
 each job's summary.json instead, so it works the same with every launcher: basic, joblib,
 submitit, and it covers the jobs a resumed sweep kept.
 
-    runner train -m resume=outputs/multirun/2026-11-22/10-31-07   # cli.py: the sweep's own command, in its directory
+    runner train -m resume=outputs/multirun/2026-11-22/10-31-07   # the sweep's own command, in its directory
 
 A resumed sweep enumerates the same jobs into the same directories, and each job decides from
 what its directory holds (sweep_job): completed or diverged, kept as it is (the same config on
@@ -12,13 +12,16 @@ CPU would give the same bytes again); interrupted, continued from its last.pt (R
 it, bit-exact); failed, continued from its last.pt if it has one, else run afresh; nothing yet, run.
 """
 
+import shlex
+import sys
 from pathlib import Path
 from typing import ClassVar
 
 from hydra.experimental.callback import Callback
 
 from runner.commands import repeats, report
-from runner.config.command_line import command_arg
+from runner.config.arguments import overrides_of
+from runner.config.command_line import command_arg, override
 from runner.io.errors import RunnerError
 from runner.run.records import overrides, read_summary, status_of
 
@@ -96,3 +99,59 @@ class SweepSummary(Callback):
             jobs = f"{SweepSummary.not_started} job{'s' * (SweepSummary.not_started != 1)}"
             console.print(f"[red]{jobs} not started[/] (hydra.sweeper.fail_fast)")
         SweepSummary.incomplete = len(not_done) + SweepSummary.not_started + len(SweepSummary.refused)
+
+
+def resume_arguments(sweep_dir, args):
+    """`runner train -m resume=SWEEP`: the sweep's own command again, into its own directory (Hydra enumerates the
+    same jobs in the same order); each job then decides from its directory (sweep_job). Returns (args, problem)."""
+    saved = Path(sweep_dir) / "multirun.yaml"
+    if not saved.is_file():
+        return args, (
+            f"{command_arg('resume', sweep_dir)} with -m names no sweep: there is no {saved}. Pass the directory of a "
+            f"runner train -m sweep, e.g. resume=outputs/multirun/2026-11-22/10-31-07 (for one run, drop -m)."
+        )
+    extra = [a for a in args if a not in ("-m", "--multirun") and not a.startswith("resume=")]
+    own = overrides_of(extra)
+    flags = [a for a in extra if a not in own and not a.startswith(("hydra.", "hydra/"))]
+    if own:
+        return args, (
+            f"{command_arg('resume', sweep_dir)} continues the sweep as it was started, so '{own[0]}' cannot be added: "
+            f"it would change the jobs already run. Give only Hydra's options (e.g. hydra/launcher=parallel); to train "
+            f"one job further, resume that job's directory on its own (runner train resume=DIR trainer.epochs=N)."
+        )
+    from runner.run.records import sweep_overrides
+
+    overrides = sweep_overrides(sweep_dir)
+    if overrides is None:
+        return args, (
+            f"{saved} is not the multirun.yaml Hydra writes (no hydra.overrides in it), so the sweep's command "
+            f"cannot be read from it. Run the sweep's original command again with "
+            f"{command_arg('hydra.sweep.dir', sweep_dir)}."
+        )
+    task, hydra = overrides
+    hydra_overrides = [o for o in hydra if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
+    config_dir = _saved_config_dir(saved)
+    if config_dir and not any(f in ("--config-dir", "-cd") or f.startswith("--config-dir=") for f in flags):
+        flags = ["--config-dir", config_dir, *flags]  # the sweep's own: its options may live there
+    # flags first: argparse takes no override after a flag's value
+    command = [
+        "-m",
+        *flags,
+        *task,
+        *hydra_overrides,
+        override("hydra.sweep.dir", sweep_dir),
+        *(a for a in extra if a not in flags),
+    ]
+    print(f"resuming the sweep in {sweep_dir}: runner train {shlex.join(command)}", file=sys.stderr)
+    return command, None
+
+
+def _saved_config_dir(multirun_yaml):
+    """The --config-dir a sweep was started with (Hydra records it among hydra.runtime.config_sources), or None."""
+    from omegaconf import OmegaConf
+
+    try:
+        sources = OmegaConf.load(multirun_yaml).hydra.runtime.config_sources
+    except Exception:
+        return None
+    return next((s.path for s in sources if s.provider == "command-line" and s.schema == "file"), None)
