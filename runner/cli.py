@@ -6,7 +6,6 @@ of the command line is Hydra's, unchanged: overrides, --help, --cfg job, --info,
 --config-dir. Nothing here imports torch, so `runner --help` answers at once.
 """
 
-import contextlib
 import os
 import shutil
 import sys
@@ -159,9 +158,6 @@ def _task(cfg):
         # retried by a sweeper (max_retries) unless runner refused the job in its setup: bad input fails again
         retry = not isinstance(err, RunnerError) or "params" in recorded
         return {"status": status or "failed", "error": str(err) or type(err).__name__, "retry": retry}
-    finally:
-        if os.environ.get("SUBMITIT_EXECUTOR"):  # a task of a submitit job runs this one job, then its process ends
-            _leave_process_group()
 
 
 def _first_process(hydra_cfg=None):
@@ -314,17 +310,6 @@ def main(argv=None):
         where = f"; continue the sweep with: runner train -m {command_arg('resume', _sweep['dir'])}" if _sweep else ""
         print(f"interrupted{where}", file=sys.stderr)
         return 130
-    finally:
-        _leave_process_group()
-
-
-def _leave_process_group():
-    """The process group of a job of several processes (torchrun's, a SLURM job's tasks) ended before the process
-    exits (runner/training/distributed.py's leave); nothing when torch.distributed was never imported."""
-    distributed = sys.modules.get("runner.training.distributed")
-    if distributed is not None:
-        with contextlib.suppress(Exception):  # the command has ended and said how: an exit is no place for a traceback
-            distributed.leave()
 
 
 def _main(argv, stop):

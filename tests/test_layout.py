@@ -9,10 +9,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "runner"
 # below, never one above; within a layer, no circle.
 LAYERS = [
     ["runner", "runner.__main__", "runner.cli"],  # the command line (and the package's API)
-    ["runner.commands"],  # train, resume, eval, predict, export, report, diff, sweep
+    ["runner.commands"],  # train and its finish, resume, eval, predict, export, report and repeats, diff, sweep
     ["runner.run"],  # the run directory: its one writer and the read side
     ["runner.inference"],  # the model card, loading a run's model, the predictor, export formats
-    ["runner.config"],  # config checks and resolvers
+    ["runner.config"],  # the command line before Hydra, config checks and resolvers
     ["runner.training"],  # the loop, its recipe, state and seeding, schedules, builders, device, metrics, torchrun
     ["runner.data", "runner.models", "runner.loggers"],  # the parts a config names
     ["runner.io"],  # errors, files, serialization, console, plots, signals, environment

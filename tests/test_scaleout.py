@@ -421,7 +421,7 @@ def _rank_decides(rank, world, port, out):
     seen["asked"] = asked(3)
     seen["none"] = distributed.asked_of_rank_0(lambda: None)
     (out / f"{rank}.json").write_text(json.dumps(seen))
-    distributed.leave()  # as runner's main does: without it, gloo aborted a process at exit now and then
+    # the group ends at exit (distributed.init registered leave): without it gloo aborted a process now and then
 
 
 def test_what_rank_0_alone_decides_reaches_every_rank_even_when_it_fails(tmp_path):
