@@ -147,10 +147,13 @@ def test_multirun_writes_one_complete_run_directory_per_job(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("precision", ["bf16", "16-mixed"])
 def test_reduced_precision_trains_and_eval_reproduces_it(tmp_path, precision):
-    runner("train", f"trainer.precision={precision}", "trainer.epochs=4", cwd=tmp_path)
+    # 2 epochs: 16-mixed runs at ~160 samples/s on CPU (float16 is emulated there), 8 s an epoch on a quiet 2 cores
+    runner("train", f"trainer.precision={precision}", "trainer.epochs=2", cwd=tmp_path)
     (run_dir,) = run_dirs(tmp_path)
     info = summary(run_dir)
-    assert info["test"]["test_accuracy"] >= 0.9
+    # 2026-12-07: bf16 0.9805, 16-mixed 0.9777 of digits' 359 test images; a point below fails. Re-pin from
+    # `runner train trainer.precision=P trainer.epochs=2`.
+    assert info["test"]["test_accuracy"] >= 0.967
     runner("eval", f"ckpt={run_dir}", cwd=tmp_path)
     (metrics,) = tmp_path.glob("outputs/eval/*/*/metrics.json")
     assert json.loads(metrics.read_text())["test_accuracy"] == info["test"]["test_accuracy"]
