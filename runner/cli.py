@@ -14,6 +14,7 @@ from pathlib import Path
 
 from runner.config.arguments import (
     given,
+    launcher_without_sweep,
     overrides_of,
     path_arguments,
     preflight,
@@ -141,7 +142,8 @@ def _task(cfg):
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         if isinstance(err, RunnerError):
-            error(str(err))
+            if _first_process(hydra_cfg) or not _told_by_rank_0(err):
+                error(str(err))
             if not sweep:
                 sys.exit(err.exit_code)
             if isinstance(err, Interrupted) and _first_process(hydra_cfg):
@@ -168,6 +170,15 @@ def _first_process(hydra_cfg=None):
     from runner.training.distributed import first_process
 
     return first_process()
+
+
+def _told_by_rank_0(err):
+    """Whether rank 0 of this job of several processes says what `err` says: a stop, which every rank agrees on and
+    rank 0 tells with the rank it was sent to. Not a lost process, which rank 0 may be."""
+    from runner.io.errors import Interrupted
+    from runner.training import distributed
+
+    return isinstance(err, Interrupted) and not distributed.lost_a_peer()
 
 
 def _unstarted(run_dir, err, sweep, cfg):
@@ -363,7 +374,7 @@ def _main(argv, stop):
             file=sys.stderr,
         )
         return 2
-    problem = preflight(
+    problem = (command == "train" and launcher_without_sweep(rest)) or preflight(
         rest, writes=not any(a in ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help") for a in rest)
     )
     if problem:

@@ -60,6 +60,10 @@ def arrays(*args):
     return ["train", "dataset=arrays", *args]
 
 
+def no_slurm(_tmp_path):
+    assert shutil.which("srun") is None, "this row needs a machine without SLURM's srun"
+
+
 TWO_CLASSES = [float(i) for i in range(40)], [i % 2 for i in range(40)]
 ROWS = [
     # (id, command args (RUN = the completed run's directory), phrase in the message, exit status, setup)
@@ -430,6 +434,22 @@ ROWS = [
         1,
         None,
     ),
+    # Hydra uses a launcher only for -m: without it the job would run here alone, the launcher's settings ignored
+    (
+        "launcher without -m",
+        ["train", "hydra/launcher=local", "hydra.launcher.tasks_per_node=2", "model=mlp"],
+        "takes effect only in a sweep: without -m Hydra runs this one job here",
+        1,
+        None,
+    ),
+    # no srun here (asserted by the test below): submitit raised its RuntimeError with a traceback mid-sweep
+    (
+        "slurm without srun",
+        ["train", "-m", "hydra/launcher=slurm_ddp", "model=mlp"],
+        "this machine has no SLURM: there is no srun on its PATH",
+        1,
+        no_slurm,
+    ),
     (
         "slurm tasks share gpus",
         [
@@ -458,6 +478,8 @@ NEVER_STARTED = {
     "report nothing there",
     "slurm tasks not gpus",
     "slurm tasks share gpus",
+    "launcher without -m",
+    "slurm without srun",
     "ddp timeout zero",
     "ddp timeout inf",
     "lr find range",
@@ -474,6 +496,8 @@ NOTHING_MADE = {
     "lr find sweep",
     "slurm tasks not gpus",
     "slurm tasks share gpus",
+    "launcher without -m",
+    "slurm without srun",
     "output not writable",
     "output name too long",
     "output path too long",

@@ -5,6 +5,7 @@ The run directory's lifecycle (states, lock, stops during setup and the final te
 
 import csv
 import random
+import re
 import shutil
 import signal
 import time
@@ -40,7 +41,7 @@ def test_stopped_after_epoch_2_and_resumed_to_4_equals_4_in_one_go(tmp_path):
     runner("train", *FAST, "trainer.epochs=2", cwd=tmp_path)
     whole, part = run_dirs(tmp_path)
     proc = runner("train", f"resume={part}", "trainer.epochs=4", cwd=tmp_path)
-    assert "resuming from epoch 2" in proc.stdout
+    assert "resuming after epoch 2, step" in proc.stdout
     assert run_dirs(tmp_path) == [whole, part]  # no new directory: the run continued in its own
     same_run(whole, part)
     info = summary(part)
@@ -158,7 +159,11 @@ def _interrupt_and_resume(tmp_path, sig, args):
     info = summary(stopped)
     assert info["status"] == "interrupted" and f"runner train resume={stopped}" in err
     assert safe_load(stopped / "checkpoints" / "last.pt")["batch"] > 0  # the signal landed mid-epoch
-    runner("train", f"resume={stopped}", cwd=tmp_path)
+    where = re.search(r"in epoch (\d+) after step (\d+)", err)
+    assert where, err
+    resumed = runner("train", f"resume={stopped}", cwd=tmp_path)
+    # the resume says where it continues in the stop's own words
+    assert f"resuming in epoch {where[1]} after step {where[2]}" in resumed.stdout, resumed.stdout
     runner("train", *args, cwd=tmp_path)
     same_run(*run_dirs(tmp_path))
 

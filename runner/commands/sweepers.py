@@ -12,6 +12,7 @@ recorded in the sweep's attempts.json, which `runner report` reads back.
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -100,8 +101,17 @@ class JobRunner:
             idle = "a GPU would sit idle" if gpus > tasks else "tasks would share a GPU"
             raise RunnerError(
                 f"hydra.launcher.tasks_per_node={tasks} with hydra.launcher.gpus_per_node={gpus}: runner trains one "
-                f"process per GPU, as torchrun does, so {idle}. Set hydra.launcher.tasks_per_node={gpus} (or use "
-                f"hydra/launcher=slurm_ddp, whose tasks follow its GPUs). Nothing was started."
+                f"process per GPU, as torchrun does, so {idle}. Set hydra.launcher.tasks_per_node={gpus}, or leave "
+                f"it out with hydra/launcher=slurm_ddp, where it follows gpus_per_node. Nothing was started."
+            )
+        if str(launcher.get("_target_", "")).endswith("SlurmLauncher") and shutil.which("srun") is None:
+            # submitit's SlurmExecutor refuses the same, with a traceback, once the sweep has begun
+            name = self.config.hydra.runtime.choices.get("hydra/launcher", "slurm")
+            raise RunnerError(
+                f"hydra/launcher={name} submits each job to SLURM, and this machine has no SLURM: there is no srun "
+                f"on its PATH, which submitit needs. Run the sweep on the cluster's login node, or try it here with "
+                f"submitit's local executor, which runs the same code: hydra/launcher=local (add "
+                f"hydra.launcher.tasks_per_node=2 for two processes a job). Nothing was started."
             )
 
     def job_dir(self, overrides, num):

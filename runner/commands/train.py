@@ -103,7 +103,7 @@ def setup(cfg, run, *, overrides, console, rank, stop, command="train"):
         run.record_config(cfg)  # .hydra/config.yaml: what the run reads, for its eval, predict and export
     check_loggers(cfg.get("logger"))
     task = TASKS[cfg.dataset.task]
-    verb = f"resuming from epoch {resume.checkpoint['epoch']}, step {resume.checkpoint['step']}" if resume else "->"
+    verb = resuming_from(resume.checkpoint) if resume else "->"
     model_name = cfg.model.get("name") or cfg.model._target_.rsplit(".", 1)[-1]  # resnet18, not torchvision_model
     console.print(f"[bold]runner {command}[/]  {cfg.dataset.name} x {model_name}  {verb}  {run.path}")
     for key, (old, new) in (resume.changes if resume else {}).items():
@@ -211,6 +211,15 @@ def setup(cfg, run, *, overrides, console, rank, stop, command="train"):
         baselines=scores,
         flops=flops,
     )
+
+
+def resuming_from(checkpoint):
+    """Where a resume continues, in the words of the stop that saved `checkpoint` ("stopped by SIGTERM in epoch 2
+    after step 234"): its "epoch" counts finished epochs, "batch" the batches done in the one under way."""
+    epoch, step = checkpoint["epoch"], checkpoint["step"]
+    if checkpoint.get("batch"):
+        return f"resuming in epoch {epoch + 1} after step {step}"
+    return f"resuming after epoch {epoch}, step {step}"
 
 
 def check_averaging(recipe):

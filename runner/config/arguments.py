@@ -125,21 +125,23 @@ def _builtin_config(relative):
 
 
 def torchrun_arguments(args):
-    """Under torchrun: only rank 0 gets a run directory of its own."""
+    """Under torchrun: only rank 0 gets a run directory of its own. None when the command cannot run under torchrun;
+    rank 0 alone says why (every process of the job starts here)."""
+    first = int(os.environ.get("RANK", "0")) == 0
+    problem = None
     if any(a in ("-m", "--multirun") for a in args):
-        print(
-            "runner: -m/--multirun cannot run under torchrun; launch one torchrun per configuration.", file=sys.stderr
-        )
-        return None
-    if int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0 and not given(args, "hydra.run.dir", "resume"):
-        print(
+        problem = "runner: -m/--multirun cannot run under torchrun; launch one torchrun per configuration."
+    elif int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0 and not given(args, "hydra.run.dir", "resume"):
+        problem = (
             "error: torchrun --max-restarts restarts every process of the job with the same command, and runner "
             "resumes a run only in the same directory, which a new start's date and time would not be: name it with "
-            "hydra.run.dir=DIR (or resume=DIR). Nothing was changed.",
-            file=sys.stderr,
+            "hydra.run.dir=DIR (or resume=DIR). Nothing was changed."
         )
+    if problem:
+        if first:
+            print(problem, file=sys.stderr)
         return None
-    if int(os.environ.get("RANK", "0")) == 0:  # the process group is joined in _task, with trainer.ddp_timeout
+    if first:  # the process group is joined in _task, with trainer.ddp_timeout
         return args
     # the other ranks write nothing: no directory, no .hydra; they are given rank 0's directory in _task
     return [*args, "hydra.run.dir=.", "hydra.output_subdir=null"]
@@ -156,4 +158,19 @@ def slurm_tasks_alone(tasks):
         f"--rdzv-endpoint=$(scontrol show hostnames $SLURM_JOB_NODELIST | head -n1):29500 -m runner train ...; or "
         f"submit from a login node with runner train -m hydra/launcher=slurm_ddp. For one process, ask SLURM for "
         f"--ntasks=1. Nothing was changed."
+    )
+
+
+def launcher_without_sweep(args):
+    """Why a `runner train` that names a launcher (hydra/launcher=..., hydra.launcher.KEY=...) without -m is refused:
+    Hydra uses a launcher only for a sweep, so the job would run here, in one process, with the launcher's settings
+    silently ignored (hydra.launcher.tasks_per_node=2 would train alone). None when it names none, is a sweep, or
+    only prints (--cfg, --info, --help)."""
+    named = next((a for a in args if a.startswith(("hydra/launcher=", "hydra.launcher."))), None)
+    printing = ("--help", "-h", "--cfg", "-c", "--info", "-i", "--hydra-help")
+    if named is None or any(a in ("-m", "--multirun", *printing) for a in args):
+        return None
+    return (
+        f"{named} takes effect only in a sweep: without -m Hydra runs this one job here, in this process, and ignores "
+        f"the launcher. Add -m (a sweep of one job is one run, in outputs/multirun/): runner train -m {named} ..."
     )

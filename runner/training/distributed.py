@@ -10,6 +10,7 @@ Rank 0 alone prints and writes the run directory.
 
 import atexit
 import os
+import re
 import threading
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -222,6 +223,12 @@ def leave(timeout_s=LEAVE_TIMEOUT_S):
     ending.join(timeout_s)
 
 
+def lost_a_peer():
+    """Whether a collective of this process failed because another process of the job left or did not answer
+    (peers_lost_as_interrupted): what only this process can tell, since rank 0 may be the one that is gone."""
+    return _peer_lost
+
+
 def _leave_at_exit():
     with suppress(BaseException):  # the command has ended and said how: an exit is no place for a traceback
         leave()
@@ -406,6 +413,16 @@ def peers_lost_as_interrupted():
         _peer_lost = True
         who = f"rank {1 - dist.get_rank()}" if dist.get_world_size() == 2 else "another process of the job"
         cause = f"{who} left" if why == "left" else f"{who} did not answer within trainer.ddp_timeout={_timeout_s:g} s"
-        raise Interrupted(
-            f"stopped because {cause} ({' '.join(str(err).split())[:160]}); last.pt holds the last checkpoint"
-        ) from None
+        restarts = int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0"))
+        restarted = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+        then = "; torchrun restarts the job (--max-restarts), which resumes from it" if restarted < restarts else ""
+        raise Interrupted(f"stopped because {cause} ({_gist(err)}); last.pt holds the last checkpoint{then}") from None
+
+
+def _gist(err, width=160):
+    """A backend's error in one line for a message: gloo's source location ([.../gloo/transport/tcp/pair.cc:545])
+    left out, cut at a word within `width` characters, with an ellipsis where it was cut."""
+    text = re.sub(r"^\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", " ".join(str(err).split()))
+    if len(text) <= width:
+        return text
+    return text[:width].rsplit(" ", 1)[0].rstrip(".,;:") + "..."
