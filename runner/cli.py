@@ -14,7 +14,6 @@ from pathlib import Path
 
 from runner.config.arguments import (
     given,
-    launcher_without_sweep,
     overrides_of,
     path_arguments,
     preflight,
@@ -72,7 +71,11 @@ def _task(cfg):
     try:
         stop = signals.install()
         if hydra_cfg.job.config_name == "train":
+            from runner.config.arguments import launcher_without_sweep
             from runner.config.checks import checked_value
+
+            if not multirun and launcher_without_sweep(hydra_cfg.overrides.hydra):
+                raise RunnerError(launcher_without_sweep(hydra_cfg.overrides.hydra))
             from runner.training import distributed
 
             # torchrun, or hydra/launcher=slurm with several tasks: one process group, one run
@@ -374,7 +377,7 @@ def _main(argv, stop):
             file=sys.stderr,
         )
         return 2
-    problem = (command == "train" and launcher_without_sweep(rest)) or preflight(
+    problem = preflight(
         rest, writes=not any(a in ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help") for a in rest)
     )
     if problem:

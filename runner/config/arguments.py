@@ -161,14 +161,14 @@ def slurm_tasks_alone(tasks):
     )
 
 
-def launcher_without_sweep(args):
-    """Why a `runner train` that names a launcher (hydra/launcher=..., hydra.launcher.KEY=...) without -m is refused:
-    Hydra uses a launcher only for a sweep, so the job would run here, in one process, with the launcher's settings
-    silently ignored (hydra.launcher.tasks_per_node=2 would train alone). None when it names none, is a sweep, or
-    only prints (--cfg, --info, --help)."""
-    named = next((a for a in args if a.startswith(("hydra/launcher=", "hydra.launcher."))), None)
-    printing = ("--help", "-h", "--cfg", "-c", "--info", "-i", "--hydra-help")
-    if named is None or any(a in ("-m", "--multirun", *printing) for a in args):
+def launcher_without_sweep(hydra_overrides):
+    """Why a `runner train` job that Hydra runs alone (no -m, no hydra.mode=MULTIRUN from a config such as
+    hparams_search) is refused when its command line names a launcher (hydra/launcher=..., hydra.launcher.KEY=...,
+    among Hydra's own `hydra_overrides`): Hydra uses a launcher only for a sweep, so the job would run here, in one
+    process, with the launcher's settings silently ignored (hydra.launcher.tasks_per_node=2 would train alone).
+    None when it names none."""
+    named = next((o for o in hydra_overrides if o.startswith(("hydra/launcher=", "hydra.launcher."))), None)
+    if named is None:
         return None
     return (
         f"{named} takes effect only in a sweep: without -m Hydra runs this one job here, in this process, and ignores "
