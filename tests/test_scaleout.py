@@ -439,3 +439,15 @@ def test_what_rank_0_alone_decides_reaches_every_rank_even_when_it_fails(tmp_pat
     )
     assert zero["asked"] == one["asked"] == 30  # rank 1 has no pruner of its own: it gets rank 0's answer
     assert zero["none"] is None and one["none"] is None
+
+
+def test_a_lost_peers_message_leaves_out_gloos_source_path_and_is_cut_at_a_word():
+    from runner.training.distributed import _gist
+
+    gloo = RuntimeError(
+        "[/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:19852: "
+        "Connection reset by peer. This is typically caused by a remote process exiting or crashing, " + "x " * 80
+    )
+    said = _gist(gloo)
+    assert said.startswith("Read error [127.0.0.1]:19852: Connection reset by peer.") and "pair.cc" not in said
+    assert len(said) <= 160 and said.endswith(" ...") and said[:-4].split()[-1] in gloo.args[0].split()

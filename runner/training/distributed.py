@@ -11,6 +11,7 @@ Rank 0 alone prints and writes the run directory.
 import atexit
 import os
 import re
+import textwrap
 import threading
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -423,6 +424,4 @@ def _gist(err, width=160):
     """A backend's error in one line for a message: gloo's source location ([.../gloo/transport/tcp/pair.cc:545])
     left out, cut at a word within `width` characters, with an ellipsis where it was cut."""
     text = re.sub(r"^\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", " ".join(str(err).split()))
-    if len(text) <= width:
-        return text
-    return text[:width].rsplit(" ", 1)[0].rstrip(".,;:") + "..."
+    return textwrap.shorten(text, width=width, placeholder=" ...")
