@@ -74,8 +74,9 @@ def _task(cfg):
             from runner.config.arguments import launcher_without_sweep
             from runner.config.checks import checked_value
 
-            if not multirun and launcher_without_sweep(hydra_cfg.overrides.hydra):
-                raise RunnerError(launcher_without_sweep(hydra_cfg.overrides.hydra))
+            alone = None if multirun else launcher_without_sweep(hydra_cfg.overrides.hydra)
+            if alone:
+                raise RunnerError(alone)
             from runner.training import distributed
 
             # torchrun, or hydra/launcher=slurm with several tasks: one process group, one run
