@@ -3,6 +3,8 @@
 
 import csv
 import json
+import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -138,3 +140,83 @@ def test_averaging_needs_more_than_one_checkpoint(tmp_path):
 def test_save_top_k_is_a_count_or_minus_one(tmp_path, k):
     proc = runner("train", f"trainer.save_top_k={k}", cwd=tmp_path, check=False)
     assert proc.returncode == 1 and "an integer >= 1, or -1 for every epoch" in proc.stderr
+
+
+def test_an_epoch_whose_monitored_value_is_nan_or_infinite_is_never_kept_among_the_k_best():
+    disk, keep = Disk(), kept(save_top_k=2)
+    nan, inf = float("nan"), float("inf")
+    rows = [(nan, nan), (0.5, 1.0), (inf, 0.9), (0.6, 0.8), (nan, 0.7)]  # (val_accuracy, val_loss) of epochs 1-5
+    for epoch, (acc, loss) in enumerate(rows, 1):
+        keep.after_epoch({"val_accuracy": acc, "val_loss": loss}, epoch, save=disk.save, remove=disk.remove)
+    assert [e["epoch"] for e in keep.top] == [4, 2]
+    assert disk.files == {"epoch=004-val_accuracy=0.6000.pt", "epoch=002-val_accuracy=0.5000.pt"}
+    assert all("nan" not in name and "inf" not in name for _, name in disk.log)  # never written, not even at first
+    # a NaN kept by a last.pt of a run before this rule ranks last, so it is the first file to go
+    old = kept(save_top_k=2)
+    old.load_state_dict({"top": [{"epoch": 1, "metric": nan, "val_loss": nan, "file": "a.pt"}], "periodic": []})
+    for epoch, acc in ((2, 0.5), (3, 0.4)):
+        old.after_epoch({"val_accuracy": acc, "val_loss": 1.0}, epoch, save=disk.save, remove=disk.remove)
+    assert [e["epoch"] for e in old.top] == [2, 3] and ("remove", "a.pt") in disk.log
+
+
+def strict_json(path):
+    """A JSON file read as strict readers read it (jq, JavaScript's JSON.parse): a bare NaN or Infinity is refused."""
+
+    def refuse(constant):
+        raise ValueError(f"{path.name} holds a bare {constant}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_json_files_hold_null_for_nan_and_infinity_and_refuse_what_they_cannot_write(tmp_path):
+    from runner.io.files import write_json
+
+    nan, inf = float("nan"), float("inf")
+    write_json(tmp_path / "s.json", {"best": {"val_loss": nan}, "final": [1.5, inf, -inf], "n": 3, "ok": True})
+    assert strict_json(tmp_path / "s.json") == {
+        "best": {"val_loss": None},
+        "final": [1.5, None, None],
+        "n": 3,
+        "ok": True,
+    }
+    with pytest.raises(TypeError):  # what json cannot write fails in the writer, and the old file stays
+        write_json(tmp_path / "s.json", {"x": object()})
+    assert strict_json(tmp_path / "s.json")["n"] == 3
+
+
+NAN_IN_EPOCH_1 = {"PYTHONPATH": str(Path(__file__).resolve().parent), "RUNNER_TEST_NAN_UNTIL": "5"}
+# tests/nan_model.py: eval outputs are NaN until 5 batches are trained, i.e. for epoch 1 of 5 batches
+NAN_MODEL = ["model._target_=nan_model.cnn", "model.channels=[8,16]", "trainer.limit_train_batches=5"]
+
+
+@pytest.mark.slow  # two short runs of a small CNN
+def test_a_nan_validation_in_epoch_1_is_not_best_and_a_run_that_never_validates_finite_ends_diverged(tmp_path):
+    # Lightning #2636: epoch 1's NaN became best.pt and stayed best; the test then ran on epoch 1's weights (NaN)
+    monitor = ["trainer.monitor=val_loss", "trainer.save_top_k=2"]
+    proc = runner(
+        "train", *NAN_MODEL, *monitor, "trainer.epochs=3", "hydra.run.dir=r", cwd=tmp_path, env=NAN_IN_EPOCH_1
+    )
+    run = tmp_path / "r"
+    rows = metric_rows(run)
+    assert rows[0]["val_loss"] == "nan" and all(math.isfinite(float(r["val_loss"])) for r in rows[1:])  # precondition
+    epoch_1 = next(line for line in proc.stdout.splitlines() if line.startswith("epoch   1/3"))
+    assert "val_loss nan" in epoch_1 and not epoch_1.rstrip().endswith("*")
+    s = strict_json(run / "summary.json")
+    best = min(rows[1:], key=lambda r: float(r["val_loss"]))
+    assert s["best"]["epoch"] == int(best["epoch"]) and s["best"]["val_loss"] == float(best["val_loss"])
+    assert math.isfinite(s["test"]["test_loss"])  # best.pt holds a later epoch's weights, which validate finite
+    kept = sorted(p.name for p in (run / "checkpoints").glob("epoch=*"))
+    assert kept == [f"epoch={int(r['epoch']):03d}-val_loss={float(r['val_loss']):.4f}.pt" for r in rows[1:]]
+
+    # every validation NaN: no best.pt to test, so the run ends diverged in a paragraph (early stopping, patience 1,
+    # stops it after epoch 1 and says there was no best), with summary.json still strict JSON
+    never = {**NAN_IN_EPOCH_1, "RUNNER_TEST_NAN_UNTIL": "1000"}
+    stop = ["trainer.early_stopping.patience=1", "trainer.epochs=3", "hydra.run.dir=n"]
+    proc = runner("train", *NAN_MODEL, *monitor, *stop, cwd=tmp_path, env=never, check=False)
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr
+    assert "best none yet: every validation was NaN or infinite" in " ".join(proc.stdout.split())
+    assert "every validation's val_loss was NaN or infinite (1 epoch), so no epoch is best" in " ".join(
+        proc.stderr.split()
+    )
+    assert strict_json(tmp_path / "n" / "summary.json")["status"] == "diverged"
+    assert not (tmp_path / "n" / "checkpoints" / "best.pt").exists()

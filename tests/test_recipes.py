@@ -395,3 +395,37 @@ def test_a_new_base_rate_reaches_every_scheduler_of_a_warmup_chain_and_onecycle_
     onecycle = schedule(_target_=onecycle, _partial_=True, max_lr=0.1, total_steps=None, interval="step")
     with pytest.raises(RunnerError, match="cannot change a onecycle schedule"):
         onecycle.set_base_lr(0.5)
+
+
+def test_a_nan_or_infinite_monitored_value_is_never_best_nor_counted_as_an_improvement():
+    # Lightning #2636: an epoch whose val metric was NaN became best (nothing compares below NaN) and stayed best
+    from types import SimpleNamespace
+
+    from runner.training.recipe import Monitor
+
+    nan, inf = math.nan, math.inf
+    for monitor, values, best_epochs in [
+        # val_accuracy (max): NaN first, an infinity later; the best is each finite record
+        (Monitor("val_accuracy", "max"), [nan, 0.5, 0.7, nan, inf, 0.6, 0.8], [2, 3, 7]),
+        # val_loss (min): -inf would beat every loss, NaN none
+        (Monitor("val_loss", "min"), [nan, 0.9, -inf, 0.8, nan, 0.85], [2, 4]),
+    ]:
+        state = SimpleNamespace(best_metric=None, best_val_loss=None)
+        marked, early = [], (None, 0)
+        for epoch, value in enumerate(values, 1):
+            row = {"val_accuracy": value, "val_loss": value if monitor.name == "val_loss" else nan}
+            if monitor.improved(row, state):  # as training/loop.end_epoch picks best.pt and its `*`
+                state.best_metric, state.best_val_loss = value, row["val_loss"]
+                marked.append(epoch)
+            early = early_stopping(value, *early, mode=monitor.mode, min_delta=0.0)
+        assert marked == best_epochs, monitor
+        # early stopping's best is the last finite record; every NaN or infinity was one more stale validation
+        assert early == (values[best_epochs[-1] - 1], len(values) - best_epochs[-1]), monitor
+    # a NaN best kept in a last.pt written before this rule is beaten by any finite value
+    assert Monitor("val_loss", "min").improved({"val_loss": 3.0}, SimpleNamespace(best_metric=nan, best_val_loss=nan))
+    assert early_stopping(3.0, nan, 4, mode="min", min_delta=0.0) == (3.0, 0)
+    assert early_stopping(nan, None, 0, mode="min", min_delta=0.0) == (None, 1)
+    # a NaN val_loss loses a tie on the monitored accuracy, whichever epoch has it
+    tie = Monitor("val_accuracy", "max")
+    assert not tie.improved({"val_accuracy": 0.5, "val_loss": nan}, SimpleNamespace(best_metric=0.5, best_val_loss=1))
+    assert tie.improved({"val_accuracy": 0.5, "val_loss": 1.0}, SimpleNamespace(best_metric=0.5, best_val_loss=nan))

@@ -6,6 +6,7 @@ them, summary.json's `completed` record with its throughput, and the results tab
 
 from runner.inference.loading import restore_model
 from runner.io.console import results_table
+from runner.io.errors import Diverged
 from runner.training import distributed
 from runner.training.flops import peak_flops, throughput
 from runner.training.metrics import evaluate, loss_floor
@@ -97,11 +98,24 @@ def speed_line(speed):
     return line
 
 
+def no_best(monitor: str, epochs: int) -> Diverged:
+    """The end of a run none of whose validations gave a finite `monitor` (a NaN or infinite value is never best,
+    training/recipe.Monitor): there is no best.pt to test."""
+    other = "" if monitor == "val_loss" else ", or monitor a metric that stays finite, e.g. trainer.monitor=val_loss"
+    return Diverged(
+        f"every validation's {monitor} was NaN or infinite ({epochs} epoch{'s' * (epochs != 1)}), so no epoch is "
+        f"best and there is no best.pt to test; last.pt is kept. Lower optimizer.lr (or set trainer.grad_clip=1.0) "
+        f"and start again{other}."
+    )
+
+
 def finish(job, run, *, console, setup_s, first_step_at, stop):
     """Test best.pt (loaded from disk, as `runner eval` does), plot, and record the run as completed.
 
     A stop before the test's last batch leaves the run `interrupted` (its resume tests it); one after, `completed`."""
     state, rows = job.state, run.rows
+    if not state.best_epoch:
+        raise no_best(job.monitor.name, state.epoch)
     train_s = run.elapsed() - setup_s
     in_sync = distributed.in_sync(state.model)  # DDP's promise, checked: every process ends with the same weights
     distributed.barrier()  # best.pt is on disk before any process reads it

@@ -28,7 +28,7 @@ from runner.commands.repeats import (
 )
 from runner.io.tables import csv_table, markdown_table
 from runner.run import records
-from runner.training.recipe import monitor_rule
+from runner.training.recipe import finite, monitor_rule
 
 COLUMNS = [
     "job",
@@ -154,7 +154,8 @@ def sort_rows(rows, key=None):
 
     def order(row):
         value = row.get(key or "best")
-        if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+        # NaN or infinite is no value: ranked with the missing ones, never best
+        if value is None or value == "" or (isinstance(value, float) and not math.isfinite(value)):
             return (1, 0.0)
         if isinstance(value, str):
             return (0, value)
@@ -162,7 +163,7 @@ def sort_rows(rows, key=None):
 
     def tie(row):  # equal metrics: the lower final validation loss, then the run's path, never the order found
         loss = row.get("final_val_loss")
-        return (loss if isinstance(loss, float) and not math.isnan(loss) else math.inf, str(row.get("run_dir")))
+        return (loss if isinstance(loss, float) and math.isfinite(loss) else math.inf, str(row.get("run_dir")))
 
     return sorted(
         rows, key=lambda r: (-sizes[r["monitor"]], r["monitor"], r["status"] != "completed", *order(r), *tie(r))
@@ -192,7 +193,9 @@ def to_markdown(rows):
     table = []
     for i, row in enumerate(rows):
         cells = [_fmt(row[c]) for c in cols]
-        if (i == 0 or rows[i - 1]["monitor"] != row["monitor"]) and row["status"] == "completed":  # each group's best
+        # each group's best: its first row, if that run completed with a value (sort_rows ranks the others after)
+        first = i == 0 or rows[i - 1]["monitor"] != row["monitor"]
+        if first and row["status"] == "completed" and finite(row["best"]):
             cells[0] = f"**{cells[0]}** (best)"
         table.append(cells)
     return markdown_table(cols, table)

@@ -85,13 +85,16 @@ def trial_override(key, value):
 
 def objective(summary):
     """(value, state) to tell Optuna for a trial's summary: the best monitored metric of a completed run;
-    PRUNED for a run the pruner stopped; FAIL for a failed, diverged or refused run, or one without the metric."""
+    PRUNED for a run the pruner stopped; FAIL for a failed, diverged or refused run, or one without a finite metric."""
     from optuna.trial import TrialState
+
+    from runner.training.recipe import finite
 
     best = (summary.get("best") or {}).get(summary.get("monitor"))
     if summary.get("status") == "completed" and summary.get("stopped_by") == "pruned":
         return None, TrialState.PRUNED
-    if summary.get("status") == "completed" and best is not None and best == best:
+    # a NaN or infinite value is no result (Optuna would rank an infinity best or worst of all)
+    if summary.get("status") == "completed" and finite(best):
         return float(best), TrialState.COMPLETE
     return None, TrialState.FAIL
 

@@ -9,6 +9,7 @@ import errno
 import hashlib
 import itertools
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -156,8 +157,23 @@ def umask():
     return mask
 
 
-def write_json(path, data):
-    atomic_write(path, lambda f: f.write((json.dumps(data, indent=2) + "\n").encode()))
+def strict_json(value: object) -> object:
+    """`value` with every NaN or infinite float as None: JSON has no NaN (Python writes a bare NaN that strict
+    readers, jq and JavaScript's JSON.parse among them, refuse), and a missing value is what it means."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
+def write_json(path: Path, data: object) -> None:
+    """`data` as indented JSON, atomically; NaN and infinities as null (strict_json), and allow_nan=False so that one
+    it missed fails here, loudly, not in the reader."""
+    text = json.dumps(strict_json(data), indent=2, allow_nan=False)
+    atomic_write(path, lambda f: f.write((text + "\n").encode()))
 
 
 def run_dir_of(path):

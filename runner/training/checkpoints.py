@@ -12,7 +12,11 @@ step=000500.pt), written atomically by the run directory. A new file is written 
 which files are kept is part of last.pt, so a resumed run ends with the files an uninterrupted one keeps.
 """
 
+import math
+
 import torch
+
+from runner.training.recipe import finite
 
 
 class Kept:
@@ -29,9 +33,10 @@ class Kept:
         self.periodic = []  # the periodic files kept, oldest first
 
     def after_epoch(self, row, epoch, *, save, remove):
-        """Keep epoch `epoch` (metrics.csv's `row`) among the k best if it is one, and its periodic file if due."""
-        if self.k != 1:  # 1: best.pt alone, as without the knob
-            value = row[self.monitor.name]
+        """Keep epoch `epoch` (metrics.csv's `row`) among the k best if it is one, and its periodic file if due. An
+        epoch whose monitored value is NaN or infinite is never one of the k best (nor best.pt: Monitor.improved)."""
+        value = row[self.monitor.name]
+        if self.k != 1 and finite(value):  # 1: best.pt alone, as without the knob
             entry = {"epoch": epoch, "metric": value, "val_loss": row["val_loss"], "file": self.top_file(epoch, value)}
             ranked = sorted([e for e in self.top if e["epoch"] != epoch] + [entry], key=self.rank)
             kept = ranked if self.k == -1 else ranked[: self.k]
@@ -57,7 +62,9 @@ class Kept:
         """Best first: the monitored metric in its direction, ties to the lower val_loss, then to the earlier epoch
         (training/recipe.Monitor.improved's order, so the first of the k best is best.pt's epoch)."""
         sign = 1 if self.monitor.mode == "min" else -1
-        return (sign * entry["metric"], entry["val_loss"], entry["epoch"])
+        # a NaN kept by a run before NaN was refused ranks last, so it is the first to go (NaN breaks sorting)
+        metric = sign * entry["metric"] if finite(entry["metric"]) else math.inf
+        return (metric, entry["val_loss"] if finite(entry["val_loss"]) else math.inf, entry["epoch"])
 
     def _periodic(self, name, save, remove):
         save(name)

@@ -241,19 +241,25 @@ def keeping(run, state):
     return {"save": lambda name: run.save_weights(state.validated_model, name), "remove": run.remove_checkpoint}
 
 
+def _best(state) -> str:
+    """The best monitored value so far in words; none while every validation was NaN or infinite."""
+    if not state.best_epoch:
+        return "none yet: every validation was NaN or infinite"
+    return f"{state.best_metric:.4f} at epoch {state.best_epoch}"
+
+
 def stop_message(state, recipe, monitor):
     """What ended the run before trainer.epochs, in a line."""
     if state.stopped_by == "early_stopping":
         return (
             f"early stopping: {monitor.name} has not improved by more than {recipe.min_delta:g} for "
             f"{state.stale_epochs} "
-            f"epochs (trainer.early_stopping.patience={recipe.patience}); best {state.best_metric:.4f} at epoch "
-            f"{state.best_epoch}"
+            f"epochs (trainer.early_stopping.patience={recipe.patience}); best {_best(state)}"
         )
     if state.stopped_by == "pruned":
         return (
             f"pruned: the search's pruner stopped this trial after epoch {state.epoch} ({monitor.name} "
-            f"{state.best_metric:.4f} at best); its best.pt is tested as for any run"
+            f"best {_best(state)}); its best.pt is tested as for any run"
         )
     if state.stopped_by == "max_steps":
         return (

@@ -7,6 +7,7 @@ message shows, and what a resume may do with it. From these declarations come th
 default.yaml, a field here, and the code that uses it.
 """
 
+import math
 import numbers
 import time
 from dataclasses import dataclass, field, fields, replace
@@ -335,13 +336,24 @@ def trainer_keys(group=""):
     return tuple(dict.fromkeys(keys))
 
 
-def early_stopping(value, best, stale, *, mode, min_delta):
+def finite(value: object) -> bool:
+    """True for a real number that is neither NaN nor infinite: the only monitored values that can be best."""
+    return is_number(value) and math.isfinite(value)
+
+
+def early_stopping(
+    value: float, best: float | None, stale: int, *, mode: str, min_delta: float
+) -> tuple[float | None, int]:
     """(best, stale validations) after one more validation of the monitored metric (Lightning's EarlyStopping rule).
 
     An improvement is a change by more than `min_delta` in the direction of `mode` ("min" or "max")
-    over `best` (None before the first validation); it resets `stale` to 0, anything else adds one."""
+    over `best` (None before the first validation); it resets `stale` to 0, anything else adds one. A NaN or
+    infinite value is never an improvement, nor ever `best` (`(x - nan) > d` is False, so a NaN best would stop
+    every later epoch from improving on it): it counts as one more validation that did not improve."""
+    if not finite(value):
+        return (best if finite(best) else None), stale + 1
     sign = 1 if mode == "max" else -1
-    if best is None or sign * (value - best) > min_delta:
+    if not finite(best) or sign * (value - best) > min_delta:
         return value, 0
     return best, stale + 1
 
@@ -372,12 +384,21 @@ class Monitor:
         """The monitor of a run of `task` ("classification" or "regression") with `recipe`."""
         return cls(*monitor_rule(task, recipe.monitor, recipe.monitor_mode))
 
-    def improved(self, row, state):
+    def improved(self, row: dict, state: object) -> bool:
         """Better than the best so far; ties on the metric (accuracy on a small split saturates) go to the lower
-        val_loss."""
+        val_loss. A NaN or infinite value is never better (Lightning #2636: a NaN that became best stayed best,
+        since nothing compares below it); a NaN val_loss only loses the tie."""
+        if not finite(row[self.name]):
+            return False
+        if not finite(state.best_metric):
+            return True
         sign = 1 if self.mode == "min" else -1
-        key = (sign * row[self.name], row["val_loss"])
-        return state.best_metric is None or key < (sign * state.best_metric, state.best_val_loss)
+        return (sign * row[self.name], _tie(row["val_loss"])) < (sign * state.best_metric, _tie(state.best_val_loss))
+
+
+def _tie(val_loss: float | None) -> float:
+    """val_loss as a tie-breaker: a NaN or infinite (or missing) one ranks last."""
+    return val_loss if finite(val_loss) else math.inf
 
 
 class TrainClock:
