@@ -3,12 +3,15 @@ and fail_fast, sweeps replayed verbatim by their resume, and job directories che
 
 import csv
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
 from conftest import SIGNAL_CNN, WITH_SIGNAL_MODEL, assert_clean_failure, digest, runner, same_run, signal_at, summary
 
 from runner.run.records import overrides
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def read_csv(path):
@@ -341,3 +344,58 @@ def test_an_unset_direction_follows_the_monitor():
     assert direction() == "maximize"  # val_accuracy
     assert direction(monitor="val_loss") == "minimize"
     assert direction(monitor="val_accuracy", monitor_mode="min") == "minimize"
+
+
+def default_search_points(seed, n, told=None):
+    """The points the default Optuna search (configs/hparams_search/optuna_lr.yaml's space, the sweeper's default
+    TPESampler) asks in its first `n` trials with sampler.seed=`seed`, in-process as OptunaSweeper.sweep asks them;
+    each trial told a value that peaks at lr 3e-3, so trials 10+ are TPE's, not its random start-up's. `told`: trials
+    a resumed search already holds."""
+    import math
+
+    import optuna
+    from omegaconf import OmegaConf
+
+    from runner.commands.search import OptunaSweeper, distributions
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    params = yaml.safe_load((CONFIGS / "hparams_search" / "optuna_lr.yaml").read_text())["hydra"]["sweeper"]["params"]
+    sampler = yaml.safe_load((CONFIGS / "hydra" / "sweeper" / "optuna.yaml").read_text())["sampler"]
+    assert sampler["_target_"] == "optuna.samplers.TPESampler"  # the default this test is about
+    sweeper = OptunaSweeper(n, 1, None, "runner", None, OmegaConf.create({**sampler, "seed": seed}), None, params, 0, 0)
+    space, _ = distributions([f"{k}={v}" for k, v in params.items()])
+    study = optuna.create_study(direction="maximize")
+    study.add_trials(told or [])
+    while len(study.trials) < n:
+        study.sampler = sweeper._sampler(len(study.trials))
+        trial = study.ask(space)
+        study.tell(trial, -abs(math.log10(trial.params["optimizer.lr"] / 3e-3)))
+    return study.trials
+
+
+def test_the_default_searchs_first_20_trials_do_not_repeat_each_other_and_a_seed_asks_the_same_points():
+    # seeded with seed + number, trial 3 drew almost trial 0's point (lr 0.00443 vs 0.00449, weight decay 7.15e-4
+    # vs 7.08e-4): now no two of 20 trials are within 5 % of each other on every parameter
+    trials = default_search_points(0, 20)
+    points = [t.params for t in trials]
+    assert set(points[0]) == {"optimizer.lr", "optimizer.weight_decay"}
+
+    def close(a, b):
+        return all(abs(a[k] - b[k]) <= 0.05 * max(abs(a[k]), abs(b[k])) for k in a)
+
+    pairs = [(i, j) for i in range(20) for j in range(i + 1, 20) if close(points[i], points[j])]
+    assert pairs == []
+    # the same seed asks the same points; a search resumed after 7 trials asks what the whole one asked
+    assert [t.params for t in default_search_points(0, 20)] == points
+    assert [t.params for t in default_search_points(0, 20, told=trials[:7])] == points
+    assert [t.params for t in default_search_points(1, 3)] != points[:3]  # the seed matters
+
+
+def test_a_negative_sampler_seed_is_refused_in_runners_words():
+    from runner.commands.search import trial_seed
+    from runner.io.errors import RunnerError
+
+    # seed + number made trial 3 of seed 0 trial 0 of seed 3
+    assert len({trial_seed(0, 3), trial_seed(3, 0), trial_seed(0, 0)}) == 3
+    with pytest.raises(RunnerError, match=r"hydra.sweeper.sampler.seed=-1: give an integer >= 0"):
+        trial_seed(-1, 0)

@@ -7,9 +7,10 @@ names an RDB, so `runner train -m resume=SWEEP` continues a search from the tria
 as they are, an interrupted trial is run again with its own parameters and resumes from its last.pt, and new trials
 are asked until there are n_trials. A trial whose job fails, diverges, ends without a monitored metric, or is
 refused (its config does not compose, its directory cannot be made) is told to Optuna as FAIL, and the search goes
-on. Each trial's sampler is seeded with sampler.seed + the trial's number, so a search resumed after an
-interruption asks the same parameters as one that ran through. With a pruner, each job reports its monitored
-metric after every epoch (trial_reporter, from the job's own process) and stops when the pruner says so.
+on. Each trial's sampler is seeded from sampler.seed and the trial's number (trial_seed), so a search resumed after
+an interruption asks the same parameters as one that ran through, and trials do not repeat each other. With a
+pruner, each job reports its monitored metric after every epoch (trial_reporter, from the job's own process) and
+stops when the pruner says so.
 """
 
 import sys
@@ -99,6 +100,20 @@ def objective(summary):
     return None, TrialState.FAIL
 
 
+def trial_seed(seed: int, number: int) -> int:
+    """The sampler's seed for trial `number` of a search seeded `seed`: numpy's SeedSequence of both, whose streams
+    are independent (seed + number was not: TPE's trial 3 drew almost trial 0's point, lr 0.00443 vs 0.00449), and
+    a function of the two alone, so a resumed search asks what an uninterrupted one would. A 32-bit value: numpy's
+    RandomState, which Optuna's samplers seed, takes no more."""
+    import numpy as np
+
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise RunnerError(
+            f"hydra.sweeper.sampler.seed={seed!r}: give an integer >= 0, e.g. hydra.sweeper.sampler.seed=0."
+        )
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
 def storage_of(storage, sweep_dir):
     """The study's storage: an RDB URL given as hydra.sweeper.storage, else a journal in the sweep directory."""
     import optuna
@@ -168,13 +183,13 @@ class OptunaSweeper(Sweeper):
         return "maximize" if mode == "max" else "minimize"
 
     def _sampler(self, number):
-        """A new sampler per trial, seeded with sampler.seed + the trial's number (when a seed is given), so that a
+        """A new sampler per trial, seeded from sampler.seed and the trial's number (when a seed is given), so that a
         resumed search asks what an uninterrupted one would."""
         if not self.sampler:
             return None
         cfg = OmegaConf.create(OmegaConf.to_container(self.sampler, resolve=True))
         if cfg.get("seed") is not None:
-            cfg.seed = int(cfg.seed) + number
+            cfg.seed = trial_seed(cfg.seed, number)
         return _instantiate(cfg, "sampler")
 
     @told
