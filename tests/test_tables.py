@@ -83,7 +83,7 @@ def test_categories_missing_values_and_an_unseen_category_are_encoded_alike_in_t
     assert splits.feature_names == names and splits.class_names == ["1", "2"]
     assert (
         splits.notes[1]
-        == "table: left out id (a different text in every row, as an ID); same (the same value in every row)."
+        == "table: left out 'id' (a different text in every row, as an ID); 'same' (the same value in every row)."
     )
     assert splits.notes[0].startswith("table: 2 classes of kind (1, 2); 2 numeric columns; missing values filled")
     # predict's reader on the whole raw file gives, row for row, the tensors each split trained and was tested on
@@ -276,10 +276,10 @@ def test_the_task_can_be_overridden_and_the_keys_of_a_table_do_what_they_say(tmp
     assert table_info("num_classes", node(target="score", task="classification", val_fraction=0.15)) == 30
     assert table_info("width", node(target="kind", features="a")) == 1  # one name, not a list: that column
     assert table_info("width", node(target="kind")) == 3  # a, b and score
-    regression = "dataset.task=regression needs numbers in the target column kind, and line 2 (row 1) has"
+    regression = "dataset.task=regression needs numbers in the target column 'kind', and line 2 (row 1) has"
     with pytest.raises(RunnerError, match=re.escape(regression)):  # fmt: skip
         table_info("width", node(target="kind", task="regression"))
-    with pytest.raises(RunnerError, match=r"dataset\.features lists the target column kind"):
+    with pytest.raises(RunnerError, match=r"dataset\.features lists the target column 'kind'"):
         table_info("width", node(target="kind", features=["a", "kind"], task="classification"))
     with pytest.raises(RunnerError, match=r"dataset\.target must be set"):
         table_info("width", OmegaConf.create({"path": str(tmp_path / "t.csv"), "target": "???", "task": "x"}))
@@ -293,7 +293,7 @@ def test_the_task_can_be_overridden_and_the_keys_of_a_table_do_what_they_say(tmp
     # dataset.missing=refuse names the cell by its line in the file, whichever split it fell in
     frame.loc[[150], "b"] = np.nan
     frame.to_csv(tmp_path / "gap.csv", index=False)
-    with pytest.raises(RunnerError, match=re.escape("column b has a missing value at line 152 (row 151)")):
+    with pytest.raises(RunnerError, match=re.escape("column 'b' has a missing value at line 152 (row 151)")):
         plan(TableKeys(path=str(tmp_path / "gap.csv"), target="kind", missing="refuse"))
 
 
@@ -316,3 +316,83 @@ def test_arrays_read_their_task_like_a_table_and_refuse_images_with_their_channe
     np.savez(tmp_path / "parts.npz", x_train=x[:80], y_train=np.arange(80) % 2, x_test=x[80:], y_test=np.arange(20) % 2)
     read = read_inputs(str(tmp_path / "parts.npz"), [3], "float32")  # predict on the same file: its x_test
     assert torch.equal(read.x, torch.from_numpy(x[80:]))
+
+
+def penguins(n=150, seed=0):
+    """A table like palmerpenguins: a body mass in grams, an island (3 categories), a free-text comment (almost every
+    one different, as a field note is), and the species to predict, which the mass and island decide."""
+    rng = np.random.default_rng(seed)
+    island = rng.choice(["Biscoe", "Dream", "Torgersen"], n)
+    mass = rng.normal(4200, 800, n).round()
+    species = np.where(mass > 4200, "Gentoo", np.where(island == "Dream", "Chinstrap", "Adelie"))
+    notes = [f"nest {rng.integers(1000)} seen {rng.integers(1, 28)} Nov" for _ in range(n)]
+    notes[1] = notes[0]  # not an ID: two rows share a note
+    return pd.DataFrame({"body_mass_g": mass, "island": island, "comment": notes, "species": species})
+
+
+def test_an_unseen_category_is_an_ordinary_input_and_free_text_is_left_out_by_name(tmp_path):
+    from runner.data.batches import Normalizer
+    from runner.data.inputs import read_inputs
+    from runner.data.table import table
+
+    frame = penguins()
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    args = dict(name="csv", task="classification", input_shape=[5], num_classes=3, target="species")
+    splits = table(**args, path=str(tmp_path / "p.csv"))
+    # the comment would be ~100 one-hot columns no other split shares: left out, and the log names it
+    assert splits.feature_names == ["body_mass_g", "island=Biscoe", "island=Dream", "island=Torgersen", "island=<other>"]
+    assert "table: left out 'comment' (free text: " in splits.notes[1], splits.notes
+    normalize = Normalizer.fit(splits.train.x)
+    # <other> is all zeros in training: scaled by 1 (scikit-learn's StandardScaler), not by a floor of 1e-6
+    assert splits.train.x[:, 4].abs().max() == 0 and normalize.std[0, 4] == 1.0
+    new = frame.iloc[:2].copy()
+    new["island"] = ["Anvers", None]  # an island training never saw, and an empty cell
+    new.to_csv(tmp_path / "new.csv", index=False)
+    x = normalize(read_inputs(str(tmp_path / "new.csv"), [5], "float32", splits.feature_names, table=splits.table).x)
+    assert torch.isfinite(x).all() and x.abs().max() < 100, x  # was about 1,000,000 in <other>
+
+
+def test_real_csv_files_quoted_headers_and_other_separators_are_read(tmp_path):
+    from runner.data.table import TableKeys, plan
+    from runner.data.tablefile import read_table
+    from runner.io.errors import RunnerError
+
+    rows = "".join(f"{20 + i} {i % 3} {'ny'[i % 2]}\n" for i in range(30))
+    files = {
+        "quoted.csv": "'age','party','vote'\n" + rows.replace(" ", ","),  # headers in single quotes
+        "spaces.txt": "age  party   vote\n" + rows,  # whitespace-separated, as R's write.table and many .dat files
+        "semicolons.csv": "age;party;vote\n" + rows.replace(" ", ";"),  # Excel's CSV in much of Europe
+        "tabs.tsv": '"age"\t"party"\t"vote"\n' + rows.replace(" ", "\t"),
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        frame = read_table(tmp_path / name)
+        assert list(frame.columns) == ["age", "party", "vote"], name
+        assert frame["vote"].tolist()[:2] == ["n", "y"] and len(frame) == 30, name
+    # dataset.sep is pandas' sep: a separator the header does not show is given
+    (tmp_path / "bars.txt").write_text("age:party:vote\n" + rows.replace(" ", ":"))
+    keys = TableKeys.of({"path": str(tmp_path / "bars.txt"), "target": "vote"})
+    with pytest.raises(RunnerError) as refused:  # read as one column: said so, each name shown as repr
+        plan(keys)
+    said = str(refused.value)
+    assert "no column named 'vote' (dataset.target). Its columns are: 'age:party:vote' (one column" in said
+    assert "dataset.sep=';'" in said
+    found = plan(TableKeys.of({"path": str(tmp_path / "bars.txt"), "target": "vote", "sep": ":"}))
+    assert found.classes == ["n", "y"] and found.encoder.names() == ["age", "party"]
+
+
+def test_rows_with_an_empty_target_are_refused_or_dropped_and_counted(tmp_path):
+    from runner.data.table import TableKeys, plan
+    from runner.io.errors import RunnerError
+
+    lines = [f"{i},{'' if i in (4, 9, 17) else 'ab'[i % 2]}" for i in range(60)]
+    (tmp_path / "t.csv").write_text("a,b\n" + "\n".join(lines) + "\n")
+    keys = {"path": str(tmp_path / "t.csv"), "target": "b"}
+    refused = "is empty at line 6, line 11, line 19. Give every row a target, or leave those rows out with "
+    with pytest.raises(RunnerError, match=re.escape(refused + "dataset.missing_target=drop")):
+        plan(TableKeys.of(keys))
+    found = plan(TableKeys.of({**keys, "missing_target": "drop"}))
+    assert sum(len(part) for part in found.parts.values()) == 57  # 60 rows, 3 without a target
+    kept = {label for part in found.parts.values() for label in part.index}
+    assert not {4, 9, 17} & kept and len(kept) == 57
+    assert "table: left out 3 of 60 rows of t.csv whose 'b' is empty (line 6, line 11, line 19;" in found.notes[-1]

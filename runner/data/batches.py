@@ -29,7 +29,10 @@ class Normalizer:
             total_sq = total_sq + (part * part).sum(dim=dims)
             n += part.numel() // part.shape[1]
         mean = total / n
-        std = (total_sq / n - mean * mean).clamp_min(0).sqrt().clamp_min(1e-6)
+        std = (total_sq / n - mean * mean).clamp_min(0).sqrt()
+        # a channel constant in the training split (a table's `<other>` column, all zeros there) is scaled by 1, as
+        # scikit-learn's StandardScaler does: a floor of 1e-6 would turn a 1 met later into an input of 1,000,000
+        std = torch.where(std < 1e-6, torch.ones_like(std), std)
         shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
         return cls(mean.float().reshape(shape), std.float().reshape(shape))
 

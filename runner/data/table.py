@@ -8,11 +8,13 @@ so that `runner predict` on a raw file of the same kind applies exactly the same
   add_indicator=True)); `dataset.missing=refuse` refuses missing values instead, naming the column and row;
 - text columns (categorical): one 0/1 column per category the training split has (sorted), and one more,
   `<column>=<other>`, for a category it did not have (and for a missing value);
-- constant columns and ID-like text columns (every value distinct) carry nothing a model can learn from: left out, and
-  the log says so.
+- constant columns, ID-like text columns (every value distinct) and free text (a description: more than FREE_TEXT_MIN
+  distinct values making up at least half the rows) carry nothing a one-hot encoding can learn from: left out, and
+  the log names them.
 
 Standardisation is not done here: the run's normaliser (data.batches.Normalizer) scales every encoded column by the
-training split's mean and std, as it does for any features, and the model card records them.
+training split's mean and std, as it does for any features (a column constant there, as `<other>` usually is, by 1),
+and the model card records them. Reading the file (separators, quoted headers) is data/tablefile.py's.
 """
 
 from dataclasses import asdict, dataclass, field, replace
@@ -31,126 +33,16 @@ from runner.data.splits import (
     target_scale_of,
     unknown_classes,
 )
+from runner.data.tablefile import column_list, numeric_or_text, parquet, read_table, row_name, row_numbers
 from runner.io.errors import RunnerError
 from runner.io.files import check_data_sha256, data_sha256
 
 OTHER = "<other>"  # the column of categories the training split did not have
-NUMERIC_SHARE = 0.9  # a text column whose non-missing values are at least this share numbers is a numeric column
 CLASSIFICATION_MAX_CLASSES = 20  # integer targets with at most this many distinct values are class labels
-
-
-def read_table(path, what="dataset.path"):
-    """A CSV (pandas.read_csv) or Parquet (pandas.read_parquet, which needs pyarrow) file as a DataFrame with at
-    least one row, indexed 0..N-1 in file order; RunnerError naming the file for a missing, empty, header-only or
-    unreadable file, and for Parquet without pyarrow."""
-    import pandas as pd
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise RunnerError(f"{what}={path} names no file. Give the path of a .csv or .parquet file.")
-    if _parquet(path):
-        try:
-            import pyarrow  # noqa: F401
-        except ImportError:
-            raise RunnerError(
-                f"{what}={path} is a Parquet file, and reading Parquet needs pyarrow, which is not installed: pip "
-                f"install 'runner[parquet]' (or pip install pyarrow), or save the table as CSV."
-            ) from None
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as err:  # pyarrow's ArrowInvalid, OSError: not a Parquet file
-            raise RunnerError(f"{what}={path} cannot be read as Parquet ({_one_line(err)}).") from None
-    else:
-        try:
-            frame = pd.read_csv(path, skipinitialspace=True, sep=_separator(path))
-        except pd.errors.EmptyDataError:
-            raise RunnerError(
-                f"{what}={path} is empty: a table needs a header row of column names, then one row per sample."
-            ) from None
-        except (pd.errors.ParserError, UnicodeDecodeError) as err:
-            raise RunnerError(
-                f"{what}={path} cannot be read as CSV ({_one_line(err)}). Save it as comma-separated UTF-8 text with "
-                f"a header row."
-            ) from None
-    if frame.empty:
-        raise RunnerError(
-            f"{what}={path} has a header ({', '.join(map(str, frame.columns[:8]))}) but no rows: nothing to learn from."
-        )
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return frame.reset_index(drop=True)  # a Parquet file's saved index is not a row number
-
-
-def _separator(path):
-    """',' unless the header line has none and has semicolons (a CSV saved by Excel in much of Europe) or tabs."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        header = f.readline()
-    if "," in header:
-        return ","
-    return ";" if ";" in header else "\t" if "\t" in header else ","
-
-
-def _parquet(path):
-    return Path(path).suffix.lower() in (".parquet", ".pq")
-
-
-def _one_line(err):
-    return " ".join(str(err).split())[:160]
-
-
-def row_name(path, label):
-    """Where row `label` (0-based, in file order) of a table is: its line in a CSV (the header is line 1)."""
-    return f"row {label + 1}" if _parquet(path) else f"line {label + 2} (row {label + 1})"
-
-
-def numeric_or_text(frame, name, path):
-    """The column `name` as numbers (float64 with NaN for missing) or as text (str, None for missing). Booleans are
-    numbers (0/1). A column whose values are nearly all numbers is refused at the first value that is not, and at
-    an infinity, naming its line; one that mixes numbers and text more evenly is refused as mixed."""
-    import pandas as pd
-
-    column = frame[name]
-    present = column.dropna()
-    if pd.api.types.is_bool_dtype(column) or (len(present) and present.map(type).eq(bool).all()):
-        return column.map(lambda v: float(v) if isinstance(v, bool) else np.nan).astype(float)
-    if pd.api.types.is_numeric_dtype(column):
-        return _finite(column.astype(float), name, path)
-    present = present.astype(str).str.strip()
-    numbers = pd.to_numeric(present, errors="coerce")
-    bad = present[numbers.isna() & (present != "")]
-    if bad.empty:
-        values = pd.to_numeric(column.astype(str).str.strip().replace("", None), errors="coerce").astype(float)
-        return _finite(values.where(column.notna()), name, path)
-    share = 1 - len(bad) / max(1, len(present))
-    if share >= NUMERIC_SHARE:
-        raise RunnerError(
-            f"{path}: column {name} holds numbers, but {row_name(path, bad.index[0])} has '{bad.iloc[0]}'. Fix or "
-            f"empty that cell (an empty cell is a missing value)."
-        )
-    if share > 0:
-        example = present[numbers.notna()].iloc[0]
-        raise RunnerError(
-            f"{path}: column {name} mixes numbers (e.g. '{example}') and text (e.g. '{bad.iloc[0]}'). Make it one "
-            f"or the other; to read it as categories, write every value as text (e.g. 'n{example}')."
-        )
-    return column.map(lambda v: None if pd.isna(v) else str(v).strip())
-
-
-def _row_numbers(values):
-    """Whether a numeric column is 0, 1, 2, ... (or 1, 2, 3, ...) in file order: an index saved with the table."""
-    x = values.to_numpy()
-    return len(x) > 2 and not np.isnan(x).any() and (np.array_equal(x, np.arange(len(x))) or
-                                                     np.array_equal(x, np.arange(1, len(x) + 1)))  # fmt: skip
-
-
-def _finite(values, name, path):
-    infinite = np.isinf(values.to_numpy())
-    if infinite.any():
-        label = values.index[int(np.flatnonzero(infinite)[0])]
-        raise RunnerError(
-            f"{path}: column {name} has an infinite value at {row_name(path, label)}. Give a number there, or empty "
-            f"the cell (a missing value, filled from the training split)."
-        )
-    return values
+# free text (a description, a name): a text column with more than FREE_TEXT_MIN distinct values that make up at least
+# FREE_TEXT_SHARE of its training rows; one-hot, it would be a column per row that no other split shares
+FREE_TEXT_MIN = 20
+FREE_TEXT_SHARE = 0.5
 
 
 @dataclass
@@ -188,21 +80,25 @@ class TableEncoder:
             if missing == "refuse" and whole.isna().any():
                 label = whole.index[int(np.flatnonzero(whole.isna().to_numpy())[0])]
                 raise RunnerError(
-                    f"{path}: column {name} has a missing value at {row_name(path, label)}, and "
+                    f"{path}: column {name!r} has a missing value at {row_name(path, label)}, and "
                     f"dataset.missing=refuse. Fill it, or set dataset.missing=impute (the training split's median or"
                     f" an own category, flagged)."
                 )
             values = whole.loc[rows]
             present = values.dropna()
-            if present.nunique() <= 1:
-                notes.append(f"{name} (the same value in every row)")
+            distinct = present.nunique()
+            if distinct <= 1:
+                notes.append(f"{name!r} (the same value in every row)")
                 continue
             text = not pd.api.types.is_numeric_dtype(whole)
-            if not text and _row_numbers(whole):
-                notes.append(f"{name} (the row numbers, as pandas writes its index)")
+            if not text and row_numbers(whole):
+                notes.append(f"{name!r} (the row numbers, as pandas writes its index)")
                 continue
-            if text and present.nunique() == len(values) and len(values) > 1:
-                notes.append(f"{name} (a different text in every row, as an ID)")
+            if text and distinct == len(values) and len(values) > 1:
+                notes.append(f"{name!r} (a different text in every row, as an ID)")
+                continue
+            if text and distinct > FREE_TEXT_MIN and distinct >= FREE_TEXT_SHARE * len(present):
+                notes.append(f"{name!r} (free text: {distinct} different values in {len(present)} training rows)")
                 continue
             if text:
                 kept.append(Column(name, "categorical", categories=sorted(present.unique().tolist())))
@@ -226,8 +122,8 @@ class TableEncoder:
         missing = [c.name for c in self.columns if c.name not in frame.columns]
         if missing:
             raise RunnerError(
-                f"{path} lacks the column{'s' if len(missing) > 1 else ''} {', '.join(missing)}, which the model was "
-                f"trained on. Give a table with every feature column: {', '.join(c.name for c in self.columns)}."
+                f"{path} lacks the column{'s' if len(missing) > 1 else ''} {column_list(missing)}, which the model was "
+                f"trained on. Give a table with every feature column: {column_list(c.name for c in self.columns)}."
             )
         import pandas as pd
 
@@ -237,14 +133,14 @@ class TableEncoder:
                 values = numeric_or_text(frame, column.name, path)
                 if not pd.api.types.is_numeric_dtype(values):
                     raise RunnerError(
-                        f"{path}: column {column.name} holds text, and the model was trained on numbers in it."
+                        f"{path}: column {column.name!r} holds text, and the model was trained on numbers in it."
                     )
                 x = values.to_numpy(dtype=np.float64)
                 gaps = np.isnan(x)
                 if gaps.any() and self.missing == "refuse":
                     label = values.index[int(np.flatnonzero(gaps)[0])]
                     raise RunnerError(
-                        f"{path}: column {column.name} has a missing value at {row_name(path, label)}, and this run "
+                        f"{path}: column {column.name!r} has a missing value at {row_name(path, label)}, and this run "
                         f"refuses missing values (dataset.missing=refuse). Fill it."
                     )
                 parts.append(np.where(gaps, column.fill, x)[:, None])
@@ -292,6 +188,8 @@ class TableKeys:
     val_fraction: float = 0.1
     test_fraction: float = 0.2
     split_seed: int = 0
+    sep: str | None = None
+    missing_target: str = "refuse"
 
     @classmethod
     def of(cls, dataset, task=None):
@@ -308,7 +206,7 @@ class TableKeys:
         features = (features,) if isinstance(features, str) else tuple(features)  # dataset.features=alcohol
         return cls(get("path"), get("train_path"), get("val_path"), get("test_path"), get("target"), features, task,
                    get("missing", "impute"), get("val_fraction", 0.1), get("test_fraction", 0.2),
-                   get("split_seed", 0))  # fmt: skip
+                   get("split_seed", 0), get("sep"), get("missing_target", "refuse"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -339,6 +237,11 @@ def plan(keys):
         )
     if keys.missing not in ("impute", "refuse"):
         raise RunnerError(f"dataset.missing={keys.missing}: use impute (fill and flag) or refuse.")
+    if keys.missing_target not in ("refuse", "drop"):
+        raise RunnerError(
+            f"dataset.missing_target={keys.missing_target}: use refuse (name the first row whose target is empty) or "
+            f"drop (leave those rows out, counted in the log)."
+        )
     if keys.task is None:
         first = _first(keys)
         # a target of numbers with a typo in one cell is refused here, naming its line, not read as a class label
@@ -352,38 +255,57 @@ def plan(keys):
 def _first(keys):
     """The table of dataset.path (or train_path), its target and features checked."""
     where = "dataset.path" if keys.path else "dataset.train_path"
-    first = read_table(keys.path or keys.train_path, where)
+    first = read_table(keys.path or keys.train_path, where, keys.sep)
     if keys.target not in first.columns:
+        one = " (one column: is its separator another? dataset.sep=';' gives it)" if len(first.columns) == 1 else ""
         raise RunnerError(
-            f"{where}: no column named {keys.target!r} (dataset.target). Its columns are: {', '.join(first.columns)}."
+            f"{where}: no column named {keys.target!r} (dataset.target). Its columns are: "
+            f"{column_list(first.columns)}{one}."
         )
     unknown = [f for f in keys.features if f not in first.columns]
     if unknown:
-        raise RunnerError(f"{where}: dataset.features names columns it lacks: {', '.join(unknown)}.")
+        raise RunnerError(
+            f"{where}: dataset.features names columns it lacks: {column_list(unknown)}. Its columns are: "
+            f"{column_list(first.columns)}."
+        )
     if keys.target in keys.features:
         raise RunnerError(
-            f"dataset.features lists the target column {keys.target}: a model given its own answer learns nothing. "
+            f"dataset.features lists the target column {keys.target!r}: a model given its own answer learns nothing. "
             f"Leave it out of dataset.features."
         )
     return first
 
 
+def _with_targets(frame, keys, path):
+    """(frame, note): the rows of one file whose target cell is not empty. An empty one is refused, naming its line,
+    unless dataset.missing_target=drop, which leaves those rows out and says how many (None: none left out)."""
+    empty = frame[keys.target].isna().to_numpy()
+    if not empty.any():
+        return frame, None
+    where = ", ".join(row_name(path, label).split(" (")[0] for label in frame.index[empty][:3])
+    more = f", ... ({int(empty.sum())} rows)" if empty.sum() > 3 else ""
+    if keys.missing_target != "drop":
+        raise RunnerError(
+            f"{path}: the target column {keys.target!r} is empty at {where}{more}. Give every row a target, or leave "
+            f"those rows out with dataset.missing_target=drop."
+        )
+    count = f"{int(empty.sum())} of {len(frame)} rows of {path.name}"
+    return frame[
+        ~empty
+    ], f"table: left out {count} whose {keys.target!r} is empty ({where}{more}; dataset.missing_target=drop)."
+
+
 def _targets(frame, keys, path):
-    """The target column of one file, checked: no empty cell; numbers for regression."""
+    """The target column of one file (its empty cells dropped or refused first), checked: numbers for regression."""
     import pandas as pd
 
     target = frame[keys.target]
-    if target.isna().any():
-        label = target.index[int(np.flatnonzero(target.isna().to_numpy())[0])]
-        raise RunnerError(
-            f"{path}: the target column {keys.target} is empty at {row_name(path, label)}. Give every row a target."
-        )
     if keys.task == "regression":
         numbers = pd.to_numeric(target, errors="coerce")
         if numbers.isna().any():
             label = target.index[int(np.flatnonzero(numbers.isna().to_numpy())[0])]
             raise RunnerError(
-                f"{path}: dataset.task=regression needs numbers in the target column {keys.target}, and "
+                f"{path}: dataset.task=regression needs numbers in the target column {keys.target!r}, and "
                 f"{row_name(path, label)} has '{target.loc[label]}'. Use dataset.task=classification for labels."
             )
     return target
@@ -393,11 +315,12 @@ def _plan(keys):
     if keys.task not in ("classification", "regression"):
         raise RunnerError(f"dataset.task={keys.task}: use classification or regression.")
     where = "dataset.path" if keys.path else "dataset.train_path"
-    first, path = _first(keys), Path(keys.path or keys.train_path).expanduser()
-    labels = _targets(first, keys, path)
+    path = Path(keys.path or keys.train_path).expanduser()
+    first, dropped = _with_targets(_first(keys), keys, path)
+    labels, left_out = _targets(first, keys, path), [dropped] if dropped else []
     classes = class_order(labels) if keys.task == "classification" else []
     if keys.task == "classification" and len(classes) < 2:
-        raise RunnerError(f"{where}: the target column {keys.target} has one class only; classification needs two.")
+        raise RunnerError(f"{where}: the target column {keys.target!r} has one class only; classification needs two.")
     features = list(keys.features) or [c for c in first.columns if c != keys.target]
     files = dict.fromkeys(("train", "val", "test"), path)
     if keys.path:
@@ -409,7 +332,10 @@ def _plan(keys):
         for name, given, fraction in (("val", keys.val_path, keys.val_fraction),
                                       ("test", keys.test_path, keys.test_fraction)):  # fmt: skip
             if given:
-                parts[name], files[name] = read_table(given, f"dataset.{name}_path"), Path(given).expanduser()
+                files[name] = Path(given).expanduser()
+                given_frame = read_table(given, f"dataset.{name}_path", keys.sep)
+                parts[name], dropped = _with_targets(given_frame, keys, files[name])
+                left_out += [dropped] if dropped else []
                 _targets(parts[name], keys, files[name])
                 unknown = unknown_classes(parts[name][keys.target], classes) if classes else []
                 if unknown:
@@ -424,8 +350,10 @@ def _plan(keys):
                 parts["train"], parts[name] = train.iloc[rest], train.iloc[held]
     columns = {name: numeric_or_text(first, name, path) for name in features}  # kinds from the whole file
     encoder, dropped = TableEncoder.fit(columns, parts["train"].index, path, keys.missing)
-    notes = (_describe(keys, classes, encoder), *((f"table: left out {'; '.join(dropped)}.",) if dropped else ()))
-    return Plan(keys.task, classes, encoder, parts, files, notes)
+    notes = [_describe(keys, classes, encoder), *left_out]
+    if dropped:
+        notes.insert(1, f"table: left out {'; '.join(dropped)}.")
+    return Plan(keys.task, classes, encoder, parts, files, tuple(notes))
 
 
 def _describe(keys, classes, encoder):
@@ -462,7 +390,8 @@ def table_info(what, dataset):
 
 
 def table(*, name, task, input_shape, num_classes, target, path=None, train_path=None, val_path=None, test_path=None,
-          features=None, missing="impute", val_fraction=0.1, test_fraction=0.2, split_seed=0, sha256=None):  # fmt: skip
+          features=None, missing="impute", val_fraction=0.1, test_fraction=0.2, split_seed=0, sha256=None, sep=None,
+          missing_target="refuse"):  # fmt: skip
     """A table (dataset=csv or dataset=parquet) as Splits of float32 features, encoded as the training split taught
     (TableEncoder), and int64 class indices (in the sorted order of class_names) or float32 targets (N, 1),
     standardised by the training split's mean and std (Splits.target_scale). `sha256`: the files' as the run
@@ -472,7 +401,7 @@ def table(*, name, task, input_shape, num_classes, target, path=None, train_path
     check_data_sha256(sha256, path, train_path, val_path, test_path)
     keys = dict(path=path, train_path=train_path, val_path=val_path, test_path=test_path, target=target,
                 features=features, missing=missing, val_fraction=val_fraction, test_fraction=test_fraction,
-                split_seed=split_seed)  # fmt: skip
+                split_seed=split_seed, sep=sep, missing_target=missing_target)  # fmt: skip
     found = plan(TableKeys.of(keys, task))  # the resolvers' plan, read once
     scale = None
     if task == "regression":
@@ -485,7 +414,10 @@ def table(*, name, task, input_shape, num_classes, target, path=None, train_path
         else:
             values = (frame[target].to_numpy(dtype=np.float64) - scale["mean"][0]) / scale["std"][0]
             y = torch.tensor(values, dtype=torch.float32).unsqueeze(1)
-        splits[part] = Split(x, y)
+        # named in predictions.csv by their line in a CSV file, by their row (counted from 1) in a Parquet one
+        csv = not parquet(found.files[part])
+        ids = [label + 2 if csv else label + 1 for label in frame.index.tolist()]
+        splits[part] = Split(x, y, ids, "line" if csv else "row")
     return Splits(
         splits["train"],
         splits["val"],
@@ -493,6 +425,6 @@ def table(*, name, task, input_shape, num_classes, target, path=None, train_path
         class_names=found.classes,
         feature_names=found.encoder.names(),
         notes=list(found.notes),
-        table={**found.encoder.to_dict(), "target": target, "classes": found.classes},
+        table={**found.encoder.to_dict(), "target": target, "classes": found.classes, "sep": sep},
         target_scale=scale,
     )
