@@ -340,7 +340,13 @@ def test_an_unseen_category_is_an_ordinary_input_and_free_text_is_left_out_by_na
     args = dict(name="csv", task="classification", input_shape=[5], num_classes=3, target="species")
     splits = table(**args, path=str(tmp_path / "p.csv"))
     # the comment would be ~100 one-hot columns no other split shares: left out, and the log names it
-    assert splits.feature_names == ["body_mass_g", "island=Biscoe", "island=Dream", "island=Torgersen", "island=<other>"]
+    assert splits.feature_names == [
+        "body_mass_g",
+        "island=Biscoe",
+        "island=Dream",
+        "island=Torgersen",
+        "island=<other>",
+    ]
     assert "table: left out 'comment' (free text: " in splits.notes[1], splits.notes
     normalize = Normalizer.fit(splits.train.x)
     # <other> is all zeros in training: scaled by 1 (scikit-learn's StandardScaler), not by a floor of 1e-6

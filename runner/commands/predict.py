@@ -99,13 +99,12 @@ def _inputs(cfg, predictor):
                 "input=test: this run streams its test split from files; point input= at its test images "
                 "instead (the folder, or a glob of them)."
             )
-        labels = split.y.tolist() if card.task == "classification" else None
-        return Inputs(split.x, None), labels, None
+        return Inputs(split.x, split.ids, name_column=split.id_name), _split_truth(split, card), None
     inputs = predictor.read(cfg.input)
     if inputs.labels is not None:  # a table with its target column
         return inputs, inputs.labels, None
     classes = {name: i for i, name in enumerate(card.class_names)}
-    if inputs.names and classes:
+    if inputs.names and inputs.name_column == "filename" and classes:
         folders = [Path(n).parts[0] if len(Path(n).parts) > 1 else None for n in inputs.names]
         if all(f in classes for f in folders):
             return inputs, [classes[f] for f in folders], None
@@ -113,6 +112,19 @@ def _inputs(cfg, predictor):
         if others:
             return inputs, None, _unscored(others, card.class_names, loose=None in folders)
     return inputs, None, None
+
+
+def _split_truth(split, card):
+    """The test split's own targets: class indices, or (regression, one output) values in the targets' own units."""
+    if card.task == "classification":
+        return split.y.tolist()
+    if split.y.dim() != 2 or split.y.shape[1] != 1:
+        return None
+    values = split.y[:, 0].double()
+    scale = card.preprocessing.get("target_scale")
+    if scale:  # the dataset standardised them (tables, arrays): back in their own units, as the predictions are
+        values = values * scale["std"][0] + scale["mean"][0]
+    return values.tolist()
 
 
 def _truth(cfg, card):
@@ -136,7 +148,7 @@ def _unscored(others, class_names, loose):
 
 def table(inputs, result, card, topk, truth):
     """predictions.csv: (header, rows), a row per input."""
-    first = "filename" if inputs.names else "index"
+    first = inputs.name_column if inputs.names else "index"
     names = inputs.names or list(range(len(inputs.x)))
     if card.task != "classification":
         values = result.values

@@ -224,7 +224,9 @@ def imagefolder(
         stem = f"{name}-{'x'.join(map(str, shape))}{how}-{place(root)}"
         check = expect(spec, classes=classes)
         data = cached(runner_cache(cache_dir), stem, fingerprint(all_files), decode, check)
-        splits = {part: Split(data[f"{part}_x"], data[f"{part}_y"]) for part in parts}
+        # each image named by its file, under root, for predictions.csv
+        files = {part: [str(Path(p).relative_to(root)) for p, _ in samples] for part, samples in parts.items()}
+        splits = {part: Split(data[f"{part}_x"], data[f"{part}_y"], files[part], "filename") for part in parts}
     else:
         splits = {part: FileSplit(samples, shape, workers, sizing) for part, samples in parts.items()}
     train = splits["train"]

@@ -26,8 +26,9 @@ from runner.io.errors import RunnerError
 @dataclass
 class Inputs:
     x: torch.Tensor  # (N, *input_shape), raw: uint8 images or float features
-    names: list  # a filename per sample (images), or None: rows are numbered
+    names: list  # a name per sample (an image's file, a table's line), or None: rows are numbered from 0
     labels: list = None  # from a table's own target column, when it has one: class indices, or values (regression)
+    name_column: str = "filename"  # predictions.csv's column of the names: filename, line, row or index
 
 
 def takes_images(input_shape, input_dtype):
@@ -190,9 +191,10 @@ def _table_rows(path, table):
     (data/table.py); the target column, when present, gives the truth: class indices, or values (regression); None
     (classification) or NaN (regression) where its cell is empty."""
     from runner.data.splits import class_index, unknown_classes
-    from runner.data.table import TableEncoder, read_table
+    from runner.data.table import TableEncoder
+    from runner.data.tablefile import parquet, read_table
 
-    frame = read_table(path, "input")
+    frame = read_table(path, "input", table.get("sep"))
     x = torch.from_numpy(TableEncoder.from_dict(table).encode(frame, path))
     labels, target = None, table["target"]
     if target in frame.columns and table["classes"]:
@@ -213,4 +215,7 @@ def _table_rows(path, table):
                 f"regression run. Drop the column, or give the target's values."
             )
         labels = values.astype(float).tolist()
-    return Inputs(x, None, labels)
+    # each row named by its line in a CSV file, by its row (from 1) in a Parquet one, as the training split's are
+    if parquet(path):
+        return Inputs(x, [label + 1 for label in frame.index.tolist()], labels, "row")
+    return Inputs(x, [label + 2 for label in frame.index.tolist()], labels, "line")

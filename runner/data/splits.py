@@ -16,15 +16,19 @@ from runner.io.errors import RunnerError
 class Split:
     x: torch.Tensor  # (N, *input_shape): uint8 images or float features
     y: torch.Tensor  # (N,) int64 class labels, or (N, outputs) float regression targets
+    # where each sample comes from, for predictions.csv: a CSV line, an array's row, an image file; None: unnamed
+    ids: list | None = None
+    id_name: str = "index"  # the column those ids go in: line, row, index or filename
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.y)
 
-    def subset(self, index):
-        return Split(self.x[index], self.y[index])
+    def subset(self, index) -> "Split":
+        ids = None if self.ids is None else [self.ids[i] for i in torch.as_tensor(index).tolist()]
+        return Split(self.x[index], self.y[index], ids, self.id_name)
 
-    def to(self, device):
-        return Split(self.x.to(device), self.y.to(device))
+    def to(self, device) -> "Split":
+        return Split(self.x.to(device), self.y.to(device), self.ids, self.id_name)
 
 
 @dataclass

@@ -220,7 +220,7 @@ def check_targets(split, name, dataset_cfg):
         if name == "train":
             warnings.warn(f"{dataset}: integer targets taken as float32", RunnerWarning, 2)
         y = y.float()
-    return Split(split.x, y)
+    return Split(split.x, y, split.ids, split.id_name)
 
 
 def target_scale(y, name):
