@@ -7,7 +7,10 @@
 A .npz is read by numpy.load without pickles, a .pt by torch.load(weights_only=True) (a dict of tensors or
 arrays). The samples' shape is x.shape[1:]; the task is read from y's dtype: integers and booleans are class
 labels (classes: y's distinct values, sorted), floats a regression target (y of shape (N,) or (N, outputs),
-standardised by the training part's mean and std and reported in its own units, as for a table). x stays uint8
+standardised by the training part's mean and std and reported in its own units, as for a table). Class labels
+that are indices 0..K-1 take their names from an array `classes` beside x and y (numpy.savez(path, x=x, y=y,
+classes=["cat", "dog"])) or from dataset.class_names=[cat,dog], which wins: class i is named classes[i] in
+predictions, the confusion matrix and reports. x stays uint8
 when it is uint8 (images: the run's augmentation and normalisation apply as for any image dataset); anything
 else becomes float32. Hold-outs are drawn as for dataset=csv (splits.stratified_holdouts), so the same rows as
 arrays and as a CSV give the same training.
@@ -120,6 +123,8 @@ def _check(found, path):
             f"x_test, y_test where you have them)."
         )
     out = {}
+    if "classes" in found:
+        out["classes"] = _class_names(found["classes"], f"{path}: its classes array")
     for name in names:
         a = found[name]
         if a.dtype.kind not in "biuf":
@@ -150,13 +155,34 @@ def _check(found, path):
     return out
 
 
+def _class_names(names, what):
+    """Class names as a list of distinct texts (from a .npz's `classes` array or dataset.class_names)."""
+    names = [str(n) for n in np.asarray(names).reshape(-1).tolist()]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if len(names) < 2 or repeated:
+        problem = f"names {repeated[0]!r} twice" if repeated else f"holds {len(names)} name"
+        raise RunnerError(
+            f"{what} {problem}: class i is named by entry i, so it needs one distinct name per class, e.g. "
+            f"dataset.class_names=[cat,dog]."
+        )
+    return names
+
+
 @dataclass(frozen=True)
 class Plan:
-    """Arrays read and split: the task, the classes ([] for regression), and each part's (x, y)."""
+    """Arrays read and split: the task, the classes ([] for regression), and each part's (x, y, the rows of the
+    file's array they are)."""
 
     task: str
     classes: list
-    parts: dict  # train, val, test -> (x, y) numpy arrays
+    parts: dict  # train, val, test -> (x, y, row indices) numpy arrays
+    by_index: bool = False  # y's values are indices into `classes` (names given), not labels to look up there
+
+    def indices(self, labels):
+        """The class indices of labels (None for regression, which is not stratified)."""
+        if self.by_index:
+            return np.asarray(labels).astype(np.int64)
+        return class_index(labels, self.classes)
 
 
 _PLANS, _FILES = {}, {}
@@ -186,57 +212,85 @@ def _infer(found):
     return infer_task(pd.Series(y))
 
 
-def plan(path, target_path=None, task=None, val_fraction=0.1, test_fraction=0.2, seed=0):
+def plan(path, target_path=None, task=None, val_fraction=0.1, test_fraction=0.2, seed=0, class_names=None):
     """The Plan of dataset=arrays' keys, computed once per process (the resolvers and the dataset function share
     it); `task` None is read from y (_infer) first, so the resolvers' plan and the dataset function's are one."""
     if not path:
         raise RunnerError("dataset.path must be set: a .npz or .pt file of x and y, e.g. dataset.path=data.npz.")
     task = task or _infer(_read(path, target_path))
-    key = (path, target_path, task, val_fraction, test_fraction, seed)
+    names = None if class_names is None else tuple(str(n) for n in class_names)
+    key = (path, target_path, task, val_fraction, test_fraction, seed, names)
     if key not in _PLANS:
         _PLANS[key] = _plan(*key)
     return _PLANS[key]
 
 
-def _plan(path, target_path, task, val_fraction, test_fraction, seed):
+def _named(found, names, path):
+    """(class names, whether y's values are their indices): the names dataset.class_names or the file's `classes`
+    array give, y's values being indices into them; else y's distinct values, sorted (class_order)."""
+    given = names if names is not None else found.get("classes")
+    if given is None:
+        return class_order(found.get("y", found.get("y_train"))), False
+    what = "dataset.class_names" if names is not None else f"{path}: its classes array"
+    classes = _class_names(given, what)
+    for name in [n for n in found if n.startswith("y")]:
+        labels = found[name]
+        if (labels.dtype.kind == "f" and not (labels == labels.round()).all()) or labels.min() < 0:
+            raise RunnerError(f"{what} names classes by index, and {name} holds {labels.min()!r}, not an index.")
+        if labels.max() >= len(classes):
+            raise RunnerError(
+                f"{what} has {len(classes)} names (class 0 to {len(classes) - 1}), and {name} holds the class "
+                f"{int(labels.max())}. Give one name per class, in the order of y's values: "
+                f"dataset.class_names=[{','.join([*classes, '...'])}]."
+            )
+    return classes, True
+
+
+def _plan(path, target_path, task, val_fraction, test_fraction, seed, names):
     if task not in ("classification", "regression"):
         raise RunnerError(f"dataset.task={task}: use classification or regression.")
     found = _read(path, target_path)
     single = "x" in found
     where = f"dataset.path={path}"
     train_y = found["y"] if single else found["y_train"]
-    classes = []
+    classes, by_index = [], False
     if task == "classification":
         if train_y.ndim != 1:
             raise RunnerError(f"{path}: class labels y must be one per sample (shape (N,)), not {list(train_y.shape)}.")
-        classes = class_order(train_y)
+        classes, by_index = _named(found, names, path)
         if len(classes) < 2:
             raise RunnerError(f"{path}: y has one class only ({classes[0]}); classification needs two.")
         for part in ("val", "test"):
-            unknown = unknown_classes(found.get(f"y_{part}", []), classes)
+            unknown = [] if by_index else unknown_classes(found.get(f"y_{part}", []), classes)
             if unknown:
                 raise RunnerError(f"{path}: y_{part} has classes y_train lacks: {', '.join(unknown[:5])}.")
+    elif names is not None:
+        raise RunnerError(
+            "dataset.class_names names classes, and this is a regression (y of floats): leave it out, or set "
+            "dataset.task=classification for y of class indices."
+        )
+    index = Plan(task, classes, {}, by_index).indices
     if single:
         x, y = found["x"], found["y"]
-        rows = stratified_holdouts(class_index(y, classes), len(y), val_fraction, test_fraction, seed, classes, where)
-        return Plan(task, classes, {name: (x[index], y[index]) for name, index in rows.items()})
-    parts = {"train": (found["x_train"], found["y_train"])}
+        rows = stratified_holdouts(index(y), len(y), val_fraction, test_fraction, seed, classes, where)
+        return Plan(task, classes, {name: (x[rows], y[rows], rows) for name, rows in rows.items()}, by_index)
+    parts = {"train": (found["x_train"], found["y_train"], np.arange(len(found["y_train"])))}
     for name, fraction in (("val", val_fraction), ("test", test_fraction)):
         if f"x_{name}" in found:
-            parts[name] = (found[f"x_{name}"], found[f"y_{name}"])
+            parts[name] = (found[f"x_{name}"], found[f"y_{name}"], np.arange(len(found[f"y_{name}"])))
         else:
-            x, y = parts["train"]
-            rest, held = holdout_rows(
-                len(y), fraction, seed, class_index(y, classes), classes, f"dataset.{name}_fraction", where
-            )
-            parts["train"], parts[name] = (x[rest], y[rest]), (x[held], y[held])
-    return Plan(task, classes, parts)
+            x, y, rows = parts["train"]
+            rest, held = holdout_rows(len(y), fraction, seed, index(y), classes, f"dataset.{name}_fraction", where)
+            parts["train"], parts[name] = (x[rest], y[rest], rows[rest]), (x[held], y[held], rows[held])
+    return Plan(task, classes, parts, by_index)
 
 
 def _keys(dataset, task=None):
     get = dataset.get
+    names = get("class_names")
+    names = None if names is None else tuple(names)
     return (get("path"), get("target_path"), task, get("val_fraction", 0.1), get("test_fraction", 0.2),
-            get("split_seed", 0))  # fmt: skip
+            get("split_seed", 0), names)  # fmt: skip
 
 
 def arrays_info(what, dataset):
@@ -252,7 +306,7 @@ def arrays_info(what, dataset):
     if what == "sha256":
         return data_sha256(dataset.path, dataset.get("target_path"))
     found = plan(*_keys(dataset, dataset.task))
-    x, y = found.parts["train"]
+    x, y, _ = found.parts["train"]
     if what == "input_shape":
         return list(x.shape[1:])
     if what == "num_classes":
@@ -263,22 +317,23 @@ def arrays_info(what, dataset):
 
 
 def arrays(*, name, task, input_shape, num_classes, path, target_path=None, val_fraction=0.1, test_fraction=0.2,
-           split_seed=0, sha256=None):  # fmt: skip
+           split_seed=0, sha256=None, class_names=None):  # fmt: skip
     """dataset=arrays as Splits: x as uint8 (when stored so) or float32 of shape (N, *input_shape), y as int64 class
     indices (in the sorted order of class_names) or float32 (N, outputs) standardised by the training part.
     `sha256`: the files' as the run recorded them (dataset.sha256), refused when they differ now."""
     import torch
 
     check_data_sha256(sha256, path, target_path)
-    found = plan(path, target_path, task, val_fraction, test_fraction, split_seed)
+    found = plan(path, target_path, task, val_fraction, test_fraction, split_seed, class_names)
     scale = target_scale_of(found.parts["train"][1]) if task == "regression" else None
     splits = {}
-    for part, (x, y) in found.parts.items():
+    for part, (x, y, rows) in found.parts.items():
         x = torch.from_numpy(np.ascontiguousarray(x if x.dtype == np.uint8 else x.astype(np.float32)))
         if task == "classification":
-            y = torch.from_numpy(class_index(y, found.classes))
+            y = torch.from_numpy(found.indices(y))
         else:
             y = y.astype(np.float64).reshape(len(y), -1)
             y = torch.from_numpy(((y - scale["mean"]) / scale["std"]).astype(np.float32))
-        splits[part] = Split(x, y)
+        # named in predictions.csv by their row in the file's array (x, or x_test where the file has one), from 0
+        splits[part] = Split(x, y, rows.tolist(), "index")
     return Splits(splits["train"], splits["val"], splits["test"], class_names=found.classes, target_scale=scale)
