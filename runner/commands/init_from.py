@@ -131,11 +131,13 @@ def load_init(model, source, *, task, num_classes):
     return Init(source=str(path.absolute()), sha256=sha256(path), kept=fitted.kept, reinitialised=fitted.reinitialised)
 
 
-def preprocessing_note(init, card):
+def preprocessing_note(init, card) -> str | None:
     """A line when init_from's source run read its inputs otherwise than this run will: another input shape or
     resize, or statistics a quarter of a standard deviation or more apart (another subset of the same data differs by
-    less; ImageNet's against a folder's own, by more): its weights would see inputs unlike those they learned on. None
-    when they agree, or when the source is not a run (a bare weights file says nothing of its inputs)."""
+    less; ImageNet's against a folder's own, by more): its weights would see inputs unlike those they learned on. The
+    line ends with the overrides that read them as the source did (keys every dataset config declares, so the command
+    accepts them as typed). None when they agree, or when the source is not a run (a bare weights file says nothing of
+    its inputs)."""
     import json
 
     import numpy as np
@@ -145,23 +147,37 @@ def preprocessing_note(init, card):
         return None
     theirs, ours = json.loads(source.read_text()), card.to_dict()
     before, now = theirs.get("preprocessing") or {}, ours["preprocessing"]
-    differ = []
+    differ, fixes = [], []
+    # only images read from files can be read at another size: a dataset of tensors has the one its files have
+    files = now["image"] is not None
     if theirs.get("input_shape") != ours["input_shape"]:
         differ.append(f"input_shape {theirs.get('input_shape')} -> {ours['input_shape']}")
-    if (before.get("image") or {}).get("shorter_side") != (now["image"] or {}).get("shorter_side"):
+        fixes += [f"dataset.input_shape=[{','.join(map(str, theirs.get('input_shape') or []))}]"] * files
+    resize = (before.get("image") or {}).get("shorter_side")
+    if resize != (now["image"] or {}).get("shorter_side"):
         differ.append("the image resize")
+        fixes += [f"dataset.resize={'null' if resize is None else resize}"] * files
     try:
         mean, std = np.asarray(before["mean"], float), np.asarray(before["std"], float)
         shift = np.abs(np.asarray(now["mean"], float) - mean) / std
         scale = np.abs(np.log(np.asarray(now["std"], float) / std))
         if shift.max() >= 0.25 or scale.max() >= np.log(1.25):
             differ.append("the mean and std")
+            fixes.append(_normalize_override(mean, std, theirs.get("input_dtype")))
     except (KeyError, TypeError, ValueError):  # shapes that do not broadcast: the input shapes differ, said above
         pass
     if not differ:
         return None
     return (
         f"init_from: the source run read its inputs otherwise ({'; '.join(differ)}: see its checkpoints/model.json), "
-        f"so its weights now see inputs unlike those they learned on. Give this run the source's dataset settings "
-        f"(its .hydra/config.yaml) to read them as it did."
+        f"so its weights now see inputs unlike those they learned on. "
+        + (f"To read them as it did, add: {' '.join(fixes)}" if fixes else "Give this run the source's dataset.")
     )
+
+
+def _normalize_override(mean, std, input_dtype) -> str:
+    """dataset.normalize as the command line takes it, from a model card's statistics: per channel, on the 0..1 scale
+    of uint8 pixels (training.build.fixed_normalizer's), to 6 significant digits."""
+    scale = 255.0 if input_dtype == "uint8" else 1.0
+    values = lambda a: ",".join(f"{v / scale:.6g}" for v in a.reshape(-1).tolist())  # noqa: E731
+    return f"'dataset.normalize={{mean:[{values(mean)}],std:[{values(std)}]}}'"
