@@ -425,6 +425,16 @@ ROWS = [
     ("lr find resume", ["lr-find", "resume=RUN"], "Give the run's weights with init_from=RUN_DIR", 1, None),
     ("lr find sweep", ["lr-find", "-m", "lr_find.num_training=20,30"], "without -m (for several settings", 2, None),
     ("lr find quick check", ["lr-find", "trainer.fast_dev_run=true"], "Drop trainer.fast_dev_run", 1, None),
+    # Hydra's basic launcher ran the "parallel" trials one after the other, silently
+    (
+        "trials at a time without a launcher",
+        ["train", "hparams_search=optuna_lr", "hydra.sweeper.n_jobs=2"],
+        "asks for 2 trials at a time, but Hydra's default launcher runs a sweep's jobs in this process, so they would "
+        "run one after the other. Run them side by side on this machine with hydra/launcher=parallel "
+        "hydra.launcher.n_jobs=2",
+        1,
+        None,
+    ),
     # a SLURM job of 1 task on a node of 4 GPUs: 3 would sit idle (refused before anything is submitted)
     (
         "slurm tasks not gpus",
@@ -480,6 +490,7 @@ NEVER_STARTED = {
     "slurm tasks share gpus",
     "launcher without -m",
     "slurm without srun",
+    "trials at a time without a launcher",
     "ddp timeout zero",
     "ddp timeout inf",
     "lr find range",
@@ -498,6 +509,7 @@ NOTHING_MADE = {
     "slurm tasks share gpus",
     "launcher without -m",
     "slurm without srun",
+    "trials at a time without a launcher",
     "output not writable",
     "output name too long",
     "output path too long",

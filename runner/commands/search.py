@@ -163,6 +163,15 @@ class OptunaSweeper(Sweeper):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise RunnerError(f"hydra.sweeper.{key}={value!r}: give {what}.")
+        alone = self.jobs.one_at_a_time()
+        if self.n_jobs > 1 and alone:
+            # Hydra's basic launcher runs a batch's jobs one after the other: the setting would do nothing, silently
+            raise RunnerError(
+                f"hydra.sweeper.n_jobs={self.n_jobs} asks for {self.n_jobs} trials at a time, but {alone}, so they "
+                f"would run one after the other. Run them side by side on this machine with hydra/launcher=parallel "
+                f"hydra.launcher.n_jobs={self.n_jobs} (joblib), or leave out hydra.sweeper.n_jobs. Nothing was "
+                f"started."
+            )
         if self.direction not in (None, "maximize", "minimize"):
             raise RunnerError(
                 f"hydra.sweeper.direction={self.direction!r} is not a direction: give maximize, minimize, or leave "

@@ -114,6 +114,17 @@ class JobRunner:
                 f"hydra.launcher.tasks_per_node=2 for two processes a job). Nothing was started."
             )
 
+    def one_at_a_time(self) -> str | None:
+        """Why the configured launcher runs a sweep's jobs one at a time, in words; None when it runs several side
+        by side (joblib with n_jobs != 1, submitit)."""
+        launcher = self.config.hydra.get("launcher") or {}
+        target = str(launcher.get("_target_", ""))
+        if target.endswith("BasicLauncher"):
+            return "Hydra's default launcher runs a sweep's jobs in this process"
+        if "joblib" in target and launcher.get("n_jobs") == 1:
+            return "hydra.launcher.n_jobs=1 runs one job at a time"
+        return None
+
     def job_dir(self, overrides, num):
         """The directory Hydra will give job `num` (hydra.sweep.dir/hydra.sweep.subdir, resolved as the launcher
         resolves it). Composing the job's config raises any composition error before the job starts."""
