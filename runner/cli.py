@@ -130,6 +130,10 @@ def _task(cfg):
         summary = train_job(cfg, run_dir, user_overrides, record, continue_with=continue_with, report=report)
         return summary
     except Exception as err:
+        from runner.io.errors import storage_error
+
+        # a write the storage refused anywhere in the job (a library's too): one paragraph naming the file, no traceback
+        err = (None if isinstance(err, RunnerError) else storage_error(err)) or err
         sweep = multirun
         out_dir = Path(hydra_cfg.runtime.output_dir)
         if hydra_cfg.job.config_name == "train":
@@ -279,6 +283,51 @@ def _register_sweepers():
     ConfigStore.instance().store(group="hydra/sweeper", name="basic", node=ours.GridSweeperConf, provider="runner")
 
 
+def _tell_hydra_storage_errors():
+    """What Hydra itself writes before or around runner's code (a job's folder, its .hydra/ files for eval; a sweep's
+    job folders) is told as runner tells a write the storage refused, naming the file: Hydra would print the OSError
+    as a traceback. Both wrap Hydra's module-level functions, which Hydra looks up when it calls them."""
+    import hydra._internal.utils as hydra_utils
+    import hydra.core.utils as hydra_core
+
+    if getattr(hydra_utils.run_and_report, "told_by_runner", False):
+        return
+    report, save_config = hydra_utils.run_and_report, hydra_core._save_config
+
+    def run_and_report(func):
+        def guarded():
+            from runner.io.errors import storage_error
+
+            try:
+                return func()
+            except Exception as err:
+                told = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else storage_error(err)
+                if told is None:
+                    raise
+            from runner.config.command_line import held_stderr
+            from runner.io.console import error
+
+            held_stderr.release()
+            where = (
+                f" Continue the sweep with: runner train -m {command_arg('resume', _sweep['dir'])}" if _sweep else ""
+            )
+            error(f"{told}{where}")
+            raise SystemExit(told.exit_code)
+
+        return report(guarded)
+
+    def saved_config(cfg, filename, output_dir):
+        try:
+            return save_config(cfg, filename, output_dir)
+        except OSError as err:
+            # a failed write() names no file: this one is Hydra's record of the job
+            err.filename = err.filename or str(output_dir / filename)
+            raise
+
+    run_and_report.told_by_runner = True
+    hydra_utils.run_and_report, hydra_core._save_config = run_and_report, saved_config
+
+
 def run_choices(args, groups):
     """`dataset=X model=Y ...` as the run named by `ckpt=` (or `resume=`) chose them.
 
@@ -327,6 +376,26 @@ def main(argv=None):
         return 130
 
 
+def _without_hydra(command, rest):
+    """`runner report` and `runner diff`, which read runs without Hydra: a refusal (a RunnerError) or a write the
+    storage refused (summary.csv, sweep.png) is told in one paragraph, as every other command's, not as a traceback."""
+    from runner.io.console import error
+    from runner.io.errors import RunnerError, storage_error
+
+    if command == "report":
+        from runner.commands.report import main
+    else:
+        from runner.commands.diff import main
+    try:
+        return main(rest)
+    except Exception as err:
+        told = err if isinstance(err, RunnerError) else storage_error(err)
+        if told is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        error(str(told))
+        return told.exit_code
+
+
 def _main(argv, stop):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -344,14 +413,8 @@ def _main(argv, stop):
             file=sys.stderr,
         )
         return 2
-    if command == "report":
-        from runner.commands.report import main as report_main
-
-        return report_main(rest)
-    if command == "diff":
-        from runner.commands.diff import main as diff_main
-
-        return diff_main(rest)
+    if command in ("report", "diff"):
+        return _without_hydra(command, rest)
 
     import hydra
 
@@ -440,6 +503,7 @@ def _main(argv, stop):
     from runner.config.command_line import held_stderr, hydra_problem
 
     _register_sweepers()
+    _tell_hydra_storage_errors()
     held_stderr.install()
     try:
         config = command.replace("-", "_")  # lr-find's is configs/lr_find.yaml

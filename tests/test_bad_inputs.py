@@ -163,7 +163,7 @@ ROWS = [
     ),
     ("output permission denied", ["train", "hydra.run.dir=locked/run"], "no folder can be made in", 1, "read-only"),
     ("resume permission denied", ["train", "resume=RUN", "trainer.epochs=4"], "cannot be written to", 1, "read-only"),
-    ("disk full", ["train", "trainer.epochs=1"], "the disk may be full or a file-size limit reached", 1, "fsize"),
+    ("disk full", ["train", "trainer.epochs=1"], "(File too large, EFBIG): the file reached a", 1, "fsize"),
     ("ckpt truncated", ["eval", "ckpt=RUN/checkpoints/best.pt"], "truncated, corrupted", 1, "truncate"),
     (
         "ckpt not a checkpoint",

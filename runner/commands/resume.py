@@ -11,12 +11,13 @@ reason, before anything in the run directory is touched.
 
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
+from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from runner.config.checks import apply_overrides
-from runner.config.command_line import DATA_FILE_KEYS
+from runner.config.command_line import DATA_FILE_KEYS, command_arg
 from runner.inference.loading import run_config
 from runner.io.errors import RunnerError
 from runner.io.serialization import safe_load
@@ -131,7 +132,10 @@ def set_optimizer_value(optimizer, scheduler, name, value, keep=()):
 
 def plan_resume(cfg, last, status, overrides):
     """Check a resume of the run whose last.pt is `last` and whose state is `status`; write nothing."""
-    ckpt = safe_load(last)
+    try:
+        ckpt = safe_load(last)
+    except RunnerError as err:
+        raise RunnerError(f"{str(err).rstrip('.')}. {unresumable(last)}") from None
     if not isinstance(ckpt, dict) or not {"config", "optimizer", "epoch", "batch", "rng"} <= set(ckpt):
         raise RunnerError(
             f"{last} is not a runner training checkpoint (no optimizer, counters or config). It cannot be resumed."
@@ -201,6 +205,35 @@ def plan_resume(cfg, last, status, overrides):
             f"Resume without trainer.batch_size, let it finish an epoch, then change it."
         )
     return Resume(run_cfg, ckpt, changes)
+
+
+def unresumable(last: Path) -> str:
+    """What a run whose last.pt cannot be read can do: last.pt alone holds the optimizer, schedule, counters and RNG
+    states, and no earlier copy of it is kept, so the run cannot continue exactly; the newest intact file of its
+    weights (a kept epoch's, best.pt) can start a new run (init_from), with the run's own command."""
+    from runner.io.serialization import damaged_member
+    from runner.run.records import read_summary
+
+    run_dir = last.parent.parent
+    # the kept checkpoints (training/checkpoints.py) and best.pt, newest first: model weights, as init_from takes them
+    weights = sorted(
+        (p for p in last.parent.glob("*.pt") if p.name not in ("last.pt", "averaged.pt")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    good = next((p for p in weights if damaged_member(p) is None), None)
+    command = read_summary(run_dir).get("command") or "runner train"
+    cannot = (
+        "last.pt is the one file that holds the run's optimizer, schedule, counters and RNG states, and no earlier "
+        "copy of it is kept, so the run cannot continue where it stopped"
+    )
+    if good is None:
+        return f"{cannot}. Start it again with its own command: {command}"
+    return (
+        f"{cannot}. Its newest intact weights are {good}: start a new run from them (with a fresh optimizer and "
+        f"schedule) with: {command} {command_arg('init_from', good)}, or start it again with its own command: "
+        f"{command}"
+    )
 
 
 def lifts(stopped_by, ckpt, cfg):

@@ -61,15 +61,33 @@ class SweepSummary(Callback):
     incomplete = 0  # jobs of the last sweep that did not complete; the CLI exits non-zero when > 0
     not_started = 0  # jobs a fail_fast sweep did not start
     refused: ClassVar[list] = []  # (trial number, why) of the Optuna trials that could not run
+    # {job directory: status} of every job the sweepers launched, as its task returned it: a job whose own record
+    # could not be written (a full disk) is still counted, though no summary.json says how it ended
+    outcomes: ClassVar[dict] = {}
 
     def on_multirun_start(self, config, **kwargs):
         from runner.config.command_line import held_stderr
 
         held_stderr.release()  # the sweep composed; under the joblib or submitit launcher its jobs run elsewhere
         SweepSummary.incomplete, SweepSummary.not_started, SweepSummary.refused = 0, 0, []
+        SweepSummary.outcomes = {}
 
     def on_multirun_end(self, config, **kwargs):
-        sweep_dir = Path(config.hydra.sweep.dir)
+        """The sweep's table and files. Until they are written the sweep counts as incomplete: Hydra turns an error
+        raised here into a warning, and the sweep would exit 0 without its records."""
+        from runner.io.console import error
+        from runner.io.errors import storage_error
+
+        SweepSummary.incomplete = max(SweepSummary.incomplete, 1)
+        try:
+            self._summarise(Path(config.hydra.sweep.dir))
+        except Exception as err:
+            told = err if isinstance(err, RunnerError) else storage_error(err)
+            if told is None:
+                raise
+            error(f"the sweep's summary was not written: {told}")
+
+    def _summarise(self, sweep_dir):
         runs = report.find_runs([sweep_dir], quick_checks=True)  # a sweep of quick checks still gets its table
         console = report.console()
         not_done = []
@@ -98,14 +116,27 @@ class SweepSummary(Callback):
         if SweepSummary.not_started:
             jobs = f"{SweepSummary.not_started} job{'s' * (SweepSummary.not_started != 1)}"
             console.print(f"[red]{jobs} not started[/] (hydra.sweeper.fail_fast)")
-        SweepSummary.incomplete = len(not_done) + SweepSummary.not_started + len(SweepSummary.refused)
+        listed = {Path(r["run_dir"]).resolve() for r in rows} if runs else set()
+        unlisted = [
+            (path, status)
+            for path, status in SweepSummary.outcomes.items()
+            if status not in ("completed", "pruned") and Path(path).resolve() not in listed
+        ]
+        for path, status in unlisted:
+            console.print(f"[red]job {path} {status or 'failed'}[/], and its summary.json was not written")
+        SweepSummary.incomplete = len(not_done) + len(unlisted) + SweepSummary.not_started + len(SweepSummary.refused)
 
 
 def resume_arguments(sweep_dir, args):
     """`runner train -m resume=SWEEP`: the sweep's own command again, into its own directory (Hydra enumerates the
     same jobs in the same order); each job then decides from its directory (sweep_job). Returns (args, problem)."""
     saved = Path(sweep_dir) / "multirun.yaml"
-    if not saved.is_file():
+    from runner.run.records import sweep_overrides
+
+    # multirun.yaml missing or unreadable (a crash while it was written, before runner wrote it atomically, or damage
+    # since): a job's summary.json holds the sweep's command as it was typed
+    recorded = sweep_overrides(sweep_dir) is None and _recorded_command(sweep_dir)
+    if not saved.is_file() and not recorded:
         return args, (
             f"{command_arg('resume', sweep_dir)} with -m names no sweep: there is no {saved}. Pass the directory of a "
             f"runner train -m sweep, e.g. resume=outputs/multirun/2026-11-22/10-31-07 (for one run, drop -m)."
@@ -119,13 +150,15 @@ def resume_arguments(sweep_dir, args):
             f"it would change the jobs already run. Give only Hydra's options (e.g. hydra/launcher=parallel); to train "
             f"one job further, resume that job's directory on its own (runner train resume=DIR trainer.epochs=N)."
         )
-    from runner.run.records import sweep_overrides
-
+    if recorded:
+        return _recorded_arguments(sweep_dir, args)
     overrides = sweep_overrides(sweep_dir)
     if overrides is None:
+        # no job recorded the command either: none has started, so nothing of the sweep is lost by starting it again
         return args, (
-            f"{saved} is not the multirun.yaml Hydra writes (no hydra.overrides in it), so the sweep's command "
-            f"cannot be read from it. Run the sweep's original command again with "
+            f"{saved} is not the multirun.yaml runner writes (it is damaged, or empty after a crash), and none of the "
+            f"sweep's jobs has recorded its command, so the sweep cannot be resumed from it. No job has trained: "
+            f"run the sweep's own command again (runner train -m with its overrides), adding "
             f"{command_arg('hydra.sweep.dir', sweep_dir)}."
         )
     task, hydra = overrides
@@ -143,6 +176,38 @@ def resume_arguments(sweep_dir, args):
         *(a for a in extra if a not in flags),
     ]
     print(f"resuming the sweep in {sweep_dir}: runner train {shlex.join(command)}", file=sys.stderr)
+    return command, None
+
+
+def _recorded_command(sweep_dir: Path) -> list[str] | None:
+    """The sweep's command as its first job recorded it (summary.json's `command`: `runner train -m ...`), as the
+    arguments after `train`; None where no job recorded one. A job started by a resume recorded the resume's command,
+    which holds no overrides: it is passed over."""
+    if not Path(sweep_dir).is_dir():
+        return None
+    jobs = sorted((p for p in Path(sweep_dir).iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    for job in jobs:
+        try:
+            argv = shlex.split(read_summary(job).get("command") or "")
+        except ValueError:
+            continue
+        rest = argv[argv.index("train") + 1 :] if "train" in argv else []
+        if ("-m" in rest or "--multirun" in rest) and not any(a.startswith("resume=") for a in rest):
+            return rest
+    return None
+
+
+def _recorded_arguments(sweep_dir: Path, args: list[str]) -> tuple[list[str], None]:
+    """resume_arguments for a sweep whose multirun.yaml is missing or unreadable: the command its jobs recorded,
+    into this directory (the sweep writes multirun.yaml again as it starts)."""
+    extra = [a for a in args if a not in ("-m", "--multirun") and not a.startswith("resume=")]
+    recorded = [a for a in _recorded_command(sweep_dir) if not a.startswith("hydra.sweep.dir=")]
+    command = [*recorded, override("hydra.sweep.dir", sweep_dir), *extra]
+    print(
+        f"{Path(sweep_dir) / 'multirun.yaml'} is missing or unreadable; its jobs recorded the sweep's command. "
+        f"Resuming the sweep in {sweep_dir}: runner train {shlex.join(command)}",
+        file=sys.stderr,
+    )
     return command, None
 
 

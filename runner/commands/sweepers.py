@@ -25,6 +25,7 @@ from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf, open_dict
 
 from runner.io.errors import RunnerError
+from runner.io.files import write_text
 from runner.run.records import ATTEMPTS
 
 
@@ -193,6 +194,10 @@ class JobRunner:
                     flush=True,
                 )
                 results[i] = outcome(self.launcher.launch([list(overrides)], initial_job_idx=num)[0])
+        from runner.commands.sweep import SweepSummary
+
+        for num, _ in jobs:  # how each ended, for the sweep's summary (a job may have failed to record it)
+            SweepSummary.outcomes[str(self.job_path(num))] = results[num - first].get("status")
         return results
 
     def job_path(self, num):
@@ -275,7 +280,8 @@ class GridSweeper(Sweeper):
         self.jobs.check_dirs(jobs)  # composes each job's config: a bad one is refused before any job runs
         sweep_dir = self.jobs.sweep_dir
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        # atomic and fsynced: a resume reads the sweep's command from it, and a crash must not leave it torn
+        write_text(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(self.config))
         size = self.max_batch_size or self.jobs.batch_size() or len(jobs)
         results = []
         for start in range(0, len(jobs), size):

@@ -5,6 +5,7 @@
 Every load goes through io.serialization.safe_load (weights_only=True): tensors and plain data, never code.
 """
 
+from dataclasses import fields
 from importlib.resources import files
 from pathlib import Path
 
@@ -74,6 +75,60 @@ def run_card(saved, cfg):
     return card
 
 
+def damaged(path: Path, detail: object, what: str) -> RunnerError:
+    """The refusal of a run's file that cannot be what runner wrote: `path`, why (`detail`), what it held (`what`)."""
+    text = " ".join(str(detail).split())
+    text = text if len(text) <= 200 else text[:197] + "..."
+    return RunnerError(
+        f"{path} is damaged ({text}): it holds {what}, and runner does not guess it. Put back a good copy of the "
+        f"file (the run writes it once, when it starts), or retrain the run."
+    )
+
+
+def read_config(path: Path):
+    """A run's .hydra/config.yaml, checked before it is trusted: YAML that OmegaConf reads into a mapping with the
+    run's model and dataset (each a `_target_`). A file cut short, a flipped byte, or any other text is refused by
+    name (damaged), not raised as a YAML traceback."""
+    try:
+        cfg = OmegaConf.load(path)
+    except Exception as err:  # yaml's ScannerError, UnicodeDecodeError, OmegaConf's own: each is a damaged file
+        raise damaged(path, f"{type(err).__name__}: {err}", "the run's config") from None
+    missing = [
+        key
+        for key in ("model", "dataset")
+        if not OmegaConf.is_dict(cfg) or not OmegaConf.is_dict(cfg.get(key)) or "_target_" not in cfg[key]
+    ]
+    if missing:
+        raise damaged(path, f"no {' and no '.join(missing)} with a _target_ in it", "the run's config")
+    return cfg
+
+
+def read_card(path: Path, cfg) -> dict:
+    """A run's checkpoints/model.json, checked before it is trusted: a JSON object that run_card reads as today's
+    fields, with today's keys (inference/card.ModelCard), as a dict."""
+    import json
+
+    from runner.inference.card import ModelCard
+
+    what = "the preprocessing between a raw input and the model"
+    try:
+        saved = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+        raise damaged(path, f"{type(err).__name__}: {err}", what) from None
+    if not isinstance(saved, dict):
+        raise damaged(path, f"a JSON {type(saved).__name__}, not an object", what)
+    try:
+        card = run_card(saved, cfg)
+        ModelCard(**card)
+    except (TypeError, KeyError, AttributeError, ValueError) as err:  # a key lost or renamed, a field of a wrong kind
+        raise damaged(path, f"{type(err).__name__}: {err}", what) from None
+    for field in fields(ModelCard):  # each field of the kind it is declared (null stands for "none")
+        value = card[field.name]
+        if isinstance(field.type, type) and value is not None and not isinstance(value, field.type):
+            raise damaged(path, f"{field.name} is {value!r}, not a {field.type.__name__}", what)
+    return card
+
+
 def find_checkpoint(ckpt):
     """(weights file, the run's own config) for a run directory or a checkpoint file.
 
@@ -98,7 +153,7 @@ def find_checkpoint(ckpt):
         weights, run_dir = path, run_dir_of(path)
     config_file = run_dir / ".hydra" / "config.yaml"
     if config_file.is_file():
-        return weights, run_config(OmegaConf.load(config_file))
+        return weights, run_config(read_config(config_file))
     state = safe_load(weights)
     if isinstance(state, dict) and isinstance(state.get("config"), dict):
         return weights, run_config(state["config"])

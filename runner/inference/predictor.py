@@ -12,7 +12,6 @@ resized, the pixel range, the normalisation statistics of its training split) an
 predictions exactly as `runner eval` does.
 """
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import torch
 from runner.data.batches import Normalizer
 from runner.data.images import Resize
 from runner.inference.card import CARD, ModelCard
-from runner.inference.loading import find_checkpoint, restore_model, run_card
+from runner.inference.loading import find_checkpoint, read_card, restore_model
 from runner.io.errors import RunnerError
 from runner.io.files import run_dir_of
 
@@ -137,7 +136,7 @@ def load_predictor(path, device="cpu"):
             f"(normalisation statistics, input shape, class names), so raw inputs cannot be prepared exactly "
             f"as in training. runner eval still evaluates it; to predict, retrain it with this version."
         )
-    card = ModelCard(**run_card(json.loads(card_file.read_text()), cfg))
+    card = ModelCard(**read_card(card_file, cfg))
     device = torch.device(device)
     model = restore_model(cfg.model, weights, device=device, channels_last=card.channels_last)
     return Predictor(model, card, device, weights)

@@ -17,6 +17,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.tree import Tree
 
+from runner.io.errors import StorageError
+
 
 class RunConsole:
     def __init__(self, log_path=None, quiet=False):
@@ -26,17 +28,38 @@ class RunConsole:
             self.term.width = 120  # not 80: an epoch's line fits on one line of a CI log
         self._log = self.file = None
         self._pending = []  # printed before a log file was attached
+        self._lost = False  # the log could not be written: the terminal alone gets what is printed
         if log_path:
             self.attach(log_path)
 
     def attach(self, log_path):
         """From now on everything printed is appended to `log_path`, starting with what was printed before."""
-        self._log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        try:
+            self._log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        except OSError as err:
+            self._lost = True
+            raise StorageError.of(log_path, err) from None
         self.file = Console(file=self._log, width=120, no_color=True, highlight=False)
-        for objects, soft_wrap in self._pending:
-            self.file.print(*objects, soft_wrap=soft_wrap)
-        self._pending = []
-        self._log.flush()
+        pending, self._pending = self._pending, []
+        self._logged(lambda: [self.file.print(*objects, soft_wrap=soft_wrap) for objects, soft_wrap in pending])
+
+    def _logged(self, write):
+        """`write()` to the log, flushed. A write the storage refuses is a StorageError naming the log, once: the log
+        is then given up (the terminal still gets everything), so that telling this error or the one that follows
+        never fails again on the log."""
+        try:
+            write()
+            self._log.flush()
+        except OSError as err:
+            path = self._log.name
+            self._give_up_log()
+            raise StorageError.of(path, err) from None
+
+    def _give_up_log(self):
+        self._lost = True
+        log, self._log, self.file = self._log, None, None
+        with contextlib.suppress(OSError):
+            log.close()
 
     def print(self, *objects, terminal=True, soft_wrap=False):
         """Print to the log file, and to the terminal unless `terminal` is False (detail kept out of CI logs).
@@ -44,10 +67,17 @@ class RunConsole:
         if terminal or self.interactive:
             self.term.print(*objects, soft_wrap=soft_wrap)
         if self.file:
-            self.file.print(*objects, soft_wrap=soft_wrap)
-            self._log.flush()
-        else:
+            self._logged(lambda: self.file.print(*objects, soft_wrap=soft_wrap))
+        elif not self._lost:
             self._pending.append((objects, soft_wrap))
+
+    def tell(self, *objects):
+        """Print on the terminal, and to the log where it still can be written: for what is said while an error is
+        being reported, which a full disk must not turn into another error."""
+        self.term.print(*objects, soft_wrap=True)
+        with contextlib.suppress(StorageError):
+            if self.file:
+                self._logged(lambda: self.file.print(*objects, soft_wrap=True))
 
     def detail(self, *objects):
         """Shown on a terminal and logged, but not printed when output is not a terminal."""
@@ -57,8 +87,10 @@ class RunConsole:
         """Record why the job stopped in the log (the CLI prints it on the terminal)."""
         if self.file:
             # escaped: an error may quote brackets (gloo's "[.../pair.cc:545]"), which are text, not markup
-            self.file.print(f"error: {escape(str(err))}" if str(err) else f"error: {type(err).__name__}")
-            self._log.flush()
+            text = f"error: {escape(str(err))}" if str(err) else f"error: {type(err).__name__}"
+            # the error being told may be the log's own (a full disk): it is not raised a second time
+            with contextlib.suppress(StorageError):
+                self._logged(lambda: self.file.print(text))
 
     @contextlib.contextmanager
     def relay_warnings(self):
@@ -92,8 +124,10 @@ class RunConsole:
 
     def close(self):
         if self._log:
-            self._log.close()
-            self._log = self.file = None
+            log, self._log, self.file = self._log, None, None
+            # every line was flushed as it was printed: a close that fails has nothing of the log left to write
+            with contextlib.suppress(OSError):
+                log.close()
 
 
 def error(message):

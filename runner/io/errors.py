@@ -28,3 +28,79 @@ class RunnerWarning(UserWarning):
 
     Raised with warnings.warn deep in data code; a job relays it to its console and log
     (RunConsole.relay_warnings)."""
+
+
+# What a write refused by the storage means, and what to do about it, by errno name.
+_STORAGE = {
+    "ENOSPC": ("the disk is full", "Free some space"),
+    "EDQUOT": ("the disk quota is used up", "Free some space or raise the quota"),
+    "EFBIG": ("the file reached a file-size limit (ulimit -f)", "Raise the limit (ulimit -f unlimited)"),
+    "EIO": ("the device reported an I/O error", "Check the disk (dmesg says which), or write elsewhere"),
+    "EROFS": ("the file system is read-only", "Remount it read-write, or write elsewhere"),
+    "EACCES": ("permission denied", "Make the folder writable, or write elsewhere"),
+    "EPERM": ("the operation is not permitted", "Make the folder writable, or write elsewhere"),
+}
+
+
+class StorageError(RunnerError):
+    """A write the storage refused: a full disk (ENOSPC, EDQUOT), a file-size limit (EFBIG), a failing device (EIO), a
+    read-only or unwritable place (EROFS, EACCES). Nothing written before is lost (runner replaces files atomically);
+    a training run ends `interrupted`, its last.pt as it was, and resumes once the cause is gone."""
+
+    @classmethod
+    def of(cls, path: object, err: OSError, verb: str = "write") -> "StorageError":
+        """The one paragraph for `err`, an OSError raised while writing `path` (or doing `verb` to it): the path, the
+        error, what to do."""
+        import errno
+        import os
+
+        name = errno.errorcode.get(err.errno, "")
+        meaning, fix = _STORAGE.get(name, ("it could not be written", "Make the location writable, or write elsewhere"))
+        reason = err.strerror or (os.strerror(err.errno) if err.errno else str(err) or type(err).__name__)
+        shown = f"{reason}, {name}" if name else reason
+        problem = f"cannot {verb} {path} ({shown}): {meaning}. {fix}"
+        found = cls(f"{problem}, then run the same command again.")
+        # without its last words, for a caller that says itself what continues (a run: its resume command)
+        found.path, found.errno, found.problem = str(path), err.errno, problem
+        return found
+
+
+def os_error_in(err: BaseException) -> OSError | None:
+    """The OSError behind `err`: itself, one of its causes (torch.save wraps it in RuntimeErrors), or one a library
+    written in Rust names in its text (safetensors: "I/O error: No space left on device (os error 28)")."""
+    import os
+    import re
+
+    cause = err
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno:
+            return cause
+        found = re.search(r"\(os error (\d+)\)", str(cause))
+        if found:
+            return OSError(int(found.group(1)), os.strerror(int(found.group(1))))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def storage_error(err: BaseException, path: object = None) -> StorageError | None:
+    """`err`, raised while writing `path`, told as a StorageError when an OSError is behind it (os_error_in); None for
+    any other error. A StorageError is returned as it is. Without `path` (where the write is not known: the CLI's
+    funnel) only the errors of _STORAGE count, told with the OSError's own file name."""
+    import errno
+
+    inner = err
+    while inner is not None:  # runner's own, wrapped by a library (an OmegaConf resolver's error, Hydra's)
+        if isinstance(inner, StorageError):
+            return inner
+        inner = inner.__cause__ or inner.__context__
+    cause = os_error_in(err)
+    if cause is None:
+        return None
+    if path is not None:
+        return StorageError.of(path, cause)
+    name = errno.errorcode.get(cause.errno, "")
+    if name not in _STORAGE:
+        return None
+    # a full disk, a quota or a size limit, a read-only file system: a write; an I/O or permission error: either
+    verb = "write" if name in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS") else "read or write"
+    return StorageError.of(cause.filename or "a file", cause, verb=verb)

@@ -5,6 +5,7 @@ temporary file beside it, flushed, fsynced and moved into place with os.replace:
 sees the old file or the new one, never a mix.
 """
 
+import contextlib
 import errno
 import hashlib
 import itertools
@@ -21,15 +22,19 @@ def unique_dir(path):
     An OmegaConf resolver (registered in runner/cli.py) used by hydra.run.dir: mkdir is
     atomic, so two runs started in the same second still get a directory each.
     """
+    from runner.io.errors import StorageError
+
     base = Path(path)
-    base.parent.mkdir(parents=True, exist_ok=True)
     for i in itertools.count():
         candidate = base if i == 0 else base.with_name(f"{base.name}-{i}")
         try:
+            candidate.parent.mkdir(parents=True, exist_ok=True)
             candidate.mkdir()
             return str(candidate)
         except FileExistsError:
             continue
+        except OSError as err:  # a full disk, a read-only file system: told by name, not as Hydra's traceback
+            raise StorageError.of(candidate, err) from None
 
 
 def remove_empty(path, parents=0):
@@ -108,18 +113,17 @@ def _shown(path, width=160):
 
 
 def atomic_write(path, write):
-    """Call `write(binary_file)` on a temporary file, then move it to `path` in one step."""
+    """Call `write(binary_file)` on a temporary file, then move it to `path` in one step. A write the storage refuses
+    (a full disk, a size limit, an I/O error, a read-only file system), at any point of it, is a StorageError naming
+    `path`: the previous file stays as it was, and no temporary file is left."""
+    from runner.io.errors import StorageError, storage_error
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as err:
-        from runner.io.errors import RunnerError
-
-        raise RunnerError(
-            f"cannot write in {path.parent}: {err.strerror or err}. Make it writable, or run from a "
-            f"directory you can write to (runs go to ./outputs)."
-        ) from None
+        raise StorageError.of(path, err) from None
     try:
         os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it private; the run's files are ordinary files
         with os.fdopen(fd, "wb") as f:
@@ -127,28 +131,69 @@ def atomic_write(path, write):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except (OSError, RuntimeError) as err:  # a full disk, a file-size limit: the old file stays as it was
+    except Exception as err:
         Path(tmp).unlink(missing_ok=True)
-        cause = err
-        while cause is not None and not isinstance(cause, OSError):  # torch.save wraps the OSError in RuntimeErrors
-            cause = cause.__cause__ or cause.__context__
-        if cause is None:
+        # torch.save wraps the OSError in RuntimeErrors; anything else (a bug in `write`) is raised as it is
+        told = storage_error(err, path) if isinstance(err, (OSError, RuntimeError)) else None
+        if told is None:
             raise
-        from runner.io.errors import RunnerError
-
-        reason = cause.strerror or str(cause)
-        raise RunnerError(
-            f"cannot write {path} ({reason}): the disk may be full or a file-size limit reached. "
-            f"The previous {path.name} is unchanged. Free some space and resume the run."
-        ) from None
+        raise told from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)  # make the rename itself durable
+        # make the rename itself durable: the new file is in place, but a power cut could still take its name away
+        fsync_dir(path.parent)
+    except OSError as err:
+        raise StorageError.of(path.parent, err) from None
+
+
+def append_durably(path: Path, text: str, header: str = "") -> None:
+    """Append `text` to the file `path` and fsync it before returning, with `header` first where the file is new or
+    empty: a row that a later checkpoint counts on (metrics.csv's, before last.pt records its epoch) is on the disk
+    before that checkpoint is, so a power cut never leaves a checkpoint ahead of its rows. A new file's directory
+    entry is fsynced too: without it the file itself may be gone after the cut."""
+    from runner.io.errors import StorageError
+
+    path = Path(path)
+    made = not path.exists()
+    try:
+        # unbuffered: a write the disk refuses half-way is undone here, and no buffer writes the rest at close
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            size = os.fstat(fd).st_size
+            # an empty file (its first write lost in a crash before any checkpoint counted on it) gets its header
+            data = memoryview(((header if size == 0 else "") + text).encode())
+            try:
+                while data:
+                    data = data[os.write(fd, data) :]
+                os.fsync(fd)
+            except OSError:
+                # no part of a row is left behind: the file is as it was
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                raise
+        finally:
+            os.close(fd)
+        if made:
+            fsync_dir(path.parent)
+    except OSError as err:
+        raise StorageError.of(path, err) from None
+
+
+def fsync_dir(folder: Path) -> None:
+    """fsync the folder `folder`: makes the names created, replaced or removed in it durable."""
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def write_text(path: Path, text: str) -> None:
+    """`text` as the file `path`, atomically and durably (atomic_write): for a record a later command reads back,
+    such as a sweep's multirun.yaml, which a crash mid-write must not leave empty or torn."""
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def umask():

@@ -22,6 +22,14 @@ def safe_load(path):
     path = Path(path)
     if not path.is_file():
         raise RunnerError(f"checkpoint {path} does not exist. Point ckpt= at a run directory or a .pt file it holds.")
+    damaged = damaged_member(path)
+    if damaged:
+        raise CorruptCheckpoint(
+            f"checkpoint {path} is corrupted: {damaged}, so its bytes are not the ones written (a bit flipped on the "
+            f"disk or in a copy). runner refuses it rather than compute with wrong weights. Use another checkpoint "
+            f"(checkpoints/best.pt or last.pt of the run, or a copy of this file) or retrain.",
+            path,
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch.load fails in many ways on a bad file; each says one of two things
@@ -38,6 +46,32 @@ def safe_load(path):
         f"checkpoint {path} cannot be read: it is truncated, corrupted or not a PyTorch checkpoint ({detail[:160]}). "
         f"Use another checkpoint (checkpoints/best.pt or last.pt of a completed run) or retrain."
     )
+
+
+class CorruptCheckpoint(RunnerError):
+    """A checkpoint whose zip archive fails its own CRC-32 checks (damaged_member): `path` names it, for a caller that
+    says which other file to use (a resume: commands/resume.py)."""
+
+    def __init__(self, message: str, path: Path | None = None):
+        super().__init__(message)
+        self.path = path
+
+
+def damaged_member(path: Path) -> str | None:
+    """Why the checkpoint `path` is not the file torch.save wrote, from its zip archive's own CRC-32s (torch.load
+    does not check them: one flipped bit in a tensor loads as a wrong number); None when every member checks out,
+    or when the file is no zip archive (torch's legacy format, or no checkpoint: torch.load says which). Reads the
+    whole file once (zipfile's testzip)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except zipfile.BadZipFile:
+        return None  # no archive, or one cut short: torch.load refuses it, as truncated or not a checkpoint
+    except (OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as err:  # an entry zipfile cannot read
+        return f"its zip archive cannot be read ({type(err).__name__}: {err})"
+    return bad and f"the CRC-32 of its member {bad} does not match the bytes stored"
 
 
 def _first_line(err):

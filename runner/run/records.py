@@ -6,6 +6,7 @@ run/rundir.py is the one writer.
 
 import csv
 import fcntl
+import io
 import json
 import os
 from pathlib import Path
@@ -59,7 +60,16 @@ def resolved_config(run_dir):
     except Exception:  # a resolver of a newer runner, or a run moved away from its data: the text as written
         import yaml
 
-        return yaml.safe_load(path.read_text())
+        try:
+            return yaml.safe_load(path.read_text())
+        except (yaml.YAMLError, ValueError) as err:  # ValueError: UnicodeDecodeError, a byte that is no text
+            from runner.io.errors import RunnerError
+
+            detail = " ".join(str(err).split())[:200]
+            raise RunnerError(
+                f"{path} is damaged ({type(err).__name__}: {detail}): it holds the run's config, and runner does not "
+                f"guess it. Put back a good copy of the file (the run writes it once, when it starts)."
+            ) from None
 
 
 def overrides(run_dir):
@@ -100,6 +110,11 @@ def read_metrics(path):
     """metrics.csv as a list of dicts of floats."""
     with Path(path).open(newline="") as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def read_metrics_text(text: str) -> list[dict]:
+    """read_metrics of metrics.csv's text."""
+    return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text, newline=""))]
 
 
 def sweep_overrides(sweep_dir):

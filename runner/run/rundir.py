@@ -29,6 +29,7 @@ was, byte for byte. A fresh run never starts where a run with a checkpoint alrea
 
 import csv
 import fcntl
+import io
 import os
 import shlex
 import socket
@@ -38,11 +39,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from omegaconf import OmegaConf
+from rich.markup import escape
 
 from runner.config.command_line import command_arg
-from runner.io.errors import Diverged, Interrupted, RunnerError
-from runner.io.files import atomic_write, write_json
-from runner.run.records import read_metrics, read_summary, run_record
+from runner.io.errors import Diverged, Interrupted, RunnerError, StorageError, storage_error
+from runner.io.files import append_durably, atomic_write, write_json
+from runner.run.records import read_metrics_text, read_summary, run_record
 
 
 def _now():
@@ -153,9 +155,7 @@ class RunDir:
             self._first_write()
             self.summary["status"] = "running"
         else:
-            metrics = self.path / "metrics.csv"
-            self.rows = [r for r in read_metrics(metrics) if r["epoch"] <= epoch] if metrics.is_file() else []
-            self._truncate_metrics(len(self.rows))  # rows written after last.pt, by a process that then died
+            self.rows = self._kept_metrics(epoch)
             self.written = True
             if self.write:
                 self.console.attach(self.path / "train.log")
@@ -204,13 +204,9 @@ class RunDir:
 
     def _end(self, err):
         """Record how the run ended, and say what continues it."""
-        status = (
-            "diverged"
-            if isinstance(err, Diverged)
-            else "interrupted"
-            if isinstance(err, (Interrupted, KeyboardInterrupt))
-            else "failed"
-        )
+        # a write the storage refused stops the run as a signal does: nothing it wrote is torn, last.pt is whole
+        stopped = (Interrupted, KeyboardInterrupt, StorageError)
+        status = "diverged" if isinstance(err, Diverged) else "interrupted" if isinstance(err, stopped) else "failed"
         message = str(err) if isinstance(err, RunnerError) else _describe(err)
         if not self.written and not self.fresh:
             return f"Nothing in {self.path} was changed." + (
@@ -220,14 +216,30 @@ class RunDir:
             if not self.written:
                 self._first_write()
             self.update(status=status, error=message or type(err).__name__, finished_at=_now())
-        except RunnerError:
-            pass  # the disk refused even this; the error itself, not this one, reaches the user
+        except RunnerError as unrecorded:
+            self._unrecorded(status, unrecorded)
         self.console.failed(err)
         if status != "interrupted":
             return None
         if not self.last.is_file() and not self.continue_with:
             return "It stopped before its first checkpoint: run the same command again to start it afresh."
         return f"Continue it with: {self._continuation()}"
+
+    def _unrecorded(self, status, err):
+        """Say on the terminal that how the run ended could not be recorded (the disk refused even that), and what
+        its summary.json says instead: the error that stopped the run is told after this, as it is."""
+        left = read_summary(self.path).get("status") if self.write else None
+        meaning = (
+            "every reader (resume, eval, report, a sweep) takes a `running` run whose lock is free as interrupted"
+            if left == "running"
+            else f"it says {left}"
+            if left
+            else "it has none yet"
+        )
+        self.console.tell(
+            f"[yellow]warning:[/] the run ended {status}, and that could not be recorded in "
+            f"{self.path / 'summary.json'} ({escape(str(err))}); {meaning}."
+        )
 
     def _continuation(self):
         return self.continue_with or f"runner train {command_arg('resume', self.path)}"
@@ -238,9 +250,14 @@ class RunDir:
     def __exit__(self, exc_type, err, tb):
         try:
             if err is not None:
-                next_step = self._end(err)
-                if next_step and isinstance(err, RunnerError):
-                    raise type(err)(f"{str(err).rstrip('.')}. {next_step}") from None
+                # an OSError of a write outside runner's own (a tracker's, a library's) is told as runner's are
+                told = err if isinstance(err, RunnerError) else storage_error(err)
+                next_step = self._end(told or err)
+                if told is not None and (next_step or told is not err):
+                    # a storage error's "run the same command again" is this run's own next step
+                    said = getattr(told, "problem", None) if next_step else None
+                    said = said or str(told).rstrip(".")
+                    raise type(told)(f"{said}. {next_step}" if next_step else str(told)) from None
                 if isinstance(err, KeyboardInterrupt):  # told as any stop is, without a traceback
                     raise Interrupted(f"stopped at once by a second signal. {next_step}") from None
         finally:
@@ -270,7 +287,7 @@ class RunDir:
             try:
                 logger.close(record)
             except Exception as err:
-                self.console.print(
+                self.console.tell(
                     f"[yellow]warning:[/] {type(logger).__name__} could not record the end of the run: "
                     f"{type(err).__name__}: {' '.join(str(err).split())[:300]}. The run directory is complete; "
                     f"upload it again with: runner report {self.path} --to mlflow"
@@ -297,13 +314,12 @@ class RunDir:
             logger.log_epoch(row, step)
         if not self.write:
             return
-        path = self.path / "metrics.csv"
-        new = not path.exists()
-        with path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        header, line = io.StringIO(), io.StringIO()
+        csv.DictWriter(header, fieldnames=list(row)).writeheader()
+        csv.DictWriter(line, fieldnames=list(row)).writerow(row)
+        # fsynced before last.pt records this epoch (end_epoch saves it next): after a power cut, every epoch that
+        # last.pt counts has its row, and a resume drops the rows after it (start)
+        append_durably(self.path / "metrics.csv", line.getvalue(), header=header.getvalue())
 
     def save_best(self, model):
         self.save_weights(model, "best.pt")
@@ -358,13 +374,43 @@ class RunDir:
 
             loss_curve(self.rows, metric, self.path / "loss_curve.png")
 
-    def _truncate_metrics(self, rows_kept):
+    def _kept_metrics(self, epoch):
+        """metrics.csv's rows of epochs 1..`epoch` (those last.pt counts), as floats; the file is rewritten to hold
+        just them. What a process that then died wrote after its last.pt goes: rows of later epochs, a line a crash
+        cut short. Rows that last.pt counts yet the file lacks (it was damaged or deleted) are said, not invented."""
         path = self.path / "metrics.csv"
-        if not self.write or not path.is_file():
-            return
-        lines = path.read_text().splitlines(keepends=True)
-        if len(lines) > rows_kept + 1:
-            atomic_write(path, lambda f: f.write("".join(lines[: rows_kept + 1]).encode()))
+        text = path.read_text(errors="replace") if path.is_file() else ""
+        lines = text.splitlines(keepends=True)
+        header = lines[0] if lines and lines[0].startswith("epoch,") and lines[0].endswith("\n") else None
+        kept = [line for line in lines[1:] if header and _row_of(header, line, epoch)]
+        rows = read_metrics_text(header + "".join(kept)) if kept else []
+        if self.write and text and text != (header or "") + "".join(kept):
+            if kept:
+                atomic_write(path, lambda f: f.write((header + "".join(kept)).encode()))
+            else:
+                # no row to keep: the next row writes the header afresh (a torn header would otherwise stay)
+                path.unlink()
+        missing = sorted(set(range(1, epoch + 1)) - {int(r["epoch"]) for r in rows})
+        if missing and self.write:
+            self.console.print(
+                f"[yellow]warning:[/] {path} lacks the rows of epochs {', '.join(map(str, missing))}, which "
+                f"checkpoints/last.pt has trained (the file was damaged or removed): the run continues, and its "
+                f"table and loss curve will miss them."
+            )
+        return rows
+
+
+def _row_of(header, line, epoch):
+    """Whether `line` is a whole row of metrics.csv (the columns of `header`, numbers, ended by a newline) of an
+    epoch up to `epoch`."""
+    if not line.endswith("\n"):
+        return False
+    try:
+        # a field short or over (csv gives None, or a list) is a TypeError of float(), an empty or cut one a ValueError
+        row = read_metrics_text(header + line)
+    except (ValueError, TypeError):
+        return False
+    return len(row) == 1 and row[0]["epoch"] <= epoch
 
 
 def _describe(err):
