@@ -299,11 +299,11 @@ ROWS = [
     ),
     # your own table (dataset=csv, runner/data/table.py): refused by name before any run directory is claimed
     ("table empty", table(), "is empty: a table needs a header row", 1, write("t.csv", "")),
-    ("table header only", table(), "has a header (a, b) but no rows", 1, write("t.csv", "a,b\n")),
+    ("table header only", table(), "has a header ('a', 'b') but no rows", 1, write("t.csv", "a,b\n")),
     (
         "table no column",
         table("dataset.target=c"),
-        "no column named 'c' (dataset.target). Its columns are: a, b",
+        "no column named 'c' (dataset.target). Its columns are: 'a', 'b'",
         1,
         write("t.csv", "a,b\n1,x\n2,y\n"),
     ),
@@ -332,7 +332,7 @@ ROWS = [
     (
         "table infinity",
         table(),
-        "column a has an infinite value at line 5 (row 4)",
+        "column 'a' has an infinite value at line 5 (row 4)",
         1,
         write("t.csv", "a,b\n" + "".join(f"{'inf' if i == 3 else i},{'xy'[i % 2]}\n" for i in range(40))),
     ),
@@ -344,6 +344,28 @@ ROWS = [
         write("t.csv", "a,b\n" + "".join(f"{i},{'xy'[i % 2]}\n" for i in range(40))),
     ),
     ("table no file", table(), "/t.csv names no file. Give the path of a .csv or .parquet file", 1, None),
+    (
+        "table one column",
+        table(),
+        "Its columns are: 'a:b' (one column: is its separator another? dataset.sep=';' gives it)",
+        1,
+        write("t.csv", "a:b\n" + "".join(f"{i}:{'xy'[i % 2]}\n" for i in range(40))),
+    ),
+    (
+        "table empty target",
+        table(),
+        "the target column 'b' is empty at line 4. Give every row a target, or leave those rows out with "
+        "dataset.missing_target=drop",
+        1,
+        write("t.csv", "a,b\n" + "".join(f"{i},{'' if i == 2 else 'xy'[i % 2]}\n" for i in range(40))),
+    ),
+    (
+        "table missing target value",
+        table("dataset.missing_target=skip"),
+        "dataset.missing_target=skip: use refuse (name the first row whose target is empty) or drop",
+        1,
+        write("t.csv", "a,b\n" + "".join(f"{i},{'xy'[i % 2]}\n" for i in range(40))),
+    ),
     # arrays you already have (dataset=arrays, runner/data/arrays.py)
     (
         "arrays no y",
@@ -388,6 +410,13 @@ ROWS = [
         write("a.npz", npz(x=TWO_CLASSES[0], y=[1] * 40)),
     ),
     ("arrays csv", arrays("dataset.path=t.csv"), "use dataset=csv or dataset=parquet", 1, write("t.csv", "a\n1\n")),
+    (
+        "arrays class names",
+        arrays("dataset.path=a.npz", "dataset.class_names=[cat]"),
+        "dataset.class_names holds 1 name: class i is named by entry i, so it needs one distinct name per class",
+        1,
+        write("a.npz", npz(x=TWO_CLASSES[0], y=TWO_CLASSES[1])),
+    ),
     (
         "ddp timeout zero",
         ["train", "trainer.ddp_timeout=0"],

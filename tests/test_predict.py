@@ -1,6 +1,7 @@
 """`runner predict`: a run's model on files, preprocessed as in training, through the real command."""
 
 import csv
+import json
 import shutil
 
 import numpy as np
@@ -11,13 +12,13 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 import runner as runner_api
-from runner.training.build import instantiate
+from runner.training.build import PIPELINE_KEYS, instantiate
 
 
 def raw_test_split(run):
     """The run's test split exactly as it drew it, raw (digits: uint8 pixels 0..255)."""
     dataset = OmegaConf.load(run / ".hydra" / "config.yaml").dataset
-    return instantiate(OmegaConf.masked_copy(dataset, [k for k in dataset if k != "augment"])).test
+    return instantiate(OmegaConf.masked_copy(dataset, [k for k in dataset if k not in PIPELINE_KEYS])).test
 
 
 def predictions(cwd):
@@ -77,7 +78,7 @@ def test_an_ordinary_png_of_a_digit_gets_the_dataset_samples_prediction(tmp_path
     # rounding. With the digits stored as 0..16, the model read such a PNG 16 times too bright (7 of 12 right).
     _, run, _ = digits_run
     dataset = OmegaConf.load(run / ".hydra" / "config.yaml").dataset
-    args = OmegaConf.masked_copy(dataset, [k for k in dataset if k != "augment"])
+    args = OmegaConf.masked_copy(dataset, [k for k in dataset if k not in PIPELINE_KEYS])
     counts = instantiate(args, max_value=16).test.x
     (tmp_path / "mine").mkdir()
     for i, x in enumerate(counts):
@@ -185,3 +186,62 @@ def test_folders_not_named_after_the_classes_say_why_no_accuracy_is_shown(tmp_pa
     assert "accuracy " not in said and "true_label" not in predictions(tmp_path)[0]
     assert "no accuracy: the images are labelled by their folders, but the folders 'eight', 'five'," in said
     assert "are not among this run's class names ('0', '1', '2', '3', ...)" in said
+
+
+def test_a_regression_test_split_is_predicted_with_its_true_values_and_their_mae(tmp_path, sum_pairs_run):
+    proc = runner("predict", f"ckpt={sum_pairs_run}", "input=test", cwd=tmp_path)
+    rows = predictions(tmp_path)
+    assert list(rows[0]) == ["index", "value", "true_value"]
+    # sum_pairs' target is x1 + x2 with no noise: the truth is known apart from the run's own records
+    x = raw_test_split(sum_pairs_run).x.double()
+    assert [float(r["true_value"]) for r in rows] == pytest.approx((x[:, 0] + x[:, 1]).tolist(), abs=1e-5)
+    mae = float(np.mean([abs(float(r["value"]) - float(r["true_value"])) for r in rows]))
+    assert mae == pytest.approx(summary(sum_pairs_run)["test"]["test_mae"], abs=1e-5)  # eval's figure for best.pt
+    said = " ".join(proc.stdout.split())
+    assert f"(over {len(rows)} of {len(rows)} rows, against the test split)" in said and f"mae {mae:.4f}" in said
+
+
+def test_an_image_folders_test_split_is_named_by_its_files(tmp_path):
+    from formats import write_image_folder
+
+    write_image_folder(tmp_path / "pets", per_class=15)
+    folder = ["dataset=imagefolder", "dataset.root=pets", "dataset.input_shape=[3,8,8]", "dataset.workers=0"]
+    runner("train", *folder, "model.channels=[8,16]", "trainer.epochs=1", "trainer.batch_size=8", "hydra.run.dir=r",
+           cwd=tmp_path)  # fmt: skip
+    runner("predict", "ckpt=r", "input=test", cwd=tmp_path)
+    rows = predictions(tmp_path)
+    assert list(rows[0])[:4] == ["filename", "label", "class_index", "true_label"] and len(rows) == 3  # 10 % of 30
+    assert len({r["filename"] for r in rows}) == 3
+    assert all((tmp_path / "pets" / r["filename"]).is_file() for r in rows)
+    assert all(r["filename"].split("/")[0] == r["true_label"] for r in rows)  # the folder is the class
+    # each named file, predicted on its own, is the sample of that row
+    probs = runner_api.load_predictor(tmp_path / "r").predict([tmp_path / "pets" / r["filename"] for r in rows]).probs
+    assert probs.max(dim=1).values.tolist() == pytest.approx([float(r["top1_prob"]) for r in rows], abs=1e-6)
+
+
+def test_arrays_name_their_classes_from_the_file_or_the_command_line(tmp_path):
+    from runner.data.arrays import arrays
+    from runner.io.errors import RunnerError
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0.5)  # classes 0, 1, 2
+    np.savez(tmp_path / "a.npz", x=x, y=y, classes=np.array(["cat", "dog", "eel"]))
+    runner("train", "dataset=arrays", "dataset.path=a.npz", "trainer.epochs=2", "hydra.run.dir=r", cwd=tmp_path)
+    runner("predict", "ckpt=r", "input=test", cwd=tmp_path)
+    rows = predictions(tmp_path)
+    assert list(rows[0])[:4] == ["index", "label", "class_index", "true_label"] and len(rows) == 24
+    # each row named by its place in the file's x: the true class is that row's y, by name
+    assert [r["true_label"] for r in rows] == [["cat", "dog", "eel"][y[int(r["index"])]] for r in rows]
+    assert {r["label"] for r in rows} <= {"cat", "dog", "eel"}
+    runner("eval", "ckpt=r", "hydra.run.dir=ev", cwd=tmp_path)
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert list(metrics["per_class_accuracy"]) == ["cat", "dog", "eel"]  # the confusion matrix's rows too
+    # dataset.class_names names them where the file does not, and wins where it does
+    np.savez(tmp_path / "b.npz", x=x, y=y)
+    args = dict(name="arrays", task="classification", input_shape=[4], num_classes=3)
+    assert arrays(**args, path=str(tmp_path / "b.npz")).class_names == ["0", "1", "2"]
+    assert arrays(**args, path=str(tmp_path / "b.npz"), class_names=["x", "y", "z"]).class_names == ["x", "y", "z"]
+    assert arrays(**args, path=str(tmp_path / "a.npz"), class_names=["x", "y", "z"]).class_names == ["x", "y", "z"]
+    with pytest.raises(RunnerError, match=r"dataset.class_names has 2 names \(class 0 to 1\), and y holds the class 2"):
+        arrays(**args, path=str(tmp_path / "b.npz"), class_names=["x", "y"])

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 import runner
 from runner.io.errors import RunnerError
-from runner.training.build import instantiate
+from runner.training.build import PIPELINE_KEYS, instantiate
 
 
 def test_raw_test_digits_through_the_predictor_reach_evals_accuracy_exactly(digits_run):
@@ -23,7 +23,7 @@ def test_raw_test_digits_through_the_predictor_reach_evals_accuracy_exactly(digi
 
     # the test split exactly as the run drew it, as raw uint8 pixels (0..255): no normalisation by hand
     dataset = OmegaConf.load(run / ".hydra" / "config.yaml").dataset
-    splits = instantiate(OmegaConf.masked_copy(dataset, [k for k in dataset if k != "augment"]))
+    splits = instantiate(OmegaConf.masked_copy(dataset, [k for k in dataset if k not in PIPELINE_KEYS]))
     raw = splits.test.x
     assert raw.dtype == torch.uint8 and int(raw.max()) == 255
 
@@ -95,7 +95,9 @@ def test_a_run_from_before_digits_moved_to_0_255_still_evaluates_and_predicts(tm
     predictor = runner.load_predictor(run)
     assert predictor.card.preprocessing["range"] == [0, 16] and predictor.card.preprocessing["image"]["mode"] == "L"
     dataset = OmegaConf.load(config).dataset
-    counts = instantiate(OmegaConf.masked_copy(dataset, [k for k in dataset if k != "augment"]), max_value=16).test.x
+    counts = instantiate(
+        OmegaConf.masked_copy(dataset, [k for k in dataset if k not in PIPELINE_KEYS]), max_value=16
+    ).test.x
     pngs = [Image.fromarray((counts[i, 0].double() * 255 / 16).round().to(torch.uint8).numpy(), "L") for i in range(40)]
     from_pngs, from_counts = predictor.predict(pngs), predictor.predict(counts[:40])
     assert torch.equal(from_pngs.probs, from_counts.probs)  # each 0..255 pixel back to its count exactly

@@ -402,3 +402,25 @@ def test_rows_with_an_empty_target_are_refused_or_dropped_and_counted(tmp_path):
     kept = {label for part in found.parts.values() for label in part.index}
     assert not {4, 9, 17} & kept and len(kept) == 57
     assert "table: left out 3 of 60 rows of t.csv whose 'b' is empty (line 6, line 11, line 19;" in found.notes[-1]
+
+
+def test_a_tables_predictions_name_their_csv_lines_and_an_unseen_island_gets_an_ordinary_probability(tmp_path):
+    frame = penguins(n=200)
+    frame.to_csv(tmp_path / "p.csv", index=False)
+    args = ["dataset=csv", "dataset.path=p.csv", "dataset.target=species", "trainer.epochs=5", "hydra.run.dir=r"]
+    train = runner("train", *args, cwd=tmp_path)
+    assert "table: left out 'comment' (free text: " in train.stdout
+    runner("predict", "ckpt=r", "input=test", "out=t", cwd=tmp_path)
+    rows = pd.read_csv(tmp_path / "t" / "predictions.csv")
+    assert list(rows.columns[:4]) == ["line", "label", "class_index", "true_label"] and len(rows) == 40
+    lines = (tmp_path / "p.csv").read_text().splitlines()  # line 1 is the header
+    assert [lines[n - 1].split(",")[-1] for n in rows["line"]] == rows["true_label"].tolist()
+    # islands the training split never saw, and an empty one: ordinary inputs, ordinary probabilities
+    new = frame.iloc[:6].copy()
+    new["island"] = ["Anvers", "Anvers", None, "Deception", "Biscoe", "Dream"]
+    new.drop(columns="species").to_csv(tmp_path / "new.csv", index=False)
+    runner("predict", "ckpt=r", "input=new.csv", "out=n", cwd=tmp_path)
+    unseen = pd.read_csv(tmp_path / "n" / "predictions.csv")
+    assert unseen["line"].tolist() == [2, 3, 4, 5, 6, 7]
+    # with <other> scaled by 1e-6 its 1 became 1,000,000 and every such row a class at p = 1.000000
+    assert (unseen["top1_prob"].iloc[:4] < 0.999999).all(), unseen
