@@ -4,6 +4,7 @@ The run directory's lifecycle (states, lock, stops during setup and the final te
 """
 
 import csv
+import os
 import random
 import re
 import shutil
@@ -258,3 +259,108 @@ def test_a_new_base_rate_on_resume_spares_the_groups_with_a_rate_of_their_own():
     set_optimizer_value(optimizer, schedule, "lr", 0.05, keep={1})
     assert [s.base_lrs for s in schedule.parts] == [[0.05, 0.01]]
     assert [g["lr"] for g in optimizer.param_groups] == [0.05, 0.01]
+
+
+# ---- crash durability: what a resume reads is on the disk in the order the checkpoints are ----------------------
+
+HEADER = "epoch,train_loss,val_loss,val_accuracy,lr,epoch_time_s,train_samples_per_s\n"
+ROW = "{},0.5,0.4,0.9,0.001,0.2,5000.0\n"
+
+
+def test_a_metrics_row_is_fsynced_before_last_pt_counts_its_epoch(tmp_path, monkeypatch):
+    # after a power cut, ext4 kept last.pt (atomic_write fsyncs it) and lost metrics.csv's unsynced rows: the resumed
+    # run completed with rows missing. The row must reach the disk before end_epoch saves last.pt (loop.py)
+    from runner.io import files
+    from runner.io.console import RunConsole
+    from runner.run.rundir import RunDir
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(
+        files.os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or real_fsync(fd)
+    )
+    run = RunDir(tmp_path, RunConsole(quiet=True))
+    run.append_row({"epoch": 1, "train_loss": 0.5})
+    assert synced == [str(tmp_path / "metrics.csv"), str(tmp_path)]  # the new file's name is durable too
+    run.append_row({"epoch": 2, "train_loss": 0.25})
+    assert synced[2:] == [str(tmp_path / "metrics.csv")]
+    assert (tmp_path / "metrics.csv").read_text() == "epoch,train_loss\n1,0.5\n2,0.25\n"
+
+
+@pytest.mark.parametrize(
+    ("found", "kept"),
+    [
+        # what a crash leaves of a file last.pt counts 2 epochs of: rows after last.pt, a line cut short
+        (HEADER + ROW.format(1) + ROW.format(2) + ROW.format(3), HEADER + ROW.format(1) + ROW.format(2)),
+        (HEADER + ROW.format(1) + ROW.format(2) + "3,0.5,0.4", HEADER + ROW.format(1) + ROW.format(2)),
+        (HEADER + ROW.format(1) + ROW.format(2) + "3,0.5,0.4\n", HEADER + ROW.format(1) + ROW.format(2)),
+        # a file emptied by the crash, before any checkpoint counted on it: the next row brings its header again
+        # (it was appended bare: a one-line metrics.csv with no header)
+        ("", ""),
+        (HEADER[:20], ""),
+    ],
+    ids=["later-row", "torn-row", "short-row", "empty", "torn-header"],
+)
+def test_a_resume_keeps_the_whole_rows_last_pt_counts_and_a_header(tmp_path, found, kept):
+    from runner.io.console import RunConsole
+    from runner.run.rundir import RunDir
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.pt").write_bytes(b"")  # claim only asks whether there is one
+    (tmp_path / "metrics.csv").write_text(found)
+    epochs = 2 if kept else 0
+    with RunDir.claim(tmp_path, RunConsole(quiet=True), resume=True) as run:
+        run.start(epoch=epochs)
+        assert [r["epoch"] for r in run.rows] == list(range(1, epochs + 1))
+        assert ((tmp_path / "metrics.csv").read_text() if (tmp_path / "metrics.csv").exists() else "") == kept
+        run.append_row(dict(zip(HEADER.strip().split(","), map(float, ROW.format(epochs + 1).split(",")))))
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines[0] == HEADER.strip() and len(lines) == epochs + 2
+
+
+def test_rows_last_pt_counts_and_metrics_csv_lacks_are_said_not_invented(tmp_path):
+    from runner.io.console import RunConsole
+    from runner.run.rundir import RunDir
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.pt").write_bytes(b"")
+    (tmp_path / "metrics.csv").write_text(HEADER + ROW.format(1))
+    with RunDir.claim(tmp_path, RunConsole(), resume=True) as run:
+        run.start(epoch=3)
+        assert [r["epoch"] for r in run.rows] == [1]
+    log = " ".join((tmp_path / "train.log").read_text().split())
+    assert f"{tmp_path / 'metrics.csv'} lacks the rows of epochs 2, 3" in log
+
+
+def _sweep(tmp_path):
+    args = ["-m", "model=mlp", "model.hidden=[16]", "trainer.epochs=2", "trainer.limit_train_batches=3", "seed=0,1"]
+    runner("train", *args, "hydra.sweep.dir=sweep", cwd=tmp_path)
+    sweep = tmp_path / "sweep"
+    assert [summary(sweep / job)["status"] for job in "01"] == ["completed", "completed"]
+    return args, sweep
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_multirun_yaml_a_crash_emptied_resumes_from_its_jobs_record(tmp_path):
+    # multirun.yaml emptied by a power cut (it was written unsynced) or damaged: -m resume=SWEEP was refused, telling
+    # the user to run "the sweep's original command", which only that file held. Its jobs recorded it
+    args, sweep = _sweep(tmp_path)
+    shutil.rmtree(sweep / "1")  # the sweep stopped before its job 1
+    saved = (sweep / "multirun.yaml").read_text()
+    for damaged in ("", "hydra: [\n"):
+        (sweep / "multirun.yaml").write_text(damaged)
+        before = digest(sweep / "0")
+        proc = runner("train", "-m", "resume=sweep", cwd=tmp_path)
+        assert "multirun.yaml is missing or unreadable; its jobs recorded the sweep's command" in proc.stderr
+        assert "sweep job 0 (" in proc.stdout and "seed=0): completed earlier, kept as it is" in proc.stdout
+        assert digest(sweep / "0") == before and summary(sweep / "1")["status"] == "completed"
+        assert (sweep / "multirun.yaml").read_text() == saved  # written again, whole
+        shutil.rmtree(sweep / "1")
+    # no job recorded it (none had started): the refusal's command is one that works
+    shutil.rmtree(sweep / "0")
+    (sweep / "multirun.yaml").write_text("")
+    refused = runner("train", "-m", "resume=sweep", cwd=tmp_path, check=False)
+    assert_clean_failure(refused, "none of the sweep's jobs has recorded its command", "adding hydra.sweep.dir=sweep")
+    runner("train", *args, "hydra.sweep.dir=sweep", cwd=tmp_path)  # what it says: the sweep's command, that folder
+    assert [summary(sweep / job)["status"] for job in "01"] == ["completed", "completed"]
+    assert (sweep / "multirun.yaml").read_text() == saved

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 
 from runner.commands.sweepers import JobRunner, told
 from runner.io.errors import RunnerError
+from runner.io.files import write_text
 
 JOURNAL = "optuna.journal"  # the study of a search, in its sweep directory, when hydra.sweeper.storage is null
 EXAMPLES = {
@@ -249,7 +250,8 @@ class OptunaSweeper(Sweeper):
                 f"hydra.sweeper.storage={self.storage} already holds a study named {self.study_name}, from another "
                 f"sweep: give this search its own hydra.sweeper.study_name, or resume that sweep. Nothing was run."
             ) from None
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        # atomic and fsynced: a resume reads the sweep's command from it, and a crash must not leave it torn
+        write_text(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(self.config))
 
         def overrides(trial):
             return [*fixed, *(trial_override(k, trial.params[k]) for k in space)]
