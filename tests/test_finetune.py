@@ -260,3 +260,34 @@ def test_freezing_logs_what_it_froze_and_unfreezing_gives_back_only_what_the_mod
     total = sum(p.numel() for p in model.parameters())
     # net.0 is the 2x2 stem from 3 to 24 channels: 24 * 3 * 2 * 2 weights and 24 biases = 312
     assert freezer.line() == f"frozen: 312 of {total:,} parameters (2 tensors, trainer.freeze) until epoch 2"
+
+
+@pytest.mark.parametrize(("max_lr", "peaks"), [("${optimizer.lr}", [0.001, 0.01]), (0.002, [0.002, 0.02])])
+def test_onecycle_peaks_each_parameter_group_at_its_own_rate(max_lr, peaks):
+    # OneCycleLR copies one max_lr into every group: the head at lr 0.01 peaked at the backbone's 0.001. A
+    # scheduler.max_lr of its own scales every group alike, as optimizer.lr does
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from runner.training.build import build_optimizer
+    from runner.training.schedules import build_schedule
+
+    configs = Path(__file__).resolve().parent.parent / "configs"
+    cfg = OmegaConf.create({"optimizer": OmegaConf.load(configs / "optimizer" / "adam.yaml")})
+    cfg.scheduler = OmegaConf.load(configs / "scheduler" / "onecycle.yaml")
+    cfg.optimizer.param_groups = [{"params": ["head"], "lr": 0.01}]
+    cfg.scheduler.max_lr = max_lr
+    model = torch.nn.ModuleDict({"backbone": torch.nn.Linear(3, 3), "head": torch.nn.Linear(3, 2)})
+    optimizer = build_optimizer(cfg.optimizer, model)
+    schedule = build_schedule(cfg.scheduler, optimizer, steps_per_epoch=10, epochs=2)
+    lrs = []
+    for _ in range(20):
+        lrs.append([g["lr"] for g in optimizer.param_groups])
+        optimizer.step()
+        schedule.after_step()
+    backbone, head = zip(*lrs)
+    # each peaks at its own rate, at the same step (pct_start 0.25 of 20: the 5th), from a 25th of it
+    assert [max(backbone), max(head)] == pytest.approx(peaks, rel=1e-12)
+    assert backbone.index(max(backbone)) == head.index(max(head)) == 4
+    assert [backbone[0], head[0]] == pytest.approx([p / 25 for p in peaks], rel=1e-12)

@@ -429,3 +429,107 @@ def test_a_nan_or_infinite_monitored_value_is_never_best_nor_counted_as_an_impro
     tie = Monitor("val_accuracy", "max")
     assert not tie.improved({"val_accuracy": 0.5, "val_loss": nan}, SimpleNamespace(best_metric=0.5, best_val_loss=1))
     assert tie.improved({"val_accuracy": 0.5, "val_loss": 1.0}, SimpleNamespace(best_metric=0.5, best_val_loss=nan))
+
+
+def test_a_short_last_accumulation_group_steps_with_the_mean_of_its_own_batches():
+    # 4 batches, accumulate_grad_batches=3: a group of 3, then one of 1 whose step is that batch's own gradient (not a
+    # third of it), so accumulation equals the larger batch (docs/recipes.md). Replayed by hand with plain SGD.
+    from types import SimpleNamespace
+
+    from runner.io.console import RunConsole
+    from runner.training.device import Precision
+    from runner.training.loop import train_epoch
+    from runner.training.metrics import TASKS
+    from runner.training.state import TrainState
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 3)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    batches = [(torch.randn(8, 5), torch.randint(0, 3, (8,))) for _ in range(4)]
+    r = recipe(accumulate_grad_batches=3)
+    assert [r.group_size(b, 4) for b in range(4)] == [3, 3, 3, 1] and r.group_size(6, 8) == 2
+    precision = Precision.of("32", torch.device("cpu"))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    state = TrainState(model, optimizer, scheduler=None, scaler=precision.scaler, batches=None, config={})
+    task = TASKS["classification"]
+    job = SimpleNamespace(state=state, recipe=r, data=SimpleNamespace(train=batches), net=model, task=task,
+                          precision=precision, freezer=None)  # fmt: skip
+    run = SimpleNamespace(logs_steps=False)
+    stop = SimpleNamespace(requested=False, check=lambda where: None)
+    train_epoch(job, run=run, console=RunConsole(quiet=True), stop=stop, epoch=1, clock=lambda: 0.0)
+    assert state.step == 2
+
+    def replay(last_divisor):
+        w = {k: v.clone().requires_grad_() for k, v in start.items()}
+        for group, divisor in ((batches[:3], 3), (batches[3:], last_divisor)):
+            loss = sum(task.loss(x @ w["weight"].T + w["bias"], y) for x, y in group) / divisor
+            grads = torch.autograd.grad(loss, list(w.values()))
+            w = {k: (v - 0.5 * g).detach().requires_grad_() for (k, v), g in zip(w.items(), grads)}
+        return {k: v.detach() for k, v in w.items()}
+
+    own, old = replay(last_divisor=1), replay(last_divisor=3)
+    for k, v in model.state_dict().items():
+        assert torch.allclose(v, own[k], atol=1e-6, rtol=0), (k, (v - own[k]).abs().max())
+    # the precondition that makes this a test: a third of the last batch's gradient gives other weights
+    assert max((own[k] - old[k]).abs().max() for k in own) > 1e-2
+
+
+def onecycle(cfg, *, steps_per_epoch, epochs, max_steps=None, groups=None):
+    """configs/scheduler/onecycle.yaml over Adam (optimizer.lr 0.001), with `cfg` on top: the learning rates of every
+    step, one list per parameter group (a backbone, then `groups`' head at its own lr)."""
+    from runner.training.build import build_optimizer
+    from runner.training.schedules import build_schedule
+
+    model = torch.nn.ModuleDict({"backbone": torch.nn.Linear(2, 2), "head": torch.nn.Linear(2, 2)})
+    optimizer_cfg = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 0.001, "param_groups": groups or []}
+    root = OmegaConf.create(
+        {"optimizer": optimizer_cfg, "scheduler": OmegaConf.load(CONFIGS / "scheduler" / "onecycle.yaml")}
+    )
+    root.scheduler.merge_with(cfg)
+    optimizer = build_optimizer(root.optimizer, model)
+    schedule = build_schedule(root.scheduler, optimizer, steps_per_epoch=steps_per_epoch, epochs=epochs,
+                              max_steps=max_steps)  # fmt: skip
+    lrs = []
+    steps = min(steps_per_epoch * epochs, max_steps or steps_per_epoch * epochs)
+    for _ in range(steps):
+        lrs.append([g["lr"] for g in optimizer.param_groups])
+        optimizer.step()
+        schedule.after_step()
+    return [list(group) for group in zip(*lrs)]
+
+
+@pytest.mark.parametrize(
+    ("layout", "steps"),
+    [
+        ({"steps_per_epoch": 4, "epochs": 1}, 4),  # trainer.fast_dev_run=4: one epoch of 4 batches
+        ({"steps_per_epoch": 20, "epochs": 10, "max_steps": 4}, 4),  # trainer.max_steps=4
+        ({"steps_per_epoch": 2, "epochs": 1}, 2),  # any warm-up of one step: 0.5 x 2 steps
+    ],
+)
+def test_onecycle_lays_out_a_warm_up_of_one_step_as_a_peak_at_the_first(layout, steps):
+    # torch's OneCycleLR divides by the warm-up's length in steps less one: ZeroDivisionError for a warm-up of one
+    cfg = {"pct_start": 1 / steps} if steps == 2 else {}
+    (lrs,) = onecycle(cfg, **layout)
+    assert len(lrs) == steps and lrs[0] == pytest.approx(0.001, rel=1e-12)  # the peak, at once
+    # then cosine down to the floor, max_lr / div_factor / final_div_factor, at the last step
+    assert lrs == sorted(lrs, reverse=True) and lrs[-1] == pytest.approx(0.001 / 25 / 1e4, rel=1e-9)
+    # a warm-up of two steps is torch's own layout: from max_lr / 25 up to the peak at the second step
+    (lrs,) = onecycle({"pct_start": 0.5}, steps_per_epoch=4, epochs=1)
+    assert lrs[:2] == pytest.approx([0.001 / 25, 0.001], rel=1e-12)
+
+
+def test_a_onecycle_that_cannot_be_laid_out_over_the_run_is_refused_naming_the_key():
+    from runner.io.errors import RunnerError
+
+    with pytest.raises(RunnerError, match=r"scheduler.total_steps=3 is shorter than the run \(4 optimizer steps\)"):
+        onecycle({"total_steps": 3}, steps_per_epoch=4, epochs=1)
+    # pct_start=1 rises all run long and leaves its fall no length: torch divided by zero after the last step
+    with pytest.raises(RunnerError, match=r"leaves onecycle a phase of no length.*Use scheduler\.pct_start=0\.3"):
+        onecycle({"pct_start": 1.0}, steps_per_epoch=4, epochs=1)
+    assert onecycle({"pct_start": 0.3}, steps_per_epoch=4, epochs=1)  # the value it suggests lays out
+
+
+@pytest.mark.slow
+def test_a_quick_check_of_a_onecycle_setup_runs(tmp_path):
+    proc = runner("train", "trainer.fast_dev_run=4", "scheduler=onecycle", cwd=tmp_path)
+    assert "Traceback" not in proc.stderr and "fast_dev_run" in proc.stdout

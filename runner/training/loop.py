@@ -126,15 +126,13 @@ def train_epoch(job, *, run, console, stop, epoch, clock):
     Interrupted; ends the epoch early at max_steps or max_time."""
     state, recipe, n_batches = job.state, job.recipe, len(job.data.train)
     device = next(state.model.parameters()).device
-    smoothing = {"label_smoothing": recipe.label_smoothing} if recipe.label_smoothing else {}
     state.lr = state.lr if state.batches_done else state.optimizer.param_groups[0]["lr"]
     loss_sum = torch.tensor(float(state.loss_sum), device=device)
     seen = state.seen
     first_bad = torch.tensor(-1, device=device)  # the first step whose loss was not finite, without a host sync
     first_step_at = None
     started = time.perf_counter()
-    state.model.train()
-    if job.freezer is not None and job.freezer.at(epoch):  # after train(): frozen BatchNorm layers stay in eval
+    if train_mode(job, epoch):
         console.print(f"epoch {epoch}: trainer.unfreeze_at_epoch, every parameter trains from here on")
     with console.progress() as bar:
         progress = bar.add_task(
@@ -143,14 +141,11 @@ def train_epoch(job, *, run, console, stop, epoch, clock):
         for x, y in job.data.train:
             if recipe.starts_update(state.batches_done):
                 state.optimizer.zero_grad(set_to_none=True)
-            with job.precision.autocast():
-                loss = job.task.loss(job.net(x), y, **smoothing)
-            accumulate = recipe.accumulate_grad_batches
-            state.scaler.scale(loss / accumulate if accumulate > 1 else loss).backward()
+            loss = forward_backward(job, x, y, group=recipe.group_size(state.batches_done, n_batches))
             state.batches_done += 1
-            loss_sum += loss.detach() * len(y)
+            loss_sum += loss * len(y)
             seen += len(y)
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), state.step + 1, first_bad)
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), state.step + 1, first_bad)
             if not recipe.ends_update(state.batches_done, n_batches):
                 continue  # gradients of this batch wait for the rest of the group
             update(job, epoch)
@@ -178,6 +173,27 @@ def train_epoch(job, *, run, console, stop, epoch, clock):
                 stop.check(f"in epoch {epoch} after step {state.step}; last.pt holds this step")
     check_finite(first_bad, epoch, state.lr)
     return loss_sum, seen, first_step_at
+
+
+def train_mode(job: Job, epoch: int) -> bool:
+    """The model in training mode for `epoch`, trainer.freeze's BatchNorm layers back in eval after model.train() (so
+    their statistics stay as they were: training/freezing.py). True at the epoch trainer.unfreeze_at_epoch unfreezes
+    everything. `runner lr-find` trains in it too."""
+    job.state.model.train()
+    return job.freezer is not None and job.freezer.at(epoch)
+
+
+def forward_backward(job: Job, x: torch.Tensor, y: torch.Tensor, group: int) -> torch.Tensor:
+    """One batch's forward and backward pass, as every training step takes it (the precision's autocast and loss
+    scaler, trainer.label_smoothing): its gradients are added to those of its accumulation group, the loss divided
+    by `group`, the group's number of batches (Recipe.group_size), so that a step is their mean. Returns the batch's
+    loss, detached. `runner lr-find` takes its steps with it too."""
+    recipe = job.recipe
+    smoothing = {"label_smoothing": recipe.label_smoothing} if recipe.label_smoothing else {}
+    with job.precision.autocast():
+        loss = job.task.loss(job.net(x), y, **smoothing)
+    job.state.scaler.scale(loss / group if group > 1 else loss).backward()
+    return loss.detach()
 
 
 def update(job, epoch):

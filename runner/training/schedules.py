@@ -16,6 +16,7 @@ interval's unit, which the trainer knows only once the data is loaded.
 import math
 
 from omegaconf import OmegaConf
+from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LinearLR, OneCycleLR, SequentialLR
 
 from runner.io.errors import RunnerError
@@ -114,6 +115,8 @@ def build_schedule(scheduler_cfg, optimizer, *, steps_per_epoch, epochs, max_ste
         resolved = OmegaConf.to_container(scheduler_cfg, resolve=True)  # max_lr: ${optimizer.lr} needs the whole config
         args = {k: v for k, v in resolved.items() if k not in SCHEDULE_KEYS}
         args.update({k: total - warmup for k in WHOLE_RUN_KEYS if k in args and args[k] is None})
+        if str(args.get("_target_", "")).endswith("OneCycleLR"):
+            args = onecycle_args(args, optimizer, total)
         main = instantiate(args)(optimizer)
     if not warmup:
         return Schedule(main, interval) if main is not None else None
@@ -121,6 +124,49 @@ def build_schedule(scheduler_cfg, optimizer, *, steps_per_epoch, epochs, max_ste
     if main is None:
         return Schedule(ramp, interval)
     return Schedule(SequentialLR(optimizer, [ramp, main], milestones=[warmup]), interval, parts=[ramp, main])
+
+
+def onecycle_args(args: dict, optimizer: Optimizer, run_steps: int) -> dict:
+    """OneCycleLR's arguments for `optimizer` over a run of `run_steps` optimizer steps.
+
+    Each parameter group peaks at its own rate: a max_lr given as one number (configs/scheduler/onecycle.yaml's
+    ${optimizer.lr}) is the peak of the groups at optimizer.lr, and every other group (optimizer.param_groups) peaks
+    at the same multiple of its own lr; OneCycleLR itself would give every group that one number. And the phases are
+    laid out so that torch can compute them: it puts the peak at step pct_start x total_steps (counted from 1) and
+    divides by each phase's length, zero for a warm-up of exactly one step (`trainer.max_steps=4` at the default
+    pct_start=0.25). That warm-up peaks at the first step, as a pct_start a billionth smaller lays it out; any other
+    phase of no length is refused naming scheduler.pct_start."""
+    # a list of max_lr reaches OneCycleLR as a list (a ListConfig is not one to it)
+    args = {**args, "_convert_": "all"}
+    total, pct = args.get("total_steps"), args.get("pct_start", 0.3)
+    if isinstance(total, int) and total < run_steps:
+        raise RunnerError(
+            f"scheduler.total_steps={total} is shorter than the run ({run_steps} optimizer steps): onecycle cannot "
+            f"step past its end. Use scheduler.total_steps=null (the whole run), or trainer.max_steps={total}."
+        )
+    base = optimizer.defaults["lr"]
+    if isinstance(args.get("max_lr"), (int, float)) and base:
+        scale = args["max_lr"] / base
+        args["max_lr"] = [group["lr"] * scale for group in optimizer.param_groups]
+    if not isinstance(total, int) or not isinstance(pct, (int, float)) or not 0 <= pct <= 1:
+        return args  # OneCycleLR's own checks say what is wrong
+    ends = _onecycle_ends(pct, total, args.get("three_phase", False))
+    if ends[0] == 0.0:
+        args["pct_start"] = pct = pct * (1 - 1e-9)
+        ends = _onecycle_ends(pct, total, args.get("three_phase", False))
+    if any(b == a for a, b in zip([0.0, *ends], ends)):
+        raise RunnerError(
+            f"scheduler.pct_start={args['pct_start']:g} over the run's {total} optimizer steps leaves onecycle a phase "
+            f"of no length, which torch's OneCycleLR cannot lay out. Use scheduler.pct_start=0.3."
+        )
+    return args
+
+
+def _onecycle_ends(pct: float, total: int, three_phase: bool) -> list[float]:
+    """The last step of each of OneCycleLR's phases, as torch computes them (counted from 0)."""
+    if three_phase:
+        return [float(pct * total) - 1, float(2 * pct * total) - 2, total - 1]
+    return [float(pct * total) - 1, total - 1]
 
 
 def steps_per_epoch(batches, accumulate):
