@@ -21,6 +21,7 @@ import shlex
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from runner.commands.train import setup
 from runner.config.checks import CLOSED, check_keys, unknown_key
@@ -29,7 +30,7 @@ from runner.io.errors import Diverged, RunnerError
 from runner.io.files import atomic_write, write_json
 from runner.io.signals import job_stop
 from runner.training import distributed
-from runner.training.loop import update
+from runner.training.loop import forward_backward, train_mode, update
 
 BETA = 0.98  # the loss's smoothing (Lightning's _LRCallback, fastai's lr_find)
 SKIP_BEGIN, SKIP_END = 10, 1  # steps left out of the suggestion (Lightning's suggestion() defaults)
@@ -133,7 +134,8 @@ def lr_find_job(cfg, out_dir, overrides):
         scratch = _Scratch(Path(out_dir))
         rank = distributed.current()
         job = setup(cfg, scratch, overrides=overrides, console=console, rank=rank, stop=stop, command="lr-find")
-        ratios = [group["lr"] / cfg.optimizer.lr for group in job.state.optimizer.param_groups]
+        ratios = group_ratios(cfg.optimizer)
+        assert len(ratios) == len(job.state.optimizer.param_groups), (ratios, job.state.optimizer)
         groups = "" if set(ratios) == {1.0} else "; each parameter group at its own ratio to optimizer.lr"
         console.print(
             f"range test: {s.num_training} steps, learning rate {s.min_lr:g} -> {s.max_lr:g} (exponential), batch "
@@ -142,11 +144,7 @@ def lr_find_job(cfg, out_dir, overrides):
         run_steps(job, test, stop, ratios)
     best = test.suggestion()
     if best is None:
-        raise RunnerError(
-            f"the range test stopped after {len(test.losses)} steps, too few for a suggestion (the first "
-            f"{SKIP_BEGIN} and the last are left out). Lower lr_find.max_lr (e.g. lr_find.max_lr="
-            f"{test.lrs[-1] / 10:g}) or raise lr_find.early_stop_threshold."
-        )
+        raise RunnerError(too_few_steps(test, overrides))
     lr = float(f"{test.lrs[best]:.2g}")
     result = write(out_dir, test, best, lr, overrides, ratios)
     console.print(curve_text(test, best))
@@ -160,33 +158,32 @@ def lr_find_job(cfg, out_dir, overrides):
 
 
 def run_steps(job, test, stop, ratios):
-    """The test's optimizer steps, as the training loop takes them (trainer.accumulate_grad_batches, label_smoothing,
-    grad_clip, the precision's loss scaler: training/loop.update), cycling through the training batches, each
-    parameter group at the step's learning rate times its `ratios` entry, until the test says stop (a loss that
-    diverged or is not finite; an update that overflowed). `stop` (io.signals.StopSignals) is looked at after each
-    step: a signal raises Interrupted there."""
+    """The test's optimizer steps, each taken as the training loop takes it (training/loop.py's train_mode,
+    forward_backward and update: trainer.freeze's BatchNorm layers in eval, trainer.accumulate_grad_batches' groups
+    as an epoch makes them, label_smoothing, grad_clip, the precision's loss scaler), cycling through the training
+    batches, each parameter group at the step's learning rate times its `ratios` entry, until the test says stop (a
+    loss that diverged or is not finite; an update that overflowed). `stop` (io.signals.StopSignals) is looked at
+    after each step: a signal raises Interrupted there."""
     state, recipe = job.state, job.recipe
     state.scheduler = state.ema = None  # the test sets every step's rate; nothing is averaged
-    smoothing = {"label_smoothing": recipe.label_smoothing} if recipe.label_smoothing else {}
-    accumulate = recipe.accumulate_grad_batches
-    batches = iter(())
-    state.model.train()
+    n_batches = len(job.data.train)
+    batches, done = iter(()), n_batches
+    train_mode(job, epoch=1)
     for step in range(test.num_training):
         lr = test.lr(step)
         for group, ratio in zip(state.optimizer.param_groups, ratios):
             group["lr"] = lr * ratio
         state.optimizer.zero_grad(set_to_none=True)
         total = 0.0
-        for _ in range(accumulate):
-            batch = next(batches, None)
-            if batch is None:  # a pass ended (or none began): another
-                batches = iter(job.data.train)
-                batch = next(batches)
-            x, y = batch
-            with job.precision.autocast():
-                loss = job.task.loss(job.net(x), y, **smoothing)
-            state.scaler.scale(loss / accumulate).backward()
-            total += loss.item() / accumulate
+        while True:
+            if done == n_batches:  # a pass ended (or none began): another
+                batches, done = iter(job.data.train), 0
+            x, y = next(batches)
+            group = recipe.group_size(done, n_batches)
+            total += forward_backward(job, x, y, group=group).item() / group
+            done += 1
+            if recipe.ends_update(done, n_batches):
+                break
         try:
             update(job, epoch=1)
         except Diverged:  # the update overflowed the parameters' dtype: as far as the rate can go
@@ -195,6 +192,33 @@ def run_steps(job, test, stop, ratios):
         if test.record(lr, total):
             return
         stop.check(f"at step {step + 1} of the range test; nothing was written")
+
+
+def group_ratios(optimizer_cfg) -> list[float]:
+    """Each parameter group's learning rate over optimizer.lr, as optimizer.param_groups sets them (the groups in
+    training/build.py's order: the parameters no entry selects first, at optimizer.lr, then one group per entry).
+    Read from the config: the optimizer's own rates are already a schedule's first step's (onecycle's
+    max_lr / div_factor, a warmup's first fraction) once setup has built it."""
+    base = optimizer_cfg.lr
+    groups = optimizer_cfg.get("param_groups")
+    entries = OmegaConf.to_container(groups, resolve=True) if groups else []
+    return [1.0] + [entry.get("lr", base) / base for entry in entries]
+
+
+def too_few_steps(test, overrides) -> str:
+    """Why the test has no suggestion (it stopped within the steps the suggestion leaves out), with a command that
+    the command accepts: the range moved to end where the loss diverged, from a millionth of that rate (below
+    lr_find.min_lr where it is lower), so the fall comes after the first steps."""
+    high = float(f"{test.lrs[-1]:.3g}")
+    low = float(f"{min(test.min_lr, high / 1e6):.3g}")
+    moved = ("lr_find.min_lr", "lr_find.max_lr")
+    kept = [o for o in overrides if o.lstrip("+~").split("=")[0] not in moved]
+    command = shlex.join(["runner", "lr-find", *kept, f"lr_find.min_lr={low:g}", f"lr_find.max_lr={high:g}"])
+    return (
+        f"the range test stopped after {len(test.losses)} steps, at learning rate {test.lrs[-1]:.3g} (the loss "
+        f"diverged), too few for a suggestion (the first {SKIP_BEGIN} and the last are left out). Start the range "
+        f"lower and end it there: {command} (or raise lr_find.early_stop_threshold)."
+    )
 
 
 def write(out_dir, test, best, lr, overrides, ratios):
