@@ -90,3 +90,20 @@ def test_peaks_are_matched_by_the_gpus_name_and_the_precision():
     for name in ("NVIDIA L40", "NVIDIA A10G", "NVIDIA H100 NVL", "NVIDIA GeForce GTX 1080"):
         assert peak_of(name, "bf16") is None, name
     assert peak_of("NVIDIA H100 80GB HBM3", "32") is None  # fp32 convolutions run on TF32: no fp32 peak measures them
+
+
+def test_the_window_records_training_steps_only_and_nothing_when_the_run_ends_before_it(tmp_path):
+    # window 3-5 (the default [1, 1, 3]). A run of 2 steps printed "profile of steps 3-2" with its last validation as
+    # the table; one of 4 steps recorded that validation as a third step, with no backward pass
+    before = runner("train", "trainer.profile=true", "trainer.max_steps=2", "hydra.run.dir=two", cwd=tmp_path)
+    said = " ".join(before.stdout.split())
+    assert "before trainer.profile_steps' window began (step 3): nothing was recorded" in said
+    assert "profile of steps" not in said and not (tmp_path / "two" / "profile").exists()
+    cut = runner("train", "trainer.profile=true", "trainer.max_steps=4", "hydra.run.dir=four", cwd=tmp_path)
+    assert "profile of steps 3-4:" in " ".join(cut.stdout.split())
+    (trace,) = (tmp_path / "four" / "profile").glob("rank0.*.pt.trace.json")
+    names = [e.get("name", "") for e in json.loads(trace.read_text())["traceEvents"]]
+    steps = {n for n in names if n.startswith("ProfilerStep#")}
+    assert steps == {"ProfilerStep#2", "ProfilerStep#3"}, steps  # steps 3 and 4, as the profiler numbers them
+    # every convolution recorded has its backward pass: no validation batch in the window (the cnn has 4 a step)
+    assert names.count("aten::convolution") == names.count("aten::convolution_backward") == 2 * 4

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 
 from runner.io.console import results_table
 from runner.io.files import atomic_write
+from runner.training.schedules import steps_per_epoch
 
 TOP = 10
 
@@ -34,34 +35,56 @@ def profiling(job, run, console):
     wait, warmup, active = job.recipe.profile_steps
     folder = run.path / "profile"
     first = job.state.step + wait + warmup + 1  # the first recorded optimizer step (counted over resumes)
-    seen = {"run_ended": False, "written": False}
+    # the run's last optimizer step, where known beforehand (its epochs' steps, trainer.max_steps): recording stops
+    # there, so that what follows it (the last validation) is never counted as a step of the window
+    recipe = job.recipe
+    planned = recipe.epochs * steps_per_epoch(len(job.data.train), recipe.accumulate_grad_batches)
+    last_step = min(planned, recipe.max_steps or planned)
+    seen = {"ended": None, "written": False}
 
     def ready(prof):
+        if seen["ended"] is not None and seen["ended"] < first:
+            return  # nothing of the window ran: what the profiler holds is no step of it
         tensorboard_trace_handler(str(folder), worker_name="rank0")(prof)
         averages = prof.key_averages()
         table = averages.table(sort_by=own_time(cuda), row_limit=30)
         atomic_write(folder / "top_operators.txt", lambda f: f.write(table.encode()))
-        # the last step recorded: the window's, or the run's own last where it ended inside the window (called by the
-        # optimizer's post-step hook, the step under way is state.step + 1; by stop() after the run, state.step)
-        last = min(first + active - 1, job.state.step + (0 if seen["run_ended"] else 1))
+        # the last step recorded: the window's, or the run's own last where it ended inside the window
+        last = min(first + active - 1, seen["ended"] or first + active - 1)
         console.print(top_table(averages, cuda, first=first, last=last))
         console.print(f"profile: {folder / 'top_operators.txt'}; the trace opens in ui.perfetto.dev", soft_wrap=True)
         seen["written"] = True
+
+    def end(step):
+        """Stop the profiler after optimizer step `step`, the run's last: it writes the window's steps it recorded."""
+        if seen["ended"] is None:
+            seen["ended"] = step
+            profiler.stop()
+
+    def after_step(*_):
+        # called by the optimizer inside its step: the step under way is state.step + 1
+        step = job.state.step + 1
+        if seen["ended"] is not None:
+            return
+        if step >= last_step:
+            end(step)
+        else:
+            profiler.step()
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     window = schedule(wait=wait, warmup=warmup, active=active, repeat=1)
     profiler = profile(activities=activities, schedule=window, on_trace_ready=ready, record_shapes=True)
     profiler.start()
-    hook = job.state.optimizer.register_step_post_hook(lambda *_: profiler.step())
+    hook = job.state.optimizer.register_step_post_hook(after_step)
     try:
         yield
     finally:
         hook.remove()
-        seen["run_ended"] = True
-        profiler.stop()  # a run that ended inside the window: the steps it recorded are written
-        if not seen["written"] and job.state.step < first:
+        # a run that ended before its planned last step (early stopping, max_time, a signal): the steps it recorded
+        end(job.state.step)
+        if seen["ended"] < first:
             console.print(
-                f"profile: the run ended at step {job.state.step}, before trainer.profile_steps' window began (step "
+                f"profile: the run ended at step {seen['ended']}, before trainer.profile_steps' window began (step "
                 f"{first}): nothing was recorded. Lower its wait and warmup, e.g. trainer.profile_steps=[0,1,3]."
             )
 
