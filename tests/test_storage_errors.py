@@ -415,3 +415,45 @@ def test_a_full_disk_while_hydra_writes_an_evals_record_is_a_paragraph(tmp_path,
     message = " ".join(proc.stderr.split())
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "error: cannot write " in message and "/.hydra/config.yaml (No space left on device, ENOSPC)" in message
+
+
+def _limited_file_size():
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))  # the digits CNN's weights are 263 kB
+
+
+@pytest.mark.slow
+def test_a_file_size_limit_while_safetensors_writes_an_export_is_a_paragraph_and_leaves_nothing(tmp_path, digits_run):
+    _, run_dir, _ = digits_run
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    env["PYTHONPATH"] = str(SITECUSTOM)
+    proc = subprocess.run(
+        [sys.executable, "-m", "runner", "export", f"ckpt={run_dir}", "format=safetensors", "out=deploy"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=_limited_file_size,
+        timeout=300,
+    )
+    message = " ".join(proc.stderr.split())
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"error: cannot write {tmp_path / 'deploy'} (File too large, EFBIG): the file reached a file-size" in message
+    assert not (tmp_path / "deploy").exists()  # made by this command, and gone again with what it held
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_job_a_full_disk_stopped_exits_non_zero_and_its_resume_completes_it(tmp_path):
+    # job 0 writes two rows (epochs 1 and 2): the third metrics.csv fsync of the process is job 1's first row
+    args = ["-m", *FAST, "seed=0,1", "hydra.sweep.dir=sweep"]
+    proc = _faulty_runner("train", *args, cwd=tmp_path, fault_file="metrics.csv", at=3)
+    output = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, output
+    assert f"cannot write {tmp_path / 'sweep' / '1' / 'metrics.csv'} (No space left on device, ENOSPC)" in output
+    assert "Continue it with: runner train -m resume=" in output
+    assert [read_summary(tmp_path / "sweep" / job)["status"] for job in ("0", "1")] == ["completed", "interrupted"]
+
+    runner("train", "-m", "resume=sweep", cwd=tmp_path)
+    assert read_summary(tmp_path / "sweep" / "1")["status"] == "completed"
+    assert "completed" in (tmp_path / "sweep" / "summary.csv").read_text()

@@ -24,7 +24,7 @@ from runner.inference.formats import TOLERANCE, check_formats, export
 from runner.inference.predictor import load_predictor
 from runner.io import signals
 from runner.io.console import RunConsole
-from runner.io.errors import RunnerError, RunnerWarning
+from runner.io.errors import RunnerError, RunnerWarning, StorageError, storage_error
 from runner.io.files import sha256, umask, write_json
 
 VERIFY_SAMPLES = 64
@@ -53,7 +53,11 @@ def export_job(cfg, out_dir):
         f"[bold]runner export[/]  {cfg.ckpt}  to {', '.join(formats)}, verified on {len(example)} samples of {source}"
     )
 
-    staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
+    except OSError as err:
+        raise StorageError.of(out, err) from None
+    moved = []  # the files already in `out`: they go again when a later one cannot be written
     try:
         done = [export(model, fmt, example, staging, card) for fmt in formats]
         write_json(staging / "config.json", card.to_dict())
@@ -80,6 +84,16 @@ def export_job(cfg, out_dir):
         for f in [*files, "export_manifest.json"]:
             os.chmod(staging / f, 0o666 & ~umask())  # ordinary files, whatever mode the writer gave them
             (staging / f).rename(out / f)
+            moved.append(out / f)
+    except Exception as err:
+        # a format's writer (safetensors' is Rust: its OSError is text, "os error 28") refused by the storage: the
+        # folder it was writing is named, and nothing of the export is left in `out`
+        told = None if isinstance(err, RunnerError) else storage_error(err, where=out)
+        if told is None:
+            raise
+        for path in moved:
+            path.unlink(missing_ok=True)
+        raise told from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

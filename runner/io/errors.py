@@ -82,10 +82,11 @@ def os_error_in(err: BaseException) -> OSError | None:
     return None
 
 
-def storage_error(err: BaseException, path: object = None) -> StorageError | None:
+def storage_error(err: BaseException, path: object = None, where: object = None) -> StorageError | None:
     """`err`, raised while writing `path`, told as a StorageError when an OSError is behind it (os_error_in); None for
     any other error. A StorageError is returned as it is. Without `path` (where the write is not known: the CLI's
-    funnel) only the errors of _STORAGE count, told with the OSError's own file name."""
+    funnel, a command's code that also computes) only the errors of _STORAGE count, told with the OSError's own file
+    name, else `where` (the folder being written)."""
     import errno
 
     inner = err
@@ -103,4 +104,4 @@ def storage_error(err: BaseException, path: object = None) -> StorageError | Non
         return None
     # a full disk, a quota or a size limit, a read-only file system: a write; an I/O or permission error: either
     verb = "write" if name in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS") else "read or write"
-    return StorageError.of(cause.filename or "a file", cause, verb=verb)
+    return StorageError.of(cause.filename or where or "a file", cause, verb=verb)
