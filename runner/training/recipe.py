@@ -267,10 +267,8 @@ class Recipe:
         return batches_done % self.accumulate_grad_batches == 0 or batches_done == n_batches
 
     def group_size(self, batches_done: int, n_batches: int) -> int:
-        """The number of batches in the accumulation group of the batch after `batches_done`, in an epoch of
-        `n_batches`: accumulate_grad_batches, or what is left of the epoch for its short last group. Each batch's
-        loss is divided by it, so that every step is the mean over its own group's batches, as one batch of their
-        samples would be (dividing the short group by accumulate_grad_batches would shrink its step)."""
+        """The size of the accumulation group of the batch after `batches_done` in an epoch of `n_batches` (fewer
+        than accumulate_grad_batches for a short last group): each loss is divided by it, so a step is its mean."""
         start = batches_done - batches_done % self.accumulate_grad_batches
         return min(self.accumulate_grad_batches, n_batches - start)
 
