@@ -5,6 +5,7 @@ import csv
 import fcntl
 import hashlib
 import json
+import shlex
 
 import pytest
 import torch
@@ -291,3 +292,29 @@ def test_onecycle_peaks_each_parameter_group_at_its_own_rate(max_lr, peaks):
     assert [max(backbone), max(head)] == pytest.approx(peaks, rel=1e-12)
     assert backbone.index(max(backbone)) == head.index(max(head)) == 4
     assert [backbone[0], head[0]] == pytest.approx([p / 25 for p in peaks], rel=1e-12)
+
+
+def test_the_overrides_init_from_suggests_for_inputs_read_otherwise_are_accepted_as_typed(runs, tmp_path):
+    # "pre" normalised by its own split's statistics; this run by fixed ones (as the tutorials' 0.5, 0.5)
+    cwd, _ = runs
+    start = [
+        "train",
+        *THEN,
+        "trainer.max_steps=1",
+        f"init_from={cwd / 'pre'}",
+        "dataset.normalize={mean:[0.5],std:[0.5]}",
+    ]
+    proc = runner(*start, "hydra.run.dir=a", cwd=tmp_path)
+    (line,) = [line for line in proc.stdout.splitlines() if "read its inputs otherwise" in line]
+    assert "init_from: the source run read its inputs otherwise (the mean and std: see" in line
+    fixes = shlex.split(line.split("To read them as it did, add: ")[1])  # as a shell would pass them
+    assert [f.split("=")[0] for f in fixes] == ["dataset.normalize"]
+    # typed as suggested (no +): accepted, and the inputs are read as the source read them, so no line
+    again = runner(*start, *fixes, "hydra.run.dir=b", cwd=tmp_path)
+    assert "read its inputs otherwise" not in again.stdout
+    pre = json.loads((cwd / "pre" / "checkpoints" / "model.json").read_text())["preprocessing"]
+    now = json.loads((tmp_path / "b" / "checkpoints" / "model.json").read_text())["preprocessing"]
+    for stat in ("mean", "std"):  # the suggestion's 6 significant digits
+        assert torch.tensor(now[stat]).flatten().tolist() == pytest.approx(
+            torch.tensor(pre[stat]).flatten().tolist(), rel=1e-5
+        )
