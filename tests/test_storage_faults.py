@@ -288,7 +288,7 @@ def exec_runner(args, cwd, env=None, fsize=None):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "runner", *args],
         cwd=cwd,
         env=_env(env),
@@ -297,6 +297,7 @@ def exec_runner(args, cwd, env=None, fsize=None):
         timeout=300,
         preexec_fn=limits if fsize else None,
     )
+    return subprocess.CompletedProcess(args, done.returncode, done.stdout, done.stderr)
 
 
 # the file whose next write marks a training command's progress: a fault timed from it lands mid-training
@@ -354,15 +355,18 @@ def when_label(when):
 class Campaign:
     """The operations of one test, and every violation seen."""
 
-    def __init__(self, twins, rng, name):
-        self.twins, self.rng, self.name = twins, rng, name
-        self.violations, self.operations = [], 0
+    def __init__(self, twins, name, durable=False):
+        self.twins, self.name, self.durable = twins, name, durable
+        # operations run; faulted commands that the fault stopped (non-zero exit, or killed by the power cut)
+        self.violations, self.operations, self.faulted, self.stopped = [], 0, 0, 0
 
     def setup(self, kind, base):
         """What `kind` starts from in the empty folder `base` (on the disk, for a power cut), and its command."""
         base.mkdir(parents=True, exist_ok=True)
         args = self._setup(kind, base)
-        os.sync()
+        if self.durable:
+            # what the command starts from is on the disk before the power is cut
+            os.sync()
         return args
 
     def _setup(self, kind, base):
@@ -405,13 +409,18 @@ class Campaign:
     def check(self, label, base, proc, before, cut=False):
         """Every violation after the command `proc` ran under a fault in `base`."""
         self.operations += 1
+        self.faulted += 1
+        self.stopped += proc.returncode != 0
         found = []
         text = (proc.stdout or "") + (proc.stderr or "")
         if not cut:
             if "Traceback" in text:
                 found.append("a traceback: " + text[text.index("Traceback") :][:600].replace("\n", " | "))
             if proc.returncode != 0 and not names_a_path(text, base):
-                found.append(f"exit {proc.returncode} without a message naming a path: {tail(text)}")
+                said = [line for line in text.splitlines() if "error" in line.lower()] or [tail(text)]
+                found.append(f"exit {proc.returncode} without a message naming a path: {said[-1][:500]}")
+            if proc.returncode == 0:
+                found += unfinished(base, proc.args)
         for run, digest in before.items():
             if not run.is_dir() or tree_digest(run) != digest:
                 found.append(f"the completed run {run.relative_to(base)} changed")
@@ -476,6 +485,21 @@ class Campaign:
                 self.violations.append(f"{label}: {run.relative_to(base)} once continued: {'; '.join(problems)}"[:800])
 
 
+def unfinished(base, args):
+    """What a training command or sweep that exited 0 left unfinished: a run not completed, a sweep's summary.csv."""
+    if args[0] != "train":
+        return []
+    runs = [base / "sweep" / "0", base / "sweep" / "1"] if "-m" in args else [base / "run"]
+    found = [
+        f"exit 0, and {run.relative_to(base)} is {read_summary(run).get('status') or 'without a summary.json'}"
+        for run in runs
+        if read_summary(run).get("status") != "completed"
+    ]
+    if "-m" in args and not (base / "sweep" / "summary.csv").is_file():
+        found.append("exit 0, and the sweep has no summary.csv")
+    return found
+
+
 def rows_problems(run, base):
     """A run whose last.pt counts more epochs than its metrics.csv holds rows for (the rows a power cut lost)."""
     last = run / "checkpoints" / "last.pt"
@@ -519,8 +543,13 @@ def tail(proc_or_text, width=400):
 
 
 def report(campaign, seed):
-    print(f"{campaign.name}: {campaign.operations} operations, seed {seed}, {len(campaign.violations)} violations")
-    assert not campaign.violations, f"seed {seed}, {len(campaign.violations)} violations:\n" + "\n".join(
+    """The one assertion of a test: every violation of its schedule, with the seed that replays it."""
+    replay = f"RUNNER_FAULT_SEED={SEED} (this test's schedule: random.Random({seed}))"
+    print(
+        f"{campaign.name}: {campaign.operations} operations, {campaign.stopped} of {campaign.faulted} faulted commands "
+        f"stopped by their fault, {replay}, {len(campaign.violations)} violations"
+    )
+    assert not campaign.violations, f"{replay}, {len(campaign.violations)} violations:\n" + "\n".join(
         campaign.violations
     )
 
@@ -532,7 +561,7 @@ def report(campaign, seed):
 def test_a_failing_write_fsync_or_rename_is_a_stop(tmp_path, twins):
     library = build_shim(tmp_path)
     rng = random.Random(SEED)
-    campaign = Campaign(twins, rng, "LD_PRELOAD")
+    campaign = Campaign(twins, "LD_PRELOAD")
     for i in range(12):
         kind = KINDS[i % len(KINDS)] if i < len(KINDS) else rng.choice(KINDS)
         op = rng.choice(["write", "write", "fsync", "rename"])
@@ -560,7 +589,7 @@ def test_a_failing_write_fsync_or_rename_is_a_stop(tmp_path, twins):
 @pytest.mark.slow
 def test_a_file_size_limit_is_a_stop(tmp_path, twins):
     rng = random.Random(SEED + 1)
-    campaign = Campaign(twins, rng, "RLIMIT_FSIZE")
+    campaign = Campaign(twins, "RLIMIT_FSIZE")
     for i in range(8):
         kind = rng.choice(KINDS)
         limit = rng.choice([512, 2048, 8192, 16384, 24000])
@@ -579,7 +608,7 @@ def test_a_disk_filled_during_the_command_is_a_stop(tmp_path, twins):
     disk = tmp_path / "disk"
     mount_tmpfs(disk, "16m")
     rng = random.Random(SEED + 2)
-    campaign = Campaign(twins, rng, "tmpfs")
+    campaign = Campaign(twins, "tmpfs")
     try:
         for i in range(16):
             kind = KINDS[i % len(KINDS)] if i < len(KINDS) else rng.choice(KINDS)
@@ -604,7 +633,7 @@ def test_a_disk_filled_during_the_command_is_a_stop(tmp_path, twins):
 def test_a_read_only_file_system_or_a_power_cut_is_a_stop(tmp_path, twins):
     disk = Ext4(tmp_path / "ext4.img", tmp_path / "ext4")
     rng = random.Random(SEED + 3)
-    campaign = Campaign(twins, rng, "ext4")
+    campaign = Campaign(twins, "ext4", durable=True)
     try:
         for i in range(16):
             kind = KINDS[i % len(KINDS)] if i < len(KINDS) else rng.choice(KINDS)
