@@ -115,3 +115,65 @@ def test_installed_package_runs_from_another_directory(tmp_path):
     )
     (run_dir,) = run_dirs(work)
     assert summary(run_dir)["status"] == "completed" and "digits" in proc.stdout
+
+
+def hydra_says(*overrides, command="train"):
+    """What Hydra prints when `runner COMMAND OVERRIDES` does not compose (hydra._internal.utils.run_and_report: the
+    error, its OmegaConf cause, and its hint), composed in-process."""
+    import os
+
+    from hydra import compose, initialize_config_module
+
+    try:
+        with initialize_config_module("runner.configs", version_base="1.3"):
+            compose(command, overrides=list(overrides), return_hydra_config=True)
+    except Exception as err:
+        cause = f"{err.__cause__}{os.linesep}" if err.__cause__ else ""
+        return (
+            f"{err}{os.linesep}{cause}\nSet the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace.\n"
+        )
+    raise AssertionError(f"{overrides} composed")
+
+
+@pytest.mark.parametrize(
+    ("override", "told"),
+    [
+        ("model=resnet", "model=resnet is not an option of model. Did you mean model=resnet18? The options are: cnn,"),
+        ("dataset=text", "dataset=text is not an option of dataset. The options are: arrays, cifar10, csv, digits,"),
+        ("logger=wandb", "logger=wandb is not an option of logger. The options are: mlflow, tensorboard. Your own"),
+        ("hydra/launcher=paralel", "Did you mean hydra/launcher=parallel? The options are: basic, joblib, local,"),
+        (
+            "dataset.augment=[crop,flip]",
+            "'dataset.augment=[crop,flip]' gives dataset.augment a value of another shape: dataset.augment is a "
+            "mapping of settings, each set by its own key, e.g. dataset.augment.crop_padding=0. Its keys are: "
+            "crop_padding, flip.",
+        ),
+        ("model.channels={a:1}", "model.channels is a list, given in brackets, e.g. model.channels=[32,64]."),
+    ],
+)
+def test_hydras_unknown_option_and_wrong_shape_are_told_in_runners_words(override, told):
+    from runner.config.command_line import hydra_problem
+
+    said = hydra_says(override)
+    assert "Could not find" in said or "Cannot merge" in said  # Hydra's raw words, which users saw before
+    message = hydra_problem(said, "train", [override])
+    assert told in message
+    assert "HYDRA_FULL_ERROR" not in message and "search path" not in message and "Cannot merge" not in message
+
+
+def test_an_option_named_inside_a_config_is_told_where_it_is_named(tmp_path):
+    from runner.config.command_line import hydra_problem
+
+    # an experiment's defaults list naming a model that is not there: the user did not type model=resnet
+    said = "In 'experiment/mine': Could not find 'model/resnet'\n\nAvailable options in 'model':\n\tcnn\n\tresnet18\n"
+    told = hydra_problem(said, "train", ["experiment=mine"])
+    assert told.startswith("model=resnet, named in experiment/mine, is not an option of model. Did you mean")
+
+
+def test_an_unknown_option_exits_1_with_the_nearest_one_and_no_hydra_hint(tmp_path):
+    proc = runner("train", "model=resnet", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("error: model=resnet is not an option of model."), (
+        proc.stderr
+    )
+    assert "HYDRA_FULL_ERROR" not in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "outputs").exists()

@@ -98,6 +98,14 @@ def hydra_problem(text, command, overrides):
             f"+{key}=... adds a key, and {key} is already in the config: set it without the + ({key}=VALUE). "
             f"Nothing was changed."
         )
+    missing = re.search(r"Could not find '([^']+)'", text)
+    if missing:
+        return unknown_option(missing.group(1), text, overrides)
+    merging = re.search(r"Error merging override (.+)\n\s*Cannot merge \w+ with \w+", text)
+    if merging:
+        key = re.search(r"full_key: (\S+)", text)
+        key = key.group(1) if key else merging.group(1).partition("=")[0]
+        return wrong_shape(merging.group(1), key, command, group_choices(overrides))
     found = re.search(r"Could not override '([^']+)'", text)
     if not found:
         return None
@@ -109,16 +117,85 @@ def hydra_problem(text, command, overrides):
     return None if allowed is None else unknown_key(key, allowed)
 
 
+def unknown_option(wanted: str, text: str, overrides: list[str]) -> str | None:
+    """Hydra's "Could not find 'model/resnet'" (its `text` lists the group's options) in runner's words: the option
+    nearest to the one asked for, the options there are, and where a user's own goes. None when `text` lists none."""
+    import difflib
+
+    listed = re.search(r"Available options in '([^']+)':\n((?:[ \t]+\S+\n?)*)", text)
+    if not listed:
+        return None
+    group, options = listed.group(1), listed.group(2).split()
+    name = wanted[len(group) + 1 :] if wanted.startswith(group + "/") else wanted
+    near = difflib.get_close_matches(name, options, n=1)
+    near = near or [o for o in options if o.startswith(name) or name.startswith(o)][:1]
+    typed = any(o.lstrip("+~").removeprefix("override ") == f"{group}={name}" for o in overrides)
+    where = text.partition(": Could not find")[0].removeprefix("In ").strip("'")
+    head = f"{group}={name} is" if typed else f"{group}={name}, named in {where}, is"
+    hint = f"Did you mean {group}={near[0]}? " if near else ""
+    own = (
+        ""
+        if group.startswith("hydra/")
+        else f" Your own {group} is a YAML file in a folder given with --config-dir: DIR/{group}/NAME.yaml, then "
+        f"{group}=NAME."
+    )
+    return f"{head} not an option of {group}. {hint}The options are: {', '.join(options)}.{own}"
+
+
+def wrong_shape(given: str, key: str, command: str, groups: list[str]) -> str:
+    """Hydra's "Cannot merge DictConfig with ListConfig" for the override `given` of `key` in runner's words: the
+    form `key` takes (its keys one by one for a mapping; a list like its default for a list), as the config
+    composed with the command line's group choices `groups` holds it."""
+    from runner.config.checks import typed
+
+    node = _composed(command, groups, key)
+    if isinstance(node, dict):
+        first, value = next(iter(node.items()), ("KEY", "VALUE"))
+        example = f"{key}.{first}={typed(value) if not isinstance(value, bool) else str(value).lower()}"
+        return (
+            f"'{given}' gives {key} a value of another shape: {key} is a mapping of settings, each set by its own "
+            f"key, e.g. {example}. Its keys are: {', '.join(map(str, node))}."
+        )
+    if isinstance(node, list):
+        return (
+            f"'{given}' gives {key} a value of another shape: {key} is a list, given in brackets, e.g. "
+            f"{key}={typed(node)}."
+        )
+    return f"'{given}' gives {key} a value of another shape than the config's: set {key}=VALUE with a plain value."
+
+
+def _composed(command: str, overrides: list[str], path: str) -> object:
+    """The value at `path` (a plain dict, list or value) of the config `runner COMMAND` composes with `overrides`;
+    None when it does not compose or has no such key."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module("runner.configs", version_base="1.3"):
+            cfg = compose(command, overrides=overrides)
+        node = OmegaConf.select(cfg, path) if path else cfg
+        return OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
+    except Exception:
+        return None
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def config_keys(command, overrides, path):
     """The keys at `path` of the config `runner COMMAND` composes with the group choices among `overrides`
     (dataset=X: the key that failed may be one of the others); None when that does not compose (a group of a
     user's --config-dir)."""
+    node = _composed(command, group_choices(overrides), path)
+    return [str(k) for k in node] if isinstance(node, dict) else None
+
+
+def group_choices(overrides: list[str]) -> list[str]:
+    """The overrides among `overrides` that choose an option of one of runner's config groups (dataset=csv)."""
     from importlib.resources import files
 
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf
 
     groups_here = {p.name for p in files("runner.configs").iterdir() if p.is_dir() and not p.name.startswith("_")}
     groups = []
@@ -129,16 +206,7 @@ def config_keys(command, overrides, path):
             continue
         if override.key_or_group in groups_here and not override.is_add() and override.package is None:
             groups.append(text)
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_module("runner.configs", version_base="1.3"):
-            cfg = compose(command, overrides=groups)
-        node = OmegaConf.select(cfg, path) if path else cfg
-        return [str(k) for k in node] if OmegaConf.is_dict(node) else None
-    except Exception:
-        return None
-    finally:
-        GlobalHydra.instance().clear()
+    return groups
 
 
 @cache
