@@ -525,7 +525,8 @@ def names_a_path(text, base):
     """Whether an error line names a file or folder under `base` (absolute, or relative to the command's folder, which
     is `base`), other than a temporary file of runner's own (.NAME.xxxx.tmp, which the user never sees)."""
     errors = " ".join(line for line in text.splitlines() if "error" in line.lower())
-    for token in re.findall(r"[\w./=-]*/[\w./=-]*", errors):
+    # a path has a slash, or is one of the folders the commands here are given (hydra.run.dir=run, ...)
+    for token in re.findall(r"[\w./=-]*/[\w./=-]*|\b(?:run|sweep|outputs)\b", errors):
         path = Path(token.rstrip(".,:;"))
         if re.fullmatch(r"\..+\.tmp", path.name):
             continue
