@@ -105,6 +105,7 @@ def lr_find_here(tmp_path, monkeypatch, *overrides):
 
     from runner.commands import lr_find
     from runner.config.resolvers import register_resolvers
+    from runner.io import signals
 
     register_resolvers()  # as runner's main does before Hydra composes
     applied, update = [], lr_find.update
@@ -114,11 +115,19 @@ def lr_find_here(tmp_path, monkeypatch, *overrides):
         update(job, epoch)
 
     monkeypatch.setattr(lr_find, "update", watched)
-    # trainer.deterministic=false: torch's determinism is a setting of the whole process, which outlives this test
+    # what a job sets for the whole process, which outlives this test, is left as it was: torch's determinism
+    # (trainer.deterministic=false), the stand-in for torch._dynamo (training/compiler.py), the stop signals' handlers
     overrides = [*overrides, "trainer.deterministic=false"]
-    with initialize_config_module("runner.configs", version_base="1.3"):
-        cfg = compose("lr_find", overrides=overrides)
-    return lr_find.lr_find_job(cfg, tmp_path, overrides), applied
+    monkeypatch.setenv("RUNNER_DEFER_DYNAMO", "0")
+    monkeypatch.setattr(signals, "_process", None)
+    handlers = {name: signal.getsignal(getattr(signal, name)) for name in signals.SIGNALS if hasattr(signal, name)}
+    try:
+        with initialize_config_module("runner.configs", version_base="1.3"):
+            cfg = compose("lr_find", overrides=overrides)
+        return lr_find.lr_find_job(cfg, tmp_path, overrides), applied
+    finally:
+        for name, handler in handlers.items():
+            signal.signal(getattr(signal, name), handler)
 
 
 @pytest.mark.parametrize("schedule", [["scheduler=onecycle"], ["scheduler=cosine", "scheduler.warmup_epochs=1"]])
