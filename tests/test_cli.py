@@ -177,3 +177,15 @@ def test_an_unknown_option_exits_1_with_the_nearest_one_and_no_hydra_hint(tmp_pa
     )
     assert "HYDRA_FULL_ERROR" not in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "outputs").exists()
+
+
+def test_the_results_tables_time_says_what_it_counts_and_summary_json_holds_the_whole_commands(tmp_path):
+    # the table's `time` (5.1 s beside a 13.5 s command) counted the run from its directory's claim only
+    proc = runner("train", "trainer.fast_dev_run=true", "hydra.run.dir=r", cwd=tmp_path)
+    timings = summary(tmp_path / "r")["timings"]
+    # the process started before the run claimed its directory: its imports and Hydra's composing came first
+    assert timings["process_s"] > timings["total_s"] > 0
+    shown = (
+        f"time: setup, training, test │ {timings['total_s']:.1f} s (the command so far: {timings['process_s']:.1f} s)"
+    )
+    assert shown in " ".join(proc.stdout.split()), proc.stdout
