@@ -117,6 +117,29 @@ def read_metrics_text(text: str) -> list[dict]:
     return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text, newline=""))]
 
 
+def whole_rows(text: str, epoch: int) -> tuple[str, list[dict]]:
+    """What a resume keeps of metrics.csv's `text` when last.pt counts `epoch` epochs: its header and its whole rows
+    of epochs up to `epoch`, as text ("" where none) and as read_metrics' dicts. What a process that then died left
+    after its last.pt goes: rows of later epochs, a line a crash cut short, a torn header."""
+    lines = text.splitlines(keepends=True)
+    header = lines[0] if lines and lines[0].startswith("epoch,") and lines[0].endswith("\n") else None
+    kept = [line for line in lines[1:] if header and _whole_row(header, line, epoch)]
+    return (header + "".join(kept), read_metrics_text(header + "".join(kept))) if kept else ("", [])
+
+
+def _whole_row(header, line, epoch):
+    """Whether `line` is a whole row of metrics.csv (the columns of `header`, numbers, ended by a newline) of an
+    epoch up to `epoch`."""
+    if not line.endswith("\n"):
+        return False
+    try:
+        # a field short or over (csv gives None, or a list) is a TypeError of float(), an empty or cut one a ValueError
+        row = read_metrics_text(header + line)
+    except (ValueError, TypeError):
+        return False
+    return len(row) == 1 and row[0]["epoch"] <= epoch
+
+
 def sweep_overrides(sweep_dir):
     """The overrides a sweep was started with, from its multirun.yaml, verbatim: as typed, with their quotes, escapes
     and interpolations unresolved (OmegaConf would resolve `hydra.sweep.subdir=job${hydra.job.num}` on reading).

@@ -44,7 +44,7 @@ from rich.markup import escape
 from runner.config.command_line import command_arg
 from runner.io.errors import Diverged, Interrupted, RunnerError, StorageError, storage_error
 from runner.io.files import append_durably, atomic_write, write_json
-from runner.run.records import read_metrics_text, read_summary, run_record
+from runner.run.records import read_summary, run_record, whole_rows
 
 
 def _now():
@@ -376,17 +376,14 @@ class RunDir:
 
     def _kept_metrics(self, epoch):
         """metrics.csv's rows of epochs 1..`epoch` (those last.pt counts), as floats; the file is rewritten to hold
-        just them. What a process that then died wrote after its last.pt goes: rows of later epochs, a line a crash
-        cut short. Rows that last.pt counts yet the file lacks (it was damaged or deleted) are said, not invented."""
+        just them (records.whole_rows). Rows that last.pt counts yet the file lacks (it was damaged or deleted) are
+        said, not invented."""
         path = self.path / "metrics.csv"
         text = path.read_text(errors="replace") if path.is_file() else ""
-        lines = text.splitlines(keepends=True)
-        header = lines[0] if lines and lines[0].startswith("epoch,") and lines[0].endswith("\n") else None
-        kept = [line for line in lines[1:] if header and _row_of(header, line, epoch)]
-        rows = read_metrics_text(header + "".join(kept)) if kept else []
-        if self.write and text and text != (header or "") + "".join(kept):
+        kept, rows = whole_rows(text, epoch)
+        if self.write and text != kept:
             if kept:
-                atomic_write(path, lambda f: f.write((header + "".join(kept)).encode()))
+                atomic_write(path, lambda f: f.write(kept.encode()))
             else:
                 # no row to keep: the next row writes the header afresh (a torn header would otherwise stay)
                 path.unlink()
@@ -398,19 +395,6 @@ class RunDir:
                 f"table and loss curve will miss them."
             )
         return rows
-
-
-def _row_of(header, line, epoch):
-    """Whether `line` is a whole row of metrics.csv (the columns of `header`, numbers, ended by a newline) of an
-    epoch up to `epoch`."""
-    if not line.endswith("\n"):
-        return False
-    try:
-        # a field short or over (csv gives None, or a list) is a TypeError of float(), an empty or cut one a ValueError
-        row = read_metrics_text(header + line)
-    except (ValueError, TypeError):
-        return False
-    return len(row) == 1 and row[0]["epoch"] <= epoch
 
 
 def _describe(err):
