@@ -107,3 +107,20 @@ def test_the_window_records_training_steps_only_and_nothing_when_the_run_ends_be
     assert steps == {"ProfilerStep#2", "ProfilerStep#3"}, steps  # steps 3 and 4, as the profiler numbers them
     # every convolution recorded has its backward pass: no validation batch in the window (the cnn has 4 a step)
     assert names.count("aten::convolution") == names.count("aten::convolution_backward") == 2 * 4
+
+
+def test_a_window_never_holds_a_validation_it_stops_at_its_epochs_end_or_starts_after_it(tmp_path):
+    # digits: 20 steps an epoch, validated after step 20. A window of steps 18-23 stops at 20; one whose first step
+    # would be 21 (the span after step 20, its validation included) begins at 22
+    two = ["trainer.profile=true", "trainer.epochs=2"]
+    cut = runner("train", *two, "trainer.profile_steps=[16,1,6]", "hydra.run.dir=cut", cwd=tmp_path)
+    said = " ".join(cut.stdout.split())
+    assert "profile of steps 18-20:" in said and "the window stopped at step 20, its epoch's last" in said
+    moved = runner("train", *two, "trainer.profile_steps=[19,1,2]", "hydra.run.dir=moved", cwd=tmp_path)
+    assert "profile of steps 22-23:" in " ".join(moved.stdout.split())
+    for run, steps in (("cut", 3), ("moved", 2)):
+        (trace,) = (tmp_path / run / "profile").glob("rank0.*.pt.trace.json")
+        names = [e.get("name", "") for e in json.loads(trace.read_text())["traceEvents"]]
+        assert sum(n.startswith("ProfilerStep#") for n in names) == steps
+        # no validation batch: every convolution has its backward pass (the cnn has 4 a step)
+        assert names.count("aten::convolution") == names.count("aten::convolution_backward") == 4 * steps, run

@@ -1,7 +1,7 @@
 """trainer.profile: torch.profiler over a window of optimizer steps, outside the loop.
 
     runner train trainer.profile=true                       # steps 3-5: wait 1, warm up 1, record 3
-    runner train trainer.profile=true 'trainer.profile_steps=[10,2,20]'
+    runner train trainer.profile=true 'trainer.profile_steps=[5,2,10]'
 
 The profiler steps on an optimizer post-step hook, so the loop (training/loop.py) knows nothing of it. At the end of
 the window it writes profile/rank0.<time>.pt.trace.json, which Perfetto (ui.perfetto.dev), chrome://tracing and
@@ -27,65 +27,88 @@ def profiling(job, run, console):
     if not job.recipe.profile or not run.write:
         yield
         return
-    from torch.profiler import ProfilerActivity, profile, schedule, tensorboard_trace_handler
+    from torch.profiler import ProfilerAction, ProfilerActivity, profile, tensorboard_trace_handler
 
     cuda = job.device.type == "cuda"
     if not cuda:  # kineto's start and stop notes, and "gpuGetDeviceCount failed" on a machine without one
         os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # 6: none of its levels (a level set by the user wins)
     wait, warmup, active = job.recipe.profile_steps
     folder = run.path / "profile"
-    first = job.state.step + wait + warmup + 1  # the first recorded optimizer step (counted over resumes)
-    # the run's last optimizer step, where known beforehand (its epochs' steps, trainer.max_steps): recording stops
-    # there, so that what follows it (the last validation) is never counted as a step of the window
+    start, n_batches = job.state.step, len(job.data.train)
+    # the first recorded optimizer step (counted over resumes); one later where a validation would open the window
+    window = {"first": start + wait + warmup + 1}
+    asked = window["first"]
+    # the run's last optimizer step, where known beforehand (its epochs' steps, trainer.max_steps)
     recipe = job.recipe
-    planned = recipe.epochs * steps_per_epoch(len(job.data.train), recipe.accumulate_grad_batches)
+    planned = recipe.epochs * steps_per_epoch(n_batches, recipe.accumulate_grad_batches)
     last_step = min(planned, recipe.max_steps or planned)
-    seen = {"ended": None, "written": False}
+    seen = {"ended": None, "cut": False}
+
+    def action(n):
+        """torch.profiler's schedule: what to do in the profiler's step n, the span of optimizer step start + n + 1
+        (wait, warm up, record `active` steps, once: torch's schedule(repeat=1), with a first step that can move)."""
+        step, first = start + n + 1, window["first"]
+        if step < first:
+            return ProfilerAction.WARMUP if step >= first - warmup else ProfilerAction.NONE
+        if step < first + active - 1:
+            return ProfilerAction.RECORD
+        return ProfilerAction.RECORD_AND_SAVE if step == first + active - 1 else ProfilerAction.NONE
 
     def ready(prof):
+        first = window["first"]
         if seen["ended"] is not None and seen["ended"] < first:
             return  # nothing of the window ran: what the profiler holds is no step of it
         tensorboard_trace_handler(str(folder), worker_name="rank0")(prof)
         averages = prof.key_averages()
         table = averages.table(sort_by=own_time(cuda), row_limit=30)
         atomic_write(folder / "top_operators.txt", lambda f: f.write(table.encode()))
-        # the last step recorded: the window's, or the run's own last where it ended inside the window
+        # the last step recorded: the window's, or the run's or the epoch's last where it ended inside the window
         last = min(first + active - 1, seen["ended"] or first + active - 1)
         console.print(top_table(averages, cuda, first=first, last=last))
+        if seen["cut"]:
+            console.print(
+                f"profile: the window stopped at step {last}, its epoch's last: the validation that follows is no "
+                f"training step (a window inside one epoch records all of its steps)"
+            )
         console.print(f"profile: {folder / 'top_operators.txt'}; the trace opens in ui.perfetto.dev", soft_wrap=True)
-        seen["written"] = True
 
     def end(step):
-        """Stop the profiler after optimizer step `step`, the run's last: it writes the window's steps it recorded."""
+        """Stop the profiler after optimizer step `step`: it writes the window's steps it recorded."""
         if seen["ended"] is None:
             seen["ended"] = step
             profiler.stop()
 
     def after_step(*_):
-        # called by the optimizer inside its step: the step under way is state.step + 1
-        step = job.state.step + 1
+        """After each optimizer step: the next step of the profiler, or its end where a validation follows (the
+        epoch's last step) or the run ends (its last step), so that nothing but training steps is recorded."""
         if seen["ended"] is not None:
             return
-        if step >= last_step:
+        # called by the optimizer inside its step: the step under way is state.step + 1
+        step, first = job.state.step + 1, window["first"]
+        epoch_end = job.state.batches_done == n_batches
+        if step >= last_step or (epoch_end and step >= first):
+            seen["cut"] = step < last_step and step < first + active - 1
             end(step)
-        else:
-            profiler.step()
+            return
+        if epoch_end and step == first - 1:
+            window["first"] += 1  # the window's first step would hold the validation: it begins one step later
+        profiler.step()
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    window = schedule(wait=wait, warmup=warmup, active=active, repeat=1)
-    profiler = profile(activities=activities, schedule=window, on_trace_ready=ready, record_shapes=True)
+    profiler = profile(activities=activities, schedule=action, on_trace_ready=ready, record_shapes=True)
     profiler.start()
     hook = job.state.optimizer.register_step_post_hook(after_step)
     try:
         yield
     finally:
         hook.remove()
-        # a run that ended before its planned last step (early stopping, max_time, a signal): the steps it recorded
+        # a run that ended before its planned last step, mid-epoch (max_time, a signal): the steps it recorded
         end(job.state.step)
-        if seen["ended"] < first:
+        if seen["ended"] < window["first"]:
             console.print(
                 f"profile: the run ended at step {seen['ended']}, before trainer.profile_steps' window began (step "
-                f"{first}): nothing was recorded. Lower its wait and warmup, e.g. trainer.profile_steps=[0,1,3]."
+                f"{window['first']}{', moved past the validation at its epoch end' if window['first'] > asked else ''}"
+                f"): nothing was recorded. Lower its wait and warmup, e.g. trainer.profile_steps=[0,1,3]."
             )
 
 
