@@ -457,3 +457,51 @@ def test_a_sweep_whose_job_a_full_disk_stopped_exits_non_zero_and_its_resume_com
     runner("train", "-m", "resume=sweep", cwd=tmp_path)
     assert read_summary(tmp_path / "sweep" / "1")["status"] == "completed"
     assert "completed" in (tmp_path / "sweep" / "summary.csv").read_text()
+
+
+def test_a_run_folder_that_cannot_be_made_is_told_by_name(tmp_path, monkeypatch):
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(StorageError, match="the file system is read-only"):
+        files.unique_dir(tmp_path / "outputs" / "10-31-07")  # hydra.run.dir's resolver
+
+
+def _copy_of(digits_run, tmp_path):
+    import shutil
+
+    _, run_dir, _ = digits_run
+    shutil.copytree(run_dir, tmp_path / "run")
+    return tmp_path / "run"
+
+
+def _garble(path):
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2] + b"\x00\xff{[")
+
+
+DAMAGED_FILES = [
+    # (command, the file damaged, how, the phrase of its refusal): each command under a second
+    (["eval", "ckpt=RUN"], "checkpoints/best.pt", "flip", "is corrupted: the CRC-32 of its member"),
+    (["eval", "ckpt=RUN"], ".hydra/config.yaml", "garble", "config.yaml is damaged ("),
+    (["predict", "ckpt=RUN", "input=test"], "checkpoints/model.json", "garble", "model.json is damaged ("),
+    (["export", "ckpt=RUN", "format=safetensors"], ".hydra/config.yaml", "garble", "config.yaml is damaged ("),
+    # trained on to `completed` before: now refused, naming what a new run can start from
+    (["train", "resume=RUN", "trainer.epochs=12"], "checkpoints/last.pt", "flip", "init_from="),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "name", "how", "phrase"), DAMAGED_FILES, ids=[f"{c[0][0]} {c[1]}" for c in DAMAGED_FILES]
+)
+def test_a_damaged_file_of_a_run_is_refused_by_name_by_every_command_that_reads_it(
+    tmp_path, digits_run, command, name, how, phrase
+):
+    from conftest import assert_clean_failure, digest
+
+    run = _copy_of(digits_run, tmp_path)
+    _flip_a_bit_of(run / name) if how == "flip" else _garble(run / name)
+    before = digest(run)
+    proc = runner(*(a.replace("RUN", str(run)) for a in command), cwd=tmp_path, check=False)
+    assert_clean_failure(proc, f"{run / name}", phrase)
+    assert digest(run) == before
