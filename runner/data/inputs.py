@@ -190,8 +190,8 @@ def _table_rows(path, table):
     """A table run's input: its raw columns (any order, the target's too) encoded as the run's training split taught
     (data/table.py); the target column, when present, gives the truth: class indices, or values (regression); None
     (classification) or NaN (regression) where its cell is empty."""
+    from runner.data.encoding import TableEncoder
     from runner.data.splits import class_index, unknown_classes
-    from runner.data.table import TableEncoder
     from runner.data.tablefile import parquet, read_table
 
     frame = read_table(path, "input", table.get("sep"))

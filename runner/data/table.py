@@ -8,157 +8,37 @@ so that `runner predict` on a raw file of the same kind applies exactly the same
   add_indicator=True)); `dataset.missing=refuse` refuses missing values instead, naming the column and row;
 - text columns (categorical): one 0/1 column per category the training split has (sorted), and one more,
   `<column>=<other>`, for a category it did not have (and for a missing value);
-- constant columns, ID-like text columns (every value distinct) and free text (a description: more than FREE_TEXT_MIN
+- constant columns, ID-like text columns (every value distinct) and free text (a description: more than 20
   distinct values making up at least half the rows) carry nothing a one-hot encoding can learn from: left out, and
   the log names them.
 
 Standardisation is not done here: the run's normaliser (data.batches.Normalizer) scales every encoded column by the
 training split's mean and std, as it does for any features (a column constant there, as `<other>` usually is, by 1),
-and the model card records them. Reading the file (separators, quoted headers) is data/tablefile.py's.
+and the model card records them. Reading the file (separators, quoted headers) is data/tablefile.py's; the
+encoding itself (TableEncoder) data/encoding.py's.
 """
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from runner.data.encoding import TableEncoder
 from runner.data.splits import (
     Split,
     Splits,
     class_index,
     class_order,
     holdout_rows,
-    label_text,
     stratified_holdouts,
     target_scale_of,
     unknown_classes,
 )
-from runner.data.tablefile import column_list, numeric_or_text, parquet, read_table, row_name, row_numbers
+from runner.data.tablefile import column_list, numeric_or_text, parquet, read_table, row_name
 from runner.io.errors import RunnerError
 from runner.io.files import check_data_sha256, data_sha256
 
-OTHER = "<other>"  # the column of categories the training split did not have
 CLASSIFICATION_MAX_CLASSES = 20  # integer targets with at most this many distinct values are class labels
-# free text (a description, a name): a text column with more than FREE_TEXT_MIN distinct values that make up at least
-# FREE_TEXT_SHARE of its training rows; one-hot, it would be a column per row that no other split shares
-FREE_TEXT_MIN = 20
-FREE_TEXT_SHARE = 0.5
-
-
-@dataclass
-class Column:
-    """One feature column and what the training split taught about it."""
-
-    name: str
-    kind: str  # numeric or categorical
-    fill: object = None  # numeric: the training split's median, for missing values
-    indicator: bool = False  # numeric: a 0/1 `<name>_missing` column follows
-    categories: list = field(default_factory=list)  # categorical: the training split's, sorted
-
-    def outputs(self):
-        if self.kind == "numeric":
-            return [self.name] + ([f"{self.name}_missing"] if self.indicator else [])
-        return [f"{self.name}={c}" for c in self.categories] + [f"{self.name}={OTHER}"]
-
-
-@dataclass
-class TableEncoder:
-    """Raw feature columns -> float32 features, as learned from a training split (see the module's docstring)."""
-
-    columns: list  # of Column
-    missing: str = "impute"  # or refuse
-
-    @classmethod
-    def fit(cls, columns, rows, path, missing="impute"):
-        """Learn from the training split's `rows` (index labels) of `columns` ({name: the whole file's column as
-        numeric_or_text read it}, so a column has one kind and a row one number, whichever split it falls in);
-        (encoder, notes): notes name the columns left out."""
-        import pandas as pd
-
-        kept, notes = [], []
-        for name, whole in columns.items():
-            if missing == "refuse" and whole.isna().any():
-                label = whole.index[int(np.flatnonzero(whole.isna().to_numpy())[0])]
-                raise RunnerError(
-                    f"{path}: column {name!r} has a missing value at {row_name(path, label)}, and "
-                    f"dataset.missing=refuse. Fill it, or set dataset.missing=impute (the training split's median or"
-                    f" an own category, flagged)."
-                )
-            values = whole.loc[rows]
-            present = values.dropna()
-            distinct = present.nunique()
-            if distinct <= 1:
-                notes.append(f"{name!r} (the same value in every row)")
-                continue
-            text = not pd.api.types.is_numeric_dtype(whole)
-            if not text and row_numbers(whole):
-                notes.append(f"{name!r} (the row numbers, as pandas writes its index)")
-                continue
-            if text and distinct == len(values) and len(values) > 1:
-                notes.append(f"{name!r} (a different text in every row, as an ID)")
-                continue
-            if text and distinct > FREE_TEXT_MIN and distinct >= FREE_TEXT_SHARE * len(present):
-                notes.append(f"{name!r} (free text: {distinct} different values in {len(present)} training rows)")
-                continue
-            if text:
-                kept.append(Column(name, "categorical", categories=sorted(present.unique().tolist())))
-            else:
-                median = float(present.median())
-                kept.append(Column(name, "numeric", fill=median, indicator=bool(values.isna().any())))
-        if not kept:
-            raise RunnerError(
-                f"{path}: no feature column is left to learn from ({'; '.join(notes) or 'none given'}). Give columns "
-                f"that vary: dataset.features=[...]."
-            )
-        return cls(kept, missing), notes
-
-    def names(self):
-        """The encoded features' names, in order (the model card's feature names)."""
-        return [out for column in self.columns for out in column.outputs()]
-
-    def encode(self, frame, path):
-        """The columns of `frame` (a DataFrame with at least this encoder's columns, in any order) as a float32 array
-        (N, len(names())). Unseen categories and missing text go to `<column>=<other>`."""
-        missing = [c.name for c in self.columns if c.name not in frame.columns]
-        if missing:
-            raise RunnerError(
-                f"{path} lacks the column{'s' if len(missing) > 1 else ''} {column_list(missing)}, which the model was "
-                f"trained on. Give a table with every feature column: {column_list(c.name for c in self.columns)}."
-            )
-        import pandas as pd
-
-        parts = []
-        for column in self.columns:
-            if column.kind == "numeric":
-                values = numeric_or_text(frame, column.name, path)
-                if not pd.api.types.is_numeric_dtype(values):
-                    raise RunnerError(
-                        f"{path}: column {column.name!r} holds text, and the model was trained on numbers in it."
-                    )
-                x = values.to_numpy(dtype=np.float64)
-                gaps = np.isnan(x)
-                if gaps.any() and self.missing == "refuse":
-                    label = values.index[int(np.flatnonzero(gaps)[0])]
-                    raise RunnerError(
-                        f"{path}: column {column.name!r} has a missing value at {row_name(path, label)}, and this run "
-                        f"refuses missing values (dataset.missing=refuse). Fill it."
-                    )
-                parts.append(np.where(gaps, column.fill, x)[:, None])
-                if column.indicator:
-                    parts.append(gaps[:, None].astype(np.float64))
-            else:  # as text, whatever pandas made of this file's cells (1.0 for 1 when a cell is empty)
-                text = frame[column.name].map(lambda v: None if pd.isna(v) else label_text(v).strip()).to_numpy(object)
-                known = {c: i for i, c in enumerate(column.categories)}
-                index = np.array([known.get(v, len(known)) for v in text])
-                parts.append(np.eye(len(known) + 1)[index])
-        return np.concatenate(parts, axis=1).astype(np.float32)
-
-    def to_dict(self):
-        return {"columns": [asdict(c) for c in self.columns], "missing": self.missing, "other": OTHER}
-
-    @classmethod
-    def from_dict(cls, data):
-        return cls([Column(**c) for c in data["columns"]], data.get("missing", "impute"))
 
 
 def infer_task(target):
