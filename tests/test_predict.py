@@ -148,8 +148,8 @@ BAD = [  # (run, input, phrases of the one-paragraph message)
     ("digits", "wrong.npy", ["holds an array of shape [4, 8, 8] (uint8)", "samples of shape [1, 8, 8]"]),
     ("digits", "scaled.npy", ["trained on uint8 images (pixel values 0..255", "float32 values from 0.5 to 0.5"]),
     ("digits", "nothing_here", ["input=nothing_here names nothing"]),
-    ("digits", "cols.csv", ["has 3 columns (x1, x3, id); this run's model takes 64 features per sample"]),
-    ("sum_pairs", "cols.csv", ["has other columns than this run's features: missing x2; extra x3, id"]),
+    ("digits", "cols.csv", ["has 3 columns ('x1', 'x3', 'id'); this run's model takes 64 features per sample"]),
+    ("sum_pairs", "cols.csv", ["has other columns than this run's features: missing 'x2'; extra 'x3', 'id'"]),
     ("sum_pairs", "broken.png", ["input=broken.png is images, but this run's model takes samples of shape [2]"]),
 ]
 

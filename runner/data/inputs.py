@@ -20,6 +20,7 @@ import torch
 
 from runner.data.imagefolder import image_files
 from runner.data.images import IMAGE_EXTENSIONS, STRETCH, raise_unreadable, read_image
+from runner.data.tablefile import column_list
 from runner.io.errors import RunnerError
 
 
@@ -154,16 +155,19 @@ def _csv_rows(path, input_shape, feature_names):
         missing = [n for n in feature_names if n not in header]
         extra = [n for n in header if n not in feature_names]
         if missing or extra:
-            parts = [f"missing {', '.join(missing)}" if missing else "", f"extra {', '.join(extra)}" if extra else ""]
+            parts = [
+                f"missing {column_list(missing)}" if missing else "",
+                f"extra {column_list(extra)}" if extra else "",
+            ]
             raise RunnerError(
                 f"input={path} has other columns than this run's features: {'; '.join(p for p in parts if p)}. "
-                f"The columns must be {', '.join(feature_names)} (any order), or no header row at all."
+                f"The columns must be {column_list(feature_names)} (any order), or no header row at all."
             )
         order = [header.index(n) for n in feature_names]
         rows = [[r[i] for i in order] if len(r) == len(header) else r for r in rows]
     if header is not None and not feature_names and len(header) != width:
         raise RunnerError(
-            f"input={path} has {len(header)} columns ({', '.join(header)}); this run's model takes "
+            f"input={path} has {len(header)} columns ({column_list(header)}); this run's model takes "
             f"{width} features per sample. Keep exactly those columns."
         )
     for line, row in enumerate(rows, start=2 if header else 1):
