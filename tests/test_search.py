@@ -399,3 +399,28 @@ def test_a_negative_sampler_seed_is_refused_in_runners_words():
     assert len({trial_seed(0, 3), trial_seed(3, 0), trial_seed(0, 0)}) == 3
     with pytest.raises(RunnerError, match=r"hydra.sweeper.sampler.seed=-1: give an integer >= 0"):
         trial_seed(-1, 0)
+
+
+def test_a_nan_or_infinite_best_is_never_a_sweeps_best_job_nor_a_trials_value():
+    # a summary.json written before NaN was refused may hold NaN or Infinity (read back by Python's json)
+    from optuna.trial import TrialState
+
+    from runner.commands.report import sort_rows, to_markdown
+    from runner.commands.search import objective
+
+    def row(name, best):
+        return {"job": name, "overrides": "", "status": "completed", "monitor": "val_accuracy", "mode": "max",
+                "best": best, "best_epoch": 1, "final_val_loss": 0.5, "test": None, "test_metric": "test_accuracy",
+                "epochs": 1, "time_s": 1.0, "error": "", "retries": "", "run_dir": name}  # fmt: skip
+
+    ranked = sort_rows([row("inf", float("inf")), row("nan", float("nan")), row("ok", 0.9), row("low", 0.5)])
+    assert [r["job"] for r in ranked][:2] == ["ok", "low"]  # an infinite accuracy ranked first before
+    assert to_markdown(ranked).splitlines()[2].startswith("| **ok** (best) |")
+    assert to_markdown(sort_rows([row("nan", float("nan"))])).count("(best)") == 0  # nothing valid: no best
+    for value in (float("nan"), float("inf"), float("-inf")):
+        done = {"status": "completed", "monitor": "val_loss", "best": {"val_loss": value}}
+        assert objective(done) == (None, TrialState.FAIL)
+    assert objective({"status": "completed", "monitor": "val_loss", "best": {"val_loss": 0.3}}) == (
+        0.3,
+        TrialState.COMPLETE,
+    )
