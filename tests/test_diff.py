@@ -68,3 +68,20 @@ def test_diff_of_something_that_is_not_a_run_says_so(tmp_path):
     proc = runner("diff", "empty", "nowhere", cwd=tmp_path, check=False)
     assert_clean_failure(proc, "runner diff: empty is not a training run directory")
     assert proc.returncode == 2
+
+
+def test_diff_shows_a_dead_running_run_as_interrupted_and_a_live_one_as_running(tmp_path):
+    # a run whose end could not be recorded (a full disk) stays `running` in summary.json; only its lock says whether
+    # a process still owns it, as every other reader (report, resume, eval) decides
+    import fcntl
+
+    from runner.commands.diff import compare
+
+    for name in ("dead", "live"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps({"status": "running", "epochs": 1}))
+        (tmp_path / name / ".lock").touch()
+    with open(tmp_path / "live" / ".lock") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        rows = {row["metric"]: row for row in compare(tmp_path / "dead", tmp_path / "live")["metrics"]}
+    assert (rows["status"]["a"], rows["status"]["b"]) == ("interrupted", "running")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from runner.io.tables import markdown_table
 from runner.loggers.flatten import flatten
-from runner.run.records import read_summary, resolved_config
+from runner.run.records import read_summary, resolved_config, status_of
 
 MISSING = "-"  # a key one run has and the other does not
 
@@ -57,6 +57,8 @@ def metrics(summary):
 def compare(run_a, run_b):
     """The three comparisons, as plain data."""
     sa, sb = read_summary(run_a), read_summary(run_b)
+    # a `running` run whose process is gone (its end could not be recorded) is shown as every reader shows it
+    sa["status"], sb["status"] = status_of(run_a, sa), status_of(run_b, sb)
     ma, mb = metrics(sa), metrics(sb)
     rows = []
     for key in [*ma, *(k for k in mb if k not in ma)]:
