@@ -95,6 +95,14 @@ ROWS = [
     ),
     ("unknown logger", ["train", "logger=wandb"], "The options are: mlflow, tensorboard.", 1, None),
     (
+        "unknown option in a sweep",
+        ["train", "-m", "model=resnet,cnn"],
+        "sweep job 0 (model=resnet) cannot run: its config does not compose: model=resnet is not an option of model. "
+        "Did you mean model=resnet18?",
+        1,
+        None,
+    ),
+    (
         "list for a mapping",
         ["train", "dataset.augment=[crop,flip]"],
         "dataset.augment is a mapping of settings, each set by its own key, e.g. dataset.augment.crop_padding=0",
@@ -539,6 +547,7 @@ NEVER_STARTED = {
     "unknown dataset",
     "unknown logger",
     "list for a mapping",
+    "unknown option in a sweep",
     "sweep config",
     "report out is a file",
     "report nothing there",
@@ -561,6 +570,7 @@ NEVER_STARTED = {
 # not even an empty folder anywhere (a parent of a run directory that cannot be made)
 NOTHING_MADE = {
     "lr find sweep",
+    "unknown option in a sweep",
     "slurm tasks not gpus",
     "slurm tasks share gpus",
     "launcher without -m",

@@ -12,6 +12,7 @@ recorded in the sweep's attempts.json, which `runner report` reads back.
 
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -149,7 +150,13 @@ class JobRunner:
         try:
             self.job_dirs[num] = self.job_dir(overrides, num)
         except Exception as err:  # Hydra's ConfigCompositionException and the like: the launcher would raise it
-            return f"its config does not compose: {_short(err, 300)}"
+            from runner.config.command_line import unknown_option
+
+            # an unknown option in runner's words, as for a single run (the other translations compose a config
+            # anew, which would clear the running sweep's Hydra)
+            missing = re.search(r"Could not find '([^']+)'", str(err))
+            told = missing and unknown_option(missing.group(1), str(err), list(overrides))
+            return f"its config does not compose: {told or _short(err, 300)}"
         problem = unwritable_dir(self.job_dirs[num])
         return problem and (
             f"{problem} Point hydra.sweep.dir and hydra.sweep.subdir at folders that can be made, e.g. "
