@@ -85,3 +85,21 @@ def test_diff_shows_a_dead_running_run_as_interrupted_and_a_live_one_as_running(
         fcntl.flock(held, fcntl.LOCK_EX)
         rows = {row["metric"]: row for row in compare(tmp_path / "dead", tmp_path / "live")["metrics"]}
     assert (rows["status"]["a"], rows["status"]["b"]) == ("interrupted", "running")
+
+
+def test_diff_as_json_holds_null_for_a_nan_an_older_summary_held(tmp_path, capsys):
+    # summary.json written before runner wrote null for NaN held a bare NaN, which Python reads back; the JSON diff
+    # must still be one a strict reader (jq, JSON.parse) accepts
+    from runner.commands.diff import main
+
+    for name, loss in (("a", "NaN"), ("b", "0.5")):
+        (tmp_path / name).mkdir()
+        record = '{"kind": "train", "status": "completed", "best": {"val_loss": LOSS}}'
+        (tmp_path / name / "summary.json").write_text(record.replace("LOSS", loss))
+    assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--format", "json"]) in (None, 0)
+
+    def refuse(constant):
+        raise ValueError(f"a bare {constant} in the JSON")
+
+    rows = {row["metric"]: row for row in json.loads(capsys.readouterr().out, parse_constant=refuse)["metrics"]}
+    assert (rows["best val_loss"]["a"], rows["best val_loss"]["b"]) == (None, 0.5)

@@ -14,6 +14,7 @@ import json
 import sys
 from pathlib import Path
 
+from runner.io.files import strict_json
 from runner.io.tables import markdown_table
 from runner.loggers.flatten import flatten
 from runner.run.records import read_summary, resolved_config, status_of
@@ -147,7 +148,8 @@ def main(argv):
             return 2
     result = compare(Path(args.run_a).expanduser(), Path(args.run_b).expanduser())
     if args.format == "json":
-        print(json.dumps(result, indent=2, default=str))
+        # a NaN read from metrics.csv is null, as in every JSON runner writes (strict readers refuse a bare NaN)
+        print(json.dumps(strict_json(result), indent=2, default=str, allow_nan=False))
     elif args.format == "markdown":
         sys.stdout.write(to_markdown(result))
     else:
