@@ -201,6 +201,7 @@ def test_a_regression_test_split_is_predicted_with_its_true_values_and_their_mae
     assert f"(over {len(rows)} of {len(rows)} rows, against the test split)" in said and f"mae {mae:.4f}" in said
 
 
+@pytest.mark.slow  # trains on an image folder (10 s)
 def test_an_image_folders_test_split_is_named_by_its_files(tmp_path):
     from formats import write_image_folder
 
@@ -219,6 +220,7 @@ def test_an_image_folders_test_split_is_named_by_its_files(tmp_path):
     assert probs.max(dim=1).values.tolist() == pytest.approx([float(r["top1_prob"]) for r in rows], abs=1e-6)
 
 
+@pytest.mark.slow  # three trainings (17 s)
 def test_arrays_name_their_classes_from_the_file_or_the_command_line(tmp_path):
     from runner.data.arrays import arrays
     from runner.io.errors import RunnerError

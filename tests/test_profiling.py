@@ -92,6 +92,7 @@ def test_peaks_are_matched_by_the_gpus_name_and_the_precision():
     assert peak_of("NVIDIA H100 80GB HBM3", "32") is None  # fp32 convolutions run on TF32: no fp32 peak measures them
 
 
+@pytest.mark.slow  # two profiled trainings (10 s)
 def test_the_window_records_training_steps_only_and_nothing_when_the_run_ends_before_it(tmp_path):
     # window 3-5 (the default [1, 1, 3]). A run of 2 steps printed "profile of steps 3-2" with its last validation as
     # the table; one of 4 steps recorded that validation as a third step, with no backward pass
@@ -109,6 +110,7 @@ def test_the_window_records_training_steps_only_and_nothing_when_the_run_ends_be
     assert names.count("aten::convolution") == names.count("aten::convolution_backward") == 2 * 4
 
 
+@pytest.mark.slow  # two profiled trainings (12 s)
 def test_a_window_never_holds_a_validation_it_stops_at_its_epochs_end_or_starts_after_it(tmp_path):
     # digits: 20 steps an epoch, validated after step 20. A window of steps 18-23 stops at 20; one whose first step
     # would be 21 (the span after step 20, its validation included) begins at 22

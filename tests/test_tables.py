@@ -404,6 +404,7 @@ def test_rows_with_an_empty_target_are_refused_or_dropped_and_counted(tmp_path):
     assert "table: left out 3 of 60 rows of t.csv whose 'b' is empty (line 6, line 11, line 19;" in found.notes[-1]
 
 
+@pytest.mark.slow  # a training, eval and predict (12 s)
 def test_a_tables_predictions_name_their_csv_lines_and_an_unseen_island_gets_an_ordinary_probability(tmp_path):
     frame = penguins(n=200)
     frame.to_csv(tmp_path / "p.csv", index=False)
