@@ -378,7 +378,7 @@ ROWS = [
     (
         "table one column",
         table(),
-        "Its columns are: 'a:b' (one column: is its separator another? dataset.sep=';' gives it)",
+        "Its columns are: 'a:b' (one column: is its separator another? dataset.sep=: gives it)",
         1,
         write("t.csv", "a:b\n" + "".join(f"{i}:{'xy'[i % 2]}\n" for i in range(40))),
     ),

@@ -382,16 +382,80 @@ def test_real_csv_files_quoted_headers_and_other_separators_are_read(tmp_path):
         plan(keys)
     said = str(refused.value)
     assert "no column named 'vote' (dataset.target). Its columns are: 'age:party:vote' (one column" in said
-    assert "dataset.sep=';'" in said
+    # the separator the lone name shows (separator() finds , ; tab and | itself, so ';' is never the fix here)
+    assert "dataset.sep=: gives it" in said
     found = plan(TableKeys.of({"path": str(tmp_path / "bars.txt"), "target": "vote", "sep": ":"}))
     assert found.classes == ["n", "y"] and found.encoder.names() == ["age", "party"]
+
+
+@pytest.mark.parametrize(
+    "name, override",
+    [
+        ("age:party:vote", "dataset.sep=:"),
+        ("age#party#vote", "'dataset.sep=\"#\"'"),  # a character Hydra reads only quoted
+        ("age party vote", "dataset.sep=CHAR"),  # nothing but letters and spaces: no separator shown
+        ("vote", "dataset.sep=CHAR"),
+    ],
+)
+def test_the_one_column_hint_names_the_separator_the_name_shows(name, override):
+    from runner.data.tablefile import sep_override
+
+    assert sep_override(name) == override
+
+
+def test_the_separator_a_one_column_refusal_suggests_reads_the_file_as_typed(tmp_path):
+    import shlex
+
+    import yaml
+
+    from runner.data.table import TableKeys, plan
+
+    # a '#'-separated file: the suggestion must be quoted for Hydra and for the shell, and still give '#'
+    rows = "".join(f"{20 + i}#{i % 3}#{'ny'[i % 2]}\n" for i in range(30))
+    (tmp_path / "t.csv").write_text("age#party#vote\n" + rows)
+    start = ["train", "dataset=csv", "dataset.path=t.csv", "dataset.target=vote"]
+    refused = runner(*start, cwd=tmp_path, check=False)
+    assert_clean_failure(refused)
+    said = " ".join((refused.stdout + refused.stderr).split())
+    assert "Its columns are: 'age#party#vote' (one column: is its separator another?" in said, said
+    fix = shlex.split(said.split("is its separator another? ")[1].split(" gives it")[0])  # as a shell passes it
+    assert fix == ['dataset.sep="#"'], fix
+    # typed as suggested: read with its columns, the two features and the two classes of vote
+    dataset = yaml.safe_load(runner(*start, *fix, "--cfg", "job", "--resolve", cwd=tmp_path).stdout)["dataset"]
+    assert (dataset["sep"], dataset["input_shape"], dataset["num_classes"]) == ("#", [2], 2), dataset
+    found = plan(TableKeys.of({**dataset, "path": str(tmp_path / "t.csv")}))
+    assert found.classes == ["n", "y"] and found.encoder.names() == ["age", "party"]
+
+
+def test_a_saved_index_is_left_out_when_rows_with_an_empty_target_are_dropped(tmp_path):
+    from runner.data.table import TableKeys, plan
+
+    # pandas' to_csv with its index: a first column '' (read as 'Unnamed: 0') of 0, 1, 2, ...
+    x = np.arange(60)
+    frame = pd.DataFrame(
+        {"a": (x * 7) % 11, "c": (x * 5) % 13, "b": [None if i in (4, 9, 17) else "ab"[i % 2] for i in x]}
+    )
+    frame.to_csv(tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text().startswith(",a,c,b\n0,0,0,a\n")
+    for missing_target in ("refuse", "drop"):
+        keys = {"path": str(tmp_path / "t.csv"), "target": "b", "missing_target": missing_target}
+        if missing_target == "refuse":
+            # the same file with no empty target: what is found with no row dropped, for comparison
+            frame.fillna("a").to_csv(tmp_path / "t.csv")
+        else:
+            frame.to_csv(tmp_path / "t.csv")
+        found = plan(TableKeys.of(keys))
+        # with the three rows dropped the index ran 0..3, 5..8, ... and was kept as a feature
+        assert found.encoder.names() == ["a", "c"], (missing_target, found.encoder.names())
+        assert any("'Unnamed: 0' (the row numbers, as pandas writes its index)" in n for n in found.notes), found.notes
 
 
 def test_rows_with_an_empty_target_are_refused_or_dropped_and_counted(tmp_path):
     from runner.data.table import TableKeys, plan
     from runner.io.errors import RunnerError
 
-    lines = [f"{i},{'' if i in (4, 9, 17) else 'ab'[i % 2]}" for i in range(60)]
+    # a feature that is not 0, 1, 2, ... (that would be a saved index, left out)
+    lines = [f"{i * 7 % 11},{'' if i in (4, 9, 17) else 'ab'[i % 2]}" for i in range(60)]
     (tmp_path / "t.csv").write_text("a,b\n" + "\n".join(lines) + "\n")
     keys = {"path": str(tmp_path / "t.csv"), "target": "b"}
     refused = "is empty at line 6, line 11, line 19. Give every row a target, or leave those rows out with "

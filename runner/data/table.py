@@ -34,7 +34,7 @@ from runner.data.splits import (
     target_scale_of,
     unknown_classes,
 )
-from runner.data.tablefile import column_list, numeric_or_text, parquet, read_table, row_name
+from runner.data.tablefile import column_list, numeric_or_text, parquet, read_table, row_name, sep_override
 from runner.io.errors import RunnerError
 from runner.io.files import check_data_sha256, data_sha256
 
@@ -137,7 +137,9 @@ def _first(keys):
     where = "dataset.path" if keys.path else "dataset.train_path"
     first = read_table(keys.path or keys.train_path, where, keys.sep)
     if keys.target not in first.columns:
-        one = " (one column: is its separator another? dataset.sep=';' gives it)" if len(first.columns) == 1 else ""
+        # separator() finds , ; tab and | by itself: a file read as one column has another, which its name shows
+        lone = f" (one column: is its separator another? {sep_override(first.columns[0])} gives it)"
+        one = lone if len(first.columns) == 1 else ""
         raise RunnerError(
             f"{where}: no column named {keys.target!r} (dataset.target). Its columns are: "
             f"{column_list(first.columns)}{one}."

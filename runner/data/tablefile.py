@@ -50,7 +50,8 @@ def read_table(path, what: str = "dataset.path", sep: str | None = None):
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
             raise RunnerError(
                 f"{what}={path} cannot be read as CSV with the separator {sep!r} ({one_line(err)}). Save it as UTF-8 "
-                f"text with a header row, or give its separator: dataset.sep=';' (pandas' sep)."
+                f"text with a header row, or give its separator: {sep_override(None)} (pandas' sep, the character "
+                f"between a row's cells)."
             ) from None
     frame.columns = [_unquoted(str(c)) for c in frame.columns]
     if frame.empty:
@@ -94,6 +95,24 @@ def separator(path) -> str:
     if found:
         return found
     return WHITESPACE if len(header.split()) > 1 else ","
+
+
+# the characters Hydra's override grammar reads bare as a value (dataset.sep=:); any other is given quoted
+HYDRA_BARE = set(":|-./@$%*?+\\")
+
+
+def sep_override(name: str | None) -> str:
+    """The dataset.sep override, as a shell passes it to Hydra, for the separator a column name read whole shows: its
+    first character that is neither a letter, digit, underscore nor space ('age:party:vote' -> dataset.sep=:).
+    dataset.sep=CHAR where it shows none (or no name is given)."""
+    import shlex
+
+    found = next((c for c in name or "" if not (c.isalnum() or c in "_ ")), None)
+    if found is None:
+        return "dataset.sep=CHAR"
+    # Hydra reads a quoted value whole: "#" (a double quote itself in single ones)
+    quoted = f'"{found}"' if found != '"' else f"'{found}'"
+    return shlex.quote(f"dataset.sep={found if found in HYDRA_BARE else quoted}")
 
 
 def parquet(path) -> bool:
@@ -143,11 +162,13 @@ def numeric_or_text(frame, name: str, path):
 
 
 def row_numbers(values) -> bool:
-    """Whether a numeric column is 0, 1, 2, ... (or 1, 2, 3, ...) in file order: an index saved with the table."""
-    x = values.to_numpy()
+    """Whether a numeric column is 0, 1, 2, ... (or 1, 2, 3, ...) in file order: an index saved with the table.
+    Compared with the rows' own labels (read_table's 0..N-1 in file order), not with 0..len-1, so that rows left out
+    before (dataset.missing_target=drop) leave the same gaps in both."""
+    x, rows = values.to_numpy(), values.index.to_numpy()
     if len(x) <= 2 or np.isnan(x).any():
         return False
-    return np.array_equal(x, np.arange(len(x))) or np.array_equal(x, np.arange(1, len(x) + 1))
+    return np.array_equal(x, rows) or np.array_equal(x, rows + 1)
 
 
 def _finite(values, name, path):
