@@ -1,7 +1,7 @@
 """Reading a table's file as people have it: a CSV (any of the usual separators, quoted headers) or Parquet file.
 
     runner train dataset=csv dataset.path=votes.txt dataset.target=vote               # separator found from the header
-    runner train dataset=csv dataset.path=votes.txt dataset.target=vote 'dataset.sep=;'   # or given, as pandas' sep
+    runner train dataset=csv dataset.path=votes.txt dataset.target=vote dataset.sep=:   # or given, as pandas' sep
 
 A column's cells become numbers or text here (numeric_or_text), one kind per column for the whole file; what is learned
 from them is data/table.py's. Column names appear in messages as repr(), so that a space or a quote in one is seen.
