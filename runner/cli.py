@@ -320,9 +320,10 @@ def _tell_hydra_storage_errors():
         try:
             return save_config(cfg, filename, output_dir)
         except OSError as err:
-            # a failed write() names no file: this one is Hydra's record of the job
-            err.filename = err.filename or str(output_dir / filename)
-            raise
+            from runner.io.errors import StorageError
+
+            # a write, of Hydra's record of the job (a failed write() names no file): an EIO or EACCES is one too
+            raise StorageError.of(err.filename or output_dir / filename, err) from err
 
     run_and_report.told_by_runner = True
     hydra_utils.run_and_report, hydra_core._save_config = run_and_report, saved_config

@@ -143,6 +143,17 @@ def test_an_oserror_of_a_library_write_in_a_run_is_told_as_runners_and_ends_inte
     assert read_summary(tmp_path / "run")["status"] == "interrupted"
 
 
+def test_a_permission_error_reading_in_a_run_is_no_storage_stop(tmp_path):
+    (tmp_path / "run").mkdir()
+    run = _started(tmp_path)
+    denied = PermissionError(errno.EACCES, "Permission denied", "/data/train.csv")
+    with pytest.raises(PermissionError) as caught, run:
+        raise denied
+    # raised as it was (cli's handler prints it as any error), and the run is not interrupted with "Continue it with"
+    assert caught.value is denied
+    assert read_summary(tmp_path / "run")["status"] != "interrupted"
+
+
 def test_an_end_the_disk_cannot_record_is_said_on_the_terminal_and_read_as_interrupted(tmp_path, monkeypatch, capsys):
     (tmp_path / "run").mkdir()
     run = _started(tmp_path, quiet=False)
@@ -167,8 +178,21 @@ def test_the_funnel_tells_only_storage_errors_and_finds_them_behind_other_errors
     rust = Exception("Error while serializing: I/O error: No space left on device (os error 28)")  # safetensors'
     told = storage_error(rust, "model.safetensors")
     assert str(told).startswith("cannot write model.safetensors (No space left on device, ENOSPC): the disk is full")
-    eio = storage_error(OSError(errno.EIO, "Input/output error", "/data/x"))
+    eio = storage_error(OSError(errno.EIO, "Input/output error", "/data/x"), where="/data")
     assert str(eio).startswith("cannot read or write /data/x (Input/output error, EIO)")
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EPERM, errno.EIO])
+def test_the_funnel_does_not_take_a_read_s_permission_or_io_error_for_a_storage_stop(code):
+    # without a path or folder being written, these may be a read's (a data file, a checkpoint): no "make the folder
+    # writable", no run ended interrupted to resume; a caller that was writing (path=, where=) still tells them
+    read = OSError(code, os.strerror(code), "/data/train.csv")
+    assert storage_error(read) is None
+    assert storage_error(read, where="/out").path == "/data/train.csv"
+    assert storage_error(read, "/out/last.pt").path == "/out/last.pt"
+    # a full disk or a read-only file system is only ever a write's
+    assert storage_error(OSError(errno.ENOSPC, "No space left on device", "/x")).path == "/x"
+    assert storage_error(OSError(errno.EROFS, "Read-only file system", "/x")).path == "/x"
 
 
 # ---- what a command reads is checked before it is trusted -------------------------------------------------------
@@ -226,6 +250,9 @@ def test_a_resume_from_a_corrupt_last_pt_names_the_newest_intact_weights_and_a_c
     os.utime(best, (1, 1))  # older than the kept epoch
     _state(checkpoints / "epoch=003.pt")
     _flip_a_bit_of(_state(checkpoints / "epoch=004.pt"))  # the newest kept file is damaged too
+    cut = _state(checkpoints / "epoch=005.pt")  # and the one after it cut short: no zip archive at all
+    cut.write_bytes(cut.read_bytes()[:2000])
+    os.utime(cut, (2e9, 2e9))
     _flip_a_bit_of(_state(checkpoints / "last.pt"), "data/1")
     with pytest.raises(RunnerError) as caught:
         plan_resume(None, checkpoints / "last.pt", "interrupted", [])
@@ -234,6 +261,67 @@ def test_a_resume_from_a_corrupt_last_pt_names_the_newest_intact_weights_and_a_c
     assert "no earlier copy of it is kept" in message
     # the newest file that checks out, quoted for Hydra and the shell as every suggested command is
     assert f"runner train model=mlp {command_arg('init_from', checkpoints / 'epoch=003.pt')}," in message
+
+
+def test_a_cut_short_checkpoint_is_damaged():
+    from runner.io.serialization import damaged_member
+
+    assert damaged_member(Path(__file__)) == "it is no zip archive (cut short, or not a file torch.save wrote)"
+
+
+FRESH = [
+    # (the recorded command, .hydra/overrides.yaml, the new run's command): a run again in its own folder would find
+    # the corrupt last.pt and resume it (the same refusal again); a sweep job's command holds the whole sweep
+    ("runner train model=mlp hydra.run.dir=run", None, "runner train model=mlp"),
+    ("runner train resume=run 'trainer.epochs=12' init_from=a.pt", None, "runner train trainer.epochs=12"),
+    (
+        "runner train -m 'model.channels=[8,16]' seed=0,1 'optimizer.lr=range(1,3)' hydra.sweep.dir=sweep",
+        "['model.channels=[8,16]', seed=1, optimizer.lr=2]",
+        "runner train 'model.channels=[8,16]' seed=1 optimizer.lr=2",
+    ),
+]
+
+
+@pytest.mark.parametrize(("recorded", "job", "fresh"), FRESH, ids=["run dir", "resume", "sweep job"])
+def test_the_command_a_corrupt_last_pt_suggests_starts_a_new_run_in_a_new_folder(tmp_path, recorded, job, fresh):
+    from runner.commands.resume import fresh_command
+
+    if job:
+        (tmp_path / ".hydra").mkdir()
+        (tmp_path / ".hydra" / "overrides.yaml").write_text(job)
+    assert fresh_command(tmp_path, recorded) == fresh
+
+
+@pytest.mark.slow
+def test_the_command_a_corrupt_last_pt_suggests_trains_from_the_intact_weights(tmp_path):
+    import hashlib
+    import re
+    import shlex
+
+    from conftest import run_dirs
+
+    command = ["train", *FAST, "hydra.run.dir=run"]
+    runner(*command, cwd=tmp_path)
+    checkpoints = tmp_path / "run" / "checkpoints"
+    best = checkpoints / "best.pt"
+    cut = checkpoints / "epoch=002.pt"  # newer than best.pt, and cut short: not intact
+    cut.write_bytes(best.read_bytes()[:4000])
+    _flip_a_bit_of(checkpoints / "last.pt", "data/1")
+    # the run's own command (hydra.run.dir=run) in the suggestion went back to its folder: "already holds a run"
+    proc = runner("train", "resume=run", "trainer.epochs=3", cwd=tmp_path, check=False)
+    message = " ".join(proc.stderr.split())
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    suggested = re.search(r"start a new run from them .* with: (.*?), or start it again", message)
+    assert suggested, message
+    program, *args = shlex.split(suggested.group(1))
+    assert program.endswith("runner") and "hydra.run.dir=run" not in args and f"init_from={best}" in args
+
+    runner(*args, cwd=tmp_path)
+    (new,) = [d for d in run_dirs(tmp_path) if d != tmp_path / "run"]
+    started = json.loads((new / "summary.json").read_text())
+    assert started["status"] == "completed"
+    assert started["init_from"]["source"] == str(best)
+    assert started["init_from"]["sha256"] == hashlib.sha256(best.read_bytes()).hexdigest()
 
 
 DAMAGED_CONFIGS = [
@@ -457,6 +545,15 @@ def test_a_sweep_whose_job_a_full_disk_stopped_exits_non_zero_and_its_resume_com
     runner("train", "-m", "resume=sweep", cwd=tmp_path)
     assert read_summary(tmp_path / "sweep" / "1")["status"] == "completed"
     assert "completed" in (tmp_path / "sweep" / "summary.csv").read_text()
+
+
+def test_a_multirun_yaml_of_bytes_that_are_no_utf8_is_no_sweep_record(tmp_path):
+    from runner.run.records import sweep_overrides
+
+    (tmp_path / "multirun.yaml").write_bytes(b"hydra:\n  overrides:\n    task: [seed=\xff\xfe]\n")
+    with pytest.raises(UnicodeDecodeError):  # the precondition: what read_text raised through -m resume=
+        (tmp_path / "multirun.yaml").read_text()
+    assert sweep_overrides(tmp_path) is None
 
 
 def test_a_run_folder_that_cannot_be_made_is_told_by_name(tmp_path, monkeypatch):

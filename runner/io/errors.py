@@ -42,6 +42,10 @@ _STORAGE = {
 }
 
 
+# The errors only a write meets: any OSError with one of these errnos is a write the storage refused.
+_WRITE_ONLY = ("ENOSPC", "EDQUOT", "EFBIG", "EROFS")
+
+
 class StorageError(RunnerError):
     """A write the storage refused: a full disk (ENOSPC, EDQUOT), a file-size limit (EFBIG), a failing device (EIO), a
     read-only or unwritable place (EROFS, EACCES). Nothing written before is lost (runner replaces files atomically);
@@ -85,8 +89,8 @@ def os_error_in(err: BaseException) -> OSError | None:
 def storage_error(err: BaseException, path: object = None, where: object = None) -> StorageError | None:
     """`err`, raised while writing `path`, told as a StorageError when an OSError is behind it (os_error_in); None for
     any other error. A StorageError is returned as it is. Without `path` (where the write is not known: the CLI's
-    funnel, a command's code that also computes) only the errors of _STORAGE count, told with the OSError's own file
-    name, else `where` (the folder being written)."""
+    funnel, a command's code that also reads) only the errors of _WRITE_ONLY count, and with `where` (the folder being
+    written) those of _STORAGE; told with the OSError's own file name, else `where`."""
     import errno
 
     inner = err
@@ -100,8 +104,10 @@ def storage_error(err: BaseException, path: object = None, where: object = None)
     if path is not None:
         return StorageError.of(path, cause)
     name = errno.errorcode.get(cause.errno, "")
-    if name not in _STORAGE:
+    # a full disk, a quota or a size limit, a read-only file system: only a write meets them. An I/O or permission
+    # error may be a read's (a data file, a checkpoint): told as a storage stop ("make the folder writable", a run
+    # ended interrupted to resume) only where `where` says a write was under way
+    if name not in (_WRITE_ONLY if where is None else _STORAGE):
         return None
-    # a full disk, a quota or a size limit, a read-only file system: a write; an I/O or permission error: either
-    verb = "write" if name in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS") else "read or write"
+    verb = "write" if name in _WRITE_ONLY else "read or write"
     return StorageError.of(cause.filename or where or "a file", cause, verb=verb)

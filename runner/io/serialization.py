@@ -22,7 +22,10 @@ def safe_load(path):
     path = Path(path)
     if not path.is_file():
         raise RunnerError(f"checkpoint {path} does not exist. Point ckpt= at a run directory or a .pt file it holds.")
-    damaged = damaged_member(path)
+    import zipfile
+
+    # torch's legacy format is no zip archive, and a file cut short is none either: torch.load tells them apart
+    damaged = damaged_member(path) if zipfile.is_zipfile(path) else None
     if damaged:
         raise CorruptCheckpoint(
             f"checkpoint {path} is corrupted: {damaged}, so its bytes are not the ones written (a bit flipped on the "
@@ -60,15 +63,15 @@ class CorruptCheckpoint(RunnerError):
 def damaged_member(path: Path) -> str | None:
     """Why the checkpoint `path` is not the file torch.save wrote, from its zip archive's own CRC-32s (torch.load
     does not check them: one flipped bit in a tensor loads as a wrong number); None when every member checks out,
-    or when the file is no zip archive (torch's legacy format, or no checkpoint: torch.load says which). Reads the
-    whole file once (zipfile's testzip)."""
+    Reads the whole file once (zipfile's testzip). A file that is no zip archive (cut short, or no checkpoint
+    torch.save wrote) is damaged too: a caller that also takes torch's legacy format asks zipfile.is_zipfile first."""
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
     except zipfile.BadZipFile:
-        return None  # no archive, or one cut short: torch.load refuses it, as truncated or not a checkpoint
+        return "it is no zip archive (cut short, or not a file torch.save wrote)"
     except (OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as err:  # an entry zipfile cannot read
         return f"its zip archive cannot be read ({type(err).__name__}: {err})"
     return bad and f"the CRC-32 of its member {bad} does not match the bytes stored"

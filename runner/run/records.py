@@ -149,7 +149,8 @@ def sweep_overrides(sweep_dir):
     try:
         overrides = yaml.safe_load((Path(sweep_dir) / "multirun.yaml").read_text())["hydra"]["overrides"]
         task, hydra = overrides["task"], overrides["hydra"]
-    except (OSError, yaml.YAMLError, TypeError, KeyError):
+    # ValueError: read_text's UnicodeDecodeError, a file whose bytes are no UTF-8 (a flipped bit)
+    except (OSError, ValueError, yaml.YAMLError, TypeError, KeyError):
         return None
     if not all(isinstance(o, list) and all(isinstance(x, str) for x in o) for o in (task, hydra)):
         return None
