@@ -357,8 +357,9 @@ class Campaign:
 
     def __init__(self, twins, name, durable=False):
         self.twins, self.name, self.durable = twins, name, durable
-        # operations run; faulted commands that the fault stopped (non-zero exit, or killed by the power cut)
-        self.violations, self.operations, self.faulted, self.stopped = [], 0, 0, 0
+        # operations run; commands run under a fault; those whose fault fired (its moment came while the command
+        # ran, or the command failed); those a fault that fired stopped (non-zero exit, or killed by the power cut)
+        self.violations, self.operations, self.faulted, self.fired, self.stopped = [], 0, 0, 0, 0
 
     def setup(self, kind, base):
         """What `kind` starts from in the empty folder `base` (on the disk, for a power cut), and its command."""
@@ -406,11 +407,15 @@ class Campaign:
                 runs[run] = tree_digest(run)
         return runs
 
-    def check(self, label, base, proc, before, cut=False):
-        """Every violation after the command `proc` ran under a fault in `base`."""
+    def check(self, label, base, proc, before, cut=False, acted=None):
+        """Every violation after the command `proc` ran under a fault in `base`; `acted`: during()'s, whether the
+        fault's moment came before the command ended (None: a fault there from the start, a shim or a size limit,
+        which shows only by the command failing)."""
         self.operations += 1
         self.faulted += 1
-        self.stopped += proc.returncode != 0
+        fired = bool(acted) or proc.returncode != 0
+        self.fired += fired
+        self.stopped += fired and proc.returncode != 0
         found = []
         text = (proc.stdout or "") + (proc.stderr or "")
         if not cut:
@@ -521,19 +526,27 @@ def rows_problems(run, base):
     return []
 
 
+# the folders the commands here are given or make in `base` (hydra.run.dir=run, hydra.sweep.dir=sweep, Hydra's own)
+FOLDERS = ("run", "sweep", "outputs")
+
+
 def names_a_path(text, base):
-    """Whether an error line names a file or folder under `base` (absolute, or relative to the command's folder, which
-    is `base`), other than a temporary file of runner's own (.NAME.xxxx.tmp, which the user never sees)."""
+    """Whether an error line names a file or folder under `base`: absolute, or relative to the command's folder (which
+    is `base`) inside one of FOLDERS, or one of them itself as what cannot be written (cannot write run (...)); not a
+    temporary file of runner's own (.NAME.xxxx.tmp, which the user never sees), nor EIO's "Input/output error"."""
     errors = " ".join(line for line in text.splitlines() if "error" in line.lower())
-    # a path has a slash, or is one of the folders the commands here are given (hydra.run.dir=run, ...)
-    for token in re.findall(r"[\w./=-]*/[\w./=-]*|\b(?:run|sweep|outputs)\b", errors):
-        path = Path(token.rstrip(".,:;"))
+    errors = errors.replace("Input/output error", "")
+    named = re.findall(rf"\bcannot \w+ ({'|'.join(FOLDERS)})\b(?![/\w])", errors)
+    for token in re.findall(r"[\w./=-]*/[\w./=-]*", errors) + named:
+        # ckpt=run/checkpoints/best.pt: the path is what follows the key
+        path = Path(token.split("=")[-1].rstrip(".,:;"))
         if re.fullmatch(r"\..+\.tmp", path.name):
             continue
-        if path.is_absolute() and path.is_relative_to(base):
-            return True
+        if path.is_absolute():
+            if path.is_relative_to(base):
+                return True
         # relative to the command's folder, `base` (the folder it names may be gone: a read-only disk kept nothing)
-        if not path.is_absolute() and ".." not in path.parts:
+        elif path.parts and path.parts[0] in FOLDERS and ".." not in path.parts:
             return True
     return False
 
@@ -547,9 +560,12 @@ def report(campaign, seed):
     """The one assertion of a test: every violation of its schedule, with the seed that replays it."""
     replay = f"RUNNER_FAULT_SEED={SEED} (this test's schedule: random.Random({seed}))"
     print(
-        f"{campaign.name}: {campaign.operations} operations, {campaign.stopped} of {campaign.faulted} faulted commands "
-        f"stopped by their fault, {replay}, {len(campaign.violations)} violations"
+        f"{campaign.name}: {campaign.operations} operations, {campaign.faulted} faulted commands, {campaign.fired} "
+        f"whose fault fired, {campaign.stopped} stopped by it, {replay}, {len(campaign.violations)} violations"
     )
+    # a campaign whose faults mostly come after the command ended (or never reach their write) tests nothing: at
+    # least a third must stop their command (re-pin the schedules' moments if a faster command falls below)
+    assert 3 * campaign.stopped >= campaign.faulted, f"{replay}: only {campaign.stopped} of {campaign.faulted} stopped"
     assert not campaign.violations, f"{replay}, {len(campaign.violations)} violations:\n" + "\n".join(
         campaign.violations
     )
@@ -619,10 +635,12 @@ def test_a_disk_filled_during_the_command_is_a_stop(tmp_path, twins):
             before = campaign.completed_runs(base, kind)
             label = f"op{i} {kind} (disk full {when_label(when)}, {slack} B left)"
             fillers = []
-            proc, _ = during(args, base, when, lambda base=base, slack=slack, f=fillers: f.append(fill(base, slack)))
+            proc, acted = during(
+                args, base, when, lambda base=base, slack=slack, f=fillers: f.append(fill(base, slack))
+            )
             for filler in fillers:
                 filler.unlink()
-            campaign.check(label, base, proc, before)
+            campaign.check(label, base, proc, before, acted=acted)
             campaign.finish(label, kind, base, args, proc)
             shutil.rmtree(base)
     finally:
@@ -643,11 +661,22 @@ def test_a_read_only_file_system_or_a_power_cut_is_a_stop(tmp_path, twins):
             args = campaign.setup(kind, base)
             before = campaign.completed_runs(base, kind)
             label = f"op{i} {kind} ({'power cut' if cut else 'read-only'} {when_label(when)})"
-            proc, _ = during(args, base, when, disk.cut if cut else disk.read_only, kill=cut)
+            proc, acted = during(args, base, when, disk.cut if cut else disk.read_only, kill=cut)
             disk.remount()
-            campaign.check(label, base, proc, before, cut=cut)
+            campaign.check(label, base, proc, before, cut=cut, acted=acted)
             campaign.finish(label, kind, base, args, proc)
             shutil.rmtree(base)
     finally:
         disk.close()
     report(campaign, SEED + 3)
+
+
+def test_an_error_names_a_path_only_with_a_path_under_the_commands_folder(tmp_path):
+    said = "error: cannot write {} (Errno 5, EIO): Input/output error. Free space, then run the same command again."
+    # the run or sweep folder itself, a file in one (relative or absolute), a key's value
+    for named in ("run", "sweep", "run/metrics.csv", f"{tmp_path}/sweep/0/summary.json", "ckpt=run/checkpoints/x.pt"):
+        assert names_a_path(said.format(named), tmp_path), named
+    # EIO's own text, the bare words run and sweep, a path elsewhere or above, a temporary file of runner's own
+    for named in ("the file", "/etc/hosts", f"{tmp_path.parent}/x", "../run/x", "run/.last.pt.ab12.tmp", "data/x.csv"):
+        assert not names_a_path(said.format(named), tmp_path), named
+    assert not names_a_path("error: the sweep did not run: Input/output error", tmp_path)
