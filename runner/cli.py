@@ -133,7 +133,7 @@ def _task(cfg):
         from runner.io.errors import storage_error
 
         # a write the storage refused anywhere in the job (a library's too): one paragraph naming the file, no traceback
-        err = (None if isinstance(err, RunnerError) else storage_error(err)) or err
+        err = storage_error(err) or err
         sweep = multirun
         out_dir = Path(hydra_cfg.runtime.output_dir)
         if hydra_cfg.job.config_name == "train":
@@ -296,13 +296,14 @@ def _tell_hydra_storage_errors():
 
     def run_and_report(func):
         def guarded():
-            from runner.io.errors import storage_error
+            from runner.io.errors import StorageError, storage_error
 
             try:
                 return func()
             except Exception as err:
                 told = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else storage_error(err)
-                if told is None:
+                # runner's other errors go on to Hydra's report, as they did
+                if not isinstance(told, StorageError):
                     raise
             from runner.config.command_line import held_stderr
             from runner.io.console import error
@@ -381,7 +382,7 @@ def _without_hydra(command, rest):
     """`runner report` and `runner diff`, which read runs without Hydra: a refusal (a RunnerError) or a write the
     storage refused (summary.csv, sweep.png) is told in one paragraph, as every other command's, not as a traceback."""
     from runner.io.console import error
-    from runner.io.errors import RunnerError, storage_error
+    from runner.io.errors import storage_error
 
     if command == "report":
         from runner.commands.report import main
@@ -390,7 +391,7 @@ def _without_hydra(command, rest):
     try:
         return main(rest)
     except Exception as err:
-        told = err if isinstance(err, RunnerError) else storage_error(err)
+        told = storage_error(err)
         if told is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         error(str(told))

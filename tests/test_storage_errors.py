@@ -182,6 +182,32 @@ def test_the_funnel_tells_only_storage_errors_and_finds_them_behind_other_errors
     assert str(eio).startswith("cannot read or write /data/x (Input/output error, EIO)")
 
 
+def _raised(make, during):
+    try:
+        try:
+            raise during
+        except OSError:
+            make()
+    except Exception as err:
+        return err
+
+
+def test_the_funnel_returns_runners_own_error_and_leaves_what_from_none_hid():
+    full = OSError(errno.ENOSPC, "No space left on device", "/x")
+
+    def refusal():
+        raise RunnerError("data.csv is damaged") from None
+
+    def other():
+        raise ValueError("not a number") from None
+
+    told = _raised(refusal, full)
+    assert told.__context__ is full  # the precondition: the OSError is still behind it, only suppressed
+    assert storage_error(told) is told  # every caller's one call: runner's own error as it is
+    assert storage_error(_raised(other, full)) is None  # `from None`: the full disk is not what went wrong
+    assert storage_error(_raised(lambda: _raise(ValueError("x")), full)).path == "/x"  # a library's, while writing
+
+
 @pytest.mark.parametrize("code", [errno.EACCES, errno.EPERM, errno.EIO])
 def test_the_funnel_does_not_take_a_read_s_permission_or_io_error_for_a_storage_stop(code):
     # without a path or folder being written, these may be a read's (a data file, a checkpoint): no "make the folder

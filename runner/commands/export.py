@@ -88,7 +88,7 @@ def export_job(cfg, out_dir):
     except Exception as err:
         # a format's writer (safetensors' is Rust: its OSError is text, "os error 28") refused by the storage: the
         # folder it was writing is named, and nothing of the export is left in `out`
-        told = None if isinstance(err, RunnerError) else storage_error(err, where=out)
+        told = storage_error(err, where=out)
         if told is None:
             raise
         for path in moved:

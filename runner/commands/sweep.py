@@ -82,7 +82,7 @@ class SweepSummary(Callback):
         try:
             self._summarise(Path(config.hydra.sweep.dir))
         except Exception as err:
-            told = err if isinstance(err, RunnerError) else storage_error(err)
+            told = storage_error(err)
             if told is None:
                 raise
             error(f"the sweep's summary was not written: {told}")

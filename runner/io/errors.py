@@ -82,22 +82,33 @@ def os_error_in(err: BaseException) -> OSError | None:
         found = re.search(r"\(os error (\d+)\)", str(cause))
         if found:
             return OSError(int(found.group(1)), os.strerror(int(found.group(1))))
-        cause = cause.__cause__ or cause.__context__
+        cause = behind(cause)
     return None
 
 
-def storage_error(err: BaseException, path: object = None, where: object = None) -> StorageError | None:
+def behind(err: BaseException) -> BaseException | None:
+    """The error `err` was raised from or while handling; None after `raise ... from None`, which says the earlier
+    error is told in `err`'s own words (runner's refusals of a file it failed to read)."""
+    if err.__cause__ is not None:
+        return err.__cause__
+    return None if err.__suppress_context__ else err.__context__
+
+
+def storage_error(err: BaseException, path: object = None, where: object = None) -> RunnerError | None:
     """`err`, raised while writing `path`, told as a StorageError when an OSError is behind it (os_error_in); None for
-    any other error. A StorageError is returned as it is. Without `path` (where the write is not known: the CLI's
+    any other error. runner's own error (a RunnerError, a StorageError) is returned as it is, so that every caller
+    tells or re-raises what this returns. Without `path` (where the write is not known: the CLI's
     funnel, a command's code that also reads) only the errors of _WRITE_ONLY count, and with `where` (the folder being
     written) those of _STORAGE; told with the OSError's own file name, else `where`."""
     import errno
 
+    if isinstance(err, RunnerError):
+        return err
     inner = err
     while inner is not None:  # runner's own, wrapped by a library (an OmegaConf resolver's error, Hydra's)
         if isinstance(inner, StorageError):
             return inner
-        inner = inner.__cause__ or inner.__context__
+        inner = behind(inner)
     cause = os_error_in(err)
     if cause is None:
         return None

@@ -251,7 +251,7 @@ class RunDir:
         try:
             if err is not None:
                 # an OSError of a write outside runner's own (a tracker's, a library's) is told as runner's are
-                told = err if isinstance(err, RunnerError) else storage_error(err)
+                told = storage_error(err)
                 next_step = self._end(told or err)
                 if told is not None and (next_step or told is not err):
                     # a storage error's "run the same command again" is this run's own next step
