@@ -283,6 +283,14 @@ def _register_sweepers():
     ConfigStore.instance().store(group="hydra/sweeper", name="basic", node=ours.GridSweeperConf, provider="runner")
 
 
+def _hydra_dir():
+    """The job's folder Hydra is making or writing in, once it has one (None before)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    return OmegaConf.select(HydraConfig.get(), "runtime.output_dir") if HydraConfig.initialized() else None
+
+
 def _tell_hydra_storage_errors():
     """What Hydra itself writes before or around runner's code (a job's folder, its .hydra/ files for eval; a sweep's
     job folders) is told as runner tells a write the storage refused, naming the file: Hydra would print the OSError
@@ -301,7 +309,13 @@ def _tell_hydra_storage_errors():
             try:
                 return func()
             except Exception as err:
-                told = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else storage_error(err)
+                # what reaches here unconverted is Hydra's own work (its job folder, its log file, its records):
+                # runner's task tells its own errors first, so an I/O or permission error here is a write's too
+                told = (
+                    None
+                    if os.environ.get("HYDRA_FULL_ERROR") == "1"
+                    else storage_error(err, where=_hydra_dir() or "the output folder Hydra was making")
+                )
                 # runner's other errors go on to Hydra's report, as they did
                 if not isinstance(told, StorageError):
                     raise

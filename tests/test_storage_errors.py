@@ -628,3 +628,24 @@ def test_a_damaged_file_of_a_run_is_refused_by_name_by_every_command_that_reads_
     proc = runner(*(a.replace("RUN", str(run)) for a in command), cwd=tmp_path, check=False)
     assert_clean_failure(proc, f"{run / name}", phrase)
     assert digest(run) == before
+
+
+def test_a_storage_error_a_resolver_raised_is_told_behind_omegaconfs_error():
+    # hydra.run.dir's resolver (unique_dir) on a read-only disk: OmegaConf re-raises its error `from None`, and the
+    # eval of the storage-fault campaign printed a traceback until the funnel looked behind that too
+    import errno as codes
+
+    from omegaconf import OmegaConf
+
+    from runner.io.errors import StorageError, storage_error
+
+    def refuse():
+        raise StorageError.of("outputs/eval/x", OSError(codes.EROFS, "Read-only file system")) from None
+
+    OmegaConf.register_new_resolver("test_refuse_write", refuse, replace=True)
+    cfg = OmegaConf.create({"dir": "${test_refuse_write:}"})
+    with pytest.raises(Exception) as raised:
+        _ = cfg.dir
+    assert not isinstance(raised.value, StorageError) and raised.value.__suppress_context__  # wrapped, hidden
+    told = storage_error(raised.value)
+    assert isinstance(told, StorageError) and "outputs/eval/x" in str(told) and "EROFS" in str(told)

@@ -105,10 +105,12 @@ def storage_error(err: BaseException, path: object = None, where: object = None)
     if isinstance(err, RunnerError):
         return err
     inner = err
-    while inner is not None:  # runner's own, wrapped by a library (an OmegaConf resolver's error, Hydra's)
+    # runner's own, wrapped by a library: OmegaConf re-raises a resolver's error `from None`, so its context is
+    # followed here even where suppressed (a StorageError is told in its own words, whoever hid it)
+    while inner is not None:
         if isinstance(inner, StorageError):
             return inner
-        inner = behind(inner)
+        inner = inner.__cause__ or inner.__context__
     cause = os_error_in(err)
     if cause is None:
         return None
