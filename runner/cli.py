@@ -52,7 +52,7 @@ def _task(cfg):
     """Hydra's task function: run the job named by the primary config, report user errors plainly.
 
     In a sweep a failed job returns its failure instead of raising, so the other jobs run
-    and the sweep summary (runner/commands/sweep.py) lists it; the sweep then exits non-zero.
+    and the sweep summary (runner/sweeps/jobs.py) lists it; the sweep then exits non-zero.
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -110,8 +110,8 @@ def _task(cfg):
         user_overrides = list(hydra_cfg.overrides.task)[len(_selected) :]
         continue_with = report = None
         if multirun:
-            from runner.commands.search import trial_reporter
-            from runner.commands.sweep import sweep_job
+            from runner.sweeps.jobs import sweep_job
+            from runner.sweeps.search import trial_reporter
 
             # rank 0 alone reads the job's directory (another task's claim could already have marked it running)
             kept, resume = distributed.decided_by_rank_0(
@@ -466,28 +466,19 @@ def _main(argv, stop):
     resume = given(rest, "resume") if command == "train" else None
     multirun = command == "train" and ("-m" in rest or "--multirun" in rest)
     if resume and multirun:
-        from runner.commands.sweep import resume_arguments
+        from runner.sweeps.jobs import resume_arguments
 
         rest, problem = resume_arguments(resume, rest)
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 1
         resume = None
-    if resume and (Path(resume) / "multirun.yaml").is_file() and not (Path(resume) / "summary.json").is_file():
-        print(
-            f"error: {command_arg('resume', resume)} is a sweep, not a run: resume it with runner train -m "
-            f"{command_arg('resume', resume)}, or one of its jobs with resume=<its job directory>.",
-            file=sys.stderr,
-        )
-        return 1
     if resume:
-        if not Path(resume).is_dir():  # Hydra would create it
-            print(
-                f"error: {command_arg('resume', resume)} names nothing: there is no such directory, so there is "
-                f"nothing to resume. Pass the directory of a runner training run, e.g. "
-                f"resume=outputs/2026-11-22/10-31-07.",
-                file=sys.stderr,
-            )
+        from runner.run.resume import resume_argument_problem
+
+        problem = resume_argument_problem(resume)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
             return 1
         # the run continues in its own directory (runner/run/rundir.py decides how); put before the user's arguments,
         # since argparse takes no override after a flag's value (`--cfg job hydra.run.dir=...`)
@@ -538,7 +529,7 @@ def _main(argv, stop):
         return code
     finally:
         held_stderr.release()  # the launcher ran the jobs elsewhere, or a flag printed and returned
-    sweep = sys.modules.get("runner.commands.sweep")
+    sweep = sys.modules.get("runner.sweeps.jobs")
     return 1 if sweep and sweep.SweepSummary.incomplete else 0
 
 

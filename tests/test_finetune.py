@@ -1,4 +1,4 @@
-"""init_from=: a new run that starts from a run's weights (runner/commands/init_from.py), with the output layer
+"""init_from=: a new run that starts from a run's weights (runner/training/init_from.py), with the output layer
 re-initialised when the number of classes changes, and everything else refused by name before anything is written."""
 
 import csv

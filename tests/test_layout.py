@@ -9,8 +9,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "runner"
 # below, never one above; within a layer, no circle.
 LAYERS = [
     ["runner", "runner.__main__", "runner.cli"],  # the command line (and the package's API)
-    ["runner.commands"],  # train and its finish, resume, eval, predict, export, report and repeats, diff, sweep
-    ["runner.run"],  # the run directory: its one writer and the read side
+    # the commands runner --help lists; the sweeps (grid, Optuna search, a sweep's jobs and summary, repeats)
+    ["runner.commands", "runner.sweeps"],
+    # a training job's own steps around the loop, which use run directories and restore models
+    ["runner.training.finish", "runner.training.init_from"],
+    ["runner.run"],  # the run directory: its one writer, the read side, resume decisions
     ["runner.inference"],  # the model card, loading a run's model, the predictor, export formats
     ["runner.config"],  # the command line before Hydra, config checks and resolvers
     ["runner.training"],  # the loop, its recipe, state and seeding, schedules, builders, device, metrics, torchrun

@@ -9,9 +9,9 @@ import torch
 from conftest import digest, runner, summary
 from omegaconf import OmegaConf
 
-from runner.commands.finish import overfit_verdict
 from runner.data.batches import BatchIndices
 from runner.io.errors import RunnerError
+from runner.training.finish import overfit_verdict
 from runner.training.metrics import TASKS, loss_floor
 from runner.training.recipe import Recipe, batches_of
 

@@ -24,8 +24,8 @@ from conftest import (
 )
 from omegaconf import OmegaConf
 
-from runner.commands.resume import RESUME_OVERRIDES
 from runner.config.checks import CLOSED, RULES
+from runner.run.resume import RESUME_OVERRIDES
 from runner.training.recipe import KNOBS, Recipe, TrainClock, duration_s, early_stopping
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

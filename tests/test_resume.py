@@ -31,9 +31,9 @@ from conftest import (
 )
 from formats import write_image_folder
 
-from runner.commands.resume import RESUME_OVERRIDES, resume_rule
 from runner.io.serialization import safe_load
 from runner.models import CNN
+from runner.run.resume import RESUME_OVERRIDES, resume_rule
 
 
 @pytest.mark.slow  # test_rundir.py resumes mid-epoch in the default suite
@@ -84,7 +84,7 @@ def test_resume_applies_a_new_learning_rate_and_device_for_real(tmp_path):
     assert last["config"]["optimizer"]["lr"] == 0.01 and summary(run)["device"] == "cpu"
 
 
-# What the resume table of docs/resume.md promises, key by key (commands/resume.py holds the rules;
+# What the resume table of docs/resume.md promises, key by key (run/resume.py holds the rules;
 # the trainer's come from training/recipe.py's declarations).
 RESUME_KEYS = [
     ("trainer.epochs", True),
@@ -248,7 +248,7 @@ def test_a_new_base_rate_on_resume_spares_the_groups_with_a_rate_of_their_own():
     # optimizer's own rate) takes the new base, group 1 keeps its 0.01 in the optimizer and in the schedule
     from omegaconf import OmegaConf
 
-    from runner.commands.resume import set_optimizer_value
+    from runner.run.resume import set_optimizer_value
     from runner.training.schedules import build_schedule
 
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))

@@ -1,4 +1,4 @@
-"""runner's sweepers (runner/commands/sweepers.py): an Optuna search that survives failed trials and resumes, retries
+"""runner's sweepers (runner/sweeps/grid.py): an Optuna search that survives failed trials and resumes, retries
 and fail_fast, sweeps replayed verbatim by their resume, and job directories checked before any job runs."""
 
 import csv
@@ -279,8 +279,8 @@ def test_a_sweep_whose_job_directories_are_too_long_is_refused_before_any_job_ru
 def test_hydra_sweep_syntax_becomes_optuna_distributions():
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    from runner.commands.search import distributions
     from runner.io.errors import RunnerError
+    from runner.sweeps.search import distributions
 
     space, fixed = distributions(
         [
@@ -334,7 +334,7 @@ def test_a_trial_whose_config_does_not_compose_is_refused_and_the_search_goes_on
 def test_an_unset_direction_follows_the_monitor():
     from omegaconf import OmegaConf
 
-    from runner.commands.search import OptunaSweeper
+    from runner.sweeps.search import OptunaSweeper
 
     def direction(**trainer):
         sweeper = OptunaSweeper(20, 1, None, "runner", None, None, None, {}, 0, False)
@@ -356,7 +356,7 @@ def default_search_points(seed, n, told=None):
     import optuna
     from omegaconf import OmegaConf
 
-    from runner.commands.search import OptunaSweeper, distributions
+    from runner.sweeps.search import OptunaSweeper, distributions
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     params = yaml.safe_load((CONFIGS / "hparams_search" / "optuna_lr.yaml").read_text())["hydra"]["sweeper"]["params"]
@@ -392,8 +392,8 @@ def test_the_default_searchs_first_20_trials_do_not_repeat_each_other_and_a_seed
 
 
 def test_a_negative_sampler_seed_is_refused_in_runners_words():
-    from runner.commands.search import trial_seed
     from runner.io.errors import RunnerError
+    from runner.sweeps.search import trial_seed
 
     # seed + number made trial 3 of seed 0 trial 0 of seed 3
     assert len({trial_seed(0, 3), trial_seed(3, 0), trial_seed(0, 0)}) == 3
@@ -406,7 +406,7 @@ def test_a_nan_or_infinite_best_is_never_a_sweeps_best_job_nor_a_trials_value():
     from optuna.trial import TrialState
 
     from runner.commands.report import sort_rows, to_markdown
-    from runner.commands.search import objective
+    from runner.sweeps.search import objective
 
     def row(name, best):
         return {"job": name, "overrides": "", "status": "completed", "monitor": "val_accuracy", "mode": "max",

@@ -266,8 +266,8 @@ def test_an_intact_checkpoint_loads_as_written(tmp_path):
 
 
 def test_a_resume_from_a_corrupt_last_pt_names_the_newest_intact_weights_and_a_command(tmp_path):
-    from runner.commands.resume import plan_resume
     from runner.config.command_line import command_arg
+    from runner.run.resume import plan_resume
 
     checkpoints = tmp_path / "run" / "checkpoints"
     checkpoints.mkdir(parents=True)
@@ -310,7 +310,7 @@ FRESH = [
 
 @pytest.mark.parametrize(("recorded", "job", "fresh"), FRESH, ids=["run dir", "resume", "sweep job"])
 def test_the_command_a_corrupt_last_pt_suggests_starts_a_new_run_in_a_new_folder(tmp_path, recorded, job, fresh):
-    from runner.commands.resume import fresh_command
+    from runner.run.resume import fresh_command
 
     if job:
         (tmp_path / ".hydra").mkdir()
@@ -433,7 +433,7 @@ def test_report_tells_a_summary_it_cannot_write_in_one_paragraph(tmp_path, monke
 def test_a_sweep_whose_summary_cannot_be_written_does_not_count_as_complete(tmp_path, monkeypatch, capsys):
     from omegaconf import OmegaConf
 
-    from runner.commands.sweep import SweepSummary
+    from runner.sweeps.jobs import SweepSummary
 
     sweep = _sweep(tmp_path)
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})
@@ -450,7 +450,7 @@ def test_a_sweep_whose_summary_cannot_be_written_does_not_count_as_complete(tmp_
 def test_a_sweep_job_that_ended_without_its_record_keeps_the_sweep_incomplete(tmp_path):
     from omegaconf import OmegaConf
 
-    from runner.commands.sweep import SweepSummary
+    from runner.sweeps.jobs import SweepSummary
 
     sweep = _sweep(tmp_path)
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}})

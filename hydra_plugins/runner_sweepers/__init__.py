@@ -1,5 +1,5 @@
 """runner's sweepers, where Hydra looks for plugins (it instantiates a sweeper only from the hydra_plugins
-package); the work is in runner/commands/sweepers.py and search.py. GridSweeperConf is stored as hydra/sweeper=basic
+package); the work is in runner/sweeps/grid.py and search.py. GridSweeperConf is stored as hydra/sweeper=basic
 (cli._register_sweepers); configs/hydra/sweeper/optuna.yaml names OptunaSweeper."""
 
 from dataclasses import dataclass

@@ -1,2 +1,1 @@
-"""What the `runner` command runs: one module per command (train, eval, predict, export, report, diff),
-with resume.py (what `resume=` may change) and sweep.py (a resumed sweep's jobs, the end-of-sweep summary)."""
+"""What `runner --help` lists, one module per command: train, eval, predict, export, lr_find, report, diff."""

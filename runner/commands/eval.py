@@ -15,7 +15,6 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 from rich.table import Table
 
-from runner.commands.resume import RESUME_OVERRIDES
 from runner.config.checks import apply_overrides, check_config
 from runner.inference.loading import find_checkpoint, restore_model
 from runner.inference.tta import tta_suffix, with_tta
@@ -23,6 +22,7 @@ from runner.io import plots, signals
 from runner.io.console import RunConsole, results_table
 from runner.io.errors import RunnerError
 from runner.io.files import write_json
+from runner.run.resume import RESUME_OVERRIDES
 from runner.training import compiler
 from runner.training.build import build_data, make_batches, summarize, target_scale_std
 from runner.training.device import (

@@ -4,7 +4,7 @@
     runner report outputs/2026-11-22/* --sort test_accuracy     # runs started separately
     runner report 'outputs/**/' --format markdown > notes.md
 
-The sweep callback (runner/commands/sweep.py) calls the same functions at the end of `runner train -m`.
+The sweep callback (runner/sweeps/jobs.py) calls the same functions at the end of `runner train -m`.
 Nothing here imports torch; matplotlib only when a plot is drawn.
 """
 
@@ -18,7 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from runner.commands.repeats import (
+from runner.io.tables import csv_table, markdown_table
+from runner.run import records
+from runner.sweeps.repeats import (
     aggregate,
     groups_to_csv,
     groups_to_markdown,
@@ -26,8 +28,6 @@ from runner.commands.repeats import (
     repeat_groups,
     settings,
 )
-from runner.io.tables import csv_table, markdown_table
-from runner.run import records
 from runner.training.recipe import finite, monitor_rule
 
 COLUMNS = [

@@ -3,10 +3,10 @@
     runner train                                   # cnn on digits, the default
     runner train model=mlp dataset=sum_pairs       # the tutorials' regression
     runner train -m optimizer.lr=0.1,0.01,0.001    # one run directory per job
-    runner train resume=outputs/2026-11-22/10-31-07 # continue a stopped run (runner/commands/resume.py)
+    runner train resume=outputs/2026-11-22/10-31-07 # continue a stopped run (runner/run/resume.py)
 
 A job reads as a recipe: claim the run directory (runner/run/rundir.py), set up, start, fit
-(runner/training/loop.py), finish (runner/commands/finish.py). Setup checks and builds everything
+(runner/training/loop.py), finish (runner/training/finish.py). Setup checks and builds everything
 before the directory is written: the config, the device, the model against a dummy batch (before
 any data is loaded), the data, and for a resume the checkpoint, so a job that cannot run changes
 nothing.
@@ -15,8 +15,6 @@ nothing.
 import torch
 from omegaconf import OmegaConf
 
-from runner.commands.finish import finish
-from runner.commands.resume import plan_resume
 from runner.config.checks import check_config
 from runner.data.batches import describe_augment, train_transform
 from runner.data.splits import Split
@@ -26,6 +24,7 @@ from runner.io.environment import environment
 from runner.io.errors import RunnerError
 from runner.io.signals import job_stop
 from runner.loggers import check_loggers
+from runner.run.resume import plan_resume
 from runner.run.rundir import RunDir
 from runner.training import compiler, distributed
 from runner.training.build import (
@@ -45,6 +44,7 @@ from runner.training.device import (
     resolve_device,
     use_channels_last,
 )
+from runner.training.finish import finish
 from runner.training.flops import flops_per_sample
 from runner.training.loop import Data, Job, fit
 from runner.training.metrics import TASKS
@@ -141,7 +141,7 @@ def setup(cfg, run, *, overrides, console, rank, stop, command="train"):
         console.print(pretrained_line(model.pretrained_from), soft_wrap=True)
     init = None
     if start_from:  # a resumed run's weights are last.pt's
-        from runner.commands.init_from import load_init
+        from runner.training.init_from import load_init
 
         init = load_init(model, cfg.init_from, task=cfg.dataset.task, num_classes=cfg.dataset.num_classes)
         for line in init.lines():
@@ -152,7 +152,7 @@ def setup(cfg, run, *, overrides, console, rank, stop, command="train"):
             cfg, recipe, device=device, channels_last=channels_last, rank=rank, console=console
         )
     if init:
-        from runner.commands.init_from import preprocessing_note
+        from runner.training.init_from import preprocessing_note
 
         note = preprocessing_note(init, card)
         if note:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-# In a sweep directory, written by its sweeper (commands/sweepers.py): {job: [{"error": ..., "from": ...}, ...]},
+# In a sweep directory, written by its sweeper (sweeps/grid.py): {job: [{"error": ..., "from": ...}, ...]},
 # one entry per failed attempt of a job that was then retried.
 ATTEMPTS = "attempts.json"
 

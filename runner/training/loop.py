@@ -49,7 +49,7 @@ class Job:
     state: object  # training.state.TrainState
     net: torch.nn.Module
     card: object  # inference.card.ModelCard: the preprocessing that turns raw inputs into the model's
-    init: object = None  # commands.init_from.Init: the weights the model started from (init_from=), or None
+    init: object = None  # training.init_from.Init: the weights the model started from (init_from=), or None
     flops: float = None  # training FLOPs of one sample (training/flops.py), or None where they could not be counted
     freezer: object = None  # training.freezing.Freezer: trainer.freeze's parameters, or None
     baselines: dict = None  # a table's scikit-learn baselines on the same split (data/table.baselines), or None
@@ -66,7 +66,7 @@ def fit(job, run, console, stop, report=None):
     `run` (run.rundir.RunDir) writes metrics.csv and the checkpoints (nothing on the other processes
     of a torchrun job); `stop` is the io.signals.StopSignals looked at after each optimizer step, between
     validation batches and after each epoch; `report(epoch, value)`, in a trial of an Optuna search with a pruner
-    (commands/sweepers.trial_reporter), is given each epoch's monitored metric and returns True to stop the run
+    (sweeps/search.trial_reporter), is given each epoch's monitored metric and returns True to stop the run
     there (stopped_by "pruned"). Returns the wall-clock time (unix seconds) of this process's first optimizer step,
     or None if it took none (summary.json's start-up figure)."""
     state, recipe = job.state, job.recipe

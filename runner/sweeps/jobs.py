@@ -19,11 +19,12 @@ from typing import ClassVar
 
 from hydra.experimental.callback import Callback
 
-from runner.commands import repeats, report
+from runner.commands import report
 from runner.config.arguments import overrides_of
 from runner.config.command_line import command_arg, override
 from runner.io.errors import RunnerError
 from runner.run.records import overrides, read_summary, status_of
+from runner.sweeps import repeats
 
 KEPT = ("completed", "diverged")  # results: a resumed sweep does not train them again (a pruned trial is completed)
 
@@ -55,7 +56,7 @@ def sweep_job(cfg, run_dir, job_overrides, num):
 
 
 class SweepSummary(Callback):
-    """The end of a sweep. The sweepers (commands/sweepers.py, search.py), which run in this process, add what no job
+    """The end of a sweep. The sweepers (sweeps/grid.py, search.py), which run in this process, add what no job
     directory holds: the jobs a fail_fast sweep did not start, the trials refused before they ran."""
 
     incomplete = 0  # jobs of the last sweep that did not complete; the CLI exits non-zero when > 0

@@ -1,5 +1,5 @@
 """An Optuna search as a sweep (hydra/sweeper=optuna, chosen by hparams_search=optuna_lr): OptunaSweeper, loaded by
-Hydra through hydra_plugins/runner_sweepers; its jobs run through commands/sweepers.JobRunner like a grid's.
+Hydra through hydra_plugins/runner_sweepers; its jobs run through sweeps/grid.JobRunner like a grid's.
 
 It drives Optuna's ask-and-tell API (Optuna >= 4): each trial is one job, numbered as the trial, in the sweep's
 directory. The study lives in that directory (optuna.journal, Optuna's JournalStorage) unless hydra.sweeper.storage
@@ -20,9 +20,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf
 
-from runner.commands.sweepers import JobRunner, told
 from runner.io.errors import RunnerError
 from runner.io.files import write_text
+from runner.sweeps.grid import JobRunner, told
 
 JOURNAL = "optuna.journal"  # the study of a search, in its sweep directory, when hydra.sweeper.storage is null
 EXAMPLES = {
@@ -214,7 +214,7 @@ class OptunaSweeper(Sweeper):
             ) from None
         from optuna.trial import TrialState
 
-        from runner.commands.sweep import SweepSummary
+        from runner.sweeps.jobs import SweepSummary
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         space, fixed = distributions([*(f"{k}={v}" for k, v in self.params.items()), *arguments])

@@ -1,12 +1,12 @@
 """runner's Hydra sweepers: what every `-m` sweep does around its jobs (JobRunner), and the grid (GridSweeper,
 stored as hydra/sweeper=basic by cli._register_sweepers, so that it is every sweep's default and an hparams_search
-config can still choose another). The Optuna search is commands/search.py. Hydra instantiates sweepers only from
+config can still choose another). The Optuna search is sweeps/search.py. Hydra instantiates sweepers only from
 the hydra_plugins package: hydra_plugins/runner_sweepers holds two thin classes naming these.
 
 JobRunner launches jobs through the configured launcher (basic, joblib, submitit). Every job's config is composed
 and its directory checked before the first job starts (a name too long for the file system is refused then, not
 after half the sweep ran); a job that fails is retried up to `max_retries` times, resuming from its own last.pt
-(commands/sweep.py sweep_job); `fail_fast` stops the sweep at the first job that failed for good. Retries are
+(sweeps/jobs.py sweep_job); `fail_fast` stops the sweep at the first job that failed for good. Retries are
 recorded in the sweep's attempts.json, which `runner report` reads back.
 """
 
@@ -201,7 +201,7 @@ class JobRunner:
                     flush=True,
                 )
                 results[i] = outcome(self.launcher.launch([list(overrides)], initial_job_idx=num)[0])
-        from runner.commands.sweep import SweepSummary
+        from runner.sweeps.jobs import SweepSummary
 
         for num, _ in jobs:  # how each ended, for the sweep's summary (a job may have failed to record it)
             SweepSummary.outcomes[str(self.job_path(num))] = results[num - first].get("status")
@@ -230,8 +230,8 @@ class JobRunner:
         what the sweep's resume does."""
         if not self.fail_fast or not any(failed(r) for r in results) or not left:
             return False
-        from runner.commands.sweep import SweepSummary
         from runner.config.command_line import command_arg
+        from runner.sweeps.jobs import SweepSummary
 
         SweepSummary.not_started += left
         print(

@@ -76,6 +76,24 @@ RESUME_OVERRIDES = [
 ]
 
 
+def resume_argument_problem(resume: str) -> str | None:
+    """Why `runner train resume=RESUME` (without -m) cannot start, read from the path alone, or None: a sweep's
+    directory (its multirun.yaml and no summary.json) is resumed with -m; a path that is no directory names nothing
+    (Hydra would create it)."""
+    path = Path(resume)
+    if (path / "multirun.yaml").is_file() and not (path / "summary.json").is_file():
+        return (
+            f"{command_arg('resume', resume)} is a sweep, not a run: resume it with runner train -m "
+            f"{command_arg('resume', resume)}, or one of its jobs with resume=<its job directory>."
+        )
+    if not path.is_dir():
+        return (
+            f"{command_arg('resume', resume)} names nothing: there is no such directory, so there is nothing to "
+            f"resume. Pass the directory of a runner training run, e.g. resume=outputs/2026-11-22/10-31-07."
+        )
+    return None
+
+
 def resume_rule(key):
     """(applied, text) for an override of `key` on a resumed run."""
     for pattern, applied, text in RESUME_OVERRIDES:
