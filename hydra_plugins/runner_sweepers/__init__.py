@@ -4,7 +4,7 @@ package); the work is in runner/sweeps/grid.py and search.py. GridSweeperConf is
 
 from dataclasses import dataclass
 
-from runner.commands import search, sweepers
+from runner.sweeps import grid, search
 
 
 @dataclass
@@ -18,7 +18,7 @@ class GridSweeperConf:
     fail_fast: bool = False  # stop the sweep at the first job that failed (after its retries)
 
 
-class GridSweeper(sweepers.GridSweeper):
+class GridSweeper(grid.GridSweeper):
     """`-m a=1,2 b=x,y`: every combination, with retries and fail_fast (hydra/sweeper=basic, the default)."""
 
 
