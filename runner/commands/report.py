@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from runner.io.errors import one_line
 from runner.io.tables import csv_table, markdown_table
 from runner.run import records
 from runner.sweeps.repeats import (
@@ -125,7 +126,7 @@ def read_run(run_dir):
         "test_metric": test[0],
         "epochs": s.get("epochs"),
         "time_s": (s.get("timings") or {}).get("total_s"),
-        "error": " ".join((s.get("error") or "").split())[:300],
+        "error": one_line(s.get("error"), 300),
         "retries": _retries(run_dir),
         "run_dir": str(run_dir),
         "mode": mode or monitor_rule(s.get("task", "classification"), monitor)[1],

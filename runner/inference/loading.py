@@ -13,7 +13,7 @@ import torch
 from omegaconf import OmegaConf
 
 from runner.config.resolvers import register_resolvers
-from runner.io.errors import RunnerError
+from runner.io.errors import RunnerError, one_line
 from runner.io.files import run_dir_of
 from runner.io.serialization import safe_load
 from runner.training.build import build_data, build_model
@@ -77,11 +77,9 @@ def run_card(saved, cfg):
 
 def damaged(path: Path, detail: object, what: str) -> RunnerError:
     """The refusal of a run's file that cannot be what runner wrote: `path`, why (`detail`), what it held (`what`)."""
-    text = " ".join(str(detail).split())
-    text = text if len(text) <= 200 else text[:197] + "..."
     return RunnerError(
-        f"{path} is damaged ({text}): it holds {what}, and runner does not guess it. Put back a good copy of the "
-        f"file (the run writes it once, when it starts), or retrain the run."
+        f"{path} is damaged ({one_line(detail, 200)}): it holds {what}, and runner does not guess it. Put back a good "
+        f"copy of the file (the run writes it once, when it starts), or retrain the run."
     )
 
 

@@ -69,6 +69,18 @@ class StorageError(RunnerError):
         return found
 
 
+def one_line(error: object, width: int | None = 300) -> str:
+    """An error's text on one line for a message: its whitespace (line breaks too) collapsed to single spaces, cut at
+    a word to at most `width` characters ending in "..." (None: never cut). `error` is an exception, a text or None."""
+    text = " ".join(str("" if error is None else error).split())
+    if width is None or len(text) <= width:
+        return text
+    cut = text[: width - 3]
+    # at a word where one ends in the second half, else mid-word (a path or a hash has no spaces to cut at)
+    at = cut.rfind(" ")
+    return (cut[:at] if at > width // 2 else cut).rstrip() + "..."
+
+
 def os_error_in(err: BaseException) -> OSError | None:
     """The OSError behind `err`: itself, one of its causes (torch.save wraps it in RuntimeErrors), or one a library
     written in Rust names in its text (safetensors: "I/O error: No space left on device (os error 28)")."""

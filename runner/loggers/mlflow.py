@@ -28,7 +28,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from runner.io.errors import RunnerError
+from runner.io.errors import RunnerError, one_line
 from runner.loggers.flatten import flatten
 
 STATUS = {
@@ -96,7 +96,7 @@ class Store:
             except Exception as err:
                 raise RunnerError(
                     f"cannot open the MLflow store {self.uri} (experiment {experiment!r}): "
-                    f"{type(err).__name__}: {' '.join(str(err).split())[:300]}. Check logger.mlflow.tracking_uri "
+                    f"{type(err).__name__}: {one_line(err, 300)}. Check logger.mlflow.tracking_uri "
                     f"(default sqlite:///outputs/mlflow.db) and that its folder is writable."
                 ) from None
 

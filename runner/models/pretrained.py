@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from runner.io.errors import RunnerError
+from runner.io.errors import RunnerError, one_line
 from runner.io.files import sha256
 from runner.models.weights import load_fitting
 
@@ -176,7 +176,7 @@ def torchvision_model(name, num_classes, weights=None, download=False, **kwargs)
         except Exception as err:
             raise RunnerError(
                 f"model.download=true could not fetch {w.url} into {path.parent} ({type(err).__name__}: "
-                f"{_short(err)}). Fetch it on a machine with network and copy it there."
+                f"{one_line(err, 240)}). Fetch it on a machine with network and copy it there."
             ) from None
     from runner.io.serialization import safe_load
 
@@ -260,22 +260,15 @@ def _timm_file(cfg):
     return None
 
 
-def _short(err):
-    """An exception's message on one line, shortened at a word."""
-    import textwrap
-
-    return textwrap.shorten(" ".join(str(err).split()), width=240, placeholder=" ...")
-
-
 def _create(timm, name, **kwargs):
     """timm.create_model; an argument the model does not take is told as such (model=timm passes its extra keys)."""
     try:
         return timm.create_model(name, **kwargs)
     except TypeError as err:
         raise RunnerError(
-            f"timm's {name} does not take one of the model's keys ({_short(err)}): model=timm passes every key it does "
-            f"not know to timm.create_model. Drop it; a key set by a preset for another model (model.weights is "
-            f"model=torchvision's) is dropped with '~model.weights'."
+            f"timm's {name} does not take one of the model's keys ({one_line(err, 240)}): model=timm passes every "
+            f"key it does not know to timm.create_model. Drop it; a key set by a preset for another model "
+            f"(model.weights is model=torchvision's) is dropped with '~model.weights'."
         ) from None
 
 
@@ -331,7 +324,7 @@ def timm_model(name, num_classes, pretrained=False, pretrained_path=None, in_cha
     except Exception as err:
         raise RunnerError(
             f"timm could not load the weights of {name}{f' from {path}' if path else ''} ({type(err).__name__}: "
-            f"{_short(err)}). Give a weights file saved from {name} (model.pretrained_path)."
+            f"{one_line(err, 240)}). Give a weights file saved from {name} (model.pretrained_path)."
         ) from None
     # timm loads non-strictly when the classifier changes size: a tensor still at its random initial value was not
     # in the file (constant initial values, zeros and ones, cannot tell and are not looked at)

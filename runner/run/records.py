@@ -63,9 +63,9 @@ def resolved_config(run_dir):
         try:
             return yaml.safe_load(path.read_text())
         except (yaml.YAMLError, ValueError) as err:  # ValueError: UnicodeDecodeError, a byte that is no text
-            from runner.io.errors import RunnerError
+            from runner.io.errors import RunnerError, one_line
 
-            detail = " ".join(str(err).split())[:200]
+            detail = one_line(err, 200)
             raise RunnerError(
                 f"{path} is damaged ({type(err).__name__}: {detail}): it holds the run's config, and runner does not "
                 f"guess it. Put back a good copy of the file (the run writes it once, when it starts)."

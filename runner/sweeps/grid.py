@@ -25,7 +25,7 @@ from hydra.core.utils import JobStatus
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf, open_dict
 
-from runner.io.errors import RunnerError
+from runner.io.errors import RunnerError, one_line
 from runner.io.files import write_text
 from runner.run.records import ATTEMPTS
 
@@ -156,7 +156,7 @@ class JobRunner:
             # anew, which would clear the running sweep's Hydra)
             missing = re.search(r"Could not find '([^']+)'", str(err))
             told = missing and unknown_option(missing.group(1), str(err), list(overrides))
-            return f"its config does not compose: {told or _short(err, 300)}"
+            return f"its config does not compose: {told or one_line(err, 300)}"
         problem = unwritable_dir(self.job_dirs[num])
         return problem and (
             f"{problem} Point hydra.sweep.dir and hydra.sweep.subdir at folders that can be made, e.g. "
@@ -195,7 +195,7 @@ class JobRunner:
                 start = "its last.pt" if (self.job_path(num) / "checkpoints" / "last.pt").is_file() else "the start"
                 self.record_attempt(num, results[i].get("error", ""), start)
                 print(
-                    f"sweep job {num} failed ({_short(results[i].get('error'), 120)}); retry {attempt} of "
+                    f"sweep job {num} failed ({one_line(results[i].get('error'), 120)}); retry {attempt} of "
                     f"{self.max_retries}, from {start}",
                     file=sys.stderr,
                     flush=True,
@@ -222,7 +222,7 @@ class JobRunner:
         except (OSError, ValueError):
             attempts = {}
         job = Path(os.path.relpath(self.job_path(num), self.sweep_dir)).as_posix()
-        attempts.setdefault(job, []).append({"error": _short(error, 300), "from": start})
+        attempts.setdefault(job, []).append({"error": one_line(error, 300), "from": start})
         write_json(path, attempts)
 
     def stop_early(self, results, left, then):
@@ -257,12 +257,6 @@ def told(sweep):
             raise SystemExit(err.exit_code) from None
 
     return wrapped
-
-
-def _short(error, width):
-    """An error's text on one line, at most `width` characters."""
-    text = " ".join(str(error or "").split())
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 class GridSweeper(Sweeper):

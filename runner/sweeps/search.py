@@ -9,7 +9,7 @@ are asked until there are n_trials. A trial whose job fails, diverges, ends with
 refused (its config does not compose, its directory cannot be made) is told to Optuna as FAIL, and the search goes
 on. Each trial's sampler is seeded from sampler.seed and the trial's number (trial_seed), so a search resumed after
 an interruption asks the same parameters as one that ran through, and trials do not repeat each other. With a
-pruner, each job reports its monitored metric after every epoch (trial_reporter, from the job's own process) and
+pruner, each job reports its monitored metric after every epoch (trial_pruner, from the job's own process) and
 stops when the pruner says so.
 """
 
@@ -20,7 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.plugins.sweeper import Sweeper
 from omegaconf import OmegaConf
 
-from runner.io.errors import RunnerError
+from runner.io.errors import RunnerError, one_line
 from runner.io.files import write_text
 from runner.sweeps.grid import JobRunner, told
 
@@ -136,7 +136,7 @@ def _instantiate(node, key):
     try:
         return instantiate(node)
     except Exception as err:
-        cause = " ".join(str(err.__cause__ or err).split())
+        cause = one_line(err.__cause__ or err, None)
         raise RunnerError(
             f"hydra.sweeper.{key} could not be built ({cause}). Give an Optuna {key} class and its arguments, e.g. "
             + EXAMPLES[key]
@@ -311,8 +311,8 @@ def write_results(study, sweep_dir):
     OmegaConf.save(OmegaConf.create(results), Path(sweep_dir) / "optimization_results.yaml")
 
 
-def trial_reporter(hydra_cfg):
-    """In a job of an Optuna search with a pruner: report(epoch, value) -> True when the trial should stop.
+def trial_pruner(hydra_cfg):
+    """In a job of an Optuna search with a pruner: pruner(epoch, value) -> True when the trial should stop.
     The job may run in another process (joblib, submitit): it opens the study from the sweep's storage.
     None when there is nothing to report to."""
     sweeper = hydra_cfg.get("sweeper") or {}
@@ -327,8 +327,9 @@ def trial_reporter(hydra_cfg):
     study_id = storage.get_study_id_from_name(study.study_name)
     trial = optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, int(hydra_cfg.job.num)))
 
-    def report(epoch, value):  # steps are epochs from 0, as Lightning's PyTorchLightningPruningCallback reports them
+    # steps are epochs from 0, as Lightning's PyTorchLightningPruningCallback reports them
+    def pruner(epoch, value):
         trial.report(float(value), epoch - 1)
         return trial.should_prune()
 
-    return report
+    return pruner

@@ -11,7 +11,6 @@ Rank 0 alone prints and writes the run directory.
 import atexit
 import os
 import re
-import textwrap
 import threading
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -420,8 +419,9 @@ def peers_lost_as_interrupted():
         raise Interrupted(f"stopped because {cause} ({_gist(err)}); last.pt holds the last checkpoint{then}") from None
 
 
-def _gist(err, width=160):
+def _gist(err: BaseException, width: int = 160) -> str:
     """A backend's error in one line for a message: gloo's source location ([.../gloo/transport/tcp/pair.cc:545])
     left out, cut at a word within `width` characters, with an ellipsis where it was cut."""
-    text = re.sub(r"^\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", " ".join(str(err).split()))
-    return textwrap.shorten(text, width=width, placeholder=" ...")
+    from runner.io.errors import one_line
+
+    return one_line(re.sub(r"^\[[^\]]*\.(cc|cpp|h):\d+\]\s*", "", one_line(err, None)), width)
