@@ -5,6 +5,8 @@ the host; torch's CPU threads; and, when runner is started inside a git working 
 and whether that tree had uncommitted changes.
 """
 
+from __future__ import annotations
+
 import importlib.metadata
 import platform
 import socket
@@ -14,14 +16,14 @@ from pathlib import Path
 import torch
 
 
-def _version(package):
+def _version(package: str) -> str | None:
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return None
 
 
-def _cpu_name():
+def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -31,10 +33,10 @@ def _cpu_name():
     return platform.processor() or platform.machine()
 
 
-def git_state(cwd="."):
+def git_state(cwd: str | Path = ".") -> dict[str, object] | None:
     """{"commit", "dirty"} of the git working tree around `cwd`, or None outside one (or without git)."""
 
-    def git(*args):
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
 
     try:
@@ -47,7 +49,7 @@ def git_state(cwd="."):
     return {"commit": head.stdout.strip(), "dirty": bool(status.stdout.strip()) if status.returncode == 0 else None}
 
 
-def environment(device, cwd="."):
+def environment(device: torch.device, cwd: str | Path = ".") -> dict[str, object]:
     """The environment of this process, training on `device` (a torch.device)."""
     cuda = device.type == "cuda"
     return {

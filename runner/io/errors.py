@@ -1,5 +1,7 @@
 """The one exception type that reaches the user as a message instead of a traceback, and its warning."""
 
+from __future__ import annotations
+
 
 class RunnerError(Exception):
     """A problem with the user's input: config, data, checkpoint, device.
@@ -14,7 +16,8 @@ class RunnerError(Exception):
 class Interrupted(RunnerError):
     """SIGINT or SIGTERM: the run saved last.pt and stopped; `runner train resume=DIR` continues it."""
 
-    exit_code = 130  # the shell's code for a Ctrl-C'd command
+    # the shell's code for a Ctrl-C'd command
+    exit_code = 130
 
 
 class Diverged(RunnerError):
@@ -51,14 +54,19 @@ class StorageError(RunnerError):
     read-only or unwritable place (EROFS, EACCES). Nothing written before is lost (runner replaces files atomically);
     a training run ends `interrupted`, its last.pt as it was, and resumes once the cause is gone."""
 
+    # set by of(): the path, the errno and the problem without its last words (None on one raised otherwise)
+    path: str | None = None
+    errno: int | None = None
+    problem: str | None = None
+
     @classmethod
-    def of(cls, path: object, err: OSError, verb: str = "write") -> "StorageError":
+    def of(cls, path: object, err: OSError, verb: str = "write") -> StorageError:
         """The one paragraph for `err`, an OSError raised while writing `path` (or doing `verb` to it): the path, the
         error, what to do."""
         import errno
         import os
 
-        name = errno.errorcode.get(err.errno, "")
+        name = errno.errorcode.get(err.errno, "") if err.errno is not None else ""
         meaning, fix = _STORAGE.get(name, ("it could not be written", "Make the location writable, or write elsewhere"))
         reason = err.strerror or (os.strerror(err.errno) if err.errno else str(err) or type(err).__name__)
         shown = f"{reason}, {name}" if name else reason
@@ -87,7 +95,7 @@ def os_error_in(err: BaseException) -> OSError | None:
     import os
     import re
 
-    cause = err
+    cause: BaseException | None = err
     while cause is not None:
         if isinstance(cause, OSError) and cause.errno:
             return cause
@@ -116,7 +124,7 @@ def storage_error(err: BaseException, path: object = None, where: object = None)
 
     if isinstance(err, RunnerError):
         return err
-    inner = err
+    inner: BaseException | None = err
     # runner's own, wrapped by a library: OmegaConf re-raises a resolver's error `from None`, so its context is
     # followed here even where suppressed (a StorageError is told in its own words, whoever hid it)
     while inner is not None:
@@ -128,7 +136,7 @@ def storage_error(err: BaseException, path: object = None, where: object = None)
         return None
     if path is not None:
         return StorageError.of(path, cause)
-    name = errno.errorcode.get(cause.errno, "")
+    name = errno.errorcode.get(cause.errno or 0, "")
     # a full disk, a quota or a size limit, a read-only file system: only a write meets them. An I/O or permission
     # error may be a read's (a data file, a checkpoint): told as a storage stop ("make the folder writable", a run
     # ended interrupted to resume) only where `where` says a write was under way

@@ -5,18 +5,21 @@ temporary file beside it, flushed, fsynced and moved into place with os.replace:
 sees the old file or the new one, never a mix.
 """
 
+from __future__ import annotations
+
 import contextlib
 import errno
 import hashlib
-import itertools
 import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
-def unique_dir(path):
+def unique_dir(path: str | Path) -> str:
     """Create and return `path`, or `path-1`, `path-2`... when another run took it first.
 
     An OmegaConf resolver (registered in runner/cli.py) used by hydra.run.dir: mkdir is
@@ -24,20 +27,22 @@ def unique_dir(path):
     """
     from runner.io.errors import StorageError
 
-    base = Path(path)
-    for i in itertools.count():
-        candidate = base if i == 0 else base.with_name(f"{base.name}-{i}")
+    base, taken = Path(path), 0
+    while True:
+        candidate = base if taken == 0 else base.with_name(f"{base.name}-{taken}")
+        taken += 1
         try:
             candidate.parent.mkdir(parents=True, exist_ok=True)
             candidate.mkdir()
             return str(candidate)
         except FileExistsError:
             continue
-        except OSError as err:  # a full disk, a read-only file system: told by name, not as Hydra's traceback
+        # a full disk, a read-only file system: told by name, not as Hydra's traceback
+        except OSError as err:
             raise StorageError.of(candidate, err) from None
 
 
-def remove_empty(path, parents=0):
+def remove_empty(path: str | Path, parents: int = 0) -> None:
     """Remove the folder `path` if it is empty, then up to `parents` folders above it while they are empty (the date
     folder outputs/2026-11-22/ of a run refused in it). Never the working directory or a folder holding it
     (`hydra.run.dir=run` has the working directory as parent). For a command that failed: what it made goes again."""
@@ -47,13 +52,14 @@ def remove_empty(path, parents=0):
         if folder.resolve() == cwd or folder.resolve() in cwd.parents:
             return
         try:
-            folder.rmdir()  # only succeeds when empty
+            # only succeeds when empty
+            folder.rmdir()
         except OSError:
             return
         folder = folder.parent
 
 
-def unwritable_dir(path):
+def unwritable_dir(path: str | Path) -> str | None:
     """Why runner cannot create or write in the directory `path` (which may not exist yet); None when it can.
 
     The problem in a sentence naming the path, for the caller to follow with the fix its command accepts. Creates
@@ -66,7 +72,8 @@ def unwritable_dir(path):
         try:
             os.stat(existing)
             break
-        except OSError as err:  # a name too long, a file where a folder should be, or simply not there yet
+        # a name too long, a file where a folder should be, or simply not there yet
+        except OSError as err:
             if err.errno not in (errno.ENOENT, errno.ENOTDIR, errno.ENAMETOOLONG) or existing == existing.parent:
                 return f"{_shown(path)} cannot be reached: {err.strerror or err}."
             missing.append(existing.name)
@@ -78,13 +85,15 @@ def unwritable_dir(path):
     name_max = _limit(existing, "PC_NAME_MAX")
     too_long = [name for name in missing if name_max and len(os.fsencode(name)) > name_max]
     if too_long:
-        size = len(os.fsencode(too_long[-1]))  # missing holds the deepest name first: report the outermost
+        # missing holds the deepest name first: report the outermost
+        size = len(os.fsencode(too_long[-1]))
         return (
             f"{_shown(path)} cannot be created: the folder name {_shown(too_long[-1], 40)} is {size} bytes, and "
             f"this file system allows {name_max}."
         )
     path_max = _limit(existing, "PC_PATH_MAX")
-    if path_max and len(os.fsencode(absolute)) >= path_max:  # PATH_MAX counts the terminating NUL
+    # PATH_MAX counts the terminating NUL
+    if path_max and len(os.fsencode(absolute)) >= path_max:
         return (
             f"{_shown(path)} cannot be created: the whole path is {len(os.fsencode(absolute))} bytes, and this file "
             f"system allows {path_max - 1}."
@@ -98,7 +107,7 @@ def unwritable_dir(path):
     return None
 
 
-def _limit(folder, name):
+def _limit(folder: Path, name: str) -> int | None:
     """os.pathconf(folder, name), or None where the system does not say."""
     try:
         return os.pathconf(folder, name)
@@ -106,13 +115,13 @@ def _limit(folder, name):
         return None
 
 
-def _shown(path, width=160):
+def _shown(path: str | Path, width: int = 160) -> str:
     """`path` for a message: a very long one shortened in its middle."""
     text = str(path)
     return text if len(text) <= width else f"{text[: width // 2]}...{text[-width // 4 :]}"
 
 
-def atomic_write(path, write):
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
     """Call `write(binary_file)` on a temporary file, then move it to `path` in one step. A write the storage refuses
     (a full disk, a size limit, an I/O error, a read-only file system), at any point of it, is a StorageError naming
     `path`: the previous file stays as it was, and no temporary file is left."""
@@ -125,7 +134,8 @@ def atomic_write(path, write):
     except OSError as err:
         raise StorageError.of(path, err) from None
     try:
-        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it private; the run's files are ordinary files
+        # mkstemp makes it private; the run's files are ordinary files
+        os.chmod(tmp, 0o666 & ~umask())
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -196,7 +206,7 @@ def write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
-def umask():
+def umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -221,7 +231,7 @@ def write_json(path: Path, data: object) -> None:
     atomic_write(path, lambda f: f.write((text + "\n").encode()))
 
 
-def run_dir_of(path):
+def run_dir_of(path: str | Path) -> Path:
     """The run directory a `ckpt=` path names: the directory itself, the run above checkpoints/ for a file in it
     (checkpoints/best.pt), or else the folder a loose checkpoint file lies in."""
     path = Path(path).expanduser()
@@ -230,7 +240,7 @@ def run_dir_of(path):
     return path.parent.parent if path.parent.name == "checkpoints" else path.parent
 
 
-def data_sha256(*paths):
+def data_sha256(*paths: str | Path | None) -> str | None:
     """The SHA-256 of a dataset's files (those of `paths` that are given), comma-separated in that order: what a run
     records (dataset.sha256) so that its eval and resume notice a file that changed under it. None when a file is
     missing (the dataset's own reader names it)."""
@@ -240,7 +250,7 @@ def data_sha256(*paths):
     return ",".join(sha256(p) for p in given)
 
 
-def check_data_sha256(recorded, *paths):
+def check_data_sha256(recorded: str | None, *paths: str | Path | None) -> None:
     """RunnerError when the files `paths` are not the ones a run recorded (`recorded`: data_sha256's, or None for a
     run that recorded none)."""
     from runner.io.errors import RunnerError
@@ -255,7 +265,7 @@ def check_data_sha256(recorded, *paths):
         )
 
 
-def sha256(path):
+def sha256(path: str | Path) -> str:
     """The SHA-256 of a file's bytes, as hex, read a MiB at a time."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:

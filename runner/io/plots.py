@@ -4,24 +4,33 @@ Figures are matplotlib.figure.Figure objects drawn by the Agg renderer, without 
 backend is looked for, no global figure list to close, and 0.25 s less to import at every run's end.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from runner.io.files import atomic_write
 
+if TYPE_CHECKING:
+    import torch
+    from matplotlib.figure import Figure
 
-def figure(**kwargs):
+
+def figure(**kwargs: Any) -> Figure:
     """A new matplotlib Figure, not registered with pyplot."""
     from matplotlib.figure import Figure
 
     return Figure(**kwargs)
 
 
-def save(fig, path, dpi=110):
+def save(fig: Figure, path: str | Path, dpi: int = 110) -> None:
     """`fig` as a PNG at `path`, written atomically."""
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
 
 
-def loss_curve(rows, metric, path):
+def loss_curve(rows: Sequence[Mapping[str, Any]], metric: str, path: str | Path) -> None:
     """Train and validation loss per epoch on the left, the validation metric on the right."""
     epochs = [r["epoch"] for r in rows]
     fig = figure(figsize=(10, 3.8))
@@ -38,12 +47,12 @@ def loss_curve(rows, metric, path):
     save(fig, path)
 
 
-def confusion_matrix(confusion, class_names, path):
+def confusion_matrix(confusion: torch.Tensor, class_names: Sequence[str], path: str | Path) -> None:
     """Counts of (true class, predicted class) on the test split, as a PNG."""
     save(confusion_figure(confusion, class_names), path)
 
 
-def confusion_figure(confusion, class_names):
+def confusion_figure(confusion: torch.Tensor, class_names: Sequence[str]) -> Figure:
     """The confusion matrix as a matplotlib figure (TensorBoard's add_figure takes it as it is)."""
     n = len(class_names)
     fig = figure(figsize=(1.0 + 0.5 * n, 0.8 + 0.5 * n))
@@ -56,11 +65,15 @@ def confusion_figure(confusion, class_names):
     for i in range(n):
         for j in range(n):
             count = int(confusion[i, j])
-            ax.text(j, i, count, ha="center", va="center", fontsize=7, color="white" if count > peak / 2 else "black")
+            ax.text(
+                j, i, str(count), ha="center", va="center", fontsize=7, color="white" if count > peak / 2 else "black"
+            )
     return fig
 
 
-def lr_find_curve(lrs, losses, smoothed, best, path):
+def lr_find_curve(
+    lrs: Sequence[float], losses: Sequence[float], smoothed: Sequence[float], best: int, path: str | Path
+) -> None:
     """The range test's loss against the learning rate (log scale): each step's and the smoothed one, the suggested
     learning rate (index `best`) marked."""
     fig = figure(figsize=(6.4, 4))
@@ -69,7 +82,8 @@ def lr_find_curve(lrs, losses, smoothed, best, path):
     ax.plot(lrs, smoothed, color="tab:blue", label="smoothed")
     ax.plot(lrs[best], smoothed[best], "o", color="tab:red", markersize=8, label=f"suggested: {lrs[best]:.2g}")
     finite = [v for v in (*losses, *smoothed) if math.isfinite(v)]
-    low, top = min(finite), smoothed[0] * 1.5  # the steps that diverged would squash the rest
+    # the steps that diverged would squash the rest
+    low, top = min(finite), smoothed[0] * 1.5
     ax.set_ylim(low - 0.05 * (top - low), max(top, low + 1e-12))
     ax.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="learning-rate range test")
     ax.grid(alpha=0.3)

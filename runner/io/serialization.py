@@ -4,8 +4,11 @@ Every load uses weights_only=True: a file can carry tensors and plain data, neve
 nothing falls back to weights_only=False.
 """
 
+from __future__ import annotations
+
 import re
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -13,11 +16,11 @@ from runner.io.errors import RunnerError
 from runner.io.files import atomic_write
 
 
-def save(obj, path):
+def save(obj: object, path: str | Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def safe_load(path):
+def safe_load(path: str | Path) -> Any:
     """torch.load(path, weights_only=True), with each way it can fail told as a RunnerError."""
     path = Path(path)
     if not path.is_file():
@@ -35,8 +38,10 @@ def safe_load(path):
         )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch.load fails in many ways on a bad file; each says one of two things
-        detail = _first_line(err) + " " + " ".join(str(err).split())  # torch names a forbidden global further down
+    # torch.load fails in many ways on a bad file; each says one of two things
+    except Exception as err:
+        # torch names a forbidden global further down
+        detail = _first_line(err) + " " + " ".join(str(err).split())
     forbidden = re.search(r"GLOBAL ([\w.]+)", detail, flags=re.IGNORECASE)
     if forbidden:
         raise RunnerError(
@@ -55,7 +60,7 @@ class CorruptCheckpoint(RunnerError):
     """A checkpoint whose zip archive fails its own CRC-32 checks (damaged_member): `path` names it, for a caller that
     says which other file to use (a resume: run/resume.py)."""
 
-    def __init__(self, message: str, path: Path | None = None):
+    def __init__(self, message: str, path: Path | None = None) -> None:
         super().__init__(message)
         self.path = path
 
@@ -72,11 +77,12 @@ def damaged_member(path: Path) -> str | None:
             bad = archive.testzip()
     except zipfile.BadZipFile:
         return "it is no zip archive (cut short, or not a file torch.save wrote)"
-    except (OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as err:  # an entry zipfile cannot read
+    # an entry zipfile cannot read
+    except (OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as err:
         return f"its zip archive cannot be read ({type(err).__name__}: {err})"
     return bad and f"the CRC-32 of its member {bad} does not match the bytes stored"
 
 
-def _first_line(err):
+def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__

@@ -22,9 +22,14 @@ own handler runs, requeues the job and exits; the requeued job finds its run dir
 resumes (runner/run/rundir.py).
 """
 
+from __future__ import annotations
+
 import contextlib
 import signal
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import FrameType
+from typing import Any
 
 from runner.io.errors import Interrupted
 
@@ -34,12 +39,18 @@ SIGNALS = ("SIGINT", "SIGTERM", "SIGUSR2")
 class StopSignals:
     """The process's stop request: `requested` is the name of the first signal received, or None."""
 
-    def __init__(self):
-        self.requested = None
-        self.previous = {}  # signal number -> the handler before ours (submitit's for SIGUSR2)
-        self.by_peer = None  # a signal another process of the job was sent, agreed on (training.distributed)
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self.previous: dict[
+            int, Callable[..., Any] | int | None
+            # signal number -> the handler before ours (submitit's for SIGUSR2)
+        ] = {}
+        self.by_peer: str | None = (
+            # a signal another process of the job was sent, agreed on (training.distributed)
+            None
+        )
 
-    def install(self):
+    def install(self) -> StopSignals:
         for name in SIGNALS:
             sig = getattr(signal, name, None)
             if sig is not None:
@@ -48,21 +59,23 @@ class StopSignals:
                     self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
-    def _handle(self, signum, frame):
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.requested:
-            raise KeyboardInterrupt  # the second signal: stop now
+            # the second signal: stop now
+            raise KeyboardInterrupt
         self.requested = signal.Signals(signum).name
 
-    def check(self, where):
+    def check(self, where: str) -> None:
         """A safe point: raise Interrupted("stopped by SIGINT {where}") if a stop was asked for."""
         if self.requested:
             raise Interrupted(f"stopped by {self.requested} {where}")
 
 
-_process = None  # this process's StopSignals, once installed
+# this process's StopSignals, once installed
+_process: StopSignals | None = None
 
 
-def install():
+def install() -> StopSignals:
     """Record stop signals from now on in this process (idempotent); returns its StopSignals."""
     global _process
     if _process is None or not _process.previous:
@@ -70,7 +83,7 @@ def install():
     return _process
 
 
-def ignore():
+def ignore() -> None:
     """Ignore the stop signals from now on (cli.main's last exit handler). The interpreter then shuts down, and gives
     every signal with a Python handler back to its default first (CPython's _PySignal_Fini, which leaves SIG_IGN as
     it is), so a late signal would kill a process whose work is done (exit -15 after a completed run)."""
@@ -81,7 +94,7 @@ def ignore():
                 signal.signal(sig, signal.SIG_IGN)
 
 
-def ignore_in_worker(worker_id):
+def ignore_in_worker(worker_id: int) -> None:
     """A DataLoader's worker_init_fn: its worker processes ignore the stop signals. A scheduler signals every process
     of a job (SLURM's scancel, a terminal's Ctrl-C to the process group); the training process stops at its next
     safe point and ends its workers itself, while a worker that died of the signal would fail the next batch."""
@@ -89,7 +102,7 @@ def ignore_in_worker(worker_id):
 
 
 @contextmanager
-def job_stop():
+def job_stop() -> Iterator[StopSignals]:
     """The process's StopSignals for one job; when the job ends `interrupted` by SIGUSR2 under submitit,
     submitit's own handler then runs (it requeues the job and exits)."""
     stop = install()
@@ -98,8 +111,9 @@ def job_stop():
         yield stop
     except (Interrupted, KeyboardInterrupt):
         usr2 = getattr(signal, "SIGUSR2", None)
-        previous = stop.previous.get(usr2)
+        previous = stop.previous.get(usr2) if usr2 is not None else None
         # on rank 0 of a job of several tasks, also a SIGUSR2 sent to another task only: submitit requeues from rank 0
         if "SIGUSR2" in (stop.requested, stop.by_peer) and callable(previous):
-            previous(usr2, None)  # submitit: requeue this job and exit, now that the run says `interrupted`
+            # submitit: requeue this job and exit, now that the run says `interrupted`
+            previous(usr2, None)
         raise
