@@ -9,6 +9,12 @@ its path, name, resolved config, rows and summary) when it opens and when it clo
 epoch's row, against the optimizer step, in between.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
 from runner.io.errors import RunnerError
 
 # name -> (module, class, the keys of configs/logger/<name>.yaml, the packages it needs: runner's extra of the name)
@@ -23,7 +29,7 @@ KINDS = {
 }
 
 
-def check_loggers(logger_cfg, asked_by=None):
+def check_loggers(logger_cfg: Mapping[str, Any] | None, asked_by: str | None = None) -> None:
     """Refuse a logger that is not installed or an option runner does not read, before the run directory is written."""
     for name, options in (logger_cfg or {}).items():
         if name not in KINDS:
@@ -49,10 +55,11 @@ def check_loggers(logger_cfg, asked_by=None):
         if check and not asked_by:
             check(
                 dict(options or {})
-            )  # e.g. MLflow opens its store now: a bad tracking_uri stops the run before it starts
+                # e.g. MLflow opens its store now: a bad tracking_uri stops the run before it starts
+            )
 
 
-def _importable(package):
+def _importable(package: str) -> bool:
     import importlib
 
     try:
@@ -62,14 +69,16 @@ def _importable(package):
         return False
 
 
-def _kind(name):
+def _kind(name: str) -> Any:
     import importlib
 
     module, cls, *_ = KINDS[name]
     return getattr(importlib.import_module(module), cls)
 
 
-def open_loggers(logger_cfg, run_dir, record, purge_step=None):
+def open_loggers(
+    logger_cfg: Mapping[str, Any] | None, run_dir: Path, record: dict[str, Any], purge_step: int | None = None
+) -> list[Any]:
     """The loggers `logger_cfg` (the composed `logger` node: {name: options}) turns on; [] for none."""
     return [
         _kind(name)(run_dir, dict(options or {}), record, purge_step) for name, options in (logger_cfg or {}).items()

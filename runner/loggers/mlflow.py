@@ -19,17 +19,24 @@ told). Parallel jobs writing to one SQLite file race (MLflow #4123: the tables' 
 Telemetry is off unless MLFLOW_DISABLE_TELEMETRY says otherwise.
 """
 
+from __future__ import annotations
+
 import contextlib
 import fcntl
 import logging
 import math
 import os
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from runner.io.errors import RunnerError, one_line
 from runner.loggers.flatten import flatten
+
+if TYPE_CHECKING:
+    import torch
 
 STATUS = {
     "completed": "FINISHED",
@@ -39,22 +46,27 @@ STATUS = {
     "running": "RUNNING",
 }
 ARTIFACTS = ("loss_curve.png", "summary.json", "metrics.csv")
-MAX_PARAM = 6000  # characters MLflow keeps of a param's value
-BATCH = 100  # params per log_batch call (MLflow's limit); metrics take up to 1000
+# characters MLflow keeps of a param's value
+MAX_PARAM = 6000
+# params per log_batch call (MLflow's limit); metrics take up to 1000
+BATCH = 100
 
 
-def _mlflow():
+def _mlflow() -> type:
     """MlflowClient, imported with telemetry off and the store's INFO lines quiet (check_loggers saw it is
     installed)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    for name in ("mlflow", "alembic"):  # "Creating initial MLflow database tables..." on every new store
+    # "Creating initial MLflow database tables..." on every new store
+    for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     from mlflow import MlflowClient
 
     return MlflowClient
 
 
-def _millis(iso):
+def _millis(iso: object) -> int | None:
+    if not isinstance(iso, str):
+        return None
     try:
         return int(datetime.fromisoformat(iso).timestamp() * 1000)
     except (TypeError, ValueError):
@@ -64,21 +76,23 @@ def _millis(iso):
 class Store:
     """An MLflow tracking store and one experiment in it; every call holds the store's lock."""
 
-    def __init__(self, tracking_uri, experiment, artifact_location):
+    def __init__(self, tracking_uri: str, experiment: str, artifact_location: str) -> None:
         client_class = _mlflow()
         self.uri = str(tracking_uri)
-        self.lock_path = None
+        self.lock_path: Path | None = None
         if self.uri.startswith("sqlite:///"):
             db = Path(self.uri[len("sqlite:///") :])
             try:
-                db.parent.mkdir(parents=True, exist_ok=True)  # SQLite makes the file, not its folder
+                # SQLite makes the file, not its folder
+                db.parent.mkdir(parents=True, exist_ok=True)
             except OSError as err:
                 raise RunnerError(
                     f"cannot open the MLflow store {self.uri}: cannot make {db.parent} ({err.strerror or err}). "
                     f"Point the tracking URI at a writable place (default sqlite:///outputs/mlflow.db)."
                 ) from None
             self.lock_path = db.with_name(db.name + ".lock")
-        with self.locked():  # the client creates (or migrates) the store's tables: the race of parallel jobs
+        # the client creates (or migrates) the store's tables: the race of parallel jobs
+        with self.locked():
             try:
                 self.client = client_class(tracking_uri=self.uri)
                 found = self.client.get_experiment_by_name(experiment)
@@ -101,8 +115,9 @@ class Store:
                 ) from None
 
     @contextlib.contextmanager
-    def locked(self):
-        if self.lock_path is None:  # a tracking server serialises its own writes
+    def locked(self) -> Iterator[None]:
+        # a tracking server serialises its own writes
+        if self.lock_path is None:
             yield
             return
         with open(self.lock_path, "a") as f:
@@ -114,7 +129,7 @@ class Store:
 
     # ---- a run directory's mirror -----------------------------------------------------------
 
-    def open(self, record):
+    def open(self, record: dict[str, Any]) -> str:
         """The MLflow run mirroring record["path"], brought up to date with the directory: its id."""
         from mlflow.entities import Param, ViewType
 
@@ -128,10 +143,12 @@ class Store:
                 max_results=1,
             )
             params = {k: str(v)[:MAX_PARAM] for k, v in flatten(record["config"]).items()}
-            run, logged = (found[0] if found else None), 0
+            run = found[0] if found else None
+            logged: int | None = 0
             if run is not None:
                 logged = self._logged_rows(run.info.run_id, record["rows"])
-                if run.data.params != params or logged is None:  # it disagrees with the directory: made anew from it
+                # it disagrees with the directory: made anew from it
+                if run.data.params != params or logged is None:
                     self.client.delete_run(run.info.run_id)
                     run, logged = None, 0
             if run is None:
@@ -152,11 +169,11 @@ class Store:
                 self.client.update_run(run_id, status="RUNNING")
         return run_id
 
-    def log_row(self, run_id, row):
+    def log_row(self, run_id: str, row: Mapping[str, Any]) -> None:
         with self.locked():
             self._log_rows(run_id, [row], None)
 
-    def finish(self, run_id, record, log_model=True):
+    def finish(self, run_id: str, record: dict[str, Any], log_model: bool = True) -> None:
         """The run's results, files and status, once its process has ended it (any way)."""
         from mlflow.entities import Metric
 
@@ -183,7 +200,7 @@ class Store:
             if status != "RUNNING":
                 self.client.set_terminated(run_id, status, end_time=_millis(summary.get("finished_at")))
 
-    def _logged_rows(self, run_id, rows):
+    def _logged_rows(self, run_id: str, rows: Sequence[Mapping[str, Any]]) -> int | None:
         """How many of `rows` the mirror holds (train_loss by epoch); None when it holds others."""
         history = sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, "train_loss"))
         if len(history) > len(rows):
@@ -193,7 +210,7 @@ class Store:
                 return None
         return len(history)
 
-    def _log_rows(self, run_id, rows, summary):
+    def _log_rows(self, run_id: str, rows: Sequence[Mapping[str, Any]], summary: Mapping[str, Any] | None) -> None:
         """metrics.csv's rows, step = the epoch; timestamps now, or for an upload the run's start plus its epochs'
         time."""
         from mlflow.entities import Metric
@@ -211,7 +228,7 @@ class Store:
         for i in range(0, len(metrics), 1000):
             self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
 
-    def _tag(self, run_id, record):
+    def _tag(self, run_id: str, record: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
 
         summary = record["summary"]
@@ -230,10 +247,11 @@ class Store:
         )
 
 
-_STORES = {}  # (tracking_uri, experiment, artifact_location) -> Store, opened by check() before the run starts
+# (tracking_uri, experiment, artifact_location) -> Store, opened by check() before the run starts
+_STORES: dict[tuple[str, str, str], Store] = {}
 
 
-def _store(options):
+def _store(options: Mapping[str, Any]) -> Store:
     key = (
         options.get("tracking_uri", "sqlite:///outputs/mlflow.db"),
         options.get("experiment", "runner"),
@@ -249,24 +267,35 @@ class MLflow:
     ends."""
 
     @staticmethod
-    def check(options):
+    def check(options: Mapping[str, Any]) -> None:
         """Open the store (and the experiment) before the run directory is written: a bad tracking_uri changes no
         run."""
         _store(options)
 
-    def __init__(self, run_dir, options, record, purge_step=None):
+    def __init__(
+        self, run_dir: Path, options: Mapping[str, Any], record: dict[str, Any], purge_step: int | None = None
+    ) -> None:
         self.options = options
         self.store = _store(options)
         self.run_id = self.store.open(record)
 
-    def log_step(self, step, loss):
-        pass  # MLflow keeps metrics.csv's rows; the step-level loss is TensorBoard's
+    def log_step(self, step: int, loss: float) -> None:
+        # MLflow keeps metrics.csv's rows; the step-level loss is TensorBoard's
+        pass
 
-    def log_epoch(self, row, step):
+    def log_epoch(self, row: Mapping[str, Any], step: int) -> None:
         self.store.log_row(self.run_id, row)
 
-    def log_end(self, step, record, results, confusion=None, class_names=None):
-        pass  # the results are in summary.json, which close() reads once the run has recorded how it ended
+    def log_end(
+        self,
+        step: int,
+        record: dict[str, Any],
+        results: Mapping[str, Any],
+        confusion: torch.Tensor | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> None:
+        # the results are in summary.json, which close() reads once the run has recorded how it ended
+        pass
 
-    def close(self, record):
+    def close(self, record: dict[str, Any]) -> None:
         self.store.finish(self.run_id, record, self.options.get("log_model", True))
