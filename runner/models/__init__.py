@@ -5,7 +5,10 @@ model x dataset pair works without hand edits. A model of your own needs no regi
 any importable `nn.Module` named by `_target_` in a YAML file works the same way.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -16,16 +19,23 @@ from runner.io.errors import RunnerError
 class MLP(nn.Module):
     """Flatten, then Linear-ReLU-Dropout blocks, then a linear head."""
 
-    def __init__(self, input_shape, num_outputs, hidden=(256, 128), dropout=0.1):
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_outputs: int,
+        hidden: Sequence[int] = (256, 128),
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
-        layers, width = [nn.Flatten()], math.prod(input_shape)
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = math.prod(input_shape)
         for h in hidden:
             layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
             width = h
         layers.append(nn.Linear(width, num_outputs))
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
 
@@ -44,7 +54,14 @@ class CNN(nn.Module):
     dataset's input_shape.
     """
 
-    def __init__(self, in_channels, num_classes, channels=(32, 64), dropout=0.1, dims=2):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        channels: Sequence[int] = (32, 64),
+        dropout: float = 0.1,
+        dims: int = 2,
+    ) -> None:
         super().__init__()
         if dims not in LAYERS:
             raise RunnerError(
@@ -53,7 +70,8 @@ class CNN(nn.Module):
                 f"of shape [N]), use model=mlp."
             )
         conv, norm, pool, global_pool = LAYERS[dims]
-        stages, c_in = [], in_channels
+        stages: list[nn.Module] = []
+        c_in = in_channels
         for c in channels:
             for a, b in ((c_in, c), (c, c)):
                 stages.append(nn.Sequential(conv(a, b, 3, padding=1, bias=False), norm(b), nn.ReLU()))
@@ -62,7 +80,7 @@ class CNN(nn.Module):
         self.features = nn.Sequential(*stages)
         self.head = nn.Sequential(global_pool(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(c_in, num_classes))
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
 
@@ -72,7 +90,7 @@ class LeNet(nn.Module):
     `padding=2` pads 28x28 MNIST digits to the 32x32 that LeNet-5 was built for (LeCun et al. 1998).
     """
 
-    def __init__(self, in_channels=3, num_classes=10, padding=0):
+    def __init__(self, in_channels: int = 3, num_classes: int = 10, padding: int = 0) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 6, 5, padding=padding)
         self.pool = nn.MaxPool2d(2, 2)
@@ -81,7 +99,7 @@ class LeNet(nn.Module):
         self.fc2 = nn.Linear(120, 84)
         self.fc3 = nn.Linear(84, num_classes)
 
-    def input_hint(self, input_shape):
+    def input_hint(self, input_shape: Sequence[int]) -> str:
         """The fix build.summarize names when images of `input_shape` do not fit: the padding that makes them 32x32."""
         height, width = input_shape[-2:]
         if height == width < 32 and (32 - height) % 2 == 0:
@@ -91,7 +109,7 @@ class LeNet(nn.Module):
             )
         return "LeNet needs 32x32 images; model=cnn takes images of any size"
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(torch.relu(self.conv1(x)))
         x = self.pool(torch.relu(self.conv2(x)))
         x = torch.flatten(x, 1)
@@ -100,7 +118,7 @@ class LeNet(nn.Module):
         return self.fc3(x)
 
 
-def resnet18(in_channels=3, num_classes=10, cifar_stem=False):
+def resnet18(in_channels: int = 3, num_classes: int = 10, cifar_stem: bool = False) -> nn.Module:
     """torchvision's ResNet-18 with random weights; the stem takes `in_channels` (e.g. 1 for MNIST).
 
     `cifar_stem` swaps the ImageNet stem (7x7 stride-2 conv, then a max-pool: 32x32 shrinks to 8x8
@@ -130,7 +148,14 @@ class FastNet(nn.Module):
     (docs/recipes.md says what that costs).
     """
 
-    def __init__(self, in_channels=3, num_classes=10, widths=(64, 256, 256), stem_width=24, bn_momentum=0.6):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        widths: Sequence[int] = (64, 256, 256),
+        stem_width: int = 24,
+        bn_momentum: float = 0.6,
+    ) -> None:
         super().__init__()
         layers, c_in = [nn.Conv2d(in_channels, stem_width, 2, bias=True), nn.GELU()], stem_width
         for width in widths:
@@ -147,11 +172,11 @@ class FastNet(nn.Module):
         layers += [nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes, bias=False)]
         self.net = nn.Sequential(*layers)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x) / 9
 
 
-def airbench_batchnorm(width, momentum):
+def airbench_batchnorm(width: int, momentum: float) -> nn.BatchNorm2d:
     """airbench's BatchNorm2d: `momentum` is the running average's own weight (torch's is the new batch's),
     eps 1e-12, and a scale frozen at one."""
     norm = nn.BatchNorm2d(width, eps=1e-12, momentum=1 - momentum)

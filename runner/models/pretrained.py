@@ -21,21 +21,28 @@ file. It is a switch the factory reads rather than a config key set to "no weigh
 decides the architecture (GoogLeNet's transform_input, ViT's image size): the network must be built as the weights'.
 """
 
+from __future__ import annotations
+
 import contextlib
 import contextvars
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from runner.io.errors import RunnerError, one_line
 from runner.io.files import sha256
 from runner.models.weights import load_fitting
 
+if TYPE_CHECKING:
+    from torch import nn
+
 _ARCHITECTURE_ONLY = contextvars.ContextVar("architecture_only", default=False)
 
 
 @contextlib.contextmanager
-def architecture_only():
+def architecture_only() -> Iterator[None]:
     """Models built inside skip their pretrained weights: the caller loads a checkpoint of its own into them."""
     token = _ARCHITECTURE_ONLY.set(True)
     try:
@@ -44,7 +51,7 @@ def architecture_only():
         _ARCHITECTURE_ONLY.reset(token)
 
 
-def weights_wanted():
+def weights_wanted() -> bool:
     """Whether a model factory should load its pretrained weights: False inside architecture_only()."""
     return not _ARCHITECTURE_ONLY.get()
 
@@ -57,15 +64,16 @@ class Preprocessing:
     as resolved (DEFAULT -> IMAGENET1K_V1), so that a later library with another default cannot change what the
     run's config means."""
 
-    source: str  # whose: "torchvision resnet18 IMAGENET1K_V1"
-    input_size: tuple
+    # whose: "torchvision resnet18 IMAGENET1K_V1"
+    source: str
+    input_size: tuple[int, int]
     resize: int
     interpolation: str
-    mean: tuple
-    std: tuple
-    pinned: dict
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    pinned: dict[str, Any]
 
-    def describe(self):
+    def describe(self) -> str:
         h, w = self.input_size
         return (
             f"shorter side resized to {self.resize} ({self.interpolation}), centre {h}x{w} cropped, mean "
@@ -73,7 +81,7 @@ class Preprocessing:
         )
 
 
-def hub_file(url):
+def hub_file(url: str) -> Path:
     """Where torch.hub.load_state_dict_from_url keeps `url`'s file: $TORCH_HOME/hub/checkpoints/<its name>."""
     import os
     from urllib.parse import urlparse
@@ -83,7 +91,7 @@ def hub_file(url):
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
 
 
-def _unknown(key, name, known, library, listing):
+def _unknown(key: str, name: str, known: Sequence[str], library: str, listing: str) -> RunnerError:
     """The refusal of a name `library` does not know, with the closest of `known`."""
     import difflib
 
@@ -93,7 +101,7 @@ def _unknown(key, name, known, library, listing):
     )
 
 
-def _record(weights, path, kept, reinitialised):
+def _provenance(weights: str, path: Path | None, kept: int, reinitialised: Sequence[str]) -> dict[str, Any]:
     """summary.json's `pretrained`: which weights, from which file (its SHA-256), the tensors loaded and those of
     the output layer re-initialised."""
     return {
@@ -108,11 +116,12 @@ def _record(weights, path, kept, reinitialised):
 # ---------------------------------------------------------------------------------------------------------- torchvision
 
 
-def _torchvision_weights(name, weights):
+def _torchvision_weights(name: str, weights: str | None) -> tuple[Any, Any]:
     """(torchvision.models, the weights enum member or None) for model `name`, refusing unknown names."""
     from torchvision import models
 
-    known = models.list_models(module=models)  # the classification models only
+    # the classification models only
+    known = models.list_models(module=models)
     if name not in known:
         listing = "torchvision.models.list_models(module=torchvision.models)"
         raise _unknown("name", name, known, f"torchvision's {len(known)} classification models", listing)
@@ -129,7 +138,7 @@ def _torchvision_weights(name, weights):
         ) from None
 
 
-def _implied(name, weights):
+def _implied(name: str, weights: Any) -> dict[str, Any]:
     """The builder arguments torchvision's own builder sets when it is given `weights` (torchvision/models/
     googlenet.py, inception.py, vision_transformer.py, maxvit.py), so the network is the one the weights were
     trained as. The auxiliary classifiers of GoogLeNet and Inception v3 are left out (aux_logits False): they serve
@@ -145,10 +154,13 @@ def _implied(name, weights):
     return {}
 
 
-AUX = {"googlenet": ("aux1.", "aux2."), "inception_v3": ("AuxLogits.",)}  # their auxiliary classifiers' tensors
+# their auxiliary classifiers' tensors
+AUX = {"googlenet": ("aux1.", "aux2."), "inception_v3": ("AuxLogits.",)}
 
 
-def torchvision_model(name, num_classes, weights=None, download=False, **kwargs):
+def torchvision_model(
+    name: str, num_classes: int, weights: str | None = None, download: bool = False, **kwargs: Any
+) -> nn.Module:
     """torchvision's classification model `name` (torchvision.models.get_model) for `num_classes` outputs, with the
     pretrained `weights` (a name of its weights enum: DEFAULT, IMAGENET1K_V1, ...; None for random weights) read from
     torch hub's cache; `download` fetches a missing file there first (checking the hash in its name, as torchvision
@@ -185,22 +197,23 @@ def torchvision_model(name, num_classes, weights=None, download=False, **kwargs)
         raise RunnerError(f"{path} holds no state_dict: delete it, and fetch it again from {w.url}.")
     saved = {k: v for k, v in saved.items() if not k.startswith(AUX.get(name, ()))}
 
-    def refuse(problems):
+    def refuse(problems: str) -> NoReturn:
         raise RunnerError(
             f"{path} does not fit torchvision's {name} ({problems}). It is not the file of {w.name}: delete it and "
             f"fetch {w.url} again."
         )
 
     fitted = load_fitting(model, saved, num_classes, refuse)
-    model.pretrained_from = _record(f"torchvision {name} {w.name}", path, len(fitted.kept), fitted.reinitialised)
+    model.pretrained_from = _provenance(f"torchvision {name} {w.name}", path, len(fitted.kept), fitted.reinitialised)
     return model
 
 
-def _torchvision_preprocessing(name, weights=None, **_):
+def _torchvision_preprocessing(name: str, weights: str | None = None, **_: Any) -> Preprocessing | None:
     _, w = _torchvision_weights(name, weights)
     if w is None:
         return None
-    t = w.transforms()  # torchvision.transforms._presets.ImageClassification
+    # torchvision.transforms._presets.ImageClassification
+    t = w.transforms()
     crop = t.crop_size[0]
     return Preprocessing(
         source=f"torchvision {name} {w.name}",
@@ -213,13 +226,13 @@ def _torchvision_preprocessing(name, weights=None, **_):
     )
 
 
-torchvision_model.preprocessing = _torchvision_preprocessing
+torchvision_model.preprocessing = _torchvision_preprocessing  # type: ignore[attr-defined]
 
 
 # ----------------------------------------------------------------------------------------------------------------- timm
 
 
-def _timm():
+def _timm() -> Any:
     try:
         import timm
     except ImportError:
@@ -230,7 +243,7 @@ def _timm():
     return timm
 
 
-def _timm_config(timm, name):
+def _timm_config(timm: Any, name: str) -> Any:
     """The pretrained config (timm's PretrainedCfg, None for an architecture without weights) of timm model `name`
     (an architecture, or architecture.tag for particular weights), refusing unknown names."""
     if not timm.is_model(name):
@@ -238,13 +251,14 @@ def _timm_config(timm, name):
         raise _unknown("name", name.split(".")[0], timm.list_models(), "timm's models", listing)
     try:
         return timm.models.get_pretrained_cfg(name)
-    except RuntimeError as err:  # a known architecture with an unknown tag
+    # a known architecture with an unknown tag
+    except RuntimeError as err:
         raise RunnerError(
             f"model.name={name}: {err} timm.list_pretrained('{name.split('.')[0]}*') lists its weights."
         ) from None
 
 
-def _timm_file(cfg):
+def _timm_file(cfg: Any) -> Path | None:
     """The local file of timm weights `cfg` (a PretrainedCfg), or None: the Hugging Face cache's copy of its hub
     repository (model.safetensors, else pytorch_model.bin, as timm tries them), else torch hub's of its URL."""
     if cfg.hf_hub_id:
@@ -260,7 +274,7 @@ def _timm_file(cfg):
     return None
 
 
-def _create(timm, name, **kwargs):
+def _create(timm: Any, name: str, **kwargs: Any) -> nn.Module:
     """timm.create_model; an argument the model does not take is told as such (model=timm passes its extra keys)."""
     try:
         return timm.create_model(name, **kwargs)
@@ -272,7 +286,7 @@ def _create(timm, name, **kwargs):
         ) from None
 
 
-def _missing_timm_weights(name, cfg):
+def _missing_timm_weights(name: str, cfg: Any) -> RunnerError:
     from huggingface_hub.constants import HF_HUB_CACHE
 
     if cfg.hf_hub_id:
@@ -288,7 +302,15 @@ def _missing_timm_weights(name, cfg):
     )
 
 
-def timm_model(name, num_classes, pretrained=False, pretrained_path=None, in_chans=3, download=False, **kwargs):
+def timm_model(
+    name: str,
+    num_classes: int,
+    pretrained: bool = False,
+    pretrained_path: str | None = None,
+    in_chans: int = 3,
+    download: bool = False,
+    **kwargs: Any,
+) -> nn.Module:
     """timm's model `name` (timm.create_model) for `num_classes` outputs and `in_chans` input channels; with
     `pretrained`, its weights: from `pretrained_path` (a .safetensors, .pth or .bin file; implies `pretrained`), else
     the Hugging Face cache (or torch hub's, for weights timm still fetches by URL); `download` lets timm fetch what is
@@ -303,6 +325,7 @@ def timm_model(name, num_classes, pretrained=False, pretrained_path=None, in_cha
     args = dict(num_classes=num_classes, in_chans=in_chans, **kwargs)
     if not (pretrained or pretrained_path) or not weights_wanted():
         return _create(timm, name, pretrained=False, **args)
+    path: Path | None
     if pretrained_path:
         path = Path(pretrained_path).expanduser()
         if not path.is_file():
@@ -316,7 +339,8 @@ def timm_model(name, num_classes, pretrained=False, pretrained_path=None, in_cha
         path = _timm_file(cfg)
         if path is None and not download:
             raise _missing_timm_weights(name, cfg)
-    with torch.random.fork_rng(devices=[]):  # the same initial weights as the model below, for the check after
+    # the same initial weights as the model below, for the check after
+    with torch.random.fork_rng(devices=[]):
         fresh = _create(timm, name, pretrained=False, **args).state_dict()
     overlay = {"pretrained_cfg_overlay": {"file": str(path)}} if path else {}
     try:
@@ -344,17 +368,21 @@ def timm_model(name, num_classes, pretrained=False, pretrained_path=None, in_cha
             f"{', '.join(untouched[:6])}{' ...' if len(untouched) > 6 else ''}. The file was saved from another "
             f"model, or with other key names (a prefix such as 'model.'); give a state_dict of {name}."
         )
-    path = path or (_timm_file(cfg) if cfg else None)  # downloaded by timm: now in its cache
+    # downloaded by timm: now in its cache
+    path = path or (_timm_file(cfg) if cfg else None)
     fresh_head = head_keys if num_classes != (cfg.num_classes if cfg else num_classes) else []
-    model.pretrained_from = _record(f"timm {name}", path, len(state) - len(fresh_head), fresh_head)
+    model.pretrained_from = _provenance(f"timm {name}", path, len(state) - len(fresh_head), fresh_head)
     return model
 
 
-def _timm_preprocessing(name, pretrained=False, pretrained_path=None, **_):
+def _timm_preprocessing(
+    name: str, pretrained: bool = False, pretrained_path: str | None = None, **_: Any
+) -> Preprocessing | None:
     if not (pretrained or pretrained_path):
         return None
     cfg = _timm_config(_timm(), name)
-    if cfg is None:  # weights from a file, for an architecture timm has none for: the data's own statistics
+    # weights from a file, for an architecture timm has none for: the data's own statistics
+    if cfg is None:
         return None
     _, height, width = cfg.input_size
     if height != width or cfg.crop_mode != "center":
@@ -362,12 +390,14 @@ def _timm_preprocessing(name, pretrained=False, pretrained_path=None, **_):
             f"timm's {name} was evaluated with crop_mode {cfg.crop_mode} at {height}x{width}; runner reproduces "
             f"timm's centre crop of square inputs only. Pick other weights of it (timm.list_pretrained)."
         )
-    crop_pct = cfg.crop_pct or 0.875  # timm.data.resolve_data_config's default, DEFAULT_CROP_PCT
+    # timm.data.resolve_data_config's default, DEFAULT_CROP_PCT
+    crop_pct = cfg.crop_pct or 0.875
     tagged = name if "." in name or not cfg.tag else f"{name}.{cfg.tag}"
     return Preprocessing(
         source=f"timm {tagged}",
         input_size=(height, width),
-        resize=math.floor(height / crop_pct),  # timm.data.transforms_imagenet_eval's scale_size
+        # timm.data.transforms_imagenet_eval's scale_size
+        resize=math.floor(height / crop_pct),
         interpolation=cfg.interpolation or "bilinear",
         mean=tuple(cfg.mean),
         std=tuple(cfg.std),
@@ -375,4 +405,4 @@ def _timm_preprocessing(name, pretrained=False, pretrained_path=None, **_):
     )
 
 
-timm_model.preprocessing = _timm_preprocessing
+timm_model.preprocessing = _timm_preprocessing  # type: ignore[attr-defined]

@@ -7,22 +7,36 @@ outputs and whose other dimensions are the saved tensor's (a Linear's weight [cl
 [classes], a 1x1 convolution head's [classes, C, 1, 1]).
 """
 
-from dataclasses import dataclass, field
+from __future__ import annotations
 
-SHOWN = 6  # keys named per kind of mismatch
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+# keys named per kind of mismatch
+SHOWN = 6
 
 
 @dataclass
 class Fit:
     """How a state_dict fits a model: the keys loaded, re-initialised, and the ones that do not fit."""
 
-    kept: list = field(default_factory=list)  # model keys taken from the saved weights
-    reinitialised: list = field(default_factory=list)  # the output layer's, when its size changed
-    wrong: list = field(default_factory=list)  # "key (saved shape) -> (model shape)"
-    missing: list = field(default_factory=list)  # model keys the weights lack
-    unexpected: list = field(default_factory=list)  # saved keys the model lacks
+    # model keys taken from the saved weights
+    kept: list[str] = field(default_factory=list)
+    # the output layer's, when its size changed
+    reinitialised: list[str] = field(default_factory=list)
+    # "key (saved shape) -> (model shape)"
+    wrong: list[str] = field(default_factory=list)
+    # model keys the weights lack
+    missing: list[str] = field(default_factory=list)
+    # saved keys the model lacks
+    unexpected: list[str] = field(default_factory=list)
 
-    def problems(self):
+    def problems(self) -> str:
         """The mismatches in words ("" when the weights fit): what a refusal names."""
         parts = [
             f"shapes differ: {', '.join(self.wrong[:SHOWN])}" if self.wrong else "",
@@ -33,7 +47,7 @@ class Fit:
         return "; ".join(p for p in parts if p)
 
 
-def fit(own, saved, num_outputs):
+def fit(own: Mapping[str, torch.Tensor], saved: Mapping[str, torch.Tensor], num_outputs: int) -> Fit:
     """How the state_dict `saved` ({name: tensor}) fits a model whose state_dict is `own` and whose output layer has
     `num_outputs` rows."""
     result = Fit()
@@ -44,14 +58,17 @@ def fit(own, saved, num_outputs):
         elif tuple(theirs.shape) == tuple(tensor.shape):
             result.kept.append(key)
         elif tensor.dim() >= 1 and tensor.shape[0] == num_outputs and theirs.shape[1:] == tensor.shape[1:]:
-            result.reinitialised.append(key)  # the output layer: one row per output
+            # the output layer: one row per output
+            result.reinitialised.append(key)
         else:
             result.wrong.append(f"{key} {tuple(theirs.shape)} -> {tuple(tensor.shape)}")
     result.unexpected = [k for k in saved if k not in own]
     return result
 
 
-def load_fitting(model, saved, num_outputs, refuse):
+def load_fitting(
+    model: nn.Module, saved: Mapping[str, torch.Tensor], num_outputs: int, refuse: Callable[[str], NoReturn]
+) -> Fit:
     """Load `saved` into `model` by fit()'s rule and return the Fit; where it does not fit, call `refuse(problems)`
     (which raises, naming the source) and change nothing."""
     fitted = fit(model.state_dict(), saved, num_outputs)
