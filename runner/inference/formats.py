@@ -7,15 +7,25 @@ take the *normalised* float batch, as the model does; config.json beside them ca
 preprocessing (the training split's mean and std, the input shape, the class names).
 """
 
+from __future__ import annotations
+
 import contextlib
 import io
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from runner.io.errors import RunnerError
 from runner.training.build import build_model
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+    from torch import nn
+
+    from runner.inference.card import ModelCard
 
 TOLERANCE = 1e-4
 FORMATS = ("safetensors", "pt2", "onnx")
@@ -32,10 +42,10 @@ class Exported:
     format: str
     file: str
     max_abs_diff: float
-    details: dict
+    details: dict[str, Any]
 
 
-def check_formats(formats):
+def check_formats(formats: str | Iterable[str]) -> list[str]:
     """The formats asked for, as a list, each known and with its libraries installed; else one message saying which."""
     formats = [formats] if isinstance(formats, str) else list(formats)
     unknown = [f for f in formats if f not in FORMATS]
@@ -55,25 +65,27 @@ def check_formats(formats):
     return list(dict.fromkeys(formats))
 
 
-def _imports(module):
+def _imports(module: str) -> bool:
     import importlib
 
     try:
-        importlib.import_module(module)  # imported here anyway to export; a broken install counts as missing
+        # imported here anyway to export; a broken install counts as missing
+        importlib.import_module(module)
         return True
     except ImportError:
         return False
 
 
-def export(model, fmt, example, folder, card):
+def export(model: nn.Module, fmt: str, example: torch.Tensor, folder: Path, card: ModelCard) -> Exported:
     """Write `model` (eval mode, on CPU, contiguous) in format `fmt` into `folder`, verify it, return an Exported."""
     path = Path(folder) / FILES[fmt]
     return {"safetensors": _safetensors, "pt2": _pt2, "onnx": _onnx}[fmt](model, example, path, card)
 
 
-def _compare(fmt, expected, got):
+def _compare(fmt: str, expected: torch.Tensor, got: torch.Tensor) -> float:
     diff = float((expected - got).abs().max()) if expected.numel() else 0.0
-    if not diff <= TOLERANCE:  # NaN fails too
+    # NaN fails too
+    if not diff <= TOLERANCE:
         raise RunnerError(
             f"export: the {fmt} model's outputs differ from the runner model's by up to {diff:.3g} on the "
             f"verification batch (tolerance {TOLERANCE:g}), so it was not kept. This is a bug in the exporter "
@@ -82,13 +94,13 @@ def _compare(fmt, expected, got):
     return diff
 
 
-def _verify(fmt, model, example, run):
+def _verify(fmt: str, model: nn.Module, example: torch.Tensor, run: Callable[[torch.Tensor], Any]) -> float:
     """The largest difference between `run(batch)` and the model, on the example batch and on one sample of it."""
     with torch.inference_mode():
         return max(_compare(fmt, model(batch), torch.as_tensor(run(batch)).float()) for batch in (example, example[:1]))
 
 
-def _safetensors(model, example, path, card):
+def _safetensors(model: nn.Module, example: torch.Tensor, path: Path, card: ModelCard) -> Exported:
     from safetensors.torch import load_file, save_file
 
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path), metadata={"format": "pt"})
@@ -98,7 +110,7 @@ def _safetensors(model, example, path, card):
     return Exported("safetensors", path.name, _verify("safetensors", model, example, fresh), {})
 
 
-def _pt2(model, example, path, card):
+def _pt2(model: nn.Module, example: torch.Tensor, path: Path, card: ModelCard) -> Exported:
     batch = torch.export.Dim("batch", min=1)
     program = torch.export.export(model, (example,), dynamic_shapes=({0: batch},))
     torch.export.save(program, str(path))
@@ -106,12 +118,13 @@ def _pt2(model, example, path, card):
     return Exported("pt2", path.name, _verify("pt2", model, example, loaded), {"dynamic_batch": True})
 
 
-def _onnx(model, example, path, card):
+def _onnx(model: nn.Module, example: torch.Tensor, path: Path, card: ModelCard) -> Exported:
     import onnx
     import onnxruntime
 
     batch = torch.export.Dim("batch", min=1)
-    with contextlib.redirect_stdout(io.StringIO()):  # the exporter prints its progress
+    # the exporter prints its progress
+    with contextlib.redirect_stdout(io.StringIO()):
         torch.onnx.export(
             model,
             (example,),
@@ -132,7 +145,7 @@ def _onnx(model, example, path, card):
     return Exported("onnx", path.name, diff, {"opset": opset, "onnxruntime": onnxruntime.__version__})
 
 
-def _model_cfg(card):
+def _model_cfg(card: ModelCard) -> DictConfig:
     from omegaconf import OmegaConf
 
     return OmegaConf.create(card.model)

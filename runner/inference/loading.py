@@ -5,12 +5,14 @@
 Every load goes through io.serialization.safe_load (weights_only=True): tensors and plain data, never code.
 """
 
+import typing
 from dataclasses import fields
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from runner.config.resolvers import register_resolvers
 from runner.io.errors import RunnerError, one_line
@@ -18,6 +20,11 @@ from runner.io.files import run_dir_of
 from runner.io.serialization import safe_load
 from runner.training.build import build_data, build_model
 from runner.training.state import load_weights
+
+if typing.TYPE_CHECKING:
+    from torch import nn
+
+    from runner.data.splits import Split
 
 # Runs saved by earlier commits of this package, read as today's: the one place that knows them (run_config for
 # their configs, run_card for their model cards).
@@ -29,7 +36,7 @@ MOVED_TARGETS = {
 }
 
 
-def run_config(saved):
+def run_config(saved: dict[str, Any] | DictConfig) -> DictConfig:
     """A run's saved config (a dict from last.pt, or a loaded .hydra/config.yaml) as an OmegaConf that today's runner
     reads: moved dataset targets renamed, and trainer keys added since the run was saved set to their defaults
     (configs/trainer/default.yaml), which is what the run trained with (trainer.ema.warmup: false for an EMA run)."""
@@ -51,7 +58,7 @@ def run_config(saved):
     return cfg
 
 
-def run_card(saved, cfg):
+def run_card(saved: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
     """A run's saved model card (the dict of checkpoints/model.json) as today's fields, given the run's config as
     run_config reads it: a card of format 1 had `normalize` where the `preprocessing` block is now, and meant what
     runner did then: images read as today (data.images.contract), on the dataset's own scale (dataset.max_value:
@@ -83,25 +90,26 @@ def damaged(path: Path, detail: object, what: str) -> RunnerError:
     )
 
 
-def read_config(path: Path):
+def read_config(path: Path) -> DictConfig:
     """A run's .hydra/config.yaml, checked before it is trusted: YAML that OmegaConf reads into a mapping with the
     run's model and dataset (each a `_target_`). A file cut short, a flipped byte, or any other text is refused by
     name (damaged), not raised as a YAML traceback."""
     try:
         cfg = OmegaConf.load(path)
-    except Exception as err:  # yaml's ScannerError, UnicodeDecodeError, OmegaConf's own: each is a damaged file
+    # yaml's ScannerError, UnicodeDecodeError, OmegaConf's own: each is a damaged file
+    except Exception as err:
         raise damaged(path, f"{type(err).__name__}: {err}", "the run's config") from None
     missing = [
         key
         for key in ("model", "dataset")
-        if not OmegaConf.is_dict(cfg) or not OmegaConf.is_dict(cfg.get(key)) or "_target_" not in cfg[key]
+        if not isinstance(cfg, DictConfig) or not OmegaConf.is_dict(cfg.get(key)) or "_target_" not in cfg[key]
     ]
-    if missing:
+    if missing or not isinstance(cfg, DictConfig):
         raise damaged(path, f"no {' and no '.join(missing)} with a _target_ in it", "the run's config")
     return cfg
 
 
-def read_card(path: Path, cfg) -> dict:
+def read_card(path: Path, cfg: DictConfig) -> dict[str, Any]:
     """A run's checkpoints/model.json, checked before it is trusted: a JSON object that run_card reads as today's
     fields, with today's keys (inference/card.ModelCard), as a dict."""
     import json
@@ -111,23 +119,28 @@ def read_card(path: Path, cfg) -> dict:
     what = "the preprocessing between a raw input and the model"
     try:
         saved = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+    # JSONDecodeError is a ValueError
+    except (ValueError, UnicodeDecodeError) as err:
         raise damaged(path, f"{type(err).__name__}: {err}", what) from None
     if not isinstance(saved, dict):
         raise damaged(path, f"a JSON {type(saved).__name__}, not an object", what)
     try:
         card = run_card(saved, cfg)
         ModelCard(**card)
-    except (TypeError, KeyError, AttributeError, ValueError) as err:  # a key lost or renamed, a field of a wrong kind
+    # a key lost or renamed, a field of a wrong kind
+    except (TypeError, KeyError, AttributeError, ValueError) as err:
         raise damaged(path, f"{type(err).__name__}: {err}", what) from None
-    for field in fields(ModelCard):  # each field of the kind it is declared (null stands for "none")
-        value = card[field.name]
-        if isinstance(field.type, type) and value is not None and not isinstance(value, field.type):
-            raise damaged(path, f"{field.name} is {value!r}, not a {field.type.__name__}", what)
+    # each field of the kind it is declared (null stands for "none"): the class of its annotation, read as a type
+    # (get_type_hints: with `from __future__ import annotations` a field's type is its text), list[int] as list
+    hints = typing.get_type_hints(ModelCard)
+    for field in fields(ModelCard):
+        value, kind = card[field.name], typing.get_origin(hints[field.name]) or hints[field.name]
+        if isinstance(kind, type) and value is not None and not isinstance(value, kind):
+            raise damaged(path, f"{field.name} is {value!r}, not a {kind.__name__}", what)
     return card
 
 
-def find_checkpoint(ckpt):
+def find_checkpoint(ckpt: str | Path) -> tuple[Path, DictConfig]:
     """(weights file, the run's own config) for a run directory or a checkpoint file.
 
     A run directory means its checkpoints/best.pt; a best.pt finds its config in the run's
@@ -161,28 +174,31 @@ def find_checkpoint(ckpt):
     )
 
 
-def model_weights(state):
+def model_weights(state: Any) -> dict[str, Any]:
     """The model state_dict inside a loaded checkpoint: last.pt nests it, best.pt is it."""
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         return state["model"]
     return state
 
 
-def restore_model(model_cfg, weights, *, device, channels_last=False):
+def restore_model(
+    model_cfg: DictConfig, weights: Path, *, device: str | torch.device, channels_last: bool = False
+) -> nn.Module:
     """A fresh model from `model_cfg` with the weights of the file `weights`, on `device`, in eval mode."""
     model = build_model(model_cfg, pretrained=False)
     load_weights(model, model_weights(safe_load(weights)), weights)
     return model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format).eval()
 
 
-def load_model(path, device="cpu"):
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """The model of a run directory or a checkpoint file, weights loaded, in eval mode."""
-    register_resolvers()  # a run's saved config may use runner's resolvers
+    # a run's saved config may use runner's resolvers
+    register_resolvers()
     weights, cfg = find_checkpoint(path)
     return restore_model(cfg.model, weights, device=device)
 
 
-def load_test_split(ckpt, root=None):
+def load_test_split(ckpt: str | Path, root: str | Path | None = None) -> Split | None:
     """The test split of the run that `ckpt` names, drawn exactly as the run drew it (a data.splits.Split of raw
     samples, on the CPU), or None when the run streams it from files; read from `root` when given (the run's data,
     moved). RunnerError when the run's data is missing."""

@@ -12,8 +12,12 @@ resized, the pixel range, the normalisation statistics of its training split) an
 predictions exactly as `runner eval` does.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -24,19 +28,28 @@ from runner.inference.loading import find_checkpoint, read_card, restore_model
 from runner.io.errors import RunnerError
 from runner.io.files import run_dir_of
 
+if TYPE_CHECKING:
+    from torch import nn
+
+    from runner.data.inputs import Inputs
+
 
 @dataclass
 class Prediction:
-    indices: torch.Tensor = None  # (N,) predicted class index
-    probs: torch.Tensor = None  # (N, classes) softmax probabilities
-    labels: list = None  # (N,) predicted class names
-    values: torch.Tensor = None  # (N, outputs), for regression
+    # (N,) predicted class index
+    indices: torch.Tensor | None = None
+    # (N, classes) softmax probabilities
+    probs: torch.Tensor | None = None
+    # (N,) predicted class names
+    labels: list[str] | None = None
+    # (N, outputs), for regression
+    values: torch.Tensor | None = None
 
 
 class Predictor:
     """The run's model in eval mode, with the run's normalisation in front of it."""
 
-    def __init__(self, model, card, device, weights=None):
+    def __init__(self, model: nn.Module, card: ModelCard, device: torch.device, weights: Path | None = None) -> None:
         self.model, self.card, self.device, self.weights = model, card, device, weights
         self.input_shape = tuple(card.input_shape)
         stats = card.preprocessing
@@ -46,9 +59,10 @@ class Predictor:
         )
         # the raw value of a white pixel: 255, or the scale an old run's dataset stored (runner/data/images.py)
         self.max_value = stats["range"][1] if stats["range"] else 255
-        self.resize = Resize.of_contract(stats["image"])  # how an image reaches input_shape
+        # how an image reaches input_shape
+        self.resize = Resize.of_contract(stats["image"])
 
-    def as_batch(self, x):
+    def as_batch(self, x: Any) -> torch.Tensor:
         """Raw samples as one (N, *input_shape) tensor: a tensor or array (one sample or a batch), a PIL image,
         a path (an image, a folder or glob of images, a .npy/.pt/.npz array, a .csv of rows), or a list of images or
         paths."""
@@ -81,7 +95,7 @@ class Predictor:
             )
         return x
 
-    def read(self, spec):
+    def read(self, spec: str | Path) -> Inputs:
         """The samples a path, folder or glob names (data.inputs.read_inputs), read as this run's inputs: images
         decoded, resized and scaled as its preprocessing says."""
         from runner.data.inputs import read_inputs
@@ -92,7 +106,7 @@ class Predictor:
         return read_inputs(spec, shape, card.input_dtype, names, self.max_value, self.resize, table)
 
     @torch.inference_mode()
-    def predict(self, x, batch_size=512, progress=None):
+    def predict(self, x: Any, batch_size: int = 512, progress: Callable[[int], object] | None = None) -> Prediction:
         """Predictions for raw samples (anything as_batch takes), `batch_size` at a time; `progress(n)` after each
         batch."""
         x = self.as_batch(x)
@@ -104,7 +118,8 @@ class Predictor:
         out = torch.cat(outputs) if outputs else torch.empty(0, self.card.num_outputs)
         if self.card.task != "classification":
             scale = self.card.preprocessing.get("target_scale")
-            if scale:  # trained on standardised targets: back in the targets' own units
+            # trained on standardised targets: back in the targets' own units
+            if scale:
                 out = out * torch.tensor(scale["std"]) + torch.tensor(scale["mean"])
             return Prediction(values=out)
         probs = out.softmax(dim=1)
@@ -113,7 +128,7 @@ class Predictor:
         return Prediction(indices=indices, probs=probs, labels=[names[i] for i in indices.tolist()])
 
 
-def _whole_bytes(x):
+def _whole_bytes(x: torch.Tensor) -> bool:
     """Whether every value is a whole number in 0..255: raw pixels, in whatever dtype they came."""
     return (
         bool(((x >= 0) & (x <= 255) & (x == x.round())).all())
@@ -122,7 +137,7 @@ def _whole_bytes(x):
     )
 
 
-def load_predictor(path, device="cpu"):
+def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
     """The Predictor of a run directory (or a checkpoint file in one)."""
     from runner.config.resolvers import register_resolvers
 

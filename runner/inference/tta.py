@@ -10,7 +10,10 @@ The metrics carry the augmentation in their names, so a TTA accuracy is never ta
 (C, H, W) are mirrored: a table's features or a signal have no mirror image that means the same thing.
 """
 
+from __future__ import annotations
+
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -23,19 +26,20 @@ TTA = ("flip",)
 class FlipTTA(nn.Module):
     """`model` on a batch and on its horizontal mirror (the last dimension reversed), outputs averaged."""
 
-    def __init__(self, model, task):
+    def __init__(self, model: nn.Module, task: str) -> None:
         super().__init__()
         self.model, self.classification = model, task == "classification"
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         plain, mirrored = self.model(x), self.model(x.flip(-1))
         if not self.classification:
             return (plain + mirrored) / 2
         both = torch.stack([plain.float().log_softmax(1), mirrored.float().log_softmax(1)])
-        return torch.logsumexp(both, dim=0) - math.log(2)  # the log of the mean probability
+        # the log of the mean probability
+        return torch.logsumexp(both, dim=0) - math.log(2)
 
 
-def with_tta(model, tta, *, task, input_shape):
+def with_tta(model: nn.Module, tta: str | None, *, task: str, input_shape: Sequence[int]) -> nn.Module:
     """`model` wrapped for the test-time augmentation `tta` (None: the model itself); RunnerError for an unknown one or
     an input that is not an image."""
     if tta is None:
@@ -51,6 +55,6 @@ def with_tta(model, tta, *, task, input_shape):
     return FlipTTA(model, task)
 
 
-def tta_suffix(tta):
+def tta_suffix(tta: str | None) -> str:
     """What the metrics' names end with under `tta`: "_tta_flip", or "" without."""
     return f"_tta_{tta}" if tta else ""
