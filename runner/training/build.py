@@ -7,10 +7,14 @@ build_data(cfg.dataset, device)                 the dataset's splits and its nor
 make_batches(split, batch_size, transform=, device=)  what a loop iterates over
 """
 
+from __future__ import annotations
+
 import contextlib
 import copy
 import inspect
 import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from hydra.errors import InstantiationException
@@ -22,11 +26,18 @@ from runner.data.splits import Split
 from runner.data.stream import LoaderBatches
 from runner.io.errors import RunnerError, RunnerWarning
 
+if TYPE_CHECKING:
+    from omegaconf import DictConfig, ListConfig
+    from torch import nn
+
+    from runner.data.splits import Splits
+    from runner.data.stream import FileSplit
+
 # dataset keys read by the batches or the run, not passed to the dataset function
 PIPELINE_KEYS = ("augment", "normalize", "baselines")
 
 
-def instantiate(cfg, **kwargs):
+def instantiate(cfg: Any, **kwargs: Any) -> Any:
     """hydra.utils.instantiate, letting a RunnerError raised by the target reach the user as itself."""
     try:
         return hydra_instantiate(cfg, **kwargs)
@@ -36,7 +47,7 @@ def instantiate(cfg, **kwargs):
         raise
 
 
-def build_model(model_cfg, pretrained=True):
+def build_model(model_cfg: DictConfig, pretrained: bool = True) -> nn.Module:
     """The nn.Module `model_cfg._target_` names; `pretrained` False skips its pretrained weights (models/pretrained.py),
     for a caller that loads a checkpoint of its own into it."""
     from runner.models.pretrained import architecture_only
@@ -45,7 +56,7 @@ def build_model(model_cfg, pretrained=True):
         return instantiate(model_cfg, _convert_="all")
 
 
-def with_weights_preprocessing(cfg):
+def with_weights_preprocessing(cfg: DictConfig) -> tuple[DictConfig, str | None]:
     """(cfg, the line that says so) where the model's pretrained weights say what input they were trained with (the
     factory's `preprocessing`, models/pretrained.py), else (cfg, None). The dataset's keys become theirs in a copy of
     cfg: `normalize` (their mean and std, in place of the training split's statistics), and for an image folder
@@ -58,18 +69,20 @@ def with_weights_preprocessing(cfg):
 
     try:
         describe = getattr(get_method(cfg.model._target_), "preprocessing", None)
-    except Exception:  # building the model names what cannot be imported, in its own words
+    # building the model names what cannot be imported, in its own words
+    except Exception:
         return cfg, None
     if describe is None:
         return cfg, None
-    args = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if not k.startswith("_")}
+    args = {k: v for k, v in plain(cfg.model).items() if not k.startswith("_")}
     pre = describe(**args)
     if pre is None:
         return cfg, None
     cfg = copy.deepcopy(cfg)
     dataset = cfg.dataset
     height, width = pre.input_size
-    files = {"resize", "interpolation"} <= set(dataset)  # an image folder: read from files, so any size and filter
+    # an image folder: read from files, so any size and filter
+    files = {"resize", "interpolation"} <= set(dataset)
     shape = list(dataset.input_shape)
     if not files and (len(shape) != 3 or shape[0] != 3):
         raise RunnerError(
@@ -78,7 +91,8 @@ def with_weights_preprocessing(cfg):
             f"model from random weights."
         )
     with open_dict(cfg.model):
-        for key, value in pre.pinned.items():  # DEFAULT -> IMAGENET1K_V1: what the run's config means stays
+        # DEFAULT -> IMAGENET1K_V1: what the run's config means stays
+        for key, value in pre.pinned.items():
             cfg.model[key] = value
     with open_dict(dataset):
         dataset.normalize = {"mean": list(pre.mean), "std": list(pre.std)}
@@ -95,7 +109,7 @@ def with_weights_preprocessing(cfg):
     return cfg, f"preprocessing: the weights' own ({pre.source}), not the dataset's statistics: {size}."
 
 
-def build_optimizer(optimizer_cfg, model):
+def build_optimizer(optimizer_cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
     """The optimizer over `model`'s parameters. optimizer.param_groups, when given, splits them as PyTorch's
     parameter groups do: each entry selects parameters by `params` (globs over parameter or module names, as
     trainer.freeze) and sets its own options (lr, weight_decay, ...); the rest form the first group, with the
@@ -104,13 +118,13 @@ def build_optimizer(optimizer_cfg, model):
     from runner.training.freezing import selected
 
     groups = optimizer_cfg.get("param_groups") or []
-    cfg = OmegaConf.masked_copy(optimizer_cfg, [k for k in optimizer_cfg if k != "param_groups"])
+    cfg = OmegaConf.masked_copy(optimizer_cfg, [str(k) for k in optimizer_cfg if k != "param_groups"])
     make = instantiate(cfg, _convert_="all")
     if not groups:
         return make(model.parameters())
     params = dict(model.named_parameters())
     taken, specs = set(), []
-    for i, group in enumerate(OmegaConf.to_container(groups, resolve=True)):
+    for i, group in enumerate(plain(optimizer_cfg.param_groups)):
         patterns = group.get("params") if isinstance(group, dict) else None
         if not isinstance(patterns, list) or not patterns or not all(isinstance(p, str) for p in patterns):
             raise RunnerError(
@@ -124,7 +138,8 @@ def build_optimizer(optimizer_cfg, model):
                 f"optimizer.param_groups[{i}] selects {both[0]}, which an earlier group already has: a parameter "
                 f"belongs to one group. Narrow the patterns."
             )
-        options = inspect.signature(getattr(make, "func", make)).parameters  # the optimizer: what a group may set
+        # the optimizer: what a group may set
+        options = inspect.signature(getattr(make, "func", make)).parameters
         unknown = [k for k in group if k != "params" and (k not in options or k == "params")]
         if unknown:
             raise RunnerError(
@@ -143,7 +158,7 @@ def build_optimizer(optimizer_cfg, model):
         ) from None
 
 
-def build_data(dataset_cfg, device):
+def build_data(dataset_cfg: DictConfig, device: str | torch.device) -> tuple[Splits, Normalizer]:
     """The dataset's splits (in-memory ones moved to `device`) and its normaliser.
 
     Reading data leaves torch's global RNG as it found it (dropout draws from it later): decoding
@@ -154,14 +169,15 @@ def build_data(dataset_cfg, device):
         return _build_data(dataset_cfg, device)
 
 
-def _build_data(dataset_cfg, device):
-    args = OmegaConf.masked_copy(dataset_cfg, [k for k in dataset_cfg if k not in PIPELINE_KEYS])
+def _build_data(dataset_cfg: DictConfig, device: str | torch.device) -> tuple[Splits, Normalizer]:
+    args = OmegaConf.masked_copy(dataset_cfg, [str(k) for k in dataset_cfg if k not in PIPELINE_KEYS])
     splits = instantiate(args, _convert_="all")
     expected = tuple(dataset_cfg.input_shape)
     for name in ("train", "val", "test"):
         split = getattr(splits, name)
         if not isinstance(split, Split):
-            continue  # streamed from files (runner/data/stream.py), already of the configured shape
+            # streamed from files (runner/data/stream.py), already of the configured shape
+            continue
         if tuple(split.x.shape[1:]) != expected:
             raise RunnerError(
                 f"dataset {dataset_cfg.name}: its {name} split has samples of shape {list(split.x.shape[1:])}, "
@@ -171,19 +187,20 @@ def _build_data(dataset_cfg, device):
         setattr(splits, name, split.to(device))
     sample = splits.train.x if isinstance(splits.train, Split) else splits.train.sample_tensor(1024, 0).to(device)
     fixed = dataset_cfg.get("normalize")
-    if fixed:  # given statistics (e.g. the tutorials' 0.5, 0.5: to [-1, 1]) instead of the training split's own
+    # given statistics (e.g. the tutorials' 0.5, 0.5: to [-1, 1]) instead of the training split's own
+    if fixed:
         return splits, fixed_normalizer(fixed, sample, dataset_cfg.name)
     return splits, Normalizer.fit(sample)
 
 
-def target_scale_std(splits, device):
+def target_scale_std(splits: Splits, device: str | torch.device) -> torch.Tensor | None:
     """The std a dataset standardised its regression targets by (Splits.target_scale: tables, arrays), as a tensor
     on `device`, or None (targets used as they are); metrics are reported in the targets' own units either way."""
     scale = splits.target_scale
     return torch.tensor(scale["std"], dtype=torch.float32, device=device) if scale else None
 
 
-def check_targets(split, name, dataset_cfg):
+def check_targets(split: Split, name: str, dataset_cfg: DictConfig) -> Split:
     """The split with targets the loss can take, checked before the first step; raises RunnerError otherwise.
 
     Classification: `y` of shape (N,), integer, each in [0, num_classes). Regression: `y` of shape
@@ -206,7 +223,8 @@ def check_targets(split, name, dataset_cfg):
             )
         return split
     if y.dim() == 1 and outputs == 1:
-        if name == "train":  # said once, for every split
+        # said once, for every split
+        if name == "train":
             warnings.warn(f"{dataset}: targets of shape [N] taken as [N, 1] (one output)", RunnerWarning, 2)
         y = y.unsqueeze(1)
     if y.dim() != 2 or y.shape[1] != outputs:
@@ -223,7 +241,7 @@ def check_targets(split, name, dataset_cfg):
     return Split(split.x, y, split.ids, split.id_name)
 
 
-def target_scale(y, name):
+def target_scale(y: torch.Tensor, name: str) -> None:
     """Say when regression targets are far from unit scale: runner trains on them as they are (MSE in their units
     squared, MAE in their units), and the learning rate has to suit that scale."""
     mean = y.float().mean(0)
@@ -240,7 +258,7 @@ def target_scale(y, name):
         )
 
 
-def fixed_normalizer(fixed, sample, name):
+def fixed_normalizer(fixed: DictConfig, sample: torch.Tensor, name: str) -> Normalizer:
     """dataset.normalize's per-channel mean and std, given on the [0, 1] scale of torchvision's ToTensor for uint8
     pixels."""
     channels = sample.shape[1]
@@ -256,24 +274,37 @@ def fixed_normalizer(fixed, sample, name):
     return Normalizer(as_tensor(fixed.mean), as_tensor(fixed.std))
 
 
-def make_batches(split, batch_size, *, transform, device, shuffle=False, generator=None, rank=0, world=1):
+def make_batches(
+    split: Split | FileSplit,
+    batch_size: int,
+    *,
+    transform: Callable[..., Any] | None,
+    device: str | torch.device,
+    shuffle: bool = False,
+    generator: torch.Generator | None = None,
+    rank: int = 0,
+    world: int = 1,
+) -> Batches | LoaderBatches:
     """Batches over an in-memory split, LoaderBatches over a streamed one; this rank's share of each."""
     if isinstance(split, Split):
         return Batches(split, batch_size, transform, shuffle, generator, rank, world)
     return LoaderBatches(split, batch_size, transform, device, shuffle, generator, rank, world)
 
 
-def summarize(model, input_shape, *, num_outputs, device):
+def summarize(
+    model: nn.Module, input_shape: Sequence[int], *, num_outputs: int, device: str | torch.device
+) -> list[tuple[str, str, tuple[int, ...] | str, int]]:
     """Run one batch of zeros through the model and return its layer table.
 
     Each row is (name, type, output shape, parameters) for a leaf module, as torchsummary
     printed it. This is also the check that the model can take the dataset's input at all,
     before any data is loaded or any run time is spent.
     """
-    rows, hooks = [], []
+    rows: list[tuple[str, str, tuple[int, ...] | str, int]] = []
+    hooks = []
 
-    def record(name):
-        def hook(module, _inputs, output):
+    def row_of(name: str) -> Callable[[nn.Module, Any, Any], None]:
+        def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
             shape = tuple(output.shape[1:]) if isinstance(output, torch.Tensor) else "-"
             rows.append((name, type(module).__name__, shape, sum(p.numel() for p in module.parameters(recurse=False))))
 
@@ -281,16 +312,18 @@ def summarize(model, input_shape, *, num_outputs, device):
 
     for name, module in model.named_modules():
         if not list(module.children()):
-            hooks.append(module.register_forward_hook(record(name)))
+            hooks.append(module.register_forward_hook(row_of(name)))
     was_training = model.training
-    model.eval()  # BatchNorm in training mode rejects a batch whose spatial size has shrunk to 1x1
+    # BatchNorm in training mode rejects a batch whose spatial size has shrunk to 1x1
+    model.eval()
     try:
         with torch.no_grad():
             out = model(torch.zeros(2, *input_shape, device=device))
     except (RuntimeError, ValueError, TypeError) as err:
         reason = str(err).strip().splitlines()[0]
         # a model that knows what fixes it says so (LeNet: the padding); else the models that fit
-        hint = model.input_hint(list(input_shape)) if hasattr(model, "input_hint") else None
+        input_hint = getattr(model, "input_hint", None)
+        hint = input_hint(list(input_shape)) if input_hint else None
         fix = hint or (
             "Pick a model that fits the data (model=mlp takes any shape; model=cnn images (C, H, W) of any size and "
             "signals (C, L); model=lenet needs 32x32 images)"
@@ -312,6 +345,6 @@ def summarize(model, input_shape, *, num_outputs, device):
     return rows
 
 
-def plain(cfg):
+def plain(cfg: DictConfig | ListConfig) -> Any:
     """The resolved config as plain dicts and lists (what last.pt and summary.json hold)."""
     return OmegaConf.to_container(cfg, resolve=True)
