@@ -393,7 +393,7 @@ def describe(job, rank):
         samples=job.samples,
         **({"pretrained": model.pretrained_from} if hasattr(model, "pretrained_from") else {}),
         **({"init_from": job.init.record()} if job.init else {}),
-        **({"frozen": job.freezer.record()} if job.freezer else {}),
+        **({"frozen": job.freezer.summary()} if job.freezer else {}),
         **({"quick_check": job.recipe.quick_check} if job.recipe.quick_check else {}),
         **({"limits": job.data.limits} if job.data.limits else {}),
     )

@@ -32,33 +32,45 @@ body of use_deterministic_algorithms, what torch.optim asks of torch._dynamo, an
 imports.
 """
 
+from __future__ import annotations
+
 import importlib
 import os
 import sys
 import types
+from collections.abc import Callable
+from typing import Any
 
-ANSWERED = ("graph_break", "disable")  # what the stand-in answers without importing dynamo
+# what the stand-in answers without importing dynamo
+ANSWERED = ("graph_break", "disable")
 
 
 class _DeferredDynamo(types.ModuleType):
     """sys.modules["torch._dynamo"] until something needs more than an eager no-op from it."""
 
     @staticmethod
-    def graph_break(msg=""):
+    def graph_break(msg: str = "") -> None:
         """Eager mode: nothing to break (torch._dynamo.decorators.graph_break is an empty function)."""
 
     @staticmethod
-    def disable(fn=None, recursive=True, *, reason=None, wrapping=True):
+    def disable(
+        fn: Callable[..., Any] | None = None,
+        recursive: bool = True,
+        *,
+        reason: str | None = None,
+        wrapping: bool = True,
+    ) -> Callable[..., Any]:
         """Eager mode: fn itself (dynamo's wrapper only turns off a frame hook that is not there)."""
         if fn is None:
             return lambda f: f
         return fn
 
-    def __getattr__(self, name):  # anything else, including __path__ for a submodule's import: the real one
+    # anything else, including __path__ for a submodule's import: the real one
+    def __getattr__(self, name: str) -> Any:
         return getattr(_real(), name)
 
 
-def _real():
+def _real() -> types.ModuleType:
     import torch
 
     if isinstance(sys.modules.get("torch._dynamo"), _DeferredDynamo):
@@ -68,7 +80,7 @@ def _real():
     return importlib.import_module("torch._dynamo")
 
 
-def prepare(compiling):
+def prepare(compiling: bool) -> None:
     """Before a job touches torch: a stand-in for torch._dynamo unless `compiling` (or RUNNER_DEFER_DYNAMO=0);
     for a compiling job, the real torch._dynamo now."""
     if compiling:
@@ -77,7 +89,7 @@ def prepare(compiling):
         sys.modules["torch._dynamo"] = _DeferredDynamo("torch._dynamo", __doc__)
 
 
-def deterministic(mode, warn_only, compiling):
+def deterministic(mode: bool, warn_only: bool, compiling: bool) -> None:
     """torch.use_deterministic_algorithms(mode, warn_only=warn_only), without importing inductor unless compiling."""
     import torch
 

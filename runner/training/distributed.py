@@ -8,16 +8,25 @@ not with N); BatchNorm's statistics are those of the global batch. NCCL on GPUs,
 Rank 0 alone prints and writes the run directory.
 """
 
+from __future__ import annotations
+
 import atexit
 import os
 import re
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 import torch.distributed as dist
+
+if TYPE_CHECKING:
+    from runner.io.signals import StopSignals
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -27,16 +36,19 @@ class Rank:
     local: int = 0
 
     @property
-    def main(self):
+    def main(self) -> bool:
         return self.rank == 0
 
 
-_timeout_s = None  # the process group's timeout, in seconds (trainer.ddp_timeout), once joined
-_peer_lost = False  # set when a collective failed because another process left or did not answer
-LEAVE_TIMEOUT_S = 10  # how long leave() waits for the process group to end at exit
+# the process group's timeout, in seconds (trainer.ddp_timeout), once joined
+_timeout_s: float | None = None
+# set when a collective failed because another process left or did not answer
+_peer_lost = False
+# how long leave() waits for the process group to end at exit
+LEAVE_TIMEOUT_S = 10
 
 
-def join(timeout_s):
+def join(timeout_s: float | None) -> bool:
     """Join the process group of this job when it has several processes (torchrun's WORLD_SIZE, or the tasks of a
     submitit job: join_submitit_job); True when it did. `timeout_s` (trainer.ddp_timeout) bounds how long a collective
     waits for the other processes: past it, the collective raises instead of hanging (peers_lost_as_interrupted)."""
@@ -47,7 +59,7 @@ def join(timeout_s):
     return dist.is_initialized()
 
 
-def init(timeout_s=None):
+def init(timeout_s: float | None = None) -> Rank:
     """Join the process group torchrun set up; the backend follows the hardware.
 
     Under `torchrun --max-restarts=N` the group of each restart meets under its own key prefix in the launcher's
@@ -62,7 +74,7 @@ def init(timeout_s=None):
 
         default = default_pg_nccl_timeout if backend == "nccl" else default_pg_timeout
         timeout = default if timeout_s is None else timedelta(seconds=timeout_s)
-        _timeout_s = timeout.total_seconds()
+        _timeout_s = timeout.total_seconds() if timeout is not None else None
         restart = os.environ.get("TORCHELASTIC_RESTART_COUNT")
         if restart is None:
             dist.init_process_group(backend, timeout=timeout)
@@ -70,11 +82,12 @@ def init(timeout_s=None):
             store, rank, world = next(dist.rendezvous("env://", timeout=timeout))
             store = dist.PrefixStore(f"runner/restart_{restart}", store)
             dist.init_process_group(backend, store=store, rank=rank, world_size=world, timeout=timeout)
-        atexit.register(_leave_at_exit)  # after cli.main's own exit handler, so it runs before it
+        # after cli.main's own exit handler, so it runs before it
+        atexit.register(_leave_at_exit)
     return current()
 
 
-def in_submitit_job():
+def in_submitit_job() -> Any:
     """The submitit JobEnvironment of this process when it is one task of a submitit job of several
     (hydra/launcher=slurm or local with tasks_per_node > 1 or nodes > 1), else None."""
     if not os.environ.get("SUBMITIT_EXECUTOR") or dist.is_initialized():
@@ -85,7 +98,7 @@ def in_submitit_job():
     return job if job.num_tasks > 1 else None
 
 
-def join_submitit_job(timeout_s=None):
+def join_submitit_job(timeout_s: float | None = None) -> Rank:
     """Join the process group of the tasks of this submitit job (in_submitit_job): one job, one run, as under torchrun.
 
     MASTER_ADDR, MASTER_PORT, RANK, WORLD_SIZE, LOCAL_RANK and LOCAL_WORLD_SIZE come from submitit's own reading of
@@ -99,7 +112,7 @@ def join_submitit_job(timeout_s=None):
     return init(timeout_s)
 
 
-def first_process():
+def first_process() -> bool:
     """Whether this process is rank 0 of its job by its launcher's environment (torchrun's RANK, submitit's task
     rank): true before the process group is joined, and when joining failed."""
     if os.environ.get("SUBMITIT_EXECUTOR"):
@@ -109,13 +122,13 @@ def first_process():
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def current():
+def current() -> Rank:
     if not dist.is_initialized():
         return Rank()
     return Rank(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-def broadcast(value):
+def broadcast(value: T) -> T:
     """Rank 0's `value` on every rank."""
     if not dist.is_initialized():
         return value
@@ -124,7 +137,7 @@ def broadcast(value):
     return box[0]
 
 
-def decided_by_rank_0(decide):
+def decided_by_rank_0(decide: Callable[[], T]) -> T:
     """`decide()`, called by rank 0 alone, its result handed to every rank; what it raises is raised on every rank (a
     RunnerError as it is, anything else as a RunnerError naming it on the other ranks), since a rank left waiting for
     the answer would hang. `decide()` itself in a single process. For what only one process may do and every process
@@ -133,11 +146,13 @@ def decided_by_rank_0(decide):
 
     if not dist.is_initialized() or dist.get_world_size() == 1:
         return decide()
-    decided, failure = None, None
+    decided: Any = None
+    failure: BaseException | None = None
     if dist.get_rank() == 0:
         try:
             decided = decide()
-        except BaseException as err:  # a refusal, a bug, a second Ctrl-C: the others must not wait for the answer
+        # a refusal, a bug, a second Ctrl-C: the others must not wait for the answer
+        except BaseException as err:
             failure = err
             decided = err if isinstance(err, RunnerError) else _Failed(f"{type(err).__name__}: {err}")
     decided = broadcast(decided)
@@ -155,15 +170,15 @@ class _Failed:
     what: str
 
 
-def asked_of_rank_0(make):
+def asked_of_rank_0(make: Callable[[], Callable[..., T] | None]) -> Callable[..., T] | None:
     """`make()` (a callable, or None, that only rank 0 can build and answer: an Optuna pruner reading the study),
     built by rank 0 alone, as every rank's callable, which returns rank 0's answer; None on every rank when rank 0's
     is None. `make()` itself in a single process."""
     if not dist.is_initialized() or dist.get_world_size() == 1:
         return make()
-    built = []
+    built: list[Any] = []
 
-    def build():
+    def build() -> bool:
         built.append(make())
         return built[0] is not None
 
@@ -172,7 +187,7 @@ def asked_of_rank_0(make):
     return lambda *args: decided_by_rank_0(lambda: built[0](*args))
 
 
-def all_sum(*tensors):
+def all_sum(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Sum each tensor over ranks, in place (no-op in a single process)."""
     if dist.is_initialized():
         for t in tensors:
@@ -180,7 +195,7 @@ def all_sum(*tensors):
     return tensors
 
 
-def max_over_ranks(value):
+def max_over_ranks(value: float) -> float:
     """The largest of every rank's float `value` (itself in a single process): one figure all ranks act on, such as
     the training time trainer.max_time is measured by (each process's own clock differs by a little)."""
     if not dist.is_initialized() or dist.get_world_size() == 1:
@@ -190,7 +205,7 @@ def max_over_ranks(value):
     return float(t.item())
 
 
-def first_non_negative(value):
+def first_non_negative(value: torch.Tensor) -> int:
     """int(value) of a scalar tensor where -1 means none (the first step with a non-finite loss): under torchrun, the
     smallest non-negative one over the ranks, or -1 when no rank has one, so that every rank acts on it together."""
     if not dist.is_initialized() or dist.get_world_size() == 1:
@@ -201,12 +216,12 @@ def first_non_negative(value):
     return -1 if int(t.item()) == none else int(t.item())
 
 
-def barrier():
+def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
 
 
-def leave(timeout_s=LEAVE_TIMEOUT_S):
+def leave(timeout_s: float = LEAVE_TIMEOUT_S) -> None:
     """End this process's part in the job's process group (torch.distributed.destroy_process_group, as Lightning's
     teardown does), waiting at most `timeout_s` seconds for it; nothing when no group was joined, or when a peer was
     lost (peers_lost_as_interrupted), since work still queued for a silent peer would wait for trainer.ddp_timeout.
@@ -223,18 +238,19 @@ def leave(timeout_s=LEAVE_TIMEOUT_S):
     ending.join(timeout_s)
 
 
-def lost_a_peer():
+def lost_a_peer() -> bool:
     """Whether a collective of this process failed because another process of the job left or did not answer
     (peers_lost_as_interrupted): what only this process can tell, since rank 0 may be the one that is gone."""
     return _peer_lost
 
 
-def _leave_at_exit():
-    with suppress(BaseException):  # the command has ended and said how: an exit is no place for a traceback
+def _leave_at_exit() -> None:
+    # the command has ended and said how: an exit is no place for a traceback
+    with suppress(BaseException):
         leave()
 
 
-def wrap(model, device):
+def wrap(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """DDP around `model` when there is more than one process; the model itself otherwise.
 
     BatchNorm normalises with the statistics of the global batch, as one process would: torch's
@@ -257,11 +273,11 @@ class GlobalBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
     that of one process holding the global batch, as in torch's SyncBatchNorm on CUDA.
     """
 
-    def _check_input_dim(self, x):
+    def _check_input_dim(self, x: torch.Tensor) -> None:
         if x.dim() < 2:
             raise ValueError(f"expected at least 2D input (got {x.dim()}D input)")
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or not dist.is_initialized():
             return super().forward(x)
         from torch.distributed.nn.functional import all_reduce
@@ -271,20 +287,24 @@ class GlobalBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
         total = all_reduce(local)
         n, mean = total[-1], total[:-1] / total[-1]
         centered = x - mean.reshape(shape)
-        var = all_reduce((centered * centered).sum(dims)) / n  # two passes: the variance without cancellation
+        # two passes: the variance without cancellation
+        var = all_reduce((centered * centered).sum(dims)) / n
         y = centered * torch.rsqrt(var + self.eps).reshape(shape)
         if self.affine:
             y = y * self.weight.reshape(shape) + self.bias.reshape(shape)
-        if self.track_running_stats:
+        # buffers that exist where track_running_stats is set (torch types them Optional)
+        tracked, running_mean, running_var = self.num_batches_tracked, self.running_mean, self.running_var
+        if self.track_running_stats and tracked is not None and running_mean is not None and running_var is not None:
             with torch.no_grad():
-                self.num_batches_tracked += 1
-                momentum = 1 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-                self.running_mean.lerp_(mean.detach(), momentum)
-                self.running_var.lerp_(var.detach() * n / (n - 1), momentum)  # unbiased, as BatchNorm keeps it
+                tracked += 1
+                momentum = 1 / float(tracked) if self.momentum is None else self.momentum
+                running_mean.lerp_(mean.detach(), momentum)
+                # unbiased, as BatchNorm keeps it
+                running_var.lerp_(var.detach() * n / (n - 1), momentum)
         return y
 
     @classmethod
-    def convert(cls, module):
+    def convert(cls, module: torch.nn.Module) -> torch.nn.Module:
         """`module` with each BatchNorm replaced by a GlobalBatchNorm holding its very parameters and buffers."""
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             new = cls(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
@@ -302,7 +322,7 @@ class GlobalBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
         return module
 
 
-def in_sync(model):
+def in_sync(model: torch.nn.Module) -> bool:
     """True when every process holds the same weights (checked once, at the end of training)."""
     if not dist.is_initialized():
         return True
@@ -316,11 +336,11 @@ def in_sync(model):
     return bool(torch.equal(low, high))
 
 
-def gather(value):
+def gather(value: T) -> list[T] | None:
     """[every rank's `value`] on rank 0, in rank order (None on the others); [value] in a single process."""
     if not dist.is_initialized():
         return [value]
-    out = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    out: list[Any] | None = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
     dist.gather_object(value, out, dst=0)
     return out
 
@@ -336,15 +356,17 @@ class AgreedStop:
     gloo. After the first agreement the answer is kept and the all-reduces stop.
     """
 
-    def __init__(self, stop):
-        self.stop, self.agreed = stop, None
+    def __init__(self, stop: StopSignals) -> None:
+        self.stop = stop
+        self.agreed: str | None = None
 
     @property
-    def requested(self):
+    def requested(self) -> str | None:
         if self.agreed is None:
             import signal
 
-            own = self.stop.requested  # read once: a signal arriving during the all-reduce waits for the next point
+            # read once: a signal arriving during the all-reduce waits for the next point
+            own = self.stop.requested
             flags = torch.zeros(dist.get_world_size(), dtype=torch.int64, device=_device())
             if own:
                 flags[dist.get_rank()] = int(signal.Signals[own])
@@ -353,10 +375,11 @@ class AgreedStop:
             if sent:
                 name = signal.Signals(int(flags[sent[0]])).name
                 self.agreed = own if own else f"{name} (sent to rank {sent[0]})"
-                self.stop.by_peer = None if own else name  # a SIGUSR2 to any task requeues the job (signals.job_stop)
+                # a SIGUSR2 to any task requeues the job (signals.job_stop)
+                self.stop.by_peer = None if own else name
         return self.agreed
 
-    def check(self, where):
+    def check(self, where: str) -> None:
         """A safe point of every rank: raise Interrupted on all of them when any was asked to stop."""
         from runner.io.errors import Interrupted
 
@@ -364,12 +387,12 @@ class AgreedStop:
             raise Interrupted(f"stopped by {self.agreed} {where}")
 
 
-def agreed(stop):
+def agreed(stop: StopSignals) -> StopSignals | AgreedStop:
     """`stop` agreed over the ranks of a torchrun or SLURM job (AgreedStop); `stop` itself in a single process."""
     return AgreedStop(stop) if dist.is_initialized() and dist.get_world_size() > 1 else stop
 
 
-def _device():
+def _device() -> torch.device:
     """Where a collective's tensors live: the process's GPU under NCCL, the CPU under gloo."""
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
@@ -381,11 +404,12 @@ LOST_PEER = ("Connection reset by peer", "Connection closed by peer", "Broken pi
 TIMED_OUT = ("Timed out waiting", "Watchdog caught collective operation timeout")
 
 
-def lost_peer(err):
+def lost_peer(err: BaseException) -> str | None:
     """ "left" when `err`, raised in a collective of a job of several processes, says that another process has gone,
     "timeout" when one did not answer within trainer.ddp_timeout, else None."""
     if not (dist.is_initialized() and dist.get_world_size() > 1 and isinstance(err, RuntimeError)):
-        return None  # torch.distributed.DistError and gloo's errors are RuntimeErrors
+        # torch.distributed.DistError and gloo's errors are RuntimeErrors
+        return None
     text = str(err)
     if isinstance(err, dist.DistNetworkError) or any(marker in text for marker in LOST_PEER):
         return "left"
@@ -395,7 +419,7 @@ def lost_peer(err):
 
 
 @contextmanager
-def peers_lost_as_interrupted():
+def peers_lost_as_interrupted() -> Iterator[None]:
     """A collective that fails because a peer process has gone, or has not answered within the group's timeout
     (trainer.ddp_timeout), raises Interrupted instead of its RuntimeError: the run ends `interrupted`, not `failed`,
     so that torchrun's --max-restarts, a requeue or the same command again resumes it from last.pt, which holds its

@@ -13,18 +13,22 @@ its learning-rate ramp. Which parameters are frozen follows from the patterns an
 run freezes exactly what the uninterrupted run froze.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from fnmatch import fnmatchcase
+from typing import Any
 
 from torch import nn
 
 from runner.io.errors import RunnerError
 
 
-def _matches(name, pattern):
+def _matches(name: str, pattern: str) -> bool:
     return fnmatchcase(name, pattern) or fnmatchcase(name, f"{pattern}.*")
 
 
-def selected(model, patterns, key):
+def selected(model: nn.Module, patterns: Sequence[str], key: str) -> list[str]:
     """The names of `model`'s parameters that `patterns` (globs over parameter or module names) select, in the
     model's order; RunnerError naming the model's modules for a pattern that selects none (`key`: the setting)."""
     names = [name for name, _ in model.named_parameters()]
@@ -41,7 +45,7 @@ def selected(model, patterns, key):
 class Freezer:
     """The parameters `patterns` freeze in `model` until epoch `unfreeze_at` (None: for the whole run)."""
 
-    def __init__(self, model, patterns, unfreeze_at):
+    def __init__(self, model: nn.Module, patterns: Sequence[str], unfreeze_at: int | None) -> None:
         self.model, self.unfreeze_at = model, unfreeze_at
         self.names = set(selected(model, patterns, "trainer.freeze"))
         self.count = sum(p.numel() for name, p in model.named_parameters() if name in self.names)
@@ -53,10 +57,10 @@ class Freezer:
                 f"first backward pass would have no gradient to compute. Leave some out, e.g. the output layer."
             )
 
-    def frozen(self, epoch):
+    def frozen(self, epoch: int) -> bool:
         return self.unfreeze_at is None or epoch < self.unfreeze_at
 
-    def at(self, epoch):
+    def at(self, epoch: int) -> bool:
         """Set requires_grad for `epoch` (from 1), and put the frozen BatchNorm layers in eval mode; call after
         model.train(). Returns True at the epoch the parameters are unfrozen."""
         frozen = self.frozen(epoch)
@@ -69,12 +73,12 @@ class Freezer:
                     module.eval()
         return epoch == self.unfreeze_at
 
-    def line(self):
+    def line(self) -> str:
         """What the log says about it."""
         until = f"until epoch {self.unfreeze_at}" if self.unfreeze_at else "for the whole run"
         total = sum(p.numel() for p in self.model.parameters())
         return f"frozen: {self.count:,} of {total:,} parameters ({len(self.names)} tensors, trainer.freeze) {until}"
 
-    def record(self):
+    def summary(self) -> dict[str, Any]:
         """summary.json's `frozen`."""
         return {"parameters": self.count, "tensors": len(self.names), "unfreeze_at_epoch": self.unfreeze_at}

@@ -1,7 +1,11 @@
 """What a task trains on and reports: classification is cross-entropy and accuracy, regression MSE and MAE."""
 
+from __future__ import annotations
+
 import math
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -9,12 +13,18 @@ import torch.nn.functional as F
 from runner.training.distributed import all_sum
 from runner.training.recipe import TASK_METRICS
 
+if TYPE_CHECKING:
+    from torch import nn
+
 
 @dataclass(frozen=True)
 class Task:
-    loss: object  # (outputs, targets) -> mean loss over the batch
-    metric: str  # the metric reported per epoch and at test time
-    mode: str  # "max" if a larger metric is better
+    # (outputs, targets) -> mean loss over the batch
+    loss: Callable[..., torch.Tensor]
+    # the metric reported per epoch and at test time
+    metric: str
+    # "max" if a larger metric is better
+    mode: str
 
 
 TASKS = {
@@ -24,7 +34,16 @@ TASKS = {
 
 
 @torch.inference_mode()
-def evaluate(model, batches, *, task, num_classes, precision=None, stop=None, target_std=None):
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    task: Task,
+    num_classes: int,
+    precision: Any = None,
+    stop: Callable[[], None] | None = None,
+    target_std: torch.Tensor | None = None,
+) -> tuple[dict[str, float], torch.Tensor | None]:
     """Mean loss and the task's metric over `batches`; for classification also the confusion matrix.
     `target_std` (a tensor of one std per output, on the model's device): regression targets were standardised by it,
     so the MAE is reported in the targets' own units (the loss stays in standardised units).
@@ -53,7 +72,8 @@ def evaluate(model, batches, *, task, num_classes, precision=None, stop=None, ta
         else:
             out = model(x)
         loss_sum = loss_sum + task.loss(out, y, reduction="sum") / (out.shape[1] if task.metric == "mae" else 1)
-        if task.metric == "accuracy":
+        # a classification's (task.metric "accuracy"): the one with a confusion matrix
+        if confusion is not None:
             pred = out.argmax(dim=1)
             metric_sum = metric_sum + (pred == y).sum()
             confusion += torch.bincount(y * num_classes + pred, minlength=num_classes**2).reshape(num_classes, -1)
@@ -62,12 +82,13 @@ def evaluate(model, batches, *, task, num_classes, precision=None, stop=None, ta
             metric_sum = metric_sum + errors.mean(dim=1).sum()
         n += len(y)
     model.train(was_training)
-    all_sum(n, loss_sum, metric_sum, *([confusion] if confusion is not None else []))  # under torchrun
+    # under torchrun
+    all_sum(n, loss_sum, metric_sum, *([confusion] if confusion is not None else []))
     result = {"loss": float(loss_sum) / float(n), task.metric: float(metric_sum) / float(n)}
     return result, None if confusion is None else confusion.cpu()
 
 
-def loss_floor(task, label_smoothing, num_classes):
+def loss_floor(task: Task, label_smoothing: float, num_classes: int) -> float:
     """The lowest training loss there is: for cross-entropy with label smoothing e over K classes, the entropy of the
     smoothed targets (1 - e + e/K on the true class, e/K on each other: torch's F.cross_entropy); 0 otherwise."""
     if task.metric != "accuracy" or not label_smoothing:
@@ -77,7 +98,7 @@ def loss_floor(task, label_smoothing, num_classes):
     return -true * math.log(true) - (k - 1) * (e / k) * math.log(e / k)
 
 
-def per_class_accuracy(confusion, class_names):
+def per_class_accuracy(confusion: torch.Tensor, class_names: Sequence[str]) -> dict[str, float | None]:
     """{class name: accuracy} from a confusion matrix (rows: true class, columns: predicted); None for a class with
     no sample in it (no accuracy to speak of, not 0)."""
     totals = confusion.sum(dim=1)

@@ -10,18 +10,29 @@ shows the top ten. Steps inside the window are slower (the profiler records ever
 samples/s says so.
 """
 
+from __future__ import annotations
+
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 from runner.io.console import results_table
 from runner.io.files import atomic_write
 from runner.training.schedules import steps_per_epoch
 
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from runner.io.console import RunConsole
+    from runner.run.rundir import RunDir
+    from runner.training.loop import Job
+
 TOP = 10
 
 
 @contextmanager
-def profiling(job, run, console):
+def profiling(job: Job, run: RunDir, console: RunConsole) -> Iterator[None]:
     """Profile `job`'s optimizer steps inside trainer.profile_steps' window while the block runs, on the process that
     writes (rank 0); nothing when trainer.profile is off."""
     if not job.recipe.profile or not run.write:
@@ -30,8 +41,10 @@ def profiling(job, run, console):
     from torch.profiler import ProfilerAction, ProfilerActivity, profile, tensorboard_trace_handler
 
     cuda = job.device.type == "cuda"
-    if not cuda:  # kineto's start and stop notes, and "gpuGetDeviceCount failed" on a machine without one
-        os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # 6: none of its levels (a level set by the user wins)
+    # kineto's start and stop notes, and "gpuGetDeviceCount failed" on a machine without one
+    if not cuda:
+        # 6: none of its levels (a level set by the user wins)
+        os.environ.setdefault("KINETO_LOG_LEVEL", "6")
     wait, warmup, active = job.recipe.profile_steps
     folder = run.path / "profile"
     start, n_batches = job.state.step, len(job.data.train)
@@ -42,9 +55,9 @@ def profiling(job, run, console):
     recipe = job.recipe
     planned = recipe.epochs * steps_per_epoch(n_batches, recipe.accumulate_grad_batches)
     last_step = min(planned, recipe.max_steps or planned)
-    seen = {"ended": None, "cut": False}
+    seen: dict[str, Any] = {"ended": None, "cut": False}
 
-    def action(n):
+    def action(n: int) -> ProfilerAction:
         """torch.profiler's schedule: what to do in the profiler's step n, the span of optimizer step start + n + 1
         (wait, warm up, record `active` steps, once: torch's schedule(repeat=1), with a first step that can move)."""
         step, first = start + n + 1, window["first"]
@@ -54,10 +67,11 @@ def profiling(job, run, console):
             return ProfilerAction.RECORD
         return ProfilerAction.RECORD_AND_SAVE if step == first + active - 1 else ProfilerAction.NONE
 
-    def ready(prof):
+    def ready(prof: profile) -> None:
         first = window["first"]
         if seen["ended"] is not None and seen["ended"] < first:
-            return  # nothing of the window ran: what the profiler holds is no step of it
+            # nothing of the window ran: what the profiler holds is no step of it
+            return
         tensorboard_trace_handler(str(folder), worker_name="rank0")(prof)
         averages = prof.key_averages()
         table = averages.table(sort_by=own_time(cuda), row_limit=30)
@@ -72,13 +86,13 @@ def profiling(job, run, console):
             )
         console.print(f"profile: {folder / 'top_operators.txt'}; the trace opens in ui.perfetto.dev", soft_wrap=True)
 
-    def end(step):
+    def end(step: int) -> None:
         """Stop the profiler after optimizer step `step`: it writes the window's steps it recorded."""
         if seen["ended"] is None:
             seen["ended"] = step
             profiler.stop()
 
-    def after_step(*_):
+    def after_step(*_: object) -> None:
         """After each optimizer step: the next step of the profiler, or its end where a validation follows (the
         epoch's last step) or the run ends (its last step), so that nothing but training steps is recorded."""
         if seen["ended"] is not None:
@@ -91,7 +105,8 @@ def profiling(job, run, console):
             end(step)
             return
         if epoch_end and step == first - 1:
-            window["first"] += 1  # the window's first step would hold the validation: it begins one step later
+            # the window's first step would hold the validation: it begins one step later
+            window["first"] += 1
         profiler.step()
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
@@ -112,16 +127,17 @@ def profiling(job, run, console):
             )
 
 
-def own_time(cuda):
+def own_time(cuda: bool) -> str:
     """The profiler's key for an operator's own time: on the GPU where there is one."""
     return "self_device_time_total" if cuda else "self_cpu_time_total"
 
 
-def top_table(averages, cuda, *, first, last):
+def top_table(averages: Any, cuda: bool, *, first: int, last: int) -> Table:
     """The TOP operators by their own time (device time on a GPU), as a console table; the profiler's own step
     markers (ProfilerStep#N) left out."""
     key = own_time(cuda)
-    total = sum(getattr(e, key) for e in averages) or 1  # with the step markers, as top_operators.txt counts
+    # with the step markers, as top_operators.txt counts
+    total = sum(getattr(e, key) for e in averages) or 1
     averages = [e for e in averages if not e.key.startswith("ProfilerStep")]
     events = sorted(averages, key=lambda e: getattr(e, key), reverse=True)
     rows = [

@@ -13,17 +13,26 @@ Beside the scheduler's own arguments, its config has two keys runner reads (SCHE
 interval's unit, which the trainer knows only once the data is loaded.
 """
 
-import math
+from __future__ import annotations
 
-from omegaconf import OmegaConf
+import math
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Any
+
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LinearLR, OneCycleLR, SequentialLR
 
 from runner.io.errors import RunnerError
-from runner.training.build import instantiate
+from runner.training.build import instantiate, plain
 
-SCHEDULE_KEYS = ("interval", "warmup_epochs")  # read here, not passed to the scheduler's class
-WHOLE_RUN_KEYS = ("T_max", "total_iters", "total_steps")  # null = the rest of the run
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+    from torch.optim.lr_scheduler import LRScheduler
+
+# read here, not passed to the scheduler's class
+SCHEDULE_KEYS = ("interval", "warmup_epochs")
+# null = the rest of the run
+WHOLE_RUN_KEYS = ("T_max", "total_iters", "total_steps")
 
 
 class Schedule:
@@ -32,25 +41,25 @@ class Schedule:
     `parts` are the schedulers it is made of (the warmup ramp and the main one, chained by SequentialLR),
     whose base rates a resume with a new optimizer.lr sets."""
 
-    def __init__(self, scheduler, interval, parts=None):
+    def __init__(self, scheduler: LRScheduler, interval: str, parts: Sequence[LRScheduler] | None = None) -> None:
         self.scheduler, self.interval = scheduler, interval
         self.parts = parts or [scheduler]
 
-    def after_step(self):
+    def after_step(self) -> None:
         if self.interval == "step":
             self.scheduler.step()
 
-    def after_epoch(self):
+    def after_epoch(self) -> None:
         if self.interval == "epoch":
             self.scheduler.step()
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, Any]:
         return self.scheduler.state_dict()
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.scheduler.load_state_dict(state)
 
-    def set_base_lr(self, lr, keep=()):
+    def set_base_lr(self, lr: float, keep: Collection[int] = ()) -> None:
         """A new learning rate from here on (resume optimizer.lr=...): the base of every scheduler in the chain, for
         every parameter group but those in `keep` (groups with a rate of their own)."""
         if any(isinstance(s, OneCycleLR) for s in self.parts):
@@ -58,11 +67,12 @@ class Schedule:
                 "resume: optimizer.lr cannot change a onecycle schedule, whose every step's rate was laid out "
                 "from scheduler.max_lr at the start. Start a new run for another peak rate."
             )
-        for s in self.parts:  # SequentialLR has no base rate of its own: its parts do
+        # SequentialLR has no base rate of its own: its parts do
+        for s in self.parts:
             s.base_lrs = [base if i in keep else lr for i, base in enumerate(s.base_lrs)]
 
 
-def whole_run(scheduler_cfg):
+def whole_run(scheduler_cfg: DictConfig) -> bool:
     """Whether the schedule's length was laid out from the run's length (so the run cannot be made longer on resume)."""
     return scheduler_cfg.get("_target_") is not None and (
         any(k in scheduler_cfg and scheduler_cfg[k] is None for k in WHOLE_RUN_KEYS)
@@ -70,7 +80,7 @@ def whole_run(scheduler_cfg):
     )
 
 
-def check_schedule(scheduler_cfg):
+def check_schedule(scheduler_cfg: DictConfig) -> None:
     """The keys runner reads, and combinations that cannot work; without building anything."""
     interval, warmup = scheduler_cfg.get("interval", "epoch"), scheduler_cfg.get("warmup_epochs", 0)
     if interval not in ("epoch", "step"):
@@ -94,7 +104,14 @@ def check_schedule(scheduler_cfg):
         )
 
 
-def build_schedule(scheduler_cfg, optimizer, *, steps_per_epoch, epochs, max_steps=None):
+def build_schedule(
+    scheduler_cfg: DictConfig,
+    optimizer: Optimizer,
+    *,
+    steps_per_epoch: int,
+    epochs: int,
+    max_steps: int | None = None,
+) -> Schedule | None:
     """The Schedule for `optimizer`, or None for a constant rate without warmup.
 
     `steps_per_epoch` counts optimizer steps (batches / accumulate_grad_batches); the run's length is
@@ -112,7 +129,8 @@ def build_schedule(scheduler_cfg, optimizer, *, steps_per_epoch, epochs, max_ste
         )
     main = None
     if scheduler_cfg.get("_target_") is not None:
-        resolved = OmegaConf.to_container(scheduler_cfg, resolve=True)  # max_lr: ${optimizer.lr} needs the whole config
+        # max_lr: ${optimizer.lr} needs the whole config
+        resolved = plain(scheduler_cfg)
         args = {k: v for k, v in resolved.items() if k not in SCHEDULE_KEYS}
         args.update({k: total - warmup for k in WHOLE_RUN_KEYS if k in args and args[k] is None})
         if str(args.get("_target_", "")).endswith("OneCycleLR"):
@@ -126,7 +144,7 @@ def build_schedule(scheduler_cfg, optimizer, *, steps_per_epoch, epochs, max_ste
     return Schedule(SequentialLR(optimizer, [ramp, main], milestones=[warmup]), interval, parts=[ramp, main])
 
 
-def onecycle_args(args: dict, optimizer: Optimizer, run_steps: int) -> dict:
+def onecycle_args(args: dict[str, Any], optimizer: Optimizer, run_steps: int) -> dict[str, Any]:
     """OneCycleLR's arguments for `optimizer` over a run of `run_steps` optimizer steps.
 
     Each parameter group peaks at its own rate: a max_lr given as one number (configs/scheduler/onecycle.yaml's
@@ -149,7 +167,8 @@ def onecycle_args(args: dict, optimizer: Optimizer, run_steps: int) -> dict:
         scale = args["max_lr"] / base
         args["max_lr"] = [group["lr"] * scale for group in optimizer.param_groups]
     if not isinstance(total, int) or not isinstance(pct, (int, float)) or not 0 <= pct <= 1:
-        return args  # OneCycleLR's own checks say what is wrong
+        # OneCycleLR's own checks say what is wrong
+        return args
     ends = _onecycle_ends(pct, total, args.get("three_phase", False))
     if ends[0] == 0.0:
         args["pct_start"] = pct = pct * (1 - 1e-9)
@@ -169,6 +188,6 @@ def _onecycle_ends(pct: float, total: int, three_phase: bool) -> list[float]:
     return [float(pct * total) - 1, total - 1]
 
 
-def steps_per_epoch(batches, accumulate):
+def steps_per_epoch(batches: int, accumulate: int) -> int:
     """Optimizer steps in an epoch of `batches` when gradients of `accumulate` batches make one step."""
     return math.ceil(batches / accumulate)
