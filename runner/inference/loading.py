@@ -9,7 +9,7 @@ import typing
 from dataclasses import fields
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -21,7 +21,7 @@ from runner.io.serialization import safe_load
 from runner.training.build import build_data, build_model
 from runner.training.state import load_weights
 
-if typing.TYPE_CHECKING:
+if TYPE_CHECKING:
     from torch import nn
 
     from runner.data.splits import Split

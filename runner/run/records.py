@@ -4,12 +4,15 @@ Nothing here writes, takes the lock or imports torch (runner report and diff ans
 run/rundir.py is the one writer.
 """
 
+from __future__ import annotations
+
 import csv
 import fcntl
 import io
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -18,7 +21,7 @@ from omegaconf import OmegaConf
 ATTEMPTS = "attempts.json"
 
 
-def read_summary(run_dir):
+def read_summary(run_dir: str | Path) -> dict[str, Any]:
     """summary.json as a dict; {} when there is none or it cannot be read."""
     try:
         return json.loads((Path(run_dir) / "summary.json").read_text())
@@ -26,7 +29,7 @@ def read_summary(run_dir):
         return {}
 
 
-def is_locked(run_dir):
+def is_locked(run_dir: str | Path) -> bool:
     """True while a process holds the run directory's lock (without taking it, and without writing)."""
     try:
         fd = os.open(Path(run_dir) / ".lock", os.O_RDONLY)
@@ -38,16 +41,17 @@ def is_locked(run_dir):
     except BlockingIOError:
         return True
     finally:
-        os.close(fd)  # closing drops the shared lock, if it was taken
+        # closing drops the shared lock, if it was taken
+        os.close(fd)
 
 
-def status_of(run_dir, summary=None):
+def status_of(run_dir: str | Path, summary: dict[str, Any] | None = None) -> str | None:
     """summary.json's status (or `summary`'s), except that a `running` run whose process is gone is `interrupted`."""
     status = (read_summary(run_dir) if summary is None else summary).get("status")
     return "interrupted" if status == "running" and not is_locked(run_dir) else status
 
 
-def resolved_config(run_dir):
+def resolved_config(run_dir: str | Path) -> Any:
     """The run's .hydra/config.yaml with its interpolations resolved (as written, where one cannot be)."""
     from runner.config.resolvers import register_resolvers
 
@@ -57,12 +61,14 @@ def resolved_config(run_dir):
     register_resolvers()
     try:
         return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    except Exception:  # a resolver of a newer runner, or a run moved away from its data: the text as written
+    # a resolver of a newer runner, or a run moved away from its data: the text as written
+    except Exception:
         import yaml
 
         try:
             return yaml.safe_load(path.read_text())
-        except (yaml.YAMLError, ValueError) as err:  # ValueError: UnicodeDecodeError, a byte that is no text
+        # ValueError: UnicodeDecodeError, a byte that is no text
+        except (yaml.YAMLError, ValueError) as err:
             from runner.io.errors import RunnerError, one_line
 
             detail = one_line(err, 200)
@@ -72,7 +78,7 @@ def resolved_config(run_dir):
             ) from None
 
 
-def overrides(run_dir):
+def overrides(run_dir: str | Path) -> list[str]:
     """The command-line overrides a run was started with (.hydra/overrides.yaml); [] when there are none."""
     import yaml
 
@@ -82,7 +88,9 @@ def overrides(run_dir):
         return []
 
 
-def run_record(run_dir, rows=None, summary=None):
+def run_record(
+    run_dir: str | Path, rows: list[dict[str, float]] | None = None, summary: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """A run as trackers mirror it: {path, name, sweep, config, rows, summary}. The name is the overrides that set the
     run apart (`optimizer.lr=0.01,seed=1`), or else its directory's last two parts (`2026-11-24/10-31-07`)."""
     run_dir = Path(run_dir)
@@ -106,28 +114,28 @@ def run_record(run_dir, rows=None, summary=None):
     }
 
 
-def read_metrics(path):
+def read_metrics(path: str | Path) -> list[dict[str, float]]:
     """metrics.csv as a list of dicts of floats."""
     with Path(path).open(newline="") as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def read_metrics_text(text: str) -> list[dict]:
+def read_metrics_text(text: str) -> list[dict[str, float]]:
     """read_metrics of metrics.csv's text."""
     return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(io.StringIO(text, newline=""))]
 
 
-def whole_rows(text: str, epoch: int) -> tuple[str, list[dict]]:
+def whole_rows(text: str, epoch: int) -> tuple[str, list[dict[str, float]]]:
     """What a resume keeps of metrics.csv's `text` when last.pt counts `epoch` epochs: its header and its whole rows
     of epochs up to `epoch`, as text ("" where none) and as read_metrics' dicts. What a process that then died left
     after its last.pt goes: rows of later epochs, a line a crash cut short, a torn header."""
     lines = text.splitlines(keepends=True)
     header = lines[0] if lines and lines[0].startswith("epoch,") and lines[0].endswith("\n") else None
     kept = [line for line in lines[1:] if header and _whole_row(header, line, epoch)]
-    return (header + "".join(kept), read_metrics_text(header + "".join(kept))) if kept else ("", [])
+    return (header + "".join(kept), read_metrics_text(header + "".join(kept))) if kept and header else ("", [])
 
 
-def _whole_row(header, line, epoch):
+def _whole_row(header: str, line: str, epoch: int) -> bool:
     """Whether `line` is a whole row of metrics.csv (the columns of `header`, numbers, ended by a newline) of an
     epoch up to `epoch`."""
     if not line.endswith("\n"):
@@ -140,7 +148,7 @@ def _whole_row(header, line, epoch):
     return len(row) == 1 and row[0]["epoch"] <= epoch
 
 
-def sweep_overrides(sweep_dir):
+def sweep_overrides(sweep_dir: str | Path) -> tuple[list[str], list[str]] | None:
     """The overrides a sweep was started with, from its multirun.yaml, verbatim: as typed, with their quotes, escapes
     and interpolations unresolved (OmegaConf would resolve `hydra.sweep.subdir=job${hydra.job.num}` on reading).
     (task, hydra) lists of strings, or None when the folder holds no sweep Hydra wrote."""
