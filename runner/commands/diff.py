@@ -9,20 +9,24 @@ the best validation epoch's, the last epoch's and the test's (best.pt), with B -
 summary.json's `environment` (versions, device, host, threads, git commit). Nothing here imports torch.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from runner.io.files import strict_json
 from runner.io.tables import markdown_table
 from runner.loggers.flatten import flatten
 from runner.run.records import read_summary, resolved_config, status_of
 
-MISSING = "-"  # a key one run has and the other does not
+# a key one run has and the other does not
+MISSING = "-"
 
 
-def differences(a, b):
+def differences(a: object, b: object) -> list[tuple[str, Any, Any]]:
     """[(key, value in a, value in b)] for every dotted key whose values differ, sorted by key."""
     fa, fb = flatten(a), flatten(b)
     return [
@@ -32,7 +36,7 @@ def differences(a, b):
     ]
 
 
-def metrics(summary):
+def metrics(summary: dict[str, Any]) -> dict[str, Any]:
     """{name: value} of a run's results: its best validation epoch, its last epoch, its test, and how it ended."""
     out = {
         "status": summary.get("status"),
@@ -50,18 +54,19 @@ def metrics(summary):
     )
     out.update(summary.get("test") or {})
     out["params"] = summary.get("params")
-    out["init_from sha256"] = (summary.get("init_from") or {}).get("sha256")  # the weights it started from
+    # the weights it started from
+    out["init_from sha256"] = (summary.get("init_from") or {}).get("sha256")
     out["time_s"] = (summary.get("timings") or {}).get("total_s")
     return {k: v for k, v in out.items() if v is not None}
 
 
-def compare(run_a, run_b):
+def compare(run_a: str | Path, run_b: str | Path) -> dict[str, Any]:
     """The three comparisons, as plain data."""
     sa, sb = read_summary(run_a), read_summary(run_b)
     # a `running` run whose process is gone (its end could not be recorded) is shown as every reader shows it
     sa["status"], sb["status"] = status_of(run_a, sa), status_of(run_b, sb)
     ma, mb = metrics(sa), metrics(sb)
-    rows = []
+    rows: list[tuple[str, Any, Any, Any]] = []
     for key in [*ma, *(k for k in mb if k not in ma)]:
         va, vb = ma.get(key, MISSING), mb.get(key, MISSING)
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (va, vb))
@@ -80,7 +85,7 @@ def compare(run_a, run_b):
     }
 
 
-def _fmt(value):
+def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     if value is None:
@@ -88,7 +93,7 @@ def _fmt(value):
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def to_markdown(result):
+def to_markdown(result: dict[str, Any]) -> str:
     parts = [f"A: `{result['a']}`  \nB: `{result['b']}`\n"]
     for title, rows, cols in (
         ("Config", result["config"], ("key", "a", "b")),
@@ -104,7 +109,7 @@ def to_markdown(result):
     return "\n".join(parts)
 
 
-def print_tables(result):
+def print_tables(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -128,7 +133,7 @@ def print_tables(result):
         term.print(table)
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="runner diff", description="What differs between two runs: config, metrics, environment."
     )

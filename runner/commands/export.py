@@ -9,12 +9,16 @@ versions, each format's verified difference). Every format is written and verifi
 temporary folder first; files are moved into place only when all of them passed.
 """
 
+from __future__ import annotations
+
 import os
 import platform
 import shutil
 import tempfile
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import OmegaConf
@@ -27,24 +31,32 @@ from runner.io.console import RunConsole
 from runner.io.errors import RunnerError, RunnerWarning, StorageError, storage_error
 from runner.io.files import sha256, umask, write_json
 
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from runner.inference.formats import Exported
+    from runner.inference.predictor import Predictor
+
 VERIFY_SAMPLES = 64
 
 
-def export_job(cfg, out_dir):
-    console = RunConsole()  # export.log is attached once every file is in place
+def export_job(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
+    # export.log is attached once every file is in place
+    console = RunConsole()
     if OmegaConf.is_missing(cfg, "ckpt"):
         raise RunnerError(
             "runner export needs ckpt=: the run whose best.pt to export, e.g. "
             "runner export ckpt=outputs/2026-11-22/10-31-07 format=onnx."
         )
-    formats = check_formats(OmegaConf.to_object(cfg.format) if OmegaConf.is_list(cfg.format) else cfg.format)
+    formats = check_formats(list(cfg.format) if OmegaConf.is_list(cfg.format) else cfg.format)
     out = Path(out_dir)
     if any(out.iterdir()):
         raise RunnerError(
             f"export: {out} already holds files; an export never writes over another. Pick an empty or "
             f"new folder with out=, or leave out= unset for a new outputs/export/<date>/<time>/."
         )
-    predictor = load_predictor(cfg.ckpt, "cpu")  # the card's checks, and the model as runner runs it
+    # the card's checks, and the model as runner runs it
+    predictor = load_predictor(cfg.ckpt, "cpu")
     card = predictor.card.for_export()
     model = predictor.model.to(memory_format=torch.contiguous_format).eval()
     with console.relay_warnings():
@@ -57,13 +69,14 @@ def export_job(cfg, out_dir):
         staging = Path(tempfile.mkdtemp(prefix=".export-", dir=out))
     except OSError as err:
         raise StorageError.of(out, err) from None
-    moved = []  # the files already in `out`: they go again when a later one cannot be written
+    # the files already in `out`: they go again when a later one cannot be written
+    moved = []
     try:
         done = [export(model, fmt, example, staging, card) for fmt in formats]
         write_json(staging / "config.json", card.to_dict())
         files = [e.file for e in done] + ["config.json"]
         manifest = {
-            "checkpoint": str(Path(predictor.weights).resolve()),
+            "checkpoint": str(Path(str(predictor.weights)).resolve()),
             "formats": formats,
             "files": {f: {"sha256": sha256(staging / f), "bytes": (staging / f).stat().st_size} for f in files},
             "input": {
@@ -82,7 +95,8 @@ def export_job(cfg, out_dir):
         write_json(staging / "export_manifest.json", manifest)
         signals.install().check("before the export was written; nothing was written")
         for f in [*files, "export_manifest.json"]:
-            os.chmod(staging / f, 0o666 & ~umask())  # ordinary files, whatever mode the writer gave them
+            # ordinary files, whatever mode the writer gave them
+            os.chmod(staging / f, 0o666 & ~umask())
             (staging / f).rename(out / f)
             moved.append(out / f)
     except Exception as err:
@@ -104,7 +118,7 @@ def export_job(cfg, out_dir):
     return {"out": str(out), "formats": formats, "verified": manifest["verified"]}
 
 
-def verified_table(done, source):
+def verified_table(done: Iterable[Exported], source: str) -> Table:
     table = Table(title=f"exported, and verified against the runner model on {source}", title_justify="left")
     for column in ("format", "file", "largest |difference|", "loaded back with"):
         table.add_column(column, justify="right" if "difference" in column else "left")
@@ -114,7 +128,9 @@ def verified_table(done, source):
     return table
 
 
-def verification_batch(ckpt, predictor, root=None):
+def verification_batch(
+    ckpt: str | Path, predictor: Predictor, root: str | Path | None = None
+) -> tuple[torch.Tensor, str]:
     """(the first samples of the run's test split, normalised as the model takes them, and where they came from).
     Without the run's data (moved, another machine) random inputs of the right shape, with a warning."""
     from runner.inference.loading import load_test_split
