@@ -5,6 +5,8 @@
 Every load goes through io.serialization.safe_load (weights_only=True): tensors and plain data, never code.
 """
 
+from __future__ import annotations
+
 import typing
 from dataclasses import fields
 from importlib.resources import files
