@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -54,12 +55,12 @@ def zygote():
     return _zygote[0]
 
 
-def _forked(args, cwd, env):
+def _forked(args, cwd, env, rlimits=None):
     """`python -m runner ARGS` forked from this worker's server, as a Popen-like process; None where it must be
     exec'd instead (RUNNER_TESTS_EXEC=1, or a command the server would not run as a fresh process would)."""
     if os.environ.get("RUNNER_TESTS_EXEC") == "1":
         return None
-    proc, why = zygote().start("runner", args, cwd, env)
+    proc, why = zygote().start("runner", args, cwd, env, rlimits)
     if why:
         _log(f"exec ({why})", args)
     return proc
@@ -85,12 +86,17 @@ def pytest_sessionfinish(session):
         _zygote.pop().stop()
 
 
-def runner(*args, cwd, check=True, env=None):
+def _set_rlimits(rlimits):
+    for name, limits in rlimits.items():
+        resource.setrlimit(getattr(resource, name), tuple(limits))
+
+
+def runner(*args, cwd, check=True, env=None, rlimits=None):
     """`python -m runner ARGS` in `cwd` (forked from the fork server); with `check`, fail the test with its output
-    unless it exits 0."""
+    unless it exits 0. `rlimits`: resource limits of the command's process, {"RLIMIT_FSIZE": (soft, hard)}."""
     full_env = _env(env)
     began = time.monotonic()
-    proc = _forked(args, cwd, full_env)
+    proc = _forked(args, cwd, full_env, rlimits)
     forked = proc is not None
     if proc is None:
         proc = subprocess.run(
@@ -100,6 +106,7 @@ def runner(*args, cwd, check=True, env=None):
             capture_output=True,
             text=True,
             timeout=600,
+            preexec_fn=(lambda: _set_rlimits(rlimits)) if rlimits else None,
         )
     else:
         try:

@@ -19,8 +19,9 @@ seeded afresh in each child.
 Where a fork would not be what a fresh process is, the server refuses and the caller execs (`start` says why):
 - an environment that differs from the server's in a variable other than PYTHONPATH, RUNNER_*, HYDRA_FULL_ERROR
   (read when used, never while a preloaded module imports); one that a preloaded module may read while importing
-  (OMP_NUM_THREADS, MKL_*, MPLBACKEND...) could not be honoured. The pytest process's own environment is the
-  server's: when a test changes it, conftest starts a new server.
+  (OMP_NUM_THREADS, MKL_*, MPLBACKEND...) could not be honoured. TORCH_HOME (torch.hub reads it when it looks for
+  weights) and HF_HUB_* (read when huggingface_hub is imported, which the server never does) may differ too (LAZY_ENV).
+  The pytest process's own environment is the server's: when a test changes it, conftest starts a new server.
 - a cwd or PYTHONPATH under which a preloaded package would be found elsewhere (an installed copy of runner, a
   torch/ folder), or a matplotlibrc in the cwd (read when matplotlib is imported).
 
@@ -40,6 +41,7 @@ import ctypes
 import importlib
 import json
 import os
+import resource
 import runpy
 import selectors
 import signal
@@ -72,11 +74,17 @@ PRELOAD = [
     "runner.training.loop",
     "runner.io.plots",
     "runner.commands.report",
+    # the FLOP count's (runner/training/flops.py): torch.fx's symbolic shapes and sympy, a second of every run's
+    # imports, which a run makes after training
+    "torch.utils.flop_counter",
 ]
 # May differ between the server's environment and a command's: read when used, never while a preloaded module
 # imports (PYTHONPATH is applied to sys.path by the child itself; pytest sets PYTEST_CURRENT_TEST for each test).
 RUNTIME_ENV = ("PYTHONPATH", "HYDRA_FULL_ERROR", "PYTEST_CURRENT_TEST")
 RUNTIME_ENV_PREFIXES = ("RUNNER_",)
+# May differ too while none of the modules named beside each is preloaded (those read it when imported): torch.hub
+# reads TORCH_HOME on each call; huggingface_hub.constants reads HF_HUB_* once, at its import (the child's, by timm).
+LAZY_ENV = {"TORCH_HOME": (), "HF_HUB_CACHE": ("huggingface_hub",), "HF_HUB_OFFLINE": ("huggingface_hub",)}
 HEADER = struct.Struct("!I")
 
 
@@ -244,6 +252,9 @@ def _child(request, fds, told, server):
             sys.path[:] = _sys_path(env.get("PYTHONPATH"), server.base_path)
             importlib.invalidate_caches()
             refused = _shadowed()
+            # the caller's resource limits (RLIMIT_FSIZE...), as a subprocess's preexec_fn sets them before it runs
+            for name, limits in request.get("rlimits", {}).items():
+                resource.setrlimit(getattr(resource, name), tuple(limits))
         if refused:
             os.write(told, refused.encode())
             os._exit(0)
@@ -296,6 +307,7 @@ def _why_not(env, cwd, server):
     """Why this command cannot be forked faithfully, before anything changed (see the module's docstring), or ''."""
     differ = {k for k in set(env) | set(server.started_env) if env.get(k) != server.started_env.get(k)}
     differ = sorted(k for k in differ if k not in RUNTIME_ENV and not k.startswith(RUNTIME_ENV_PREFIXES))
+    differ = [k for k in differ if k not in LAZY_ENV or any(m in sys.modules for m in LAZY_ENV[k])]
     if differ:
         return f"the environment differs from the server's in {', '.join(differ)}"
     if "matplotlib" in sys.modules and os.path.exists(os.path.join(cwd, "matplotlibrc")):
@@ -409,9 +421,10 @@ class Zygote:
         with open(self.log, errors="replace") as f:
             return f.read()[-5000:]
 
-    def start(self, module, args, cwd, env):
+    def start(self, module, args, cwd, env, rlimits=None):
         """`python -m MODULE ARGS` forked from the server, stdout and stderr piped: a Popen-like Forked, or
-        (None, why) when a fork would not be what a fresh process is."""
+        (None, why) when a fork would not be what a fresh process is. `rlimits`: {"RLIMIT_FSIZE": (soft, hard)...},
+        set in the child before the module runs."""
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
         stdin = 0 if _is_open(0) else os.open(os.devnull, os.O_RDONLY)
@@ -420,7 +433,13 @@ class Zygote:
             conn.connect(self.path)
             send(
                 conn,
-                {"module": module, "args": [str(a) for a in args], "cwd": os.path.abspath(cwd), "env": env},
+                {
+                    "module": module,
+                    "args": [str(a) for a in args],
+                    "cwd": os.path.abspath(cwd),
+                    "env": env,
+                    "rlimits": rlimits or {},
+                },
                 fds=[stdin, out_write, err_write],
             )
             answer = receive(conn)
