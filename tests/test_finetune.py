@@ -9,31 +9,36 @@ import shlex
 
 import pytest
 import torch
-from conftest import assert_clean_failure, digest, runner, summary
+from conftest import assert_clean_failure, digest, once_per_session, runner, summary
 
 FIRST = ["dataset.classes=[0,1,2,3,4,5]", "dataset.num_classes=6"]  # pretrain on six digits
 THEN = ["dataset.classes=[6,7,8,9]", "dataset.num_classes=4", "trainer.epochs=1"]  # fine-tune on the other four
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory, worker_id):
     """A CNN trained 3 epochs on digits 0-5 ("pre"); then one epoch on digits 6-9 from its weights ("ft") and from
-    scratch ("scratch")."""
-    cwd = tmp_path_factory.mktemp("finetune")
-    runner("train", *FIRST, "trainer.epochs=3", "hydra.run.dir=pre", cwd=cwd)
-    ft = runner("train", *THEN, "init_from=pre", "hydra.run.dir=ft", cwd=cwd)
-    runner("train", *THEN, "hydra.run.dir=scratch", cwd=cwd)
-    return cwd, ft
+    scratch ("scratch"): (their cwd, what ft printed). Made once per session, however many workers read them; a test
+    that runs a command there works in its own tmp_path."""
+
+    def make(cwd):
+        runner("train", *FIRST, "trainer.epochs=3", "hydra.run.dir=pre", cwd=cwd)
+        ft = runner("train", *THEN, "init_from=pre", "hydra.run.dir=ft", cwd=cwd)
+        runner("train", *THEN, "hydra.run.dir=scratch", cwd=cwd)
+        (cwd / "ft.stdout").write_text(ft.stdout)
+
+    cwd = once_per_session(tmp_path_factory, worker_id, "finetune", make)
+    return cwd, (cwd / "ft.stdout").read_text()
 
 
 def test_a_new_run_starts_from_another_runs_weights_with_a_new_head(runs):
-    cwd, ft = runs
+    cwd, ft_stdout = runs
     best = cwd / "pre" / "checkpoints" / "best.pt"
     assert (
         f"init_from: 24 tensors loaded from {best} (sha256 {hashlib.sha256(best.read_bytes()).hexdigest()[:12]})"
-        in ft.stdout
+        in ft_stdout
     )
-    assert "init_from: re-initialised (the output layer's size changed): head.3.weight, head.3.bias" in ft.stdout
+    assert "init_from: re-initialised (the output layer's size changed): head.3.weight, head.3.bias" in ft_stdout
     record = summary(cwd / "ft")["init_from"]
     assert record == {
         "source": str(best),
@@ -50,19 +55,20 @@ def test_a_new_run_starts_from_another_runs_weights_with_a_new_head(runs):
     assert summary(cwd / "scratch")["test"]["test_accuracy"] == 117 / 143
 
 
-def test_a_fine_tuned_run_is_evaluated_predicted_exported_and_diffed_like_any(runs):
+def test_a_fine_tuned_run_is_evaluated_predicted_exported_and_diffed_like_any(runs, tmp_path):
     cwd, _ = runs
-    accuracy = summary(cwd / "ft")["test"]["test_accuracy"]
-    proc = runner("eval", "ckpt=ft", cwd=cwd)
+    ft = cwd / "ft"
+    accuracy = summary(ft)["test"]["test_accuracy"]
+    proc = runner("eval", f"ckpt={ft}", cwd=tmp_path)
     assert f"{accuracy:.4f}" in proc.stdout
-    runner("predict", "ckpt=ft", "input=test", "out=pred", cwd=cwd)
-    with open(cwd / "pred" / "predictions.csv", newline="") as f:
+    runner("predict", f"ckpt={ft}", "input=test", "out=pred", cwd=tmp_path)
+    with open(tmp_path / "pred" / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert {r["label"] for r in rows} <= {"6", "7", "8", "9"}  # the new task's class names, from the model card
     assert sum(r["label"] == r["true_label"] for r in rows) == round(accuracy * len(rows))
-    runner("export", "ckpt=ft", "format=safetensors", "out=exported", cwd=cwd)
-    assert (cwd / "exported" / "model.safetensors").is_file()
-    diff = json.loads(runner("diff", "ft", "scratch", "--format", "json", cwd=cwd).stdout)
+    runner("export", f"ckpt={ft}", "format=safetensors", "out=exported", cwd=tmp_path)
+    assert (tmp_path / "exported" / "model.safetensors").is_file()
+    diff = json.loads(runner("diff", ft, cwd / "scratch", "--format", "json", cwd=tmp_path).stdout)
     assert {"key": "init_from", "a": "pre", "b": None} in diff["config"]
     sha = hashlib.sha256((cwd / "pre" / "checkpoints" / "best.pt").read_bytes()).hexdigest()
     assert {"metric": "init_from sha256", "a": sha, "b": "-", "b_minus_a": None} in diff["metrics"]  # "-": none
@@ -77,10 +83,10 @@ def test_init_from_a_safetensors_file_loads_the_same_weights(runs, tmp_path):
     assert summary(tmp_path / "st")["test"] == summary(cwd / "ft")["test"]  # the same start, the same run
 
 
-def test_init_from_cannot_change_on_resume(runs):
+def test_init_from_cannot_change_on_resume(runs, tmp_path):
     cwd, _ = runs
     before = digest(cwd / "ft")
-    proc = runner("train", "resume=ft", "init_from=scratch", cwd=cwd, check=False)
+    proc = runner("train", f"resume={cwd / 'ft'}", f"init_from={cwd / 'scratch'}", cwd=tmp_path, check=False)
     assert_clean_failure(proc, "init_from", "where it started from is part of its history")
     assert digest(cwd / "ft") == before
 

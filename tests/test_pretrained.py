@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import assert_clean_failure, digest, runner, summary
+from conftest import assert_clean_failure, digest, once_per_session, runner, summary
 from PIL import Image
 
 RESNET18_FILE = "resnet18-f37072fd.pth"  # the file name in IMAGENET1K_V1's URL, which torch hub caches it under
@@ -49,21 +49,23 @@ def torch_home(root):
     return root
 
 
-@pytest.fixture(scope="module")
-def finetuned(tmp_path_factory):
-    """experiment=finetune_imagefolder, two steps, on an image folder, with the weights in a temporary TORCH_HOME."""
-    cwd = tmp_path_factory.mktemp("pretrained")
-    image_folder(cwd / "pets")
-    home = torch_home(cwd / "torch")
-    env = {"TORCH_HOME": str(home)}
-    proc = runner(
-        "train", "experiment=finetune_imagefolder", "dataset.root=pets", *STEPS, "hydra.run.dir=ft", cwd=cwd, env=env
-    )
-    return cwd, proc, env
+@pytest.fixture(scope="session")
+def finetuned(tmp_path_factory, worker_id):
+    """experiment=finetune_imagefolder, two steps, on an image folder, with the weights in a temporary TORCH_HOME:
+    (its cwd, what it printed). One run per session, however many workers read it (ResNet-18 at 224x224)."""
+
+    def make(cwd):
+        image_folder(cwd / "pets")
+        env = {"TORCH_HOME": str(torch_home(cwd / "torch"))}
+        args = ["experiment=finetune_imagefolder", "dataset.root=pets", *STEPS, "hydra.run.dir=ft"]
+        (cwd / "stdout.txt").write_text(runner("train", *args, cwd=cwd, env=env).stdout)
+
+    cwd = once_per_session(tmp_path_factory, worker_id, "pretrained", make)
+    return cwd, (cwd / "stdout.txt").read_text()
 
 
 def test_torchvision_weights_load_offline_from_torch_hubs_cache_with_a_new_head(finetuned):
-    cwd, proc, _ = finetuned
+    cwd, stdout = finetuned
     file = cwd / "torch" / "hub" / "checkpoints" / RESNET18_FILE
     saved, best = (
         torch.load(file, weights_only=True),
@@ -83,13 +85,13 @@ def test_torchvision_weights_load_offline_from_torch_hubs_cache_with_a_new_head(
         "kept": 120,
         "reinitialised": ["fc.weight", "fc.bias"],
     }
-    out = " ".join(proc.stdout.split())
+    out = " ".join(stdout.split())
     assert "preprocessing: the weights' own (torchvision resnet18 IMAGENET1K_V1), not the dataset's statistics" in out
     assert "re-initialised (the output layer's size changed): fc.weight, fc.bias" in out
 
 
 def test_the_weights_preprocessing_is_the_runs_model_card(finetuned):
-    cwd, _, _ = finetuned
+    cwd, _ = finetuned
     card = json.loads((cwd / "ft" / "checkpoints" / "model.json").read_text())
     pre = card["preprocessing"]
     assert card["input_shape"] == [3, 224, 224] and card["format"] == 3
@@ -110,7 +112,7 @@ def test_a_pretrained_run_evaluates_predicts_and_resumes_without_the_weights_fil
     # any more; eval reads the test split as the run did (crop and the weights' statistics): the same loss, exactly
     import shutil
 
-    cwd, _, _ = finetuned
+    cwd, _ = finetuned
     gone = {"TORCH_HOME": str(tmp_path / "empty")}
     runner("eval", f"ckpt={cwd / 'ft'}", f"hydra.run.dir={tmp_path / 'ev'}", cwd=tmp_path, env=gone)
     evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
@@ -357,7 +359,7 @@ def test_a_deployment_following_config_json_resizes_and_crops_as_the_weights_wan
 
     from test_export import deployed_probs
 
-    cwd, _, _ = finetuned
+    cwd, _ = finetuned
     env = {"TORCH_HOME": str(tmp_path / "empty")}  # export and predict need the run, not the pretrained file
     runner("export", f"ckpt={cwd / 'ft'}", "format=onnx", "out=deploy", cwd=tmp_path, env=env)
     folder = tmp_path / "photos"
@@ -486,7 +488,7 @@ def test_a_model_factory_of_your_own_can_declare_its_weights_preprocessing(tmp_p
 def test_init_from_a_run_that_read_its_inputs_otherwise_says_so(finetuned, tmp_path):
     # the preset run read 224x224 crops with ImageNet's statistics; a run from its weights at the folder's own size
     # and statistics would feed them inputs unlike those they learned on: the log says so
-    cwd, _, _ = finetuned
+    cwd, _ = finetuned
     args = ["model=torchvision", "dataset=imagefolder", f"dataset.root={cwd / 'pets'}", f"init_from={cwd / 'ft'}"]
     proc = runner("train", *args, "trainer.max_steps=1", "trainer.batch_size=8", "hydra.run.dir=r", cwd=tmp_path)
     out = " ".join(proc.stdout.split())
