@@ -89,7 +89,9 @@ def metric_rows(run_dir):
         return list(csv.DictReader(f))
 
 
+# FAST's narrower CNN: what is kept is read from the run's own metrics.csv, so any model's epochs rank alike
 POLICY = [
+    "model.channels=[8,16]",
     "trainer.save_top_k=3",
     "trainer.average_top_k=true",
     "trainer.every_n_epochs=2",
