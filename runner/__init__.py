@@ -7,10 +7,21 @@ Importing this package does not import torch (so `runner --help` is instant);
 `load_model` and `load_predictor` import it when called.
 """
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from runner.inference.predictor import Predictor
+
 __version__ = "0.1.0"
 
 
-def load_model(path, device="cpu"):
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """The model of a run directory or checkpoint file, weights loaded, in eval mode.
 
     >>> model = runner.load_model("outputs/2026-11-22/10-31-07")   # uses checkpoints/best.pt
@@ -20,7 +31,7 @@ def load_model(path, device="cpu"):
     return _load_model(path, device=device)
 
 
-def load_predictor(path, device="cpu"):
+def load_predictor(path: str | Path, device: str | torch.device = "cpu") -> Predictor:
     """The model of a run with the run's own preprocessing in front of it (runner/inference/predictor.py).
 
     >>> predictor = runner.load_predictor("outputs/2026-11-22/10-31-07")

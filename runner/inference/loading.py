@@ -189,7 +189,8 @@ def restore_model(
     """A fresh model from `model_cfg` with the weights of the file `weights`, on `device`, in eval mode."""
     model = build_model(model_cfg, pretrained=False)
     load_weights(model, model_weights(safe_load(weights)), weights)
-    return model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format).eval()
+    model.to(device)
+    return model.to(memory_format=torch.channels_last if channels_last else torch.preserve_format).eval()
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:

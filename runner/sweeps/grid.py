@@ -10,12 +10,16 @@ after half the sweep ran); a job that fails is retried up to `max_retries` times
 recorded in the sweep's attempts.json, which `runner report` reads back.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import re
 import shutil
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.hydra_config import HydraConfig
@@ -29,46 +33,57 @@ from runner.io.errors import RunnerError, one_line
 from runner.io.files import write_text
 from runner.run.records import ATTEMPTS
 
+if TYPE_CHECKING:
+    from hydra.core.utils import JobReturn
+    from hydra.types import HydraContext, TaskFunction
+    from omegaconf import DictConfig
 
-def outcome(job_return):
+# a sweep's job: its number and its overrides
+Job = tuple[int, Sequence[str]]
+
+
+def outcome(job_return: JobReturn) -> dict[str, Any]:
     """A launched job's result as a summary: what _task returned (the run's summary.json), or for a job whose task
     raised (Hydra's FAILED), {"status": "failed", "error": ...}."""
     if job_return.status == JobStatus.FAILED:
-        err = job_return._return_value  # return_value would re-raise it
+        # return_value would re-raise it
+        err = job_return._return_value
         return {"status": "failed", "error": str(err) or type(err).__name__}
     value = job_return.return_value
     return value if isinstance(value, dict) else {"status": "failed", "error": f"the job returned {value!r}"}
 
 
-def failed(summary):
+def failed(summary: dict[str, Any]) -> bool:
     return summary.get("status") == "failed"
 
 
 class JobRunner:
     """What both sweepers do around the launcher: check every job's directory, retry failed jobs, stop early."""
 
-    def __init__(self, max_retries, fail_fast):
+    def __init__(self, max_retries: int, fail_fast: bool) -> None:
         self.max_retries, self.fail_fast = max_retries, fail_fast
-        self.job_dirs = {}  # job number: its directory, once dir_problem composed it
+        # job number: its directory, once dir_problem composed it
+        self.job_dirs: dict[int, Path] = {}
 
-    def setup_launcher(self, *, hydra_context, task_function, config):
+    def setup_launcher(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context, self.config = hydra_context, config
         self.launcher = Plugins.instance().instantiate_launcher(
             hydra_context=hydra_context, task_function=task_function, config=config
         )
-        given = str(OmegaConf.to_container(config.hydra.sweep, resolve=False)["dir"])
+        sweep: Any = OmegaConf.to_container(config.hydra.sweep, resolve=False)
+        given = str(sweep["dir"])
         # made by this command: by the unique_dir resolver (outputs/multirun/<date>/<time>), or not there before
         self.made = 1 if "unique_dir:" in given else 0 if "${" in given or not Path(given).exists() else None
         self.sweep_dir = Path(str(config.hydra.sweep.dir))
 
-    def check_same_sweep(self):
+    def check_same_sweep(self) -> None:
         """hydra.sweep.dir= a folder holding another sweep (other overrides) is refused before its multirun.yaml is
         written over: their jobs would mix. The same overrides again (a resume) continue it."""
         from runner.config.command_line import command_arg
         from runner.run.records import sweep_overrides
 
         saved = sweep_overrides(self.sweep_dir)
-        ours = OmegaConf.to_container(self.config.hydra.overrides.task, resolve=False)
+        ours: Any = OmegaConf.to_container(self.config.hydra.overrides.task, resolve=False)
         if saved is None or saved[0] == ours:
             return
         raise RunnerError(
@@ -78,14 +93,14 @@ class JobRunner:
             f"new one. Nothing was changed."
         )
 
-    def discard(self):
+    def discard(self) -> None:
         """A sweep refused before its first job: the folder made for it goes again, if it is still empty."""
         from runner.io.files import remove_empty
 
         if self.made is not None:
             remove_empty(self.sweep_dir, parents=self.made)
 
-    def check(self):
+    def check(self) -> None:
         """The sweeper's own keys, checked when the sweep starts (a RunnerError raised while Hydra builds the
         sweeper would reach the user wrapped in Hydra's words)."""
         retries = self.max_retries
@@ -127,7 +142,7 @@ class JobRunner:
             return "hydra.launcher.n_jobs=1 runs one job at a time"
         return None
 
-    def job_dir(self, overrides, num):
+    def job_dir(self, overrides: Sequence[str], num: int) -> Path:
         """The directory Hydra will give job `num` (hydra.sweep.dir/hydra.sweep.subdir, resolved as the launcher
         resolves it). Composing the job's config raises any composition error before the job starts."""
         cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
@@ -142,14 +157,15 @@ class JobRunner:
         finally:
             HydraConfig.instance().cfg = before
 
-    def dir_problem(self, num, overrides):
+    def dir_problem(self, num: int, overrides: Sequence[str]) -> str | None:
         """Why job `num` cannot run: its config does not compose, or its directory cannot be created (a name too
         long for the file system, no permission); None when it can. Writes nothing."""
         from runner.io.files import unwritable_dir
 
         try:
             self.job_dirs[num] = self.job_dir(overrides, num)
-        except Exception as err:  # Hydra's ConfigCompositionException and the like: the launcher would raise it
+        # Hydra's ConfigCompositionException and the like: the launcher would raise it
+        except Exception as err:
             from runner.config.command_line import unknown_option
 
             # an unknown option in runner's words, as for a single run (the other translations compose a config
@@ -163,7 +179,7 @@ class JobRunner:
             f"'hydra.sweep.subdir=job${{hydra.job.num}}' for names that stay short."
         )
 
-    def check_dirs(self, jobs):
+    def check_dirs(self, jobs: Sequence[Job]) -> None:
         """A grid: refuse the whole sweep, before anything is written, when one of its `jobs` ([(num, overrides)])
         could not run."""
         for num, overrides in jobs:
@@ -173,7 +189,7 @@ class JobRunner:
                     f"sweep job {num} ({' '.join(overrides) or 'the defaults'}) cannot run: {problem} Nothing was run."
                 )
 
-    def batch_size(self):
+    def batch_size(self) -> int | None:
         """Jobs per launch: all at once, unless fail_fast must look at each result before starting more; then as
         many as the launcher runs side by side (joblib's n_jobs, submitit's array_parallelism), or one."""
         if not self.fail_fast:
@@ -182,7 +198,7 @@ class JobRunner:
         n = launcher.get("n_jobs") or launcher.get("array_parallelism") or 1
         return max(1, int(n)) if n > 0 else (os.cpu_count() or 1)
 
-    def launch(self, jobs):
+    def launch(self, jobs: Sequence[Job]) -> list[dict[str, Any]]:
         """Run `jobs` ([(num, overrides)], consecutive numbers) and retry each failed one up to max_retries times
         in its own directory; returns their summaries in order."""
         first = jobs[0][0]
@@ -191,7 +207,8 @@ class JobRunner:
         for i, (num, overrides) in enumerate(jobs):
             for attempt in range(1, self.max_retries + 1):
                 if not failed(results[i]) or not results[i].get("retry", True):
-                    break  # a job refused in its setup (bad input) would fail the same way again
+                    # a job refused in its setup (bad input) would fail the same way again
+                    break
                 start = "its last.pt" if (self.job_path(num) / "checkpoints" / "last.pt").is_file() else "the start"
                 self.record_attempt(num, results[i].get("error", ""), start)
                 print(
@@ -203,14 +220,15 @@ class JobRunner:
                 results[i] = outcome(self.launcher.launch([list(overrides)], initial_job_idx=num)[0])
         from runner.sweeps.jobs import SweepSummary
 
-        for num, _ in jobs:  # how each ended, for the sweep's summary (a job may have failed to record it)
+        # how each ended, for the sweep's summary (a job may have failed to record it)
+        for num, _ in jobs:
             SweepSummary.outcomes[str(self.job_path(num))] = results[num - first].get("status")
         return results
 
-    def job_path(self, num):
+    def job_path(self, num: int) -> Path:
         return self.job_dirs.get(num, self.sweep_dir / str(num))
 
-    def record_attempt(self, num, error, start):
+    def record_attempt(self, num: int, error: object, start: str) -> None:
         """attempts.json gets one entry per failed attempt that was retried, under the job directory's path in the
         sweep directory (`0`, `job0`, `lr=0.1/seed=0`; written atomically: a sweep stopped while writing it keeps the
         previous one)."""
@@ -225,7 +243,7 @@ class JobRunner:
         attempts.setdefault(job, []).append({"error": one_line(error, 300), "from": start})
         write_json(path, attempts)
 
-    def stop_early(self, results, left, then):
+    def stop_early(self, results: Sequence[dict[str, Any]], left: int, then: str) -> bool:
         """fail_fast: after a batch with a job that failed for good, the jobs `left` are not started; `then` says
         what the sweep's resume does."""
         if not self.fail_fast or not any(failed(r) for r in results) or not left:
@@ -244,11 +262,11 @@ class JobRunner:
         return True
 
 
-def told(sweep):
+def told(sweep: Callable[[Any, list[str]], Any]) -> Callable[[Any, list[str]], Any]:
     """A sweeper's sweep(), with a RunnerError told as runner tells bad input (one paragraph, exit 1) instead of
     Hydra's traceback."""
 
-    def wrapped(self, arguments):
+    def wrapped(self: Any, arguments: list[str]) -> Any:
         try:
             return sweep(self, arguments)
         except RunnerError as err:
@@ -263,28 +281,40 @@ class GridSweeper(Sweeper):
     """Hydra's basic sweep (the cartesian product of `a=1,2 b=x,y`, split by Hydra's own BasicSweeper, so job
     numbers and directories are Hydra's), with runner's checks, retries and fail_fast (JobRunner)."""
 
-    def __init__(self, max_batch_size, params, max_retries, fail_fast):  # their defaults: GridSweeperConf
+    # set by setup(), before Hydra calls sweep() (Hydra's Sweeper declares them Optional)
+    hydra_context: HydraContext
+    config: DictConfig
+
+    def __init__(
+        self,
+        max_batch_size: int | None,
+        params: dict[str, str] | None,
+        max_retries: int,
+        fail_fast: bool,
+        # their defaults: GridSweeperConf
+    ) -> None:
         self.max_batch_size, self.params = max_batch_size, params or {}
         self.jobs = JobRunner(max_retries=max_retries, fail_fast=fail_fast)
 
-    def setup(self, *, hydra_context, task_function, config):
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.hydra_context, self.config = hydra_context, config
         self.jobs.setup_launcher(hydra_context=hydra_context, task_function=task_function, config=config)
 
     @told
-    def sweep(self, arguments):
+    def sweep(self, arguments: list[str]) -> list[dict[str, Any]]:
         self.jobs.check()
         self.jobs.check_same_sweep()
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*(f"{k}={v}" for k, v in self.params.items()), *arguments])
         jobs = list(enumerate(job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch))
-        self.jobs.check_dirs(jobs)  # composes each job's config: a bad one is refused before any job runs
+        # composes each job's config: a bad one is refused before any job runs
+        self.jobs.check_dirs(jobs)
         sweep_dir = self.jobs.sweep_dir
         sweep_dir.mkdir(parents=True, exist_ok=True)
         # atomic and fsynced: a resume reads the sweep's command from it, and a crash must not leave it torn
         write_text(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(self.config))
         size = self.max_batch_size or self.jobs.batch_size() or len(jobs)
-        results = []
+        results: list[dict[str, Any]] = []
         for start in range(0, len(jobs), size):
             batch = jobs[start : start + size]
             results += self.jobs.launch(batch)

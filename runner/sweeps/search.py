@@ -13,8 +13,12 @@ pruner, each job reports its monitored metric after every epoch (trial_pruner, f
 stops when the pruner says so.
 """
 
+from __future__ import annotations
+
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.plugins.sweeper import Sweeper
@@ -24,14 +28,20 @@ from runner.io.errors import RunnerError, one_line
 from runner.io.files import write_text
 from runner.sweeps.grid import JobRunner, told
 
-JOURNAL = "optuna.journal"  # the study of a search, in its sweep directory, when hydra.sweeper.storage is null
+if TYPE_CHECKING:
+    import optuna
+    from hydra.types import HydraContext, TaskFunction
+    from omegaconf import DictConfig
+
+# the study of a search, in its sweep directory, when hydra.sweeper.storage is null
+JOURNAL = "optuna.journal"
 EXAMPLES = {
     "pruner": "hydra.sweeper.pruner='{_target_: optuna.pruners.MedianPruner, n_warmup_steps: 2}'.",
     "sampler": "hydra.sweeper.sampler='{_target_: optuna.samplers.RandomSampler, seed: 0}'.",
 }
 
 
-def distributions(overrides):
+def distributions(overrides: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
     """Hydra's sweep syntax as Optuna distributions, the vocabulary hydra-optuna-sweeper users know:
     `choice(a, b)` (or `a,b`) categorical; `range(1, 10, 2)` integers 1..9 by 2 (Hydra's range excludes its end);
     `interval(0.1, 1.0)` a float, `int(interval(8, 64))` an integer; `tag(log, ...)` on a log scale.
@@ -39,14 +49,16 @@ def distributions(overrides):
     from hydra.core.override_parser.types import Glob, Transformer
     from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-    space, fixed = {}, []
+    space: dict[str, Any] = {}
+    fixed: list[str] = []
     for override in OverridesParser.create().parse_overrides(list(overrides)):
         key = override.get_key_element()
         if not override.is_sweep_override():
-            fixed.append(override.input_line)
+            fixed.append(override.input_line or "")
             continue
-        value = override.value()
-        if isinstance(value, Glob):  # glob(...) picks config group options, which only a grid can list
+        value: Any = override.value()
+        # glob(...) picks config group options, which only a grid can list
+        if isinstance(value, Glob):
             raise RunnerError(
                 f"{override.input_line}: an Optuna search takes choice(a,b) (or a,b), range(...), interval(...) and "
                 f"tag(log, ...), not glob(...). Name the options with choice(...)."
@@ -54,30 +66,34 @@ def distributions(overrides):
         log = "log" in (getattr(value, "tags", None) or ())
         if override.is_choice_sweep() or (override.is_range_sweep() and value.shuffle):
             # Hydra's encoding: the values as its grammar writes them (a list as [1,2], a string quoted if need be)
-            space[key] = CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+            choices: list[Any] = list(override.sweep_iterator(transformer=Transformer.encode))
+            space[key] = CategoricalDistribution(choices)
         elif override.is_range_sweep():
-            values = list(override.sweep_iterator())
+            values: list[Any] = list(override.sweep_iterator())
             if not values:
                 raise RunnerError(
                     f"{override.input_line} holds no value: give range(START, STOP, STEP) with STOP > START."
                 )
             if all(isinstance(v, int) for v in values):
-                step = 1 if log else int(value.step)  # Optuna's log scale takes no step
+                # Optuna's log scale takes no step
+                step = 1 if log else int(value.step)
                 space[key] = IntDistribution(values[0], values[-1], log=log, step=step)
             else:
                 space[key] = FloatDistribution(float(values[0]), float(values[-1]), step=float(value.step))
-        elif isinstance(value.start, int) and isinstance(value.end, int):  # int(interval(...)): Hydra's cast
+        # int(interval(...)): Hydra's cast
+        elif isinstance(value.start, int) and isinstance(value.end, int):
             space[key] = IntDistribution(value.start, value.end, log=log)
-        else:  # interval: continuous
+        # interval: continuous
+        else:
             space[key] = FloatDistribution(float(value.start), float(value.end), log=log)
     return space, fixed
 
 
-def _bare(key):
+def _bare(key: str) -> str:
     return key.lstrip("+~")
 
 
-def trial_override(key, value):
+def trial_override(key: str, value: object) -> str:
     """A suggested value as an override: a categorical value as Hydra encoded it (grammar text, written as it is),
     a float in full (repr)."""
     if isinstance(value, str):
@@ -85,14 +101,14 @@ def trial_override(key, value):
     return f"{key}={'null' if value is None else str(value).lower() if isinstance(value, bool) else repr(value)}"
 
 
-def objective(summary):
+def objective(summary: dict[str, Any]) -> tuple[float | None, Any]:
     """(value, state) to tell Optuna for a trial's summary: the best monitored metric of a completed run;
     PRUNED for a run the pruner stopped; FAIL for a failed, diverged or refused run, or one without a finite metric."""
     from optuna.trial import TrialState
 
     from runner.training.recipe import finite
 
-    best = (summary.get("best") or {}).get(summary.get("monitor"))
+    best: Any = (summary.get("best") or {}).get(summary.get("monitor"))
     if summary.get("status") == "completed" and summary.get("stopped_by") == "pruned":
         return None, TrialState.PRUNED
     # a NaN or infinite value is no result (Optuna would rank an infinity best or worst of all)
@@ -115,7 +131,7 @@ def trial_seed(seed: int, number: int) -> int:
     return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
 
 
-def storage_of(storage, sweep_dir):
+def storage_of(storage: str | None, sweep_dir: str | Path) -> Any:
     """The study's storage: an RDB URL given as hydra.sweeper.storage, else a journal in the sweep directory."""
     import optuna
 
@@ -127,7 +143,7 @@ def storage_of(storage, sweep_dir):
     return JournalStorage(JournalFileBackend(str(Path(sweep_dir) / JOURNAL)))
 
 
-def _instantiate(node, key):
+def _instantiate(node: Any, key: str) -> Any:
     """hydra.sweeper.`key` (sampler, pruner) built, or None when it is not set; RunnerError when it cannot be."""
     if not node:
         return None
@@ -147,19 +163,32 @@ class OptunaSweeper(Sweeper):
     """An Optuna search over Hydra's sweep syntax (distributions), one job per trial; see the module docstring.
     The keys and their defaults: configs/hydra/sweeper/optuna.yaml."""
 
+    # set by setup(), before Hydra calls sweep() (Hydra's Sweeper declares it Optional)
+    config: DictConfig
+
     def __init__(
-        self, n_trials, n_jobs, direction, study_name, storage, sampler, pruner, params, max_retries, fail_fast
-    ):
+        self,
+        n_trials: int,
+        n_jobs: int,
+        direction: str | None,
+        study_name: str | None,
+        storage: str | None,
+        sampler: DictConfig | None,
+        pruner: DictConfig | None,
+        params: dict[str, str] | None,
+        max_retries: int,
+        fail_fast: bool,
+    ) -> None:
         self.n_trials, self.n_jobs, self.direction = n_trials, n_jobs, direction
         self.study_name, self.storage, self.sampler, self.pruner = study_name, storage, sampler, pruner
         self.params = params or {}
         self.jobs = JobRunner(max_retries=max_retries, fail_fast=fail_fast)
 
-    def setup(self, *, hydra_context, task_function, config):
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
         self.jobs.setup_launcher(hydra_context=hydra_context, task_function=task_function, config=config)
 
-    def check(self):
+    def check(self) -> None:
         for key, what in (("n_trials", "the number of trials, e.g. 20"), ("n_jobs", "the trials run at once, e.g. 1")):
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -181,10 +210,11 @@ class OptunaSweeper(Sweeper):
         self.jobs.check()
         self.jobs.check_same_sweep()
 
-    def _direction(self):
+    def _direction(self) -> Literal["minimize", "maximize"]:
         """hydra.sweeper.direction, or the direction of the runs' own monitor (trainer.monitor_mode)."""
         if self.direction:
-            return self.direction
+            # check() let only these two through
+            return cast(Literal["minimize", "maximize"], self.direction)
         from runner.training.recipe import monitor_rule
 
         trainer = self.config.get("trainer") or {}
@@ -192,18 +222,19 @@ class OptunaSweeper(Sweeper):
         mode = monitor_rule(task, trainer.get("monitor"), trainer.get("monitor_mode"))[1]
         return "maximize" if mode == "max" else "minimize"
 
-    def _sampler(self, number):
+    def _sampler(self, number: int) -> Any:
         """A new sampler per trial, seeded from sampler.seed and the trial's number (when a seed is given), so that a
         resumed search asks what an uninterrupted one would."""
         if not self.sampler:
             return None
         cfg = OmegaConf.create(OmegaConf.to_container(self.sampler, resolve=True))
-        if cfg.get("seed") is not None:
-            cfg.seed = trial_seed(cfg.seed, number)
+        seed = OmegaConf.select(cfg, "seed")
+        if seed is not None:
+            OmegaConf.update(cfg, "seed", trial_seed(seed, number))
         return _instantiate(cfg, "sampler")
 
     @told
-    def sweep(self, arguments):
+    def sweep(self, arguments: list[str]) -> optuna.Study:
         self.check()
         try:
             import optuna
@@ -219,7 +250,8 @@ class OptunaSweeper(Sweeper):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         space, fixed = distributions([*(f"{k}={v}" for k, v in self.params.items()), *arguments])
         fixed_keys = {_bare(o.split("=", 1)[0]) for o in fixed}
-        space = {k: d for k, d in space.items() if _bare(k) not in fixed_keys}  # the command line fixes a key
+        # the command line fixes a key
+        space = {k: d for k, d in space.items() if _bare(k) not in fixed_keys}
         if not space:
             raise RunnerError(
                 "the Optuna search has nothing to search: give hydra.sweeper.params (as hparams_search=optuna_lr does) "
@@ -232,7 +264,8 @@ class OptunaSweeper(Sweeper):
         own_journal = not self.storage and (sweep_dir / JOURNAL).is_file()
         resuming = own_journal or (bool(self.storage) and (sweep_dir / "multirun.yaml").is_file())
         made = not sweep_dir.exists()
-        sweep_dir.mkdir(parents=True, exist_ok=True)  # the journal's folder
+        # the journal's folder
+        sweep_dir.mkdir(parents=True, exist_ok=True)
         storage = storage_of(self.storage, sweep_dir)
         try:
             study = optuna.create_study(
@@ -253,16 +286,18 @@ class OptunaSweeper(Sweeper):
         # atomic and fsynced: a resume reads the sweep's command from it, and a crash must not leave it torn
         write_text(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(self.config))
 
-        def overrides(trial):
+        def overrides(trial: optuna.trial.FrozenTrial | optuna.Trial) -> list[str]:
             return [*fixed, *(trial_override(k, trial.params[k]) for k in space)]
 
         # interrupted trials first: the same parameters, in the same directory, from their last.pt
         pending = [t for t in study.get_trials(deepcopy=False) if t.state in (TrialState.RUNNING, TrialState.WAITING)]
         for trial in pending:
             print(f"trial {trial.number} was interrupted; it continues", file=sys.stderr, flush=True)
+        batch: list[Any]
         while True:
             if pending:
-                batch, pending = [pending[0]], pending[1:]  # launched alone: their numbers need not be consecutive
+                # launched alone: their numbers need not be consecutive
+                batch, pending = [pending[0]], pending[1:]
             else:
                 left = self.n_trials - len(study.get_trials(deepcopy=False))
                 if left <= 0:
@@ -274,7 +309,8 @@ class OptunaSweeper(Sweeper):
             runnable = []
             for trial in batch:
                 problem = self.jobs.dir_problem(trial.number, overrides(trial))
-                if problem:  # refused: told as failed, named at the end, and the search goes on
+                # refused: told as failed, named at the end, and the search goes on
+                if problem:
                     study.tell(trial.number, state=TrialState.FAIL)
                     SweepSummary.refused.append((trial.number, problem))
                     print(f"error: trial {trial.number} cannot run: {problem}", file=sys.stderr, flush=True)
@@ -284,7 +320,8 @@ class OptunaSweeper(Sweeper):
             for (number, _), summary in zip(runnable, results):
                 value, state = objective(summary)
                 study.tell(number, value, state=state, skip_if_finished=True)
-            failures = [*results, *({"status": "failed"} for _ in range(len(batch) - len(runnable)))]  # refused
+            # refused
+            failures = [*results, *({"status": "failed"} for _ in range(len(batch) - len(runnable)))]
             left = len(pending) + self.n_trials - len(study.get_trials(deepcopy=False))
             if self.jobs.stop_early(failures, left, "a failed trial stays failed; new trials are asked"):
                 break
@@ -292,7 +329,7 @@ class OptunaSweeper(Sweeper):
         return study
 
 
-def write_results(study, sweep_dir):
+def write_results(study: optuna.Study, sweep_dir: str | Path) -> None:
     """optimization_results.yaml, as hydra-optuna-sweeper writes it (name, best_params, best_value), with the
     best trial's number and every trial's state."""
     from optuna.trial import TrialState
@@ -311,11 +348,11 @@ def write_results(study, sweep_dir):
     OmegaConf.save(OmegaConf.create(results), Path(sweep_dir) / "optimization_results.yaml")
 
 
-def trial_pruner(hydra_cfg):
+def trial_pruner(hydra_cfg: DictConfig) -> Callable[[int, float], bool] | None:
     """In a job of an Optuna search with a pruner: pruner(epoch, value) -> True when the trial should stop.
     The job may run in another process (joblib, submitit): it opens the study from the sweep's storage.
     None when there is nothing to report to."""
-    sweeper = hydra_cfg.get("sweeper") or {}
+    sweeper: Any = hydra_cfg.get("sweeper") or {}
     if not str(sweeper.get("_target_", "")).endswith("runner_sweepers.OptunaSweeper") or not sweeper.get("pruner"):
         return None
     import optuna
@@ -328,7 +365,7 @@ def trial_pruner(hydra_cfg):
     trial = optuna.trial.Trial(study, storage.get_trial_id_from_study_id_trial_number(study_id, int(hydra_cfg.job.num)))
 
     # steps are epochs from 0, as Lightning's PyTorchLightningPruningCallback reports them
-    def pruner(epoch, value):
+    def pruner(epoch: int, value: float) -> bool:
         trial.report(float(value), epoch - 1)
         return trial.should_prune()
 
