@@ -21,10 +21,12 @@ train: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -n 2 -m "not slow" -q
 
-# ruff's formatter and linter (pyproject.toml's [tool.ruff]): fails on any file it would change or any finding.
+# ruff's formatter and linter (pyproject.toml's [tool.ruff]) and mypy on runner/ ([tool.mypy]): fails on any file
+# ruff would change or any finding of either.
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Apply the formatter and the linter's safe fixes.
 format: $(STAMP)
