@@ -3,8 +3,11 @@
 Shared by `runner train` and `runner eval`, so an evaluation runs the way its training did.
 """
 
+from __future__ import annotations
+
 import contextlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -13,7 +16,7 @@ from runner.io.errors import RunnerError
 from runner.training import compiler
 
 
-def resolve_device(name, local_rank=0):
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """`auto` means cuda, then mps, then cpu; an explicit device must exist. Under torchrun, cuda is cuda:LOCAL_RANK."""
     mps = getattr(torch.backends, "mps", None)
     available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": bool(mps and mps.is_available())}
@@ -29,7 +32,7 @@ def resolve_device(name, local_rank=0):
     return torch.device(name)
 
 
-def configure_torch(*, num_threads, deterministic, compiling):
+def configure_torch(*, num_threads: int | None, deterministic: bool, compiling: bool) -> None:
     """Threads and determinism: what makes two runs of one config on CPU give the same bytes.
 
     `num_threads` None keeps torch's default; `compiling` picks how determinism is set (training/compiler.py)."""
@@ -42,7 +45,7 @@ def configure_torch(*, num_threads, deterministic, compiling):
         compiler.deterministic(True, warn_only=True, compiling=compiling)
 
 
-def use_channels_last(setting, input_shape, device):
+def use_channels_last(setting: bool | str, input_shape: Sequence[int], device: torch.device) -> bool:
     """`auto`: channels-last for images on CPU and CUDA, where it measured faster (docs/figures.md)."""
     if setting == "auto":
         return len(input_shape) == 3 and device.type in ("cpu", "cuda")
@@ -53,14 +56,15 @@ def use_channels_last(setting, input_shape, device):
 class Precision:
     """`trainer.precision` as an autocast context and a gradient scaler (a no-op unless 16-mixed)."""
 
-    dtype: object  # None for full precision
+    # None for full precision
+    dtype: torch.dtype | None
     device_type: str
     scaler: torch.amp.GradScaler
 
     @classmethod
-    def of(cls, precision, device):
+    def of(cls, precision: str | int, device: torch.device) -> Precision:
         dtype = {"32": None, "bf16": torch.bfloat16, "16-mixed": torch.float16}[str(precision)]
         return cls(dtype, device.type, torch.amp.GradScaler(device.type, enabled=dtype is torch.float16))
 
-    def autocast(self):
+    def autocast(self) -> contextlib.AbstractContextManager[object]:
         return torch.autocast(self.device_type, dtype=self.dtype) if self.dtype else contextlib.nullcontext()
