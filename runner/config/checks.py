@@ -11,7 +11,7 @@ import inspect
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import get_object
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from runner.io.errors import RunnerError
 from runner.training.build import PIPELINE_KEYS
@@ -88,10 +88,11 @@ def _runner_error_in(err):
     return cause
 
 
-def pin_input_shape(cfg):
-    """A dataset.input_shape that one resolver gives as a whole list (dataset=arrays: as many dimensions as the
-    file's x has) replaced by its value, so that model configs can index it (${dataset.input_shape[0]}): OmegaConf
-    cannot index into a resolver's result. A RunnerError the resolver raises (a bad file) reaches the user as itself."""
+def pin_input_shape(cfg: DictConfig) -> None:
+    """A dataset.input_shape that one resolver gives as a whole list (dataset=arrays' ${arrays:input_shape}: as many
+    dimensions as the file's x has; any kind's of data/kinds.py, or a user's own) replaced by its value, so that model
+    configs can index it (${dataset.input_shape[0]}): OmegaConf cannot index into a resolver's result. A RunnerError
+    the resolver raises (a bad file) reaches the user as itself."""
     node = cfg.get("dataset")
     if node is None or "input_shape" not in node or not OmegaConf.is_interpolation(node, "input_shape"):
         return
@@ -101,7 +102,8 @@ def pin_input_shape(cfg):
         cause = _runner_error_in(err)
         if cause is not None:
             raise cause from None
-        return  # check_resolves names the key
+        # check_resolves names the key
+        return
     node.input_shape = shape
 
 

@@ -12,14 +12,21 @@ Hydra composes (`held_stderr`): until the job starts only Hydra writes there; if
 is read here, and either told in runner's words (`hydra_problem`) or printed as it was.
 """
 
+from __future__ import annotations
+
 import re
 import shlex
 import sys
 from functools import cache
+from pathlib import Path
+from typing import Any, TextIO
 
+from runner.data.kinds import data_file_keys
+
+# a dataset's own files (dataset.path, ... of dataset=csv, parquet, arrays: their declarations, data/kinds.py):
+# recorded absolute, as dataset.root is
+DATA_FILE_KEYS = data_file_keys()
 # the arguments that name a path: Hydra reads them quoted ('resume="runs/lr=0.001"'), runner expands a leading ~
-# a dataset's own files (dataset=csv, parquet, arrays): recorded absolute, as dataset.root is
-DATA_FILE_KEYS = ("dataset.path", "dataset.train_path", "dataset.val_path", "dataset.test_path", "dataset.target_path")
 PATH_KEYS = (
     "resume",
     "init_from",
@@ -41,14 +48,17 @@ class HeldStderr:
     """sys.stderr held back between `install()` and `release()`; a plain pass-through afterwards (a logging
     handler created meanwhile may keep a reference to this object)."""
 
-    def __init__(self):
-        self.real, self.text, self.holding = None, "", False
+    def __init__(self) -> None:
+        # the stream held back from, once installed
+        self.real: TextIO = sys.stderr
+        self.text = ""
+        self.holding = False
 
-    def install(self):
+    def install(self) -> None:
         self.real, self.text, self.holding = sys.stderr, "", True
         sys.stderr = self
 
-    def release(self, write=True):
+    def release(self, write: bool = True) -> str | None:
         """Stop holding. Returns what was held (None when nothing was being held), after writing it to the real
         stderr when `write`."""
         if not self.holding:
@@ -60,32 +70,35 @@ class HeldStderr:
             self.real.write(text)
         return text
 
-    def write(self, text):
+    def write(self, text: str) -> int:
         if self.holding:
             self.text += text
             return len(text)
         return self.real.write(text)
 
-    def __getattr__(self, name):  # isatty, fileno, flush, encoding: the real stream's
+    # isatty, fileno, flush, encoding: the real stream's
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
 
 
 held_stderr = HeldStderr()
 
 
-def hydra_problem(text, command, overrides):
+def hydra_problem(text: str, command: str, overrides: list[str]) -> str | None:
     """Hydra's error `text` about the user's `overrides` of `runner COMMAND`, in runner's words with a fix; None
     for anything else (Hydra's own --help, a job's error), which is then printed as it was."""
     import re
 
     lexer = re.search(r"LexerNoViableAltException: (\S+)", text)
     if lexer:
-        value = lexer.group(1).partition("=")[2]  # runner may have passed it on under another key (out=: hydra.run.dir)
+        # runner may have passed it on under another key (out=: hydra.run.dir)
+        value = lexer.group(1).partition("=")[2]
         bad = next((o for o in overrides if o.partition("=")[2] == value), None)
         key, _, value = (bad or "").partition("=")
         if not value.startswith("~"):
             return None
-        path = key in PATH_KEYS  # runner expands their leading ~ itself
+        # runner expands their leading ~ itself
+        path = key in PATH_KEYS
         quoted = f"'{key}=\"{value}\"' (runner expands the ~ of {key}), or " if path else ""
         return (
             f"'{bad}' cannot be read by Hydra's override grammar, where a leading '~' deletes a key. Write it as "
@@ -103,13 +116,14 @@ def hydra_problem(text, command, overrides):
         return unknown_option(missing.group(1), text, overrides)
     merging = re.search(r"Error merging override (.+)\n\s*Cannot merge \w+ with \w+", text)
     if merging:
-        key = re.search(r"full_key: (\S+)", text)
-        key = key.group(1) if key else merging.group(1).partition("=")[0]
+        full_key = re.search(r"full_key: (\S+)", text)
+        key = full_key.group(1) if full_key else merging.group(1).partition("=")[0]
         return wrong_shape(merging.group(1), key, command, group_choices(overrides))
     found = re.search(r"Could not override '([^']+)'", text)
     if not found:
         return None
-    from runner.config.checks import unknown_key  # imports torch: only for this message
+    # imports torch: only for this message
+    from runner.config.checks import unknown_key
 
     key = found.group(1)
     parent = key.rpartition(".")[0]
@@ -183,7 +197,7 @@ def _composed(command: str, overrides: list[str], path: str) -> object:
         GlobalHydra.instance().clear()
 
 
-def config_keys(command, overrides, path):
+def config_keys(command: str, overrides: list[str], path: str) -> list[str] | None:
     """The keys at `path` of the config `runner COMMAND` composes with the group choices among `overrides`
     (dataset=X: the key that failed may be one of the others); None when that does not compose (a group of a
     user's --config-dir)."""
@@ -210,13 +224,13 @@ def group_choices(overrides: list[str]) -> list[str]:
 
 
 @cache
-def _parser():
+def _parser() -> Any:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     return OverridesParser.create()
 
 
-def grammar_refuses(text):
+def grammar_refuses(text: str) -> bool:
     """True when Hydra's override grammar cannot read `text` (KEY=VALUE) at all (`out=runs/a=b`, `out=ü`)."""
     try:
         _parser().parse_override(text)
@@ -225,7 +239,7 @@ def grammar_refuses(text):
     return False
 
 
-def override_value(text):
+def override_value(text: str) -> str:
     """The value Hydra gives the config for the override `text` (KEY=VALUE): quotes removed, escapes undone.
 
     The text after `=` as it is where the parser refuses the override (Hydra then reports the grammar error itself)
@@ -244,7 +258,7 @@ def override_value(text):
     return _INTERPOLATION.sub(lambda m: "\\" * (len(m.group(1)) // 2) + "${", value)
 
 
-def quote_value(text):
+def quote_value(text: str) -> str:
     """`text` as a quoted value of Hydra's grammar that Hydra and OmegaConf read back as exactly `text`.
 
     In a quoted value a backslash escapes only the quote after it (and the closing quote), so runs of backslashes
@@ -254,9 +268,10 @@ def quote_value(text):
     return f'"{text}"'
 
 
-def override(key, path):
+def override(key: str, path: str | Path) -> str:
     """`key=path` that Hydra reads back as exactly `path`: as it is when Hydra's grammar takes it unquoted
     (outputs/2026-11-22/10-31-07), else quoted (quote_value)."""
+    path = str(path)
     text = f"{key}={path}"
     try:
         plain = "${" not in path and _parser().parse_override(text).value() == path
@@ -265,7 +280,7 @@ def override(key, path):
     return text if plain else f"{key}={quote_value(path)}"
 
 
-def command_arg(key, path):
+def command_arg(key: str, path: object) -> str:
     """The `key=path` argument to print in a command a user pastes into a shell: quoted for Hydra (override), then
     for the shell. A relative path starting with ~ becomes ./~..., since runner expands a leading ~."""
     path = str(path)

@@ -8,37 +8,33 @@
 Nothing here imports torch until a resolver runs, so `runner train --help` stays fast.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from runner.data.kinds import Resolver, load, resolvers
 from runner.io.files import unique_dir
 
 
-def _count_classes(root):
-    from runner.data.imagefolder import count_classes
+def dataset_resolver(resolver: Resolver) -> Callable[..., Any]:
+    """The function OmegaConf calls for a dataset kind's `resolver` (data/kinds.py), importing the kind's module only
+    when it runs. One of the dataset node (${table:task}) is handed the whole config or the dataset node alone (a
+    copy of it passed to the dataset function); OmegaConf hands `_root_` by the parameter's name."""
+    if resolver.of_dataset:
 
-    return count_classes(root)
+        def of_dataset(what: str, _root_: Any) -> Any:
+            return load(resolver.function)(what, _root_.dataset if "dataset" in _root_ else _root_)
 
+        return of_dataset
 
-def _image_shape(root, dim):
-    """One dimension of an image folder's shape: a list of three resolvers, not one resolver returning a list, as
-    model configs index it (${dataset.input_shape[0]}) and OmegaConf cannot index into a resolver's result."""
-    from runner.data.imagefolder import image_shape
+    def of_arguments(*args: Any) -> Any:
+        return load(resolver.function)(*args)
 
-    return image_shape(root)[dim]
-
-
-def _table(what, _root_):
-    from runner.data.table import table_info
-
-    # the whole config, or the dataset node alone (a copy of it passed to the dataset function)
-    return table_info(what, _root_.dataset if "dataset" in _root_ else _root_)
+    return of_arguments
 
 
-def _arrays(what, _root_):
-    from runner.data.arrays import arrays_info
-
-    return arrays_info(what, _root_.dataset if "dataset" in _root_ else _root_)
-
-
-def _run_folder(job_name, fast_dev_run):
+def _run_folder(job_name: str, fast_dev_run: Any) -> str:
     """The folder under outputs/ of a job of train.yaml's config: `runner lr-find`'s (job name lr_find) and
     trainer.fast_dev_run's have their own, so that neither is taken for a training result; "" for a training run.
     (lr_find.yaml sets the job name only: a config that overrode this resolver's key would have Hydra's merge resolve
@@ -48,20 +44,17 @@ def _run_folder(job_name, fast_dev_run):
     return "fast_dev_run/" if fast_dev_run not in (False, None, 0) else ""
 
 
-def _spatial_dims(shape):
+def _spatial_dims(shape: list[int]) -> int:
     """The dimensions after the channels: 2 for images (C, H, W), 1 for signals (C, L)."""
     return len(shape) - 1
 
 
-def register_resolvers():
+def register_resolvers() -> None:
     from omegaconf import OmegaConf
 
     # use_cache: resolved once per config, and Hydra copies the cache to every sweep job.
     OmegaConf.register_new_resolver("unique_dir", unique_dir, use_cache=True, replace=True)
-    OmegaConf.register_new_resolver("count_classes", _count_classes, replace=True)
-    # use_cache: resolved once per config, not at every access of input_shape
-    OmegaConf.register_new_resolver("image_shape", _image_shape, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("run_folder", _run_folder, replace=True)
     OmegaConf.register_new_resolver("spatial_dims", _spatial_dims, replace=True)
-    OmegaConf.register_new_resolver("table", _table, replace=True)
-    OmegaConf.register_new_resolver("arrays", _arrays, replace=True)
+    for name, resolver in resolvers().items():
+        OmegaConf.register_new_resolver(name, dataset_resolver(resolver), use_cache=resolver.cached, replace=True)

@@ -16,12 +16,16 @@ else becomes float32. Hold-outs are drawn as for dataset=csv (splits.stratified_
 arrays and as a CSV give the same training.
 """
 
+from __future__ import annotations
+
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from runner.data.kinds import ARRAYS
 from runner.data.splits import (
     Split,
     Splits,
@@ -35,10 +39,15 @@ from runner.data.splits import (
 from runner.io.errors import RunnerError
 from runner.io.files import check_data_sha256, data_sha256
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import torch
+
 PARTS = ("train", "val", "test")
 
 
-def read_arrays(path, target_path=None):
+def read_arrays(path: str | Path, target_path: str | Path | None = None) -> dict[str, np.ndarray]:
     """{name: numpy array} from a .npz, a .pt or a .npy (with `target_path`, the .npy of y): the names x, y or
     x_train, y_train, x_val, y_val, x_test, y_test. RunnerError naming the file for a missing or unreadable file,
     a name missing, arrays of different lengths, or values that are not numbers."""
@@ -83,7 +92,7 @@ def read_arrays(path, target_path=None):
     return _check(found, path)
 
 
-def _numpy(value):
+def _numpy(value: Any) -> np.ndarray:
     """A tensor (any dtype, on any device, with or without grad) or array-like as a numpy array."""
     if hasattr(value, "detach"):
         value = value.detach().cpu()
@@ -91,13 +100,13 @@ def _numpy(value):
     return np.asarray(value)
 
 
-def torch_bfloat16():
+def torch_bfloat16() -> torch.dtype:
     import torch
 
     return torch.bfloat16
 
 
-def _npy(path, what):
+def _npy(path: Path, what: str) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
@@ -107,7 +116,7 @@ def _npy(path, what):
         ) from None
 
 
-def _check(found, path):
+def _check(found: dict[str, Any], path: Path) -> dict[str, Any]:
     """The arrays a dataset uses (x, y; or x_train, y_train and the val and test pairs it has), checked: numbers,
     finite, one y per x, one sample shape; x of shape (N,) taken as (N, 1)."""
     single = "x" in found or "y" in found
@@ -122,7 +131,7 @@ def _check(found, path):
             f"{', '.join(found) or 'none'}). Name the arrays x and y, or x_train and y_train (with x_val, y_val, "
             f"x_test, y_test where you have them)."
         )
-    out = {}
+    out: dict[str, Any] = {}
     if "classes" in found:
         out["classes"] = _class_names(found["classes"], f"{path}: its classes array")
     for name in names:
@@ -138,7 +147,8 @@ def _check(found, path):
                 f"missing values and flags them)."
             )
         if name.startswith("x") and a.ndim == 1:
-            a = a[:, None]  # one number per sample: one feature
+            # one number per sample: one feature
+            a = a[:, None]
         if name.startswith("x") and a.ndim == 4 and a.shape[-1] in (1, 3, 4) and a.shape[1] not in (1, 3, 4):
             raise RunnerError(
                 f"{path}: {name} has shape {list(a.shape)}, images with their channels last (N, H, W, C); runner's "
@@ -155,7 +165,7 @@ def _check(found, path):
     return out
 
 
-def _class_names(names, what):
+def _class_names(names: Any, what: str) -> list[str]:
     """Class names as a list of distinct texts (from a .npz's `classes` array or dataset.class_names)."""
     names = [str(n) for n in np.asarray(names).reshape(-1).tolist()]
     repeated = sorted({n for n in names if names.count(n) > 1})
@@ -174,21 +184,24 @@ class Plan:
     file's array they are)."""
 
     task: str
-    classes: list
-    parts: dict  # train, val, test -> (x, y, row indices) numpy arrays
-    by_index: bool = False  # y's values are indices into `classes` (names given), not labels to look up there
+    classes: list[str]
+    # train, val, test -> (x, y, row indices) numpy arrays
+    parts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    # y's values are indices into `classes` (names given), not labels to look up there
+    by_index: bool = False
 
-    def indices(self, labels):
+    def indices(self, labels: Any) -> np.ndarray | None:
         """The class indices of labels (None for regression, which is not stratified)."""
         if self.by_index:
             return np.asarray(labels).astype(np.int64)
         return class_index(labels, self.classes)
 
 
-_PLANS, _FILES = {}, {}
+_PLANS: dict[tuple, Plan] = {}
+_FILES: dict[tuple, dict[str, np.ndarray]] = {}
 
 
-def _read(path, target_path):
+def _read(path: str, target_path: str | None) -> dict[str, Any]:
     """read_arrays, once per process for the same files."""
     key = (path, target_path)
     if key not in _FILES:
@@ -196,7 +209,7 @@ def _read(path, target_path):
     return _FILES[key]
 
 
-def _infer(found):
+def _infer(found: dict[str, Any]) -> str:
     """classification or regression from the training targets: integers and booleans are class labels, and so are
     floats that are whole numbers with few distinct values (table.infer_task's rule, so the same column as CSV and
     as arrays is the same task); other floats and y of several columns a regression target."""
@@ -204,7 +217,7 @@ def _infer(found):
 
     from runner.data.table import infer_task
 
-    y = found.get("y", found.get("y_train"))
+    y = found["y"] if "y" in found else found["y_train"]
     if y.ndim > 1:
         return "regression"
     if y.dtype.kind in "biu":
@@ -212,7 +225,15 @@ def _infer(found):
     return infer_task(pd.Series(y))
 
 
-def plan(path, target_path=None, task=None, val_fraction=0.1, test_fraction=0.2, seed=0, class_names=None):
+def plan(
+    path: str | None,
+    target_path: str | None = None,
+    task: str | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    class_names: Sequence[str] | None = None,
+) -> Plan:
     """The Plan of dataset=arrays' keys, computed once per process (the resolvers and the dataset function share
     it); `task` None is read from y (_infer) first, so the resolvers' plan and the dataset function's are one."""
     if not path:
@@ -225,7 +246,7 @@ def plan(path, target_path=None, task=None, val_fraction=0.1, test_fraction=0.2,
     return _PLANS[key]
 
 
-def _named(found, names, path):
+def _named(found: dict[str, Any], names: Sequence[str] | None, path: str) -> tuple[list[str], bool]:
     """(class names, whether y's values are their indices): the names dataset.class_names or the file's `classes`
     array give, y's values being indices into them; else y's distinct values, sorted (class_order)."""
     given = names if names is not None else found.get("classes")
@@ -246,14 +267,23 @@ def _named(found, names, path):
     return classes, True
 
 
-def _plan(path, target_path, task, val_fraction, test_fraction, seed, names):
+def _plan(
+    path: str,
+    target_path: str | None,
+    task: str,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    names: Sequence[str] | None,
+) -> Plan:
     if task not in ("classification", "regression"):
         raise RunnerError(f"dataset.task={task}: use classification or regression.")
     found = _read(path, target_path)
     single = "x" in found
     where = f"dataset.path={path}"
     train_y = found["y"] if single else found["y_train"]
-    classes, by_index = [], False
+    classes: list[str] = []
+    by_index = False
     if task == "classification":
         if train_y.ndim != 1:
             raise RunnerError(f"{path}: class labels y must be one per sample (shape (N,)), not {list(train_y.shape)}.")
@@ -272,8 +302,8 @@ def _plan(path, target_path, task, val_fraction, test_fraction, seed, names):
     index = Plan(task, classes, {}, by_index).indices
     if single:
         x, y = found["x"], found["y"]
-        rows = stratified_holdouts(index(y), len(y), val_fraction, test_fraction, seed, classes, where)
-        return Plan(task, classes, {name: (x[rows], y[rows], rows) for name, rows in rows.items()}, by_index)
+        drawn = stratified_holdouts(index(y), len(y), val_fraction, test_fraction, seed, classes, where)
+        return Plan(task, classes, {name: (x[rows], y[rows], rows) for name, rows in drawn.items()}, by_index)
     parts = {"train": (found["x_train"], found["y_train"], np.arange(len(found["y_train"])))}
     for name, fraction in (("val", val_fraction), ("test", test_fraction)):
         if f"x_{name}" in found:
@@ -285,15 +315,22 @@ def _plan(path, target_path, task, val_fraction, test_fraction, seed, names):
     return Plan(task, classes, parts, by_index)
 
 
-def _keys(dataset, task=None):
+def _keys(dataset: Any, task: str | None = None) -> dict[str, Any]:
+    """plan()'s keywords from a dataset config node."""
     get = dataset.get
     names = get("class_names")
-    names = None if names is None else tuple(names)
-    return (get("path"), get("target_path"), task, get("val_fraction", 0.1), get("test_fraction", 0.2),
-            get("split_seed", 0), names)  # fmt: skip
+    return {
+        "path": get("path"),
+        "target_path": get("target_path"),
+        "task": task,
+        "val_fraction": get("val_fraction", 0.1),
+        "test_fraction": get("test_fraction", 0.2),
+        "seed": get("split_seed", 0),
+        "class_names": None if names is None else tuple(names),
+    }
 
 
-def arrays_info(what, dataset):
+def arrays_info(what: str, dataset: Any) -> Any:
     """OmegaConf resolver behind dataset=arrays' task (`${arrays:task}`: read from y), input_shape
     (`${arrays:input_shape}`, a list) and num_classes (`${arrays:num_classes}`: the classes of y, or its outputs for
     regression), with the task the config ends up with (dataset.task, which the user may set)."""
@@ -302,10 +339,10 @@ def arrays_info(what, dataset):
     if OmegaConf.is_config(dataset) and OmegaConf.is_missing(dataset, "path"):
         raise RunnerError("dataset.path must be set: a .npz or .pt file of x and y, e.g. dataset.path=data.npz.")
     if what == "task":
-        return plan(*_keys(dataset)).task
+        return plan(**_keys(dataset)).task
     if what == "sha256":
-        return data_sha256(dataset.path, dataset.get("target_path"))
-    found = plan(*_keys(dataset, dataset.task))
+        return data_sha256(*ARRAYS.files(dataset))
+    found = plan(**_keys(dataset, dataset.task))
     x, y, _ = found.parts["train"]
     if what == "input_shape":
         return list(x.shape[1:])
@@ -316,24 +353,37 @@ def arrays_info(what, dataset):
     raise ValueError(f"arrays resolver: unknown field {what}")
 
 
-def arrays(*, name, task, input_shape, num_classes, path, target_path=None, val_fraction=0.1, test_fraction=0.2,
-           split_seed=0, sha256=None, class_names=None):  # fmt: skip
+def arrays(
+    *,
+    name: str,
+    task: str,
+    input_shape: list[int],
+    num_classes: int,
+    path: str,
+    target_path: str | None = None,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    split_seed: int = 0,
+    sha256: str | None = None,
+    class_names: list[str] | None = None,
+) -> Splits:
     """dataset=arrays as Splits: x as uint8 (when stored so) or float32 of shape (N, *input_shape), y as int64 class
     indices (in the sorted order of class_names) or float32 (N, outputs) standardised by the training part.
     `sha256`: the files' as the run recorded them (dataset.sha256), refused when they differ now."""
     import torch
 
-    check_data_sha256(sha256, path, target_path)
+    check_data_sha256(sha256, *ARRAYS.files({"path": path, "target_path": target_path}))
     found = plan(path, target_path, task, val_fraction, test_fraction, split_seed, class_names)
     scale = target_scale_of(found.parts["train"][1]) if task == "regression" else None
     splits = {}
     for part, (x, y, rows) in found.parts.items():
-        x = torch.from_numpy(np.ascontiguousarray(x if x.dtype == np.uint8 else x.astype(np.float32)))
+        samples = torch.from_numpy(np.ascontiguousarray(x if x.dtype == np.uint8 else x.astype(np.float32)))
         if task == "classification":
-            y = torch.from_numpy(found.indices(y))
+            targets = torch.from_numpy(found.indices(y))
         else:
+            assert scale is not None
             y = y.astype(np.float64).reshape(len(y), -1)
-            y = torch.from_numpy(((y - scale["mean"]) / scale["std"]).astype(np.float32))
+            targets = torch.from_numpy(((y - scale["mean"]) / scale["std"]).astype(np.float32))
         # named in predictions.csv by their row in the file's array (x, or x_test where the file has one), from 0
-        splits[part] = Split(x, y, rows.tolist(), "index")
+        splits[part] = Split(samples, targets, rows.tolist(), "index")
     return Splits(splits["train"], splits["val"], splits["test"], class_names=found.classes, target_scale=scale)

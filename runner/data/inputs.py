@@ -10,35 +10,65 @@ is read and checked before anything is written: a bad file, a wrong shape or a C
 columns is refused with its name.
 """
 
+from __future__ import annotations
+
 import csv
 import glob
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from runner.data.imagefolder import image_files
-from runner.data.images import IMAGE_EXTENSIONS, STRETCH, raise_unreadable, read_image
+from runner.data.images import IMAGE_EXTENSIONS, STRETCH, Resize, raise_unreadable, read_image
+from runner.data.kinds import predict_reader
 from runner.data.tablefile import column_list
 from runner.io.errors import RunnerError
 
 
 @dataclass
 class Inputs:
-    x: torch.Tensor  # (N, *input_shape), raw: uint8 images or float features
-    names: list  # a name per sample (an image's file, a table's line), or None: rows are numbered from 0
-    labels: list = None  # from a table's own target column, when it has one: class indices, or values (regression)
-    name_column: str = "filename"  # predictions.csv's column of the names: filename, line, row or index
+    # (N, *input_shape), raw: uint8 images or float features
+    x: torch.Tensor
+    # a name per sample (an image's file, a table's line), or None: rows are numbered from 0
+    names: list[Any] | None
+    # from a table's own target column, when it has one: class indices, or values (regression)
+    labels: list[Any] | None = None
+    # predictions.csv's column of the names: filename, line, row or index
+    name_column: str = "filename"
 
 
-def takes_images(input_shape, input_dtype):
+@dataclass(frozen=True)
+class Wanted:
+    """What a run's model takes, as a dataset kind's reader of raw files (data/kinds.py's predict_reader) needs it."""
+
+    input_shape: Sequence[int]
+    input_dtype: str
+    # a table's columns, in order (the model card's feature_names), or None
+    feature_names: Sequence[str] | None
+    # the model card's block of the run's dataset kind (a table's encoding: `table`), or None
+    table: dict[str, Any] | None
+
+
+def takes_images(input_shape: Sequence[int], input_dtype: str) -> bool:
     return len(input_shape) == 3 and input_shape[0] in (1, 3) and input_dtype == "uint8"
 
 
-def read_inputs(spec, input_shape, input_dtype, feature_names=None, max_value=255, resize=STRETCH, table=None):
+def read_inputs(
+    spec: str | Path,
+    input_shape: Sequence[int],
+    input_dtype: str,
+    feature_names: Sequence[str] | None = None,
+    max_value: float = 255,
+    resize: Resize = STRETCH,
+    table: dict[str, Any] | None = None,
+) -> Inputs:
     """The samples `spec` names, as one tensor of the model's input shape, with their names. Images are read by
-    images.read_image, resized as `resize` says, their pixels on the scale 0..max_value the model was trained on."""
+    images.read_image, resized as `resize` says, their pixels on the scale 0..max_value the model was trained on;
+    other files by the reader a dataset kind declares for their suffix (data/kinds.py)."""
     text = str(spec)
     path = Path(text).expanduser()
     if any(c in text for c in "*?["):
@@ -57,22 +87,20 @@ def read_inputs(spec, input_shape, input_dtype, feature_names=None, max_value=25
             f"a .npy/.pt/.npz array, a .csv of feature rows, or input=test for the run's own test split."
         )
     if path.is_dir():
-        images = image_files(path)
-        if not images:
+        in_folder = image_files(path)
+        if not in_folder:
             raise RunnerError(
                 f"input={spec} is a folder with no images in it (searched recursively for "
                 f"{', '.join(IMAGE_EXTENSIONS)}). Point input= at the folder that holds them."
             )
-        return _images(images, path, input_shape, input_dtype, spec, max_value, resize)
+        return _images(in_folder, path, input_shape, input_dtype, spec, max_value, resize)
     suffix = path.suffix.lower()
     if suffix in IMAGE_EXTENSIONS:
         return _images([path], path.parent, input_shape, input_dtype, spec, max_value, resize)
-    if suffix in (".npy", ".pt", ".npz"):
-        return Inputs(_array(path, suffix, input_shape), None)
-    if table is not None and suffix in (".csv", ".parquet", ".pq"):
-        return _table_rows(path, table)
-    if suffix == ".csv":
-        return Inputs(_csv_rows(path, input_shape, feature_names), None)
+    reader = predict_reader(suffix)
+    inputs = reader(path, Wanted(input_shape, input_dtype, feature_names, table)) if reader else None
+    if inputs is not None:
+        return inputs
     raise RunnerError(
         f"input={spec}: runner cannot read {suffix or 'extension-less'} files. Pass an image "
         f"({', '.join(IMAGE_EXTENSIONS)}), a folder or glob of them, a .npy, .pt or .npz array, or a .csv of feature "
@@ -80,7 +108,15 @@ def read_inputs(spec, input_shape, input_dtype, feature_names=None, max_value=25
     )
 
 
-def _images(paths, root, input_shape, input_dtype, spec, max_value, resize):
+def _images(
+    paths: Sequence[str | Path],
+    root: Path | None,
+    input_shape: Sequence[int],
+    input_dtype: str,
+    spec: str | Path,
+    max_value: float,
+    resize: Resize,
+) -> Inputs:
     if not takes_images(input_shape, input_dtype):
         raise RunnerError(
             f"input={spec} is images, but this run's model takes samples of shape {list(input_shape)} "
@@ -97,7 +133,23 @@ def _images(paths, root, input_shape, input_dtype, spec, max_value, resize):
     return Inputs(x, [str(Path(p).relative_to(root)) if root else str(p) for p in paths])
 
 
-def _array(path, suffix, input_shape):
+def array_rows(path: Path, wanted: Wanted) -> Inputs:
+    """dataset=arrays' reader of raw samples: a .npy, .pt or .npz array of shape (N, *input_shape), for any run whose
+    samples it fits."""
+    return Inputs(_array(path, path.suffix.lower(), wanted.input_shape), None)
+
+
+def table_rows(path: Path, wanted: Wanted) -> Inputs | None:
+    """dataset=csv's and parquet's reader: a table run's raw rows (its card's `table` block: _table_rows), else a CSV
+    of numbers, one sample a row (_csv_rows); None for a Parquet file given to a run that is no table."""
+    if wanted.table is not None:
+        return _table_rows(path, wanted.table)
+    if path.suffix.lower() == ".csv":
+        return Inputs(_csv_rows(path, wanted.input_shape, wanted.feature_names), None)
+    return None
+
+
+def _array(path: Path, suffix: str, input_shape: Sequence[int]) -> torch.Tensor:
     if suffix == ".npy":
         import numpy as np
 
@@ -107,7 +159,8 @@ def _array(path, suffix, input_shape):
             raise RunnerError(
                 f"input={path} is not a readable .npy array of numbers ({err}). Save it with numpy.save."
             ) from None
-    elif suffix == ".npz":  # dataset=arrays' file: its x, or its x_test
+    # dataset=arrays' file: its x, or its x_test
+    elif suffix == ".npz":
         import numpy as np
 
         try:
@@ -143,7 +196,7 @@ def _array(path, suffix, input_shape):
     return x
 
 
-def _csv_rows(path, input_shape, feature_names):
+def _csv_rows(path: Path, input_shape: Sequence[int], feature_names: Sequence[str] | None) -> torch.Tensor:
     """Rows of numbers, one sample each; a header row, when there is one, must name the run's features."""
     width = math.prod(input_shape)
     with open(path, newline="", encoding="utf-8") as f:
@@ -182,7 +235,7 @@ def _csv_rows(path, input_shape, feature_names):
     return torch.tensor([[float(c) for c in r] for r in rows], dtype=torch.float32).reshape(-1, *input_shape)
 
 
-def _number(text):
+def _number(text: str) -> bool:
     try:
         float(text)
         return True
@@ -190,7 +243,7 @@ def _number(text):
         return False
 
 
-def _table_rows(path, table):
+def _table_rows(path: Path, table: dict[str, Any]) -> Inputs:
     """A table run's input: its raw columns (any order, the target's too) encoded as the run's training split taught
     (data/table.py); the target column, when present, gives the truth: class indices, or values (regression); None
     (classification) or NaN (regression) where its cell is empty."""
@@ -208,8 +261,10 @@ def _table_rows(path, table):
                 f"input={path}: its {target} column has classes this run does not know: {', '.join(unknown[:5])}. "
                 f"Its classes are {', '.join(table['classes'])}."
             )
-        labels = [None if i < 0 else int(i) for i in class_index(frame[target], table["classes"])]
-    elif target in frame.columns:  # a regression target: the true values, in the target's units
+        index = class_index(frame[target], table["classes"])
+        labels = [] if index is None else [None if i < 0 else int(i) for i in index]
+    # a regression target: the true values, in the target's units
+    elif target in frame.columns:
         import pandas as pd
 
         values = pd.to_numeric(frame[target], errors="coerce")

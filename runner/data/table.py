@@ -18,12 +18,16 @@ and the model card records them. Reading the file (separators, quoted headers) i
 encoding itself (TableEncoder) data/encoding.py's.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from runner.data.encoding import TableEncoder
+from runner.data.kinds import CSV
 from runner.data.splits import (
     Split,
     Splits,
@@ -38,10 +42,14 @@ from runner.data.tablefile import column_list, numeric_or_text, parquet, read_ta
 from runner.io.errors import RunnerError
 from runner.io.files import check_data_sha256, data_sha256
 
-CLASSIFICATION_MAX_CLASSES = 20  # integer targets with at most this many distinct values are class labels
+if TYPE_CHECKING:
+    import pandas as pd
+
+# integer targets with at most this many distinct values are class labels
+CLASSIFICATION_MAX_CLASSES = 20
 
 
-def infer_task(target):
+def infer_task(target: pd.Series) -> str:
     """classification or regression, from a target column (numbers or text): text, booleans, and integers with at
     most CLASSIFICATION_MAX_CLASSES distinct values are class labels; other numbers a regression target."""
     import pandas as pd
@@ -57,13 +65,14 @@ def infer_task(target):
 class TableKeys:
     """What a table dataset's plan depends on: its config keys, with the task given (None: read from the target)."""
 
-    path: str = None
-    train_path: str = None
-    val_path: str = None
-    test_path: str = None
-    target: str = None
-    features: tuple = ()
-    task: str = None
+    path: str | None = None
+    train_path: str | None = None
+    val_path: str | None = None
+    test_path: str | None = None
+    # the column to predict: of() refuses a config without one
+    target: str = ""
+    features: tuple[str, ...] = ()
+    task: str | None = None
     missing: str = "impute"
     val_fraction: float = 0.1
     test_fraction: float = 0.2
@@ -71,8 +80,12 @@ class TableKeys:
     sep: str | None = None
     missing_target: str = "refuse"
 
+    def first_file(self) -> str:
+        """dataset.path, or dataset.train_path where the splits are the user's own (plan refuses both or neither)."""
+        return self.path or self.train_path or ""
+
     @classmethod
-    def of(cls, dataset, task=None):
+    def of(cls, dataset: Any, task: str | None = None) -> TableKeys:
         """The keys of a dataset config node (the resolvers') or of the dataset function's keywords (a dict);
         RunnerError for a required key left unset."""
         from omegaconf import OmegaConf
@@ -83,10 +96,23 @@ class TableKeys:
             )
         get = dataset.get
         features = get("features") or ()
-        features = (features,) if isinstance(features, str) else tuple(features)  # dataset.features=alcohol
-        return cls(get("path"), get("train_path"), get("val_path"), get("test_path"), get("target"), features, task,
-                   get("missing", "impute"), get("val_fraction", 0.1), get("test_fraction", 0.2),
-                   get("split_seed", 0), get("sep"), get("missing_target", "refuse"))  # fmt: skip
+        # one column given bare: dataset.features=alcohol
+        features = (features,) if isinstance(features, str) else tuple(features)
+        return cls(
+            path=get("path"),
+            train_path=get("train_path"),
+            val_path=get("val_path"),
+            test_path=get("test_path"),
+            target=get("target"),
+            features=features,
+            task=task,
+            missing=get("missing", "impute"),
+            val_fraction=get("val_fraction", 0.1),
+            test_fraction=get("test_fraction", 0.2),
+            split_seed=get("split_seed", 0),
+            sep=get("sep"),
+            missing_target=get("missing_target", "refuse"),
+        )
 
 
 @dataclass(frozen=True)
@@ -95,17 +121,19 @@ class Plan:
     the training split, each split's rows (DataFrames indexed by their row in their file) and that file."""
 
     task: str
-    classes: list
+    classes: list[str]
     encoder: TableEncoder
-    parts: dict  # train, val, test -> DataFrame
-    files: dict  # train, val, test -> the file its rows are from
-    notes: tuple
+    # train, val, test -> DataFrame
+    parts: dict[str, pd.DataFrame]
+    # train, val, test -> the file its rows are from
+    files: dict[str, Path]
+    notes: tuple[str, ...]
 
 
-_PLANS = {}
+_PLANS: dict[TableKeys, Plan] = {}
 
 
-def plan(keys):
+def plan(keys: TableKeys) -> Plan:
     """The Plan of a table dataset's TableKeys, computed once per process (the config's resolvers and the dataset
     function share it); a task of None is read from the target (infer_task) first, so the resolvers' plan and the
     dataset function's are one. Hold-outs are drawn by scikit-learn's train_test_split, stratified by class for
@@ -125,17 +153,17 @@ def plan(keys):
     if keys.task is None:
         first = _first(keys)
         # a target of numbers with a typo in one cell is refused here, naming its line, not read as a class label
-        numeric_or_text(first, keys.target, Path(keys.path or keys.train_path))
+        numeric_or_text(first, keys.target, Path(keys.first_file()))
         keys = replace(keys, task=infer_task(first[keys.target]))
     if keys not in _PLANS:
         _PLANS[keys] = _plan(keys)
     return _PLANS[keys]
 
 
-def _first(keys):
+def _first(keys: TableKeys) -> pd.DataFrame:
     """The table of dataset.path (or train_path), its target and features checked."""
     where = "dataset.path" if keys.path else "dataset.train_path"
-    first = read_table(keys.path or keys.train_path, where, keys.sep)
+    first = read_table(keys.first_file(), where, keys.sep)
     if keys.target not in first.columns:
         # separator() finds , ; tab and | by itself: a file read as one column has another, which its name shows
         lone = f" (one column: is its separator another? {sep_override(first.columns[0])} gives it)"
@@ -158,7 +186,7 @@ def _first(keys):
     return first
 
 
-def _with_targets(frame, keys, path):
+def _with_targets(frame: pd.DataFrame, keys: TableKeys, path: Path) -> tuple[pd.DataFrame, str | None]:
     """(frame, note): the rows of one file whose target cell is not empty. An empty one is refused, naming its line,
     unless dataset.missing_target=drop, which leaves those rows out and says how many (None: none left out)."""
     empty = frame[keys.target].isna().to_numpy()
@@ -177,7 +205,7 @@ def _with_targets(frame, keys, path):
     ], f"table: left out {count} whose {keys.target!r} is empty ({where}{more}; dataset.missing_target=drop)."
 
 
-def _targets(frame, keys, path):
+def _targets(frame: pd.DataFrame, keys: TableKeys, path: Path) -> pd.Series:
     """The target column of one file (its empty cells dropped or refused first), checked: numbers for regression."""
     import pandas as pd
 
@@ -193,11 +221,11 @@ def _targets(frame, keys, path):
     return target
 
 
-def _plan(keys):
+def _plan(keys: TableKeys) -> Plan:
     if keys.task not in ("classification", "regression"):
         raise RunnerError(f"dataset.task={keys.task}: use classification or regression.")
     where = "dataset.path" if keys.path else "dataset.train_path"
-    path = Path(keys.path or keys.train_path).expanduser()
+    path = Path(keys.first_file()).expanduser()
     first, dropped = _with_targets(_first(keys), keys, path)
     labels, left_out = _targets(first, keys, path), [dropped] if dropped else []
     classes = class_order(labels) if keys.task == "classification" else []
@@ -206,13 +234,15 @@ def _plan(keys):
     features = list(keys.features) or [c for c in first.columns if c != keys.target]
     files = dict.fromkeys(("train", "val", "test"), path)
     if keys.path:
-        rows = stratified_holdouts(class_index(labels, classes), len(first), keys.val_fraction, keys.test_fraction,
-                                   keys.split_seed, classes, where)  # fmt: skip
+        index = class_index(labels, classes)
+        rows = stratified_holdouts(
+            index, len(first), keys.val_fraction, keys.test_fraction, keys.split_seed, classes, where
+        )
         parts = {name: first.iloc[index] for name, index in rows.items()}
     else:
         parts = {"train": first}
-        for name, given, fraction in (("val", keys.val_path, keys.val_fraction),
-                                      ("test", keys.test_path, keys.test_fraction)):  # fmt: skip
+        held_out = (("val", keys.val_path, keys.val_fraction), ("test", keys.test_path, keys.test_fraction))
+        for name, given, fraction in held_out:
             if given:
                 files[name] = Path(given).expanduser()
                 given_frame = read_table(given, f"dataset.{name}_path", keys.sep)
@@ -227,18 +257,20 @@ def _plan(keys):
                     )
             else:
                 train = parts["train"]
-                rest, held = holdout_rows(len(train), fraction, keys.split_seed, class_index(train[keys.target],
-                                          classes), classes, f"dataset.{name}_fraction", where)  # fmt: skip
+                index = class_index(train[keys.target], classes)
+                what = f"dataset.{name}_fraction"
+                rest, held = holdout_rows(len(train), fraction, keys.split_seed, index, classes, what, where)
                 parts["train"], parts[name] = train.iloc[rest], train.iloc[held]
-    columns = {name: numeric_or_text(first, name, path) for name in features}  # kinds from the whole file
-    encoder, dropped = TableEncoder.fit(columns, parts["train"].index, path, keys.missing)
+    # each column's kind from the whole file
+    columns = {name: numeric_or_text(first, name, path) for name in features}
+    encoder, unused = TableEncoder.fit(columns, parts["train"].index, path, keys.missing)
     notes = [_describe(keys, classes, encoder), *left_out]
-    if dropped:
-        notes.insert(1, f"table: left out {'; '.join(dropped)}.")
+    if unused:
+        notes.insert(1, f"table: left out {'; '.join(unused)}.")
     return Plan(keys.task, classes, encoder, parts, files, tuple(notes))
 
 
-def _describe(keys, classes, encoder):
+def _describe(keys: TableKeys, classes: list[str], encoder: TableEncoder) -> str:
     """The log's line on what a table was found to be: the task, and each kind of column."""
     shown = ", ".join(classes[:6]) + (", ..." if len(classes) > 6 else "")
     task = f"{len(classes)} classes of {keys.target} ({shown})" if classes else f"regression of {keys.target}"
@@ -254,15 +286,17 @@ def _describe(keys, classes, encoder):
     return f"table: {task}; {'; '.join(parts)} -> {len(encoder.names())} features"
 
 
-def table_info(what, dataset):
+def table_info(what: str, dataset: Any) -> Any:
     """OmegaConf resolver behind a table dataset's task (`${table:task}`: read from the target), feature count
-    (`${table:width}`) and num_classes (`${table:num_classes}`, 1 for regression), read from the file by plan() with
-    the task the config ends up with (dataset.task, which the user may set)."""
+    (`${table:width}`), num_classes (`${table:num_classes}`, 1 for regression) and its files' SHA-256
+    (`${table:sha256}`, of the files its declaration names: data/kinds.py), read from the file by plan() with the
+    task the config ends up with (dataset.task, which the user may set)."""
     if what == "task":
         return plan(TableKeys.of(dataset)).task
     if what == "sha256":
-        keys = TableKeys.of(dataset)
-        return data_sha256(keys.path, keys.train_path, keys.val_path, keys.test_path)
+        # a dataset.target left unset is refused here too, whichever key is resolved first
+        TableKeys.of(dataset)
+        return data_sha256(*CSV.files(dataset))
     found = plan(TableKeys.of(dataset, dataset.task))
     if what == "width":
         return len(found.encoder.names())
@@ -271,20 +305,49 @@ def table_info(what, dataset):
     raise ValueError(f"table resolver: unknown field {what}")
 
 
-def table(*, name, task, input_shape, num_classes, target, path=None, train_path=None, val_path=None, test_path=None,
-          features=None, missing="impute", val_fraction=0.1, test_fraction=0.2, split_seed=0, sha256=None, sep=None,
-          missing_target="refuse"):  # fmt: skip
+def table(
+    *,
+    name: str,
+    task: str,
+    input_shape: list[int],
+    num_classes: int,
+    target: str,
+    path: str | None = None,
+    train_path: str | None = None,
+    val_path: str | None = None,
+    test_path: str | None = None,
+    features: list[str] | str | None = None,
+    missing: str = "impute",
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    split_seed: int = 0,
+    sha256: str | None = None,
+    sep: str | None = None,
+    missing_target: str = "refuse",
+) -> Splits:
     """A table (dataset=csv or dataset=parquet) as Splits of float32 features, encoded as the training split taught
     (TableEncoder), and int64 class indices (in the sorted order of class_names) or float32 targets (N, 1),
     standardised by the training split's mean and std (Splits.target_scale). `sha256`: the files' as the run
     recorded them (dataset.sha256), refused when they differ now."""
     import torch
 
-    check_data_sha256(sha256, path, train_path, val_path, test_path)
-    keys = dict(path=path, train_path=train_path, val_path=val_path, test_path=test_path, target=target,
-                features=features, missing=missing, val_fraction=val_fraction, test_fraction=test_fraction,
-                split_seed=split_seed, sep=sep, missing_target=missing_target)  # fmt: skip
-    found = plan(TableKeys.of(keys, task))  # the resolvers' plan, read once
+    keys = {
+        "path": path,
+        "train_path": train_path,
+        "val_path": val_path,
+        "test_path": test_path,
+        "target": target,
+        "features": features,
+        "missing": missing,
+        "val_fraction": val_fraction,
+        "test_fraction": test_fraction,
+        "split_seed": split_seed,
+        "sep": sep,
+        "missing_target": missing_target,
+    }
+    check_data_sha256(sha256, *CSV.files(keys))
+    # the resolvers' plan, read once
+    found = plan(TableKeys.of(keys, task))
     scale = None
     if task == "regression":
         scale = target_scale_of(found.parts["train"][target].to_numpy(dtype=np.float64))
@@ -294,6 +357,7 @@ def table(*, name, task, input_shape, num_classes, target, path=None, train_path
         if task == "classification":
             y = torch.from_numpy(class_index(frame[target], found.classes))
         else:
+            assert scale is not None
             values = (frame[target].to_numpy(dtype=np.float64) - scale["mean"][0]) / scale["std"][0]
             y = torch.tensor(values, dtype=torch.float32).unsqueeze(1)
         # named in predictions.csv by their line in a CSV file, by their row (counted from 1) in a Parquet one

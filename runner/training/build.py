@@ -22,6 +22,7 @@ from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import OmegaConf, open_dict
 
 from runner.data.batches import Batches, Normalizer
+from runner.data.kinds import pipeline_keys
 from runner.data.splits import Split
 from runner.data.stream import LoaderBatches
 from runner.io.errors import RunnerError, RunnerWarning
@@ -33,8 +34,9 @@ if TYPE_CHECKING:
     from runner.data.splits import Splits
     from runner.data.stream import FileSplit
 
-# dataset keys read by the batches or the run, not passed to the dataset function
-PIPELINE_KEYS = ("augment", "normalize", "baselines")
+# dataset keys read by the batches or the run, not passed to the dataset function: every dataset's, and those its
+# kind declares (data/kinds.py: baselines)
+PIPELINE_KEYS = ("augment", "normalize", *pipeline_keys())
 
 
 def instantiate(cfg: Any, **kwargs: Any) -> Any:
