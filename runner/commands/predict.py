@@ -7,11 +7,14 @@ Writes outputs/predict/<date>/<time>/predictions.csv (a row per input) and predi
 is read and checked before anything is written: a refused command leaves no directory.
 """
 
+from __future__ import annotations
+
 import csv
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from rich.table import Table
 
 from runner.data.inputs import Inputs
@@ -23,11 +26,18 @@ from runner.io.errors import RunnerError
 from runner.io.files import atomic_write
 from runner.training.device import resolve_device
 
-SHOWN = 10  # rows of predictions.csv shown on the console
+if TYPE_CHECKING:
+    from runner.data.splits import Split
+    from runner.inference.card import ModelCard
+    from runner.inference.predictor import Prediction, Predictor
+
+# rows of predictions.csv shown on the console
+SHOWN = 10
 
 
-def predict_job(cfg, out_dir):
-    console = RunConsole()  # predict.log is attached only once the predictions are made: a failure writes nothing
+def predict_job(cfg: DictConfig, out_dir: str | Path) -> dict[str, Any]:
+    # predict.log is attached only once the predictions are made: a failure writes nothing
+    console = RunConsole()
     for key, example in (("ckpt", "ckpt=outputs/2026-11-22/10-31-07"), ("input", "input=photos/ (or input=test)")):
         if OmegaConf.is_missing(cfg, key):
             raise RunnerError(
@@ -49,7 +59,8 @@ def predict_job(cfg, out_dir):
 
     stop = signals.install()
 
-    def advance(n):  # after each batch: a safe point
+    # after each batch: a safe point
+    def advance(n: int) -> None:
         progress.advance(task, n)
         stop.check("before the predictions were written; nothing was written")
 
@@ -65,14 +76,18 @@ def predict_job(cfg, out_dir):
     atomic_write(out / "predictions.csv", lambda f: f.write(text.getvalue().encode()))
     console.attach(out / "predict.log")
     console.print(preview(header, rows))
-    if truth is not None and card.task == "classification":  # rows without a label (an empty cell) left out
+    # rows without a label (an empty cell) left out
+    if truth is not None and card.task == "classification":
+        assert result.indices is not None
         pairs = [(i, t) for i, t in zip(result.indices.tolist(), truth) if t is not None]
         correct = sum(int(i == t) for i, t in pairs)
         console.print(
             f"accuracy{tta_suffix(tta)} {correct / len(pairs):.4f} ({correct} / {len(pairs)} right, against "
             f"{_truth(cfg, card)})"
         )
-    elif truth is not None:  # regression against a table's target column; rows whose target is empty left out
+    # regression against a table's target column; rows whose target is empty left out
+    elif truth is not None:
+        assert result.values is not None
         pairs = [(v, t) for v, t in zip(result.values[:, 0].tolist(), truth) if t == t]
         mae = sum(abs(v - t) for v, t in pairs) / len(pairs)
         console.print(
@@ -85,7 +100,7 @@ def predict_job(cfg, out_dir):
     return {"predictions": str(out / "predictions.csv"), "samples": len(inputs.x)}
 
 
-def _inputs(cfg, predictor):
+def _inputs(cfg: DictConfig, predictor: Predictor) -> tuple[Inputs, list[Any] | None, str | None]:
     """(Inputs, true class indices or None, why there are none): the run's test split for input=test, else the files
     input= names. Images inside folders named after the run's classes are labelled by them, so the accuracy can be
     shown; images in folders named otherwise get a line that says why it is not."""
@@ -101,20 +116,22 @@ def _inputs(cfg, predictor):
             )
         return Inputs(split.x, split.ids, name_column=split.id_name), _split_truth(split, card), None
     inputs = predictor.read(cfg.input)
-    if inputs.labels is not None:  # a table with its target column
+    # a table with its target column
+    if inputs.labels is not None:
         return inputs, inputs.labels, None
     classes = {name: i for i, name in enumerate(card.class_names)}
     if inputs.names and inputs.name_column == "filename" and classes:
         folders = [Path(n).parts[0] if len(Path(n).parts) > 1 else None for n in inputs.names]
-        if all(f in classes for f in folders):
-            return inputs, [classes[f] for f in folders], None
+        named = [f for f in folders if f is not None and f in classes]
+        if len(named) == len(folders):
+            return inputs, [classes[f] for f in named], None
         others = sorted({f for f in folders if f is not None and f not in classes})
         if others:
             return inputs, None, _unscored(others, card.class_names, loose=None in folders)
     return inputs, None, None
 
 
-def _split_truth(split, card):
+def _split_truth(split: Split, card: ModelCard) -> list[Any] | None:
     """The test split's own targets: class indices, or (regression, one output) values in the targets' own units."""
     if card.task == "classification":
         return split.y.tolist()
@@ -122,12 +139,13 @@ def _split_truth(split, card):
         return None
     values = split.y[:, 0].double()
     scale = card.preprocessing.get("target_scale")
-    if scale:  # the dataset standardised them (tables, arrays): back in their own units, as the predictions are
+    # the dataset standardised them (tables, arrays): back in their own units, as the predictions are
+    if scale:
         values = values * scale["std"][0] + scale["mean"][0]
     return values.tolist()
 
 
-def _truth(cfg, card):
+def _truth(cfg: DictConfig, card: ModelCard) -> str:
     """What predict's accuracy was measured against."""
     if str(cfg.input) == "test":
         return "the test split"
@@ -135,7 +153,7 @@ def _truth(cfg, card):
     return f"the table's {table['target']} column" if table else "the class folders the images are in"
 
 
-def _unscored(others, class_names, loose):
+def _unscored(others: list[str], class_names: list[str], loose: bool) -> str:
     """Why a folder of class folders gets no accuracy: its folders are not the run's class names."""
     few = lambda names: ", ".join(repr(n) for n in names[:4]) + (", ..." if len(names) > 4 else "")  # noqa: E731
     loose_too = " and some images are in no folder" if loose else ""
@@ -146,18 +164,23 @@ def _unscored(others, class_names, loose):
     )
 
 
-def table(inputs, result, card, topk, truth):
+def table(
+    inputs: Inputs, result: Prediction, card: ModelCard, topk: int, truth: list[Any] | None
+) -> tuple[list[str], list[list[Any]]]:
     """predictions.csv: (header, rows), a row per input."""
     first = inputs.name_column if inputs.names else "index"
     names = inputs.names or list(range(len(inputs.x)))
     if card.task != "classification":
         values = result.values
+        assert values is not None
         columns = ["value"] if values.shape[1] == 1 else [f"value_{j}" for j in range(values.shape[1])]
         rows = [[n, *(f"{v:.6g}" for v in row)] for n, row in zip(names, values.tolist())]
-        if truth is not None:  # a table's own target column: one value per row (empty where the cell was)
+        # a table's own target column: one value per row (empty where the cell was)
+        if truth is not None:
             return [first, *columns, "true_value"], [[*row, _number(t)] for row, t in zip(rows, truth)]
         return [first, *columns], rows
     class_names = card.labels()
+    assert result.probs is not None and result.indices is not None and result.labels is not None
     k = min(topk, result.probs.shape[1])
     probs, indices = result.probs.topk(k, dim=1)
     header = [first, "label", "class_index", *(["true_label"] if truth is not None else [])]
@@ -172,12 +195,12 @@ def table(inputs, result, card, topk, truth):
     return header, rows
 
 
-def _number(value):
+def _number(value: float) -> str:
     """A true value for predictions.csv: '' for a missing one (NaN)."""
     return "" if value != value else f"{value:.6g}"
 
 
-def preview(header, rows):
+def preview(header: list[str], rows: list[list[Any]]) -> Table:
     """The first rows on the console: the name, the label (and the true one), then the top-k (top1_label is the
     label)."""
     keep = [i for i, c in enumerate(header) if c not in ("class_index", "top1_label")][:8]

@@ -1,11 +1,19 @@
 """What scikit-learn makes of a dataset of features, beside the network's figure: is the network worth it?"""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
-MAX_ROWS = 20_000  # baselines fit on at most this many training rows (a seeded sample), so they take seconds
+if TYPE_CHECKING:
+    from runner.data.splits import Splits
+
+# baselines fit on at most this many training rows (a seeded sample), so they take seconds
+MAX_ROWS = 20_000
 
 
-def baselines(splits, task, seed=0):
+def baselines(splits: Splits, task: str, seed: int = 0) -> dict[str, float]:
     """scikit-learn's models on the same encoded training split (features (N, F)), scored on the same test split: a
     linear model (LogisticRegression / Ridge, after a StandardScaler) and HistGradientBoosting, so a network's test
     figure has a context. {name: test accuracy (classification) or MAE in the targets' own units (regression)}.
@@ -25,15 +33,20 @@ def baselines(splits, task, seed=0):
             "logistic regression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)),
             "HistGradientBoosting": HistGradientBoostingClassifier(random_state=seed),
         }
-        score = lambda model: float((model.predict(x_test) == y_test).mean())  # noqa: E731
+
+        def score(model: Any) -> float:
+            return float((model.predict(x_test) == y_test).mean())
+
     else:
         y_train, y_test = y_train.reshape(len(y_train), -1), y_test.reshape(len(y_test), -1)
         models = {"ridge": make_pipeline(StandardScaler(), Ridge())}
-        if y_train.shape[1] == 1:  # HistGradientBoosting predicts one target
+        # HistGradientBoosting predicts one target
+        if y_train.shape[1] == 1:
             models["HistGradientBoosting"] = HistGradientBoostingRegressor(random_state=seed)
-        std = np.asarray((splits.target_scale or {"std": [1.0]})["std"])  # MAE in the targets' units
+        # MAE in the targets' units
+        std = np.asarray((splits.target_scale or {"std": [1.0]})["std"])
 
-        def score(model):
+        def score(model: Any) -> float:
             return float((np.abs(model.predict(x_test).reshape(y_test.shape) - y_test) * std).mean())
 
     out = {}

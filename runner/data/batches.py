@@ -6,7 +6,15 @@ crops, flips and normalisation are batched tensor operations (as in airbench). I
 too large for memory come through runner/data/stream.py and get the same device-side transforms.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
 import torch
+
+if TYPE_CHECKING:
+    from runner.data.splits import Split
 
 
 class Normalizer:
@@ -15,14 +23,17 @@ class Normalizer:
     With `channels_last`, 4-D batches leave in the channels-last memory format the model uses.
     """
 
-    def __init__(self, mean, std, channels_last=False):
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor, channels_last: bool = False) -> None:
         self.mean, self.std, self.channels_last = mean, std, channels_last
 
     @classmethod
-    def fit(cls, x, chunk=8192):
+    def fit(cls, x: torch.Tensor, chunk: int = 8192) -> Normalizer:
         """Per-channel mean and std, summed in float64 chunks (no float copy of a whole dataset)."""
         dims = [d for d in range(x.dim()) if d != 1]
-        total, total_sq, n = 0.0, 0.0, 0
+        # float64 tensors once the first chunk is added
+        total: Any = 0.0
+        total_sq: Any = 0.0
+        n = 0
         for part in x.split(chunk):
             part = part.double()
             total = total + part.sum(dim=dims)
@@ -36,7 +47,7 @@ class Normalizer:
         shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
         return cls(mean.float().reshape(shape), std.float().reshape(shape))
 
-    def __call__(self, x):
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         x = (x.float() - self.mean) / self.std
         if self.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -50,14 +61,17 @@ class Augment:
     augmentations are the same every time it is repeated.
     """
 
-    def __init__(self, crop_padding, flip, generator, rank=0, world=1):
+    def __init__(
+        self, crop_padding: int, flip: bool, generator: torch.Generator, rank: int = 0, world: int = 1
+    ) -> None:
         self.pad, self.flip, self.generator = crop_padding, flip, generator
-        self.rank, self.world = rank, world  # under torchrun: draw for the global batch, keep this rank's share
+        # under torchrun: draw for the global batch, keep this rank's share
+        self.rank, self.world = rank, world
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return bool(self.pad or self.flip)
 
-    def __call__(self, x):
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         if self.pad:
             p = self.pad
@@ -76,7 +90,13 @@ class Augment:
         return x
 
 
-def train_transform(augment_cfg, normalize, generator, rank=0, world=1):
+def train_transform(
+    augment_cfg: Any,
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    generator: torch.Generator,
+    rank: int = 0,
+    world: int = 1,
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """Augment (when the dataset asks for it), then normalise."""
     augment = (
         Augment(augment_cfg.get("crop_padding", 0), augment_cfg.get("flip", False), generator, rank, world)
@@ -88,7 +108,7 @@ def train_transform(augment_cfg, normalize, generator, rank=0, world=1):
     return lambda x: normalize(augment(x))
 
 
-def describe_augment(augment_cfg):
+def describe_augment(augment_cfg: Any) -> str:
     """The training augmentation in effect, in words, for the log: a flip or crop a user did not ask for is a surprise
     (a flipped digit is another symbol)."""
     crop = augment_cfg.get("crop_padding", 0) if augment_cfg else 0
@@ -107,33 +127,47 @@ class BatchIndices:
     ends after that many batches (trainer.limit_*_batches: the first of each permutation).
     """
 
-    def __init__(self, n, batch_size, shuffle=False, generator=None, rank=0, world=1):
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
         self.n, self.batch_size, self.shuffle, self.generator = n, batch_size, shuffle, generator
         self.rank, self.world = rank, world
-        self.limit = None  # batches a pass takes at most (set by the training setup); None: all
-        self.epoch_state = None  # the generator's state before this pass's permutation (saved mid-epoch)
-        self._resume = None
+        # batches a pass takes at most (set by the training setup); None: all
+        self.limit: int | None = None
+        # the generator's state before this pass's permutation (saved mid-epoch)
+        self.epoch_state: torch.Tensor | None = None
+        self._resume: tuple[torch.Tensor, int] | None = None
 
-    def resume(self, epoch_state, batches_done):
+    def resume(self, epoch_state: torch.Tensor, batches_done: int) -> None:
         """Make the next pass the rest of an interrupted one: same permutation, from batch `batches_done`."""
         self._resume = (epoch_state, batches_done)
 
-    def __len__(self):
+    def __len__(self) -> int:
         full = self.n // self.batch_size if self.shuffle else -(-self.n // self.batch_size)
         return full if self.limit is None else min(full, self.limit)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[torch.Tensor]:
         resumed, self._resume = self._resume, None
         start = resumed[1] if resumed else 0
         if self.shuffle:
+            # a shuffling pass draws from the trainer's generator
+            assert self.generator is not None
             now = self.generator.get_state()
             if resumed:
                 self.generator.set_state(resumed[0])
             self.epoch_state = self.generator.get_state()
             order = torch.randperm(self.n, generator=self.generator)
             if resumed:
-                self.generator.set_state(now)  # the draws the finished batches made are already in `now`
-        else:  # the same order every pass (trainer.overfit_batches' fixed batches)
+                # the draws the finished batches made are already in `now`
+                self.generator.set_state(now)
+        # the same order every pass (trainer.overfit_batches' fixed batches)
+        else:
             order = torch.arange(self.n)
         for i in range(start, len(self)):
             yield order[i * self.batch_size : (i + 1) * self.batch_size][self.rank :: self.world]
@@ -142,14 +176,23 @@ class BatchIndices:
 class Batches:
     """Iterate (inputs, targets) over an in-memory `split`, one index-select per batch."""
 
-    def __init__(self, split, batch_size, transform, shuffle=False, generator=None, rank=0, world=1):
+    def __init__(
+        self,
+        split: Split,
+        batch_size: int,
+        transform: Callable[[torch.Tensor], torch.Tensor],
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
         self.split, self.transform = split, transform
         self.indices = BatchIndices(len(split), batch_size, shuffle, generator, rank, world)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.indices)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         device = self.split.y.device
         for index in self.indices:
             index = index.to(device)

@@ -17,20 +17,28 @@ rebuilt, with a warning that says why. A cache directory that cannot be written 
 full) costs only the cache: the run trains on the decoded tensors and warns.
 """
 
+from __future__ import annotations
+
 import hashlib
 import os
 import warnings
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from runner.io.errors import RunnerError, RunnerWarning
 from runner.io.serialization import safe_load, save
 
-FORMAT = 1  # bumped when what a cache holds changes, so older caches are rebuilt
+# bumped when what a cache holds changes, so older caches are rebuilt
+FORMAT = 1
+
+# what cached() builds and reads: tensors and plain data by key
+Data = dict[str, Any]
 
 
-def runner_cache(configured=None):
+def runner_cache(configured: str | None = None) -> Path:
     """Where runner caches decoded datasets: `configured` (a dataset's cache_dir) when given, else $RUNNER_CACHE,
     else $XDG_CACHE_HOME/runner, else ~/.cache/runner (torch hub's rule, with runner's names). Read when used, so a
     test or a job can point it elsewhere through the environment."""
@@ -42,12 +50,12 @@ def runner_cache(configured=None):
     return base.expanduser() / "runner" / "datasets"
 
 
-def place(folder):
+def place(folder: str | Path) -> str:
     """A short hash of a data folder's absolute path, for a cache's stem: two folders never share a cache."""
     return hashlib.sha1(str(Path(folder).expanduser().resolve()).encode()).hexdigest()[:8]
 
 
-def fingerprint(files, *extra):
+def fingerprint(files: Iterable[str | Path], *extra: Any) -> str:
     """A short hash of the files' names, sizes and modification times (and `extra`)."""
     h = hashlib.sha1(repr(extra).encode())
     for f in sorted(map(str, files)):
@@ -56,7 +64,7 @@ def fingerprint(files, *extra):
     return h.hexdigest()[:16]
 
 
-def checksum(data):
+def checksum(data: Data) -> str:
     """SHA-256 of every tensor in `data`, in key order (about 0.15 s for CIFAR-10's 184 MB)."""
     h = hashlib.sha256()
     for key in sorted(data):
@@ -69,7 +77,7 @@ def checksum(data):
     return h.hexdigest()
 
 
-def cached(folder, stem, key, build, check):
+def cached(folder: Path, stem: str, key: str, build: Callable[[], Data], check: Callable[[Data], str | None]) -> Data:
     """`build()` (a dict of tensors and plain data), saved as folder/<stem>-<key>.pt and read from there next time.
 
     `check(data)` returns what is wrong with a dict for this dataset (or None); a cache that
@@ -78,7 +86,7 @@ def cached(folder, stem, key, build, check):
     path = folder / f"{stem}-{key}.pt"
     if path.is_file():
         data, problem = _read(path, stem, key, check)
-        if problem is None:
+        if data is not None and problem is None:
             return data
         warnings.warn(
             f"the dataset cache {path} is not valid ({problem}); decoding the raw files again and rebuilding it.",
@@ -97,12 +105,13 @@ def cached(folder, stem, key, build, check):
         )
         return data
     for other in folder.glob(f"{stem}-*.pt"):
-        if other != path and other.stem.rsplit("-", 1)[0] == stem:  # only this stem's stale caches
+        # only this stem's stale caches
+        if other != path and other.stem.rsplit("-", 1)[0] == stem:
             other.unlink(missing_ok=True)
     return data
 
 
-def _read(path, stem, key, check):
+def _read(path: Path, stem: str, key: str, check: Callable[[Data], str | None]) -> tuple[Data | None, str | None]:
     """(the cached data, None), or (None, what is wrong with the file)."""
     try:
         cache = safe_load(path)
@@ -120,21 +129,21 @@ def _read(path, stem, key, check):
     return cache["data"], None
 
 
-def _reason(err):
+def _reason(err: BaseException) -> str:
     """The first sentence of atomic_write's message, or the OS's reason."""
     return str(err).split(". ")[0] if isinstance(err, RunnerError) else (getattr(err, "strerror", None) or str(err))
 
 
-def expect(spec, **plain):
+def expect(spec: Mapping[str, tuple[tuple[int | str, ...], Any]], **plain: Any) -> Callable[[Data], str | None]:
     """A `check` for cached(). `spec` maps each tensor's key to (shape, dtype); a dimension is a number,
     or a name that must be the same size wherever it appears ("n_train" for x and y). `plain` maps
     keys of plain data to the value they must have. Returns the first mismatch, or None."""
 
-    def check(data):
+    def check(data: Data) -> str | None:
         missing = [k for k in [*spec, *plain] if k not in data]
         if missing:
             return f"it lacks {', '.join(missing)}"
-        sizes = {}
+        sizes: dict[int | str, int] = {}
         for k, (shape, dtype) in spec.items():
             value = data[k]
             if not isinstance(value, torch.Tensor) or value.dtype != dtype:

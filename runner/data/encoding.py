@@ -6,13 +6,20 @@
 The rules (medians and flags, one-hot with `<other>`, the columns left out) are data/table.py's docstring's.
 """
 
+from __future__ import annotations
+
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from runner.data.splits import label_text
 from runner.data.tablefile import column_list, numeric_or_text, row_name, row_numbers
 from runner.io.errors import RunnerError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 OTHER = "<other>"  # the column of categories the training split did not have
 # free text (a description, a name): a text column with more than FREE_TEXT_MIN distinct values that make up at least
@@ -26,12 +33,16 @@ class Column:
     """One feature column and what the training split taught about it."""
 
     name: str
-    kind: str  # numeric or categorical
-    fill: object = None  # numeric: the training split's median, for missing values
-    indicator: bool = False  # numeric: a 0/1 `<name>_missing` column follows
-    categories: list = field(default_factory=list)  # categorical: the training split's, sorted
+    # numeric or categorical
+    kind: str
+    # numeric: the training split's median, for missing values
+    fill: float | None = None
+    # numeric: a 0/1 `<name>_missing` column follows
+    indicator: bool = False
+    # categorical: the training split's, sorted
+    categories: list[str] = field(default_factory=list)
 
-    def outputs(self):
+    def outputs(self) -> list[str]:
         if self.kind == "numeric":
             return [self.name] + ([f"{self.name}_missing"] if self.indicator else [])
         return [f"{self.name}={c}" for c in self.categories] + [f"{self.name}={OTHER}"]
@@ -41,11 +52,14 @@ class Column:
 class TableEncoder:
     """Raw feature columns -> float32 features, as learned from a training split (see the module's docstring)."""
 
-    columns: list  # of Column
-    missing: str = "impute"  # or refuse
+    columns: list[Column]
+    # impute or refuse
+    missing: str = "impute"
 
     @classmethod
-    def fit(cls, columns, rows, path, missing="impute"):
+    def fit(
+        cls, columns: dict[str, pd.Series], rows: pd.Index, path: Path, missing: str = "impute"
+    ) -> tuple[TableEncoder, list[str]]:
         """Learn from the training split's `rows` (index labels) of `columns` ({name: the whole file's column as
         numeric_or_text read it}, so a column has one kind and a row one number, whichever split it falls in);
         (encoder, notes): notes name the columns left out."""
@@ -88,11 +102,11 @@ class TableEncoder:
             )
         return cls(kept, missing), notes
 
-    def names(self):
+    def names(self) -> list[str]:
         """The encoded features' names, in order (the model card's feature names)."""
         return [out for column in self.columns for out in column.outputs()]
 
-    def encode(self, frame, path):
+    def encode(self, frame: pd.DataFrame, path: str | Path) -> np.ndarray:
         """The columns of `frame` (a DataFrame with at least this encoder's columns, in any order) as a float32 array
         (N, len(names())). Unseen categories and missing text go to `<column>=<other>`."""
         missing = [c.name for c in self.columns if c.name not in frame.columns]
@@ -119,7 +133,7 @@ class TableEncoder:
                         f"{path}: column {column.name!r} has a missing value at {row_name(path, label)}, and this run "
                         f"refuses missing values (dataset.missing=refuse). Fill it."
                     )
-                parts.append(np.where(gaps, column.fill, x)[:, None])
+                parts.append(np.where(gaps, cast(float, column.fill), x)[:, None])
                 if column.indicator:
                     parts.append(gaps[:, None].astype(np.float64))
             else:  # as text, whatever pandas made of this file's cells (1.0 for 1 when a cell is empty)
@@ -129,9 +143,9 @@ class TableEncoder:
                 parts.append(np.eye(len(known) + 1)[index])
         return np.concatenate(parts, axis=1).astype(np.float32)
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return {"columns": [asdict(c) for c in self.columns], "missing": self.missing, "other": OTHER}
 
     @classmethod
-    def from_dict(cls, data):
+    def from_dict(cls, data: dict[str, Any]) -> TableEncoder:
         return cls([Column(**c) for c in data["columns"]], data.get("missing", "impute"))

@@ -10,12 +10,20 @@ rather than guessed at. `contract` writes these rules down as the plain data the
 carries (docs/predict-export.md), so that a deployment can follow them without runner.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from runner.io.errors import RunnerError
 from runner.io.signals import ignore_in_worker
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 NAMED = 10  # unreadable files named in one message
@@ -35,18 +43,18 @@ class Resize:
     resample: str = RESAMPLE
 
     @classmethod
-    def of(cls, resize, interpolation):
+    def of(cls, resize: int | None, interpolation: str) -> Resize:
         """From a dataset's `resize` and `interpolation` keys (torchvision's names: bilinear, bicubic, ...)."""
         return cls(resize, INTERPOLATIONS[interpolation])
 
     @classmethod
-    def of_contract(cls, image):
+    def of_contract(cls, image: dict[str, Any] | None) -> Resize:
         """From the `image` block of a model card's preprocessing (contract() below): None, for a model that takes no
         images, stretches."""
         image = image or {}
         return cls(image.get("shorter_side"), image.get("resample", RESAMPLE))
 
-    def apply(self, img, height, width):
+    def apply(self, img: Image.Image, height: int, width: int) -> Image.Image:
         """The PIL image `img` at (height, width)."""
         from PIL import Image
 
@@ -69,7 +77,7 @@ class UnsupportedImage(ValueError):
     pass
 
 
-def to_8bit(img, channels):
+def to_8bit(img: Image.Image, channels: int) -> Image.Image:
     """A PIL image as 8-bit RGB (channels=3) or L (channels=1), upright."""
     import numpy as np
     from PIL import Image, ImageOps
@@ -98,13 +106,13 @@ def to_8bit(img, channels):
 class ImageFiles(torch.utils.data.Dataset):
     """(path, label) pairs read as uint8 (C, H, W) tensors of one size; a bad file becomes a message."""
 
-    def __init__(self, samples, shape, resize=STRETCH):
+    def __init__(self, samples: Sequence[tuple[str, int]], shape: Sequence[int], resize: Resize = STRETCH) -> None:
         self.samples, self.shape, self.resize = samples, tuple(shape), resize
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, str]:
         path, label = self.samples[i]
         try:
             return read_image(path, self.shape, resize=self.resize), label, ""
@@ -112,7 +120,7 @@ class ImageFiles(torch.utils.data.Dataset):
             return torch.zeros(self.shape, dtype=torch.uint8), label, f"{path} ({type(err).__name__}: {err})"
 
 
-def contract(shape, resize=STRETCH):
+def contract(shape: Sequence[int], resize: Resize = STRETCH) -> dict[str, Any]:
     """How read_image turns any image file into a uint8 (C, H, W) tensor of `shape` = (C, H, W), as plain data:
     the `image` part of the model card's preprocessing block. Each field is defined in docs/predict-export.md;
     a deployment that decodes with Pillow and follows them gets read_image's pixels exactly."""
@@ -129,7 +137,9 @@ def contract(shape, resize=STRETCH):
     }
 
 
-def read_image(source, shape, max_value=255, resize=STRETCH):
+def read_image(
+    source: str | Path | Image.Image, shape: Sequence[int], max_value: float = 255, resize: Resize = STRETCH
+) -> torch.Tensor:
     """One image (a path or an open PIL image) as a uint8 (C, H, W) tensor of `shape`: converted by to_8bit,
     resized as `resize` (a Resize) says (the rules `contract` records). Training, eval and `runner predict`
     all read images through this one function. A model trained on pixels stored as 0..max_value (runs of
@@ -147,7 +157,7 @@ def read_image(source, shape, max_value=255, resize=STRETCH):
     return x
 
 
-def raise_unreadable(errors):
+def raise_unreadable(errors: Sequence[str]) -> None:
     """ImageFiles reports each file it cannot read as a message; the main process names them."""
     bad = [e for e in errors if e]
     if bad:
@@ -158,7 +168,9 @@ def raise_unreadable(errors):
         )
 
 
-def decode_images(samples, shape, workers, resize=STRETCH):
+def decode_images(
+    samples: Sequence[tuple[str, int]], shape: Sequence[int], workers: int, resize: Resize = STRETCH
+) -> torch.Tensor:
     """All `samples` decoded into one uint8 tensor, in parallel worker processes; every unreadable file named."""
     x = torch.empty((len(samples), *shape), dtype=torch.uint8)
     # a generator of its own: a DataLoader otherwise draws its workers' seed from torch's global RNG

@@ -5,29 +5,39 @@ returns `Splits`, decoded once, so that an epoch is a permutation and a batch an
 (runner/data/batches.py). Images are uint8 (N, C, H, W); normalisation happens per batch on the device.
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from runner.io.errors import RunnerError
 
+if TYPE_CHECKING:
+    import numpy as np
+
 
 @dataclass
 class Split:
-    x: torch.Tensor  # (N, *input_shape): uint8 images or float features
-    y: torch.Tensor  # (N,) int64 class labels, or (N, outputs) float regression targets
+    # (N, *input_shape): uint8 images or float features
+    x: torch.Tensor
+    # (N,) int64 class labels, or (N, outputs) float regression targets
+    y: torch.Tensor
     # where each sample comes from, for predictions.csv: a CSV line, an array's row, an image file; None: unnamed
-    ids: list | None = None
-    id_name: str = "index"  # the column those ids go in: line, row, index or filename
+    ids: list[Any] | None = None
+    # the column those ids go in: line, row, index or filename
+    id_name: str = "index"
 
     def __len__(self) -> int:
         return len(self.y)
 
-    def subset(self, index) -> "Split":
+    def subset(self, index: Any) -> Split:
         ids = None if self.ids is None else [self.ids[i] for i in torch.as_tensor(index).tolist()]
         return Split(self.x[index], self.y[index], ids, self.id_name)
 
-    def to(self, device) -> "Split":
+    def to(self, device: torch.device | str) -> Split:
         return Split(self.x.to(device), self.y.to(device), self.ids, self.id_name)
 
 
@@ -36,30 +46,35 @@ class Splits:
     train: Split
     val: Split
     test: Split
-    class_names: list = field(default_factory=list)  # empty for regression
-    feature_names: list = field(default_factory=list)  # tabular data: a name per feature (a CSV's header)
-    notes: list = field(default_factory=list)  # lines a run prints at setup: what the data was found to be
-    table: dict = None  # a table's encoding of raw columns (data/table.py), for the model card; None otherwise
+    # empty for regression
+    class_names: list[str] = field(default_factory=list)
+    # tabular data: a name per feature (a CSV's header)
+    feature_names: list[str] = field(default_factory=list)
+    # lines a run prints at setup: what the data was found to be
+    notes: list[str] = field(default_factory=list)
+    # a table's encoding of raw columns (data/encoding.py), for the model card (data/kinds.py's card_block); None
+    # otherwise
+    table: dict[str, Any] | None = None
     # regression targets the dataset standardised: {"mean": [...], "std": [...]}, one per output, so that metrics
     # and predictions are given back in the targets' own units; None: the targets are used as they are
-    target_scale: dict = None
+    target_scale: dict[str, list[float]] | None = None
 
 
-def holdout(split, fraction, seed):
+def holdout(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
     """(rest, held_out): a seeded random `fraction` of `split` held out."""
     order = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))
     n_out = max(1, round(fraction * len(split)))
     return split.subset(order[n_out:]), split.subset(order[:n_out])
 
 
-def three_way(full, test_fraction, val_fraction, split_seed):
+def three_way(full: Split, test_fraction: float, val_fraction: float, split_seed: int) -> tuple[Split, Split, Split]:
     """(train, val, test): a seeded test hold-out, then a validation hold-out of the rest."""
     rest, test = holdout(full, test_fraction, split_seed)
     train, val = holdout(rest, val_fraction, split_seed + 1)
     return train, val, test
 
 
-def label_text(value):
+def label_text(value: Any) -> str:
     """A class label as text: whole floats as integers (a blank cell makes pandas read a column of 0/1/2 as 0.0,
     1.0, 2.0), anything else as str()."""
     if isinstance(value, float) and value.is_integer():
@@ -67,14 +82,14 @@ def label_text(value):
     return str(value)
 
 
-def _present(values):
+def _present(values: Any) -> list[Any]:
     """The labels of a 1-D sequence, array or Series that are not missing, as Python values."""
     import pandas as pd
 
     return [v for v in (values.tolist() if hasattr(values, "tolist") else list(values)) if not pd.isna(v)]
 
 
-def class_order(values):
+def class_order(values: Any) -> list[str]:
     """The class names of a target (a sequence, numpy array or pandas Series of labels; missing ones ignored): its
     distinct values sorted as values (numbers as numbers, so 2 before 10; text alphabetically), as label_text. A
     class's index is its place here."""
@@ -82,7 +97,7 @@ def class_order(values):
     return [label_text(v) for v in sorted(distinct.values())]
 
 
-def class_index(values, classes):
+def class_index(values: Any, classes: Sequence[str]) -> np.ndarray | None:
     """int64 array: each label's place in `classes` (class_order's), -1 for a missing label or one not among them;
     None when `classes` is empty (a regression target, which is not stratified)."""
     import numpy as np
@@ -95,12 +110,12 @@ def class_index(values, classes):
     return np.array([-1 if pd.isna(v) else place.get(label_text(v), -1) for v in values], dtype=np.int64)
 
 
-def unknown_classes(values, classes):
+def unknown_classes(values: Any, classes: Sequence[str]) -> list[str]:
     """The labels among `values` (missing ones ignored) that are not in `classes`, as sorted text."""
     return sorted({label_text(v) for v in _present(values)} - set(classes))
 
 
-def target_scale_of(y):
+def target_scale_of(y: Any) -> dict[str, list[float]]:
     """{"mean": [...], "std": [...]}: per output, the mean and std of regression targets `y` (N,) or (N, outputs)
     (numpy), by which a dataset standardises them (Splits.target_scale); a constant output keeps std 1."""
     import numpy as np
@@ -110,7 +125,15 @@ def target_scale_of(y):
     return {"mean": y.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist()}
 
 
-def holdout_rows(n, fraction, seed, stratify=None, classes=(), what="dataset.test_fraction", where="the data"):
+def holdout_rows(
+    n: int,
+    fraction: float,
+    seed: int,
+    stratify: np.ndarray | None = None,
+    classes: Sequence[str] = (),
+    what: str = "dataset.test_fraction",
+    where: str = "the data",
+) -> tuple[np.ndarray, np.ndarray]:
     """(rest, held_out): row indices of a seeded `fraction` of n rows held out by scikit-learn's train_test_split,
     stratified by the class indices `stratify` where given (None: plain random). RunnerError, naming the fix, when
     `fraction` (the key `what`) is not in (0, 1), when the hold-out is smaller than the number of classes, and when
@@ -142,7 +165,15 @@ def holdout_rows(n, fraction, seed, stratify=None, classes=(), what="dataset.tes
     return train_test_split(np.arange(n), test_size=fraction, random_state=seed, stratify=stratify)
 
 
-def stratified_holdouts(stratify, n, val_fraction, test_fraction, seed, classes=(), where="the data"):
+def stratified_holdouts(
+    stratify: np.ndarray | None,
+    n: int,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    classes: Sequence[str] = (),
+    where: str = "the data",
+) -> dict[str, np.ndarray]:
     """{"train", "val", "test"}: row indices of n rows, a test hold-out (random_state=seed) then a validation hold-out
     of the rest (seed + 1), each stratified by `stratify` (class indices) where it is not None."""
     rest, test = holdout_rows(n, test_fraction, seed, stratify, classes, "dataset.test_fraction", where)

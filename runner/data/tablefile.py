@@ -7,24 +7,32 @@ A column's cells become numbers or text here (numeric_or_text), one kind per col
 from them is data/table.py's. Column names appear in messages as repr(), so that a space or a quote in one is seen.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from runner.io.errors import RunnerError
 
-NUMERIC_SHARE = 0.9  # a text column whose non-missing values are at least this share numbers is a numeric column
+if TYPE_CHECKING:
+    import pandas as pd
+
+# a text column whose non-missing values are at least this share numbers is a numeric column
+NUMERIC_SHARE = 0.9
 # the separators a header line is searched for, in this order; none of them: runs of whitespace (pandas' r"\s+")
 SEPARATORS = (",", ";", "\t", "|")
 WHITESPACE = r"\s+"
 
 
-def column_list(columns) -> str:
+def column_list(columns: Iterable[Any]) -> str:
     """Column names as a message shows them: each one's repr, so that 'vote' and vote, or a trailing space, differ."""
     return ", ".join(repr(str(c)) for c in columns)
 
 
-def read_table(path, what: str = "dataset.path", sep: str | None = None):
+def read_table(path: str | Path, what: str = "dataset.path", sep: str | None = None) -> pd.DataFrame:
     """A CSV (pandas.read_csv) or Parquet (pandas.read_parquet, which needs pyarrow) file as a DataFrame with at
     least one row, indexed 0..N-1 in file order; `sep` is pandas' separator, None: found from the header line
     (separator()). Column names are stripped of spaces and of the quotes around a quoted name ('vote' is vote).
@@ -42,7 +50,7 @@ def read_table(path, what: str = "dataset.path", sep: str | None = None):
         # a separator of several characters is a regular expression, which only pandas' python engine reads
         options = {"engine": "python"} if len(sep) > 1 and sep != WHITESPACE else {"skipinitialspace": True}
         try:
-            frame = pd.read_csv(path, sep=sep, **options)
+            frame = cast("pd.DataFrame", pd.read_csv(path, sep=sep, **options))
         except pd.errors.EmptyDataError:
             raise RunnerError(
                 f"{what}={path} is empty: a table needs a header row of column names, then one row per sample."
@@ -61,7 +69,7 @@ def read_table(path, what: str = "dataset.path", sep: str | None = None):
     return frame.reset_index(drop=True)  # a Parquet file's saved index is not a row number
 
 
-def _read_parquet(path, what):
+def _read_parquet(path: Path, what: str) -> pd.DataFrame:
     import pandas as pd
 
     try:
@@ -77,7 +85,7 @@ def _read_parquet(path, what):
         raise RunnerError(f"{what}={path} cannot be read as Parquet ({one_line(err)}).") from None
 
 
-def _unquoted(name):
+def _unquoted(name: str) -> str:
     """A header cell as its name: spaces around it and one pair of quotes around that gone ('vote', "vote")."""
     name = name.strip()
     if len(name) >= 2 and name[0] == name[-1] and name[0] in "'\"":
@@ -85,7 +93,7 @@ def _unquoted(name):
     return name
 
 
-def separator(path) -> str:
+def separator(path: Path) -> str:
     """The separator of a CSV file, from its first non-blank line: the first of SEPARATORS it holds (a comma; a
     semicolon, as Excel saves CSV in much of Europe; a tab; a bar), else runs of whitespace where the line has
     several words, else a comma (a table of one column)."""
@@ -115,20 +123,20 @@ def sep_override(name: str | None) -> str:
     return shlex.quote(f"dataset.sep={found if found in HYDRA_BARE else quoted}")
 
 
-def parquet(path) -> bool:
+def parquet(path: str | Path) -> bool:
     return Path(path).suffix.lower() in (".parquet", ".pq")
 
 
-def one_line(err) -> str:
+def one_line(err: BaseException) -> str:
     return " ".join(str(err).split())[:160]
 
 
-def row_name(path, label: int) -> str:
+def row_name(path: str | Path, label: int) -> str:
     """Where row `label` (0-based, in file order) of a table is: its line in a CSV (the header is line 1)."""
     return f"row {label + 1}" if parquet(path) else f"line {label + 2} (row {label + 1})"
 
 
-def numeric_or_text(frame, name: str, path):
+def numeric_or_text(frame: pd.DataFrame, name: str, path: str | Path) -> pd.Series:
     """The column `name` as numbers (float64 with NaN for missing) or as text (str, None for missing). Booleans are
     numbers (0/1). A column whose values are nearly all numbers is refused at the first value that is not, and at
     an infinity, naming its line; one that mixes numbers and text more evenly is refused as mixed."""
@@ -136,7 +144,7 @@ def numeric_or_text(frame, name: str, path):
 
     column = frame[name]
     present = column.dropna()
-    if pd.api.types.is_bool_dtype(column) or (len(present) and present.map(type).eq(bool).all()):
+    if pd.api.types.is_bool_dtype(column) or (len(present) and present.map(lambda v: type(v) is bool).all()):
         return column.map(lambda v: float(v) if isinstance(v, bool) else np.nan).astype(float)
     if pd.api.types.is_numeric_dtype(column):
         return _finite(column.astype(float), name, path)
@@ -161,7 +169,7 @@ def numeric_or_text(frame, name: str, path):
     return column.map(lambda v: None if pd.isna(v) else str(v).strip())
 
 
-def row_numbers(values) -> bool:
+def row_numbers(values: Any) -> bool:
     """Whether a numeric column is 0, 1, 2, ... (or 1, 2, 3, ...) in file order: an index saved with the table.
     Compared with the rows' own labels (read_table's 0..N-1 in file order), not with 0..len-1, so that rows left out
     before (dataset.missing_target=drop) leave the same gaps in both."""
@@ -171,7 +179,7 @@ def row_numbers(values) -> bool:
     return np.array_equal(x, rows) or np.array_equal(x, rows + 1)
 
 
-def _finite(values, name, path):
+def _finite(values: pd.Series, name: str, path: str | Path) -> pd.Series:
     infinite = np.isinf(values.to_numpy())
     if infinite.any():
         label = values.index[int(np.flatnonzero(infinite)[0])]

@@ -4,6 +4,8 @@ runner train                                   # digits, the default
 runner train model=mlp dataset=sum_pairs       # regression
 """
 
+from __future__ import annotations
+
 import gzip
 import importlib.util
 from pathlib import Path
@@ -15,9 +17,10 @@ from runner.data.splits import Split, Splits, holdout, three_way
 from runner.io.errors import RunnerError
 
 
-def digits_file():
+def digits_file() -> Path:
     """The 8x8 digits file scikit-learn ships, found without importing scikit-learn (2.7 s on a 2-core machine)."""
-    spec = importlib.util.find_spec("sklearn")  # locates the package without running it
+    # locates the package without running it
+    spec = importlib.util.find_spec("sklearn")
     path = Path(spec.origin).parent / "datasets" / "data" / "digits.csv.gz" if spec and spec.origin else None
     if path is None or not path.is_file():
         raise RunnerError(
@@ -27,7 +30,18 @@ def digits_file():
     return path
 
 
-def digits(*, name, task, input_shape, num_classes, test_fraction, val_fraction, split_seed, max_value, classes=None):
+def digits(
+    *,
+    name: str,
+    task: str,
+    input_shape: list[int],
+    num_classes: int,
+    test_fraction: float,
+    val_fraction: float,
+    split_seed: int,
+    max_value: int,
+    classes: list[int] | None = None,
+) -> Splits:
     """scikit-learn's 1797 8x8 digits as uint8 (N, 1, 8, 8) images with pixel values 0..max_value, split by seed
     (no official split exists).
 
@@ -69,7 +83,18 @@ def digits(*, name, task, input_shape, num_classes, test_fraction, val_fraction,
     return Splits(train, val, test, class_names=[str(c) for c in names])
 
 
-def sum_pairs(*, name, task, input_shape, num_classes, size, noise, test_fraction, val_fraction, split_seed):
+def sum_pairs(
+    *,
+    name: str,
+    task: str,
+    input_shape: list[int],
+    num_classes: int,
+    size: int,
+    noise: float,
+    test_fraction: float,
+    val_fraction: float,
+    split_seed: int,
+) -> Splits:
     """Pairs (x1, x2) uniform in [-1, 1] and their sum as the target, as in the tutorials' regression."""
     gen = torch.Generator().manual_seed(split_seed)
     x = torch.rand(size, 2, generator=gen) * 2 - 1
@@ -78,11 +103,21 @@ def sum_pairs(*, name, task, input_shape, num_classes, size, noise, test_fractio
     return Splits(train, val, test, feature_names=["x1", "x2"])
 
 
-def fake(*, name, task, input_shape, num_classes, size, test_size, val_fraction, split_seed):
+def fake(
+    *,
+    name: str,
+    task: str,
+    input_shape: list[int],
+    num_classes: int,
+    size: int,
+    test_size: int,
+    val_fraction: float,
+    split_seed: int,
+) -> Splits:
     """Random uint8 images (or float features for 1-D shapes) with random labels."""
     gen = torch.Generator().manual_seed(split_seed)
 
-    def make(n):
+    def make(n: int) -> Split:
         shape = (n, *input_shape)
         if len(input_shape) == 3:
             x = torch.randint(0, 256, shape, generator=gen, dtype=torch.uint8)
@@ -94,7 +129,17 @@ def fake(*, name, task, input_shape, num_classes, size, test_size, val_fraction,
     return Splits(train, val, make(test_size), class_names=[str(c) for c in range(num_classes)])
 
 
-def mnist1d(*, name, task, input_shape, num_classes, root, num_samples, val_fraction, split_seed):
+def mnist1d(
+    *,
+    name: str,
+    task: str,
+    input_shape: list[int],
+    num_classes: int,
+    root: str,
+    num_samples: int,
+    val_fraction: float,
+    split_seed: int,
+) -> Splits:
     """MNIST-1D (Greydanus 2020): the ten digits as 1-D signals of length 40: padded, scaled, sheared, shifted, noised.
 
     Generated offline by the `mnist1d` package with its published arguments (seed 42: 4,000 training
@@ -134,7 +179,9 @@ def mnist1d(*, name, task, input_shape, num_classes, root, num_samples, val_frac
             "test_y": torch.from_numpy(data["y_test"]).long(),
         }
 
-    spec = {f"{part}_x": ((f"n_{part}", 1, 40), torch.float32) for part in ("train", "test")}
+    spec: dict[str, tuple[tuple[int | str, ...], torch.dtype]] = {
+        f"{part}_x": ((f"n_{part}", 1, 40), torch.float32) for part in ("train", "test")
+    }
     spec.update({f"{part}_y": ((f"n_{part}",), torch.long) for part in ("train", "test")})
     folder = Path(root).expanduser() / "runner-cache"
     folder.mkdir(parents=True, exist_ok=True)

@@ -8,11 +8,14 @@ Fashion-MNIST's IDX files are read as they are distributed (.gz) or decompressed
 own download leaves them (both, side by side).
 """
 
+from __future__ import annotations
+
 import gzip
 import math
 import shutil
 import struct
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 
@@ -48,7 +51,7 @@ EXPECTED = {
 }
 
 
-def _missing(name, root, cls_name, reason):
+def _missing(name: str, root: Path, cls_name: str, reason: str | None) -> RunnerError:
     folder, files, how = EXPECTED[cls_name]
     root = root.resolve()
     why = f"they could not be downloaded ({reason})" if reason else "downloading is off (dataset.download=false)"
@@ -59,7 +62,7 @@ def _missing(name, root, cls_name, reason):
     )
 
 
-def _download(cls, root, name):
+def _download(cls: Any, root: Path, name: str) -> None:
     """torchvision's download, leaving `root` as it found it if the download fails."""
     before = set(root.rglob("*")) if root.exists() else None
     try:
@@ -78,7 +81,7 @@ def _download(cls, root, name):
         ) from None
 
 
-def _raw_files(cls_name, raw_dir):
+def _raw_files(cls_name: str, raw_dir: Path) -> list[Path] | None:
     """The dataset's files in `raw_dir`, each as it is or (MNIST's IDX files) gzip'd as distributed; None if any is
     missing."""
     found = []
@@ -93,7 +96,7 @@ def _raw_files(cls_name, raw_dir):
     return found
 
 
-def read_idx(path):
+def read_idx(path: Path) -> torch.Tensor:
     """An IDX file of unsigned bytes (MNIST's format: magic 0, 0, 0x08, ndim; big-endian sizes; the bytes), plain
     or gzip'd, as a uint8 tensor. What torchvision's MNIST reads, without needing the files decompressed."""
     with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
@@ -108,7 +111,7 @@ def read_idx(path):
     return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(dims)
 
 
-def _read_mnist(files, part):
+def _read_mnist(files: list[Path], part: str) -> tuple[torch.Tensor, torch.Tensor]:
     """(images (N, 1, 28, 28), labels (N,)) of one split from the four IDX files."""
     prefix = "train" if part == "train" else "t10k"
     images, labels = (read_idx(next(f for f in files if f.name.startswith(f"{prefix}-{kind}"))) for kind in "il")
@@ -117,7 +120,16 @@ def _read_mnist(files, part):
     return images.unsqueeze(1), labels.long()
 
 
-def _torchvision(cls_name, *, name, root, download, val_fraction, split_seed, cache_dir):
+def _torchvision(
+    cls_name: str,
+    *,
+    name: str,
+    root: str | Path,
+    download: bool,
+    val_fraction: float,
+    split_seed: int,
+    cache_dir: str | None,
+) -> Splits:
     import torchvision.datasets
 
     cls = getattr(torchvision.datasets, cls_name)
@@ -149,16 +161,29 @@ def _torchvision(cls_name, *, name, root, download, val_fraction, split_seed, ca
         out["classes"] = list(ds.classes) if cls_name == "CIFAR10" else list(cls.classes)
         return out
 
-    spec = {
+    # the sizes checked against input_shape by build_data
+    spec: dict[str, tuple[tuple[int | str, ...], torch.dtype]] = {
         f"{part}_x": ((f"n_{part}", "c", "h", "w"), torch.uint8) for part in ("train", "test")
-    }  # input_shape: build_data
+    }
     spec.update({f"{part}_y": ((f"n_{part}",), torch.long) for part in ("train", "test")})
-    data = cached(runner_cache(cache_dir), f"{name}-{place(root)}", fingerprint(raw_files), decode, expect(spec))
+    files = cast("list[Path]", raw_files)
+    data = cached(runner_cache(cache_dir), f"{name}-{place(root)}", fingerprint(files), decode, expect(spec))
     train, val = holdout(Split(data["train_x"], data["train_y"]), val_fraction, split_seed)
     return Splits(train, val, Split(data["test_x"], data["test_y"]), class_names=data["classes"])
 
 
-def cifar10(*, name, task, input_shape, num_classes, root, download, val_fraction, split_seed, cache_dir=None):
+def cifar10(
+    *,
+    name: str,
+    task: str,
+    input_shape: list[int],
+    num_classes: int,
+    root: str,
+    download: bool,
+    val_fraction: float,
+    split_seed: int,
+    cache_dir: str | None = None,
+) -> Splits:
     """CIFAR-10: 50,000 training and 10,000 test 32x32 colour images in 10 classes."""
     return _torchvision(
         "CIFAR10",
@@ -171,7 +196,18 @@ def cifar10(*, name, task, input_shape, num_classes, root, download, val_fractio
     )
 
 
-def mnist(*, name, task, input_shape, num_classes, root, download, val_fraction, split_seed, cache_dir=None):
+def mnist(
+    *,
+    name: str,
+    task: str,
+    input_shape: list[int],
+    num_classes: int,
+    root: str,
+    download: bool,
+    val_fraction: float,
+    split_seed: int,
+    cache_dir: str | None = None,
+) -> Splits:
     """MNIST: 60,000 training and 10,000 test 28x28 handwritten digits."""
     return _torchvision(
         "MNIST",
@@ -184,7 +220,18 @@ def mnist(*, name, task, input_shape, num_classes, root, download, val_fraction,
     )
 
 
-def fashion_mnist(*, name, task, input_shape, num_classes, root, download, val_fraction, split_seed, cache_dir=None):
+def fashion_mnist(
+    *,
+    name: str,
+    task: str,
+    input_shape: list[int],
+    num_classes: int,
+    root: str,
+    download: bool,
+    val_fraction: float,
+    split_seed: int,
+    cache_dir: str | None = None,
+) -> Splits:
     """Fashion-MNIST: MNIST's shapes and sizes, with 10 kinds of clothing."""
     return _torchvision(
         "FashionMNIST",

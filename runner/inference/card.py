@@ -8,31 +8,59 @@ float32 input; docs/predict-export.md defines each field. Cards written before t
 existed (format 1) are read as today's by inference.loading.run_card.
 """
 
-from dataclasses import asdict, dataclass, replace
+from __future__ import annotations
 
-CARD = "model.json"  # in the run's checkpoints/
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runner.data.batches import Normalizer
+    from runner.data.images import Resize
+
+# in the run's checkpoints/
+CARD = "model.json"
 # raised when a field changes meaning (2: `preprocessing` replaced `normalize`; 3: image.shorter_side, a resize then
 # a centre crop, which a reader of format 2 would skip)
 FORMAT = 3
-LAYOUTS = {1: "NC", 2: "NCL", 3: "NCHW"}  # the model's input layout, by the number of dimensions of one sample
+# the model's input layout, by the number of dimensions of one sample
+LAYOUTS = {1: "NC", 2: "NCL", 3: "NCHW"}
 
 
 @dataclass(frozen=True)
 class ModelCard:
     format: int
-    task: str  # classification or regression
+    # classification or regression
+    task: str
     dataset: str
-    input_shape: list  # one sample's shape, e.g. [1, 8, 8]
-    input_dtype: str  # what the dataset gives: uint8 images, float32 features
+    # one sample's shape, e.g. [1, 8, 8]
+    input_shape: list[int]
+    # what the dataset gives: uint8 images, float32 features
+    input_dtype: str
     num_outputs: int
-    class_names: list  # [] for regression or unnamed classes
-    feature_names: list  # a table's columns, in order; [] otherwise
-    preprocessing: dict  # raw input -> the model's input: see preprocessing() below and docs/predict-export.md
-    channels_last: bool  # the memory format the model ran in
-    model: dict  # the model's config: `_target_` and its arguments
+    # [] for regression or unnamed classes
+    class_names: list[str]
+    # a table's columns, in order; [] otherwise
+    feature_names: list[str]
+    # raw input -> the model's input: see preprocessing() below and docs/predict-export.md
+    preprocessing: dict[str, Any]
+    # the memory format the model ran in
+    channels_last: bool
+    # the model's config: `_target_` and its arguments
+    model: dict[str, Any]
 
     @classmethod
-    def of(cls, cfg, normalize, input_dtype, class_names, feature_names, channels_last, table=None, target_scale=None):
+    def of(
+        cls,
+        cfg: dict[str, Any],
+        normalize: Normalizer,
+        input_dtype: Any,
+        class_names: Sequence[str],
+        feature_names: Sequence[str],
+        channels_last: bool,
+        table: dict[str, Any] | None = None,
+        target_scale: dict[str, list[float]] | None = None,
+    ) -> ModelCard:
         """The card of a run with resolved config `cfg` (plain data) and its data's normaliser
         (data.batches.Normalizer). `max_value` of the dataset's config, where it has one (digits), is the stored
         value of a white pixel; images are 0..255 otherwise. An image folder's `resize` and `interpolation` say how
@@ -63,19 +91,29 @@ class ModelCard:
             model=cfg["model"],
         )
 
-    def for_export(self):
+    def for_export(self) -> ModelCard:
         """The card an export carries: exported graphs take contiguous (not channels-last) inputs."""
         return replace(self, channels_last=False)
 
-    def labels(self):
+    def labels(self) -> list[str]:
         """The class names, or the class indices as strings where the data named none."""
         return self.class_names or [str(i) for i in range(self.num_outputs)]
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def preprocessing(input_shape, input_dtype, max_value, *, mean, std, resize=None, table=None, target_scale=None):
+def preprocessing(
+    input_shape: Sequence[int],
+    input_dtype: str,
+    max_value: float,
+    *,
+    mean: Any,
+    std: Any,
+    resize: Resize | None = None,
+    table: dict[str, Any] | None = None,
+    target_scale: dict[str, list[float]] | None = None,
+) -> dict[str, Any]:
     """The contract from a raw input to the model's input, as plain data (each field: docs/predict-export.md).
 
     image: how an image file becomes 8-bit pixels (data.images.contract), or None when the model does not take
@@ -95,7 +133,8 @@ def preprocessing(input_shape, input_dtype, max_value, *, mean, std, resize=None
         "std": std,
         "layout": LAYOUTS.get(len(input_shape)),
         "dtype": "float32",
-        # a table's raw columns -> its features, before mean and std (data/table.py's TableEncoder), or None
+        # a table's raw columns -> its features, before mean and std (data/encoding.py's TableEncoder), or None: the
+        # block a dataset kind's Splits fill (data/kinds.py's card_block), handed back to its predict reader
         "table": table,
         # regression targets the model was trained on standardised, {"mean": [...], "std": [...]} per output: its
         # outputs * std + mean are in the targets' units (Splits.target_scale); None: its outputs are
