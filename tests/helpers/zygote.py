@@ -41,7 +41,6 @@ import ctypes
 import importlib
 import json
 import os
-import resource
 import runpy
 import selectors
 import signal
@@ -121,10 +120,10 @@ def _threads():
 
 
 class _Server:
-    def __init__(self, path, lifeline):
+    def __init__(self, path, lifeline, extra=()):
         self.started_env = dict(os.environ)
         self.missing = []
-        for name in PRELOAD:
+        for name in [*PRELOAD, *extra]:
             try:
                 importlib.import_module(name)
             except ImportError as err:
@@ -252,9 +251,13 @@ def _child(request, fds, told, server):
             sys.path[:] = _sys_path(env.get("PYTHONPATH"), server.base_path)
             importlib.invalidate_caches()
             refused = _shadowed()
-            # the caller's resource limits (RLIMIT_FSIZE...), as a subprocess's preexec_fn sets them before it runs
-            for name, limits in request.get("rlimits", {}).items():
-                resource.setrlimit(getattr(resource, name), tuple(limits))
+            # the caller's resource limits (RLIMIT_FSIZE...), as a subprocess's preexec_fn sets them before it runs;
+            # imported here, as the server holds only what a fresh `runner train` imports (test_zygote.py)
+            if request.get("rlimits"):
+                import resource
+
+                for name, limits in request["rlimits"].items():
+                    resource.setrlimit(getattr(resource, name), tuple(limits))
         if refused:
             os.write(told, refused.encode())
             os._exit(0)
@@ -375,7 +378,9 @@ class Zygote:
     """The fork server of this pytest worker. `start` gives a Popen-like Forked, or None where it refuses
     (see the module's docstring): then the caller execs."""
 
-    def __init__(self, env):
+    def __init__(self, env, preload=()):
+        """`preload`: modules the server imports besides PRELOAD, for the commands of a kind that imports them all
+        (a table's pandas and scikit-learn: tests/test_tables.py checks it); the same rule as PRELOAD's."""
         import subprocess
         import tempfile
         import time
@@ -388,7 +393,7 @@ class Zygote:
         with open(self.log, "wb") as log:
             # the last argument makes room for the children's command lines (_set_cmdline)
             self.process = subprocess.Popen(
-                [sys.executable, __file__, self.path, str(read), " " * 4096],
+                [sys.executable, __file__, self.path, str(read), " " * 4096, *preload],
                 cwd=self.folder,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -576,5 +581,5 @@ def _timeout(args, timeout):
 
 
 if __name__ == "__main__":
-    _server = _Server(sys.argv[1], int(sys.argv[2]))
+    _server = _Server(sys.argv[1], int(sys.argv[2]), sys.argv[4:])
     _server.loop()
