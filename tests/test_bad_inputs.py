@@ -629,6 +629,19 @@ def test_the_rows_called_in_process_leave_a_forked_row_of_each_kind():
     assert IN_PROCESS and not IN_PROCESS & FORKED and len(IN_PROCESS) < len(NEVER_STARTED)
 
 
+def test_a_command_called_in_process_gives_back_what_it_changed(tmp_path):
+    import signal
+    import sys
+
+    before = (os.getcwd(), list(sys.argv), dict(os.environ), torch.get_num_threads())
+    handlers = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)]
+    proc = runner_in_process("train", "+trainer.epoch=1", cwd=tmp_path)
+    assert proc.returncode == 1 and "trainer.epoch is not a key runner reads" in proc.stderr
+    assert not (tmp_path / "outputs").exists() or not list((tmp_path / "outputs").rglob("*"))
+    assert (os.getcwd(), sys.argv, dict(os.environ), torch.get_num_threads()) == before
+    assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2)] == handlers
+
+
 @pytest.fixture(scope="session")
 def completed_run(tmp_path_factory, worker_id):
     cwd = once_per_session(
