@@ -2,17 +2,41 @@
 path Hydra's grammar would refuse or misread), what Hydra would otherwise report with a traceback (a user config that
 shadows a built-in, invalid YAML, an output directory that cannot be written), and the launchers' arguments (torchrun's
 other ranks, a SLURM job's tasks started one by one). Nothing here imports torch or Hydra.
+
+The checks a command declares (runner/commands/__init__.py, `Command.checks`) are pure functions of the arguments
+and the environment: `check(args, env)` returns the arguments Hydra is to read, or a `Refusal`.
 """
+
+from __future__ import annotations
 
 import os
 import re
-import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runner.config.command_line import override, override_value
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
-def given(args, *keys):
+MULTIRUN = frozenset(("-m", "--multirun"))
+# the flags that print instead of running a job: the command writes nothing
+PRINTS = ("--help", "-h", "--cfg", "-c", "--info", "--hydra-help")
+# Hydra's modes: one at a time
+MODES = ("-m", "--multirun", "--cfg", "-c", "--info", "-i", "--shell-completion", "-sc")
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A command line refused before Hydra reads it: what stderr gets (nothing on a process of a job of several
+    that is not the first: the first says it) and the exit code."""
+
+    text: str
+    exit_code: int
+
+
+def given(args: list[str], *keys: str) -> str | None:
     """The value of the first `KEY=value` in `args` whose KEY is one of `keys`, as Hydra gives it to the config
     ('resume="runs/lr=0.001"': runs/lr=0.001); None when there is none."""
 
@@ -20,7 +44,7 @@ def given(args, *keys):
     return next((override_value(a) for a in args if a.startswith(prefixes)), None)
 
 
-def path_arguments(args):
+def path_arguments(args: list[str]) -> list[str]:
     """Every path argument (command_line.PATH_KEYS) made what the user meant, before anything reads them.
 
     A leading ~ (or ~user) becomes the home folder, in the text as given, so quotes and interpolations
@@ -35,25 +59,33 @@ def path_arguments(args):
         key, _, value = arg.partition("=")
         if key in PATH_KEYS:
             leading = re.match(r"""(['"]?)(~[\w.-]*)(?=/|$|['"])""", value)
-            home = leading and os.path.expanduser(leading.group(2))
-            if leading and home != leading.group(2) and not set(home) & set("\\'\"$"):
+            home = os.path.expanduser(leading.group(2)) if leading else None
+            if leading and home and home != leading.group(2) and not set(home) & set("\\'\"$"):
                 value = f"{leading.group(1)}{home}{value[leading.end() :]}"
                 arg = f"{key}={value}"
-            quoted = value[:1] in ("'", '"') or "${" in value  # the user's own quoting, or an interpolation
+            # the user's own quoting, or an interpolation
+            quoted = value[:1] in ("'", '"') or "${" in value
             if not quoted and (grammar_refuses(arg) or _exists(value)):
-                arg = override(key, value)  # as it is when Hydra reads it back as this path, else quoted
+                # as it is when Hydra reads it back as this path, else quoted
+                arg = override(key, value)
         fixed.append(arg)
     return fixed
 
 
-def _exists(path):
+def user_paths(args: list[str], env: Mapping[str, str]) -> list[str]:
+    """path_arguments, as a command's check."""
+    return path_arguments(args)
+
+
+def _exists(path: str) -> bool:
     try:
         return Path(path).exists()
-    except OSError:  # a name too long for the file system: unwritable_dir tells it
+    # a name too long for the file system: unwritable_dir tells it
+    except OSError:
         return False
 
 
-def preflight(args, writes=True):
+def preflight(args: list[str], writes: bool = True) -> str | None:
     """What Hydra would report with a traceback, reported plainly: a user config that shadows a built-in or is not
     valid YAML (for every flag: `--cfg job` too), and, when the command `writes`, an output directory that cannot
     be created or written to. Returns an error message or None."""
@@ -65,9 +97,12 @@ def preflight(args, writes=True):
             if arg in ("--config-dir", "-cd") and i + 1 < len(args)
             else (arg.split("=", 1)[1] if arg.startswith("--config-dir=") else None)
         )
-        for path in sorted(Path(config_dir).rglob("*.yaml")) if config_dir else ():
+        if not config_dir:
+            continue
+        for path in sorted(Path(config_dir).rglob("*.yaml")):
             relative = path.relative_to(config_dir)
-            if _builtin_config(relative):  # Hydra searches runner's own configs first and would ignore this file
+            # Hydra searches runner's own configs first and would ignore this file
+            if _builtin_config(relative):
                 group, option = relative.parent.as_posix(), relative.stem
                 fix = (
                     f"Rename it (e.g. {group}/my_{option}.yaml, then {group}=my_{option})"
@@ -88,14 +123,60 @@ def preflight(args, writes=True):
     return _unwritable_output(args) if writes else None
 
 
-def _unwritable_output(args):
+def writable_output(args: list[str], env: Mapping[str, str]) -> list[str] | Refusal:
+    """preflight as a command's check: a command that only prints (--help, --cfg, --info) writes nothing."""
+    problem = preflight(args, writes=not any(a in PRINTS for a in args))
+    return Refusal(f"error: {problem}", 1) if problem else args
+
+
+def one_mode(args: list[str], env: Mapping[str, str]) -> list[str] | Refusal:
+    """Hydra's modes one at a time: given -m with --cfg, Hydra raises a ValueError with a traceback."""
+    modes = [a for a in args if a in MODES]
+    if len({"-m" if m == "--multirun" else m for m in modes}) > 1:
+        return Refusal(
+            f"error: {' and '.join(modes)} cannot be combined: Hydra prints the config (--cfg, --info) of one job, "
+            f"not of a sweep. Drop -m and give one value per key to see a job's config.",
+            2,
+        )
+    return args
+
+
+def one_process(args: list[str], env: Mapping[str, str]) -> list[str] | Refusal:
+    """`runner lr-find`: one range test, in one process (not under torchrun, not a sweep)."""
+    if int(env.get("WORLD_SIZE", "1")) > 1 or MULTIRUN & set(args):
+        return Refusal(
+            "error: runner lr-find runs one range test in one process: start it without torchrun and without -m (for "
+            "several settings, run it once per setting).",
+            2,
+        )
+    return args
+
+
+def out_argument(args: list[str], env: Mapping[str, str]) -> list[str]:
+    """predict's and export's out=: the folder Hydra makes and the command writes in (hydra.run.dir)."""
+    out = given(args, "out")
+    return [override("hydra.run.dir", out), *args] if out and out != "null" else args
+
+
+def launcher_arguments(args: list[str], env: Mapping[str, str]) -> list[str] | Refusal:
+    """`runner train` as one process of a job of several: torchrun's ranks (torchrun_arguments), or a SLURM job's
+    tasks started one by one without a sweep, refused (slurm_tasks_alone)."""
+    if int(env.get("WORLD_SIZE", "1")) > 1:
+        return torchrun_arguments(args, env)
+    tasks = int(env.get("SLURM_NTASKS", "1"))
+    if tasks > 1 and not MULTIRUN & set(args):
+        return Refusal(slurm_tasks_alone(tasks), 2)
+    return args
+
+
+def _unwritable_output(args: list[str]) -> str | None:
     """The directory the command would write (hydra.run.dir, hydra.sweep.dir, predict's and export's out=, the run
     that resume= continues, else outputs/), when it cannot be created or written to: the message, with the key that
     points elsewhere. None when it can."""
     from runner.io.files import unwritable_dir
 
     key = next((k for k in ("hydra.run.dir", "hydra.sweep.dir", "out", "resume") if given(args, k)), None)
-    out = given(args, key) if key else "outputs"
+    out = (given(args, key) if key else None) or "outputs"
     if out == "null":
         key, out = None, "outputs"
     problem = unwritable_dir(out)
@@ -108,7 +189,7 @@ def _unwritable_output(args):
     return f"{problem} {fix}"
 
 
-def overrides_of(args):
+def overrides_of(args: list[str]) -> list[str]:
     """The config overrides in a command line: neither flags (and their values) nor Hydra's own."""
     flags = {i for i, a in enumerate(args) if a.startswith("-")}
     flags |= {
@@ -117,37 +198,36 @@ def overrides_of(args):
     return [a for i, a in enumerate(args) if i not in flags and not a.startswith(("hydra.", "hydra/"))]
 
 
-def _builtin_config(relative):
+def _builtin_config(relative: Path) -> bool:
     """True when runner ships a config at this path (model/cnn.yaml, train.yaml)."""
     from importlib.resources import files
 
     return files("runner.configs").joinpath(*relative.parts).is_file()
 
 
-def torchrun_arguments(args):
-    """Under torchrun: only rank 0 gets a run directory of its own. None when the command cannot run under torchrun;
-    rank 0 alone says why (every process of the job starts here)."""
-    first = int(os.environ.get("RANK", "0")) == 0
+def torchrun_arguments(args: list[str], env: Mapping[str, str]) -> list[str] | Refusal:
+    """Under torchrun: only rank 0 gets a run directory of its own. A refusal when the command cannot run under
+    torchrun, which rank 0 alone says (every process of the job starts here)."""
+    first = int(env.get("RANK", "0")) == 0
     problem = None
-    if any(a in ("-m", "--multirun") for a in args):
+    if MULTIRUN & set(args):
         problem = "runner: -m/--multirun cannot run under torchrun; launch one torchrun per configuration."
-    elif int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0 and not given(args, "hydra.run.dir", "resume"):
+    elif int(env.get("TORCHELASTIC_MAX_RESTARTS", "0")) > 0 and not given(args, "hydra.run.dir", "resume"):
         problem = (
             "error: torchrun --max-restarts restarts every process of the job with the same command, and runner "
             "resumes a run only in the same directory, which a new start's date and time would not be: name it with "
             "hydra.run.dir=DIR (or resume=DIR). Nothing was changed."
         )
     if problem:
-        if first:
-            print(problem, file=sys.stderr)
-        return None
-    if first:  # the process group is joined in _task, with trainer.ddp_timeout
+        return Refusal(problem if first else "", 2)
+    # the process group is joined in the task, with trainer.ddp_timeout
+    if first:
         return args
-    # the other ranks write nothing: no directory, no .hydra; they are given rank 0's directory in _task
+    # the other ranks write nothing: no directory, no .hydra; they are given rank 0's directory in the task
     return [*args, "hydra.run.dir=.", "hydra.output_subdir=null"]
 
 
-def slurm_tasks_alone(tasks):
+def slurm_tasks_alone(tasks: int) -> str:
     """Why `runner train` refuses to run, by itself, as one of a SLURM job's `tasks` (srun runner train, or a batch
     script of --ntasks=2 without srun): each task would train alone, and every task but one would write a run
     directory of its own or clash with another's (lightning-hydra-template#393)."""
@@ -161,7 +241,7 @@ def slurm_tasks_alone(tasks):
     )
 
 
-def launcher_without_sweep(hydra_overrides):
+def launcher_without_sweep(hydra_overrides: list[str]) -> str | None:
     """Why a `runner train` job that Hydra runs alone (no -m, no hydra.mode=MULTIRUN from a config such as
     hparams_search) is refused when its command line names a launcher (hydra/launcher=..., hydra.launcher.KEY=...,
     among Hydra's own `hydra_overrides`): Hydra uses a launcher only for a sweep, so the job would run here, in one
