@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The stamp is rebuilt when pyproject.toml changes, so a new dependency is picked up.
 STAMP := $(VENV)/.installed
 
-.PHONY: train test test-slow test-all lint format install clean bench bench-startup bench-sweep bench-stream gpu-check
+.PHONY: train test test-slow test-all lint format install clean bench bench-startup bench-load bench-sweep bench-stream gpu-check
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ bench: $(STAMP)
 # Only the start-up table and the default run's slowest imports (a minute).
 bench-startup: $(STAMP)
 	$(BIN)/python benchmarks/bench.py --startup
+
+# The default run beside two busy processes against trainer.num_threads=1 beside the same, and both quiet (four
+# minutes; docs/figures.md, Under load).
+bench-load: $(STAMP)
+	$(BIN)/python benchmarks/load.py
 
 # A 4-job learning-rate sweep: Hydra's basic launcher against joblib (docs/figures.md).
 bench-sweep: $(STAMP)

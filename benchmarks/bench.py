@@ -187,23 +187,20 @@ print(time.time())
 """
 
 
-def since_start(command, cwd, repeats, until="printed"):
-    """Median seconds from starting `command` to the unix time it prints ("printed"), to the moment it prints a
-    line containing `until` ("test_accuracy"), or to the unix time `until(cwd)` reads from what it wrote."""
-    times = []
-    for _ in range(repeats):
-        start = time.time()
-        proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        seen, lines = None, []
-        for line in proc.stdout:
-            lines.append(line)
-            if seen is None and isinstance(until, str) and until != "printed" and until in line:
-                seen = time.time()
-        if proc.wait():
-            raise SystemExit(f"{' '.join(command)} failed")
-        at = float(lines[-1]) if until == "printed" else seen if isinstance(until, str) else until(cwd)
-        times.append(at - start)
-    return statistics.median(times)
+def since_start(command, cwd, until="printed"):
+    """Seconds from starting `command` to the unix time it prints ("printed"), to the moment it prints a line
+    containing `until` ("test_accuracy"), or to the unix time `until(cwd)` reads from what it wrote."""
+    start = time.time()
+    proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    seen, lines = None, []
+    for line in proc.stdout:
+        lines.append(line)
+        if seen is None and isinstance(until, str) and until != "printed" and until in line:
+            seen = time.time()
+    if proc.wait():
+        raise SystemExit(f"{' '.join(command)} failed")
+    at = float(lines[-1]) if until == "printed" else seen if isinstance(until, str) else until(cwd)
+    return at - start
 
 
 def first_step(cwd):
@@ -214,29 +211,26 @@ def first_step(cwd):
 
 
 def startup(repeats):
-    """The start-up table and the default run's slowest imports."""
+    """The start-up table and the default run's slowest imports. The commands take turns (import torch, the minimal
+    loop, runner train, runner eval, import torch, ...), so a change in the machine's speed falls on every row."""
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [
-            ("import torch", since_start([py, "-c", "import torch, time; print(time.time())"], tmp, repeats)),
-            ("minimal loop: first step", since_start([py, "-c", MINIMAL_LOOP], tmp, repeats)),
-            (
-                "runner train: first step",
-                since_start([py, "-m", "runner", "train", "trainer.epochs=1"], tmp, repeats, first_step),
-            ),
-        ]
         subprocess.run(
             [py, "-m", "runner", "train", "trainer.epochs=1", "hydra.run.dir=run"],
             cwd=tmp,
             check=True,
             capture_output=True,
         )
-        rows.append(
-            (
-                "runner eval: metrics printed",
-                since_start([py, "-m", "runner", "eval", "ckpt=run"], tmp, repeats, "test_accuracy"),
-            )
-        )
+        commands = {
+            "import torch": ([py, "-c", "import torch, time; print(time.time())"], "printed"),
+            "minimal loop: first step": ([py, "-c", MINIMAL_LOOP], "printed"),
+            "runner train: first step": ([py, "-m", "runner", "train", "trainer.epochs=1"], first_step),
+            "runner eval: metrics printed": ([py, "-m", "runner", "eval", "ckpt=run"], "test_accuracy"),
+        }
+        times = {name: [] for name in commands}
+        for _ in range(repeats):
+            for name, (command, until) in commands.items():
+                times[name].append(since_start(command, tmp, until))
         imports = subprocess.run(
             [py, "-X", "importtime", "-m", "runner", "train", "trainer.epochs=1", "hydra.run.dir=imports"],
             cwd=tmp,
@@ -244,8 +238,9 @@ def startup(repeats):
             capture_output=True,
             text=True,
         ).stderr
+    rows = [(name, statistics.median(seconds)) for name, seconds in times.items()]
     floor = rows[0][1]
-    print(f"\nStart-up, seconds from the process's start (median of {repeats}):\n")
+    print(f"\nStart-up, seconds from the process's start (median of {repeats}, the commands taking turns):\n")
     print("| what | seconds | minus import torch |")
     print("|---|---|---|")
     for name, seconds in rows:
