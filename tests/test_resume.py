@@ -84,7 +84,7 @@ def test_resume_applies_a_new_learning_rate_and_device_for_real(tmp_path):
     assert last["config"]["optimizer"]["lr"] == 0.01 and summary(run)["device"] == "cpu"
 
 
-# What the resume table of docs/resume.md promises, key by key (run/resume.py holds the rules;
+# What the resume table of docs/resume.md promises, key by key (run/resume/table.py holds the rules;
 # the trainer's come from training/recipe.py's declarations).
 RESUME_KEYS = [
     ("trainer.epochs", True),
@@ -137,6 +137,18 @@ RESUME_KEYS = [
 @pytest.mark.parametrize(("key", "applied"), RESUME_KEYS, ids=[k for k, _ in RESUME_KEYS])
 def test_resume_override_table(key, applied):
     assert resume_rule(key)[0] is applied
+
+
+def test_no_row_of_the_resume_table_is_shadowed_by_an_earlier_one():
+    # the first row that matches decides: trainer.precision, monitor and monitor_mode once stood after the rows the
+    # knobs' declarations make of the same keys, and never decided anything
+    from runner.run.resume import Row, shadowed
+
+    assert shadowed() == []
+    # the check finds a row behind an earlier one of the same key, or behind a pattern that takes all its keys
+    behind = [*RESUME_OVERRIDES, Row("trainer.precision", False, "never read"), Row("device.name", True, "never read")]
+    assert shadowed(behind) == [("trainer.precision", "trainer.precision"), ("device.name", "device.*")]
+    assert shadowed([Row("optimizer._*", False, ""), Row("optimizer.*", True, "")]) == []
 
 
 def test_docs_list_every_resume_override_rule():
@@ -364,3 +376,174 @@ def test_a_sweep_whose_multirun_yaml_a_crash_emptied_resumes_from_its_jobs_recor
     runner("train", *args, "hydra.sweep.dir=sweep", cwd=tmp_path)  # what it says: the sweep's command, that folder
     assert [summary(sweep / job)["status"] for job in "01"] == ["completed", "completed"]
     assert (sweep / "multirun.yaml").read_text() == saved
+
+
+# ---- the decisions, in-process: the run directory's state x what was asked -> fresh, continue, keep or refuse -----
+
+STATUSES = [None, "running", "interrupted", "completed", "diverged", "failed"]
+# (status, last.pt there, resume= given) -> "fresh", "continue", or the words of the refusal; "running" is a run whose
+# process is gone (the claim holds its lock)
+CLAIMS = {
+    **{(status, False, False): "fresh" for status in STATUSES},
+    (None, False, True): "has no checkpoints/last.pt, so there is nothing to resume",
+    **{
+        (status, False, True): f"has no checkpoints/last.pt (its run is {found} before its first checkpoint)"
+        for status, found in [(s, "interrupted" if s == "running" else s) for s in STATUSES[1:]]
+    },
+    **{(status, True, True): "continue" for status in STATUSES},
+    (None, True, False): "continue",
+    ("running", True, False): "continue",
+    ("interrupted", True, False): "continue",
+    ("completed", True, False): "already holds a completed run, and runner never trains over a run",
+    ("diverged", True, False): "already holds a diverged run, and runner never trains over a run",
+    ("failed", True, False): "already holds a failed run, and runner never trains over a run",
+}
+
+
+@pytest.mark.parametrize(("status", "checkpoint", "resume"), list(CLAIMS), ids=[str(k) for k in CLAIMS])
+def test_what_a_claim_of_a_run_directory_decides(tmp_path, status, checkpoint, resume):
+    from runner.io.errors import RunnerError
+    from runner.run.resume import decide
+
+    expected = CLAIMS[(status, checkpoint, resume)]
+    if expected in ("fresh", "continue"):
+        decision = decide(tmp_path, status, checkpoint, resume)
+        assert decision.fresh is (expected == "fresh")
+        # a plain command that finds an interrupted run says that it resumes it, and how to say so
+        said = f"{tmp_path} holds an interrupted run: resuming it (runner train resume={tmp_path})"
+        assert decision.note == (said if expected == "continue" and not resume else None)
+        return
+    with pytest.raises(RunnerError) as refused:
+        decide(tmp_path, status, checkpoint, resume)
+    assert expected in str(refused.value)
+    fix = "trainer.epochs=N" if checkpoint else "Start the run again with its original command"
+    assert fix in str(refused.value)
+
+
+def test_every_state_a_run_directory_can_be_in_is_decided():
+    assert len(CLAIMS) == len(STATUSES) * 2 * 2
+
+
+@pytest.mark.parametrize(
+    ("status", "checkpoint", "decision"),
+    [
+        ("completed", True, "keep"),
+        ("completed", False, "keep"),
+        ("diverged", True, "keep"),
+        ("failed", True, "resume"),
+        ("failed", False, "start"),
+        ("interrupted", True, "start"),
+        ("interrupted", False, "start"),
+        (None, True, "start"),
+    ],
+)
+def test_what_a_resumed_sweep_does_with_each_job(status, checkpoint, decision):
+    from runner.run.resume import sweep_job_decision
+
+    assert sweep_job_decision(status, checkpoint) == decision
+
+
+@pytest.fixture(scope="module")
+def composed():
+    """`runner train`'s config as Hydra composes it, for the overrides given: the config a resume command line makes."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    def make(*overrides):
+        # a test before it in this process may have left Hydra initialised (an in-process command)
+        GlobalHydra.instance().clear()
+        with initialize_config_module("runner.configs", version_base="1.3"):
+            return compose("train", overrides=list(overrides))
+
+    return make
+
+
+def _last_pt(cfg, **counters):
+    """What plan reads of a last.pt: the run's config and counters (a 3-epoch run of 20 steps an epoch by default)."""
+    from omegaconf import OmegaConf
+
+    fields = dict(epoch=3, batch=0, step=60, stopped_by=None, stale_epochs=0, train_s=12.0, ema=None)
+    return {"config": OmegaConf.to_container(cfg), "optimizer": {}, "rng": None, **fields, **counters}
+
+
+# (status, what last.pt holds, the command line) -> the changes the resume applies, or the words of its refusal
+PLANS = [
+    ("interrupted", {"batch": 7}, ["trainer.epochs=4"], {"trainer.epochs": (3, 4)}),
+    ("interrupted", {}, ["trainer.epochs=3"], {}),
+    ("interrupted", {}, ["optimizer.lr=0.01"], {"optimizer.lr": (0.001, 0.01)}),
+    ("completed", {"stopped_by": "epochs"}, ["trainer.epochs=5"], {"trainer.epochs": (3, 5)}),
+    ("completed", {"stopped_by": "epochs"}, [], "the run completed: epochs stopped it at epoch 3, step 60"),
+    ("completed", {}, [], "the run already completed its 3 epochs. To train it further, add trainer.epochs=13"),
+    ("failed", {}, ["trainer.epochs=2"], "trainer.epochs=2 is fewer than last.pt holds (3 epochs, 60 steps)"),
+    ("interrupted", {"batch": 7}, ["trainer.epochs=3"], "(3 epochs and 7 batches of epoch 4, 60 steps)"),
+    (
+        "interrupted",
+        {"batch": 7},
+        ["trainer.epochs=4", "trainer.batch_size=32"],
+        "last.pt was saved in the middle of epoch 4",
+    ),
+    ("interrupted", {}, ["trainer.precision=bf16"], "the loss scale and the numerics in last.pt belong to the run's"),
+    ("interrupted", {}, ["trainer.monitor=val_accuracy"], "best.pt and the best epoch so far were chosen by the run's"),
+    ("interrupted", {}, ["model.channels=[4,8]"], "'model.channels=[4,8]' is refused: a resumed run keeps its model"),
+    ("interrupted", {}, ["seed=3"], "'seed=3' is refused: every RNG state is restored from last.pt"),
+]
+
+
+@pytest.mark.parametrize(("status", "held", "command", "expected"), PLANS, ids=[str(p[:3]) for p in PLANS])
+def test_what_a_resume_plans_from_last_pt_and_the_command_line(tmp_path, composed, status, held, command, expected):
+    from runner.io.errors import RunnerError
+    from runner.run.resume import plan
+
+    ckpt = _last_pt(composed("trainer.epochs=3"), **held)
+    cfg = composed("trainer.epochs=3", *command)
+    overrides = [f"resume={tmp_path}", *command]
+    if isinstance(expected, dict):
+        resume = plan(cfg, ckpt, status, overrides, run_dir=tmp_path)
+        assert resume.changes == expected
+        assert resume.cfg.resume == str(tmp_path) and resume.lifted is (status == "completed")
+        return
+    with pytest.raises(RunnerError) as refused:
+        plan(cfg, ckpt, status, overrides, run_dir=tmp_path)
+    assert expected in str(refused.value)
+
+
+def test_a_resume_continues_a_run_that_early_stopping_ended_only_with_more_patience(tmp_path, composed):
+    from runner.io.errors import RunnerError
+    from runner.run.resume import plan
+
+    run = composed("trainer.epochs=30", "trainer.early_stopping.patience=2")
+    ckpt = _last_pt(run, epoch=9, step=180, stopped_by="early_stopping", stale_epochs=2)
+    with pytest.raises(RunnerError, match=r"raise trainer.early_stopping.patience above 2 \(the validations"):
+        plan(run, ckpt, "completed", [], run_dir=tmp_path)
+    more = ["trainer.early_stopping.patience=null"]
+    resume = plan(composed("trainer.epochs=30", *more), ckpt, "completed", more, run_dir=tmp_path)
+    assert resume.lifted and resume.changes == {"trainer.early_stopping.patience": (2, None)}
+
+
+def test_a_resume_of_an_ema_run_whose_last_pt_holds_no_ema_is_refused_before_anything_is_built(tmp_path, composed):
+    from runner.io.errors import RunnerError
+    from runner.run.resume import plan
+
+    run = composed("trainer.ema.decay=0.9")
+    with pytest.raises(RunnerError, match=r"last\.pt holds no EMA weights"):
+        plan(run, _last_pt(run, epoch=1, step=20), "interrupted", [], run_dir=tmp_path)
+    assert plan(run, _last_pt(run, epoch=1, step=20, ema={"n_averaged": 20}), "interrupted", [], run_dir=tmp_path)
+
+
+def test_a_quick_check_is_run_again_not_resumed(tmp_path, composed):
+    from runner.io.errors import RunnerError
+    from runner.run.resume import plan
+
+    check = composed("trainer.fast_dev_run=true")
+    with pytest.raises(RunnerError, match=r"is a trainer\.fast_dev_run check .* it is run again, not resumed"):
+        plan(check, _last_pt(check, epoch=1, step=5), "interrupted", [], run_dir=tmp_path)
+
+
+def test_the_banner_says_where_a_resume_continues_in_the_stops_words(composed):
+    from runner.run.resume import Resume
+
+    cfg = composed()
+    assert Resume(cfg, _last_pt(cfg, batch=7, step=67)).resuming_from == "resuming in epoch 4 after step 67"
+    assert Resume(cfg, _last_pt(cfg)).resuming_from == "resuming after epoch 3, step 60"
+    assert Resume(cfg, _last_pt(cfg)).saved_world == 1
+    assert Resume(cfg, _last_pt(cfg, ranks=[{}, {}])).saved_world == 2

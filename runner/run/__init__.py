@@ -1,3 +1,4 @@
 """A run directory: rundir.py is its one writer (`RunDir`: the lock, the lifecycle, every write); records.py is the
 read side (summary, status, config, metrics rows) that report, diff, sweep and the loggers use, without torch;
-resume.py decides whether a run continues and with what (`resume=`, checked before anything is touched)."""
+resume/ is the one owner of whether a run continues and with what (fresh, continue or refuse; the resume
+table; the plan from last.pt), decided before anything is touched."""

@@ -24,7 +24,8 @@ while nobody holds its lock has lost its process and counts as `interrupted`. A 
 is refused while the lock is held. Nothing in the directory is written before `start()`: a
 command refused by `claim`, or failing or stopped in its setup, leaves an existing run as it
 was, byte for byte. A fresh run never starts where a run with a checkpoint already is: an
-`interrupted` one is resumed (a requeued SLURM job, the same command again), any other is refused.
+`interrupted` one is resumed (a requeued SLURM job, the same command again), any other is refused: run/resume
+decides (`decide`), RunDir asks it under the lock.
 """
 
 import csv
@@ -42,9 +43,11 @@ from omegaconf import OmegaConf
 from rich.markup import escape
 
 from runner.config.command_line import command_arg
+from runner.data.kinds import found_keys
 from runner.io.errors import Diverged, Interrupted, RunnerError, StorageError, storage_error
 from runner.io.files import append_durably, atomic_write, write_json
 from runner.run.records import read_summary, run_record, whole_rows
+from runner.run.resume.decide import decide
 
 
 def _now():
@@ -94,30 +97,13 @@ class RunDir:
             raise
         return run
 
-    def _decide(self, resume):
-        found = self.summary.get("status")
-        if found == "running" or (found is None and self.last.is_file()):
-            # the process that wrote it is gone: we hold the lock (on the other processes of a torchrun job,
-            # rank 0 does and decides the same), and a run that checkpointed always recorded a status
-            found = "interrupted"
-        if not self.last.is_file():
-            if resume:
-                stopped = f" (its run is {found} before its first checkpoint)" if found else ""
-                raise RunnerError(
-                    f"resume={self.path} has no checkpoints/last.pt{stopped}, so there is nothing to resume. "
-                    f"Start the run again with its original command, or pass the directory of a run that trained."
-                )
-            return True  # nothing trained here yet: a fresh start loses nothing
-        if resume or found == "interrupted":
-            if not resume:
-                again = command_arg("resume", self.path)
-                self.console.print(f"{self.path} holds an interrupted run: resuming it (runner train {again})")
-            return False
-        raise RunnerError(
-            f"{self.path} already holds a {found} run, and runner never trains over a run. To train it further, "
-            f"run: runner train {command_arg('resume', self.path)} trainer.epochs=N (N above the epochs it has). "
-            f"For a new run, leave out hydra.run.dir or point it at a new directory. Nothing was changed."
-        )
+    def _decide(self, resume: bool) -> bool:
+        """Whether the run is fresh, as run/resume decides from what the directory holds and `resume`; its note said.
+        On the other processes of a torchrun job rank 0 holds the lock and decides the same."""
+        decision = decide(self.path, self.summary.get("status"), self.last.is_file(), resume)
+        if decision.note:
+            self.console.print(decision.note)
+        return decision.fresh
 
     # ---- the lock -------------------------------------------------------------------------
 
@@ -411,12 +397,13 @@ def _describe(err):
 def found_data(cfg):
     """`cfg` with what the data was found to be written as values: an image folder's num_classes and input_shape are
     counted and measured by resolvers (${count_classes:...}, ${image_shape:...}), a table's task read from its target
-    and its files' SHA-256 (${table:...}, ${arrays:...}), and the run's eval, predict and export must read what it
-    trained on, not what the folder holds later (or fail where it moved, or changed)."""
+    and its files' SHA-256 (${table:...}, ${arrays:...}): the keys each kind declares found (data/kinds.py). The run's
+    eval, predict and export must read what it trained on, not what the folder holds later (or fail where it moved,
+    or changed)."""
     recorded = OmegaConf.create(OmegaConf.to_container(cfg))
     from omegaconf.errors import OmegaConfBaseException
 
-    for key in ("num_classes", "input_shape", "task", "sha256"):
+    for key in found_keys():
         try:
             value = OmegaConf.select(cfg, f"dataset.{key}")
             value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value

@@ -6,16 +6,19 @@ submitit, and it covers the jobs a resumed sweep kept.
 
     runner train -m resume=outputs/multirun/2026-11-22/10-31-07   # the sweep's own command, in its directory
 
-A resumed sweep enumerates the same jobs into the same directories, and each job decides from
-what its directory holds (sweep_job): completed or diverged, kept as it is (the same config on
-CPU would give the same bytes again); interrupted, continued from its last.pt (RunDir resumes
-it, bit-exact); failed, continued from its last.pt if it has one, else run afresh; nothing yet, run.
+A resumed sweep enumerates the same jobs into the same directories, and what each does is decided
+from what its directory holds (sweep_job asks run/resume's sweep_job_decision): completed or
+diverged, kept as it is (the same config on CPU would give the same bytes again); interrupted,
+continued from its last.pt (RunDir resumes it, bit-exact); failed, continued from its last.pt if
+it has one, else run afresh; nothing yet, run.
 """
+
+from __future__ import annotations
 
 import shlex
 import sys
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from hydra.experimental.callback import Callback
 
@@ -24,12 +27,14 @@ from runner.config.arguments import overrides_of
 from runner.config.command_line import command_arg, override
 from runner.io.errors import RunnerError
 from runner.run.records import overrides, read_summary, status_of
+from runner.run.resume.decide import sweep_job_decision
 from runner.sweeps import repeats
 
-KEPT = ("completed", "diverged")  # results: a resumed sweep does not train them again (a pruned trial is completed)
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 
-def sweep_job(cfg, run_dir, job_overrides, num):
+def sweep_job(cfg: DictConfig, run_dir: str | Path, job_overrides: list[str], num: int) -> dict[str, Any] | None:
     """In a sweep, the job whose directory already holds a run: its summary when it is kept as it is, else None
     (and for a failed run with a last.pt, cfg.resume is set so that it continues). Writes nothing."""
     from omegaconf import open_dict
@@ -46,34 +51,40 @@ def sweep_job(cfg, run_dir, job_overrides, num):
             f"(leave out hydra.sweep.dir). Nothing was changed."
         )
     status = status_of(path)
-    if status in KEPT:
+    decision = sweep_job_decision(status, (path / "checkpoints" / "last.pt").is_file())
+    if decision == "keep":
         print(f"sweep job {num} ({' '.join(job_overrides)}): {status} earlier, kept as it is", flush=True)
         return read_summary(path)
-    if status == "failed" and (path / "checkpoints" / "last.pt").is_file():
+    if decision == "resume":
+        # RunDir would refuse to start over a run that checkpointed; it continues instead
         with open_dict(cfg):
-            cfg.resume = str(path)  # RunDir would refuse to start over a run that checkpointed; it continues instead
-    return None  # interrupted: RunDir resumes it; failed before its first checkpoint: it starts afresh
+            cfg.resume = str(path)
+    return None
 
 
 class SweepSummary(Callback):
     """The end of a sweep. The sweepers (sweeps/grid.py, search.py), which run in this process, add what no job
     directory holds: the jobs a fail_fast sweep did not start, the trials refused before they ran."""
 
-    incomplete = 0  # jobs of the last sweep that did not complete; the CLI exits non-zero when > 0
-    not_started = 0  # jobs a fail_fast sweep did not start
-    refused: ClassVar[list] = []  # (trial number, why) of the Optuna trials that could not run
+    # jobs of the last sweep that did not complete; the CLI exits non-zero when > 0
+    incomplete: ClassVar[int] = 0
+    # jobs a fail_fast sweep did not start
+    not_started: ClassVar[int] = 0
+    # (trial number, why) of the Optuna trials that could not run
+    refused: ClassVar[list[tuple[int, str]]] = []
     # {job directory: status} of every job the sweepers launched, as its task returned it: a job whose own record
     # could not be written (a full disk) is still counted, though no summary.json says how it ended
-    outcomes: ClassVar[dict] = {}
+    outcomes: ClassVar[dict[str, str | None]] = {}
 
-    def on_multirun_start(self, config, **kwargs):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from runner.config.command_line import held_stderr
 
-        held_stderr.release()  # the sweep composed; under the joblib or submitit launcher its jobs run elsewhere
+        # the sweep composed; under the joblib or submitit launcher its jobs run elsewhere
+        held_stderr.release()
         SweepSummary.incomplete, SweepSummary.not_started, SweepSummary.refused = 0, 0, []
         SweepSummary.outcomes = {}
 
-    def on_multirun_end(self, config, **kwargs):
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """The sweep's table and files. Until they are written the sweep counts as incomplete: Hydra turns an error
         raised here into a warning, and the sweep would exit 0 without its records."""
         from runner.io.console import error
@@ -88,13 +99,15 @@ class SweepSummary(Callback):
                 raise
             error(f"the sweep's summary was not written: {told}")
 
-    def _summarise(self, sweep_dir):
-        runs = report.find_runs([sweep_dir], quick_checks=True)  # a sweep of quick checks still gets its table
+    def _summarise(self, sweep_dir: Path) -> None:
+        # a sweep of quick checks still gets its table
+        runs = report.find_runs([sweep_dir], quick_checks=True)
         console = report.console()
         not_done = []
         if runs:
             rows, curves = report.build(runs)
-            grouped = repeats.repeat_groups(rows)  # seed=0,1,2: mean ± std per setting
+            # seed=0,1,2: mean ± std per setting
+            grouped = repeats.repeat_groups(rows)
             report.write_outputs(rows, curves, sweep_dir, grouped)
             for table in report.to_tables(rows, f"sweep: {len(rows)} jobs, best first ({sweep_dir})"):
                 console.print(table)
@@ -128,7 +141,7 @@ class SweepSummary(Callback):
         SweepSummary.incomplete = len(not_done) + len(unlisted) + SweepSummary.not_started + len(SweepSummary.refused)
 
 
-def resume_arguments(sweep_dir, args):
+def resume_arguments(sweep_dir: str | Path, args: list[str]) -> tuple[list[str], str | None]:
     """`runner train -m resume=SWEEP`: the sweep's own command again, into its own directory (Hydra enumerates the
     same jobs in the same order); each job then decides from its directory (sweep_job). Returns (args, problem)."""
     saved = Path(sweep_dir) / "multirun.yaml"
@@ -166,7 +179,8 @@ def resume_arguments(sweep_dir, args):
     hydra_overrides = [o for o in hydra if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
     config_dir = _saved_config_dir(saved)
     if config_dir and not any(f in ("--config-dir", "-cd") or f.startswith("--config-dir=") for f in flags):
-        flags = ["--config-dir", config_dir, *flags]  # the sweep's own: its options may live there
+        # the sweep's own: its options may live there
+        flags = ["--config-dir", config_dir, *flags]
     # flags first: argparse takes no override after a flag's value
     command = [
         "-m",
@@ -212,7 +226,7 @@ def _recorded_arguments(sweep_dir: Path, args: list[str]) -> tuple[list[str], No
     return command, None
 
 
-def _saved_config_dir(multirun_yaml):
+def _saved_config_dir(multirun_yaml: Path) -> str | None:
     """The --config-dir a sweep was started with (Hydra records it among hydra.runtime.config_sources), or None."""
     from omegaconf import OmegaConf
 
