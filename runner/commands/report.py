@@ -8,13 +8,16 @@ The sweep callback (runner/sweeps/jobs.py) calls the same functions at the end o
 Nothing here imports torch; matplotlib only when a plot is drawn.
 """
 
+from __future__ import annotations
+
 import argparse
 import csv
 import glob
 import json
-import math
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -29,7 +32,15 @@ from runner.sweeps.repeats import (
     repeat_groups,
     settings,
 )
-from runner.training.recipe import finite, monitor_rule
+from runner.training.recipe import finite, monitor_rule, ranking
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+# a run's row of the report, and its validation curve: (epoch, the monitored metric)
+Row = dict[str, Any]
+Curve = list[tuple[int, float]]
 
 COLUMNS = [
     "job",
@@ -48,11 +59,11 @@ COLUMNS = [
 ]
 
 
-def find_runs(paths, quick_checks=False):
+def find_runs(paths: Iterable[str], quick_checks: bool = False) -> list[Path]:
     """Training run directories (those with a summary.json of kind train) under the given paths or globs. Quick checks
     (trainer.fast_dev_run, trainer.overfit_batches: their summary's `quick_check`) are not results and are left out,
     unless `quick_checks` (a sweep of them gets its own table)."""
-    found = []
+    found: list[Path] = []
     for pattern in paths:
         matches = glob.glob(str(Path(pattern).expanduser()), recursive=True) or [pattern]
         for match in matches:
@@ -65,11 +76,11 @@ def find_runs(paths, quick_checks=False):
     return sorted(set(found), key=lambda d: (str(d.parent), _job_number(d)))
 
 
-def _job_number(run_dir):
+def _job_number(run_dir: Path) -> int:
     return int(run_dir.name) if run_dir.name.isdigit() else -1
 
 
-def _configured_monitor(run_dir):
+def _configured_monitor(run_dir: Path) -> tuple[str, str]:
     """(metric, mode) a run that failed before training would have monitored, from its .hydra/config.yaml."""
     try:
         cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
@@ -79,14 +90,14 @@ def _configured_monitor(run_dir):
         return "val_loss", "min"
 
 
-def _status(run_dir, summary):
+def _status(run_dir: Path, summary: dict[str, Any]) -> str:
     """summary.json's status, `running` with its process gone as `interrupted`, and a trial an Optuna pruner
     stopped as `pruned` (a completed run, ranked below the runs that trained to their end)."""
     status = records.status_of(run_dir, summary) or "unknown"
     return "pruned" if status == "completed" and summary.get("stopped_by") == "pruned" else status
 
 
-def _retries(run_dir):
+def _retries(run_dir: Path) -> str:
     """The failed attempts of a sweep job that its sweeper retried, as one cell: `1: <error> (retried from its
     last.pt)`; empty when the job was not retried. They are in the sweep's attempts.json, under the job directory's
     path in the sweep (`0`, `job0`, `lr=0.1/seed=0`): looked for up to three folders above the run."""
@@ -102,7 +113,7 @@ def _retries(run_dir):
     return ""
 
 
-def read_run(run_dir):
+def read_run(run_dir: Path) -> tuple[Row, Curve]:
     """One row of the report, and the run's validation curve of its monitored metric."""
     s = records.read_summary(run_dir)
     monitor, mode = (s["monitor"], s.get("monitor_mode")) if s.get("monitor") else _configured_monitor(run_dir)
@@ -139,57 +150,51 @@ def read_run(run_dir):
     return row, curve
 
 
-def _descending(row, key):
+def _descending(row: Row, key: str | None) -> bool:
     """Best first: larger is better for accuracies, smaller for losses, errors and times."""
     if key in (None, "best"):
         return row["mode"] == "max"
     return key == "test" and row["test_metric"] == "test_accuracy"
 
 
-def sort_rows(rows, key=None):
+def sort_rows(rows: list[Row], key: str | None = None) -> list[Row]:
     """Grouped by monitored metric (runs are ranked only against runs that monitor the same one; the
     largest group first), then completed runs first, then by `key` (default: the monitored metric), best first."""
-    sizes = {}
+    sizes: dict[str, int] = {}
     for row in rows:
         sizes[row["monitor"]] = sizes.get(row["monitor"], 0) + 1
 
-    def order(row):
-        value = row.get(key or "best")
-        # NaN or infinite is no value: ranked with the missing ones, never best
-        if value is None or value == "" or (isinstance(value, float) and not math.isfinite(value)):
-            return (1, 0.0)
-        if isinstance(value, str):
-            return (0, value)
-        return (0, -value if _descending(row, key) else value)
+    def order(row: Row) -> tuple[Any, ...]:
+        value, loss, path = row.get(key or "best"), row.get("final_val_loss"), str(row.get("run_dir"))
+        # a text column sorts as text; numbers in the monitor's own order (training/recipe.ranking): NaN, infinite or
+        # missing last, never best; equal ones to the lower final validation loss; then the run's path, never the
+        # order found
+        if isinstance(value, str) and value:
+            return (0, value, ranking(None, loss, mode="min")[2], path)
+        return (*ranking(value, loss, mode="max" if _descending(row, key) else "min"), path)
 
-    def tie(row):  # equal metrics: the lower final validation loss, then the run's path, never the order found
-        loss = row.get("final_val_loss")
-        return (loss if isinstance(loss, float) and math.isfinite(loss) else math.inf, str(row.get("run_dir")))
-
-    return sorted(
-        rows, key=lambda r: (-sizes[r["monitor"]], r["monitor"], r["status"] != "completed", *order(r), *tie(r))
-    )
+    return sorted(rows, key=lambda r: (-sizes[r["monitor"]], r["monitor"], r["status"] != "completed", *order(r)))
 
 
-def groups(rows):
+def groups(rows: Iterable[Row]) -> list[tuple[str, list[Row]]]:
     """[(monitor, its rows)], in the order sort_rows put them."""
-    out = {}
+    out: dict[str, list[Row]] = {}
     for row in rows:
         out.setdefault(row["monitor"], []).append(row)
     return list(out.items())
 
 
-def _fmt(value):
+def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "" if value is None else str(value)
 
 
-def to_csv(rows):
+def to_csv(rows: Iterable[Row]) -> str:
     return csv_table(rows, COLUMNS)
 
 
-def to_markdown(rows):
+def to_markdown(rows: Sequence[Row]) -> str:
     cols = [c for c in COLUMNS if c not in ("run_dir",)]
     table = []
     for i, row in enumerate(rows):
@@ -202,14 +207,14 @@ def to_markdown(rows):
     return markdown_table(cols, table)
 
 
-def _differing(rows):
+def _differing(rows: Sequence[Row]) -> list[str]:
     """Each row's overrides, keeping only those that are not the same in every row."""
     sets = [set(r["overrides"].split()) for r in rows]
     common = set.intersection(*sets) if len(sets) > 1 else set()
     return [" ".join(o for o in r["overrides"].split() if o not in common) for r in rows]
 
 
-def to_tables(rows, title):
+def to_tables(rows: list[Row], title: str) -> list[Table]:
     """One table per monitored metric: a val_mae and a val_accuracy are not ranked in one column."""
     parts = groups(rows)
     if len(parts) == 1:
@@ -223,7 +228,7 @@ def to_tables(rows, title):
     ]
 
 
-def to_table(rows, title):
+def to_table(rows: Sequence[Row], title: str) -> Table:
     from rich.markup import escape
     from rich.table import Table
 
@@ -234,7 +239,8 @@ def to_table(rows, title):
     for i, (row, overrides) in enumerate(zip(rows, _differing(rows))):
         mark = "*" if i == 0 and row["status"] == "completed" else ""
         error = row["error"] if len(row["error"] or "") <= 80 else row["error"][:79] + "…"
-        status = row["status"] if not row["error"] else escape(f"{row['status']}: {error}")  # [..] is not markup
+        # [..] is not markup
+        status = row["status"] if not row["error"] else escape(f"{row['status']}: {error}")
         table.add_row(
             mark,
             row["job"],
@@ -248,18 +254,19 @@ def to_table(rows, title):
     return table
 
 
-def console():
+def console() -> Console:
     from rich.console import Console
 
     term = Console(highlight=False)
     if not term.is_terminal:
-        term.width = 160  # a report in a log or a pipe is read later, not squeezed into 80 columns
+        # a report in a log or a pipe is read later, not squeezed into 80 columns
+        term.width = 160
     return term
 
 
-def _numeric_params(rows):
+def _numeric_params(rows: Sequence[Row]) -> dict[str, list[float | None]]:
     """{param: [value per row]} for overrides whose values are numbers and differ between runs."""
-    params = {}
+    params: dict[str, list[float | None]] = {}
     for i, row in enumerate(rows):
         for override in row["overrides"].split():
             key, _, value = override.partition("=")
@@ -270,16 +277,21 @@ def _numeric_params(rows):
     return {k: v for k, v in params.items() if len({x for x in v if x is not None}) > 1}
 
 
-def plot(rows, curves, path, groups_=None):
+def plot(
+    rows: Sequence[Row],
+    curves: Sequence[Curve],
+    path: Path,
+    groups_: Sequence[dict[str, Any]] | None = None,
+) -> None:
     """Every run's validation curve on one axis; the best metric against each swept numeric parameter
     (with `groups_`, repeats over seeds: each group's mean with its standard deviation as an error bar)."""
     from runner.io.plots import figure, save
 
-    comparable = [i for i, r in enumerate(rows) if r["monitor"] == rows[0]["monitor"]]  # the first group's, on one axis
+    # the first group's, on one axis
+    comparable = [i for i, r in enumerate(rows) if r["monitor"] == rows[0]["monitor"]]
     rows, curves = [rows[i] for i in comparable], [curves[i] for i in comparable]
-    params = {
-        k: v for k, v in _numeric_params(rows).items() if not (groups_ and k == "seed")
-    }  # seeds are averaged over
+    # seeds are averaged over
+    params = {k: v for k, v in _numeric_params(rows).items() if not (groups_ and k == "seed")}
     fig = figure(figsize=(5.5 * (1 + len(params)), 4))
     axes = fig.subplots(1, 1 + len(params), squeeze=False)
     ax = axes[0][0]
@@ -289,7 +301,8 @@ def plot(rows, curves, path, groups_=None):
             ax.plot(*zip(*curve), marker="o", markersize=3, label=f"{row['job']}: {label}")
     ax.set(xlabel="epoch", ylabel=rows[0]["monitor"] if rows else "", title="validation curves")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    if any(curves):  # a sweep whose jobs all failed has no curve to name
+    # a sweep whose jobs all failed has no curve to name
+    if any(curves):
         ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     for ax, (param, values) in zip(axes[0][1:], params.items()):
@@ -320,7 +333,7 @@ def plot(rows, curves, path, groups_=None):
     save(fig, path, dpi=100)
 
 
-def build(run_dirs, sort=None):
+def build(run_dirs: Iterable[Path], sort: str | None = None) -> tuple[list[Row], list[Curve]]:
     rows, curves = [], []
     for d in run_dirs:
         row, curve = read_run(d)
@@ -330,7 +343,12 @@ def build(run_dirs, sort=None):
     return order, [curves[rows.index(r)] for r in order]
 
 
-def write_outputs(rows, curves, out_dir, groups_=None):
+def write_outputs(
+    rows: Sequence[Row],
+    curves: Sequence[Curve],
+    out_dir: str | Path,
+    groups_: Sequence[dict[str, Any]] | None = None,
+) -> None:
     """summary.csv and sweep.png in `out_dir`; with repeats over seeds, groups.csv too (mean, std and n per group)."""
     from runner.io.files import atomic_write
 
@@ -341,7 +359,7 @@ def write_outputs(rows, curves, out_dir, groups_=None):
     plot(rows, curves, out_dir / "sweep.png", groups_)
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="runner report", description="Compare training runs: a table sorted by the monitored metric."
     )
@@ -461,7 +479,7 @@ def main(argv):
     return 0
 
 
-def to_mlflow(run_dirs, tracking_uri, experiment, artifact_location):
+def to_mlflow(run_dirs: Sequence[Path], tracking_uri: str, experiment: str, artifact_location: str) -> int:
     """Mirror each run directory into MLflow, the way logger=mlflow does as it trains. Returns how many."""
     from runner.loggers import check_loggers
     from runner.loggers.mlflow import Store
