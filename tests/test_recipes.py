@@ -450,7 +450,7 @@ def test_a_short_last_accumulation_group_steps_with_the_mean_of_its_own_batches(
     assert [r.group_size(b, 4) for b in range(4)] == [3, 3, 3, 1] and r.group_size(6, 8) == 2
     precision = Precision.of("32", torch.device("cpu"))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    state = TrainState(model, optimizer, scheduler=None, scaler=precision.scaler, batches=None, config={})
+    state = TrainState(model, optimizer, schedule=None, scaler=precision.scaler, order=None, config={})
     task = TASKS["classification"]
     job = SimpleNamespace(state=state, recipe=r, data=SimpleNamespace(train=batches), net=model, task=task,
                           precision=precision, freezer=None)  # fmt: skip

@@ -8,8 +8,11 @@ The user repeats none of the run's overrides: the model and dataset come from th
 that would move samples into or out of the test split is refused (EVAL_KEEPS_SPLIT).
 """
 
+from __future__ import annotations
+
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
@@ -23,16 +26,16 @@ from runner.io.console import RunConsole, results_table
 from runner.io.errors import RunnerError
 from runner.io.files import write_json
 from runner.run.resume import RESUME_OVERRIDES
-from runner.training import compiler
 from runner.training.build import build_data, make_batches, summarize, target_scale_std
-from runner.training.device import (
-    Precision,
-    configure_torch,
-    resolve_device,
-    use_channels_last,
-)
 from runner.training.metrics import TASKS, evaluate, per_class_accuracy
 from runner.training.recipe import Recipe
+from runner.training.setup import setup_device
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import torch
+    from omegaconf import DictConfig
 
 # Dataset keys an eval may override: those a resume may change too (where the same files are and how
 # they are read), and augmentation, which eval does not use. Any other `dataset` key (split_seed,
@@ -44,7 +47,7 @@ EVAL_KEEPS_SPLIT = (
 )
 
 
-def check_eval_overrides(overrides):
+def check_eval_overrides(overrides: Sequence[str]) -> None:
     """Refuse, by key, an override that would change the run's test split."""
     for text, override in zip(overrides, OverridesParser.create().parse_overrides(list(overrides))):
         key = override.key_or_group
@@ -57,17 +60,18 @@ def check_eval_overrides(overrides):
             )
 
 
-def class_table(per_class, confusion):
+def class_table(per_class: dict[str, float | None], confusion: torch.Tensor) -> Table:
     table = Table(title="accuracy per class", title_justify="left")
     for col in ("class", "accuracy", "correct / total"):
         table.add_column(col, justify="left" if col == "class" else "right")
     for i, (name, acc) in enumerate(per_class.items()):
-        shown = "n/a" if acc is None else f"{100 * acc:.1f} %"  # no sample of the class in the split
+        # n/a: no sample of the class in the split
+        shown = "n/a" if acc is None else f"{100 * acc:.1f} %"
         table.add_row(name, shown, f"{int(confusion[i, i])} / {int(confusion[i].sum())}")
     return table
 
 
-def eval_job(cfg, run_dir, overrides):
+def eval_job(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str]) -> dict:
     run_dir = Path(run_dir)
     console = RunConsole(run_dir / "eval.log")
     try:
@@ -82,10 +86,10 @@ def eval_job(cfg, run_dir, overrides):
         check_config(run_cfg)
         task = TASKS[run_cfg.dataset.task]
         recipe = Recipe.of(run_cfg.trainer)
-        compiler.prepare(compiling=False)  # eval runs the model eagerly
-        configure_torch(num_threads=recipe.num_threads, deterministic=recipe.deterministic, compiling=False)
-        device = resolve_device(run_cfg.device.name)
-        channels_last = use_channels_last(recipe.channels_last, run_cfg.dataset.input_shape, device)
+        # the device, threads and precision as the run's training had them; eval runs the model eagerly
+        device, channels_last, precision = setup_device(
+            recipe, device_name=run_cfg.device.name, input_shape=run_cfg.dataset.input_shape, compiling=False
+        )
         with console.relay_warnings():
             splits, normalize = build_data(run_cfg.dataset, device)
         normalize.channels_last = channels_last
@@ -96,7 +100,6 @@ def eval_job(cfg, run_dir, overrides):
         model = with_tta(model, tta, task=run_cfg.dataset.task, input_shape=run_cfg.dataset.input_shape)
 
         test = make_batches(splits.test, recipe.eval_batch_size, transform=normalize, device=device)
-        precision = Precision.of(recipe.precision, device)
         stop = signals.install()
         metrics, confusion = evaluate(
             model,

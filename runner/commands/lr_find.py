@@ -16,24 +16,38 @@ stop or an error leaves nothing). The model it trains is thrown away: a run's di
 and `runner train` with the same seed starts from the same weights as if the test had not run.
 """
 
+from __future__ import annotations
+
 import math
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import torch
 from omegaconf import OmegaConf
 
-from runner.commands.train import setup
 from runner.config.checks import CLOSED, check_keys, unknown_key
 from runner.io.console import RunConsole
 from runner.io.errors import Diverged, RunnerError
 from runner.io.files import atomic_write, write_json
 from runner.io.signals import job_stop
 from runner.training import distributed
-from runner.training.loop import forward_backward, train_mode, update
+from runner.training.loop import train_mode, train_step
+from runner.training.setup import setup
 
-BETA = 0.98  # the loss's smoothing (Lightning's _LRCallback, fastai's lr_find)
-SKIP_BEGIN, SKIP_END = 10, 1  # steps left out of the suggestion (Lightning's suggestion() defaults)
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+    from omegaconf import DictConfig
+
+    from runner.io.signals import StopSignals
+    from runner.run.rundir import RunDir
+    from runner.training.loop import Job
+
+# the loss's smoothing (Lightning's _LRCallback, fastai's lr_find)
+BETA = 0.98
+# steps left out of the suggestion (Lightning's suggestion() defaults)
+SKIP_BEGIN, SKIP_END = 10, 1
 SETTINGS = ("min_lr", "max_lr", "num_training", "early_stop_threshold")
 
 
@@ -41,17 +55,21 @@ class RangeTest:
     """The learning rates and losses of a range test, step by step: `lr(step)` to train a step with, `record(loss)`
     after it, which says whether the test should stop (the loss diverged or is not finite)."""
 
-    def __init__(self, min_lr, max_lr, num_training, early_stop_threshold=4.0):
+    def __init__(
+        self, min_lr: float, max_lr: float, num_training: int, early_stop_threshold: float | None = 4.0
+    ) -> None:
         self.min_lr, self.max_lr, self.num_training = min_lr, max_lr, num_training
         self.threshold = early_stop_threshold
-        self.lrs, self.losses, self.smoothed = [], [], []
+        self.lrs: list[float] = []
+        self.losses: list[float] = []
+        self.smoothed: list[float] = []
         self.average, self.best = 0.0, math.inf
 
-    def lr(self, step):
+    def lr(self, step: int) -> float:
         """The learning rate of step `step` (0-based): min_lr at the first, max_lr at the last, exponential between."""
         return self.min_lr * (self.max_lr / self.min_lr) ** (step / (self.num_training - 1))
 
-    def record(self, lr, loss):
+    def record(self, lr: float, loss: float) -> bool:
         """Record step's `lr` and `loss` (a float); True when the test should stop here."""
         self.average = BETA * self.average + (1 - BETA) * loss
         smoothed = self.average / (1 - BETA ** (len(self.losses) + 1))
@@ -65,14 +83,13 @@ class RangeTest:
         return diverged
 
     @property
-    def stopped_early(self):
+    def stopped_early(self) -> bool:
         return len(self.losses) < self.num_training
 
-    def suggestion(self):
+    def suggestion(self) -> int | None:
         """The index of the suggested step: the steepest fall of the smoothed loss against log10(lr), over the steps
         kept (the first SKIP_BEGIN and the last SKIP_END left out; non-finite losses too). None with fewer than 2."""
-        kept = range(SKIP_BEGIN, len(self.smoothed) - SKIP_END)
-        kept = [i for i in kept if math.isfinite(self.smoothed[i])]
+        kept = [i for i in range(SKIP_BEGIN, len(self.smoothed) - SKIP_END) if math.isfinite(self.smoothed[i])]
         if len(kept) < 2:
             return None
         loss = torch.tensor([self.smoothed[i] for i in kept], dtype=torch.float64)
@@ -81,7 +98,7 @@ class RangeTest:
         return kept[int(slope.argmin())]
 
 
-def check_settings(cfg):
+def check_settings(cfg: DictConfig) -> None:
     """cfg.lr_find's values, checked (RunnerError naming the fix)."""
     settings = cfg.lr_find
     for key in settings:
@@ -111,7 +128,7 @@ def check_settings(cfg):
         )
 
 
-def lr_find_job(cfg, out_dir, overrides):
+def lr_find_job(cfg: DictConfig, out_dir: str | Path, overrides: Sequence[str]) -> dict:
     """Run the range test on cfg's setup and write its files to `out_dir`; return lr_find.json's content.
 
     `overrides` are the command line's, for the `runner train` line it prints."""
@@ -130,8 +147,10 @@ def lr_find_job(cfg, out_dir, overrides):
     console = RunConsole()
     s = cfg.lr_find
     test = RangeTest(s.min_lr, s.max_lr, s.num_training, s.early_stop_threshold)
-    with job_stop() as stop:  # a signal stops the test at its next step, before anything is written
-        scratch = _Scratch(Path(out_dir))
+    # a signal stops the test at its next step, before anything is written
+    with job_stop() as stop:
+        # a fresh run directory as far as setup reads one (it writes none)
+        scratch = cast("RunDir", _Scratch(Path(out_dir)))
         rank = distributed.current()
         job = setup(cfg, scratch, overrides=overrides, console=console, rank=rank, stop=stop, command="lr-find")
         ratios = group_ratios(cfg.optimizer)
@@ -157,55 +176,56 @@ def lr_find_job(cfg, out_dir, overrides):
     return result
 
 
-def run_steps(job, test, stop, ratios):
-    """The test's optimizer steps, each taken as the training loop takes it (training/loop.py's train_mode,
-    forward_backward and update: trainer.freeze's BatchNorm layers in eval, trainer.accumulate_grad_batches' groups
-    as an epoch makes them, label_smoothing, grad_clip, the precision's loss scaler), cycling through the training
-    batches, each parameter group at the step's learning rate times its `ratios` entry, until the test says stop (a
-    loss that diverged or is not finite; an update that overflowed). `stop` (io.signals.StopSignals) is looked at
-    after each step: a signal raises Interrupted there."""
-    state, recipe = job.state, job.recipe
-    state.scheduler = state.ema = None  # the test sets every step's rate; nothing is averaged
+def run_steps(job: Job, test: RangeTest, stop: StopSignals, ratios: list[float]) -> None:
+    """The test's optimizer steps, each batch taken by the training loop's own step (training/loop.py's train_mode
+    and train_step: trainer.freeze's BatchNorm layers in eval, trainer.accumulate_grad_batches' groups as an epoch
+    makes them, label_smoothing, grad_clip, the precision's loss scaler), cycling through the training batches, each
+    parameter group at the step's learning rate times its `ratios` entry, until the test says stop (a loss that
+    diverged or is not finite; an update that overflowed). `stop` is looked at after each step: a signal raises
+    Interrupted there."""
+    state = job.state
+    # the test sets every step's rate; nothing is averaged
+    state.schedule = state.ema = None
     n_batches = len(job.data.train)
-    batches, done = iter(()), n_batches
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]] = iter(())
+    done = n_batches
     train_mode(job, epoch=1)
     for step in range(test.num_training):
         lr = test.lr(step)
         for group, ratio in zip(state.optimizer.param_groups, ratios):
             group["lr"] = lr * ratio
-        state.optimizer.zero_grad(set_to_none=True)
-        total = 0.0
-        while True:
-            if done == n_batches:  # a pass ended (or none began): another
+        total, stepped = 0.0, False
+        while not stepped:
+            # a pass ended (or none began): another
+            if done == n_batches:
                 batches, done = iter(job.data.train), 0
             x, y = next(batches)
-            group = recipe.group_size(done, n_batches)
-            total += forward_backward(job, x, y, group=group).item() / group
+            size = job.recipe.group_size(done, n_batches)
+            try:
+                loss, stepped = train_step(job, x, y, done=done, n_batches=n_batches, epoch=1)
+            except Diverged:
+                # the update overflowed the parameters' dtype: as far as the rate can go
+                test.record(lr, math.inf)
+                return
+            total += loss.item() / size
             done += 1
-            if recipe.ends_update(done, n_batches):
-                break
-        try:
-            update(job, epoch=1)
-        except Diverged:  # the update overflowed the parameters' dtype: as far as the rate can go
-            test.record(lr, math.inf)
-            return
         if test.record(lr, total):
             return
         stop.check(f"at step {step + 1} of the range test; nothing was written")
 
 
-def group_ratios(optimizer_cfg) -> list[float]:
+def group_ratios(optimizer_cfg: DictConfig) -> list[float]:
     """Each parameter group's learning rate over optimizer.lr, as optimizer.param_groups sets them (the groups in
     training/build.py's order: the parameters no entry selects first, at optimizer.lr, then one group per entry).
     Read from the config: the optimizer's own rates are already a schedule's first step's (onecycle's
     max_lr / div_factor, a warmup's first fraction) once setup has built it."""
     base = optimizer_cfg.lr
     groups = optimizer_cfg.get("param_groups")
-    entries = OmegaConf.to_container(groups, resolve=True) if groups else []
+    entries = cast("list[dict]", OmegaConf.to_container(groups, resolve=True)) if groups else []
     return [1.0] + [entry.get("lr", base) / base for entry in entries]
 
 
-def too_few_steps(test, overrides) -> str:
+def too_few_steps(test: RangeTest, overrides: Sequence[str]) -> str:
     """Why the test has no suggestion (it stopped within the steps the suggestion leaves out), with a command that
     the command accepts: the range moved to end where the loss diverged, from a millionth of that rate (below
     lr_find.min_lr where it is lower), so the fall comes after the first steps."""
@@ -221,7 +241,9 @@ def too_few_steps(test, overrides) -> str:
     )
 
 
-def write(out_dir, test, best, lr, overrides, ratios):
+def write(
+    out_dir: str | Path, test: RangeTest, best: int, lr: float, overrides: Sequence[str], ratios: list[float]
+) -> dict:
     """lr_find.csv (every step), lr_find.png (the curve, the suggestion marked) and lr_find.json."""
     from runner.io.plots import lr_find_curve
 
@@ -238,7 +260,8 @@ def write(out_dir, test, best, lr, overrides, ratios):
         "step": best + 1,
         "steps": len(test.losses),
         "stopped_early": test.stopped_early,
-        "group_ratios": ratios,  # each parameter group's rate over optimizer.lr, kept through the test
+        # each parameter group's rate over optimizer.lr, kept through the test
+        "group_ratios": ratios,
         "settings": {
             "min_lr": test.min_lr,
             "max_lr": test.max_lr,
@@ -253,7 +276,7 @@ def write(out_dir, test, best, lr, overrides, ratios):
     return result
 
 
-def curve_text(test, best, rows=12):
+def curve_text(test: RangeTest, best: int, rows: int = 12) -> str:
     """The smoothed loss at `rows` learning rates spread over the test, as bars, the suggested one marked."""
     n = len(test.smoothed)
     picks = sorted({round(i * (n - 1) / (rows - 1)) for i in range(rows)} | {best})
@@ -273,8 +296,8 @@ class _Scratch:
 
     fresh = True
 
-    def __init__(self, path):
+    def __init__(self, path: Path) -> None:
         self.path = path
 
-    def record_config(self, cfg):
+    def record_config(self, cfg: DictConfig) -> None:
         pass

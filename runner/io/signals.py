@@ -3,7 +3,7 @@
 The handler only records the first signal; the command stops at the next safe point it names,
 by calling `stop.check(where)`, which raises Interrupted:
 
-- before the command starts (cli.py), between the phases of a job's setup (commands/train.py);
+- before the command starts (cli.py), between the phases of a job's setup (training/setup.py);
 - after each optimizer step and each epoch of training, with last.pt saved first, so no step is
   lost (training/loop.py); between the batches of validation (last.pt then holds the epoch's
   training, and a resume validates it) and of the final test, eval and predict;

@@ -12,11 +12,19 @@ step=000500.pt), written atomically by the run directory. A new file is written 
 which files are kept is part of last.pt, so a resumed run ends with the files an uninterrupted one keeps.
 """
 
-import math
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 
-from runner.training.recipe import finite
+from runner.training.recipe import finite, ranking
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Sequence
+    from pathlib import Path
+
+    from runner.training.recipe import Monitor, Recipe
 
 
 class Kept:
@@ -25,68 +33,72 @@ class Kept:
     `save(name)` writes the validated weights to checkpoints/NAME, `remove(name)` deletes checkpoints/NAME (a missing
     file is no error: a crash between a save and last.pt leaves last.pt naming a file already gone)."""
 
-    def __init__(self, recipe, monitor):
+    def __init__(self, recipe: Recipe, monitor: Monitor) -> None:
         self.k, self.monitor = recipe.save_top_k, monitor
         self.every_epochs, self.every_steps = recipe.every_n_epochs, recipe.every_n_steps
         self.limit = recipe.save_total_limit
-        self.top = []  # {"epoch", "metric", "val_loss", "file"} of the k best epochs, best first
-        self.periodic = []  # the periodic files kept, oldest first
+        # {"epoch", "metric", "val_loss", "file"} of the k best epochs, best first
+        self.top: list[dict] = []
+        # the periodic files kept, oldest first
+        self.periodic: list[str] = []
 
-    def after_epoch(self, row, epoch, *, save, remove):
+    def after_epoch(self, row: dict, epoch: int, *, save: Callable[[str], None], remove: Callable[[str], None]) -> None:
         """Keep epoch `epoch` (metrics.csv's `row`) among the k best if it is one, and its periodic file if due. An
         epoch whose monitored value is NaN or infinite is never one of the k best (nor best.pt: Monitor.improved)."""
         value = row[self.monitor.name]
-        if self.k != 1 and finite(value):  # 1: best.pt alone, as without the knob
+        # k=1: best.pt alone, as without the knob
+        if self.k != 1 and finite(value):
             entry = {"epoch": epoch, "metric": value, "val_loss": row["val_loss"], "file": self.top_file(epoch, value)}
             ranked = sorted([e for e in self.top if e["epoch"] != epoch] + [entry], key=self.rank)
             kept = ranked if self.k == -1 else ranked[: self.k]
             files = {e["file"] for e in kept}
             if entry in kept:
                 save(entry["file"])
-            for gone in self.top:  # by file: a repeated epoch may write its file again under the same name
+            # by file: a repeated epoch may write its file again under the same name
+            for gone in self.top:
                 if gone["file"] not in files:
                     remove(gone["file"])
             self.top = kept
         if self.every_epochs and epoch % self.every_epochs == 0:
             self._periodic(f"epoch={epoch:03d}.pt", save, remove)
 
-    def after_step(self, step, *, save, remove):
+    def after_step(self, step: int, *, save: Callable[[str], None], remove: Callable[[str], None]) -> None:
         """Keep step `step`'s periodic file if trainer.every_n_steps asks for it."""
         if self.every_steps and step % self.every_steps == 0:
             self._periodic(f"step={step:06d}.pt", save, remove)
 
-    def top_file(self, epoch, value):
+    def top_file(self, epoch: int, value: float) -> str:
         return f"epoch={epoch:03d}-{self.monitor.name}={value:.4f}.pt"
 
-    def rank(self, entry):
-        """Best first: the monitored metric in its direction, ties to the lower val_loss, then to the earlier epoch
-        (training/recipe.Monitor.improved's order, so the first of the k best is best.pt's epoch)."""
-        sign = 1 if self.monitor.mode == "min" else -1
-        # a NaN kept by a run before NaN was refused ranks last, so it is the first to go (NaN breaks sorting)
-        metric = sign * entry["metric"] if finite(entry["metric"]) else math.inf
-        return (metric, entry["val_loss"] if finite(entry["val_loss"]) else math.inf, entry["epoch"])
+    def rank(self, entry: dict) -> tuple:
+        """Best first, in the monitor's order (training/recipe.ranking, as Monitor.improved picks best.pt, so the
+        first of the k best is best.pt's epoch), then the earlier epoch. A NaN kept by a run before NaN was refused
+        ranks last, so it is the first to go."""
+        return (*ranking(entry["metric"], entry["val_loss"], mode=self.monitor.mode), entry["epoch"])
 
-    def _periodic(self, name, save, remove):
+    def _periodic(self, name: str, save: Callable[[str], None], remove: Callable[[str], None]) -> None:
         save(name)
         self.periodic = [p for p in self.periodic if p != name] + [name]
         while self.limit and len(self.periodic) > self.limit:
             remove(self.periodic.pop(0))
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         return {"top": [dict(e) for e in self.top], "periodic": list(self.periodic)}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         self.top, self.periodic = [dict(e) for e in state["top"]], list(state["periodic"])
 
 
-def average(states):
+def average(states: Iterable[dict]) -> dict:
     """The mean of the model state_dicts `states` (an iterable, read one at a time; timm's avg_checkpoints): each
     tensor summed in float64 and divided, then cast back to its dtype (an integer buffer, BatchNorm's
     num_batches_tracked, rounds toward zero). BatchNorm's running statistics are averaged like the weights, not
     recomputed for the averaged weights (as timm does)."""
-    total, dtypes, n = None, None, 0
+    total: dict[str, torch.Tensor] = {}
+    dtypes: dict[str, torch.dtype] = {}
+    n = 0
     for state in states:
-        if total is None:
+        if not n:
             total = {k: v.to(torch.float64) for k, v in state.items()}
             dtypes = {k: v.dtype for k, v in state.items()}
         else:
@@ -96,7 +108,7 @@ def average(states):
     return {k: (v / n).to(dtypes[k]) for k, v in total.items()}
 
 
-def average_files(paths):
+def average_files(paths: Sequence[Path]) -> dict:
     """average() of the kept checkpoint files `paths`, loaded one at a time; RunnerError naming a missing one."""
     from runner.io.errors import RunnerError
     from runner.io.serialization import safe_load

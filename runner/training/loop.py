@@ -1,14 +1,18 @@
 """The training loop: forward, backward, update; evaluate, log, checkpoint; stop when asked.
 
-`fit(job, run, console, stop)` reads top to bottom: an epoch of batches (`train_epoch`, whose
-optimizer steps are `update`), then its end (`end_epoch`: validate, best.pt, early stopping,
-last.pt). What it trains is a `Job`, built by commands/train.py's setup; every setting it reads
-is in `job.recipe` (training/recipe.py); all state that must survive a stop lives in `job.state`
-(training/state.py), so a stopped run resumes bit for bit.
+`fit(job, run, console, stop)` reads top to bottom: an epoch of batches (`train_epoch`, each batch a `train_step`,
+whose optimizer steps are `update`), then its end (`end_epoch`: validate, best.pt, early stopping, last.pt). What it
+trains is a `Job`, built by training/setup.py; every setting it reads is in `job.recipe` (training/recipe.py); all
+state that must survive a stop lives in `job.state` (training/state.py), so a stopped run resumes bit for bit.
 """
 
+from __future__ import annotations
+
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -17,60 +21,91 @@ from runner.training.distributed import all_sum, first_non_negative, max_over_ra
 from runner.training.metrics import evaluate
 from runner.training.recipe import Monitor, Recipe, TrainClock, early_stopping
 
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from runner.data.batches import Batches
+    from runner.data.stream import LoaderBatches
+    from runner.inference.card import ModelCard
+    from runner.io.console import RunConsole
+    from runner.io.signals import StopSignals
+    from runner.run.rundir import RunDir
+    from runner.training.device import Precision
+    from runner.training.distributed import AgreedStop
+    from runner.training.freezing import Freezer
+    from runner.training.init_from import Init
+    from runner.training.metrics import Task
+    from runner.training.state import TrainState
+
 
 @dataclass
 class Data:
-    train: object  # data.batches.Batches or data.stream.LoaderBatches: this process's share of each batch
-    val: object
-    test: object
+    """The batches of each split, this process's share of each batch (data/batches.py, or data/stream.py for files
+    streamed from disk)."""
+
+    train: Batches | LoaderBatches
+    val: Batches | LoaderBatches
+    test: Batches | LoaderBatches
     num_classes: int
-    target_std: object = None  # regression targets standardised by a table dataset: one std per output, or None
-    limits: dict = (
-        None  # trainer.limit_*_batches: {split: {"batches": taken, "of": a whole pass}}, for the splits limited
-    )
+    # regression targets standardised by a table dataset: one std per output, or None
+    target_std: torch.Tensor | None = None
+    # trainer.limit_*_batches: {split: {"batches": taken, "of": a whole pass}}, for the splits limited
+    limits: dict | None = None
 
 
 @dataclass
 class Job:
-    """Everything a training job is made of once it is set up (commands/train.py).
+    """Everything a training job is made of once it is set up (training/setup.py).
 
-    One name per role: `state.model` is what is saved, `net` what runs (DDP, compiled, or the model
-    itself), `eval_model` what is validated (with trainer.ema.decay, the average of the weights)."""
+    One name per role for the weights: `state.model` is what last.pt saves, `net` what runs (DDP, compiled, or the
+    model itself), `validated_model` what is validated and best.pt holds (state.validated_model: with
+    trainer.ema.decay, the average of the weights; else the model, run through `net`)."""
 
-    cfg: object
+    cfg: DictConfig
     recipe: Recipe
-    task: object  # training.metrics.Task: the loss and metric of cfg.dataset.task
+    # the loss and metric of cfg.dataset.task
+    task: Task
     device: torch.device
-    precision: object  # training.device.Precision
+    precision: Precision
     channels_last: bool
     monitor: Monitor
     data: Data
-    samples: dict  # split sizes
-    state: object  # training.state.TrainState
+    # split sizes
+    samples: dict
+    state: TrainState
     net: torch.nn.Module
-    card: object  # inference.card.ModelCard: the preprocessing that turns raw inputs into the model's
-    init: object = None  # training.init_from.Init: the weights the model started from (init_from=), or None
-    flops: float = None  # training FLOPs of one sample (training/flops.py), or None where they could not be counted
-    freezer: object = None  # training.freezing.Freezer: trainer.freeze's parameters, or None
-    baselines: dict = None  # a table's scikit-learn baselines on the same split (data/table.baselines), or None
+    # the preprocessing that turns raw inputs into the model's
+    card: ModelCard
+    # the weights the model started from (init_from=), or None
+    init: Init | None = None
+    # training FLOPs of one sample, counted when first asked (training/flops.count_later): None where they could not
+    # be counted
+    flops: Callable[[], float | None] | None = None
+    # trainer.freeze's parameters, or None
+    freezer: Freezer | None = None
+    # a table's scikit-learn baselines on the same split (data/baselines.py), or None
+    baselines: dict | None = None
+    # an Optuna trial's pruner (sweeps/search.trial_pruner): given each epoch's monitored metric, True stops the run
+    pruner: Callable[[int, float], bool] | None = None
 
     @property
-    def eval_model(self):
+    def validated_model(self) -> torch.nn.Module:
         return self.state.ema.module if self.state.ema is not None else self.net
 
 
-def fit(job, run, console, stop, report=None):
+def fit(job: Job, run: RunDir, console: RunConsole, stop: StopSignals | AgreedStop) -> float | None:
     """Train until trainer.epochs, or until early stopping, max_steps, max_time or a pruner ends the run
     (state.stopped_by).
 
     `run` (run.rundir.RunDir) writes metrics.csv and the checkpoints (nothing on the other processes
     of a torchrun job); `stop` is the io.signals.StopSignals looked at after each optimizer step, between
-    validation batches and after each epoch; `report(epoch, value)`, in a trial of an Optuna search with a pruner
-    (sweeps/search.trial_reporter), is given each epoch's monitored metric and returns True to stop the run
+    validation batches and after each epoch; `job.pruner(epoch, value)`, in a trial of an Optuna search with a pruner
+    (sweeps/search.trial_pruner), is given each epoch's monitored metric and returns True to stop the run
     there (stopped_by "pruned"). Returns the wall-clock time (unix seconds) of this process's first optimizer step,
     or None if it took none (summary.json's start-up figure)."""
     state, recipe = job.state, job.recipe
-    clock = TrainClock(state.train_s)  # training time counts over resumes
+    # training time counts over resumes
+    clock = TrainClock(state.train_s)
     first_step_at = None
     while state.epoch < recipe.epochs and state.stopped_by is None:
         epoch = state.epoch + 1
@@ -78,22 +113,27 @@ def fit(job, run, console, stop, report=None):
         loss_sum, seen, first = train_epoch(job, run=run, console=console, stop=stop, epoch=epoch, clock=clock)
         first_step_at = first_step_at or first
         seen_all = torch.tensor(float(seen), device=loss_sum.device)
-        own_loss_sum = loss_sum.clone()  # this process's, as last.pt holds it: all_sum sums in place
-        all_sum(loss_sum, seen_all)  # over processes, under torchrun
+        # this process's, as last.pt holds it: all_sum sums in place
+        own_loss_sum = loss_sum.clone()
+        # over processes, under torchrun
+        all_sum(loss_sum, seen_all)
         train_time = time.perf_counter() - started
-        train_loss = float(loss_sum) / float(seen_all)  # the one host sync of the epoch
+        # the one host sync of the epoch
+        train_loss = float(loss_sum) / float(seen_all)
         # validated before the epoch's counters move on, so that a stop here can save the epoch's training
         val = validate(job, run=run, stop=stop, epoch=epoch, loss_sum=own_loss_sum, seen=seen)
-        if state.scheduler is not None:
-            state.scheduler.after_epoch()
+        if state.schedule is not None:
+            state.schedule.after_epoch()
         state.epoch, state.batches_done, state.loss_sum, state.seen = epoch, 0, 0.0, 0
         row = {"epoch": epoch, "train_loss": train_loss, "train_samples_per_s": float(seen_all) / train_time}
-        end_epoch(job, run=run, console=console, row=row, val=val, started=started, clock=clock, report=report)
+        end_epoch(job, run=run, console=console, row=row, val=val, started=started, clock=clock)
         stop.check(f"after epoch {epoch}; last.pt holds it")
     return first_step_at
 
 
-def validate(job, *, run, stop, epoch, loss_sum, seen):
+def validate(
+    job: Job, *, run: RunDir, stop: StopSignals | AgreedStop, epoch: int, loss_sum: torch.Tensor, seen: int
+) -> dict:
     """The validation metrics of the epoch just trained. A stop between its batches saves last.pt as it
     stood after the epoch's last step, so that the resume validates the epoch, and raises Interrupted (after
     max_steps or max_time cut the epoch short, last.pt stays as it was: the resume repeats those steps)."""
@@ -107,7 +147,7 @@ def validate(job, *, run, stop, epoch, loss_sum, seen):
         stop.check(f"while validating epoch {epoch}; a resume repeats its steps from last.pt")
 
     val, _ = evaluate(
-        job.eval_model,
+        job.validated_model,
         job.data.val,
         task=job.task,
         num_classes=job.data.num_classes,
@@ -118,7 +158,9 @@ def validate(job, *, run, stop, epoch, loss_sum, seen):
     return val
 
 
-def train_epoch(job, *, run, console, stop, epoch, clock):
+def train_epoch(
+    job: Job, *, run: RunDir, console: RunConsole, stop: StopSignals | AgreedStop, epoch: int, clock: TrainClock
+) -> tuple[torch.Tensor, int, float | None]:
     """One pass over the training batches, from batch state.batches_done when resuming mid-epoch.
 
     Returns (the summed loss as a tensor on the device, samples seen, unix time of the first step or None).
@@ -129,7 +171,8 @@ def train_epoch(job, *, run, console, stop, epoch, clock):
     state.lr = state.lr if state.batches_done else state.optimizer.param_groups[0]["lr"]
     loss_sum = torch.tensor(float(state.loss_sum), device=device)
     seen = state.seen
-    first_bad = torch.tensor(-1, device=device)  # the first step whose loss was not finite, without a host sync
+    # the first step whose loss was not finite, without a host sync
+    first_bad = torch.tensor(-1, device=device)
     first_step_at = None
     started = time.perf_counter()
     if train_mode(job, epoch):
@@ -139,18 +182,19 @@ def train_epoch(job, *, run, console, stop, epoch, clock):
             f"epoch {epoch}/{recipe.epochs}", total=n_batches, completed=state.batches_done, status=""
         )
         for x, y in job.data.train:
-            if recipe.starts_update(state.batches_done):
-                state.optimizer.zero_grad(set_to_none=True)
-            loss = forward_backward(job, x, y, group=recipe.group_size(state.batches_done, n_batches))
+            # the step this batch's gradients go into
+            step = state.step + 1
+            loss, stepped = train_step(job, x, y, done=state.batches_done, n_batches=n_batches, epoch=epoch)
             state.batches_done += 1
             loss_sum += loss * len(y)
             seen += len(y)
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), state.step + 1, first_bad)
-            if not recipe.ends_update(state.batches_done, n_batches):
-                continue  # gradients of this batch wait for the rest of the group
-            update(job, epoch)
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
+            # gradients of this batch wait for the rest of the group
+            if not stepped:
+                continue
             first_step_at = first_step_at or time.time()
-            if state.kept is not None:  # trainer.every_n_steps
+            # trainer.every_n_steps
+            if state.kept is not None:
                 state.kept.after_step(state.step, **keeping(run, state))
             if state.step % recipe.log_every_n_steps == 0:
                 check_finite(first_bad, epoch, state.lr)
@@ -161,11 +205,14 @@ def train_epoch(job, *, run, console, stop, epoch, clock):
                     bar.update(
                         progress, completed=state.batches_done, status=f"loss {loss.item():.4f}  {rate:,.0f} samples/s"
                     )
-            if recipe.max_time is not None:  # only then: a time in last.pt would make same-seed checkpoints differ
-                state.train_s = max_over_ranks(clock())  # one time for every rank: they stop at the same step
+            # only then: a time in last.pt would make same-seed checkpoints differ
+            if recipe.max_time is not None:
+                # one time for every rank: they stop at the same step
+                state.train_s = max_over_ranks(clock())
             state.stopped_by = recipe.limit_reached(state.step, state.train_s)
+            # max_steps or max_time: this epoch ends here, validated like any other
             if state.stopped_by:
-                break  # max_steps or max_time: this epoch ends here, validated like any other
+                break
             if stop.requested or recipe.checkpoint_due(state.step):
                 state.loss_sum, state.seen = float(loss_sum), seen
                 check_finite(first_bad, epoch, state.lr)
@@ -183,6 +230,23 @@ def train_mode(job: Job, epoch: int) -> bool:
     return job.freezer is not None and job.freezer.at(epoch)
 
 
+def train_step(
+    job: Job, x: torch.Tensor, y: torch.Tensor, *, done: int, n_batches: int, epoch: int
+) -> tuple[torch.Tensor, bool]:
+    """One training batch as every step takes it, the loop's and `runner lr-find`'s: its accumulation group's
+    gradients zeroed at the group's first batch, its forward and backward pass (`forward_backward`), and the optimizer
+    step (`update`) after the group's last. `done` batches of the epoch's `n_batches` came before it. Returns (the
+    batch's loss, detached; True when the optimizer stepped)."""
+    recipe = job.recipe
+    if recipe.starts_update(done):
+        job.state.optimizer.zero_grad(set_to_none=True)
+    loss = forward_backward(job, x, y, group=recipe.group_size(done, n_batches))
+    stepped = recipe.ends_update(done + 1, n_batches)
+    if stepped:
+        update(job, epoch)
+    return loss, stepped
+
+
 def forward_backward(job: Job, x: torch.Tensor, y: torch.Tensor, group: int) -> torch.Tensor:
     """One batch's forward and backward pass, as every training step takes it (the precision's autocast and loss
     scaler, trainer.label_smoothing): its gradients are added to those of its accumulation group, the loss divided
@@ -196,7 +260,7 @@ def forward_backward(job: Job, x: torch.Tensor, y: torch.Tensor, group: int) -> 
     return loss.detach()
 
 
-def update(job, epoch):
+def update(job: Job, epoch: int) -> None:
     """One optimizer step from the accumulated gradients: clip, step through the loss scaler, EMA, schedule."""
     state, recipe = job.state, job.recipe
     state.lr = state.optimizer.param_groups[0]["lr"]
@@ -208,13 +272,15 @@ def update(job, epoch):
     state.step += 1
     if state.ema is not None:
         state.ema.update_parameters(state.model)
-    if state.scheduler is not None:
-        state.scheduler.after_step()
+    if state.schedule is not None:
+        state.schedule.after_step()
 
 
-def end_epoch(job, *, run, console, row, val, started, clock, report=None):
+def end_epoch(
+    job: Job, *, run: RunDir, console: RunConsole, row: dict, val: dict, started: float, clock: TrainClock
+) -> None:
     """Log the epoch's row with its validation `val`, save best.pt when the monitored metric improved, count early
-    stopping, ask the pruner (`report`), save last.pt."""
+    stopping, ask the pruner (`job.pruner`), save last.pt."""
     state, recipe, monitor, task = job.state, job.recipe, job.monitor, job.task
     epoch = row["epoch"]
     row = {
@@ -230,7 +296,8 @@ def end_epoch(job, *, run, console, row, val, started, clock, report=None):
     if monitor.improved(row, state):
         state.best_metric, state.best_val_loss, state.best_epoch = row[monitor.name], row["val_loss"], epoch
         run.save_best(state.validated_model)
-    if state.kept is not None:  # trainer.save_top_k, every_n_epochs
+    # trainer.save_top_k, every_n_epochs
+    if state.kept is not None:
         state.kept.after_epoch(row, epoch, **keeping(run, state))
     if recipe.patience is not None:
         state.early_best, state.stale_epochs = early_stopping(
@@ -238,7 +305,7 @@ def end_epoch(job, *, run, console, row, val, started, clock, report=None):
         )
         if state.stale_epochs >= recipe.patience:
             state.stopped_by = "early_stopping"
-    if report is not None and state.stopped_by is None and report(epoch, row[monitor.name]):
+    if job.pruner is not None and state.stopped_by is None and job.pruner(epoch, row[monitor.name]):
         state.stopped_by = "pruned"
     if recipe.max_time is not None:
         state.train_s = max_over_ranks(clock())
@@ -252,19 +319,19 @@ def end_epoch(job, *, run, console, row, val, started, clock, report=None):
         console.print(stop_message(state, recipe, monitor))
 
 
-def keeping(run, state):
+def keeping(run: RunDir, state: TrainState) -> dict:
     """What training/checkpoints.Kept writes and deletes with: the validated weights, in the run directory."""
     return {"save": lambda name: run.save_weights(state.validated_model, name), "remove": run.remove_checkpoint}
 
 
-def _best(state) -> str:
+def _best(state: TrainState) -> str:
     """The best monitored value so far in words; none while every validation was NaN or infinite."""
     if not state.best_epoch:
         return "none yet: every validation was NaN or infinite"
     return f"{state.best_metric:.4f} at epoch {state.best_epoch}"
 
 
-def stop_message(state, recipe, monitor):
+def stop_message(state: TrainState, recipe: Recipe, monitor: Monitor) -> str:
     """What ended the run before trainer.epochs, in a line."""
     if state.stopped_by == "early_stopping":
         return (
@@ -288,7 +355,9 @@ def stop_message(state, recipe, monitor):
     )
 
 
-def optimizer_step(scaler, optimizer, *, step, epoch, lr):
+def optimizer_step(
+    scaler: torch.amp.GradScaler, optimizer: torch.optim.Optimizer, *, step: int, epoch: int, lr: float
+) -> None:
     """scaler.step(optimizer), where an update too large for the parameters' dtype is a divergence, not a crash
     (Adam with optimizer.lr=1e300 overflows converting the step size to float32)."""
     try:
@@ -303,11 +372,13 @@ def optimizer_step(scaler, optimizer, *, step, epoch, lr):
         ) from None
 
 
-def check_finite(first_bad, epoch, lr):
+def check_finite(first_bad: torch.Tensor, epoch: int, lr: float | None) -> None:
     """Raise Diverged if a step's loss was NaN or infinite (one host sync); under torchrun, on every rank when any
-    rank's share of a batch was, at the first such step of any rank (so that the ranks stop together)."""
+    rank's share of a batch was, at the first such step of any rank (so that the ranks stop together). `lr` is the
+    last step's learning rate (None only before a first step, which no loss precedes)."""
     step = first_non_negative(first_bad)
     if step >= 0:
+        lr = math.nan if lr is None else lr
         raise Diverged(
             f"the training loss became NaN or infinite at step {step} (epoch {epoch}, learning rate {lr:g}): training "
             f"diverged. Checkpoints saved before it, if any, are kept. Lower optimizer.lr (e.g. "

@@ -7,21 +7,27 @@ message shows, and what a resume may do with it. From these declarations come th
 default.yaml, a field here, and the code that uses it.
 """
 
+from __future__ import annotations
+
 import math
 import numbers
 import time
 from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, TypeGuard
 
 from omegaconf import OmegaConf
 
 from runner.io.errors import RunnerError
 
+if TYPE_CHECKING:
+    from runner.training.state import TrainState
 
-def is_int(v):
+
+def is_int(v: object) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def is_number(v):
+def is_number(v: object) -> TypeGuard[float]:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
@@ -132,7 +138,7 @@ class Recipe:
         refuse="the loss scale and the numerics in last.pt belong to the run's precision",
         convert=str,
     )
-    channels_last: object = knob(
+    channels_last: bool | str = knob(
         one_of("auto", True, False, words="auto, true or false"),
         "auto",
         resume="the memory format (the same values, laid out differently)",
@@ -221,19 +227,45 @@ class Recipe:
         convert=tuple,
     )
     # Lightning's names and meanings (Trainer(fast_dev_run=, overfit_batches=, limit_train_batches=, ...))
-    fast_dev_run: object = knob(
+    fast_dev_run: bool | int = knob(
         Accepts(lambda v: isinstance(v, bool) or (is_int(v) and v >= 1), "false, true or a number of batches >= 1"),
         "true",
         refuse=QUICK_CHECK,
     )
-    overfit_batches: object = knob(
+    overfit_batches: int | float = knob(
         Accepts(lambda v: v == 0 or batch_count(v, null=False), "0 or a number of batches >= 1 (or a fraction)"),
         4,
         refuse=QUICK_CHECK,
     )
-    limit_train_batches: object = knob(BATCHES, 0.25, refuse=STEPS_LAID_OUT)
-    limit_val_batches: object = knob(BATCHES, 10, resume="from the next validation")
-    limit_test_batches: object = knob(BATCHES, 10, resume="for the final test")
+    limit_train_batches: int | float | None = knob(BATCHES, 0.25, refuse=STEPS_LAID_OUT)
+    limit_val_batches: int | float | None = knob(BATCHES, 10, resume="from the next validation")
+    limit_test_batches: int | float | None = knob(BATCHES, 10, resume="for the final test")
+
+    def __post_init__(self) -> None:
+        """The refusals that read two knobs together, beside the knobs (Ludwig's config schema checks there)."""
+        # trainer.average_top_k needs more than one kept checkpoint to average; save_total_limit caps the periodic
+        # ones, which every_n_epochs or every_n_steps make; the two quick checks are one or the other
+        if self.save_total_limit and not (self.every_n_epochs or self.every_n_steps):
+            raise RunnerError(
+                f"trainer.save_total_limit={self.save_total_limit} caps the periodic checkpoints, and there are none: "
+                f"set trainer.every_n_epochs=5 or trainer.every_n_steps=500 with it, or drop it."
+            )
+        if self.fast_dev_run and self.overfit_batches:
+            raise RunnerError(
+                "trainer.fast_dev_run and trainer.overfit_batches are two different checks (one epoch of every split; "
+                "many epochs of the same batches). Run one, then the other."
+            )
+        if self.average_top_k and self.save_top_k == 1:
+            raise RunnerError(
+                "trainer.average_top_k averages the checkpoints trainer.save_top_k keeps, and save_top_k=1 keeps one "
+                "(the average of one checkpoint is that checkpoint). Start the run with trainer.save_top_k=3 (a "
+                "resume keeps its run's k), or drop trainer.average_top_k."
+            )
+        if self.unfreeze_at_epoch is not None and not self.freeze:
+            raise RunnerError(
+                f"trainer.unfreeze_at_epoch={self.unfreeze_at_epoch} unfreezes nothing: trainer.freeze is empty. "
+                f"Give the parameters to freeze until then, e.g. 'trainer.freeze=[features]', or drop it."
+            )
 
     @classmethod
     def of(cls, trainer_cfg):
@@ -342,7 +374,7 @@ def trainer_keys(group=""):
     return tuple(dict.fromkeys(keys))
 
 
-def finite(value: object) -> bool:
+def finite(value: object) -> TypeGuard[float]:
     """True for a real number that is neither NaN nor infinite: the only monitored values that can be best."""
     return is_number(value) and math.isfinite(value)
 
@@ -390,21 +422,25 @@ class Monitor:
         """The monitor of a run of `task` ("classification" or "regression") with `recipe`."""
         return cls(*monitor_rule(task, recipe.monitor, recipe.monitor_mode))
 
-    def improved(self, row: dict, state: object) -> bool:
-        """Better than the best so far; ties on the metric (accuracy on a small split saturates) go to the lower
-        val_loss. A NaN or infinite value is never better (Lightning #2636: a NaN that became best stayed best,
-        since nothing compares below it); a NaN val_loss only loses the tie."""
+    def improved(self, row: dict, state: TrainState) -> bool:
+        """Better than the best so far, in the monitor's order (`ranking`): a NaN or infinite value is never better."""
         if not finite(row[self.name]):
             return False
-        if not finite(state.best_metric):
-            return True
-        sign = 1 if self.mode == "min" else -1
-        return (sign * row[self.name], _tie(row["val_loss"])) < (sign * state.best_metric, _tie(state.best_val_loss))
+        best = ranking(state.best_metric, state.best_val_loss, mode=self.mode)
+        return ranking(row[self.name], row["val_loss"], mode=self.mode) < best
 
 
-def _tie(val_loss: float | None) -> float:
-    """val_loss as a tie-breaker: a NaN or infinite (or missing) one ranks last."""
-    return val_loss if finite(val_loss) else math.inf
+def ranking(value: object, val_loss: object, *, mode: str) -> tuple[int, float, float]:
+    """Where a monitored `value` with its `val_loss` ranks, as a sort key, best first: the value in its direction
+    (`mode` "min" or "max"); ties on it (accuracy on a small split saturates) to the lower val_loss. A NaN, infinite or
+    missing value ranks after every real one (Lightning #2636: a NaN that became best stayed best, since nothing
+    compares below it), and such a val_loss only loses the tie. The one order of best.pt (Monitor.improved), the k
+    best checkpoints (training/checkpoints.Kept) and `runner report`'s rows."""
+    tie = val_loss if finite(val_loss) else math.inf
+    if not finite(value):
+        return (1, 0.0, tie)
+    sign = 1 if mode == "min" else -1
+    return (0, sign * value, tie)
 
 
 class TrainClock:

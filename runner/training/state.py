@@ -8,17 +8,28 @@
 The run directory (run/rundir.py) writes them atomically; inference/loading.py reads a run's model back.
 """
 
+from __future__ import annotations
+
 import random
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, cast
 
 import numpy as np
 import torch
 
 from runner.io.errors import RunnerError
 
+if TYPE_CHECKING:
+    from pathlib import Path
 
-def ema_model(model, decay, warmup):
+    from torch.optim.swa_utils import AveragedModel
+
+    from runner.data.batches import BatchIndices
+    from runner.training.checkpoints import Kept
+    from runner.training.schedules import Schedule
+
+
+def ema_model(model: torch.nn.Module, decay: float, warmup: bool) -> AveragedModel:
     """torch's AveragedModel of `model` as an exponential moving average with `decay`, BatchNorm statistics included.
 
     With `warmup`, the average after t updates moves with min(decay, (1 + t) / (10 + t)) instead: 0.18 at
@@ -33,9 +44,11 @@ def ema_model(model, decay, warmup):
     def update(averaged, current, n_averaged):
         # called once per device and dtype group of each update (BatchNorm's int64 counter is its own group), so t is
         # read from n_averaged each time: on a GPU, one host sync per step
-        t = int(n_averaged)  # updates so far (the first one copied the weights)
+        # updates so far (the first one copied the weights)
+        t = int(n_averaged)
         rate = min(decay, (1 + t) / (10 + t)) if warmup else decay
-        if averaged[0].is_floating_point():  # as torch's get_ema_multi_avg_fn
+        # as torch's get_ema_multi_avg_fn
+        if averaged[0].is_floating_point():
             torch._foreach_lerp_(averaged, current, 1 - rate)
         else:
             for a, c in zip(averaged, current):
@@ -44,7 +57,7 @@ def ema_model(model, decay, warmup):
     return AveragedModel(model, multi_avg_fn=update, use_buffers=True)
 
 
-def mismatches(model, state_dict):
+def mismatches(model: torch.nn.Module, state_dict: dict) -> list[str]:
     """Every key and shape in which `state_dict` and `model` differ, as readable lines."""
     own = model.state_dict()
     problems = [f"missing {k} {tuple(v.shape)}" for k, v in own.items() if k not in state_dict]
@@ -57,7 +70,7 @@ def mismatches(model, state_dict):
     return problems
 
 
-def load_weights(model, state_dict, source):
+def load_weights(model: torch.nn.Module, state_dict: object, source: str | Path) -> None:
     """model.load_state_dict(state_dict), but a mismatch lists every key and shape that differs."""
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise RunnerError(
@@ -74,16 +87,16 @@ def load_weights(model, state_dict, source):
     model.load_state_dict(state_dict)
 
 
-def seed_all(seed):
+def seed_all(seed: int) -> None:
     """Seed every RNG a run may draw from: python, numpy, torch (CPU and all GPUs)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
-def rng_state():
+def rng_state() -> dict:
     """Every RNG the run draws from, as tensors and plain data (so weights_only loads them)."""
-    _kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    _kind, keys, pos, has_gauss, gauss = cast("tuple", np.random.get_state())
     version, py_state, py_gauss = random.getstate()
     state = {
         "torch": torch.get_rng_state(),
@@ -95,7 +108,7 @@ def rng_state():
     return state
 
 
-def set_rng_state(state):
+def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     n = state["numpy"]
     np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
@@ -105,7 +118,7 @@ def set_rng_state(state):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def own_share(state):
+def own_share(state: dict) -> dict:
     """This process's own part of a last.pt: its RNG states and its share of the epoch's summed training loss and
     sample count (`ranks`, one entry per rank, written under torchrun) when the run resumes on as many processes as
     it was saved from. On another number of processes: rank 0's RNG states (`rng`) for every rank (a fresh run seeds
@@ -126,31 +139,49 @@ def own_share(state):
 
 @dataclass
 class TrainState:
-    """Everything a run needs to continue exactly where it stopped, at an epoch's end or mid-epoch."""
+    """Everything a run needs to continue exactly where it stopped, at an epoch's end or mid-epoch.
+
+    One name per role for the weights: `model` is what last.pt saves and every step updates, `validated_model` what
+    validation sees and best.pt holds (the EMA's average with trainer.ema.decay, else `model`); the loop's Job runs
+    `model` through its `net` (DDP, compiled)."""
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: object  # a schedules.Schedule, or None for a constant learning rate
-    scaler: torch.amp.GradScaler  # 16-mixed's loss scale (disabled otherwise)
-    batches: object  # the training BatchIndices: its generator draws each epoch's order and augmentation
-    config: dict  # the resolved config, plain data
-    epoch: int = 0  # epochs completed
-    step: int = 0  # optimizer steps taken
-    batches_done: int = 0  # batches done in the epoch under way (0 at an epoch's end); last.pt's "batch"
-    loss_sum: float = 0.0  # that epoch's summed training loss so far, and its sample count
+    # the learning-rate schedule, or None for a constant learning rate (last.pt's "scheduler", torch's word)
+    schedule: Schedule | None
+    # 16-mixed's loss scale (disabled otherwise)
+    scaler: torch.amp.GradScaler
+    # the training batches' order: its generator draws each epoch's permutation and augmentation
+    order: BatchIndices
+    # the resolved config, plain data
+    config: dict
+    # epochs completed
+    epoch: int = 0
+    # optimizer steps taken
+    step: int = 0
+    # batches done in the epoch under way (0 at an epoch's end); last.pt's "batch"
+    batches_done: int = 0
+    # that epoch's summed training loss so far, and its sample count
+    loss_sum: float = 0.0
     seen: int = 0
-    best_metric: float | None = None  # best value of the monitored metric so far
-    best_val_loss: float | None = None  # its val_loss, which breaks ties
+    # best value of the monitored metric so far, and its val_loss, which breaks ties
+    best_metric: float | None = None
+    best_val_loss: float | None = None
     best_epoch: int = 0
-    ema: object = None  # torch.optim.swa_utils.AveragedModel of `model` (trainer.ema.decay), or None
-    lr: float | None = None  # the learning rate of the last optimizer step (metrics.csv's lr)
-    train_s: float = (
-        0.0  # training time so far, over every resume; counted only under trainer.max_time (else 0: same bytes)
-    )
-    early_best: float | None = None  # trainer.early_stopping: the best monitored value ...
-    stale_epochs: int = 0  # ... and the validations since it last improved by more than min_delta
-    stopped_by: str | None = None  # why training ended before trainer.epochs: early_stopping, max_steps or max_time
-    kept: object = None  # training.checkpoints.Kept: the checkpoints kept beside last.pt and best.pt, or None
+    # torch's AveragedModel of `model` (trainer.ema.decay), or None
+    ema: AveragedModel | None = None
+    # the learning rate of the last optimizer step (metrics.csv's lr)
+    lr: float | None = None
+    # training time so far, over every resume; counted only under trainer.max_time (else 0: the same bytes)
+    train_s: float = 0.0
+    # trainer.early_stopping: the best monitored value, and the validations since it last improved by more than
+    # min_delta
+    early_best: float | None = None
+    stale_epochs: int = 0
+    # why training ended before trainer.epochs: early_stopping, max_steps, max_time or pruned
+    stopped_by: str | None = None
+    # the checkpoints kept beside last.pt and best.pt (training/checkpoints.py), or None
+    kept: Kept | None = None
 
     COUNTERS: ClassVar[tuple] = ("epoch", "step", "loss_sum", "seen", "best_metric", "best_val_loss", "best_epoch")
     # with their defaults: keys a last.pt written before the recipe knobs lacks
@@ -162,25 +193,26 @@ class TrainState:
         "stopped_by": None,
     }
 
-    def share(self):
+    def share(self) -> dict:
         """This process's part of last.pt under torchrun (own_share reads it back): its RNG states, and its share of
         the epoch's summed training loss and samples (the loop sets loss_sum and seen before each save)."""
         return {"rng": rng_state(), "loss_sum": float(self.loss_sum), "seen": self.seen}
 
     @property
-    def validated_model(self):
+    def validated_model(self) -> torch.nn.Module:
         """The module whose weights validation sees and best.pt holds: the EMA's average, or the model itself."""
         return self.ema.module if self.ema is not None else self.model
 
-    def state_dict(self):
-        generator = self.batches.generator
+    def state_dict(self) -> dict:
+        generator = self.order.generator
+        # the keys are last.pt's since before the fields' names: a resume reads files older than them
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scheduler": self.schedule.state_dict() if self.schedule is not None else None,
             "scaler": self.scaler.state_dict(),
             "data_generator": generator.get_state(),
-            "epoch_data_state": self.batches.epoch_state if self.batches_done else None,
+            "epoch_data_state": self.order.epoch_state if self.batches_done else None,
             "rng": rng_state(),
             "config": self.config,
             "epoch": self.epoch,
@@ -196,13 +228,13 @@ class TrainState:
             **{key: getattr(self, key) for key in self.RECIPE},
         }
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: dict) -> None:
         load_weights(self.model, state["model"], "last.pt")
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        self.batches.generator.set_state(state["data_generator"])
+        self.order.generator.set_state(state["data_generator"])
         own = own_share(state)
         set_rng_state(own["rng"])
         if self.ema is not None:
@@ -214,11 +246,13 @@ class TrainState:
             self.ema.load_state_dict(state["ema"])
         for key in self.COUNTERS:
             setattr(self, key, state[key])
-        self.loss_sum, self.seen = own["loss_sum"], own["seen"]  # this rank's share of the epoch so far
+        # this rank's share of the epoch so far
+        self.loss_sum, self.seen = own["loss_sum"], own["seen"]
         self.batches_done = state["batch"]
         for key, default in self.RECIPE.items():
             setattr(self, key, state.get(key, default))
         if self.kept is not None and state.get("kept"):
             self.kept.load_state_dict(state["kept"])
-        if self.batches_done:  # stopped mid-epoch: finish that epoch's permutation first
-            self.batches.resume(state["epoch_data_state"], self.batches_done)
+        # stopped mid-epoch: finish that epoch's permutation first
+        if self.batches_done:
+            self.order.resume(state["epoch_data_state"], self.batches_done)
