@@ -60,13 +60,13 @@ COLUMNS = [
 ]
 
 
-def find_runs(paths: Iterable[str], quick_checks: bool = False) -> list[Path]:
+def find_runs(paths: Iterable[str | Path], quick_checks: bool = False) -> list[Path]:
     """Training run directories (those with a summary.json of kind train) under the given paths or globs. Quick checks
     (trainer.fast_dev_run, trainer.overfit_batches: their summary's `quick_check`) are not results and are left out,
     unless `quick_checks` (a sweep of them gets its own table)."""
     found: list[Path] = []
     for pattern in paths:
-        matches = glob.glob(str(Path(pattern).expanduser()), recursive=True) or [pattern]
+        matches: list[str | Path] = [*glob.glob(str(Path(pattern).expanduser()), recursive=True)] or [pattern]
         for match in matches:
             p = Path(match)
             candidates = [p] if (p / "summary.json").is_file() else sorted(s.parent for s in p.rglob("summary.json"))
