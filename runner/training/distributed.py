@@ -398,8 +398,13 @@ def _device() -> torch.device:
 
 
 # what gloo and NCCL say when a peer process has gone (killed, crashed, or stopped by its launcher)
-LOST_PEER = ("Connection reset by peer", "Connection closed by peer", "Broken pipe", "remote process exiting",
-             "NCCL communicator was aborted")  # fmt: skip
+LOST_PEER = (
+    "Connection reset by peer",
+    "Connection closed by peer",
+    "Broken pipe",
+    "remote process exiting",
+    "NCCL communicator was aborted",
+)
 # and when it has not answered within the process group's timeout (trainer.ddp_timeout): stopped, hung, cut off
 TIMED_OUT = ("Timed out waiting", "Watchdog caught collective operation timeout")
 
