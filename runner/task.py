@@ -123,7 +123,7 @@ def _train(job: Callable[..., Any], cfg: DictConfig, hydra_cfg: HydraConf, overr
     from hydra.core.hydra_config import HydraConfig
 
     from runner.config.checks import check_keys, check_resolves, pin_input_shape
-    from runner.run.rundir import provenance
+    from runner.run.provenance import provenance
     from runner.training import distributed
 
     # a resumed run's config is its own (last.pt), checked against the resume table
@@ -238,7 +238,8 @@ def _unstarted(run_dir: Path, err: Exception, sweep: bool, cfg: DictConfig) -> N
         from hydra.core.hydra_config import HydraConfig
 
         from runner.io.console import RunConsole
-        from runner.run.rundir import RunDir, provenance
+        from runner.run.provenance import provenance
+        from runner.run.rundir import RunDir
 
         # recorded as any run that fails is: .hydra/, train.log, summary.json saying `failed` and why
         try:

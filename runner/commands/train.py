@@ -47,7 +47,7 @@ def train_job(
 
     Under torchrun every process runs this, with rank 0's `run_dir`; only rank 0 writes.
     `overrides` are the command line's (applied on top of a resumed run's own config);
-    `provenance` is the .hydra/ a fresh run records (rundir.provenance); `continue_with` is the
+    `provenance` is the .hydra/ a fresh run records (run/provenance.py); `continue_with` is the
     command an interrupted run tells the user to continue it with (a sweep's, in a sweep); `pruner` is an Optuna
     trial's pruning callback (sweeps/search.trial_pruner), which the loop asks after each epoch.
     """

@@ -28,8 +28,9 @@ was, byte for byte. A fresh run never starts where a run with a checkpoint alrea
 decides (`decide`), RunDir asks it under the lock.
 """
 
+from __future__ import annotations
+
 import csv
-import fcntl
 import io
 import os
 import shlex
@@ -38,19 +39,31 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import OmegaConf
 from rich.markup import escape
 
 from runner.config.command_line import command_arg
-from runner.data.kinds import found_keys
 from runner.io.errors import Diverged, Interrupted, RunnerError, StorageError, storage_error
 from runner.io.files import append_durably, atomic_write, write_json
+from runner.run.lock import take_lock
+from runner.run.provenance import found_data
 from runner.run.records import read_summary, run_record, whole_rows
 from runner.run.resume.decide import decide
 
+if TYPE_CHECKING:
+    from types import TracebackType
 
-def _now():
+    import torch
+    from omegaconf import DictConfig
+
+    from runner.inference.card import ModelCard
+    from runner.io.console import RunConsole
+    from runner.training.state import TrainState
+
+
+def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -60,21 +73,43 @@ class RunDir:
     On the other processes of a torchrun job (`write=False`) it takes no lock and writes nothing.
     """
 
-    def __init__(self, path, console, write=True, provenance=None, continue_with=None):
+    def __init__(
+        self,
+        path: str | Path,
+        console: RunConsole,
+        write: bool = True,
+        provenance: dict[str, str] | None = None,
+        continue_with: str | None = None,
+    ) -> None:
         self.path, self.console, self.write = Path(path), console, write
-        self.provenance = provenance or {}  # .hydra/ file name -> text, written when a fresh run first writes
+        # .hydra/ file name -> text, written when a fresh run first writes
+        self.provenance = provenance or {}
         # in a sweep, the command that continues the sweep (and so this run) when it is interrupted
         self.continue_with = continue_with
         self.last = self.path / "checkpoints" / "last.pt"
         self.summary = read_summary(self.path)
-        self.fresh = True  # decided by claim()
-        self.rows = []  # metrics.csv as this run knows it: the rows kept from before a resume, then its own
+        # decided by claim()
+        self.fresh = True
+        # metrics.csv as this run knows it: the rows kept from before a resume, then its own
+        self.rows: list[dict[str, Any]] = []
         self.written = False
-        self.loggers = []  # logger=tensorboard ...: trackers beside metrics.csv (runner/loggers.py)
-        self._lock_fd, self._made_lock, self._start = None, False, time.perf_counter()
+        # logger=tensorboard ...: trackers beside metrics.csv (runner/loggers/)
+        self.loggers: list[Any] = []
+        self._lock_fd: int | None = None
+        self._made_lock = False
+        self._start = time.perf_counter()
 
     @classmethod
-    def claim(cls, path, console, resume=False, write=True, provenance=None, continue_with=None, alone=False):
+    def claim(
+        cls,
+        path: str | Path,
+        console: RunConsole,
+        resume: bool = False,
+        write: bool = True,
+        provenance: dict[str, str] | None = None,
+        continue_with: str | None = None,
+        alone: bool = False,
+    ) -> RunDir:
         """Lock the directory and decide: a fresh run, or the continuation of the run in it. Writes nothing.
 
         Under torchrun or SLURM, rank 0 (`write`) alone locks and decides, and every rank is told its decision (or its
@@ -85,13 +120,14 @@ class RunDir:
 
         run = cls(path, console, write, provenance, continue_with)
 
-        def decide():
+        def decided() -> bool:
             if write:
                 run._lock()
             return run._decide(resume)
 
         try:
-            run.fresh = decide() if alone else distributed.decided_by_rank_0(decide)  # a refusal reaches every rank
+            # a refusal reaches every rank
+            run.fresh = decided() if alone else distributed.decided_by_rank_0(decided)
         except BaseException:
             run._release()
             raise
@@ -107,35 +143,23 @@ class RunDir:
 
     # ---- the lock -------------------------------------------------------------------------
 
-    def _lock(self):
-        lock = self.path / ".lock"
-        self._made_lock = not lock.exists()
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise RunnerError(f"cannot lock {self.path}: {err.strerror or err}. Make the directory writable.") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise RunnerError(
-                f"{self.path} is in use by {_holder(lock, self.summary)}: one process at a time trains in a run "
-                f"directory. Wait for it to end, or stop it (Ctrl-C, or kill PID: it saves and marks the run "
-                f"interrupted), then run this command again. Nothing was changed."
-            ) from None
-        self._lock_fd = fd
+    def _lock(self) -> None:
+        self._made_lock = not (self.path / ".lock").exists()
+        self._lock_fd = take_lock(self.path, self.summary)
 
-    def _release(self):
+    def _release(self) -> None:
         if self._lock_fd is None:
             return
         if self._made_lock and not self.written:
-            (self.path / ".lock").unlink(missing_ok=True)  # made by a command that wrote nothing else: leave no trace
-        os.close(self._lock_fd)  # drops the lock
+            # made by a command that wrote nothing else: leave no trace
+            (self.path / ".lock").unlink(missing_ok=True)
+        # drops the lock
+        os.close(self._lock_fd)
         self._lock_fd = None
 
     # ---- the lifecycle --------------------------------------------------------------------
 
-    def start(self, epoch=0, **record):
+    def start(self, epoch: int = 0, **record: Any) -> None:
         """The run begins (or continues) training: its first write, `running`. `epoch` is where it continues from."""
         if self.fresh:
             self._first_write()
@@ -154,7 +178,7 @@ class RunDir:
             self.summary.pop("finished_at", None)
         self.update(pid=os.getpid(), host=socket.gethostname(), **record)
 
-    def _first_write(self):
+    def _first_write(self) -> None:
         """A fresh run's provenance (.hydra/) and log, written when it first writes anything.
 
         What an earlier attempt that never reached a checkpoint left behind (a metrics row, a
@@ -165,7 +189,8 @@ class RunDir:
             "kind": "train",
             "status": None,
             "error": None,
-            "command": " ".join([sys.argv[0], *map(shlex.quote, sys.argv[1:])]),  # pasteable into a shell
+            # pasteable into a shell
+            "command": " ".join([sys.argv[0], *map(shlex.quote, sys.argv[1:])]),
             "started_at": _now(),
         }
         if not self.write:
@@ -176,19 +201,19 @@ class RunDir:
             atomic_write(self.path / ".hydra" / name, lambda f, text=text: f.write(text.encode()))
         self.console.attach(self.path / "train.log")
 
-    def update(self, **fields):
+    def update(self, **fields: Any) -> dict[str, Any]:
         self.summary.update(fields)
         if self.write:
             write_json(self.path / "summary.json", self.summary)
         return dict(self.summary)
 
-    def elapsed(self):
+    def elapsed(self) -> float:
         return time.perf_counter() - self._start
 
-    def complete(self, **fields):
+    def complete(self, **fields: Any) -> dict[str, Any]:
         return self.update(status="completed", finished_at=_now(), **fields)
 
-    def _end(self, err):
+    def _end(self, err: BaseException) -> str | None:
         """Record how the run ended, and say what continues it."""
         # a write the storage refused stops the run as a signal does: nothing it wrote is torn, last.pt is whole
         stopped = (Interrupted, KeyboardInterrupt, StorageError)
@@ -211,7 +236,7 @@ class RunDir:
             return "It stopped before its first checkpoint: run the same command again to start it afresh."
         return f"Continue it with: {self._continuation()}"
 
-    def _unrecorded(self, status, err):
+    def _unrecorded(self, status: str, err: RunnerError) -> None:
         """Say on the terminal that how the run ended could not be recorded (the disk refused even that), and what
         its summary.json says instead: the error that stopped the run is told after this, as it is."""
         left = read_summary(self.path).get("status") if self.write else None
@@ -227,13 +252,15 @@ class RunDir:
             f"{self.path / 'summary.json'} ({escape(str(err))}); {meaning}."
         )
 
-    def _continuation(self):
+    def _continuation(self) -> str:
         return self.continue_with or f"runner train {command_arg('resume', self.path)}"
 
-    def __enter__(self):
+    def __enter__(self) -> RunDir:
         return self
 
-    def __exit__(self, exc_type, err, tb):
+    def __exit__(
+        self, exc_type: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
+    ) -> bool:
         try:
             if err is not None:
                 # an OSError of a write outside runner's own (a tracker's, a library's) is told as runner's are
@@ -244,7 +271,8 @@ class RunDir:
                     said = getattr(told, "problem", None) if next_step else None
                     said = said or str(told).rstrip(".")
                     raise type(told)(f"{said}. {next_step}" if next_step else str(told)) from None
-                if isinstance(err, KeyboardInterrupt):  # told as any stop is, without a traceback
+                # told as any stop is, without a traceback
+                if isinstance(err, KeyboardInterrupt):
                     raise Interrupted(f"stopped at once by a second signal. {next_step}") from None
         finally:
             self._close_loggers()
@@ -254,7 +282,7 @@ class RunDir:
 
     # ---- what the training loop writes --------------------------------------------------
 
-    def open_loggers(self, logger_cfg, step):
+    def open_loggers(self, logger_cfg: DictConfig | None, step: int) -> None:
         """The chosen trackers, continuing after optimizer step `step` (0 for a fresh run): what a dead process
         logged after its last.pt is dropped (purge_step)."""
         if self.write and logger_cfg:
@@ -262,11 +290,11 @@ class RunDir:
 
             self.loggers = open_loggers(logger_cfg, self.path, self.record(), purge_step=step + 1 if step else None)
 
-    def record(self):
+    def record(self) -> dict[str, Any]:
         """What a tracker mirrors of this run: run_record's, from what this process holds."""
         return run_record(self.path, self.rows, self.summary)
 
-    def _close_loggers(self):
+    def _close_loggers(self) -> None:
         """Each tracker records how the run ended; one that fails says so and leaves the run as it ended."""
         record = self.record() if self.loggers else None
         for logger in self.loggers:
@@ -281,20 +309,26 @@ class RunDir:
         self.loggers = []
 
     @property
-    def logs_steps(self):
+    def logs_steps(self) -> bool:
         """Whether a tracker wants the training loss every log_every_n_steps (it costs a host sync)."""
         return bool(self.loggers)
 
-    def log_step(self, step, loss):
+    def log_step(self, step: int, loss: float) -> None:
         for logger in self.loggers:
             logger.log_step(step, loss)
 
-    def log_end(self, step, results, confusion=None, class_names=None):
+    def log_end(
+        self,
+        step: int,
+        results: dict[str, Any],
+        confusion: Any = None,
+        class_names: list[str] | None = None,
+    ) -> None:
         record = self.record() if self.loggers else None
         for logger in self.loggers:
             logger.log_end(step, record, results, confusion, class_names)
 
-    def append_row(self, row, step=None):
+    def append_row(self, row: dict[str, Any], step: int | None = None) -> None:
         self.rows.append(row)
         for logger in self.loggers:
             logger.log_epoch(row, step)
@@ -307,41 +341,40 @@ class RunDir:
         # last.pt counts has its row, and a resume drops the rows after it (start)
         append_durably(self.path / "metrics.csv", line.getvalue(), header=header.getvalue())
 
-    def save_best(self, model):
+    def save_best(self, model: torch.nn.Module) -> None:
         self.save_weights(model, "best.pt")
 
-    def save_weights(self, model, name):
+    def save_weights(self, model: torch.nn.Module | dict[str, torch.Tensor], name: str) -> None:
         """checkpoints/NAME: `model`'s state_dict (a model), or the state_dict itself (a dict), as best.pt is."""
         if self.write:
-            from runner.io.serialization import (
-                save,  # torch: imported by a run, not by `runner report`
-            )
+            # torch: imported by a run, not by `runner report`
+            from runner.io.serialization import save
 
             state = model if isinstance(model, dict) else model.state_dict()
             # contiguous: a channels-last model's tensors would not convert to safetensors and friends
             save({k: v.contiguous() for k, v in state.items()}, self.path / "checkpoints" / name)
 
-    def remove_checkpoint(self, name):
+    def remove_checkpoint(self, name: str) -> None:
         """Delete checkpoints/NAME, a kept checkpoint that another replaced (training/checkpoints.py); gone already
         is no error."""
         if self.write:
             (self.path / "checkpoints" / name).unlink(missing_ok=True)
 
-    def record_config(self, cfg):
+    def record_config(self, cfg: DictConfig) -> None:
         """Record `cfg` as the run's .hydra/config.yaml in place of the composed one: the config the run trains with
         where setup derived keys from elsewhere (a pretrained model's preprocessing). Written with the rest of the
         provenance, when the run first writes."""
         if "config.yaml" in self.provenance:
             self.provenance["config.yaml"] = OmegaConf.to_yaml(found_data(cfg))
 
-    def save_model_card(self, card):
+    def save_model_card(self, card: ModelCard) -> None:
         """checkpoints/model.json: the preprocessing between a raw input and best.pt (inference/card.py)."""
         if self.write:
             from runner.inference.card import CARD
 
             write_json(self.path / "checkpoints" / CARD, card.to_dict())
 
-    def save_last(self, state):
+    def save_last(self, state: TrainState) -> None:
         """last.pt, written by rank 0; called by every rank, which hands it its own part (`ranks`: each rank's RNG
         states, for dropout and any other draw, and its share of the epoch's loss so far; TrainState.share), so that a
         resume under torchrun continues every rank exactly."""
@@ -353,14 +386,14 @@ class RunDir:
 
             save({**state.state_dict(), **({"ranks": ranks} if ranks else {})}, self.last)
 
-    def plot(self, metric):
+    def plot(self, metric: str) -> None:
         """loss_curve.png from the rows of metrics.csv."""
         if self.write:
             from runner.io.plots import loss_curve
 
             loss_curve(self.rows, metric, self.path / "loss_curve.png")
 
-    def _kept_metrics(self, epoch):
+    def _kept_metrics(self, epoch: int) -> list[dict[str, Any]]:
         """metrics.csv's rows of epochs 1..`epoch` (those last.pt counts), as floats; the file is rewritten to hold
         just them (records.whole_rows). Rows that last.pt counts yet the file lacks (it was damaged or deleted) are
         said, not invented."""
@@ -383,7 +416,7 @@ class RunDir:
         return rows
 
 
-def _describe(err):
+def _describe(err: BaseException) -> str:
     """An unexpected error as one line that starts with its cause: Hydra's InstantiationException says only
     "Error in call to target 'X':" on its first line, and the reason follows in the exception it wraps."""
     text = f"{type(err).__name__}: {' '.join(str(err).split())}"
@@ -392,57 +425,3 @@ def _describe(err):
         return text
     cause_text = " ".join(str(cause).split())
     return f"{type(cause).__name__}: {cause_text} (from {text.split(':', 2)[0]}: {str(err).splitlines()[0]})"
-
-
-def found_data(cfg):
-    """`cfg` with what the data was found to be written as values: an image folder's num_classes and input_shape are
-    counted and measured by resolvers (${count_classes:...}, ${image_shape:...}), a table's task read from its target
-    and its files' SHA-256 (${table:...}, ${arrays:...}): the keys each kind declares found (data/kinds.py). The run's
-    eval, predict and export must read what it trained on, not what the folder holds later (or fail where it moved,
-    or changed)."""
-    recorded = OmegaConf.create(OmegaConf.to_container(cfg))
-    from omegaconf.errors import OmegaConfBaseException
-
-    for key in found_keys():
-        try:
-            value = OmegaConf.select(cfg, f"dataset.{key}")
-            value = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-        except OmegaConfBaseException:  # only on a resume's command line (no dataset.root): never written
-            continue
-        if value is not None:
-            recorded.dataset[key] = value
-    return recorded
-
-
-def provenance(cfg, hydra_cfg):
-    """.hydra/ as Hydra writes it (config.yaml, hydra.yaml, overrides.yaml), for RunDir to write itself.
-
-    configs/train.yaml sets hydra.output_subdir to null so that Hydra does not write these
-    before runner has checked the directory: in a reused directory they would overwrite a run's own.
-    """
-    return {
-        "config.yaml": OmegaConf.to_yaml(found_data(cfg)),
-        "hydra.yaml": OmegaConf.to_yaml(hydra_cfg),
-        "overrides.yaml": OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task),
-    }
-
-
-def _holder(lock, summary):
-    """Who holds `lock`: from /proc/locks on Linux, else the pid the run recorded."""
-    try:
-        st = os.stat(lock)
-        where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-        with open("/proc/locks") as f:
-            for line in f:
-                fields = line.split()
-                if "FLOCK" in fields and "->" not in fields and fields[-3] == where:
-                    pid = int(fields[-4])
-                    command = (
-                        Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-                    )
-                    return f"process {pid} ({command[:200]})"
-    except (OSError, ValueError, IndexError):
-        pass
-    if summary.get("pid"):
-        return f"process {summary['pid']} on {summary.get('host', 'this machine')}"
-    return "another process"
