@@ -8,7 +8,7 @@ directory; eval, predict and export read the run's config.yaml back.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from omegaconf import OmegaConf
 
@@ -38,7 +38,7 @@ def found_data(cfg: DictConfig) -> DictConfig:
             continue
         if value is not None:
             recorded.dataset[key] = value
-    return recorded
+    return cast("DictConfig", recorded)
 
 
 def provenance(cfg: DictConfig, hydra_cfg: DictConfig) -> dict[str, str]:

@@ -39,7 +39,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from omegaconf import OmegaConf
 from rich.markup import escape
@@ -53,6 +53,7 @@ from runner.run.records import read_summary, run_record, whole_rows
 from runner.run.resume.decide import decide
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
     import torch
@@ -198,7 +199,7 @@ class RunDir:
         for leftover in (self.path / "metrics.csv", self.path / "checkpoints" / "best.pt"):
             leftover.unlink(missing_ok=True)
         for name, text in self.provenance.items():
-            atomic_write(self.path / ".hydra" / name, lambda f, text=text: f.write(text.encode()))
+            atomic_write(self.path / ".hydra" / name, _writer(text.encode()))
         self.console.attach(self.path / "train.log")
 
     def update(self, **fields: Any) -> dict[str, Any]:
@@ -260,7 +261,7 @@ class RunDir:
 
     def __exit__(
         self, exc_type: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
-    ) -> bool:
+    ) -> Literal[False]:
         try:
             if err is not None:
                 # an OSError of a write outside runner's own (a tracker's, a library's) is told as runner's are
@@ -414,6 +415,11 @@ class RunDir:
                 f"table and loss curve will miss them."
             )
         return rows
+
+
+def _writer(data: bytes) -> Callable[[BinaryIO], object]:
+    """What atomic_write calls to write `data`."""
+    return lambda f: f.write(data)
 
 
 def _describe(err: BaseException) -> str:

@@ -194,7 +194,7 @@ def resume_arguments(sweep_dir: str | Path, args: list[str]) -> tuple[list[str],
     return command, None
 
 
-def _recorded_command(sweep_dir: Path) -> list[str] | None:
+def _recorded_command(sweep_dir: str | Path) -> list[str] | None:
     """The sweep's command as its first job recorded it (summary.json's `command`: `runner train -m ...`), as the
     arguments after `train`; None where no job recorded one. A job started by a resume recorded the resume's command,
     which holds no overrides: it is passed over."""
@@ -212,11 +212,12 @@ def _recorded_command(sweep_dir: Path) -> list[str] | None:
     return None
 
 
-def _recorded_arguments(sweep_dir: Path, args: list[str]) -> tuple[list[str], None]:
+def _recorded_arguments(sweep_dir: str | Path, args: list[str]) -> tuple[list[str], None]:
     """resume_arguments for a sweep whose multirun.yaml is missing or unreadable: the command its jobs recorded,
     into this directory (the sweep writes multirun.yaml again as it starts)."""
     extra = [a for a in args if a not in ("-m", "--multirun") and not a.startswith("resume=")]
-    recorded = [a for a in _recorded_command(sweep_dir) if not a.startswith("hydra.sweep.dir=")]
+    # called where a job recorded it
+    recorded = [a for a in _recorded_command(sweep_dir) or [] if not a.startswith("hydra.sweep.dir=")]
     command = [*recorded, override("hydra.sweep.dir", sweep_dir), *extra]
     print(
         f"{Path(sweep_dir) / 'multirun.yaml'} is missing or unreadable; its jobs recorded the sweep's command. "
