@@ -3,7 +3,7 @@
     runner train                                   # cnn on digits, the default
     runner train model=mlp dataset=sum_pairs       # the tutorials' regression
     runner train -m optimizer.lr=0.1,0.01,0.001    # one run directory per job
-    runner train resume=outputs/2026-11-22/10-31-07 # continue a stopped run (runner/run/resume.py)
+    runner train resume=outputs/2026-11-22/10-31-07 # continue a stopped run (runner/run/resume/)
 
 A job reads as a recipe: claim the run directory (runner/run/rundir.py), set up (runner/training/setup.py), start,
 fit (runner/training/loop.py), finish (runner/training/finish.py). Setup checks and builds everything before the

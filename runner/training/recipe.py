@@ -3,7 +3,7 @@
 A knob is one field of `Recipe`: its type, the values it accepts, the example its error
 message shows, and what a resume may do with it. From these declarations come the value checks
 (config/checks.py), the closed key set of `trainer`, the trainer rows of the resume table
-(run/resume.py) and the `Recipe` the loop reads. Adding a knob is a line in
+(run/resume/table.py) and the `Recipe` the loop reads. Adding a knob is a line in
 default.yaml, a field here, and the code that uses it.
 """
 
