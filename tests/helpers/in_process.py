@@ -10,6 +10,8 @@ behind. Given back after each call: the cwd, sys.argv, the environment, the stop
 runner.io.signals' record, torch's thread count, and what cli keeps of one command (where it still keeps any).
 """
 
+from __future__ import annotations
+
 import atexit
 import contextlib
 import io
@@ -22,7 +24,9 @@ import sys
 DROPPED_ENV = ("HYDRA_FULL_ERROR", "RUNNER_DATA")
 
 
-def runner_in_process(*args, cwd, env=None):
+def runner_in_process(
+    *args: object, cwd: str | os.PathLike[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`runner ARGS` in `cwd`, called here: a CompletedProcess of its exit status and what it printed."""
     import torch
 
