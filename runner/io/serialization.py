@@ -58,7 +58,7 @@ def safe_load(path: str | Path) -> Any:
 
 class CorruptCheckpoint(RunnerError):
     """A checkpoint whose zip archive fails its own CRC-32 checks (damaged_member): `path` names it, for a caller that
-    says which other file to use (a resume: run/resume.py)."""
+    says which other file to use (a resume: run/resume/advice.py)."""
 
     def __init__(self, message: str, path: Path | None = None) -> None:
         super().__init__(message)
