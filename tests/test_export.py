@@ -11,19 +11,32 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import TESTS, assert_clean_failure, digest, runner, summary
+from conftest import TESTS, assert_clean_failure, digest, once_per_session, runner, summary
 from test_predict import raw_test_split
 
 import runner as runner_api
 
 
-def test_every_format_loads_without_runner_and_gives_the_runs_outputs(tmp_path, digits_run):
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, worker_id, digits_run):
+    """digits_run exported once per session in every format (`runner export ... out=deploy`): (that folder, what the
+    command printed). The tests read it, or copy it where they change it."""
+    _, run, _ = digits_run
+
+    def make(cwd):
+        proc = runner("export", f"ckpt={run}", "format=[safetensors,pt2,onnx]", "out=deploy", cwd=cwd)
+        (cwd / "stdout.txt").write_text(proc.stdout)
+
+    cwd = once_per_session(tmp_path_factory, worker_id, "export", make)
+    return cwd / "deploy", (cwd / "stdout.txt").read_text()
+
+
+def test_every_format_loads_without_runner_and_gives_the_runs_outputs(digits_run, exported):
     import onnxruntime
     from safetensors.torch import load_file
 
     _, run, _ = digits_run
-    proc = runner("export", f"ckpt={run}", "format=[safetensors,pt2,onnx]", "out=deploy", cwd=tmp_path)
-    out = tmp_path / "deploy"
+    out, stdout = exported
     assert sorted(p.name for p in out.iterdir()) == [
         "config.json",
         "export.log",
@@ -37,7 +50,7 @@ def test_every_format_loads_without_runner_and_gives_the_runs_outputs(tmp_path, 
         assert hashlib.sha256((out / name).read_bytes()).hexdigest() == entry["sha256"]
     assert manifest["verified_on"] == "the run's test split" and manifest["torch"] == torch.__version__
     assert manifest["onnx_opset"] >= 18 and all(v["max_abs_diff"] <= 1e-4 for v in manifest["verified"].values())
-    assert "onnxruntime" in proc.stdout and "safetensors.torch.load_file" in proc.stdout
+    assert "onnxruntime" in stdout and "safetensors.torch.load_file" in stdout
 
     # a deployment: config.json's preprocessing on the raw test split, then each artefact, no runner code involved
     config = json.loads((out / "config.json").read_text())
@@ -182,13 +195,16 @@ def no_runner():
     return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
-def test_a_deployment_following_config_json_gives_runner_predicts_probabilities_on_odd_images(tmp_path, digits_run):
+def test_a_deployment_following_config_json_gives_runner_predicts_probabilities_on_odd_images(
+    tmp_path, digits_run, exported
+):
     # the contract in config.json, followed by a script that has only onnxruntime, numpy and Pillow, must give
     # runner predict's probabilities on every kind of image runner reads (to 1e-5), not only on 8x8 PNGs
     _, run, _ = digits_run
     digit = raw_test_split(run).x[5, 0].numpy()
     assert digit.max() == 255  # digits on the 0..255 scale of an ordinary image
-    runner("export", f"ckpt={run}", "format=onnx", "out=deploy", cwd=tmp_path)
+    # the session's export of the run (its ONNX file and config.json among the formats), copied: this test edits it
+    shutil.copytree(exported[0], tmp_path / "deploy")
     names = odd_images(tmp_path / "odd", digit)
     runner("predict", f"ckpt={run}", "input=odd", "topk=10", "out=predicted", cwd=tmp_path)
     with open(tmp_path / "predicted" / "predictions.csv", newline="") as f:
