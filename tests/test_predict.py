@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import assert_clean_failure, digest, runner, summary
+from conftest import assert_clean_failure, digest, once_per_session, runner, summary
 from omegaconf import OmegaConf
 from PIL import Image
 
@@ -108,10 +108,15 @@ def test_a_photo_of_another_size_and_mode_is_converted_as_training_converts_imag
     assert float(row["top1_prob"]) == pytest.approx(float(expected.probs[0].max()), abs=1e-6)
 
 
-@pytest.fixture(scope="module")
-def sum_pairs_run(tmp_path_factory):
-    cwd = tmp_path_factory.mktemp("sum_pairs")
-    runner("train", "dataset=sum_pairs", "model=mlp", "trainer.epochs=3", cwd=cwd)
+@pytest.fixture(scope="session")
+def sum_pairs_run(tmp_path_factory, worker_id):
+    """One regression run (an MLP on sum_pairs, 3 epochs) per session, whichever worker asks: its run directory."""
+    cwd = once_per_session(
+        tmp_path_factory,
+        worker_id,
+        "sum_pairs",
+        lambda cwd: runner("train", "dataset=sum_pairs", "model=mlp", "trainer.epochs=3", cwd=cwd),
+    )
     (run,) = (cwd / "outputs").glob("*/*/summary.json")
     return run.parent
 
