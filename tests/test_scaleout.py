@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SITECUSTOM, free_port, once_per_session, summary
+from conftest import SITECUSTOM, TESTS, free_port, once_per_session, summary, zygote
 from conftest import runner as command
 
 import runner
@@ -407,29 +407,33 @@ def test_a_job_of_two_tasks_refused_in_its_setup_is_recorded_failed_by_rank_0_al
     assert info["status"] == "failed" and "trainer.typo is not a key runner reads" in info["error"], info
 
 
-def _rank_decides(rank, world, port, out):
-    """One of two gloo processes: what decided_by_rank_0 and asked_of_rank_0 give each rank."""
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
-    from runner.io.errors import RunnerError
-    from runner.training import distributed
-
-    distributed.init(timeout_s=20)  # a rank left waiting would fail the test after 20 s instead of hanging
-    seen = {"value": distributed.decided_by_rank_0(lambda: f"rank {distributed.current().rank}'s")}
-    try:
-        distributed.decided_by_rank_0(lambda: 1 / 0)  # a bug on rank 0: every rank ends, none waits
-    except (ZeroDivisionError, RunnerError) as err:
-        seen["error"] = f"{type(err).__name__}: {err}"
-    asked = distributed.asked_of_rank_0(lambda: (lambda epoch: epoch * 10) if distributed.current().main else None)
-    seen["asked"] = asked(3)
-    seen["none"] = distributed.asked_of_rank_0(lambda: None)
-    (out / f"{rank}.json").write_text(json.dumps(seen))
-    # the group ends at exit (distributed.init registered leave): without it gloo aborted a process now and then
+def rank_probes(world, cwd):
+    """`python -m rank_probe RANK WORLD PORT CWD` for each rank (tests/rank_probe.py), forked from the fork server
+    where it will (helpers/zygote.py), else exec'd: (exit status, output) of each, once all have ended."""
+    path = os.pathsep.join(filter(None, [str(SITECUSTOM), str(TESTS), os.environ.get("PYTHONPATH")]))
+    port, env = free_port(), _env(PYTHONPATH=path)
+    procs = []
+    for rank in range(world):
+        args = [str(rank), str(world), str(port), str(cwd)]
+        forked = None if os.environ.get("RUNNER_TESTS_EXEC") == "1" else zygote().start("rank_probe", args, cwd, env)[0]
+        pipes = dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        command = [sys.executable, "-m", "rank_probe", *args]
+        procs.append(forked or subprocess.Popen(command, cwd=cwd, env=env, **pipes))
+    ended = []
+    for proc in procs:
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            for other in procs:
+                other.kill()
+            raise
+        ended.append((proc.returncode, out + err))
+    return ended
 
 
 def test_what_rank_0_alone_decides_reaches_every_rank_even_when_it_fails(tmp_path):
-    import torch.multiprocessing as mp
-
-    mp.spawn(_rank_decides, args=(2, free_port(), tmp_path), nprocs=2, join=True)
+    ended = rank_probes(2, tmp_path)
+    assert [code for code, _ in ended] == [0, 0], ended
     zero, one = (json.loads((tmp_path / f"{r}.json").read_text()) for r in (0, 1))
     assert zero["value"] == one["value"] == "rank 0's"
     assert zero["error"] == "ZeroDivisionError: division by zero"
