@@ -163,13 +163,22 @@ def test_mlflow_parallel_sweep_writes_every_job_once_to_one_sqlite_store(tmp_pat
         assert_mirrors(tmp_path, mirror, job)
 
 
+def report_to_mlflow(run, cwd):
+    """`runner report RUN --to mlflow` in cwd, called in this process (helpers/in_process.py): MLflow is imported once,
+    not by a command each time; test_mlflow_refuses_... runs the command in a process of its own."""
+    from helpers.in_process import runner_in_process
+
+    proc = runner_in_process("report", str(run), "--to", "mlflow", cwd=cwd)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_report_to_mlflow_uploads_old_runs_and_rebuilds_a_mirror_that_disagrees(tmp_path, digits_run):
     import shutil
 
     run = tmp_path / "outputs" / "old"
     shutil.copytree(digits_run[1], run)
-    runner("report", str(run), "--to", "mlflow", cwd=tmp_path)
-    runner("report", str(run), "--to", "mlflow", cwd=tmp_path)  # again: brought up to date, nothing doubled
+    report_to_mlflow(run, tmp_path)
+    report_to_mlflow(run, tmp_path)  # again: brought up to date, nothing doubled
     (first,) = mlflow_runs(tmp_path)
     assert (
         first.info.status == "FINISHED" and first.info.run_name == "outputs/old"
@@ -182,7 +191,7 @@ def test_report_to_mlflow_uploads_old_runs_and_rebuilds_a_mirror_that_disagrees(
     cells[1] = "0.5"
     lines[2] = ",".join(cells)
     (run / "metrics.csv").write_text("\n".join(lines) + "\n")
-    runner("report", str(run), "--to", "mlflow", cwd=tmp_path)
+    report_to_mlflow(run, tmp_path)
     (second,) = mlflow_runs(tmp_path)
     assert second.info.run_id != first.info.run_id  # made anew from the directory; the old mirror is in MLflow's trash
     assert mlflow_client(tmp_path).get_run(first.info.run_id).info.lifecycle_stage == "deleted"
