@@ -1,6 +1,6 @@
 """The same key checks on every command and flag (cli.py, config/checks.check_keys), and a run's data location
-that stays valid from any directory (cli._absolute_root): each refusal names a fix the command accepts, and the
-test runs that fix."""
+that stays valid from any directory (task._absolute_root): each refusal names a fix the command accepts, and the
+test runs that fix. A refusal before any job's work runs in this process (`refused_here`)."""
 
 import shutil
 import sys
@@ -8,8 +8,17 @@ import sys
 import pytest
 from conftest import FAST, assert_clean_failure, digest, runner, summary
 from formats import write_image_folder
+from helpers.in_process import runner_in_process
 
 from runner.config.command_line import HeldStderr, hydra_problem
+
+
+def refused_here(*args, cwd):
+    """`runner ARGS` in `cwd`, called in this process (helpers/in_process.py), for a refusal before any job's work
+    (an argv or config check): it exits 1, shows no traceback, and what it printed on stderr is returned."""
+    proc = runner_in_process(*args, cwd=cwd)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, (proc.returncode, proc.stderr)
+    return proc.stderr
 
 
 @pytest.mark.parametrize(
@@ -27,20 +36,21 @@ def test_every_command_refuses_a_key_it_does_not_read_and_says_the_near_one(tmp_
     _, run_dir, _ = digits_run
     extra = {"eval": [], "predict": ["input=test"], "export": []}[command]
     before = digest(run_dir)
-    proc = runner(command, f"ckpt={run_dir}", *extra, bad, cwd=tmp_path, check=False)
+    # refused once the config composed, before the job: in this process
+    err = refused_here(command, f"ckpt={run_dir}", *extra, bad, cwd=tmp_path)
     key = fix.split("=")[0]
-    assert_clean_failure(proc, f"Did you mean {key}?")
-    assert "Could not override" not in proc.stderr and "not in struct" not in proc.stderr
+    assert f"Did you mean {key}?" in err
+    assert "Could not override" not in err and "not in struct" not in err
     assert digest(run_dir) == before and not (tmp_path / "outputs").exists()
     runner(command, f"ckpt={run_dir}", *extra, fix, cwd=tmp_path)  # the fix it named is accepted
 
 
 def test_a_misspelt_training_key_gets_the_near_one_and_the_fix_trains(tmp_path):
-    proc = runner("train", "trainer.epoch=1", cwd=tmp_path, check=False)
-    assert_clean_failure(proc, "trainer.epoch is not a key runner reads", "Did you mean trainer.epochs?")
+    # the config's refusals, in this process: runner's check of trainer's keys, Hydra's of a model's
+    err = refused_here("train", "trainer.epoch=1", cwd=tmp_path)
+    assert "trainer.epoch is not a key runner reads" in err and "Did you mean trainer.epochs?" in err
     assert not (tmp_path / "outputs").exists()
-    proc = runner("train", "model=mlp", "model.hiden=[8]", cwd=tmp_path, check=False)
-    assert_clean_failure(proc, "Did you mean model.hidden?")
+    assert "Did you mean model.hidden?" in refused_here("train", "model=mlp", "model.hiden=[8]", cwd=tmp_path)
     proc = runner("train", "dataset=imagefolder", "dataset.root=nowhere", cwd=tmp_path, check=False)
     assert_clean_failure(proc, "dataset.root=")  # refused in setup: the folders Hydra made for it are gone again
     assert not (tmp_path / "outputs").exists()
@@ -51,8 +61,9 @@ def test_cfg_job_refuses_a_user_config_that_shadows_a_built_in(tmp_path):
     (tmp_path / "mine" / "model").mkdir(parents=True)
     (tmp_path / "mine" / "model" / "cnn.yaml").write_text("_target_: runner.models.MLP\n")
     for flags in ([], ["--cfg", "job"]):
-        proc = runner("train", "--config-dir", "mine", *flags, cwd=tmp_path, check=False)
-        assert_clean_failure(proc, "has the name of runner's built-in config model/cnn.yaml", "model=my_cnn")
+        err = refused_here("train", "--config-dir", "mine", *flags, cwd=tmp_path)
+        assert "has the name of runner's built-in config model/cnn.yaml" in err and "model=my_cnn" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
 
 
 def test_a_run_records_where_its_data_is_so_every_command_finds_it_from_anywhere(tmp_path):
@@ -75,17 +86,26 @@ def test_a_run_records_where_its_data_is_so_every_command_finds_it_from_anywhere
         assert "random inputs" not in done.stdout + done.stderr  # export verified on the run's own test split
 
 
-def test_a_home_relative_root_works_bare_and_quoted(tmp_path):
+def test_a_home_relative_root_works_bare_and_quoted(tmp_path, monkeypatch):
+    from hydra import compose, initialize_config_module
+
+    from runner.config.arguments import path_arguments
+
     write_image_folder(tmp_path / "pets", per_class=10, size=(12, 12))
     args = ["dataset=imagefolder", "dataset.input_shape=[3,12,12]", "trainer.batch_size=8", *FAST]
-    home = {"HOME": str(tmp_path)}
-    for root, run in (("dataset.root=~/pets", "bare"), ('dataset.root="~/pets"', "quoted")):  # Hydra refuses a bare ~
-        runner("train", *args, root, f"hydra.run.dir={run}", cwd=tmp_path, env=home)
-        assert f"root: {tmp_path / 'pets'}" in (tmp_path / run / ".hydra" / "config.yaml").read_text()
-    proc = runner(
-        "train", *args, "dataset.root=~/pets", "trainer.monitor=~val_loss", cwd=tmp_path, check=False, env=home
-    )
-    assert_clean_failure(proc, "'trainer.monitor=~val_loss' cannot be read by Hydra's override grammar")  # not a path
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    # Hydra refuses a bare ~: both forms compose to the home folder's pets, in this process
+    for root in ("dataset.root=~/pets", 'dataset.root="~/pets"'):
+        with initialize_config_module("runner.configs", version_base="1.3"):
+            cfg = compose("train", overrides=path_arguments([*args, root]))
+        assert cfg.dataset.root == str(tmp_path / "pets"), root
+    # and a run trains from it, recording where its data is
+    runner("train", *args, "dataset.root=~/pets", "hydra.run.dir=bare", cwd=tmp_path, env={"HOME": str(tmp_path)})
+    assert f"root: {tmp_path / 'pets'}" in (tmp_path / "bare" / ".hydra" / "config.yaml").read_text()
+    # not a path: told as Hydra's grammar refuses it
+    err = refused_here("train", *args, "dataset.root=~/pets", "trainer.monitor=~val_loss", cwd=tmp_path)
+    assert "'trainer.monitor=~val_loss' cannot be read by Hydra's override grammar" in err
 
 
 def test_hydra_errors_about_the_command_line_are_told_with_a_fix_and_others_are_left_as_they_are():

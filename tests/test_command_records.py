@@ -49,14 +49,14 @@ def test_lr_find_is_a_record_and_its_module():
             assert f'"{name}"' not in source and f"'{name}'" not in source, name
 
 
-def test_a_new_command_needs_no_change_in_the_cli(tmp_path, monkeypatch, capsys):
+def test_a_new_command_needs_no_change_in_the_cli(tmp_path, monkeypatch):
+    from helpers.in_process import runner_in_process
+
     # a record of a made-up command: its refusal is the cli's, with its exit code and words, and nothing is written
-    refuse = Command("hello", "say hello:", "runner hello", job="builtins:print", config="train", checks=(one_process,))
-    monkeypatch.setitem(COMMANDS, "hello", refuse)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    assert cli.main(["hello"]) == 2
-    assert "runs one range test in one process" in capsys.readouterr().err
+    hello = Command("hello", "say hello:", "runner hello", job="builtins:print", config="train", checks=(one_process,))
+    monkeypatch.setitem(COMMANDS, "hello", hello)
+    proc = runner_in_process("hello", cwd=tmp_path, env={"WORLD_SIZE": "2"})
+    assert proc.returncode == 2 and "runs one range test in one process" in proc.stderr
     assert list(tmp_path.iterdir()) == []
 
 
