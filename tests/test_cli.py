@@ -39,8 +39,14 @@ def test_cfg_job_prints_the_composed_config_and_runs_nothing(tmp_path):
 
 
 def test_unknown_command(tmp_path):
-    proc = runner("trian", cwd=tmp_path, check=False)
-    assert proc.returncode == 2 and "unknown command 'trian'" in proc.stderr
+    from helpers.in_process import runner_in_process
+
+    proc = runner_in_process("trian", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr == (
+        "runner: unknown command 'trian'. Use one of: train, eval, predict, export, lr-find, report, diff (see "
+        "runner --help).\n"
+    )
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_config_dir_adds_a_users_own_model(tmp_path):
