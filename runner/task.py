@@ -151,7 +151,7 @@ def _train(job: Callable[..., Any], cfg: DictConfig, hydra_cfg: HydraConf, overr
                 cfg.resume = resume
         continue_with = f"runner train -m {command_arg('resume', hydra_cfg.sweep.dir)}"
         pruner = distributed.asked_of_rank_0(lambda: trial_pruner(cast("DictConfig", hydra_cfg)))
-    record = provenance(cfg, HydraConfig.instance().cfg)
+    record = provenance(cfg, cast("DictConfig", HydraConfig.instance().cfg))
     return job(cfg, run_dir, overrides, record, continue_with=continue_with, pruner=pruner)
 
 
@@ -243,7 +243,7 @@ def _unstarted(run_dir: Path, err: Exception, sweep: bool, cfg: DictConfig) -> N
 
         # recorded as any run that fails is: .hydra/, train.log, summary.json saying `failed` and why
         try:
-            record = provenance(cfg, HydraConfig.instance().cfg)
+            record = provenance(cfg, cast("DictConfig", HydraConfig.instance().cfg))
             with RunDir.claim(path, RunConsole(quiet=True), provenance=record, alone=True):
                 raise err
         except Exception:
