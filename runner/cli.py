@@ -167,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     (runner/io/signals.py): the command stops at its next safe point, or at once on a second signal. The
     recorder stays installed after the command, and the signals are ignored once every exit handler ran, so that a
     signal while the process exits is not a kill."""
+    # OpenMP's threads sleep while they wait for work instead of spinning (libgomp, torch's OpenMP, reads this once,
+    # when torch loads it): beside busy processes a spinning wait made the default run several times slower than one
+    # thread; no float changes (docs/figures.md, Under load). A value set before wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import atexit
 
     from runner.io import signals

@@ -4,8 +4,10 @@ runner/training/compiler.py's docstring against the new torch before changing an
 
 import ast
 import inspect
+import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -15,6 +17,8 @@ import pytest
 import torch
 from conftest import runner, same_run, summary
 
+from runner.training.flops import count_later, flops_per_sample, throughput
+
 COMPILER = ("torch._dynamo", "torch._inductor")
 
 
@@ -23,22 +27,99 @@ def imported(importtime_stderr):
     return {line.split("|")[-1].strip() for line in importtime_stderr.splitlines() if line.startswith("import time:")}
 
 
-def test_a_run_that_does_not_compile_never_imports_torchs_compiler(tmp_path):
+# The default run, started as `python -m runner` starts it, with a finder first on sys.meta_path that notes when
+# (and in which environment) the modules below were first asked for; then what the run wrote.
+WATCHED = ("torch", "sympy", "torch.utils.flop_counter")
+WATCH = f"""
+import json, os, runpy, sys, time
+first = {{}}
+
+class Watch:
+    def find_spec(self, name, path=None, target=None):
+        if name in {WATCHED!r} and name not in first:
+            first[name] = {{"at": time.time(), "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}}
+            with open("first_import.json", "w") as f:
+                json.dump(first, f)
+
+sys.meta_path.insert(0, Watch())
+sys.argv[0] = "runner"
+runpy.run_module("runner", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    """(the modules it imported, when the watched ones were first imported, its run directory) of a default run."""
+    cwd = tmp_path_factory.mktemp("default-run")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "runner", "train", "trainer.epochs=1", "hydra.run.dir=run"],
-        cwd=tmp_path,
+        [sys.executable, "-X", "importtime", "-c", WATCH, "train", "trainer.epochs=1", "hydra.run.dir=run"],
+        cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    modules = imported(proc.stderr)
-    assert (
-        "torch" in modules and "torch.optim.adam" in modules and summary(tmp_path / "run")["steps"] == 20
-    )  # it trained
+    return imported(proc.stderr), json.loads((cwd / "first_import.json").read_text()), cwd / "run"
+
+
+def test_a_run_that_does_not_compile_never_imports_torchs_compiler(default_run):
+    modules, _, run = default_run
+    # it trained
+    assert "torch" in modules and "torch.optim.adam" in modules and summary(run)["steps"] == 20
     assert not [m for m in modules if m.startswith(COMPILER)], sorted(m for m in modules if m.startswith(COMPILER))[:5]
-    assert not [
-        m for m in modules if m.startswith("sklearn")
-    ]  # the digits are read from their file (runner/data/toy.py)
+    # the digits are read from their file (runner/data/toy.py)
+    assert not [m for m in modules if m.startswith("sklearn")]
+
+
+def test_the_flop_count_and_its_imports_come_after_the_first_step(default_run):
+    _, first, run = default_run
+    done = summary(run)
+    # the count was made (summary.json's throughput has it), with what it brings: sympy, torch.fx's symbolic shapes
+    assert done["throughput"]["flops_per_sample"] > 0 and set(first) == set(WATCHED), first
+    first_step_at = done["timings"]["first_step_at"]
+    assert first["torch"]["at"] < first_step_at < first["torch.utils.flop_counter"]["at"] <= first["sympy"]["at"]
+
+
+def test_torch_loads_with_the_openmp_wait_policy_docs_figures_names(default_run):
+    _, first, _ = default_run
+    named = re.findall(r"`OMP_WAIT_POLICY=(\w+)`", (Path(__file__).parents[1] / "docs" / "figures.md").read_text())
+    assert named and set(named) == {first["torch"]["OMP_WAIT_POLICY"]}, (named, first["torch"])
+
+
+def test_a_wait_policy_the_user_set_wins(monkeypatch, capsys):
+    from runner.cli import main
+    from runner.io.signals import SIGNALS
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    # main installs runner's stop signals: this process's handlers are put back after it
+    handlers = {name: signal.getsignal(getattr(signal, name)) for name in SIGNALS if hasattr(signal, name)}
+    assert None not in handlers.values()
+    try:
+        assert main(["--help"]) == 0 and "runner train" in capsys.readouterr().out
+    finally:
+        for name, handler in handlers.items():
+            signal.signal(getattr(signal, name), handler)
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_a_later_flop_count_counts_the_model_as_it_was_when_asked_for(monkeypatch):
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
+    # frozen, the first layer computes no gradient: neither its weight's nor its input's
+    model[1].requires_grad_(False)
+    frozen = flops_per_sample(model, [1, 8, 8], "classification")
+    later = count_later(model, [1, 8, 8], "classification")
+    model[1].requires_grad_(True)
+    trained = flops_per_sample(model, [1, 8, 8], "classification")
+    assert frozen and trained > frozen
+    rows = [{"train_samples_per_s": 1000.0}]
+    assert throughput(rows, batch_size=10, accumulate=1, flops=later) == throughput(
+        rows, batch_size=10, accumulate=1, flops=frozen
+    )
+    assert later() == frozen
+    # counted once: a second call asks nothing of the counter
+    monkeypatch.setattr("runner.training.flops.flops_per_sample", lambda *args: None)
+    assert later() == frozen
 
 
 def test_the_stand_in_keeps_eager_training_exact_and_hands_over_to_the_real_dynamo_when_asked(tmp_path):
@@ -74,24 +155,23 @@ def test_the_stand_in_keeps_eager_training_exact_and_hands_over_to_the_real_dyna
         print("same after", torch.equal(deferred, again))
         print("compiled", torch.compile(lambda x: x * 2, backend="eager")(torch.ones(2)).tolist())
     """)
-    proc = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = proc.stdout.splitlines()
-    assert out == [
+    # and, side by side, the same training in a process that imported dynamo the usual way, first thing
+    proc, plain = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for code in (script, "import torch._dynamo\n" + script.replace("deferred.pt", "plain.pt"))
+    ]
+    (out, err), (plain_out, plain_err) = proc.communicate(), plain.communicate()
+    assert proc.returncode == 0, err[-3000:]
+    assert out.splitlines() == [
         "flags True True",
         "real dynamo loaded False",
         "handed over module True",
         "same after True",
         "compiled [2.0, 2.0]",
-    ], proc.stdout
-    # the same training in a process that imported dynamo the usual way, first thing
-    plain = subprocess.run(
-        [sys.executable, "-c", "import torch._dynamo\n" + script.replace("deferred.pt", "plain.pt")],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
-    assert plain.returncode == 0 and "real dynamo loaded True" in plain.stdout, plain.stderr[-3000:]
+    ], out
+    assert plain.returncode == 0 and "real dynamo loaded True" in plain_out, plain_err[-3000:]
     assert torch.equal(torch.load(tmp_path / "deferred.pt"), torch.load(tmp_path / "plain.pt"))
 
 
@@ -102,16 +182,22 @@ def test_runner_defer_dynamo_0_switches_the_stand_in_off(tmp_path):
         "print(type(sys.modules['torch._dynamo']).__name__, 'torch._dynamo.convert_frame' in sys.modules)"
     )
     env = {k: v for k, v in os.environ.items() if k != "RUNNER_DEFER_DYNAMO"}
-    default = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
-    off = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=tmp_path,
-        env={**env, "RUNNER_DEFER_DYNAMO": "0"},
-        capture_output=True,
-        text=True,
-    )
-    assert default.stdout.split() == ["_DeferredDynamo", "False"], default.stderr[-2000:]
-    assert off.stdout.split() == ["module", "True"], off.stderr[-2000:]  # the optimizer imported the real one
+    # the two side by side
+    default, off = [
+        subprocess.Popen(
+            [sys.executable, "-c", script],
+            cwd=tmp_path,
+            env=e,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for e in (env, {**env, "RUNNER_DEFER_DYNAMO": "0"})
+    ]
+    (default_out, default_err), (off_out, off_err) = default.communicate(), off.communicate()
+    assert default_out.split() == ["_DeferredDynamo", "False"], default_err[-2000:]
+    # the optimizer imported the real one
+    assert off_out.split() == ["module", "True"], off_err[-2000:]
 
 
 @pytest.mark.slow  # three runs, two of them compiled (a minute or two of inductor on 2 cores)

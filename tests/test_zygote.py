@@ -23,16 +23,18 @@ def both(args, cwd, module="zygote_probe", env=PROBE_ENV, exec_flags=()):
     """(exit status, stdout, stderr) of `python -m MODULE ARGS` forked, then exec'd, in the same cwd and environment."""
     env = _env(env)
     proc = forked(module, args, cwd, env)
-    out, err = proc.communicate(timeout=300)
-    fresh = subprocess.run(
+    # the two run side by side: neither reads what the other writes
+    fresh = subprocess.Popen(
         [sys.executable, *exec_flags, "-m", module, *args],
         cwd=cwd,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
     )
-    return (proc.returncode, out, err), (fresh.returncode, fresh.stdout, fresh.stderr)
+    out, err = proc.communicate(timeout=300)
+    fresh_out, fresh_err = fresh.communicate(timeout=300)
+    return (proc.returncode, out, err), (fresh.returncode, fresh_out, fresh_err)
 
 
 def test_a_forked_child_has_a_fresh_processs_threads_environment_paths_and_streams(tmp_path):
@@ -114,17 +116,19 @@ def test_a_forked_runner_train_writes_what_an_execd_one_writes(tmp_path):
     (tmp_path / "exec").mkdir()
     args = ["train", *FAST, "hydra.run.dir=run"]
     proc = forked("runner", args, tmp_path / "fork", _env(None))
-    out, err = proc.communicate(timeout=600)
-    fresh = subprocess.run(
+    # side by side, each in its own folder; each uses torch's default threads, so neither's bytes depend on the other
+    fresh = subprocess.Popen(
         [sys.executable, "-m", "runner", *args],
         cwd=tmp_path / "exec",
         env=_env(None),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=600,
     )
-    assert (proc.returncode, err) == (fresh.returncode, fresh.stderr) == (0, ""), err + fresh.stderr
-    assert _masked(out, tmp_path / "fork") == _masked(fresh.stdout, tmp_path / "exec")
+    out, err = proc.communicate(timeout=600)
+    fresh_out, fresh_err = fresh.communicate(timeout=600)
+    assert (proc.returncode, err) == (fresh.returncode, fresh_err) == (0, ""), err + fresh_err
+    assert _masked(out, tmp_path / "fork") == _masked(fresh_out, tmp_path / "exec")
     fork_run, exec_run = tmp_path / "fork" / "run", tmp_path / "exec" / "run"
     same_run(fork_run, exec_run)  # the same bytes of best.pt, the same metrics
     files = lambda run: sorted(str(p.relative_to(run)) for p in run.rglob("*"))  # noqa: E731

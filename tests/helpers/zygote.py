@@ -123,11 +123,19 @@ class _Server:
     def __init__(self, path, lifeline, extra=()):
         self.started_env = dict(os.environ)
         self.missing = []
+        # runner/cli.py's main sets OpenMP's wait policy before torch loads, and libgomp reads it once, at its load:
+        # here, for every child. Set for the imports only: a child's environment is then a fresh process's (runner's
+        # main sets it again there; a command that is not runner's never had it).
+        policy = "OMP_WAIT_POLICY" not in os.environ
+        if policy:
+            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
         for name in [*PRELOAD, *extra]:
             try:
                 importlib.import_module(name)
             except ImportError as err:
                 self.missing.append(f"{name} ({err})")
+        if policy:
+            del os.environ["OMP_WAIT_POLICY"]
         # what the imports set in the environment, as they would in a fresh process: applied over each command's
         self.env_set = {k: v for k, v in os.environ.items() if self.started_env.get(k) != v}
         self.env_unset = [k for k in self.started_env if k not in os.environ]
