@@ -100,21 +100,23 @@ def test_a_stop_during_the_range_test_leaves_nothing(tmp_path):
 
 def lr_find_here(tmp_path, monkeypatch, *overrides):
     """`runner lr-find OVERRIDES` in this process, to watch its optimizer: lr_find.json's content, and the rates of
-    every parameter group as each step applied them (read as training/loop.update steps)."""
+    every parameter group as each step applied them (read as training/loop.update steps, which lr-find's steps take
+    through the loop's own train_step)."""
     from hydra import compose, initialize_config_module
 
     from runner.commands import lr_find
     from runner.config.resolvers import register_resolvers
     from runner.io import signals
+    from runner.training import loop
 
     register_resolvers()  # as runner's main does before Hydra composes
-    applied, update = [], lr_find.update
+    applied, update = [], loop.update
 
     def watched(job, epoch):
         applied.append([group["lr"] for group in job.state.optimizer.param_groups])
         update(job, epoch)
 
-    monkeypatch.setattr(lr_find, "update", watched)
+    monkeypatch.setattr(loop, "update", watched)
     # what a job sets for the whole process, which outlives this test, is left as it was: torch's determinism
     # (trainer.deterministic=false), the stand-in for torch._dynamo (training/compiler.py), the stop signals' handlers
     overrides = [*overrides, "trainer.deterministic=false"]

@@ -39,7 +39,7 @@ def train_job(
     cfg: DictConfig,
     run_dir: str | Path,
     overrides: Sequence[str] = (),
-    provenance: dict | None = None,
+    provenance: dict[str, str] | None = None,
     continue_with: str | None = None,
     pruner: Callable[[int, float], bool] | None = None,
 ) -> dict:
@@ -53,9 +53,16 @@ def train_job(
     """
     rank = distributed.current()
     console = RunConsole(quiet=not rank.main)
-    claim = dict(resume=bool(cfg.get("resume")), write=rank.main, provenance=provenance, continue_with=continue_with)
-    # every warning raised in the job (torch's too) goes to train.log as well as the terminal
-    with job_stop() as own_stop, RunDir.claim(run_dir, console, **claim) as run, console.relay_warnings():
+    resume, write = bool(cfg.get("resume")), rank.main
+    # the stop signals first: a signal while the directory is claimed stops the job too; every warning raised in the
+    # job (torch's too) goes to train.log as well as the terminal
+    with (
+        job_stop() as own_stop,
+        RunDir.claim(
+            run_dir, console, resume=resume, write=write, provenance=provenance, continue_with=continue_with
+        ) as run,
+        console.relay_warnings(),
+    ):
         # under torchrun or SLURM: every rank stops at the same safe point
         stop = distributed.agreed(own_stop)
         job = setup(cfg, run, overrides=overrides, console=console, rank=rank, stop=stop, pruner=pruner)

@@ -205,6 +205,8 @@ class TrainState:
 
     def state_dict(self) -> dict:
         generator = self.order.generator
+        # the training order shuffles, so it has its generator (data/batches.BatchIndices)
+        assert generator is not None
         # the keys are last.pt's since before the fields' names: a resume reads files older than them
         return {
             "model": self.model.state_dict(),
@@ -234,7 +236,9 @@ class TrainState:
         if self.schedule is not None:
             self.schedule.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        self.order.generator.set_state(state["data_generator"])
+        generator = self.order.generator
+        assert generator is not None
+        generator.set_state(state["data_generator"])
         own = own_share(state)
         set_rng_state(own["rng"])
         if self.ema is not None:
