@@ -142,7 +142,7 @@ def test_what_runner_reads_of_the_kinds_comes_from_the_declarations():
 
 
 def test_found_data_records_each_declared_found_key_as_a_value():
-    from runner.run.rundir import found_data
+    from runner.run.provenance import found_data
 
     cfg = OmegaConf.create({"dataset": {"name": "x", "other": "${dataset.name}"}})
     for i, key in enumerate(found_keys()):
