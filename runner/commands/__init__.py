@@ -1,4 +1,5 @@
-"""What `runner --help` lists, one module per command: train, eval, predict, export, lr_find, report, diff; and
+"""What `runner --help` lists, one module per command: train.py, eval.py, predict.py, export.py, lr_find.py, report.py,
+diff.py; and
 `COMMANDS`, each command declared once: the CLI (runner/cli.py) dispatches from these records.
 
 A new command is one `Command` below and its module: its job function is named by text (imported when the command

@@ -1,2 +1,3 @@
-"""What every layer above uses: one-paragraph errors, atomic files, safe torch.save/load, the console,
-plots, signals and the environment a run records."""
+"""What every layer above uses: one-paragraph errors (errors.py), atomic files (files.py), safe torch.save/load
+(serialization.py), the console (console.py), tables as Markdown and CSV (tables.py), plots (plots.py), stop signals
+(signals.py) and the environment a run records (environment.py)."""

@@ -1,4 +1,5 @@
-"""The models that `model=NAME` picks (configs/model/NAME.yaml names the class).
+"""The models that `model=NAME` picks (configs/model/NAME.yaml names the class); torchvision's and timm's models with
+pretrained weights in pretrained.py; saved weights fitted to a model whose output layer was resized in weights.py.
 
 Each takes what it needs from the dataset's metadata by interpolation, so any sensible
 model x dataset pair works without hand edits. A model of your own needs no registration:
