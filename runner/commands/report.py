@@ -14,7 +14,6 @@ import argparse
 import csv
 import glob
 import json
-import math
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -33,7 +32,7 @@ from runner.sweeps.repeats import (
     repeat_groups,
     settings,
 )
-from runner.training.recipe import finite, monitor_rule
+from runner.training.recipe import finite, monitor_rule, ranking
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -166,22 +165,15 @@ def sort_rows(rows: list[Row], key: str | None = None) -> list[Row]:
         sizes[row["monitor"]] = sizes.get(row["monitor"], 0) + 1
 
     def order(row: Row) -> tuple[Any, ...]:
-        value = row.get(key or "best")
-        # NaN or infinite is no value: ranked with the missing ones, never best
-        if value is None or value == "" or (isinstance(value, float) and not math.isfinite(value)):
-            return (1, 0.0)
-        if isinstance(value, str):
-            return (0, value)
-        return (0, -value if _descending(row, key) else value)
+        value, loss, path = row.get(key or "best"), row.get("final_val_loss"), str(row.get("run_dir"))
+        # a text column sorts as text; numbers in the monitor's own order (training/recipe.ranking): NaN, infinite or
+        # missing last, never best; equal ones to the lower final validation loss; then the run's path, never the
+        # order found
+        if isinstance(value, str) and value:
+            return (0, value, ranking(None, loss, mode="min")[2], path)
+        return (*ranking(value, loss, mode="max" if _descending(row, key) else "min"), path)
 
-    # equal metrics: the lower final validation loss, then the run's path, never the order found
-    def tie(row: Row) -> tuple[float, str]:
-        loss = row.get("final_val_loss")
-        return (loss if isinstance(loss, float) and math.isfinite(loss) else math.inf, str(row.get("run_dir")))
-
-    return sorted(
-        rows, key=lambda r: (-sizes[r["monitor"]], r["monitor"], r["status"] != "completed", *order(r), *tie(r))
-    )
+    return sorted(rows, key=lambda r: (-sizes[r["monitor"]], r["monitor"], r["status"] != "completed", *order(r)))
 
 
 def groups(rows: Iterable[Row]) -> list[tuple[str, list[Row]]]:

@@ -4,7 +4,8 @@
     runner train logger=mlflow                       # runner/loggers/mlflow.py
     runner train 'logger=[tensorboard,mlflow]'
 
-Each is an extra, imported only when chosen; flatten.py turns a nested config into the flat keys they take. A logger is given the run's record (rundir.RunDir.record:
+Each is an extra, imported only when chosen; flatten.py turns a nested config into the flat keys they take.
+A logger is given the run's record (rundir.RunDir.record:
 its path, name, resolved config, rows and summary) when it opens and when it closes, and each
 epoch's row, against the optimizer step, in between.
 """
