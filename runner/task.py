@@ -77,6 +77,8 @@ class Task:
 
     def run(self, cfg: DictConfig, hydra_cfg: HydraConf, multirun: bool) -> Any:
         """The steps every command's record asks for, then its job."""
+        from omegaconf import OmegaConf
+
         from runner.config.checks import check_keys, command_keys
         from runner.io import signals
 
@@ -91,7 +93,9 @@ class Task:
         if command.data_paths:
             # before the resolvers read the files (dataset=csv): one plan, of the recorded path
             _absolute_root(cfg)
-        overrides = list(hydra_cfg.overrides.task)[len(self.invocation.selected) :]
+        # as typed, never resolved: `key=${...}` names the job's config, not Hydra's (a loop is check_resolves' to tell)
+        typed = cast("list[str]", OmegaConf.to_container(hydra_cfg.overrides.task, resolve=False))
+        overrides = typed[len(self.invocation.selected) :]
         job = command.job_function()
         if command.trains:
             return _train(job, cfg, hydra_cfg, overrides, multirun)
