@@ -36,7 +36,7 @@ from runner.data.splits import (
     target_scale_of,
     unknown_classes,
 )
-from runner.io.errors import RunnerError
+from runner.io.errors import RunnerError, one_line
 from runner.io.files import check_data_sha256, data_sha256
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def read_arrays(path: str | Path, target_path: str | Path | None = None) -> dict
                 found = {name: archive[name] for name in archive.files}
         except (ValueError, OSError, zipfile.BadZipFile) as err:
             raise RunnerError(
-                f"dataset.path={path} is not a readable .npz of number arrays ({' '.join(str(err).split())[:160]}). "
+                f"dataset.path={path} is not a readable .npz of number arrays ({one_line(err, 160)}). "
                 f"Save it with numpy.savez(path, x=..., y=...)."
             ) from None
     elif suffix == ".pt":
@@ -111,8 +111,7 @@ def _npy(path: Path, what: str) -> np.ndarray:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError) as err:
         raise RunnerError(
-            f"{what}={path} is not a readable .npy array of numbers ({' '.join(str(err).split())[:160]}). Save it "
-            f"with numpy.save."
+            f"{what}={path} is not a readable .npy array of numbers ({one_line(err, 160)}). Save it with numpy.save."
         ) from None
 
 

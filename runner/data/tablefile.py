@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from runner.io.errors import RunnerError
+from runner.io.errors import RunnerError, one_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,9 +57,9 @@ def read_table(path: str | Path, what: str = "dataset.path", sep: str | None = N
             ) from None
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
             raise RunnerError(
-                f"{what}={path} cannot be read as CSV with the separator {sep!r} ({one_line(err)}). Save it as UTF-8 "
-                f"text with a header row, or give its separator: {sep_override(None)} (pandas' sep, the character "
-                f"between a row's cells)."
+                f"{what}={path} cannot be read as CSV with the separator {sep!r} ({one_line(err, 160)}). Save it as "
+                f"UTF-8 text with a header row, or give its separator: {sep_override(None)} (pandas' sep, the "
+                f"character between a row's cells)."
             ) from None
     frame.columns = [_unquoted(str(c)) for c in frame.columns]
     if frame.empty:
@@ -82,7 +82,7 @@ def _read_parquet(path: Path, what: str) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except Exception as err:  # pyarrow's ArrowInvalid, OSError: not a Parquet file
-        raise RunnerError(f"{what}={path} cannot be read as Parquet ({one_line(err)}).") from None
+        raise RunnerError(f"{what}={path} cannot be read as Parquet ({one_line(err, 160)}).") from None
 
 
 def _unquoted(name: str) -> str:
@@ -125,10 +125,6 @@ def sep_override(name: str | None) -> str:
 
 def parquet(path: str | Path) -> bool:
     return Path(path).suffix.lower() in (".parquet", ".pq")
-
-
-def one_line(err: BaseException) -> str:
-    return " ".join(str(err).split())[:160]
 
 
 def row_name(path: str | Path, label: int) -> str:

@@ -45,7 +45,7 @@ from omegaconf import OmegaConf
 from rich.markup import escape
 
 from runner.config.command_line import command_arg
-from runner.io.errors import Diverged, Interrupted, RunnerError, StorageError, storage_error
+from runner.io.errors import Diverged, Interrupted, RunnerError, StorageError, one_line, storage_error
 from runner.io.files import append_durably, atomic_write, write_json
 from runner.run.lock import take_lock
 from runner.run.provenance import found_data
@@ -304,7 +304,7 @@ class RunDir:
             except Exception as err:
                 self.console.tell(
                     f"[yellow]warning:[/] {type(logger).__name__} could not record the end of the run: "
-                    f"{type(err).__name__}: {' '.join(str(err).split())[:300]}. The run directory is complete; "
+                    f"{type(err).__name__}: {one_line(err, 300)}. The run directory is complete; "
                     f"upload it again with: runner report {self.path} --to mlflow"
                 )
         self.loggers = []
