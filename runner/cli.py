@@ -43,7 +43,9 @@ def invocation(command: Command, args: list[str]) -> Invocation:
     """What the checked command line `args` asks of `command` beyond Hydra's reading of it."""
     out = given(args, "out") if out_argument in command.checks else None
     out = out if out and out != "null" else None
-    named = out or given(args, "hydra.run.dir", "hydra.sweep.dir")
+    # a training run's folder named on the command line is its own; the other commands' outputs/<command> is Hydra's
+    # still (made for them when missing, removed again when they fail)
+    named = out or (command.trains and given(args, "hydra.run.dir", "hydra.sweep.dir"))
     return Invocation(
         command,
         selected=run_choices(args, command.run_groups, command.run_key) if command.run_key else [],

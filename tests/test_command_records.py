@@ -189,6 +189,10 @@ def test_what_the_invocation_hands_the_task(tmp_path, monkeypatch):
     (tmp_path / "p").mkdir()
     assert cli.invocation(COMMANDS["export"], ["hydra.run.dir=p", "out=p"]).out_existed is True
     assert cli.invocation(COMMANDS["train"], ["hydra.run.dir=r"]).missing == []
+    # only a training run's own folder counts: another command's outputs/<command> is still made for it, and removed
+    # if it fails (as before the records)
+    assert cli.invocation(COMMANDS["lr-find"], ["hydra.run.dir=mine"]).missing == [Path("outputs/lr_find")]
+    assert cli.invocation(COMMANDS["predict"], ["hydra.run.dir=mine", "ckpt=r"]).missing == [Path("outputs/predict")]
     assert cli.invocation(COMMANDS["train"], []).missing == [
         Path("outputs/multirun"),
         Path("outputs/fast_dev_run/multirun"),
