@@ -6,8 +6,12 @@ Hydra already refuses unknown keys and unknown group options; what it cannot kno
 callables themselves (like torchtune's `tune validate`), without building anything.
 """
 
+from __future__ import annotations
+
 import difflib
 import inspect
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import get_object
@@ -22,7 +26,7 @@ from runner.training.schedules import SCHEDULE_KEYS, check_schedule
 _SPECIAL_KEYS = {"_target_", "_partial_", "_convert_", "_recursive_", "_args_"}
 
 
-def typed(example):
+def typed(example: object) -> object:
     """A value as it is typed on a command line: a list without spaces ([1,1,3]), which the shell keeps whole."""
     if isinstance(example, (list, tuple)):
         return "[" + ",".join(str(v) for v in example) + "]"
@@ -31,7 +35,7 @@ def typed(example):
 
 # (key, test, what it must be, an example to type instead); keys absent from the config are skipped.
 # The trainer's come from its declarations (training/recipe.py).
-RULES = [
+RULES: list[tuple[str, Callable[[Any], object], str, str]] = [
     *((k.path, k.accepts, k.accepts.words, f"{k.path}={typed(k.example)}") for k in KNOBS),
     ("seed", lambda v: is_int(v) and v >= 0, "a non-negative integer", "seed=0"),
     ("optimizer.lr", lambda v: is_number(v) and v > 0, "a number > 0", "optimizer.lr=0.01"),
@@ -76,13 +80,13 @@ RULES = [
 ]
 
 
-def _example(key):
+def _example(key: str) -> str:
     return next((example for k, _, _, example in RULES if k == key), f"{key}=VALUE")
 
 
-def _runner_error_in(err):
+def _runner_error_in(err: BaseException) -> RunnerError | None:
     """The RunnerError a resolver of ours raised somewhere inside `err`, or None."""
-    cause = err
+    cause: BaseException | None = err
     while cause is not None and not isinstance(cause, RunnerError):
         cause = cause.__cause__ or cause.__context__
     return cause
@@ -107,7 +111,7 @@ def pin_input_shape(cfg: DictConfig) -> None:
     node.input_shape = shape
 
 
-def check_resolves(cfg):
+def check_resolves(cfg: DictConfig) -> None:
     """Every interpolation in `cfg` resolves (a key may refer to itself: trainer.epochs=${trainer.epochs})."""
     from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 
@@ -137,7 +141,7 @@ CLOSED = {
 }
 
 
-def unknown_key(key, allowed):
+def unknown_key(key: str, allowed: Sequence[str]) -> str:
     """The message for a dotted `key` that is not among `allowed` (the keys beside it), with the nearest one."""
     parent, _, leaf = key.rpartition(".")
     near = difflib.get_close_matches(leaf, allowed, n=1)
@@ -148,18 +152,21 @@ def unknown_key(key, allowed):
     )
 
 
-def command_keys(command):
+def command_keys(command: str) -> tuple[str, ...]:
     """The top-level keys of `runner COMMAND`'s config (configs/COMMAND.yaml): its own and its groups'."""
     from importlib.resources import files
 
-    own = OmegaConf.load(files("runner.configs").joinpath(f"{command}.yaml"))
+    # read as inference/loading.py reads trainer/default.yaml: a Traversable is not a path OmegaConf.load takes
+    own = OmegaConf.create(files("runner.configs").joinpath(f"{command}.yaml").read_text())
+    # every configs/COMMAND.yaml is a mapping
+    assert isinstance(own, DictConfig)
     groups = [
         next(iter(d)) for d in own.get("defaults", []) if OmegaConf.is_dict(d) and "override" not in next(iter(d))
     ]
-    return (*groups, *(k for k in own if k not in ("defaults", "hydra")))
+    return (*groups, *(str(k) for k in own if k not in ("defaults", "hydra")))
 
 
-def check_keys(cfg, top=None):
+def check_keys(cfg: DictConfig, top: Sequence[str] | None = None) -> None:
     """A config holds exactly the keys runner reads at the top level (`top`: a fresh run's by default; eval's,
     predict's, export's: command_keys), in trainer and in dataset.augment: a key added with `+key=` that nothing
     reads is refused, not ignored."""
@@ -169,7 +176,7 @@ def check_keys(cfg, top=None):
         if node is None:
             continue
         prefix = f"{path}." if path else ""
-        for key in node:
+        for key in map(str, node):
             if key not in allowed:
                 raise RunnerError(unknown_key(f"{prefix}{key}", allowed))
         if path in ("trainer", "trainer.early_stopping", "trainer.ema") or (path == "" and not top):
@@ -181,21 +188,21 @@ def check_keys(cfg, top=None):
                 )
 
 
-def check_config(cfg, groups=("dataset", "model", "optimizer", "scheduler")):
+def check_config(cfg: DictConfig, groups: Sequence[str] = ("dataset", "model", "optimizer", "scheduler")) -> None:
     """Raise RunnerError on the first value or `_target_` argument that cannot work."""
     for rule in RULES:
         _check_rule(cfg, *rule)
     _check_monitor_and_groups(cfg, groups)
 
 
-def checked_value(cfg, key):
+def checked_value(cfg: DictConfig, key: str) -> Any:
     """cfg's value of `key` (one of RULES'), checked as check_config checks it: for what must be read before the
     whole config is (trainer.ddp_timeout, before the processes of a job meet)."""
     _check_rule(cfg, *next(rule for rule in RULES if rule[0] == key))
     return OmegaConf.select(cfg, key)
 
 
-def _check_rule(cfg, key, test, must_be, example):
+def _check_rule(cfg: DictConfig, key: str, test: Callable[[Any], object], must_be: str, example: str) -> None:
     node = OmegaConf.select(cfg, key.rsplit(".", 1)[0]) if "." in key else cfg
     # keys() includes ??? values; `in` does not
     if node is None or key.rsplit(".", 1)[-1] not in node.keys():  # noqa: SIM118
@@ -215,7 +222,7 @@ def _check_rule(cfg, key, test, must_be, example):
         raise RunnerError(f"{key} must be {must_be}, got {value!r}. Type it as, for example, {example}.")
 
 
-def _check_monitor_and_groups(cfg, groups):
+def _check_monitor_and_groups(cfg: DictConfig, groups: Sequence[str]) -> None:
     task = TASKS[cfg.dataset.task] if "dataset" in cfg and cfg.dataset.get("task") in TASKS else None
     monitor = OmegaConf.select(cfg, "trainer.monitor")
     if task and monitor and monitor not in ("val_loss", f"val_{task.metric}"):
@@ -234,7 +241,7 @@ def _check_monitor_and_groups(cfg, groups):
         check_target(group, cfg[group])
 
 
-def check_target(group, node):
+def check_target(group: str, node: DictConfig) -> None:
     """`node._target_` imports, and the node's keys are arguments its callable takes."""
     target = node.get("_target_")
     if target is None:
@@ -252,7 +259,7 @@ def check_target(group, node):
     except (TypeError, ValueError):
         return  # some builtins have no signature to check against
     own = {"dataset": PIPELINE_KEYS, "scheduler": SCHEDULE_KEYS, "optimizer": ("param_groups",)}.get(group, ())
-    keys = [k for k in node if k not in _SPECIAL_KEYS and k not in own]
+    keys = [str(k) for k in node if k not in _SPECIAL_KEYS and k not in own]
     takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
     unknown = [k for k in keys if k not in params and not takes_any]
     if unknown:
@@ -274,13 +281,13 @@ def check_target(group, node):
         )
 
 
-def apply_overrides(run_cfg, eval_cfg, overrides):
+def apply_overrides(run_cfg: DictConfig, eval_cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """The run's config with this command line's overrides on top.
 
     `eval_cfg` was composed by Hydra from the same groups as training, so each override is
     already checked and, for a group (device=cpu), already loaded; copy what it names.
     """
-    for override in OverridesParser.create().parse_overrides(overrides):
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
         key = override.key_or_group
         if key in ("ckpt", "resume") or key.startswith("hydra"):
             continue

@@ -4,7 +4,10 @@ them, summary.json's `completed` record with its throughput, and the results tab
 `finish` is the last step of runner/commands/train.py's recipe (claim, setup, start, fit, finish).
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from runner.inference.loading import restore_model
 from runner.io.console import results_table
@@ -13,8 +16,20 @@ from runner.training import distributed
 from runner.training.flops import peak_flops, throughput
 from runner.training.metrics import evaluate, loss_floor
 
+if TYPE_CHECKING:
+    import torch
 
-def overfit_verdict(rows, recipe, seen, floor=0.0, absolute=True):
+    from runner.io.console import RunConsole
+    from runner.io.signals import StopSignals
+    from runner.run.rundir import RunDir
+    from runner.training.distributed import AgreedStop
+    from runner.training.loop import Job
+    from runner.training.recipe import Recipe
+
+
+def overfit_verdict(
+    rows: list[dict[str, Any]], recipe: Recipe, seen: int, floor: float = 0.0, absolute: bool = True
+) -> tuple[str, dict[str, Any]]:
     """(a line, summary.json's `overfit`): whether the training loss of trainer.overfit_batches' fixed batches fell
     near its floor: the last epoch's train_loss within 5 % of the first epoch's distance to `floor` (the lowest loss
     there is: 0, or with label smoothing the entropy of the smoothed targets, training.metrics.loss_floor) and, where
@@ -42,16 +57,18 @@ def overfit_verdict(rows, recipe, seen, floor=0.0, absolute=True):
     )
 
 
-def test_averaged(job, run, stop):
+def test_averaged(job: Job, run: RunDir, stop: StopSignals | AgreedStop) -> dict[str, Any]:
     """trainer.average_top_k: checkpoints/averaged.pt, the mean of the kept k best (training/checkpoints.average),
     written by rank 0 (its failure is every rank's: none waits for it) and tested as best.pt is; summary.json's
     `averaged` (the epochs averaged, the test metrics)."""
     from runner.training.checkpoints import average_files
 
     folder = run.path / "checkpoints"
+    # trainer.average_top_k is refused with save_top_k=1 (Recipe), so checkpoints are kept (setup.setup_kept)
+    assert job.state.kept is not None
     top = job.state.kept.top
 
-    def write():
+    def write() -> None:
         if run.write:
             run.save_weights(average_files([folder / entry["file"] for entry in top]), "averaged.pt")
 
@@ -60,7 +77,9 @@ def test_averaged(job, run, stop):
     return {"epochs": [entry["epoch"] for entry in top], **{f"test_{k}": v for k, v in test.items()}}
 
 
-def test_weights(job, weights, stop, where):
+def test_weights(
+    job: Job, weights: Path, stop: StopSignals | AgreedStop, where: str
+) -> tuple[dict[str, float], torch.Tensor | None]:
     """(metrics, confusion) of the weights file `weights` on the test split, loaded from disk as runner eval loads
     them; `where` says where a stop there leaves the run."""
     model = restore_model(job.cfg.model, weights, device=job.device, channels_last=job.channels_last)
@@ -75,7 +94,7 @@ def test_weights(job, weights, stop, where):
     )
 
 
-def measured_speed(job, rows):
+def measured_speed(job: Job, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """summary.json's `throughput` (training/flops.py): samples/s and steps/s of the median epoch, the FLOP/s the
     model's counted FLOPs make of it, and on a GPU of known peak the MFU."""
     peak, gpu = peak_flops(job.device, job.recipe.precision)
@@ -90,7 +109,7 @@ def measured_speed(job, rows):
     return speed | ({"gpu": gpu, "gpus": processes, "precision": job.recipe.precision} if gpu else {})
 
 
-def speed_line(speed):
+def speed_line(speed: dict[str, Any]) -> str:
     """The throughput in one results-table cell."""
     line = f"{speed['samples_per_s']:,.0f} samples/s, {speed['steps_per_s']:,.1f} steps/s"
     if "flop_per_s" in speed:
@@ -135,7 +154,15 @@ def process_s() -> float | None:
     return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))
 
 
-def finish(job, run, *, console, setup_s, first_step_at, stop):
+def finish(
+    job: Job,
+    run: RunDir,
+    *,
+    console: RunConsole,
+    setup_s: float,
+    first_step_at: float | None,
+    stop: StopSignals | AgreedStop,
+) -> dict[str, Any]:
     """Test best.pt (loaded from disk, as `runner eval` does), plot, and record the run as completed.
 
     A stop before the test's last batch leaves the run `interrupted` (its resume tests it); one after, `completed`."""
@@ -148,10 +175,10 @@ def finish(job, run, *, console, setup_s, first_step_at, stop):
     best = run.path / "checkpoints" / "best.pt"
     where = "during the final test; last.pt holds every epoch, and a resume tests best.pt"
     test, confusion = test_weights(job, best, stop, where)
-    averaged = test_averaged(job, run, stop) if job.recipe.average_top_k else None
+    averaged = test_averaged(job, run, stop) if job.recipe.average_top_k else {}
     run.plot(job.task.metric)
     best_row = next(r for r in rows if int(r["epoch"]) == state.best_epoch)
-    ending = {
+    ending: dict[str, Any] = {
         "stopped_by": state.stopped_by or "epochs"
     }  # what ended training: epochs, early_stopping, max_steps, max_time
     if state.stopped_by == "early_stopping":

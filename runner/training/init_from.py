@@ -12,12 +12,21 @@ written, naming the keys and shapes. What was kept and re-initialised is printed
 summary.json (`init_from`, with the file's SHA-256), which `runner diff` shows.
 """
 
+from __future__ import annotations
+
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from runner.io.errors import RunnerError
 from runner.io.files import sha256
 from runner.models.weights import load_fitting
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from runner.inference.card import ModelCard
 
 
 @dataclass
@@ -26,10 +35,10 @@ class Init:
 
     source: str  # the file the weights came from
     sha256: str
-    kept: list  # model keys loaded from the source
-    reinitialised: list  # the output layer's keys, when its size changed
+    kept: list[str]  # model keys loaded from the source
+    reinitialised: list[str]  # the output layer's keys, when its size changed
 
-    def record(self):
+    def record(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "sha256": self.sha256,
@@ -37,14 +46,14 @@ class Init:
             "reinitialised": self.reinitialised,
         }
 
-    def lines(self):
+    def lines(self) -> list[str]:
         out = [f"init_from: {len(self.kept)} tensors loaded from {self.source} (sha256 {self.sha256[:12]})"]
         if self.reinitialised:
             out.append(f"init_from: re-initialised (the output layer's size changed): {', '.join(self.reinitialised)}")
         return out
 
 
-def weights_file(source, task):
+def weights_file(source: str | Path, task: str) -> Path:
     """The file init_from=`source` names: a run directory's checkpoints/best.pt (its task must be `task` and the
     run must not be running), or the file itself."""
     from runner.run.records import read_summary, status_of
@@ -82,7 +91,7 @@ def weights_file(source, task):
     return path
 
 
-def read_weights(path):
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """{name: tensor} from a .pt state_dict (or a checkpoint holding one under "model", as last.pt) or a
     .safetensors file."""
     import torch
@@ -114,13 +123,13 @@ def read_weights(path):
     return weights
 
 
-def load_init(model, source, *, task, num_classes):
+def load_init(model: torch.nn.Module, source: str | Path, *, task: str, num_classes: int) -> Init:
     """Load init_from=`source` into `model` (strict, but for a resized output layer); returns the Init.
     Raises RunnerError, naming keys and shapes, for any other mismatch. Changes nothing in the model then."""
     path = weights_file(source, task)
     weights = read_weights(path)
 
-    def refuse(problems):
+    def refuse(problems: str) -> NoReturn:
         raise RunnerError(
             f"init_from={source} does not fit this model ({problems}): it was saved from another architecture or "
             f"configuration. Give the model it was trained with (its run's model=... and model.* settings); only the "
@@ -131,7 +140,7 @@ def load_init(model, source, *, task, num_classes):
     return Init(source=str(path.absolute()), sha256=sha256(path), kept=fitted.kept, reinitialised=fitted.reinitialised)
 
 
-def preprocessing_note(init, card) -> str | None:
+def preprocessing_note(init: Init, card: ModelCard) -> str | None:
     """A line when init_from's source run read its inputs otherwise than this run will: another input shape or
     resize, or statistics a quarter of a standard deviation or more apart (another subset of the same data differs by
     less; ImageNet's against a folder's own, by more): its weights would see inputs unlike those they learned on. The
@@ -175,7 +184,7 @@ def preprocessing_note(init, card) -> str | None:
     )
 
 
-def _normalize_override(mean, std, input_dtype) -> str:
+def _normalize_override(mean: np.ndarray, std: np.ndarray, input_dtype: object) -> str:
     """dataset.normalize as the command line takes it, from a model card's statistics: per channel, on the 0..1 scale
     of uint8 pixels (training.build.fixed_normalizer's), to 6 significant digits."""
     scale = 255.0 if input_dtype == "uint8" else 1.0

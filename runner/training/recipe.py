@@ -12,14 +12,17 @@ from __future__ import annotations
 import math
 import numbers
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard, overload
 
 from omegaconf import OmegaConf
 
 from runner.io.errors import RunnerError
 
 if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
     from runner.training.state import TrainState
 
 
@@ -35,29 +38,33 @@ def is_number(v: object) -> TypeGuard[float]:
 class Accepts:
     """The values a setting accepts: a test and its description in words ("an integer >= 1")."""
 
-    test: object
+    # the test's result is read as true or false
+    test: Callable[[Any], object]
     words: str
 
-    def __call__(self, value):
+    def __call__(self, value: object) -> object:
         return self.test(value)
 
 
-def integer(low, null=False):
+def integer(low: int, null: bool = False) -> Accepts:
     """An integer >= low (or None where `null`)."""
     words = f"an integer >= {low}"
     test = lambda v: is_int(v) and v >= low  # noqa: E731
     return Accepts(lambda v: v is None or test(v), f"null or {words}") if null else Accepts(test, words)
 
 
-def one_of(*values, words):
+def one_of(*values: object, words: str) -> Accepts:
     """One of `values`."""
     return Accepts(lambda v: v in values, words)
 
 
+# an example a knob's error message shows, as typed in YAML
+Example = int | float | str | list[str] | list[int]
+
 FLAG = Accepts(lambda v: isinstance(v, bool), "true or false")
 
 
-def duration_s(value, strict=True):
+def duration_s(value: object, strict: bool = True) -> float | None:
     """trainer.max_time in seconds: a number of seconds, or "DD:HH:MM:SS" (Lightning's form; "HH:MM:SS", "MM:SS" too).
 
     None stays None; a value that is neither returns None when not `strict`, and raises RunnerError otherwise."""
@@ -78,7 +85,15 @@ def duration_s(value, strict=True):
     return None
 
 
-def knob(accepts, example, *, resume=None, refuse=None, key=None, convert=None):
+def knob(
+    accepts: Accepts,
+    example: Example,
+    *,
+    resume: str | None = None,
+    refuse: str | None = None,
+    key: str | None = None,
+    convert: Callable[[Any], Any] | None = None,
+) -> Any:
     """A field of Recipe: `trainer.KEY` accepts `accepts`; `example` is the value its error message suggests.
 
     On a resume the override is applied, with `resume` saying what it does, or refused with the reason `refuse`.
@@ -89,7 +104,7 @@ def knob(accepts, example, *, resume=None, refuse=None, key=None, convert=None):
     return field(metadata=meta)
 
 
-def batch_count(value, null=True):
+def batch_count(value: object, null: bool = True) -> bool:
     """A number of batches: an integer >= 1 or a fraction in (0, 1] of the split's batches (Lightning's
     limit_*_batches and overfit_batches take both); None (off) where `null`."""
     if value is None:
@@ -268,32 +283,39 @@ class Recipe:
             )
 
     @classmethod
-    def of(cls, trainer_cfg):
+    def of(cls, trainer_cfg: DictConfig) -> Recipe:
         """The Recipe of a checked `trainer` config node (config/checks.py has refused bad values already)."""
-        values = {}
+        values: dict[str, Any] = {}
         for knob_ in KNOBS:
             value = OmegaConf.select(trainer_cfg, knob_.key)
             values[knob_.name] = knob_.convert(value) if knob_.convert and value is not None else value
         recipe = cls(**values)
         if recipe.fast_dev_run:  # Lightning's: N batches (1 for true) of each split, one epoch
             n = 1 if recipe.fast_dev_run is True else recipe.fast_dev_run
-            limits = dict(limit_train_batches=n, limit_val_batches=n, limit_test_batches=n)
-            recipe = replace(recipe, epochs=1, max_steps=None, max_time=None, **limits)
+            recipe = replace(
+                recipe,
+                epochs=1,
+                max_steps=None,
+                max_time=None,
+                limit_train_batches=n,
+                limit_val_batches=n,
+                limit_test_batches=n,
+            )
         return recipe
 
     @property
-    def quick_check(self):
+    def quick_check(self) -> str | None:
         """ "fast_dev_run" or "overfit_batches" for a run that checks the setup and is not a result (`runner report`
         leaves it out), else None."""
         if self.fast_dev_run:
             return "fast_dev_run"
         return "overfit_batches" if self.overfit_batches else None
 
-    def starts_update(self, batches_done):
+    def starts_update(self, batches_done: int) -> bool:
         """True when the next batch begins a new group of accumulated gradients (its gradients start from zero)."""
         return batches_done % self.accumulate_grad_batches == 0
 
-    def ends_update(self, batches_done, n_batches):
+    def ends_update(self, batches_done: int, n_batches: int) -> bool:
         """True when the batch just done closes a group: the optimizer steps. The epoch's last batch always does,
         so a short last group steps too (Lightning's accumulate_grad_batches)."""
         return batches_done % self.accumulate_grad_batches == 0 or batches_done == n_batches
@@ -304,12 +326,14 @@ class Recipe:
         start = batches_done - batches_done % self.accumulate_grad_batches
         return min(self.accumulate_grad_batches, n_batches - start)
 
-    def checkpoint_due(self, step):
+    def checkpoint_due(self, step: int) -> bool:
         """True when trainer.checkpoint_every_n_steps asks for last.pt after optimizer step `step`."""
         every = self.checkpoint_every_n_steps
-        return bool(every) and step % every == 0
+        if not every:
+            return False
+        return step % every == 0
 
-    def limit_reached(self, step, train_s):
+    def limit_reached(self, step: int, train_s: float) -> str | None:
         """ "max_steps" or "max_time" once the run has reached it after `step` steps and `train_s` seconds, else
         None."""
         if self.max_steps is not None and step >= self.max_steps:
@@ -319,7 +343,11 @@ class Recipe:
         return None
 
 
-def batches_of(value, full, key):
+@overload
+def batches_of(value: float, full: int, key: str) -> int: ...
+@overload
+def batches_of(value: None, full: int, key: str) -> None: ...
+def batches_of(value: float | None, full: int, key: str) -> int | None:
     """The number of batches trainer.KEY=`value` (None, a count or a fraction) takes of a pass of `full` batches: None
     for all, else at most `full`. A fraction takes int(fraction x full) batches, as Lightning's limit_*_batches do, and
     is refused (RunnerError) where that is none."""
@@ -343,13 +371,14 @@ class Knob:
     name: str  # the Recipe field
     key: str  # under trainer., e.g. early_stopping.patience
     accepts: Accepts
-    example: object
+    example: Example
     resume: str | None  # what an override does on resume (applied), or None
     refuse: str | None  # why an override is refused on resume, or None
-    convert: object
+    # the config value to the field's (str, tuple, duration_s), or None
+    convert: Callable[[Any], Any] | None
 
     @property
-    def path(self):
+    def path(self) -> str:
         return f"trainer.{self.key}"
 
 
@@ -367,7 +396,7 @@ KNOBS = tuple(
 )
 
 
-def trainer_keys(group=""):
+def trainer_keys(group: str = "") -> tuple[str, ...]:
     """The keys of `trainer` (or of its sub-node `group`, e.g. "ema") that runner reads, in declaration order."""
     prefix = f"{group}." if group else ""
     keys = [k.key[len(prefix) :].split(".")[0] for k in KNOBS if k.key.startswith(prefix)]
@@ -400,7 +429,7 @@ def early_stopping(
 TASK_METRICS = {"classification": ("accuracy", "max"), "regression": ("mae", "min")}
 
 
-def monitor_rule(task, monitor=None, monitor_mode=None):
+def monitor_rule(task: str, monitor: str | None = None, monitor_mode: str | None = None) -> tuple[str, str]:
     """(metric, "min" or "max"): what picks best.pt for a `task` run with trainer.monitor and trainer.monitor_mode.
 
     The metric is `monitor`, or the task's own val_ metric; the mode is `monitor_mode`, or "min" for a loss
@@ -418,7 +447,7 @@ class Monitor:
     mode: str
 
     @classmethod
-    def of(cls, recipe, task):
+    def of(cls, recipe: Recipe, task: str) -> Monitor:
         """The monitor of a run of `task` ("classification" or "regression") with `recipe`."""
         return cls(*monitor_rule(task, recipe.monitor, recipe.monitor_mode))
 
@@ -448,8 +477,8 @@ class TrainClock:
 
     `now` is the clock (time.monotonic; a test passes its own)."""
 
-    def __init__(self, before, now=time.monotonic):
+    def __init__(self, before: float, now: Callable[[], float] = time.monotonic) -> None:
         self.before, self.now, self.started = before, now, now()
 
-    def __call__(self):
+    def __call__(self) -> float:
         return self.before + self.now() - self.started

@@ -41,7 +41,11 @@ def ema_model(model: torch.nn.Module, decay: float, warmup: bool) -> AveragedMod
     from torch.optim.swa_utils import AveragedModel
 
     @torch.no_grad()
-    def update(averaged, current, n_averaged):
+    def update(
+        averaged: tuple[torch.Tensor, ...] | list[torch.Tensor],
+        current: tuple[torch.Tensor, ...] | list[torch.Tensor],
+        n_averaged: torch.Tensor | int,
+    ) -> None:
         # called once per device and dtype group of each update (BatchNorm's int64 counter is its own group), so t is
         # read from n_averaged each time: on a GPU, one host sync per step
         # updates so far (the first one copied the weights)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from omegaconf import OmegaConf
 
@@ -144,7 +144,9 @@ def plan(cfg: DictConfig, ckpt: dict[str, Any], status: str | None, overrides: S
             f"{run_dir} is a trainer.fast_dev_run check (a few batches of each split, one epoch): it is run "
             f"again, not resumed. Run the check again, or train for real without trainer.fast_dev_run."
         )
-    run_cfg = apply_overrides(OmegaConf.create(OmegaConf.to_container(saved)), cfg, overrides)
+    # a copy of the DictConfig `saved` (OmegaConf.create's type allows a ListConfig too)
+    copy = cast("DictConfig", OmegaConf.create(OmegaConf.to_container(saved)))
+    run_cfg = apply_overrides(copy, cfg, overrides)
     OmegaConf.update(run_cfg, "resume", str(run_dir), force_add=True)
     changes = {}
     # an override that repeats the run's own value (the same command again) changes nothing
