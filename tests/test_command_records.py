@@ -241,3 +241,23 @@ def test_the_failure_funnel_removes_only_what_the_command_made(tmp_path, monkeyp
     (tmp_path / "parent" / "done" / "predictions.csv").write_text("")
     _clean_up(Invocation(predict), tmp_path / "parent" / "done", ValueError(), False, None)
     assert (tmp_path / "parent" / "done" / "predictions.csv").is_file()
+
+
+def test_hydras_functions_are_wrapped_for_the_command_alone():
+    import hydra._internal.utils as hydra_utils
+    import hydra.core.utils as hydra_core
+
+    own = hydra_utils.run_and_report, hydra_core._save_config
+    inv = cli.invocation(COMMANDS["eval"], ["ckpt=r"])
+    # wrapped while the command runs (Hydra looks them up by module when it calls them), Hydra's own again after it,
+    # also after a command that raised: the next command of the same process (a test's) wraps Hydra's, not a wrapper
+    for raising in (False, True):
+        try:
+            with cli._hydra_storage_errors(inv):
+                assert (hydra_utils.run_and_report, hydra_core._save_config) != own
+                assert hydra_utils.run_and_report is not own[0] and hydra_core._save_config is not own[1]
+                if raising:
+                    raise KeyError("the command failed")
+        except KeyError:
+            assert raising
+        assert (hydra_utils.run_and_report, hydra_core._save_config) == own

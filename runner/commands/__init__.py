@@ -1,6 +1,5 @@
-"""What `runner --help` lists, one module per command: train.py, eval.py, predict.py, export.py, lr_find.py, report.py,
-diff.py; and
-`COMMANDS`, each command declared once: the CLI (runner/cli.py) dispatches from these records.
+"""What `runner --help` lists, one module per command (train.py, eval.py, predict.py, export.py, lr_find.py, report.py,
+diff.py), and `COMMANDS`, each command declared once: the CLI (runner/cli.py) dispatches from these records.
 
 A new command is one `Command` below and its module: its job function is named by text (imported when the command
 runs, so that `runner --help` stays torch-free), its argv checks are runner/config/arguments.py's pure functions
@@ -9,7 +8,7 @@ runs, so that `runner --help` stays torch-free), its argv checks are runner/conf
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,9 +62,8 @@ class Command:
     outputs: tuple[str, ...] = ()
 
     def job_function(self) -> Callable[..., Any]:
-        """The job, imported now."""
-        module, _, name = self.job.partition(":")
-        return getattr(importlib.import_module(module), name)
+        """The job, imported now (the standard library's reader of "module:name", as data/kinds.py's)."""
+        return pkgutil.resolve_name(self.job)
 
     def usage(self) -> str:
         """Its line in `runner --help`."""

@@ -6,7 +6,7 @@
 A kind is its module (the dataset function), its YAML (configs/dataset/NAME.yaml) and its `DatasetKind` below.
 From the declarations come: the OmegaConf resolvers its YAML names (config/resolvers.py), the keys that name its
 files (config/command_line.DATA_FILE_KEYS: recorded absolute, moved on a resume, fingerprinted by SHA-256), the
-values read from its files that a run records (run/rundir.found_data), the keys the run reads rather than the
+values read from its files that a run records (run/provenance.found_data), the keys the run reads rather than the
 dataset function (training/build.PIPELINE_KEYS), and predict's reader of its raw files (data/inputs.read_inputs),
 handed the model card's block the kind's Splits filled. tests/test_dataset_kinds.py fails when a YAML and its
 declaration disagree.
@@ -16,9 +16,9 @@ Nothing here imports more than the standard library: `runner --help` reads DATA_
 
 from __future__ import annotations
 
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from importlib import import_module
 from typing import Any
 
 
@@ -136,6 +136,5 @@ def predict_reader(suffix: str) -> Callable[..., Any] | None:
 
 
 def load(function: str) -> Callable[..., Any]:
-    """The function "module:function" names, imported now."""
-    module, _, name = function.partition(":")
-    return getattr(import_module(module), name)
+    """The function "module:function" names, imported now (the standard library's reader of that form)."""
+    return pkgutil.resolve_name(function)

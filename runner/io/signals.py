@@ -7,7 +7,7 @@ by calling `stop.check(where)`, which raises Interrupted:
 - after each optimizer step and each epoch of training, with last.pt saved first, so no step is
   lost (training/loop.py); between the batches of validation (last.pt then holds the epoch's
   training, and a resume validates it) and of the final test, eval and predict;
-- before each job of a sweep (cli.py), which then stops as a whole.
+- before each job of a sweep (runner/task.py), which then stops as a whole.
 
 So a signal never lands inside library code that would turn it into another error (an import
 left half done, `load_state_dict` wrapping it, a checkpoint read reported as corrupt): whatever

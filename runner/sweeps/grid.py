@@ -43,8 +43,8 @@ Job = tuple[int, Sequence[str]]
 
 
 def outcome(job_return: JobReturn) -> dict[str, Any]:
-    """A launched job's result as a summary: what _task returned (the run's summary.json), or for a job whose task
-    raised (Hydra's FAILED), {"status": "failed", "error": ...}."""
+    """A launched job's result as a summary: what runner/task.Task returned (the run's summary.json), or for a job
+    whose task raised (Hydra's FAILED), {"status": "failed", "error": ...}."""
     if job_return.status == JobStatus.FAILED:
         # return_value would re-raise it
         err = job_return._return_value

@@ -251,7 +251,7 @@ def forward_backward(job: Job, x: torch.Tensor, y: torch.Tensor, group: int) -> 
     """One batch's forward and backward pass, as every training step takes it (the precision's autocast and loss
     scaler, trainer.label_smoothing): its gradients are added to those of its accumulation group, the loss divided
     by `group`, the group's number of batches (Recipe.group_size), so that a step is their mean. Returns the batch's
-    loss, detached. `runner lr-find` takes its steps with it too."""
+    loss, detached. train_step calls it for every batch, `runner lr-find`'s too."""
     recipe = job.recipe
     smoothing = {"label_smoothing": recipe.label_smoothing} if recipe.label_smoothing else {}
     with job.precision.autocast():

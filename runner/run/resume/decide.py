@@ -5,11 +5,10 @@
     runner train -m resume=outputs/multirun/2026-11-22/10-31-07  # a sweep's jobs: keep, continue, or start
 
 Each answer is read from the directory's state alone (summary.json's status, whether checkpoints/last.pt exists) and
-what the command asked; nothing here writes. `RunDir.claim` (run/rundir.py) asks `decide` under the directory's
-lock, a resumed sweep asks `sweep_job_decision` for each job (sweeps/jobs.py), and the command line asks
-`resume_argument_problem` before Hydra runs (cli.py). What a continuing run may change is then planned from its
-last.pt (plan.py).
-"""
+what the command asked; nothing here writes. `RunDir.claim` (run/rundir.py) asks `decide` under the directory's lock, a
+resumed sweep asks `sweep_job_decision` for each job (sweeps/jobs.py), and the command line asks
+`resume_argument_problem` before Hydra runs (commands/__init__.resume_argument, the train record's check). What a
+continuing run may change is then planned from its last.pt (plan.py)."""
 
 from __future__ import annotations
 
