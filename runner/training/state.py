@@ -246,11 +246,7 @@ class TrainState:
         own = own_share(state)
         set_rng_state(own["rng"])
         if self.ema is not None:
-            if state.get("ema") is None:
-                raise RunnerError(
-                    "last.pt holds no EMA weights (the run trained without trainer.ema.decay), so this "
-                    "resume cannot continue an EMA. Resume without trainer.ema.decay."
-                )
+            # a last.pt without EMA weights was refused before anything was built (run/resume/plan.py)
             self.ema.load_state_dict(state["ema"])
         for key in self.COUNTERS:
             setattr(self, key, state[key])

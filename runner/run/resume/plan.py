@@ -82,11 +82,11 @@ def _value(cfg: DictConfig, key: str) -> Any:
 
 
 def set_optimizer_value(
-    optimizer: torch.optim.Optimizer, scheduler: Schedule | None, name: str, value: Any, keep: Collection[int] = ()
+    optimizer: torch.optim.Optimizer, schedule: Schedule | None, name: str, value: Any, keep: Collection[int] = ()
 ) -> None:
     """optimizer.`name`=`value` on the restored optimizer: in every parameter group but those in `keep` (indices of the
     groups optimizer.param_groups gave their own `name`, which the new value does not reach, as in a new run with the
-    same config); for lr, the scheduler's base rate of the same groups."""
+    same config); for lr, the schedule's base rate of the same groups."""
     for i, group in enumerate(optimizer.param_groups):
         if i in keep:
             continue
@@ -97,8 +97,8 @@ def set_optimizer_value(
                 f"(it has: {settings}). Drop it, or start a new run."
             )
         group[name] = tuple(value) if isinstance(group[name], tuple) else value
-    if name == "lr" and scheduler is not None:
-        scheduler.set_base_lr(value, keep)
+    if name == "lr" and schedule is not None:
+        schedule.set_base_lr(value, keep)
 
 
 def read_checkpoint(last: Path) -> dict[str, Any]:
