@@ -2,18 +2,20 @@
 
     make bench-load             # or: .venv/bin/python benchmarks/load.py [--repeats 3] [--busy 2] [--epochs 4]
 
-Three cases of the default run (cnn on digits; 4 epochs rather than 10, so that the whole benchmark takes minutes),
+Four cases of the default run (cnn on digits; 4 epochs rather than 10, so that the whole benchmark takes minutes),
 each a whole `runner train` command timed from its start to its exit, and its training samples/s (the median
 epoch's, summary.json's throughput):
-  default     `runner train`: torch's threads (one per core) with runner's OpenMP wait policy (PASSIVE, set by
-              runner/cli.py before torch loads: a thread that waits sleeps)
+  default     `runner train`: torch's threads (one per core) with runner's OpenMP wait (OMP_WAIT_POLICY=PASSIVE,
+              GOMP_SPINCOUNT=30000, set by runner/cli.py before torch loads: a waiting thread spins about 0.3 ms,
+              then sleeps)
   1 thread    `runner train trainer.num_threads=1`
-  spinning    the default with GOMP_SPINCOUNT=300000, libgomp's own spin when no policy is set: a waiting thread
-              spins for about 3 ms first, as every run did before runner set PASSIVE
+  spinning    GOMP_SPINCOUNT=300000, libgomp's own spin when no policy is set: a waiting thread spins for about
+              3 ms first, as every run did before runner set its wait
+  sleeping    GOMP_SPINCOUNT=0, what OMP_WAIT_POLICY=PASSIVE alone gives: a waiting thread sleeps at once
 first with `--busy` processes beside them (`yes > /dev/null`, started here and stopped before the quiet rows), then
 on the quiet machine. Figures are medians of `--repeats`; the cases take turns (default, 1 thread, spinning,
-default, ...) so a change in the machine's speed falls on all three, and the ratios are of figures of this run.
-Also each case's test accuracy: a wait policy changes no float, so default and spinning must agree to the bit.
+default, ...) so a change in the machine's speed falls on all four, and the ratios are of figures of this run.
+Also each case's test accuracy: a wait policy changes no float, so default, spinning and sleeping must agree to the bit.
 The "quiet" rows are as quiet as the machine is: other processes running then count against the spinning case.
 """
 
@@ -32,6 +34,7 @@ CASES = {
     "default": ([], {}),
     "1 thread": (["trainer.num_threads=1"], {}),
     "spinning": ([], {"GOMP_SPINCOUNT": "300000"}),
+    "sleeping": ([], {"GOMP_SPINCOUNT": "0"}),
 }
 
 

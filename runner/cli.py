@@ -164,15 +164,22 @@ def run_choices(args: list[str], groups: tuple[str, ...], key: str) -> list[str]
     ]
 
 
+# libgomp's spins before a waiting thread sleeps: about 100,000 a millisecond (libgomp's env.c), so 0.3 ms; measured
+# against 0 (PASSIVE alone), 10,000 and libgomp's own 300,000 by `make bench-load` (docs/figures.md)
+SPIN_COUNT = "30000"
+
+
 def main(argv: list[str] | None = None) -> int:
     """The `runner` command; returns its exit code. From its first line a stop signal is only recorded
     (runner/io/signals.py): the command stops at its next safe point, or at once on a second signal. The
     recorder stays installed after the command, and the signals are ignored once every exit handler ran, so that a
     signal while the process exits is not a kill."""
-    # OpenMP's threads sleep while they wait for work instead of spinning (libgomp, torch's OpenMP, reads this once,
-    # when torch loads it): beside busy processes a spinning wait made the default run several times slower than one
-    # thread; no float changes (docs/figures.md, Under load). A value set before wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # OpenMP's threads spin only briefly (about 0.3 ms) while they wait for work, then sleep: beside busy processes
+    # libgomp's own 3 ms spin made the default run several times slower than one thread, and sleeping at once cost the
+    # quiet run's short steps their speed. libgomp (torch's OpenMP here) reads both once, when torch loads it; the
+    # policy is for other OpenMP runtimes. No float changes (docs/figures.md, Under load). A wait the user set wins.
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ.update(OMP_WAIT_POLICY="PASSIVE", GOMP_SPINCOUNT=SPIN_COUNT)
     import atexit
 
     from runner.io import signals

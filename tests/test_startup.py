@@ -37,7 +37,8 @@ first = {{}}
 class Watch:
     def find_spec(self, name, path=None, target=None):
         if name in {WATCHED!r} and name not in first:
-            first[name] = {{"at": time.time(), "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY")}}
+            wait = {{k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}}
+            first[name] = {{"at": time.time(), **wait}}
             with open("first_import.json", "w") as f:
                 json.dump(first, f)
 
@@ -51,7 +52,7 @@ runpy.run_module("runner", run_name="__main__", alter_sys=True)
 def default_run(tmp_path_factory):
     """(the modules it imported, when the watched ones were first imported, its run directory) of a default run."""
     cwd = tmp_path_factory.mktemp("default-run")
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", WATCH, "train", "trainer.epochs=1", "hydra.run.dir=run"],
         cwd=cwd,
@@ -83,8 +84,9 @@ def test_the_flop_count_and_its_imports_come_after_the_first_step(default_run):
 
 def test_torch_loads_with_the_openmp_wait_policy_docs_figures_names(default_run):
     _, first, _ = default_run
-    named = re.findall(r"`OMP_WAIT_POLICY=(\w+)`", (Path(__file__).parents[1] / "docs" / "figures.md").read_text())
-    assert named and set(named) == {first["torch"]["OMP_WAIT_POLICY"]}, (named, first["torch"])
+    figures = (Path(__file__).parents[1] / "docs" / "figures.md").read_text()
+    named = re.findall(r"default \(`OMP_WAIT_POLICY=(\w+) GOMP_SPINCOUNT=(\d+)`\)", figures)
+    assert named and set(named) == {(first["torch"]["OMP_WAIT_POLICY"], first["torch"]["GOMP_SPINCOUNT"])}, named
 
 
 def test_a_wait_policy_the_user_set_wins(monkeypatch, capsys):
@@ -92,6 +94,7 @@ def test_a_wait_policy_the_user_set_wins(monkeypatch, capsys):
     from runner.io.signals import SIGNALS
 
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
     # main installs runner's stop signals: this process's handlers are put back after it
     handlers = {name: signal.getsignal(getattr(signal, name)) for name in SIGNALS if hasattr(signal, name)}
     assert None not in handlers.values()
@@ -100,7 +103,8 @@ def test_a_wait_policy_the_user_set_wins(monkeypatch, capsys):
     finally:
         for name, handler in handlers.items():
             signal.signal(getattr(signal, name), handler)
-    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+    # and no spin count of runner's overrides it (libgomp reads GOMP_SPINCOUNT over the policy)
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE" and "GOMP_SPINCOUNT" not in os.environ
 
 
 def test_a_later_flop_count_counts_the_model_as_it_was_when_asked_for(monkeypatch):

@@ -126,16 +126,18 @@ class _Server:
         # runner/cli.py's main sets OpenMP's wait policy before torch loads, and libgomp reads it once, at its load:
         # here, for every child. Set for the imports only: a child's environment is then a fresh process's (runner's
         # main sets it again there; a command that is not runner's never had it).
-        policy = "OMP_WAIT_POLICY" not in os.environ
+        policy = "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ
         if policy:
-            os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+            from runner.cli import SPIN_COUNT
+
+            os.environ.update(OMP_WAIT_POLICY="PASSIVE", GOMP_SPINCOUNT=SPIN_COUNT)
         for name in [*PRELOAD, *extra]:
             try:
                 importlib.import_module(name)
             except ImportError as err:
                 self.missing.append(f"{name} ({err})")
         if policy:
-            del os.environ["OMP_WAIT_POLICY"]
+            del os.environ["OMP_WAIT_POLICY"], os.environ["GOMP_SPINCOUNT"]
         # what the imports set in the environment, as they would in a fresh process: applied over each command's
         self.env_set = {k: v for k, v in os.environ.items() if self.started_env.get(k) != v}
         self.env_unset = [k for k in self.started_env if k not in os.environ]
