@@ -97,9 +97,10 @@ def profiling(job: Job, run: RunDir, console: RunConsole) -> Iterator[None]:
         epoch's last step) or the run ends (its last step), so that nothing but training steps is recorded."""
         if seen["ended"] is not None:
             return
-        # called by the optimizer inside its step: the step under way is state.step + 1
+        # called by the optimizer inside its step: the step under way is state.step + 1, and the batch that ends it is
+        # not counted yet (the loop counts a batch once train_step returns), so it is batch batches_done + 1
         step, first = job.state.step + 1, window["first"]
-        epoch_end = job.state.batches_done == n_batches
+        epoch_end = job.state.batches_done + 1 == n_batches
         if step >= last_step or (epoch_end and step >= first):
             seen["cut"] = step < last_step and step < first + active - 1
             end(step)
