@@ -20,6 +20,7 @@ LAYERS = [
     ["runner.config"],  # the command line before Hydra, config checks and resolvers
     ["runner.training"],  # the loop, its recipe, state and seeding, schedules, builders, device, metrics, torchrun
     ["runner.data", "runner.models", "runner.loggers"],  # the parts a config names
+    ["runner.stats"],  # torch-free statistics: the figures a task is judged by, their intervals, verdicts
     ["runner.io"],  # errors, files, serialization, console, plots, signals, environment
 ]
 

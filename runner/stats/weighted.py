@@ -1,0 +1,138 @@
+"""Every figure of metrics.py under per-sample weights, for many weightings at once: column b of `weights` (N, B)
+counts how often each test sample is drawn in resample b of the bootstrap, so the figure of that resample is the
+figure under those weights (scikit-learn's `sample_weight=`, which tests/test_stats.py checks them against).
+
+Computed from weighted sums (per-sample columns times the weights) and cumulative sums down the samples in score
+order, rather than by calling scikit-learn once per resample and figure.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from runner.stats.metrics import ECE_BINS, TOP_K, confidence_bin, predicted
+
+
+def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b, 0 where b is 0 (scikit-learn's zero_division=0)."""
+    return np.divide(a, b, out=np.zeros(np.broadcast(a, b).shape), where=b != 0)
+
+
+def classification(
+    y: np.ndarray, out: np.ndarray, weights: np.ndarray, names: list[str], threshold: float | None = None
+) -> dict[str, np.ndarray]:
+    """{figure: (B,) values} for classification figures `names` under each column of `weights` (N, B)."""
+    n, k = out.shape
+    pred = predicted(out, threshold)
+    confidence = out.max(axis=1)
+    correct = (out.argmax(axis=1) == y).astype(np.float64)
+    eps = np.finfo(np.float64).eps
+    columns = [np.eye(k * k)[y * k + pred]]
+    if "top5_accuracy" in names:
+        top = np.argsort(out, axis=1, kind="mergesort")[:, ::-1][:, :TOP_K]
+        columns.append((top == y[:, None]).any(axis=1)[:, None].astype(np.float64))
+    columns.append(-np.log(np.clip(out[np.arange(n), y], eps, 1 - eps))[:, None])
+    bins = np.eye(ECE_BINS)[confidence_bin(confidence)]
+    columns += [bins * correct[:, None], bins * confidence[:, None]]
+    sums = _sums(np.hstack(columns), weights)
+    cells = sums[:, : k * k].reshape(-1, k, k)
+    total = cells.sum(axis=(1, 2))
+    tp = np.diagonal(cells, axis1=1, axis2=2)
+    true, guessed = cells.sum(axis=2), cells.sum(axis=1)
+    # scikit-learn's labels: those in y_true or y_pred of this resample
+    present = (true + guessed) > 0
+    per_class = {"precision": _divide(tp, guessed), "recall": _divide(tp, true), "f1": _divide(2 * tp, true + guessed)}
+    found: dict[str, np.ndarray] = {}
+    for name in names:
+        if name == "accuracy":
+            found[name] = tp.sum(axis=1) / total
+        elif name == "balanced_accuracy":
+            found[name] = (per_class["recall"] * (true > 0)).sum(axis=1) / (true > 0).sum(axis=1)
+        elif name.endswith("_macro"):
+            found[name] = (per_class[name[: -len("_macro")]] * present).sum(axis=1) / present.sum(axis=1)
+        elif name.endswith("_weighted"):
+            found[name] = (per_class[name[: -len("_weighted")]] * true).sum(axis=1) / total
+        elif name == "top5_accuracy":
+            found[name] = sums[:, k * k] / total
+        elif name == "log_loss":
+            found[name] = sums[:, -2 * ECE_BINS - 1] / total
+        elif name == "ece":
+            right, sure = sums[:, -2 * ECE_BINS : -ECE_BINS], sums[:, -ECE_BINS:]
+            found[name] = np.abs(right - sure).sum(axis=1) / total
+    ranks = [name for name in names if name in ("auroc", "average_precision")]
+    if ranks:
+        # one-vs-rest over the classes, macro: class 1 alone for two classes
+        ranked = [_ranked(out[:, c], y == c, weights) for c in ([1] if k == 2 else range(k))]
+        for name in ranks:
+            found[name] = np.mean([pair[0 if name == "auroc" else 1] for pair in ranked], axis=0)
+    return found
+
+
+def _ranked(score: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(AUROC, average precision) of one class' scores, each (B,), NaN where a resample lacks positives (or, for AUROC,
+    negatives).
+
+    AUROC: the chance that a positive outscores a negative, ties counted half (the trapezoidal area of scikit-learn's
+    roc_auc_score). Average precision: the sum over thresholds, high to low, of (recall_t - recall_t-1) *
+    precision_t (average_precision_score). Both from the weights of positives and negatives at each distinct score,
+    scores ascending, in the (N, B) layout where a cumulative sum runs down contiguous rows."""
+    order = np.argsort(score, kind="mergesort")
+    ordered = score[order]
+    drawn = weights[order]
+    yes = drawn * positive[order][:, None]
+    no = drawn - yes
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    if len(starts) < len(score):
+        yes, no = np.add.reduceat(yes, starts, axis=0), np.add.reduceat(no, starts, axis=0)
+    negatives_to, positives_to = np.cumsum(no, axis=0), np.cumsum(yes, axis=0)
+    positives, negatives = positives_to[-1], negatives_to[-1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pairs = np.einsum("gb,gb->b", yes, negatives_to - no / 2)
+        auroc = np.where(positives * negatives > 0, pairs / (positives * negatives), np.nan)
+        # at or above each threshold: the true and false positives
+        tp, fp = positives - positives_to + yes, negatives - negatives_to + no
+        precision = _divide(tp, tp + fp)
+        average_precision = np.where(positives > 0, np.einsum("gb,gb->b", yes, precision) / positives, np.nan)
+    return auroc, average_precision
+
+
+def regression(y: np.ndarray, out: np.ndarray, weights: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """{figure: (B,) values} for regression figures `names` under each column of `weights`; y and out (N, T), the mean
+    over the targets as scikit-learn's multioutput='uniform_average'."""
+    error = out - y
+    # centred, so that the weighted sum of squares around the weighted mean loses no digits
+    centred = y - y.mean(axis=0)
+    total = weights.sum(axis=0)[:, None]
+    eps = np.finfo(np.float64).eps
+    found: dict[str, np.ndarray] = {}
+    for name in names:
+        if name == "mae":
+            per_target = _sums(np.abs(error), weights) / total
+        elif name == "rmse":
+            per_target = np.sqrt(_sums(error**2, weights) / total)
+        elif name == "r2":
+            spread = _sums(centred**2, weights) - _sums(centred, weights) ** 2 / total
+            per_target = 1 - _divide(_sums(error**2, weights), spread)
+        elif name == "mape":
+            per_target = _sums(np.abs(error) / np.maximum(np.abs(y), eps), weights) / total
+        else:
+            per_target = np.stack([_median(np.abs(error[:, t]), weights) for t in range(y.shape[1])], axis=1)
+        found[name] = per_target.mean(axis=1)
+    return found
+
+
+def _sums(columns: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(B, M): the weighted sum of each of the (N, M) per-sample `columns` under each of the (N, B) `weights`."""
+    return (columns.T @ weights).T
+
+
+def _median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The median of each resample with integer counts `weights` (the median of the values repeated by their counts:
+    the mean of the two middle ones for an even total, as numpy's median and scikit-learn's averaged inverted CDF)."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    cumulative = np.cumsum(weights[order], axis=0)
+    total = cumulative[-1]
+    low = (cumulative < np.floor((total + 1) / 2)).sum(axis=0)
+    high = (cumulative < np.floor(total / 2) + 1).sum(axis=0)
+    return (ordered[low] + ordered[high]) / 2
