@@ -29,8 +29,13 @@ from runner.data.kinds import ARRAYS
 from runner.data.splits import (
     Split,
     Splits,
+    check_folds,
     class_index,
     class_order,
+    fold_rows,
+    folded_holdouts,
+    group_codes,
+    group_holdout_rows,
     holdout_rows,
     stratified_holdouts,
     target_scale_of,
@@ -45,6 +50,8 @@ if TYPE_CHECKING:
     import torch
 
 PARTS = ("train", "val", "test")
+# read_arrays' key of the file's arrays other than x, y and classes
+BESIDE = "arrays beside x and y"
 
 
 def read_arrays(path: str | Path, target_path: str | Path | None = None) -> dict[str, np.ndarray]:
@@ -161,6 +168,8 @@ def _check(found: dict[str, Any], path: Path) -> dict[str, Any]:
     shapes = {a.shape[1:] for n, a in out.items() if n.startswith("x")}
     if len(shapes) > 1:
         raise RunnerError(f"{path}: the x arrays' samples differ in shape ({sorted(shapes)}); they must be one shape.")
+    # the file's other arrays, unchecked: dataset.group may name one
+    out[BESIDE] = {n: a for n, a in found.items() if n not in names and n != "classes"}
     return out
 
 
@@ -232,6 +241,9 @@ def plan(
     test_fraction: float = 0.2,
     seed: int = 0,
     class_names: Sequence[str] | None = None,
+    folds: int | None = None,
+    fold: int | None = None,
+    group: str | None = None,
 ) -> Plan:
     """The Plan of dataset=arrays' keys, computed once per process (the resolvers and the dataset function share
     it); `task` None is read from y (_infer) first, so the resolvers' plan and the dataset function's are one."""
@@ -239,7 +251,8 @@ def plan(
         raise RunnerError("dataset.path must be set: a .npz or .pt file of x and y, e.g. dataset.path=data.npz.")
     task = task or _infer(_read(path, target_path))
     names = None if class_names is None else tuple(str(n) for n in class_names)
-    key = (path, target_path, task, val_fraction, test_fraction, seed, names)
+    check_folds(folds, fold)
+    key = (path, target_path, task, val_fraction, test_fraction, seed, names, folds, fold, group)
     if key not in _PLANS:
         _PLANS[key] = _plan(*key)
     return _PLANS[key]
@@ -274,6 +287,9 @@ def _plan(
     test_fraction: float,
     seed: int,
     names: Sequence[str] | None,
+    folds: int | None,
+    fold: int | None,
+    group: str | None,
 ) -> Plan:
     if task not in ("classification", "regression"):
         raise RunnerError(f"dataset.task={task}: use classification or regression.")
@@ -299,19 +315,60 @@ def _plan(
             "dataset.task=classification for y of class indices."
         )
     index = Plan(task, classes, {}, by_index).indices
+    groups = _groups(found, group, path, single)
+    if folds is not None and "x_val" in found:
+        raise RunnerError(
+            f"{path}: dataset.folds={folds} holds out each fold of x_train in turn as the validation split, and the "
+            f"file has its own x_val. Join x_val to x_train (and y_val to y_train), or leave out dataset.folds."
+        )
     if single:
         x, y = found["x"], found["y"]
-        drawn = stratified_holdouts(index(y), len(y), val_fraction, test_fraction, seed, classes, where)
+        if folds is None and groups is None:
+            drawn = stratified_holdouts(index(y), len(y), val_fraction, test_fraction, seed, classes, where)
+        else:
+            how = (val_fraction, test_fraction, seed)
+            drawn = folded_holdouts(
+                index(y), len(y), *how, folds=folds, fold=fold, groups=groups, classes=classes, where=where
+            )
         return Plan(task, classes, {name: (x[rows], y[rows], rows) for name, rows in drawn.items()}, by_index)
     parts = {"train": (found["x_train"], found["y_train"], np.arange(len(found["y_train"])))}
-    for name, fraction in (("val", val_fraction), ("test", test_fraction)):
+    held_out = [("val", val_fraction), ("test", test_fraction)]
+    # with folds the test split is drawn first, so that every fold has the same
+    for name, fraction in held_out[:: -1 if folds else 1]:
         if f"x_{name}" in found:
             parts[name] = (found[f"x_{name}"], found[f"y_{name}"], np.arange(len(found[f"y_{name}"])))
+            continue
+        x, y, rows = parts["train"]
+        what, part_groups = f"dataset.{name}_fraction", None if groups is None else groups[rows]
+        if name == "val" and folds is not None:
+            rest, held = fold_rows(len(y), folds, fold, seed + 1, index(y), classes, part_groups, where)
+        elif part_groups is not None:
+            rest, held = group_holdout_rows(len(y), fraction, seed, part_groups, what, where)
         else:
-            x, y, rows = parts["train"]
-            rest, held = holdout_rows(len(y), fraction, seed, index(y), classes, f"dataset.{name}_fraction", where)
-            parts["train"], parts[name] = (x[rest], y[rest], rows[rest]), (x[held], y[held], rows[held])
+            rest, held = holdout_rows(len(y), fraction, seed, index(y), classes, what, where)
+        parts["train"], parts[name] = (x[rest], y[rest], rows[rest]), (x[held], y[held], rows[held])
     return Plan(task, classes, parts, by_index)
+
+
+def _groups(found: dict[str, Any], group: str | None, path: str, single: bool) -> np.ndarray | None:
+    """The group code of each sample of x (or x_train): dataset.group names an array of the file beside x and y, one
+    group per sample; None without dataset.group."""
+    if group is None:
+        return None
+    x, beside = "x" if single else "x_train", found.get(BESIDE, {})
+    if group not in beside:
+        others = ", ".join(sorted(beside))
+        raise RunnerError(
+            f"dataset.group={group}: {path} has no array of that name beside {x}. dataset.group names an array of one "
+            f"group per sample of {x} (numpy.savez(path, x=x, y=y, subject=subject); dataset.group=subject)"
+            f"{'; its other arrays: ' + others if others else ''}."
+        )
+    if len(beside[group]) != len(found[x]):
+        raise RunnerError(
+            f"dataset.group={group}: {path}'s {group} has {len(beside[group])} entries, and {x} {len(found[x])} "
+            f"samples. Give one group per sample of {x}."
+        )
+    return group_codes(beside[group], path, f"dataset.group={group}")
 
 
 def _keys(dataset: Any, task: str | None = None) -> dict[str, Any]:
@@ -326,6 +383,9 @@ def _keys(dataset: Any, task: str | None = None) -> dict[str, Any]:
         "test_fraction": get("test_fraction", 0.2),
         "seed": get("split_seed", 0),
         "class_names": None if names is None else tuple(names),
+        "folds": get("folds"),
+        "fold": get("fold"),
+        "group": get("group"),
     }
 
 
@@ -365,6 +425,9 @@ def arrays(
     split_seed: int = 0,
     sha256: str | None = None,
     class_names: list[str] | None = None,
+    folds: int | None = None,
+    fold: int | None = None,
+    group: str | None = None,
 ) -> Splits:
     """dataset=arrays as Splits: x as uint8 (when stored so) or float32 of shape (N, *input_shape), y as int64 class
     indices (in the sorted order of class_names) or float32 (N, outputs) standardised by the training part.
@@ -372,7 +435,7 @@ def arrays(
     import torch
 
     check_data_sha256(sha256, *ARRAYS.files({"path": path, "target_path": target_path}))
-    found = plan(path, target_path, task, val_fraction, test_fraction, split_seed, class_names)
+    found = plan(path, target_path, task, val_fraction, test_fraction, split_seed, class_names, folds, fold, group)
     scale = target_scale_of(found.parts["train"][1]) if task == "regression" else None
     splits = {}
     for part, (x, y, rows) in found.parts.items():

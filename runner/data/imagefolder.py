@@ -25,7 +25,7 @@ import torch
 
 from runner.data.cache import cached, expect, fingerprint, place, runner_cache
 from runner.data.images import IMAGE_EXTENSIONS, INTERPOLATIONS, Resize, decode_images
-from runner.data.splits import Split, Splits, holdout
+from runner.data.splits import Split, Splits, check_folds, fold_rows, holdout
 from runner.data.stream import FileSplit
 from runner.io.errors import RunnerError
 
@@ -183,12 +183,15 @@ def imagefolder(
     cache_dir: str | None = None,
     resize: int | None = None,
     interpolation: str = "bilinear",
+    folds: int | None = None,
+    fold: int | None = None,
 ) -> Splits:
     """One folder per class; train/, val/ and test/ subfolders are used when present, else seeded splits.
 
     `resize` None stretches every image to input_shape; an int resizes it (aspect kept) to that shorter side, then
     crops the centre input_shape (torchvision's Resize + CenterCrop), as pretrained weights are evaluated.
-    `interpolation` is the resize filter, by torchvision's name (bilinear, bicubic, nearest, lanczos)."""
+    `interpolation` is the resize filter, by torchvision's name (bilinear, bicubic, nearest, lanczos). `folds`: the
+    validation split is fold `fold` of the training images (after the test hold-out), stratified by class."""
     root = Path(root).expanduser()
     shape = tuple(input_shape)
     if interpolation not in INTERPOLATIONS:
@@ -215,6 +218,13 @@ def imagefolder(
                     f"classes."
                 )
             parts[part] = _samples(root / part, classes)
+    check_folds(folds, fold)
+    if folds is not None and "val" in parts:
+        raise RunnerError(
+            f"dataset.folds={folds} holds out each fold of the training images in turn as the validation split, and "
+            f"{root / 'val'} is a validation split of its own. Move its class folders into {base} (or rename val/), "
+            f"or leave out dataset.folds."
+        )
     workers = min(8, os.cpu_count() or 1) if workers is None else workers
     n_images = sum(len(s) for s in parts.values())
     if in_memory == "auto":
@@ -250,6 +260,11 @@ def imagefolder(
     if test is None:
         train, test = holdout(train, test_fraction, split_seed)
     val = splits.get("val")
-    if val is None:
+    if folds is not None:
+        labels = train.y.numpy() if isinstance(train, Split) else [label for _, label in train.samples]
+        stratify = torch.as_tensor(labels).numpy()
+        rest, held = fold_rows(len(train), folds, fold, split_seed + 1, stratify, classes, where=str(root))
+        train, val = train.subset(torch.as_tensor(rest)), train.subset(torch.as_tensor(held))
+    elif val is None:
         train, val = holdout(train, val_fraction, split_seed + 1)
     return Splits(train, val, test, class_names=classes, notes=[found(root, shape, resize)])

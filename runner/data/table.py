@@ -31,8 +31,13 @@ from runner.data.kinds import CSV
 from runner.data.splits import (
     Split,
     Splits,
+    check_folds,
     class_index,
     class_order,
+    fold_rows,
+    folded_holdouts,
+    group_codes,
+    group_holdout_rows,
     holdout_rows,
     stratified_holdouts,
     target_scale_of,
@@ -79,6 +84,11 @@ class TableKeys:
     split_seed: int = 0
     sep: str | None = None
     missing_target: str = "refuse"
+    # k-fold cross-validation: the number of folds and this job's held-out fold (None: one validation hold-out)
+    folds: int | None = None
+    fold: int | None = None
+    # the column whose value keeps its rows together, in one fold and on one side of every hold-out
+    group: str | None = None
 
     def first_file(self) -> str:
         """dataset.path, or dataset.train_path where the splits are the user's own (plan refuses both or neither)."""
@@ -112,6 +122,9 @@ class TableKeys:
             split_seed=get("split_seed", 0),
             sep=get("sep"),
             missing_target=get("missing_target", "refuse"),
+            folds=get("folds"),
+            fold=get("fold"),
+            group=get("group"),
         )
 
 
@@ -145,6 +158,7 @@ def plan(keys: TableKeys) -> Plan:
         )
     if keys.missing not in ("impute", "refuse"):
         raise RunnerError(f"dataset.missing={keys.missing}: use impute (fill and flag) or refuse.")
+    check_folds(keys.folds, keys.fold)
     if keys.missing_target not in ("refuse", "drop"):
         raise RunnerError(
             f"dataset.missing_target={keys.missing_target}: use refuse (name the first row whose target is empty) or "
@@ -177,6 +191,15 @@ def _first(keys: TableKeys) -> pd.DataFrame:
         raise RunnerError(
             f"{where}: dataset.features names columns it lacks: {column_list(unknown)}. Its columns are: "
             f"{column_list(first.columns)}."
+        )
+    if keys.group is not None and keys.group not in first.columns:
+        raise RunnerError(
+            f"{where}: no column named {keys.group!r} (dataset.group). Its columns are: {column_list(first.columns)}."
+        )
+    if keys.group is not None and keys.group == keys.target:
+        raise RunnerError(
+            f"dataset.group={keys.group} is the target column: rows are kept together by a column of what they share "
+            f"(a patient, a site, a session), not by their class. Name another column, or leave dataset.group out."
         )
     if keys.target in keys.features:
         raise RunnerError(
@@ -231,15 +254,30 @@ def _plan(keys: TableKeys) -> Plan:
     classes = class_order(labels) if keys.task == "classification" else []
     if keys.task == "classification" and len(classes) < 2:
         raise RunnerError(f"{where}: the target column {keys.target!r} has one class only; classification needs two.")
-    features = list(keys.features) or [c for c in first.columns if c != keys.target]
+    # the group column keeps rows together; it is no feature unless named as one
+    features = list(keys.features) or [c for c in first.columns if c not in (keys.target, keys.group)]
     files = dict.fromkeys(("train", "val", "test"), path)
-    if keys.path:
+    if keys.path and (keys.folds is not None or keys.group is not None):
+        index = class_index(labels, classes)
+        groups = _groups(first, keys, where)
+        splits = (keys.val_fraction, keys.test_fraction, keys.split_seed)
+        rows = folded_holdouts(
+            index, len(first), *splits, folds=keys.folds, fold=keys.fold, groups=groups, classes=classes, where=where
+        )
+        parts = {name: first.iloc[index] for name, index in rows.items()}
+    elif keys.path:
         index = class_index(labels, classes)
         rows = stratified_holdouts(
             index, len(first), keys.val_fraction, keys.test_fraction, keys.split_seed, classes, where
         )
         parts = {name: first.iloc[index] for name, index in rows.items()}
     else:
+        if keys.folds is not None and keys.val_path:
+            raise RunnerError(
+                f"dataset.folds={keys.folds} holds out each fold of the training file in turn as the validation "
+                f"split, and dataset.val_path={keys.val_path} gives one of its own. Leave out dataset.val_path (add "
+                f"its rows to the training file), or leave out dataset.folds."
+            )
         parts = {"train": first}
         held_out = (("val", keys.val_path, keys.val_fraction), ("test", keys.test_path, keys.test_fraction))
         for name, given, fraction in held_out:
@@ -258,8 +296,15 @@ def _plan(keys: TableKeys) -> Plan:
             else:
                 train = parts["train"]
                 index = class_index(train[keys.target], classes)
+                groups = _groups(train, keys, where)
                 what = f"dataset.{name}_fraction"
-                rest, held = holdout_rows(len(train), fraction, keys.split_seed, index, classes, what, where)
+                if name == "val" and keys.folds is not None:
+                    fold = (keys.folds, keys.fold, keys.split_seed + 1)
+                    rest, held = fold_rows(len(train), *fold, index, classes, groups, where)
+                elif groups is not None:
+                    rest, held = group_holdout_rows(len(train), fraction, keys.split_seed, groups, what, where)
+                else:
+                    rest, held = holdout_rows(len(train), fraction, keys.split_seed, index, classes, what, where)
                 parts["train"], parts[name] = train.iloc[rest], train.iloc[held]
     # each column's kind from the whole file
     columns = {name: numeric_or_text(first, name, path) for name in features}
@@ -268,6 +313,13 @@ def _plan(keys: TableKeys) -> Plan:
     if unused:
         notes.insert(1, f"table: left out {'; '.join(unused)}.")
     return Plan(keys.task, classes, encoder, parts, files, tuple(notes))
+
+
+def _groups(frame: pd.DataFrame, keys: TableKeys, where: str) -> np.ndarray | None:
+    """The group code of each row of `frame` (dataset.group's column), or None without dataset.group."""
+    if keys.group is None:
+        return None
+    return group_codes(frame[keys.group].to_numpy(), where, f"the group column {keys.group!r}")
 
 
 def _describe(keys: TableKeys, classes: list[str], encoder: TableEncoder) -> str:
@@ -324,6 +376,9 @@ def table(
     sha256: str | None = None,
     sep: str | None = None,
     missing_target: str = "refuse",
+    folds: int | None = None,
+    fold: int | None = None,
+    group: str | None = None,
 ) -> Splits:
     """A table (dataset=csv or dataset=parquet) as Splits of float32 features, encoded as the training split taught
     (TableEncoder), and int64 class indices (in the sorted order of class_names) or float32 targets (N, 1),
@@ -344,6 +399,9 @@ def table(
         "split_seed": split_seed,
         "sep": sep,
         "missing_target": missing_target,
+        "folds": folds,
+        "fold": fold,
+        "group": group,
     }
     check_data_sha256(sha256, *CSV.files(keys))
     # the resolvers' plan, read once
