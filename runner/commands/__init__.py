@@ -24,6 +24,7 @@ from runner.config.arguments import (
     writable_output,
 )
 from runner.config.command_line import override
+from runner.sweeps.folds import folds_argument
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -103,7 +104,7 @@ COMMANDS = {
             "runner train model=cnn dataset=digits",
             job="runner.commands.train:train_job",
             config="train",
-            checks=(*PATHS, launcher_arguments, *HYDRAS, resume_argument),
+            checks=(*PATHS, launcher_arguments, folds_argument, *HYDRAS, resume_argument),
             trains=True,
             closed_keys=False,
             data_paths=True,

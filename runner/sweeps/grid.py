@@ -32,6 +32,7 @@ from omegaconf import OmegaConf, open_dict
 from runner.io.errors import RunnerError, one_line
 from runner.io.files import write_text
 from runner.run.records import ATTEMPTS
+from runner.sweeps.folds import fold_jobs
 
 if TYPE_CHECKING:
     from hydra.core.utils import JobReturn
@@ -141,6 +142,10 @@ class JobRunner:
         if "joblib" in target and launcher.get("n_jobs") == 1:
             return "hydra.launcher.n_jobs=1 runs one job at a time"
         return None
+
+    def composed(self, overrides: Sequence[str]) -> DictConfig:
+        """A job's config as the launcher will compose it (unresolved); Hydra's error when it does not compose."""
+        return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
 
     def job_dir(self, overrides: Sequence[str], num: int) -> Path:
         """The directory Hydra will give job `num` (hydra.sweep.dir/hydra.sweep.subdir, resolved as the launcher
@@ -306,7 +311,9 @@ class GridSweeper(Sweeper):
         self.jobs.check_same_sweep()
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides([*(f"{k}={v}" for k, v in self.params.items()), *arguments])
-        jobs = list(enumerate(job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch))
+        grid = [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+        # dataset.folds=K: K jobs of each setting, one per held-out fold (sweeps/folds.py)
+        jobs = list(enumerate(fold_jobs(grid, self.jobs.composed)))
         # composes each job's config: a bad one is refused before any job runs
         self.jobs.check_dirs(jobs)
         sweep_dir = self.jobs.sweep_dir
