@@ -1,5 +1,7 @@
 """What `runner --help` lists, one module per command (train.py, eval.py, predict.py, export.py, lr_find.py, report.py,
-diff.py), and `COMMANDS`, each command declared once: the CLI (runner/cli.py) dispatches from these records.
+diff.py), and `COMMANDS`, each command declared once: the CLI (runner/cli.py) dispatches from these records. Report's
+parts: report_sections.py (a section per dataset, the one rule of best, verdicts), report_tables.py (its tables),
+report_plot.py (sweep.png).
 
 A new command is one `Command` below and its module: its job function is named by text (imported when the command
 runs, so that `runner --help` stays torch-free), its argv checks are runner/config/arguments.py's pure functions

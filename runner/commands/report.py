@@ -17,46 +17,51 @@ import json
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
-from runner.io.errors import one_line
-from runner.io.tables import csv_table, markdown_table
-from runner.run import records
-from runner.sweeps.repeats import (
-    aggregate,
-    groups_to_csv,
-    groups_to_markdown,
-    groups_to_table,
-    repeat_groups,
-    settings,
+from runner.commands.report_plot import plot
+from runner.commands.report_sections import chosen, run_data
+from runner.commands.report_tables import (
+    COLUMNS,
+    console,
+    grouping,
+    groups,
+    markdown_sections,
+    print_best,
+    show,
+    to_csv,
+    to_markdown,
+    to_table,
+    to_tables,
 )
-from runner.training.recipe import finite, monitor_rule, ranking
+from runner.io.errors import one_line
+from runner.run import records
+from runner.sweeps.repeats import groups_to_csv
+from runner.training.recipe import monitor_rule, ranking
 
-if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.table import Table
+# the names report's callers (sweeps/jobs.py, the tests) read here, wherever they now live
+__all__ = [
+    "COLUMNS",
+    "build",
+    "console",
+    "find_runs",
+    "groups",
+    "plot",
+    "read_run",
+    "show",
+    "sort_rows",
+    "to_csv",
+    "to_markdown",
+    "to_table",
+    "to_tables",
+    "write_outputs",
+]
 
 # a run's row of the report, and its validation curve: (epoch, the monitored metric)
 Row = dict[str, Any]
 Curve = list[tuple[int, float]]
-
-COLUMNS = [
-    "job",
-    "overrides",
-    "status",
-    "monitor",
-    "best",
-    "best_epoch",
-    "final_val_loss",
-    "test",
-    "epochs",
-    "time_s",
-    "error",
-    "retries",
-    "run_dir",
-]
 
 
 def find_runs(paths: Iterable[str | Path], quick_checks: bool = False) -> list[Path]:
@@ -125,6 +130,7 @@ def read_run(run_dir: Path) -> tuple[Row, Curve]:
         else next((k for k in tests if k != "test_loss"), "test_loss")
     )
     test = (test_key, tests.get(test_key))
+    best_record = s.get("best") or {}
     row = {
         "job": run_dir.name,
         "overrides": " ".join(records.overrides(run_dir)),
@@ -133,14 +139,20 @@ def read_run(run_dir: Path) -> tuple[Row, Curve]:
         "best": best,
         "best_epoch": (s.get("best") or {}).get("epoch"),
         "final_val_loss": (s.get("final") or {}).get("val_loss"),
+        # the tie-break of the one rule of best: the best epoch's val_loss, as best.pt's own (training/recipe.ranking)
+        "best_val_loss": best_record.get("val_loss"),
         "test": test[1],
         "test_metric": test[0],
         "epochs": s.get("epochs"),
         "time_s": (s.get("timings") or {}).get("total_s"),
         "error": one_line(s.get("error"), 300),
         "retries": _retries(run_dir),
+        "data": run_data(run_dir),
         "run_dir": str(run_dir),
         "mode": mode or monitor_rule(s.get("task", "classification"), monitor)[1],
+        "val_samples": (s.get("samples") or {}).get("val"),
+        "test_interval": (s.get("intervals") or {}).get(test_key),
+        "baselines": s.get("baselines"),
     }
     curve = []
     metrics = run_dir / "metrics.csv"
@@ -157,180 +169,41 @@ def _descending(row: Row, key: str | None) -> bool:
     return key == "test" and row["test_metric"] == "test_accuracy"
 
 
+def _run_order(row: Row) -> tuple[str, int, str]:
+    """The last tie-break: the earlier job of a sweep (by number: job 2 before job 10), then the run's path."""
+    path = Path(str(row.get("run_dir")))
+    return (str(path.parent), _job_number(path), str(path))
+
+
 def sort_rows(rows: list[Row], key: str | None = None) -> list[Row]:
-    """Grouped by monitored metric (runs are ranked only against runs that monitor the same one; the
-    largest group first), then completed runs first, then by `key` (default: the monitored metric), best first."""
-    sizes: dict[str, int] = {}
+    """Grouped by data (runs are ranked only against runs scored on the same data and test split; the largest section
+    first), then by monitored metric (likewise), then completed runs first, then by `key` (default: the monitored
+    metric), best first: the one rule of best (report_sections' docstring)."""
+    sizes: dict[tuple[str, str], int] = {}
     for row in rows:
-        sizes[row["monitor"]] = sizes.get(row["monitor"], 0) + 1
+        for part in ((row.get("data") or "", ""), (row.get("data") or "", row["monitor"])):
+            sizes[part] = sizes.get(part, 0) + 1
 
     def order(row: Row) -> tuple[Any, ...]:
-        value, loss, path = row.get(key or "best"), row.get("final_val_loss"), str(row.get("run_dir"))
+        value = row.get(key or "best")
+        loss = row.get("best_val_loss", row.get("final_val_loss"))
         # a text column sorts as text; numbers in the monitor's own order (training/recipe.ranking): NaN, infinite or
-        # missing last, never best; equal ones to the lower final validation loss; then the run's path, never the
-        # order found
+        # missing last, never best; equal ones to the lower validation loss of the best epoch; then the run's order,
+        # never the order found
         if isinstance(value, str) and value:
-            return (0, value, ranking(None, loss, mode="min")[2], path)
-        return (*ranking(value, loss, mode="max" if _descending(row, key) else "min"), path)
+            return (0, value, ranking(None, loss, mode="min")[2], _run_order(row))
+        return (*ranking(value, loss, mode="max" if _descending(row, key) else "min"), _run_order(row))
 
-    return sorted(rows, key=lambda r: (-sizes[r["monitor"]], r["monitor"], r["status"] != "completed", *order(r)))
+    def section(row: Row) -> tuple[Any, ...]:
+        data = row.get("data") or ""
+        return (-sizes[(data, "")], data, -sizes[(data, row["monitor"])], row["monitor"])
 
-
-def groups(rows: Iterable[Row]) -> list[tuple[str, list[Row]]]:
-    """[(monitor, its rows)], in the order sort_rows put them."""
-    out: dict[str, list[Row]] = {}
-    for row in rows:
-        out.setdefault(row["monitor"], []).append(row)
-    return list(out.items())
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
-
-
-def to_csv(rows: Iterable[Row]) -> str:
-    return csv_table(rows, COLUMNS)
-
-
-def to_markdown(rows: Sequence[Row]) -> str:
-    cols = [c for c in COLUMNS if c not in ("run_dir",)]
-    table = []
-    for i, row in enumerate(rows):
-        cells = [_fmt(row[c]) for c in cols]
-        # each group's best: its first row, if that run completed with a value (sort_rows ranks the others after)
-        first = i == 0 or rows[i - 1]["monitor"] != row["monitor"]
-        if first and row["status"] == "completed" and finite(row["best"]):
-            cells[0] = f"**{cells[0]}** (best)"
-        table.append(cells)
-    return markdown_table(cols, table)
-
-
-def _differing(rows: Sequence[Row]) -> list[str]:
-    """Each row's overrides, keeping only those that are not the same in every row."""
-    sets = [set(r["overrides"].split()) for r in rows]
-    common = set.intersection(*sets) if len(sets) > 1 else set()
-    return [" ".join(o for o in r["overrides"].split() if o not in common) for r in rows]
-
-
-def to_tables(rows: list[Row], title: str) -> list[Table]:
-    """One table per monitored metric: a val_mae and a val_accuracy are not ranked in one column."""
-    parts = groups(rows)
-    if len(parts) == 1:
-        return [to_table(rows, title)]
-    return [
-        to_table(
-            group,
-            f"{len(group)} of {len(rows)} runs, monitored on {monitor} and ranked only against each other, best first",
-        )
-        for monitor, group in parts
-    ]
-
-
-def to_table(rows: Sequence[Row], title: str) -> Table:
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    test_name = rows[0]["test_metric"] or "test"
-    for col in ("", "job", "overrides", "status", f"best {rows[0]['monitor']}", "epoch", test_name, "time (s)"):
-        table.add_column(col, overflow="fold")
-    for i, (row, overrides) in enumerate(zip(rows, _differing(rows))):
-        mark = "*" if i == 0 and row["status"] == "completed" else ""
-        error = row["error"] if len(row["error"] or "") <= 80 else row["error"][:79] + "…"
-        # [..] is not markup
-        status = row["status"] if not row["error"] else escape(f"{row['status']}: {error}")
-        table.add_row(
-            mark,
-            row["job"],
-            overrides,
-            status,
-            _fmt(row["best"]),
-            _fmt(row["best_epoch"]),
-            _fmt(row["test"]),
-            _fmt(row["time_s"] and round(row["time_s"], 1)),
-        )
-    return table
-
-
-def console() -> Console:
-    from rich.console import Console
-
-    term = Console(highlight=False)
-    if not term.is_terminal:
-        # a report in a log or a pipe is read later, not squeezed into 80 columns
-        term.width = 160
-    return term
-
-
-def _numeric_params(rows: Sequence[Row]) -> dict[str, list[float | None]]:
-    """{param: [value per row]} for overrides whose values are numbers and differ between runs."""
-    params: dict[str, list[float | None]] = {}
-    for i, row in enumerate(rows):
-        for override in row["overrides"].split():
-            key, _, value = override.partition("=")
-            try:
-                params.setdefault(key, [None] * len(rows))[i] = float(value)
-            except ValueError:
-                continue
-    return {k: v for k, v in params.items() if len({x for x in v if x is not None}) > 1}
-
-
-def plot(
-    rows: Sequence[Row],
-    curves: Sequence[Curve],
-    path: Path,
-    groups_: Sequence[dict[str, Any]] | None = None,
-) -> None:
-    """Every run's validation curve on one axis; the best metric against each swept numeric parameter
-    (with `groups_`, repeats over seeds: each group's mean with its standard deviation as an error bar)."""
-    from runner.io.plots import figure, save
-
-    # the first group's, on one axis
-    comparable = [i for i, r in enumerate(rows) if r["monitor"] == rows[0]["monitor"]]
-    rows, curves = [rows[i] for i in comparable], [curves[i] for i in comparable]
-    # seeds are averaged over
-    params = {k: v for k, v in _numeric_params(rows).items() if not (groups_ and k == "seed")}
-    fig = figure(figsize=(5.5 * (1 + len(params)), 4))
-    axes = fig.subplots(1, 1 + len(params), squeeze=False)
-    ax = axes[0][0]
-    for row, curve, overrides in zip(rows, curves, _differing(rows)):
-        if curve:
-            label = overrides if len(overrides) <= 50 else overrides[:49] + "…"
-            ax.plot(*zip(*curve), marker="o", markersize=3, label=f"{row['job']}: {label}")
-    ax.set(xlabel="epoch", ylabel=rows[0]["monitor"] if rows else "", title="validation curves")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    # a sweep whose jobs all failed has no curve to name
-    if any(curves):
-        ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    for ax, (param, values) in zip(axes[0][1:], params.items()):
-        points = [(v, r["best"]) for v, r in zip(values, rows) if v is not None and r["best"] is not None]
-        if points:
-            ax.scatter(*zip(*points), alpha=0.35 if groups_ else 1.0, label="runs" if groups_ else None)
-        means = [
-            (float(settings(g["members"][0])[param]), g["best_mean"], g["best_std"] or 0.0)
-            for g in groups_ or []
-            if g["monitor"] == rows[0]["monitor"] and g["best_mean"] is not None and param in settings(g["members"][0])
-        ]
-        if means:
-            means.sort()
-            ax.errorbar(
-                *zip(*[(x, m) for x, m, _ in means]),
-                yerr=[sd for _, _, sd in means],
-                marker="o",
-                capsize=4,
-                color="black",
-                label="mean ± std over seeds",
-            )
-            ax.legend(fontsize=7)
-        positive = [v for v in values if v]
-        if "lr" in param.split(".")[-1] or (positive and min(positive) > 0 and max(positive) / min(positive) >= 100):
-            ax.set_xscale("log")
-        ax.set(xlabel=param, ylabel=f"best {rows[0]['monitor']}", title=f"best {rows[0]['monitor']} vs {param}")
-        ax.grid(alpha=0.3)
-    save(fig, path, dpi=100)
+    ordered = sorted(rows, key=lambda r: (*section(r), r["status"] != "completed", *order(r)))
+    # the one rule of best, whatever column the rows are sorted by
+    marked = chosen(ordered if key is None else sort_rows(rows))
+    for row in ordered:
+        row["chosen"] = marked.get(id(row), "")
+    return ordered
 
 
 def build(run_dirs: Iterable[Path], sort: str | None = None) -> tuple[list[Row], list[Curve]]:
@@ -375,6 +248,12 @@ def main(argv: list[str]) -> int:
         help="group runs by these override keys (default: runs that differ only in seed form a group)",
     )
     parser.add_argument("--no-group", action="store_true", help="list every run, without grouping repeats over seeds")
+    parser.add_argument(
+        "--best",
+        action="store_true",
+        help="print the best run's directory, one per data section (the monitored validation metric in its direction, "
+        "ties to the lower val_loss, then the earlier job: the rule of the star, summary.csv and an Optuna search)",
+    )
     parser.add_argument(
         "--quick-checks",
         action="store_true",
@@ -448,7 +327,9 @@ def main(argv: list[str]) -> int:
             print(f"runner report: {err}", file=sys.stderr)
             return 1
     group_by = [k.strip() for k in args.group_by.split(",") if k.strip()] if args.group_by else None
-    grouped = None if args.no_group else aggregate(rows, group_by) if group_by else repeat_groups(rows)
+    grouped = grouping(rows, group_by, args.no_group)
+    if args.best:
+        return print_best(rows)
     out = args.out
     if out is None and len(args.paths) == 1 and Path(args.paths[0], "multirun.yaml").is_file():
         out = args.paths[0]
@@ -457,18 +338,9 @@ def main(argv: list[str]) -> int:
     if args.format == "csv":
         sys.stdout.write(groups_to_csv(grouped) if grouped else to_csv(rows))
     elif args.format == "markdown":
-        sys.stdout.write(groups_to_markdown(grouped) if grouped else to_markdown(rows))
-    elif grouped:
-        console().print(
-            groups_to_table(
-                grouped,
-                f"{len(rows)} runs in {len(grouped)} groups, best first "
-                f"(mean ± sample std over the completed runs; --no-group lists them)",
-            )
-        )
+        sys.stdout.write(markdown_sections(rows, group_by, args.no_group))
     else:
-        for table in to_tables(rows, f"{len(rows)} runs, best first"):
-            console().print(table)
+        show(rows, group_by=group_by, no_group=args.no_group)
         if out:
             print(f"wrote {Path(out) / 'summary.csv'} and {Path(out) / 'sweep.png'}")
     if args.to:

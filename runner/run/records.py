@@ -88,6 +88,43 @@ def overrides(run_dir: str | Path) -> list[str]:
         return []
 
 
+# The dataset keys that say what a run is scored on: the data (its name and files), what is predicted, and the test
+# split. Runs that differ in any of them are not ranked against each other (runner report groups by them); the rest of
+# dataset (val_fraction, normalize, augment, folds, fold, features...) are settings of an experiment.
+DATA_KEYS = (
+    "name",
+    "task",
+    "target",
+    "target_path",
+    "classes",
+    "num_classes",
+    "sha256",
+    "test_path",
+    "test_fraction",
+    "test_size",
+    "split_seed",
+    "size",
+    "num_samples",
+    "noise",
+)
+
+
+def data_fingerprint(run_dir: str | Path) -> dict[str, Any] | None:
+    """{key: value} of the run's dataset keys in DATA_KEYS, as .hydra/config.yaml recorded them (the files' SHA-256,
+    the task read from a table's target: run/provenance.found_data), with the folder (`root`) or file (`path`) of a
+    dataset whose files have no recorded SHA-256. None when the run recorded no config."""
+    import yaml
+
+    try:
+        dataset = (yaml.safe_load((Path(run_dir) / ".hydra" / "config.yaml").read_text()) or {}).get("dataset")
+    except (OSError, ValueError, yaml.YAMLError, AttributeError):
+        return None
+    if not isinstance(dataset, dict):
+        return None
+    keys = DATA_KEYS if dataset.get("sha256") else (*DATA_KEYS, "root", "path", "train_path")
+    return {k: dataset[k] for k in keys if dataset.get(k) is not None}
+
+
 def run_record(
     run_dir: str | Path, rows: list[dict[str, float]] | None = None, summary: dict[str, Any] | None = None
 ) -> dict[str, Any]:

@@ -109,12 +109,7 @@ class SweepSummary(Callback):
             # seed=0,1,2: mean ± std per setting
             grouped = repeats.repeat_groups(rows)
             report.write_outputs(rows, curves, sweep_dir, grouped)
-            for table in report.to_tables(rows, f"sweep: {len(rows)} jobs, best first ({sweep_dir})"):
-                console.print(table)
-            if grouped:
-                console.print(
-                    repeats.groups_to_table(grouped, f"{len(grouped)} settings x seeds: mean ± sample std, best first")
-                )
+            report.show(rows, jobs=f"sweep: {len(rows)} jobs, best first ({sweep_dir})")
             not_done = [r for r in rows if r["status"] not in ("completed", "pruned")]
             if not_done:
                 console.print(

@@ -16,7 +16,7 @@ stops when the pruner says so.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -325,17 +325,45 @@ class OptunaSweeper(Sweeper):
             left = len(pending) + self.n_trials - len(study.get_trials(deepcopy=False))
             if self.jobs.stop_early(failures, left, "a failed trial stays failed; new trials are asked"):
                 break
-        write_results(study, sweep_dir)
+        complete = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+        job_dirs = {t.number: self._trial_dir(t.number, overrides(t)) for t in complete}
+        write_results(study, sweep_dir, job_dirs)
         return study
 
+    def _trial_dir(self, number: int, overrides: list[str]) -> Path:
+        """The directory of trial `number`'s job: where it ran in this process, else where Hydra puts it."""
+        path = self.jobs.job_path(number)
+        return path if (path / "summary.json").is_file() else self.jobs.job_dir(overrides, number)
 
-def write_results(study: optuna.Study, sweep_dir: str | Path) -> None:
-    """optimization_results.yaml, as hydra-optuna-sweeper writes it (name, best_params, best_value), with the
-    best trial's number and every trial's state."""
+
+def best_trial(study: optuna.Study, job_dirs: Mapping[int, Path]) -> optuna.trial.FrozenTrial | None:
+    """The search's best trial by runner's one rule of best (commands/report_sections.best_row): the best monitored
+    value, ties to the lower val_loss of the best epoch, then the earlier trial, read from the trials' own summaries.
+    Optuna's study.best_trial takes the first of tied values and knows no val_loss: runner report starred another trial
+    than optimization_results.yaml named. Optuna's own where a completed trial's summary cannot be read."""
     from optuna.trial import TrialState
 
+    from runner.commands.report import build
+    from runner.commands.report_sections import best_row
+
+    complete = {t.number: t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE}
+    if not complete:
+        return None
+    dirs = {n: Path(job_dirs[n]) for n in complete if n in job_dirs and (Path(job_dirs[n]) / "summary.json").is_file()}
+    if len(dirs) < len(complete):
+        return study.best_trial
+    rows, _ = build(dirs.values())
+    best = best_row(rows)
+    number = next((n for n, d in dirs.items() if best and str(d) == best["run_dir"]), None)
+    return study.best_trial if number is None else complete[number]
+
+
+def write_results(study: optuna.Study, sweep_dir: str | Path, job_dirs: Mapping[int, Path] | None = None) -> None:
+    """optimization_results.yaml, as hydra-optuna-sweeper writes it (name, best_params, best_value), with the
+    best trial's number (best_trial: the rule of runner report's star) and every trial's state. `job_dirs`: {trial
+    number: its job's directory}, by default <sweep_dir>/<number>."""
     trials = study.get_trials(deepcopy=False)
-    best = study.best_trial if any(t.state == TrialState.COMPLETE for t in trials) else None
+    best = best_trial(study, job_dirs or {t.number: Path(sweep_dir) / str(t.number) for t in trials})
     results = {
         "name": "optuna",
         "study_name": study.study_name,
