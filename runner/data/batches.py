@@ -143,6 +143,28 @@ class BatchIndices:
         # the generator's state before this pass's permutation (saved mid-epoch)
         self.epoch_state: torch.Tensor | None = None
         self._resume: tuple[torch.Tensor, int] | None = None
+        # dataset.sampler=balanced: the samples in class order, each class's count and its first place (balance())
+        self._classes: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def balance(self, labels: torch.Tensor) -> None:
+        """dataset.sampler=balanced: each shuffling pass draws len(labels) samples with replacement instead of a
+        permutation, a sample of class c with weight 1 / n_c (torch's WeightedRandomSampler with those weights), from
+        the same generator at the same point, so a resume mid-epoch and the ranks of torchrun draw the same indices.
+        `labels`: (N,) class indices of the split's samples."""
+        by_class = torch.argsort(labels.cpu(), stable=True)
+        _, counts = torch.unique_consecutive(labels.cpu()[by_class], return_counts=True)
+        # each class's samples, as a run of by_class: from starts[c], counts[c] long
+        self._classes = (by_class, counts, torch.cumsum(counts, 0) - counts)
+
+    def _draw(self, generator: torch.Generator) -> torch.Tensor:
+        """One pass's sample indices: a permutation, or with balance() a class drawn uniformly, then a sample of it
+        uniformly (1 / n_c each, without a weight per sample to hold)."""
+        if self._classes is None:
+            return torch.randperm(self.n, generator=generator)
+        by_class, counts, starts = self._classes
+        pick = torch.randint(len(counts), (self.n,), generator=generator)
+        offset = (torch.rand(self.n, generator=generator, dtype=torch.float64) * counts[pick]).long()
+        return by_class[starts[pick] + offset]
 
     def resume(self, epoch_state: torch.Tensor, batches_done: int) -> None:
         """Make the next pass the rest of an interrupted one: same permutation, from batch `batches_done`."""
@@ -162,7 +184,7 @@ class BatchIndices:
             if resumed:
                 self.generator.set_state(resumed[0])
             self.epoch_state = self.generator.get_state()
-            order = torch.randperm(self.n, generator=self.generator)
+            order = self._draw(self.generator)
             if resumed:
                 # the draws the finished batches made are already in `now`
                 self.generator.set_state(now)
