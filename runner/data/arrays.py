@@ -12,8 +12,9 @@ that are indices 0..K-1 take their names from an array `classes` beside x and y 
 classes=["cat", "dog"])) or from dataset.class_names=[cat,dog], which wins: class i is named classes[i] in
 predictions, the confusion matrix and reports. x stays uint8
 when it is uint8 (images: the run's augmentation and normalisation apply as for any image dataset); anything
-else becomes float32. Hold-outs are drawn as for dataset=csv (splits.stratified_holdouts), so the same rows as
-arrays and as a CSV give the same training.
+else becomes float32. Hold-outs are drawn as for dataset=csv (splits.folded_holdouts, train_holdouts), so the same
+rows as arrays and as a CSV give the same training; so are dataset.folds' folds, and dataset.group names an array of
+the file with one group per sample of x (numpy.savez(path, x=x, y=y, subject=subject); dataset.group=subject).
 """
 
 from __future__ import annotations
@@ -32,13 +33,10 @@ from runner.data.splits import (
     check_folds,
     class_index,
     class_order,
-    fold_rows,
     folded_holdouts,
     group_codes,
-    group_holdout_rows,
-    holdout_rows,
-    stratified_holdouts,
     target_scale_of,
+    train_holdouts,
     unknown_classes,
 )
 from runner.io.errors import RunnerError, one_line
@@ -315,38 +313,17 @@ def _plan(
             "dataset.task=classification for y of class indices."
         )
     index = Plan(task, classes, {}, by_index).indices
-    groups = _groups(found, group, path, single)
-    if folds is not None and "x_val" in found:
-        raise RunnerError(
-            f"{path}: dataset.folds={folds} holds out each fold of x_train in turn as the validation split, and the "
-            f"file has its own x_val. Join x_val to x_train (and y_val to y_train), or leave out dataset.folds."
-        )
+    folding: dict[str, Any] = dict(folds=folds, fold=fold, groups=_groups(found, group, path, single), where=where)
     if single:
         x, y = found["x"], found["y"]
-        if folds is None and groups is None:
-            drawn = stratified_holdouts(index(y), len(y), val_fraction, test_fraction, seed, classes, where)
-        else:
-            how = (val_fraction, test_fraction, seed)
-            drawn = folded_holdouts(
-                index(y), len(y), *how, folds=folds, fold=fold, groups=groups, classes=classes, where=where
-            )
+        drawn = folded_holdouts(index(y), len(y), val_fraction, test_fraction, seed, classes=classes, **folding)
         return Plan(task, classes, {name: (x[rows], y[rows], rows) for name, rows in drawn.items()}, by_index)
-    parts = {"train": (found["x_train"], found["y_train"], np.arange(len(found["y_train"])))}
-    held_out = [("val", val_fraction), ("test", test_fraction)]
-    # with folds the test split is drawn first, so that every fold has the same
-    for name, fraction in held_out[:: -1 if folds else 1]:
-        if f"x_{name}" in found:
-            parts[name] = (found[f"x_{name}"], found[f"y_{name}"], np.arange(len(found[f"y_{name}"])))
-            continue
-        x, y, rows = parts["train"]
-        what, part_groups = f"dataset.{name}_fraction", None if groups is None else groups[rows]
-        if name == "val" and folds is not None:
-            rest, held = fold_rows(len(y), folds, fold, seed + 1, index(y), classes, part_groups, where)
-        elif part_groups is not None:
-            rest, held = group_holdout_rows(len(y), fraction, seed, part_groups, what, where)
-        else:
-            rest, held = holdout_rows(len(y), fraction, seed, index(y), classes, what, where)
-        parts["train"], parts[name] = (x[rest], y[rest], rows[rest]), (x[held], y[held], rows[held])
+    x, y = found["x_train"], found["y_train"]
+    given = [name for name in ("val", "test") if f"x_{name}" in found]
+    drawn = train_holdouts(index(y), len(y), val_fraction, test_fraction, seed, given=given, classes=classes, **folding)
+    parts = {name: (x[rows], y[rows], rows) for name, rows in drawn.items()}
+    for name in given:
+        parts[name] = (found[f"x_{name}"], found[f"y_{name}"], np.arange(len(found[f"y_{name}"])))
     return Plan(task, classes, parts, by_index)
 
 
@@ -363,12 +340,7 @@ def _groups(found: dict[str, Any], group: str | None, path: str, single: bool) -
             f"group per sample of {x} (numpy.savez(path, x=x, y=y, subject=subject); dataset.group=subject)"
             f"{'; its other arrays: ' + others if others else ''}."
         )
-    if len(beside[group]) != len(found[x]):
-        raise RunnerError(
-            f"dataset.group={group}: {path}'s {group} has {len(beside[group])} entries, and {x} {len(found[x])} "
-            f"samples. Give one group per sample of {x}."
-        )
-    return group_codes(beside[group], path, f"dataset.group={group}")
+    return group_codes(beside[group], path, f"dataset.group={group}", len(found[x]))
 
 
 def _keys(dataset: Any, task: str | None = None) -> dict[str, Any]:

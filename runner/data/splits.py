@@ -189,15 +189,18 @@ def stratified_holdouts(
     return {"train": rest[train], "val": rest[val], "test": test}
 
 
-def group_codes(values: Any, where: str, what: str) -> np.ndarray:
-    """int64 array: each sample's group (the values of dataset.group's column or array, one per sample) as a code
-    0..G-1; RunnerError for values that are not one per sample, and naming the first sample whose group is missing."""
+def group_codes(values: Any, where: str, what: str, n: int | None = None) -> np.ndarray:
+    """int64 array: each sample's group (the values of dataset.group's column or array, one per sample of `n`) as a
+    code 0..G-1; RunnerError for values that are not one per sample, and naming the first sample whose group is
+    missing."""
     import numpy as np
     import pandas as pd
 
     values = np.asarray(values)
-    if values.ndim != 1:
-        raise RunnerError(f"{where}: {what} must hold one group per sample (shape (N,)), not {list(values.shape)}.")
+    if values.ndim != 1 or len(values) != (n or len(values)):
+        raise RunnerError(
+            f"{where}: {what} must hold one group per sample, shape ({n or 'N'},), not {list(values.shape)}."
+        )
     codes, _ = pd.factorize(pd.Series(values))
     missing = codes < 0
     if missing.any():
@@ -339,3 +342,48 @@ def folded_holdouts(
     else:
         train, val = holdout_rows(len(rest), val_fraction, seed + 1, inner, classes, "dataset.val_fraction", where)
     return {"train": rest[train], "val": rest[val], "test": test}
+
+
+def train_holdouts(
+    stratify: np.ndarray | None,
+    n: int,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    *,
+    given: Sequence[str] = (),
+    folds: int | None = None,
+    fold: int | None = None,
+    groups: np.ndarray | None = None,
+    classes: Sequence[str] = (),
+    where: str = "the data",
+) -> dict[str, np.ndarray]:
+    """A training part of n rows whose validation or test part the user did not give (`given`: "val", "test" that
+    were): {"train", and "val" and "test" where not given} row indices, each hold-out drawn from what is left of the
+    training part with random_state=seed (the validation one first); with `folds`, the test one first and the
+    validation split fold `fold` of the rest (seed + 1), refused where the validation part was given; with `groups`,
+    group hold-outs (group_holdout_rows)."""
+    import numpy as np
+
+    if folds is not None and "val" in given:
+        raise RunnerError(
+            f"{where}: dataset.folds={folds} holds out each fold of the training part in turn as the validation "
+            f"split, and a validation part of its own is given. Join it to the training part, or leave out "
+            f"dataset.folds."
+        )
+    rows, held_out = np.arange(n), {}
+    order = [("val", val_fraction), ("test", test_fraction)]
+    for name, fraction in order[::-1] if folds is not None else order:
+        if name in given:
+            continue
+        inner = None if stratify is None else stratify[rows]
+        part_groups = None if groups is None else groups[rows]
+        what = f"dataset.{name}_fraction"
+        if name == "val" and folds is not None:
+            rest, held = fold_rows(len(rows), folds, fold, seed + 1, inner, classes, part_groups, where)
+        elif part_groups is not None:
+            rest, held = group_holdout_rows(len(rows), fraction, seed, part_groups, what, where)
+        else:
+            rest, held = holdout_rows(len(rows), fraction, seed, inner, classes, what, where)
+        held_out[name], rows = rows[held], rows[rest]
+    return {"train": rows, **held_out}

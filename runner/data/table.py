@@ -34,13 +34,10 @@ from runner.data.splits import (
     check_folds,
     class_index,
     class_order,
-    fold_rows,
     folded_holdouts,
     group_codes,
-    group_holdout_rows,
-    holdout_rows,
-    stratified_holdouts,
     target_scale_of,
+    train_holdouts,
     unknown_classes,
 )
 from runner.data.tablefile import column_list, numeric_or_text, parquet, read_table, row_name, sep_override
@@ -150,7 +147,7 @@ def plan(keys: TableKeys) -> Plan:
     """The Plan of a table dataset's TableKeys, computed once per process (the config's resolvers and the dataset
     function share it); a task of None is read from the target (infer_task) first, so the resolvers' plan and the
     dataset function's are one. Hold-outs are drawn by scikit-learn's train_test_split, stratified by class for
-    classification (data.splits.stratified_holdouts)."""
+    classification (data.splits.folded_holdouts, train_holdouts)."""
     if bool(keys.path) == bool(keys.train_path):
         raise RunnerError(
             "a table dataset needs dataset.path (one table, split here) or dataset.train_path (with val_path and "
@@ -257,30 +254,15 @@ def _plan(keys: TableKeys) -> Plan:
     # the group column keeps rows together; it is no feature unless named as one
     features = list(keys.features) or [c for c in first.columns if c not in (keys.target, keys.group)]
     files = dict.fromkeys(("train", "val", "test"), path)
-    if keys.path and (keys.folds is not None or keys.group is not None):
-        index = class_index(labels, classes)
-        groups = _groups(first, keys, where)
-        splits = (keys.val_fraction, keys.test_fraction, keys.split_seed)
-        rows = folded_holdouts(
-            index, len(first), *splits, folds=keys.folds, fold=keys.fold, groups=groups, classes=classes, where=where
-        )
-        parts = {name: first.iloc[index] for name, index in rows.items()}
-    elif keys.path:
-        index = class_index(labels, classes)
-        rows = stratified_holdouts(
-            index, len(first), keys.val_fraction, keys.test_fraction, keys.split_seed, classes, where
-        )
+    index, groups = class_index(labels, classes), _groups(first, keys, where)
+    fractions = (keys.val_fraction, keys.test_fraction, keys.split_seed)
+    folding: dict[str, Any] = dict(folds=keys.folds, fold=keys.fold, groups=groups, classes=classes, where=where)
+    if keys.path:
+        rows = folded_holdouts(index, len(first), *fractions, **folding)
         parts = {name: first.iloc[index] for name, index in rows.items()}
     else:
-        if keys.folds is not None and keys.val_path:
-            raise RunnerError(
-                f"dataset.folds={keys.folds} holds out each fold of the training file in turn as the validation "
-                f"split, and dataset.val_path={keys.val_path} gives one of its own. Leave out dataset.val_path (add "
-                f"its rows to the training file), or leave out dataset.folds."
-            )
-        parts = {"train": first}
-        held_out = (("val", keys.val_path, keys.val_fraction), ("test", keys.test_path, keys.test_fraction))
-        for name, given, fraction in held_out:
+        parts = {}
+        for name, given in (("val", keys.val_path), ("test", keys.test_path)):
             if given:
                 files[name] = Path(given).expanduser()
                 given_frame = read_table(given, f"dataset.{name}_path", keys.sep)
@@ -293,19 +275,8 @@ def _plan(keys: TableKeys) -> Plan:
                         f"dataset.{name}_path={given} has classes the training file lacks: {', '.join(unknown[:5])}. "
                         f"The training file's are {', '.join(classes)}."
                     )
-            else:
-                train = parts["train"]
-                index = class_index(train[keys.target], classes)
-                groups = _groups(train, keys, where)
-                what = f"dataset.{name}_fraction"
-                if name == "val" and keys.folds is not None:
-                    fold = (keys.folds, keys.fold, keys.split_seed + 1)
-                    rest, held = fold_rows(len(train), *fold, index, classes, groups, where)
-                elif groups is not None:
-                    rest, held = group_holdout_rows(len(train), fraction, keys.split_seed, groups, what, where)
-                else:
-                    rest, held = holdout_rows(len(train), fraction, keys.split_seed, index, classes, what, where)
-                parts["train"], parts[name] = train.iloc[rest], train.iloc[held]
+        rows = train_holdouts(index, len(first), *fractions, given=list(parts), **folding)
+        parts |= {name: first.iloc[index] for name, index in rows.items()}
     # each column's kind from the whole file
     columns = {name: numeric_or_text(first, name, path) for name in features}
     encoder, unused = TableEncoder.fit(columns, parts["train"].index, path, keys.missing)
