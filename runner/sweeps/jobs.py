@@ -28,7 +28,7 @@ from runner.config.command_line import command_arg, override
 from runner.io.errors import RunnerError
 from runner.run.records import overrides, read_summary, status_of
 from runner.run.resume.decide import sweep_job_decision
-from runner.sweeps import repeats
+from runner.sweeps import folds, repeats
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -120,6 +120,12 @@ class SweepSummary(Callback):
                 if row["retries"]:
                     console.print(f"job {row['job']} was retried after failed attempts: {row['retries']}")
             console.print(f"wrote {sweep_dir / 'summary.csv'}, {'groups.csv, ' if grouped else ''}sweep.png")
+            # dataset.folds: the folds' predictions on their held-out samples, in one file
+            oof, missing = folds.write_oof(sweep_dir)
+            for line in missing:
+                console.print(f"[red]out-of-fold predictions incomplete[/]: {line}")
+            if oof:
+                console.print(f"wrote {oof}: each training-pool sample predicted by the fold that held it out")
         for number, why in SweepSummary.refused:
             console.print(f"[red]trial {number} was refused[/]: {why}")
         if SweepSummary.not_started:
