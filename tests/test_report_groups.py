@@ -91,6 +91,15 @@ def test_a_section_shows_its_baselines_and_test_figures_with_their_intervals(tmp
     text = " ".join(out.split())
     assert "baselines on the test split: majority class 0.678, logistic regression 0.912" in text
     assert "0.962 [0.951, 0.971] n=1,000" in text
+    assert "does not beat the trivial baseline" not in text
+
+    # another fold's training split: its own baselines, shown as the mean; a run that loses to the trivial one named
+    other = {"majority class": {"test_accuracy": 0.682}, "logistic regression": 0.908}
+    run(tmp_path, "s", best=0.5, test=0.6, overrides=("x=1",), extra={"baselines": other, "beats_trivial": False})
+    _, out, _ = report_of(capsys, tmp_path / "*")
+    text = " ".join(out.split())
+    assert "the mean over 2 runs' training splits, which differ): majority class 0.68, logistic regression 0.91" in text
+    assert "does not beat the trivial baseline on its test figure: s" in text
     _, md, _ = report_of(capsys, tmp_path / "*", "--format", "markdown")
     assert "0.962 [0.951, 0.971] n=1,000" in md
 

@@ -153,6 +153,7 @@ def read_run(run_dir: Path) -> tuple[Row, Curve]:
         "val_samples": (s.get("samples") or {}).get("val"),
         "test_interval": (s.get("intervals") or {}).get(test_key),
         "baselines": s.get("baselines"),
+        "beats_trivial": s.get("beats_trivial"),
     }
     curve = []
     metrics = run_dir / "metrics.csv"

@@ -139,25 +139,37 @@ def test_cell(row: Row) -> str:
 
 
 def baseline_line(rows: Sequence[Row]) -> str | None:
-    """The baselines of a section's data (summary.json's `baselines`, the same for every run of it), in one line:
-    `baselines on the test split: majority class 0.678, logistic regression 0.912`."""
+    """The baselines of a section's data (summary.json's `baselines`: the trivial one first, then scikit-learn's), in
+    one line: `baselines on the test split: majority class 0.678, logistic regression 0.912`. Fitted on each run's
+    training split, so runs of other folds or validation fractions have their own: then their mean is shown."""
+    values: dict[str, list[float]] = {}
     for row in rows:
         found = row.get("baselines")
-        if isinstance(found, dict) and found:
-            parts = [f"{name} {_baseline_value(value, row.get('test_metric'))}" for name, value in found.items()]
-            return "baselines on the test split: " + ", ".join(p for p in parts if not p.endswith(" "))
-    return None
+        for name, value in found.items() if isinstance(found, dict) else []:
+            figure = _baseline_value(value, row.get("test_metric"))
+            if figure is not None:
+                values.setdefault(name, []).append(figure)
+    if not values:
+        return None
+    parts = [f"{name} {sum(v) / len(v):.4g}" for name, v in values.items()]
+    varied = any(len(set(v)) > 1 for v in values.values())
+    note = f" (the mean over {max(map(len, values.values()))} runs' training splits, which differ)" if varied else ""
+    return f"baselines on the test split{note}: " + ", ".join(parts)
 
 
-def _baseline_value(value: object, metric: str | None) -> str:
+def _baseline_value(value: object, metric: str | None) -> float | None:
     """A baseline's figure: a number as it is, or from a {figure: value} record the run's test metric (else the
     first number)."""
     if isinstance(value, dict):
-        bare = (metric or "")[5:]
-        pick = value.get(metric) if metric in value else value.get(bare)
+        pick = value.get(metric) if metric in value else value.get((metric or "")[5:])
         pick = pick if finite(pick) else next((v for v in value.values() if finite(v)), None)
-        return f"{pick:.4g}" if finite(pick) else ""
-    return f"{value:.4g}" if finite(value) else ""
+        return float(pick) if finite(pick) else None
+    return float(value) if finite(value) else None
+
+
+def trivial_losers(rows: Sequence[Row]) -> list[Row]:
+    """The runs whose test figure does not beat the trivial baseline (summary.json's `beats_trivial`: false)."""
+    return [r for r in rows if r.get("beats_trivial") is False]
 
 
 def verdicts(groups_: Sequence[dict[str, Any]], repeats: str) -> list[str]:

@@ -20,6 +20,7 @@ from runner.commands.report_sections import (
     not_distinguishable,
     sections,
     test_cell,
+    trivial_losers,
     verdicts,
 )
 from runner.io.tables import csv_table, markdown_table
@@ -181,6 +182,10 @@ def show(rows: list[Row], *, group_by: list[str] | None = None, no_group: bool =
         line = baseline_line(part)
         if line:
             term.print(line)
+        losers = trivial_losers(part)
+        if losers:
+            jobs_ = ", ".join(r["job"] for r in losers)
+            term.print(f"[red]does not beat the trivial baseline[/] on its test figure: {escape(jobs_)}")
         grouped = grouping(part, group_by, no_group)
         if jobs or not grouped:
             for table in to_tables(part, jobs or f"{len(part)} runs, best first"):
