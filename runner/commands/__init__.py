@@ -106,7 +106,7 @@ COMMANDS = {
             "runner train model=cnn dataset=digits",
             job="runner.commands.train:train_job",
             config="train",
-            checks=(*PATHS, launcher_arguments, folds_argument, *HYDRAS, resume_argument),
+            checks=(*PATHS, folds_argument, launcher_arguments, *HYDRAS, resume_argument),
             trains=True,
             closed_keys=False,
             data_paths=True,
