@@ -25,7 +25,7 @@ from runner.data.kinds import (
 
 DATASETS = Path(__file__).resolve().parent.parent / "configs" / "dataset"
 # keys every dataset's YAML may have that the run reads, whatever its kind (training/build.PIPELINE_KEYS' own)
-SHARED_PIPELINE_KEYS = ("augment", "normalize")
+SHARED_PIPELINE_KEYS = ("augment", "normalize", "sampler", "duplicates")
 
 
 def dataset_yaml(name):

@@ -11,7 +11,8 @@
     table.py        your own table (CSV, Parquet) as a dataset: its plan and splits
     tablefile.py    a table's file read as people have it (separators, quoted headers)
     encoding.py     a table's columns to numbers, fitted on the training split (TableEncoder)
-    baselines.py    scikit-learn's models beside the network, on features of shape [F]
+    baselines.py    the trivial baseline (majority class; mean, median) and scikit-learn's models beside the network
+    duplicates.py   samples two splits share (leaked duplicates): counted, kept, dropped or refused
     kinds.py        the dataset kinds that read your files, each declared once (their file keys, resolvers, reader)
     inputs.py       what `runner predict` reads: images, folders, globs, .npy/.pt arrays, CSV rows
 

@@ -22,6 +22,7 @@ from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import OmegaConf, open_dict
 
 from runner.data.batches import Batches, Normalizer
+from runner.data.duplicates import check as check_duplicates
 from runner.data.kinds import pipeline_keys
 from runner.data.splits import Split
 from runner.data.stream import LoaderBatches
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 
 # dataset keys read by the batches or the run, not passed to the dataset function: every dataset's, and those its
 # kind declares (data/kinds.py: baselines)
-PIPELINE_KEYS = ("augment", "normalize", *pipeline_keys())
+PIPELINE_KEYS = ("augment", "normalize", "sampler", "duplicates", *pipeline_keys())
 
 
 def instantiate(cfg: Any, **kwargs: Any) -> Any:
@@ -187,6 +188,9 @@ def _build_data(dataset_cfg: DictConfig, device: str | torch.device) -> tuple[Sp
             )
         split = check_targets(split, name, dataset_cfg)
         setattr(splits, name, split.to(device))
+    # the samples two splits share: counted, and kept, dropped from val/test or refused (dataset.duplicates), here
+    # where every kind's splits pass, so that eval and predict score the splits the run was tested on
+    splits = check_duplicates(splits, dataset_cfg.get("duplicates", "warn"), dataset_cfg.name)
     sample = splits.train.x if isinstance(splits.train, Split) else splits.train.sample_tensor(1024, 0).to(device)
     fixed = dataset_cfg.get("normalize")
     # given statistics (e.g. the tutorials' 0.5, 0.5: to [-1, 1]) instead of the training split's own
