@@ -5,6 +5,7 @@ differ in one key; `runner diff` on two groups of runs."""
 import itertools
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -126,3 +127,34 @@ def test_diff_of_two_groups_pairs_them_by_seed_and_refuses_other_data(tmp_path, 
     assert diff.main([str(tmp_path / "a"), str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
     assert "the two groups' runs differ in data" in err and "Nothing" not in err
+
+
+@pytest.mark.slow  # ten tiny trainings: the issue's "done when"
+def test_five_folds_of_two_learning_rates_report_their_cv_mean_and_a_verdict_with_its_p_value(tmp_path):
+    import csv
+
+    from conftest import runner
+
+    rng = np.random.default_rng(0)
+    with open(tmp_path / "t.csv", "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["a", "b", "c", "label"])
+        for i in range(80):
+            label = i % 2
+            out.writerow([*np.round(rng.normal(size=3) + label, 3), "yes" if label else "no"])
+    table_ = ["dataset=csv", "dataset.path=t.csv", "dataset.target=label", "trainer.epochs=3", "trainer.batch_size=8"]
+    runner("train", "-m", *table_, "dataset.folds=5", "optimizer.lr=0.01,0.001", cwd=tmp_path)
+    (sweep,) = tmp_path.glob("outputs/multirun/*/*")
+    text = " ".join(runner("report", sweep, cwd=tmp_path).stdout.split())
+    assert "10 runs in 2 settings x folds: mean ± sample std [95 % t-interval]" in text
+    for lr in ("0.01", "0.001"):
+        assert f"optimizer.lr={lr} │ 5 │ folds 0 1 2 3 4 │" in text
+    # the table recipe's monitor (val_loss or val_accuracy), the better-ranked rate as A
+    assert re.search(r"A optimizer\.lr=0\.0+1, B optimizer\.lr=0\.0+1, best val_\w+: B - A = [-+]", text)
+    assert "(exact paired permutation test, 5 folds)" in text and "p = " in text
+    groups = list(csv.DictReader(runner("report", sweep, "--format", "csv", cwd=tmp_path).stdout.splitlines()))
+    assert sorted((g["group"], g["n"], g["folds"]) for g in groups) == [
+        ("optimizer.lr=0.001", "5", "0 1 2 3 4"),
+        ("optimizer.lr=0.01", "5", "0 1 2 3 4"),
+    ]
+    assert all(float(g["best_low"]) <= float(g["best_mean"]) <= float(g["best_high"]) for g in groups)
