@@ -75,6 +75,11 @@ def test_repeats_over_folds_are_one_setting_with_mean_std_and_a_t_interval(tmp_p
         assert float(g["best_std"]) == pytest.approx(statistics.stdev(values), abs=1e-12)
         low, high = stats.t.interval(0.95, 4, loc=statistics.mean(values), scale=stats.sem(values))
         assert (float(g["best_low"]), float(g["best_high"])) == (pytest.approx(low), pytest.approx(high))
+    # each fold is validated on its own samples: no fold's run is starred, and --best names the best setting's folds
+    _, out, _ = report_of(capsys, tmp_path / "*", "--format", "csv", "--no-group")
+    assert len(rows_of(out)) == 10 and not any(r["chosen"] for r in rows_of(out))
+    _, out, _ = report_of(capsys, tmp_path / "*", "--best")
+    assert sorted(line.rsplit("/", 1)[1] for line in out.split()) == [f"lr0.01-f{fold}" for fold in range(5)]
     # the terminal says what the repeats are, their interval, and a verdict with its p-value
     _, out, _ = report_of(capsys, tmp_path / "*")
     text = " ".join(out.split())

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runner.commands.report_sections import best_row
+from runner.commands.report_sections import best_row, folded
 from runner.commands.report_tables import _differing
 from runner.sweeps.repeats import settings
 
@@ -53,7 +53,8 @@ def plot(
     fig = figure(figsize=(5.5 * (1 + len(params)), 4))
     axes = fig.subplots(1, 1 + len(params), squeeze=False)
     ax = axes[0][0]
-    best = best_row(rows)
+    # a k-fold's jobs are validated on other folds: none is best (the groups' means are, on the right)
+    best = None if folded(rows) else best_row(rows)
     for row, curve, overrides in zip(rows, curves, _differing(rows)):
         if curve:
             label = overrides if len(overrides) <= 50 else overrides[:49] + "…"

@@ -71,6 +71,12 @@ def apart(rows: Iterable[Row]) -> list[Row]:
     return [r for r in rows if not ranked(r)]
 
 
+def folded(rows: Iterable[Row]) -> bool:
+    """Whether rows hold jobs of a k-fold cross-validation (a dataset.fold override): each is validated on its own fold,
+    so no run is best among them; the best setting is the repeat group with the best mean (sweeps/repeats.py)."""
+    return any(o.startswith("dataset.fold=") for r in rows for o in str(r.get("overrides") or "").split())
+
+
 def best_row(rows: Sequence[Row]) -> Row | None:
     """The best of rows sorted by report.sort_rows (one section, one monitor): the first that completed with a finite
     monitored value. The one rule of best (see the module docstring)."""
@@ -117,7 +123,7 @@ def chosen(rows: Sequence[Row]) -> dict[int, str]:
             parts.setdefault((row.get("data") or "", row["monitor"]), []).append(row)
     for part in parts.values():
         best = best_row(part)
-        if best is None:
+        if best is None or folded(part):
             continue
         tied = not_distinguishable(part)
         out[id(best)] = "best" if not tied else "best, not distinguishable from those marked ~"

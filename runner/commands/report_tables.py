@@ -17,6 +17,7 @@ from runner.commands.report_sections import (
     apart,
     baseline_line,
     best_row,
+    folded,
     not_distinguishable,
     sections,
     test_cell,
@@ -217,7 +218,7 @@ def _ties(rows: list[Row]) -> list[str]:
     """A sentence per monitor of a section whose best run is not distinguishable from others."""
     out = []
     for monitor, part in groups(rows):
-        tied = not_distinguishable(part)
+        tied = [] if folded(part) else not_distinguishable(part)
         if tied:
             names = ", ".join(f"job {r['job']}" for r in tied)
             out.append(
@@ -228,9 +229,16 @@ def _ties(rows: list[Row]) -> list[str]:
 
 
 def print_best(rows: list[Row]) -> int:
-    """`--best`: the best run's directory per data section and monitor, one a line."""
-    found = [best_row(part) for _, section in sections(rows) for _, part in groups(section)]
-    best = [r for r in found if r is not None]
+    """`--best`: the best run's directory per data section and monitor, one a line; for the jobs of a k-fold
+    cross-validation, the directories of the best setting's folds (the repeat group with the best mean)."""
+    best: list[Row] = []
+    for _, section in sections(rows):
+        for _, part in groups(section):
+            if folded(part):
+                ranked_groups = [g for g in aggregate(part) if g["n"]]
+                best += [r for r in ranked_groups[0]["members"] if r["status"] == "completed"] if ranked_groups else []
+            elif (row := best_row(part)) is not None:
+                best.append(row)
     if not best:
         print("runner report: no run completed with a finite monitored value: there is no best run.", file=sys.stderr)
         return 1
