@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from runner.config.arguments import MODES, PRINTS, Refusal, given
-from runner.io.errors import RunnerError
 
 FOLD, FOLDS = "dataset.fold", "dataset.folds"
 # a fold job's predictions on its held-out fold, and the sweep's of every fold
@@ -38,8 +37,8 @@ def folds_argument(args: list[str], env: Mapping[str, str]) -> list[str] | Refus
 
 def fold_jobs(jobs: Sequence[Sequence[str]], compose: Callable[[list[str]], Any]) -> list[list[str]]:
     """The grid's `jobs` (each its overrides), each whose config (`compose(overrides)`) has dataset.folds=K and no
-    dataset.fold of its own as K jobs with dataset.fold=0..K-1 added, in order. RunnerError for a dataset without
-    folds and for a K that is not a number of folds."""
+    dataset.fold of its own as K jobs with dataset.fold=0..K-1 added, in order. RunnerError for a K that is not a
+    number of folds."""
     from runner.data.splits import check_folds
 
     expanded: list[list[str]] = []
@@ -58,26 +57,13 @@ def _named(job: Sequence[str], key: str) -> bool:
 
 
 def _folds_of(job: list[str], compose: Callable[[list[str]], Any]) -> Any:
-    """dataset.folds of the job's config; None when it has none, or when it does not compose (the grid's check of
+    """dataset.folds of the job's config; None when it has none (a built-in dataset: runner's check of the command
+    line refuses dataset.folds there as a key it does not read), or when it does not compose (the grid's check of
     each job's directory says why)."""
     try:
-        dataset = compose(job).get("dataset") or {}
+        return (compose(job).get("dataset") or {}).get("folds")
     except Exception:
-        if not _named(job, FOLDS):
-            return None
-        without = [o for o in job if not o.startswith(f"{FOLDS}=")]
-        try:
-            dataset = compose(without).get("dataset") or {}
-        except Exception:
-            return None
-        if "folds" in dataset:
-            return None
-        raise RunnerError(
-            f"dataset={dataset.get('name', '?')} has no folds: k-fold cross-validation is for the datasets that read "
-            f"your files (dataset=csv, parquet, arrays or imagefolder), whose split runner draws; a built-in dataset "
-            f"keeps its published test split and its own hold-out. Nothing was run."
-        ) from None
-    return dataset.get("folds")
+        return None
 
 
 def write_oof(sweep_dir: Path) -> tuple[Path | None, list[str]]:
