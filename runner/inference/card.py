@@ -48,6 +48,9 @@ class ModelCard:
     channels_last: bool
     # the model's config: `_target_` and its arguments
     model: dict[str, Any]
+    # two classes: class 1 where its probability is at least this (trainer.threshold, or the F1-best on validation
+    # for "tuned", written when the run ends); unused otherwise
+    threshold: float = 0.5
 
     @classmethod
     def of(
@@ -89,11 +92,20 @@ class ModelCard:
             ),
             channels_last=channels_last,
             model=cfg["model"],
+            threshold=fixed_threshold(cfg.get("trainer", {}).get("threshold")),
         )
 
     def for_export(self) -> ModelCard:
         """The card an export carries: exported graphs take contiguous (not channels-last) inputs."""
         return replace(self, channels_last=False)
+
+    def decide(self, probs: Any) -> Any:
+        """The predicted class indices of (N, K) probabilities (a torch tensor): for 2 classes, class 1 where its
+        probability is at least the card's threshold (scikit-learn's FixedThresholdClassifier rule); the argmax
+        otherwise."""
+        if self.num_outputs == 2 and self.threshold != 0.5:
+            return (probs[:, 1] >= self.threshold).long()
+        return probs.argmax(dim=1)
 
     def labels(self) -> list[str]:
         """The class names, or the class indices as strings where the data named none."""
@@ -140,3 +152,9 @@ def preprocessing(
         # outputs * std + mean are in the targets' units (Splits.target_scale); None: its outputs are
         "target_scale": target_scale,
     }
+
+
+def fixed_threshold(threshold: object) -> float:
+    """trainer.threshold as the card records it when the run starts: a number as it is; "tuned" (or none) 0.5 until
+    the run's end writes the tuned one."""
+    return float(threshold) if isinstance(threshold, (int, float)) and not isinstance(threshold, bool) else 0.5

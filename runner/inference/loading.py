@@ -81,6 +81,8 @@ def run_card(saved: dict[str, Any], cfg: DictConfig) -> dict[str, Any]:
             "image": {**card["preprocessing"]["image"], "shorter_side": None},
         }
     card["format"] = FORMAT
+    # cards before trainer.threshold decided a 2-class label by the argmax
+    card.setdefault("threshold", 0.5)
     return card
 
 

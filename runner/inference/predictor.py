@@ -123,7 +123,8 @@ class Predictor:
                 out = out * torch.tensor(scale["std"]) + torch.tensor(scale["mean"])
             return Prediction(values=out)
         probs = out.softmax(dim=1)
-        indices = out.argmax(dim=1)
+        # a 2-class run's threshold (trainer.threshold) decides the label; the probabilities are the model's
+        indices = self.card.decide(probs)
         names = self.card.labels()
         return Prediction(indices=indices, probs=probs, labels=[names[i] for i in indices.tolist()])
 

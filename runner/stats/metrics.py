@@ -66,7 +66,7 @@ def names(task: str, num_classes: int | None = None) -> list[str]:
     """The figures of `task`, in METRICS' order; top5_accuracy only where there are more than 5 classes (or the number
     of classes is not known)."""
     found = [m.name for m in METRICS.values() if m.task == task]
-    if num_classes is not None and num_classes <= TOP_K:
+    if task == "classification" and num_classes is not None and num_classes <= TOP_K:
         found.remove("top5_accuracy")
     return found
 
@@ -206,6 +206,25 @@ def expected_calibration_error(y: np.ndarray, out: np.ndarray, bins: int = ECE_B
         if inside.any():
             total += abs(correct[inside].sum() - confidence[inside].sum())
     return total / len(y)
+
+
+def reliability_bins(y: Any, out: Any, bins: int = ECE_BINS) -> list[dict[str, float]]:
+    """The rows of a reliability diagram: for each non-empty confidence bin ((m-1)/M, m/M]), its edges, its number of
+    samples, their accuracy and their mean confidence (the top class' probability)."""
+    y, out = np.asarray(y, dtype=np.int64), probabilities(out)
+    confidence, correct = out.max(axis=1), out.argmax(axis=1) == y
+    which = confidence_bin(confidence, bins)
+    return [
+        {
+            "low": b / bins,
+            "high": (b + 1) / bins,
+            "count": int((which == b).sum()),
+            "accuracy": float(correct[which == b].mean()),
+            "confidence": float(confidence[which == b].mean()),
+        }
+        for b in range(bins)
+        if (which == b).any()
+    ]
 
 
 def confidence_bin(confidence: np.ndarray, bins: int = ECE_BINS) -> np.ndarray:
