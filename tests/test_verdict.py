@@ -122,11 +122,15 @@ def test_diff_of_two_groups_pairs_them_by_seed_and_refuses_other_data(tmp_path, 
     assert diff.main([str(tmp_path / "a" / "*"), str(tmp_path / "b")]) == 0
     assert "p = 0.0312 (exact paired permutation test, 6 seeds): B is better." in capsys.readouterr().out
 
+    # one group of two settings: refused, not silently paired
+    assert diff.main([str(tmp_path / "*" / "[0-2]"), str(tmp_path / "b")]) == 2
+    assert "holds runs of 2 settings (optimizer.lr=0.001; optimizer.lr=0.01)" in capsys.readouterr().err
+
     run(tmp_path / "c", "0", dataset=table("cccc", task="classification"), overrides=("seed=0",))
     run(tmp_path / "c", "1", dataset=table("cccc", task="classification"), overrides=("seed=1",))
     assert diff.main([str(tmp_path / "a"), str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
-    assert "the two groups' runs differ in data" in err and "Nothing" not in err
+    assert "the two groups' runs differ in data" in err
 
 
 @pytest.mark.slow  # ten tiny trainings: the issue's "done when"

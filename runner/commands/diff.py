@@ -196,6 +196,20 @@ def compare_groups(group_a: str, group_b: str) -> dict[str, Any]:
                 f"runs scored on the same data and test split with the same monitored metric. Give two groups of one "
                 f"dataset and one trainer.monitor."
             )
+    for name, side in (("A", a), ("B", b)):
+        kinds = {" ".join(f"{k}={v}" for k, v in sorted(settings(r).items())) or "(defaults)" for r in side}
+        keys = [repeat_key(r) for r in side]
+        if len(kinds) > 1 or len(set(keys)) < len(keys):
+            raise RunnerError(
+                f"group {name} ({group_a if name == 'A' else group_b}) holds "
+                + (
+                    f"runs of {len(kinds)} settings ({'; '.join(sorted(kinds))})"
+                    if len(kinds) > 1
+                    else "two runs of one seed"
+                )
+                + ": a verdict compares one setting's repeats with another's. Give each group one setting's runs, one "
+                "per seed or fold (a glob of its job directories, or a directory holding only them)."
+            )
     by_a, by_b = ({repeat_key(r): r["best"] for r in side} for side in (a, b))
     verdict = paired(by_a, by_b)
     if verdict is None:
