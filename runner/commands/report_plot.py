@@ -14,7 +14,7 @@ from typing import Any
 
 from runner.commands.report_sections import best_row, folded
 from runner.commands.report_tables import _differing
-from runner.sweeps.repeats import settings
+from runner.sweeps.repeats import repeats_word, settings
 
 Row = dict[str, Any]
 Curve = list[tuple[int, float]]
@@ -86,7 +86,7 @@ def plot(
                 marker="o",
                 capsize=4,
                 color="black",
-                label="mean ± std over seeds",
+                label=f"mean ± std over {repeats_word(groups_ or [])}",
             )
             ax.legend(fontsize=7)
         positive = [v for v in values if v]
