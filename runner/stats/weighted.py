@@ -74,25 +74,31 @@ def _ranked(score: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> tup
 
     AUROC: the chance that a positive outscores a negative, ties counted half (the trapezoidal area of scikit-learn's
     roc_auc_score). Average precision: the sum over thresholds, high to low, of (recall_t - recall_t-1) *
-    precision_t (average_precision_score). Both from the weights of positives and negatives at each distinct score,
-    scores ascending, in the (N, B) layout where a cumulative sum runs down contiguous rows."""
-    order = np.argsort(score, kind="mergesort")
-    ordered = score[order]
-    drawn = weights[order]
-    yes = drawn * positive[order][:, None]
-    no = drawn - yes
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
-    if len(starts) < len(score):
-        yes, no = np.add.reduceat(yes, starts, axis=0), np.add.reduceat(no, starts, axis=0)
-    negatives_to, positives_to = np.cumsum(no, axis=0), np.cumsum(yes, axis=0)
-    positives, negatives = positives_to[-1], negatives_to[-1]
+    precision_t (average_precision_score), where recall moves only at a positive's score. Both need, at each distinct
+    score u_k of a positive, the positives' weight there and the negatives' weight below and at it: one sparse sum
+    over the samples each, then arrays of one row per u_k rather than per sample."""
+    import scipy.sparse as sp
+
+    n = len(score)
+    values, group = np.unique(score[positive], return_inverse=True)
+    m = len(values)
+    s_neg = score[~positive]
+    # bucket 2k: negatives between u_(k-1) and u_k; 2k+1: equal to u_k; 2m: above every positive
+    segment = np.searchsorted(values, s_neg, side="left")
+    tie = (segment < m) & (values[np.minimum(segment, max(m - 1, 0))] == s_neg) if m else np.zeros(len(s_neg), bool)
+    bucket = 2 * segment + tie
+    to_yes = sp.csr_matrix((np.ones(len(group)), (group, np.flatnonzero(positive))), shape=(m, n))
+    to_no = sp.csr_matrix((np.ones(len(bucket)), (bucket, np.flatnonzero(~positive))), shape=(2 * m + 1, n))
+    yes, no = to_yes @ weights, to_no @ weights
+    running = np.cumsum(no, axis=0)
+    below, level = running[0 : 2 * m : 2], no[1 : 2 * m : 2]
+    positives, negatives = yes.sum(axis=0), running[-1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        pairs = np.einsum("gb,gb->b", yes, negatives_to - no / 2)
+        pairs = (yes * (below + level / 2)).sum(axis=0)
         auroc = np.where(positives * negatives > 0, pairs / (positives * negatives), np.nan)
-        # at or above each threshold: the true and false positives
-        tp, fp = positives - positives_to + yes, negatives - negatives_to + no
-        precision = _divide(tp, tp + fp)
-        average_precision = np.where(positives > 0, np.einsum("gb,gb->b", yes, precision) / positives, np.nan)
+        # at or above u_k: the positives' and the negatives' weight
+        tp, fp = positives - np.cumsum(yes, axis=0) + yes, negatives - below
+        average_precision = np.where(positives > 0, (yes * _divide(tp, tp + fp)).sum(axis=0) / positives, np.nan)
     return auroc, average_precision
 
 
