@@ -107,6 +107,9 @@ def test_a_section_shows_its_baselines_and_test_figures_with_their_intervals(tmp
     assert "does not beat the trivial baseline on its test figure: s" in text
     _, md, _ = report_of(capsys, tmp_path / "*", "--format", "markdown")
     assert "0.962 [0.951, 0.971] n=1,000" in md
+    _, out, _ = report_of(capsys, tmp_path / "*", "--format", "csv")
+    cells = {r["job"]: (r["test"], r["test_low"], r["test_high"]) for r in rows_of(out)}
+    assert cells == {"r": ("0.962", "0.951", "0.971"), "s": ("0.6", "", "")}
 
 
 def test_the_data_fingerprint_is_the_recorded_data_and_test_split_not_the_settings(tmp_path):

@@ -1,8 +1,10 @@
-"""Comparing runs: one row per run, sorted by the monitored metric, as a table, CSV or Markdown.
+"""Comparing runs: one row per run, a section per dataset and test split (report_sections.py), sorted by the monitored
+metric by the one rule of best, as a table, CSV or Markdown (report_tables.py), with sweep.png (report_plot.py).
 
     runner report outputs/multirun/2026-11-22/10-31-07          # a sweep (rewrites its summary.csv, sweep.png)
     runner report outputs/2026-11-22/* --sort test_accuracy     # runs started separately
     runner report 'outputs/**/' --format markdown > notes.md
+    runner report outputs/multirun/2026-11-22/10-31-07 --best   # the best run's directory
 
 The sweep callback (runner/sweeps/jobs.py) calls the same functions at the end of `runner train -m`.
 Nothing here imports torch; matplotlib only when a plot is drawn.
@@ -152,6 +154,8 @@ def read_run(run_dir: Path) -> tuple[Row, Curve]:
         "mode": mode or monitor_rule(s.get("task", "classification"), monitor)[1],
         "val_samples": (s.get("samples") or {}).get("val"),
         "test_interval": (s.get("intervals") or {}).get(test_key),
+        "test_low": ((s.get("intervals") or {}).get(test_key) or {}).get("low"),
+        "test_high": ((s.get("intervals") or {}).get(test_key) or {}).get("high"),
         "baselines": s.get("baselines"),
         "beats_trivial": s.get("beats_trivial"),
     }

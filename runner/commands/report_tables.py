@@ -50,6 +50,8 @@ COLUMNS = [
     "best_epoch",
     "final_val_loss",
     "test",
+    "test_low",
+    "test_high",
     "epochs",
     "time_s",
     "error",
@@ -80,7 +82,7 @@ def to_csv(rows: Iterable[Row]) -> str:
 def to_markdown(rows: Sequence[Row]) -> str:
     """One Markdown table of the rows, each section's best starred as summary.csv's `chosen` says (a section whose
     best is not distinguishable from others marks them ~)."""
-    cols = [c for c in COLUMNS if c not in ("run_dir", "chosen", "data")]
+    cols = [c for c in COLUMNS if c not in ("run_dir", "chosen", "data", "test_low", "test_high")]
     table = []
     for row in rows:
         cells = [_fmt(row.get(c)) for c in cols]
@@ -204,7 +206,7 @@ def show(rows: list[Row], *, group_by: list[str] | None = None, no_group: bool =
             )
             for sentence in verdicts(grouped, word):
                 term.print(escape(sentence))
-            tied = [g["group"] for g, mark in zip(grouped, marks(grouped)) if mark == "≈"]
+            tied = [g["group"] for g, mark in zip(grouped, marks(grouped)) if mark == "~"]
             if tied:
                 term.print(f"not distinguishable (their 95 % intervals overlap; no star): {escape(', '.join(tied))}")
     failed = apart(rows)

@@ -162,7 +162,7 @@ def _repeats_cell(g: dict[str, Any]) -> str:
 
 
 def marks(groups_: Sequence[dict[str, Any]]) -> list[str]:
-    """Each group's mark, in the order given (best first): `*` on the best group with completed runs, or `≈` on every
+    """Each group's mark, in the order given (best first): `*` on the best group with completed runs, or `~` on every
     group whose interval of the best monitored metric overlaps the first's (not distinguishable from it: no star)."""
     out = ["" for _ in groups_]
     if not groups_ or not groups_[0]["n"]:
@@ -179,7 +179,7 @@ def marks(groups_: Sequence[dict[str, Any]]) -> list[str]:
         and overlapping((first["best_low"], first["best_high"]), (g["best_low"], g["best_high"]))
     ]
     for i in [0, *tied] if tied else []:
-        out[i] = "≈"
+        out[i] = "~"
     out[0] = out[0] or "*"
     return out
 
