@@ -94,6 +94,51 @@ def test_weights(
     )
 
 
+def fold_predictions(job: Job, run: RunDir) -> None:
+    """dataset.folds: val_predictions.csv, best.pt's predictions (loaded as runner predict loads it) on this job's
+    held-out fold, its validation split, each sample named as in predictions.csv; the sweep's end gathers the folds'
+    files into oof_predictions.csv (sweeps/folds.py). Written before the run is recorded completed, so a kept job
+    has it."""
+    if job.cfg.dataset.get("folds") is None or not run.write:
+        return
+    import torch
+
+    from runner.data.splits import Split
+    from runner.inference.predictor import load_predictor
+    from runner.io.files import write_text
+    from runner.io.tables import csv_table
+    from runner.training.build import build_data
+
+    val = build_data(job.cfg.dataset, "cpu")[0].val
+    predictor = load_predictor(run.path / "checkpoints" / "best.pt", job.device)
+    if isinstance(val, Split):
+        id_name, names, inputs, truth = val.id_name, val.ids or list(range(len(val))), val.x, val.y
+    else:
+        # streamed image files: named by their path under dataset.root, as an in-memory split names them
+        root = Path(job.cfg.dataset.root).expanduser()
+        paths = [path for path, _ in val.samples]
+        id_name, names, inputs = "filename", [str(Path(p).relative_to(root)) for p in paths], paths
+        truth = torch.tensor([label for _, label in val.samples])
+    out = predictor.predict(inputs)
+    rows: list[dict[str, Any]] = [{id_name: name} for name in names]
+    if out.probs is not None:
+        labels = predictor.card.labels()
+        columns = [id_name, "target", "prediction", *(f"prob_{c}" for c in labels)]
+        assert out.labels is not None
+        for row, y, predicted, probs in zip(rows, truth.tolist(), out.labels, out.probs.tolist()):
+            row.update(zip(columns[1:], [labels[y], predicted, *probs]))
+    else:
+        assert out.values is not None
+        scale = predictor.card.preprocessing.get("target_scale") or {"mean": 0.0, "std": 1.0}
+        # in the targets' own units, as the predictions are
+        y = truth.double() * torch.tensor(scale["std"]) + torch.tensor(scale["mean"])
+        ends = [""] if y.shape[1] == 1 else [f"_{j}" for j in range(y.shape[1])]
+        columns = [id_name, *(f"{k}{e}" for e in ends for k in ("target", "prediction"))]
+        for row, true, pred in zip(rows, y.tolist(), out.values.tolist()):
+            row.update(zip(columns[1:], [v for pair in zip(true, pred) for v in pair]))
+    write_text(run.path / "val_predictions.csv", csv_table(rows, columns))
+
+
 def measured_speed(job: Job, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """summary.json's `throughput` (training/flops.py): samples/s and steps/s of the median epoch, the FLOP/s the
     model's counted FLOPs make of it, and on a GPU of known peak the MFU."""
@@ -176,6 +221,7 @@ def finish(
     where = "during the final test; last.pt holds every epoch, and a resume tests best.pt"
     test, confusion = test_weights(job, best, stop, where)
     averaged = test_averaged(job, run, stop) if job.recipe.average_top_k else {}
+    fold_predictions(job, run)
     run.plot(job.task.metric)
     best_row = next(r for r in rows if int(r["epoch"]) == state.best_epoch)
     ending: dict[str, Any] = {
