@@ -137,6 +137,12 @@ def test_more_folds_than_groups_is_refused():
 
 def test_folds_on_the_command_line_make_a_sweep_and_each_setting_k_jobs():
     assert folds_argument(["dataset.folds=5", "x=1"], {}) == ["-m", "dataset.folds=5", "x=1"]
+    # the folder asked for holds the sweep
+    assert folds_argument(["dataset.folds=5", "hydra.run.dir=cv"], {}) == [
+        "-m",
+        "dataset.folds=5",
+        "hydra.sweep.dir=cv",
+    ]
     for kept in (["dataset.folds=5", "dataset.fold=1"], ["-m", "dataset.folds=5"], ["dataset.folds=null"], ["a=1"]):
         assert folds_argument(kept, {}) == kept
     folds = {"dataset.folds=2": 2, "dataset.folds=3": 3}

@@ -27,12 +27,17 @@ VAL_PREDICTIONS, OOF = "val_predictions.csv", "oof_predictions.csv"
 
 
 def folds_argument(args: list[str], env: Mapping[str, str]) -> list[str] | Refusal:
-    """`runner train dataset.folds=K` without -m: its K jobs run as the sweep -m runs (a command line that names
-    dataset.fold, another of Hydra's modes or a printing flag is left as it is)."""
+    """`runner train dataset.folds=K` without -m: its K jobs run as the sweep -m runs, in hydra.run.dir where one is
+    given (as hydra.sweep.dir: Hydra's sweep reads no run.dir); a command line that names dataset.fold, another of
+    Hydra's modes or a printing flag is left as it is."""
     folds = given(args, FOLDS)
     if folds in (None, "null") or given(args, FOLD) is not None or set(args) & {*MODES, *PRINTS}:
         return args
-    return ["-m", *args]
+    own_dir = given(args, "hydra.sweep.dir") is None
+    return [
+        "-m",
+        *(f"hydra.sweep.dir={a.split('=', 1)[1]}" if own_dir and a.startswith("hydra.run.dir=") else a for a in args),
+    ]
 
 
 def fold_jobs(jobs: Sequence[Sequence[str]], compose: Callable[[list[str]], Any]) -> list[list[str]]:
