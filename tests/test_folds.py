@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 from conftest import digest, runner, summary
+from helpers.in_process import runner_in_process
 
 from runner.data.arrays import arrays
 from runner.data.imagefolder import imagefolder
@@ -159,6 +160,15 @@ def test_folds_on_the_command_line_make_a_sweep_and_each_setting_k_jobs():
     ]
     with pytest.raises(RunnerError, match=r"dataset.folds=0"):
         fold_jobs([["x=1"]], lambda job: {"dataset": {"folds": 0}})
+
+
+def test_an_optuna_search_with_folds_is_refused_before_anything_is_written(tmp_path):
+    write_table(tmp_path / "t.csv")
+    proc = runner_in_process("train", "hparams_search=optuna_lr", *TABLE, "dataset.folds=3", cwd=tmp_path)
+    assert (
+        proc.returncode == 1 and "dataset.folds=3 with an Optuna search: folds are a grid sweep's axis" in proc.stderr
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv"]
 
 
 def test_a_five_fold_run_writes_out_of_fold_predictions_and_its_resume_keeps_finished_folds(tmp_path):

@@ -207,6 +207,15 @@ class OptunaSweeper(Sweeper):
                 f"hydra.sweeper.direction={self.direction!r} is not a direction: give maximize, minimize, or leave "
                 f"it null to follow trainer.monitor_mode."
             )
+        folds = (self.config.get("dataset") or {}).get("folds")
+        if folds is not None:
+            # each trial would be one fold job, refused alone (sweeps/folds.py expands folds in the grid only)
+            raise RunnerError(
+                f"dataset.folds={folds} with an Optuna search: folds are a grid sweep's axis (a job per held-out "
+                f"fold), and a trial is one run whose figure Optuna optimises. Search without folds, then "
+                f"cross-validate the best trial's setting: runner train -m ITS_OVERRIDES dataset.folds={folds}. "
+                f"Nothing was started."
+            )
         self.jobs.check()
         self.jobs.check_same_sweep()
 
