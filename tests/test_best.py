@@ -35,8 +35,11 @@ def every_place(root, capsys, monkeypatch):
     names["star"] = starred[0].split("**")[1] if len(starred) == 1 else starred
 
     labels = []
-    monkeypatch.setattr("runner.io.plots.save", lambda fig, path, dpi: labels.extend(
-        t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()))  # fmt: skip
+
+    def save(fig, path, dpi):
+        labels.extend(t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts())
+
+    monkeypatch.setattr("runner.io.plots.save", save)
     assert report.main([str(root), "--format", "csv", "--out", str(root / "out")]) == 0
     capsys.readouterr()
     with (root / "out" / "summary.csv").open() as f:
