@@ -21,11 +21,12 @@ def test_train_help_lists_every_group_and_option(tmp_path):
     for line in (
         "dataset: arrays, cifar10, csv, digits, fake, fashion_mnist, imagefolder, mnist, mnist1d, parquet, sum_pairs",
         "device: auto, cpu, cuda, mps",
-        "model: cnn, fastnet, lenet, mlp, resnet18, resnet18_cifar, timm, torchvision",
+        "model: cnn, fastnet, lenet, mlp, mlp_table, resnet18, resnet18_cifar, timm, torchvision",
         "experiment: cifar10_fast, cifar10_resnet, cifar10_tutorial, digits_cnn, finetune_imagefolder, mnist1d_cnn, "
         "mnist1d_mlp, mnist_lenet",
         "optimizer: adam, adamw, sgd",
         "scheduler: cosine, linear, none, onecycle, step",
+        "trainer: default, table",
     ):
         assert line in out
     assert "eval_batch_size: 512" in out

@@ -99,6 +99,7 @@ IMAGEFOLDER = DatasetKind(
         Resolver("image_shape", "runner.data.imagefolder:image_shape_at", of_dataset=False, cached=True),
     ),
     found=("num_classes", "input_shape"),
+    pipeline_keys=("baselines",),
 )
 
 KINDS: tuple[DatasetKind, ...] = (CSV, PARQUET, ARRAYS, IMAGEFOLDER)
