@@ -346,25 +346,18 @@ class OptunaSweeper(Sweeper):
 
 
 def best_trial(study: optuna.Study, job_dirs: Mapping[int, Path]) -> optuna.trial.FrozenTrial | None:
-    """The search's best trial by runner's one rule of best (commands/report_sections.best_row): the best monitored
-    value, ties to the lower val_loss of the best epoch, then the earlier trial, read from the trials' own summaries.
-    Optuna's study.best_trial takes the first of tied values and knows no val_loss: runner report starred another trial
-    than optimization_results.yaml named. Optuna's own where a completed trial's summary cannot be read."""
+    """The search's best trial by runner report's rule (report_sections.best_row), read from the trials' summaries:
+    Optuna's study.best_trial takes the first of tied values and knows no val_loss, so the two named different trials.
+    Optuna's own where a completed trial's summary cannot be read."""
     from optuna.trial import TrialState
 
     from runner.commands.report import build
     from runner.commands.report_sections import best_row
 
     complete = {t.number: t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE}
-    if not complete:
-        return None
-    dirs = {n: Path(job_dirs[n]) for n in complete if n in job_dirs and (Path(job_dirs[n]) / "summary.json").is_file()}
-    if len(dirs) < len(complete):
-        return study.best_trial
-    rows, _ = build(dirs.values())
-    best = best_row(rows)
-    number = next((n for n, d in dirs.items() if best and str(d) == best["run_dir"]), None)
-    return study.best_trial if number is None else complete[number]
+    dirs = {str(job_dirs[n]): n for n in complete if n in job_dirs and Path(job_dirs[n], "summary.json").is_file()}
+    best = best_row(build(map(Path, dirs))[0]) if complete and len(dirs) == len(complete) else None
+    return complete[dirs[best["run_dir"]]] if best else study.best_trial if complete else None
 
 
 def write_results(study: optuna.Study, sweep_dir: str | Path, job_dirs: Mapping[int, Path] | None = None) -> None:
