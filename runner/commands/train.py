@@ -113,4 +113,6 @@ def describe(job: Job, rank: Rank) -> dict:
         **({"frozen": job.freezer.summary()} if job.freezer else {}),
         **({"quick_check": job.recipe.quick_check} if job.recipe.quick_check else {}),
         **({"limits": job.data.limits} if job.data.limits else {}),
+        # validation's size; trainer.class_weights and dataset.sampler where set
+        **(job.data.records or {}),
     )

@@ -14,7 +14,7 @@ which files are kept is part of last.pt, so a resumed run ends with the files an
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -48,7 +48,13 @@ class Kept:
         value = row[self.monitor.name]
         # k=1: best.pt alone, as without the knob
         if self.k != 1 and finite(value):
-            entry = {"epoch": epoch, "metric": value, "val_loss": row["val_loss"], "file": self.top_file(epoch, value)}
+            # no val_loss without a validation split (dataset.val_fraction=0, trainer.monitor=train_loss)
+            entry: dict[str, Any] = {
+                "epoch": epoch,
+                "metric": value,
+                "val_loss": row.get("val_loss"),
+                "file": self.top_file(epoch, value),
+            }
             ranked = sorted([e for e in self.top if e["epoch"] != epoch] + [entry], key=self.rank)
             kept = ranked if self.k == -1 else ranked[: self.k]
             files = {e["file"] for e in kept}

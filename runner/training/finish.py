@@ -9,12 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.data.baselines import baseline_rows, beats_trivial, trivial_verdict
 from runner.inference.loading import restore_model
 from runner.io.console import results_table
 from runner.io.errors import Diverged
 from runner.training import distributed
 from runner.training.flops import peak_flops, throughput
-from runner.training.metrics import evaluate, loss_floor
+from runner.training.metrics import Outputs, evaluate, fixed_threshold, loss_floor, test_figures
 
 if TYPE_CHECKING:
     import torch
@@ -78,20 +79,46 @@ def test_averaged(job: Job, run: RunDir, stop: StopSignals | AgreedStop) -> dict
 
 
 def test_weights(
-    job: Job, weights: Path, stop: StopSignals | AgreedStop, where: str
+    job: Job,
+    weights: Path,
+    stop: StopSignals | AgreedStop,
+    where: str,
+    keep: Outputs | None = None,
+    split: str = "test",
 ) -> tuple[dict[str, float], torch.Tensor | None]:
-    """(metrics, confusion) of the weights file `weights` on the test split, loaded from disk as runner eval loads
-    them; `where` says where a stop there leaves the run."""
+    """(metrics, confusion) of the weights file `weights` on the test split (or `split`), loaded from disk as runner
+    eval loads them; `where` says where a stop there leaves the run; `keep` gets the per-sample outputs."""
     model = restore_model(job.cfg.model, weights, device=job.device, channels_last=job.channels_last)
     return evaluate(
         model,
-        job.data.test,
+        job.data.test if split == "test" else job.data.val,
         task=job.task,
         num_classes=job.data.num_classes,
         precision=job.precision,
         stop=lambda: stop.check(where),
         target_std=job.data.target_std,
+        target_mean=job.data.target_mean,
+        keep=keep,
     )
+
+
+def decided_threshold(job: Job, run: RunDir, best: Path, stop: StopSignals | AgreedStop) -> float | None:
+    """A 2-class run's threshold for the test's labels (None: the argmax, for 0.5 and other tasks): trainer.threshold,
+    or for "tuned" the F1-best on the validation split at best.pt (stats.metrics.tuned_threshold), which the model
+    card then records for predict and export."""
+    if job.data.num_classes != 2 or job.task.metric != "accuracy" or job.recipe.threshold != "tuned":
+        return fixed_threshold(job.recipe.threshold, job.data.num_classes)
+    from dataclasses import replace
+
+    from runner.stats.metrics import tuned_threshold
+
+    kept = Outputs()
+    if job.samples["val"]:
+        test_weights(job, best, stop, "while tuning the threshold; a resume tunes it again", keep=kept, split="val")
+    threshold = tuned_threshold(kept.y, kept.out) if job.samples["val"] else 0.5
+    job.card = replace(job.card, threshold=threshold)
+    run.save_model_card(job.card)
+    return threshold
 
 
 def fold_predictions(job: Job, run: RunDir) -> None:
@@ -139,6 +166,27 @@ def fold_predictions(job: Job, run: RunDir) -> None:
     write_text(run.path / "val_predictions.csv", csv_table(rows, columns))
 
 
+def figures_record(job: Job, kept: Outputs, ranges: dict[str, Any], threshold: float | None) -> dict[str, Any]:
+    """summary.json's `intervals` ({test_<figure>: low, high, n, method}) and, for classification, `per_class`
+    ({class: precision, recall, f1, support}) and a 2-class run's `threshold`."""
+    record: dict[str, Any] = {"intervals": {f"test_{k}": r for k, r in ranges.items()}}
+    if job.task.metric == "accuracy":
+        from runner.stats.metrics import per_class
+
+        rows = per_class(kept.y, kept.out, threshold=threshold)
+        record["per_class"] = dict(zip(job.card.labels(), rows))
+        if job.data.num_classes == 2:
+            record["threshold"] = {"value": 0.5 if threshold is None else threshold, "rule": job.recipe.threshold}
+    return record
+
+
+def with_interval(value: float, interval: dict[str, Any] | None) -> float | str:
+    """A test figure as the results table shows it: '0.962 [0.951, 0.971] n=1,000' where it has an interval."""
+    from runner.stats.intervals import shown
+
+    return value if interval is None else shown(value, interval["low"], interval["high"], interval["n"])
+
+
 def measured_speed(job: Job, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """summary.json's `throughput` (training/flops.py): samples/s and steps/s of the median epoch, the FLOP/s the
     model's counted FLOPs make of it, and on a GPU of known peak the MFU."""
@@ -173,6 +221,14 @@ def no_best(monitor: str, epochs: int) -> Diverged:
         f"best and there is no best.pt to test; last.pt is kept. Lower optimizer.lr (or set trainer.grad_clip=1.0) "
         f"and start again{other}."
     )
+
+
+def best_line(monitor: str, epoch: int, value: float | None) -> tuple[str, float | str | None]:
+    """The results table's row of what best.pt is: the monitored value and its epoch, or without a validation split
+    and a monitor of its own (dataset.val_fraction=0) the last epoch."""
+    if monitor == "epoch":
+        return "best.pt (no validation split)", f"the last epoch, {epoch}"
+    return f"best {monitor} (epoch {epoch})", value
 
 
 def time_row(timings: dict) -> tuple[str, str]:
@@ -219,7 +275,12 @@ def finish(
     distributed.barrier()  # best.pt is on disk before any process reads it
     best = run.path / "checkpoints" / "best.pt"
     where = "during the final test; last.pt holds every epoch, and a resume tests best.pt"
-    test, confusion = test_weights(job, best, stop, where)
+    kept = Outputs()
+    test, confusion = test_weights(job, best, stop, where, keep=kept)
+    threshold = decided_threshold(job, run, best, stop)
+    # every figure of the task, each with its 95 % interval (runner/stats), seeded by the run's seed
+    test, ranges = test_figures(job.task, test, kept, seed=int(job.cfg.get("seed") or 0), threshold=threshold)
+    judged = figures_record(job, kept, ranges, threshold)
     averaged = test_averaged(job, run, stop) if job.recipe.average_top_k else {}
     fold_predictions(job, run)
     run.plot(job.task.metric)
@@ -243,14 +304,26 @@ def finish(
         classifying = job.task.metric == "accuracy"
         verdict, ending["overfit"] = overfit_verdict(rows, job.recipe, seen, floor=floor, absolute=classifying)
     speed = measured_speed(job, rows)
+    tested = {f"test_{k}": v for k, v in test.items()}
+    baselines = job.baselines() if job.baselines else {}
     summary = run.complete(
         epochs=state.epoch,
         steps=state.step,
         **ending,
-        best={"epoch": state.best_epoch, **{k: v for k, v in best_row.items() if k.startswith("val_")}},
+        # the monitored value too where it is no val_ column (trainer.monitor=train_loss)
+        best={
+            "epoch": state.best_epoch,
+            **{k: v for k, v in best_row.items() if k.startswith("val_") or (k == job.monitor.name and k != "epoch")},
+        },
         final=rows[-1],
         test={f"test_{k}": v for k, v in test.items()},
-        **({"baselines": job.baselines} if job.baselines else {}),
+        **judged,
+        # the trivial baseline and scikit-learn's (data/baselines.py), and whether the test figure beats the trivial one
+        **(
+            {"baselines": baselines, "beats_trivial": beats_trivial(tested, baselines, job.task.metric)}
+            if baselines
+            else {}
+        ),
         ranks_in_sync=in_sync,
         throughput=speed,
         timings={
@@ -272,15 +345,15 @@ def finish(
         results_table(
             "results",
             [
-                (f"best {job.monitor.name} (epoch {state.best_epoch})", state.best_metric),
+                best_line(job.monitor.name, state.best_epoch, state.best_metric),
                 ("final train_loss", rows[-1]["train_loss"]),
-                *((f"test_{k} (best.pt{test_note})", v) for k, v in test.items()),
+                *((f"test_{k} (best.pt{test_note})", with_interval(v, ranges.get(k))) for k, v in test.items()),
                 *(
                     (f"{k} (averaged.pt: {len(averaged['epochs'])} epochs)", v)
                     for k, v in (averaged or {}).items()
                     if k.startswith("test_")
                 ),
-                *((f"test_{job.task.metric} of {name} (scikit-learn)", v) for name, v in (job.baselines or {}).items()),
+                *baseline_rows(baselines, job.task.metric),
                 *(
                     [("stopped by", f"{state.stopped_by} at epoch {state.epoch}, step {state.step}")]
                     if state.stopped_by
@@ -293,5 +366,8 @@ def finish(
     )
     if job.recipe.overfit_batches:
         console.print(verdict)
+    losing = trivial_verdict(tested, baselines, job.task.metric)
+    if losing:
+        console.print(losing)
     console.print(f"run directory: {run.path}", soft_wrap=True)
     return summary

@@ -109,7 +109,8 @@ def setup(
     optimizer, schedule = setup_optimization(
         cfg.optimizer, cfg.scheduler, model, recipe=recipe, batches=len(data.train)
     )
-    monitor = Monitor.of(recipe, cfg.dataset.task)
+    check_validation(recipe, val_samples=samples["val"])
+    monitor = Monitor.of(recipe, cfg.dataset.task, validated=samples["val"] > 0)
     state = setup_state(
         model,
         optimizer,
@@ -244,6 +245,37 @@ def tell_init_preprocessing(init: Init | None, card: ModelCard, *, console: RunC
     note = preprocessing_note(init, card)
     if note:
         console.print(note, soft_wrap=True)
+
+
+def check_validation(recipe: Recipe, *, val_samples: int) -> None:
+    """A run without a validation split (dataset.val_fraction=0) refuses what would choose by one: a val_ monitor,
+    early stopping, the k best checkpoints and their average; with trainer.monitor=train_loss they choose by the
+    epoch's training loss. A tuned decision threshold needs one whatever the monitor."""
+    if not val_samples and recipe.threshold == "tuned":
+        raise RunnerError(
+            "trainer.threshold=tuned picks class 1's threshold by the best F1 on the validation split, and there is "
+            "none (dataset.val_fraction=0). Set dataset.val_fraction=0.1, or a fixed threshold (trainer.threshold=0.5)."
+        )
+    if val_samples or recipe.monitor == "train_loss":
+        return
+    # (the setting, whether the run has it, the override that turns it off)
+    needs = [
+        (f"trainer.monitor={recipe.monitor}", recipe.monitor is not None, "trainer.monitor=null"),
+        (
+            f"trainer.early_stopping.patience={recipe.patience}",
+            recipe.patience is not None,
+            "trainer.early_stopping.patience=null",
+        ),
+        (f"trainer.save_top_k={recipe.save_top_k}", recipe.save_top_k != 1, "trainer.save_top_k=1"),
+        ("trainer.average_top_k=true", recipe.average_top_k, "trainer.average_top_k=false"),
+    ]
+    for knob, asked, off in needs:
+        if asked:
+            raise RunnerError(
+                f"{knob} chooses epochs by the monitored validation metric, and there is no validation split to "
+                f"monitor (dataset.val_fraction=0). Set dataset.val_fraction=0.1 or trainer.monitor=train_loss (the "
+                f"epoch's training loss), or turn it off ({off})."
+            )
 
 
 def setup_optimization(
