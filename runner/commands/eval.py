@@ -27,7 +27,16 @@ from runner.io.errors import RunnerError
 from runner.io.files import write_json
 from runner.run.resume import RESUME_OVERRIDES
 from runner.training.build import build_data, make_batches, summarize, target_scale_std
-from runner.training.metrics import TASKS, evaluate, per_class_accuracy
+from runner.training.finish import with_interval
+from runner.training.metrics import (
+    TASKS,
+    Outputs,
+    evaluate,
+    fixed_threshold,
+    per_class_accuracy,
+    target_mean,
+    test_figures,
+)
 from runner.training.recipe import Recipe
 from runner.training.setup import setup_device
 
@@ -60,15 +69,46 @@ def check_eval_overrides(overrides: Sequence[str]) -> None:
             )
 
 
-def class_table(per_class: dict[str, float | None], confusion: torch.Tensor) -> Table:
-    table = Table(title="accuracy per class", title_justify="left")
-    for col in ("class", "accuracy", "correct / total"):
+def class_table(rows: dict[str, dict], confusion: torch.Tensor) -> Table:
+    """Per class: precision, recall (the class' accuracy), F1 (stats.metrics.per_class) and the samples right."""
+    table = Table(title="per class: precision, recall (the accuracy per class), F1", title_justify="left")
+    for col in ("class", "precision", "recall", "f1", "correct / total"):
         table.add_column(col, justify="left" if col == "class" else "right")
-    for i, (name, acc) in enumerate(per_class.items()):
+    for i, (name, row) in enumerate(rows.items()):
         # n/a: no sample of the class in the split
-        shown = "n/a" if acc is None else f"{100 * acc:.1f} %"
-        table.add_row(name, shown, f"{int(confusion[i, i])} / {int(confusion[i].sum())}")
+        recall = "n/a" if not row["support"] else f"{100 * row['recall']:.1f} %"
+        figures = (f"{100 * row['precision']:.1f} %", recall, f"{row['f1']:.3f}")
+        table.add_row(name, *figures, f"{int(confusion[i, i])} / {int(confusion[i].sum())}")
     return table
+
+
+def card_threshold(weights: Path, run_cfg: DictConfig, recipe: Recipe) -> float | None:
+    """The run's 2-class threshold as its model card records it (a tuned one is only there), else trainer.threshold's
+    number; None for the argmax."""
+    from runner.inference.card import CARD
+    from runner.inference.loading import read_card
+
+    if run_cfg.dataset.task != "classification" or run_cfg.dataset.num_classes != 2:
+        return None
+    path = weights.parent / CARD
+    threshold = read_card(path, run_cfg)["threshold"] if path.is_file() else recipe.threshold
+    return fixed_threshold(threshold, 2)
+
+
+def write_per_class(kept: Outputs, class_names: Sequence[str], threshold: float | None, run_dir: Path) -> dict:
+    """per_class.csv (class, precision, recall, f1, support: stats.metrics.per_class) beside confusion_matrix.png, and
+    reliability.png (io/plots.reliability_diagram); the per-class rows as eval's metrics.json records them."""
+    from runner.io.files import write_text
+    from runner.io.tables import csv_table
+    from runner.stats.metrics import expected_calibration_error, per_class, probabilities, reliability_bins
+
+    names = list(class_names) or [str(i) for i in range(kept.out.shape[1])]
+    rows = per_class(kept.y, kept.out, threshold=threshold)
+    columns = ["class", "precision", "recall", "f1", "support"]
+    write_text(run_dir / "per_class.csv", csv_table([{"class": n, **r} for n, r in zip(names, rows)], columns))
+    ece = expected_calibration_error(kept.y, probabilities(kept.out))
+    plots.reliability_diagram(reliability_bins(kept.y, kept.out), ece, run_dir / "reliability.png")
+    return dict(zip(names, rows))
 
 
 def eval_job(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str]) -> dict:
@@ -101,6 +141,7 @@ def eval_job(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str]) -> 
 
         test = make_batches(splits.test, recipe.eval_batch_size, transform=normalize, device=device)
         stop = signals.install()
+        kept = Outputs()
         metrics, confusion = evaluate(
             model,
             test,
@@ -109,7 +150,12 @@ def eval_job(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str]) -> 
             precision=precision,
             stop=lambda: stop.check("during eval; no metrics were written"),
             target_std=target_scale_std(splits, device),
+            target_mean=target_mean(splits, device),
+            keep=kept,
         )
+        threshold = card_threshold(weights, run_cfg, recipe)
+        # every figure of the task with its 95 % interval, as the run's final test has them (training/finish.py)
+        metrics, ranges = test_figures(task, metrics, kept, seed=int(run_cfg.get("seed") or 0), threshold=threshold)
         result = {
             "checkpoint": str(weights),
             "dataset": run_cfg.dataset.name,
@@ -118,17 +164,21 @@ def eval_job(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str]) -> 
             "samples": len(splits.test),
             **({"tta": tta} if tta else {}),
             **{f"test_{k}{tta_suffix(tta)}": v for k, v in metrics.items()},
+            "intervals": {f"test_{k}{tta_suffix(tta)}": r for k, r in ranges.items()},
         }
         console.print(
             f"[bold]runner eval[/]  {weights}  on the {run_cfg.dataset.name} test split ({len(splits.test)} samples"
             f"{f', tta={tta}' if tta else ''})"
         )
-        console.print(results_table("test", [(k, v) for k, v in result.items() if k.startswith("test_")]))
+        console.print(
+            results_table("test", [(f"test_{k}", with_interval(v, ranges.get(k))) for k, v in metrics.items()])
+        )
         if confusion is not None:
             result["per_class_accuracy"] = per_class_accuracy(confusion, splits.class_names)
             result["confusion_matrix"] = confusion.tolist()
-            console.print(class_table(result["per_class_accuracy"], confusion))
             plots.confusion_matrix(confusion, splits.class_names, run_dir / "confusion_matrix.png")
+            result["per_class"] = write_per_class(kept, splits.class_names, threshold, run_dir)
+            console.print(class_table(result["per_class"], confusion))
         write_json(run_dir / "metrics.json", result)
         console.print(f"eval directory: {run_dir}", soft_wrap=True)
         return result
