@@ -452,8 +452,8 @@ def test_a_short_last_accumulation_group_steps_with_the_mean_of_its_own_batches(
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     state = TrainState(model, optimizer, schedule=None, scaler=precision.scaler, order=None, config={})
     task = TASKS["classification"]
-    job = SimpleNamespace(state=state, recipe=r, data=SimpleNamespace(train=batches), net=model, task=task,
-                          precision=precision, freezer=None)  # fmt: skip
+    job = SimpleNamespace(state=state, recipe=r, data=SimpleNamespace(train=batches, class_weights=None), net=model,
+                          task=task, precision=precision, freezer=None)  # fmt: skip
     run = SimpleNamespace(logs_steps=False)
     stop = SimpleNamespace(requested=False, check=lambda where: None)
     train_epoch(job, run=run, console=RunConsole(quiet=True), stop=stop, epoch=1, clock=lambda: 0.0)
