@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 from rich.table import Table
 
 from runner.config.checks import apply_overrides, check_config
+from runner.data.baselines import baseline_rows, baselines, beats_trivial, trivial_verdict
 from runner.inference.loading import find_checkpoint, restore_model
 from runner.inference.tta import tta_suffix, with_tta
 from runner.io import plots, signals
@@ -173,6 +174,14 @@ def eval_job(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str]) -> 
         console.print(
             results_table("test", [(f"test_{k}", with_interval(v, ranges.get(k))) for k, v in metrics.items()])
         )
+        # the trivial baseline on the same test split, fitted on the run's training split (data/baselines.py)
+        result["baselines"] = baselines(splits, run_cfg.dataset.task, run_cfg.dataset.num_classes, models=False)
+        tested = {f"test_{k}": v for k, v in metrics.items()}
+        result["beats_trivial"] = beats_trivial(tested, result["baselines"], task.metric)
+        console.print(results_table("trivial baseline", baseline_rows(result["baselines"], task.metric)))
+        losing = trivial_verdict(tested, result["baselines"], task.metric)
+        if losing:
+            console.print(losing)
         if confusion is not None:
             result["per_class_accuracy"] = per_class_accuracy(confusion, splits.class_names)
             result["confusion_matrix"] = confusion.tolist()

@@ -52,10 +52,11 @@ RULES: list[tuple[str, Callable[[Any], object], str, str]] = [
     ),
     (
         "dataset.val_fraction",
-        lambda v: is_number(v) and 0 < v < 1,
-        "a fraction between 0 and 1",
+        lambda v: is_number(v) and 0 <= v < 1,
+        "a fraction between 0 and 1 (0: no validation split, best.pt is the last epoch)",
         "dataset.val_fraction=0.1",
     ),
+    ("dataset.sampler", lambda v: v in (None, "balanced"), "null or balanced", "dataset.sampler=balanced"),
     (
         "dataset.test_fraction",
         lambda v: is_number(v) and 0 < v < 1,
@@ -226,6 +227,8 @@ def _check_monitor_and_groups(cfg: DictConfig, groups: Sequence[str]) -> None:
     task = TASKS[cfg.dataset.task] if "dataset" in cfg and cfg.dataset.get("task") in TASKS else None
     if task:
         check_figures(cfg.dataset.task, cfg.dataset.get("num_classes"), cfg.get("trainer"))
+    if task:
+        check_imbalance(cfg.dataset.task, cfg.dataset.get("num_classes"), cfg.get("trainer"), cfg.dataset)
     if task and task.metric != "accuracy" and OmegaConf.select(cfg, "trainer.label_smoothing"):
         raise RunnerError(
             f"trainer.label_smoothing={cfg.trainer.label_smoothing} smooths class labels, but this is a "
@@ -235,6 +238,34 @@ def _check_monitor_and_groups(cfg: DictConfig, groups: Sequence[str]) -> None:
         check_schedule(cfg.scheduler)
     for group in groups:
         check_target(group, cfg[group])
+
+
+def check_imbalance(task: str, num_classes: object, trainer: Any, dataset: Any) -> None:
+    """trainer.class_weights and dataset.sampler=balanced weigh classes: refused for a regression, and a list of weights
+    must have one per class (dataset.num_classes)."""
+    weights: Any = OmegaConf.select(trainer, "class_weights") if trainer is not None else None
+    sampler = dataset.get("sampler")
+    if task != "classification":
+        if weights is not None:
+            raise RunnerError(
+                f"trainer.class_weights={typed(list(weights)) if OmegaConf.is_list(weights) else weights} weighs "
+                f"classes in the cross-entropy, but this is a {task} run (MSE on values, no classes). Drop it, or set "
+                f"dataset.task=classification if the targets are class labels."
+            )
+        if sampler is not None:
+            raise RunnerError(
+                f"dataset.sampler={sampler} draws every class equally often, but this is a {task} run (values, no "
+                f"classes). Drop it (dataset.sampler=null), or set dataset.task=classification if the targets are "
+                f"class labels."
+            )
+        return
+    if OmegaConf.is_list(weights) and is_int(num_classes) and len(weights) != num_classes:
+        raise RunnerError(
+            f"trainer.class_weights={typed(list(weights))} gives {len(weights)} weight{'s' * (len(weights) != 1)}, "
+            f"and the dataset has {num_classes} classes: give one per class, in the order of the class indices (e.g. "
+            f"trainer.class_weights={typed([1] * num_classes)}), or trainer.class_weights=balanced to weigh each "
+            f"class by n / (k * n_c) on the training split."
+        )
 
 
 def check_target(group: str, node: DictConfig) -> None:

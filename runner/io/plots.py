@@ -37,10 +37,11 @@ def loss_curve(rows: Sequence[Mapping[str, Any]], metric: str, path: str | Path)
     fig = figure(figsize=(10, 3.8))
     ax_loss, ax_metric = fig.subplots(1, 2)
     ax_loss.plot(epochs, [r["train_loss"] for r in rows], marker="o", label="train")
-    ax_loss.plot(epochs, [r["val_loss"] for r in rows], marker="o", label="validation")
+    # a run without a validation split (dataset.val_fraction=0) has no val_ columns: their lines stay empty
+    ax_loss.plot(epochs, [r.get("val_loss", math.nan) for r in rows], marker="o", label="validation")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_loss.legend()
-    ax_metric.plot(epochs, [r[f"val_{metric}"] for r in rows], marker="o", color="tab:green")
+    ax_metric.plot(epochs, [r.get(f"val_{metric}", math.nan) for r in rows], marker="o", color="tab:green")
     ax_metric.set(xlabel="epoch", ylabel=metric, title=f"validation {metric}")
     for ax in (ax_loss, ax_metric):
         ax.grid(alpha=0.3)

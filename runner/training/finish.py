@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.data.baselines import baseline_rows, beats_trivial, trivial_verdict
 from runner.inference.loading import restore_model
 from runner.io.console import results_table
 from runner.io.errors import Diverged
@@ -222,6 +223,14 @@ def no_best(monitor: str, epochs: int) -> Diverged:
     )
 
 
+def best_line(monitor: str, epoch: int, value: float | None) -> tuple[str, float | str | None]:
+    """The results table's row of what best.pt is: the monitored value and its epoch, or without a validation split
+    and a monitor of its own (dataset.val_fraction=0) the last epoch."""
+    if monitor == "epoch":
+        return "best.pt (no validation split)", f"the last epoch, {epoch}"
+    return f"best {monitor} (epoch {epoch})", value
+
+
 def time_row(timings: dict) -> tuple[str, str]:
     """The results table's time, saying what it counts: the run's own (setup, training, test: summary.json's
     total_s) and, where known, the whole command's so far (process_s: imports and Hydra's composing too)."""
@@ -295,15 +304,26 @@ def finish(
         classifying = job.task.metric == "accuracy"
         verdict, ending["overfit"] = overfit_verdict(rows, job.recipe, seen, floor=floor, absolute=classifying)
     speed = measured_speed(job, rows)
+    tested = {f"test_{k}": v for k, v in test.items()}
+    baselines = job.baselines() if job.baselines else {}
     summary = run.complete(
         epochs=state.epoch,
         steps=state.step,
         **ending,
-        best={"epoch": state.best_epoch, **{k: v for k, v in best_row.items() if k.startswith("val_")}},
+        # the monitored value too where it is no val_ column (trainer.monitor=train_loss)
+        best={
+            "epoch": state.best_epoch,
+            **{k: v for k, v in best_row.items() if k.startswith("val_") or (k == job.monitor.name and k != "epoch")},
+        },
         final=rows[-1],
         test={f"test_{k}": v for k, v in test.items()},
         **judged,
-        **({"baselines": job.baselines} if job.baselines else {}),
+        # the trivial baseline and scikit-learn's (data/baselines.py), and whether the test figure beats the trivial one
+        **(
+            {"baselines": baselines, "beats_trivial": beats_trivial(tested, baselines, job.task.metric)}
+            if baselines
+            else {}
+        ),
         ranks_in_sync=in_sync,
         throughput=speed,
         timings={
@@ -325,7 +345,7 @@ def finish(
         results_table(
             "results",
             [
-                (f"best {job.monitor.name} (epoch {state.best_epoch})", state.best_metric),
+                best_line(job.monitor.name, state.best_epoch, state.best_metric),
                 ("final train_loss", rows[-1]["train_loss"]),
                 *((f"test_{k} (best.pt{test_note})", with_interval(v, ranges.get(k))) for k, v in test.items()),
                 *(
@@ -333,7 +353,7 @@ def finish(
                     for k, v in (averaged or {}).items()
                     if k.startswith("test_")
                 ),
-                *((f"test_{job.task.metric} of {name} (scikit-learn)", v) for name, v in (job.baselines or {}).items()),
+                *baseline_rows(baselines, job.task.metric),
                 *(
                     [("stopped by", f"{state.stopped_by} at epoch {state.epoch}, step {state.step}")]
                     if state.stopped_by
@@ -346,5 +366,8 @@ def finish(
     )
     if job.recipe.overfit_batches:
         console.print(verdict)
+    losing = trivial_verdict(tested, baselines, job.task.metric)
+    if losing:
+        console.print(losing)
     console.print(f"run directory: {run.path}", soft_wrap=True)
     return summary

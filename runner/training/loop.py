@@ -53,6 +53,10 @@ class Data:
     target_mean: torch.Tensor | None = None
     # trainer.limit_*_batches: {split: {"batches": taken, "of": a whole pass}}, for the splits limited
     limits: dict | None = None
+    # trainer.class_weights as F.cross_entropy's weight= (on the device), or None
+    class_weights: torch.Tensor | None = None
+    # what summary.json records of the data from the start: validation's size, class_weights, sampler
+    records: dict | None = None
 
 
 @dataclass
@@ -85,8 +89,9 @@ class Job:
     flops: Callable[[], float | None] | None = None
     # trainer.freeze's parameters, or None
     freezer: Freezer | None = None
-    # a table's scikit-learn baselines on the same split (data/baselines.py), or None
-    baselines: dict | None = None
+    # the baselines on the same split (data/baselines.py: the trivial one, scikit-learn's), fitted when first asked (at
+    # the run's end); None on the processes of torchrun that do not write
+    baselines: Callable[[], dict] | None = None
     # an Optuna trial's pruner (sweeps/search.trial_pruner): given each epoch's monitored metric, True stops the run
     pruner: Callable[[int, float], bool] | None = None
 
@@ -136,10 +141,13 @@ def fit(job: Job, run: RunDir, console: RunConsole, stop: StopSignals | AgreedSt
 def validate(
     job: Job, *, run: RunDir, stop: StopSignals | AgreedStop, epoch: int, loss_sum: torch.Tensor, seen: int
 ) -> dict:
-    """The validation metrics of the epoch just trained. A stop between its batches saves last.pt as it
-    stood after the epoch's last step, so that the resume validates the epoch, and raises Interrupted (after
-    max_steps or max_time cut the epoch short, last.pt stays as it was: the resume repeats those steps)."""
+    """The validation metrics of the epoch just trained ({} without a validation split: dataset.val_fraction=0). A
+    stop between its batches saves last.pt as it stood after the epoch's last step, so that the resume validates the
+    epoch, and raises Interrupted (after max_steps or max_time cut the epoch short, last.pt stays as it was: the
+    resume repeats those steps)."""
     state = job.state
+    if not job.samples["val"]:
+        return {}
 
     def safe_point():
         if stop.requested and state.stopped_by is None:
@@ -263,8 +271,10 @@ def forward_backward(job: Job, x: torch.Tensor, y: torch.Tensor, group: int) -> 
     loss, detached. train_step calls it for every batch, `runner lr-find`'s too."""
     recipe = job.recipe
     smoothing = {"label_smoothing": recipe.label_smoothing} if recipe.label_smoothing else {}
+    # trainer.class_weights: the training loss alone is weighted (validation's and the test's are plain)
+    weights = {"weight": job.data.class_weights} if job.data.class_weights is not None else {}
     with job.precision.autocast():
-        loss = job.task.loss(job.net(x), y, **smoothing)
+        loss = job.task.loss(job.net(x), y, **smoothing, **weights)
     job.state.scaler.scale(loss / group if group > 1 else loss).backward()
     return loss.detach()
 
@@ -292,17 +302,19 @@ def end_epoch(
     stopping, ask the pruner (`job.pruner`), save last.pt."""
     state, recipe, monitor, task = job.state, job.recipe, job.monitor, job.task
     epoch = row["epoch"]
+    # without a validation split (dataset.val_fraction=0), metrics.csv has no val_ columns
+    validated = {f"val_{k}": v for k, v in val.items()}
     row = {
         "epoch": epoch,
         "train_loss": row["train_loss"],
-        **{f"val_{k}": v for k, v in val.items()},
+        **validated,
         "lr": state.lr,
         "epoch_time_s": time.perf_counter() - started,
         "train_samples_per_s": row["train_samples_per_s"],
     }
     run.append_row(row, state.step)
     if monitor.improved(row, state):
-        state.best_metric, state.best_val_loss, state.best_epoch = row[monitor.name], row["val_loss"], epoch
+        state.best_metric, state.best_val_loss, state.best_epoch = row[monitor.name], row.get("val_loss"), epoch
         run.save_best(state.validated_model)
     # trainer.save_top_k, every_n_epochs
     if state.kept is not None:
@@ -318,10 +330,11 @@ def end_epoch(
     if recipe.max_time is not None:
         state.train_s = max_over_ranks(clock())
     run.save_last(state)
+    shown = f"val_loss {val['loss']:.4f}  val_{task.metric} {val[task.metric]:.4f}  " if val else ""
     console.print(
-        f"epoch {epoch:>3}/{recipe.epochs}  train_loss {row['train_loss']:.4f}  val_loss {val['loss']:.4f}  "
-        f"val_{task.metric} {val[task.metric]:.4f}  lr {state.lr:.2g}  {row['train_samples_per_s']:,.0f} samples/s  "
-        f"{row['epoch_time_s']:.2f}s" + ("  *" if state.best_epoch == epoch else "")
+        f"epoch {epoch:>3}/{recipe.epochs}  train_loss {row['train_loss']:.4f}  {shown}lr {state.lr:.2g}  "
+        f"{row['train_samples_per_s']:,.0f} samples/s  {row['epoch_time_s']:.2f}s"
+        + ("  *" if state.best_epoch == epoch else "")
     )
     if state.stopped_by:
         console.print(stop_message(state, recipe, monitor))

@@ -14,7 +14,7 @@ import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, TypeGuard, overload
+from typing import TYPE_CHECKING, Any, TypeGuard, cast, overload
 
 from omegaconf import OmegaConf
 
@@ -114,10 +114,21 @@ def batch_count(value: object, null: bool = True) -> bool:
     return isinstance(value, float) and 0 < value <= 1
 
 
+def class_weights_ok(value: object) -> bool:
+    """trainer.class_weights: None, "balanced", or a list of numbers >= 0, not all 0."""
+    if value is None or value == "balanced":
+        return True
+    if not (isinstance(value, (list, tuple)) or OmegaConf.is_list(value)):
+        return False
+    weights = list(cast("Any", value))
+    return bool(weights) and all(is_number(w) and w >= 0 for w in weights) and any(w > 0 for w in weights)
+
+
 BATCHES = Accepts(batch_count, "null, a number of batches >= 1, or a fraction of them in (0, 1], e.g. 0.25")
 
 MONITOR = Accepts(
-    lambda v: v is None or (isinstance(v, str) and v.startswith("val_")), "null or a validation metric such as val_loss"
+    lambda v: v is None or v == "train_loss" or (isinstance(v, str) and v.startswith("val_")),
+    "null, train_loss, or a validation metric such as val_loss",
 )
 PICKED_BEST = "best.pt and the best epoch so far were chosen by the run's own metric"
 FROM_NEXT_STEP = "from the next step"
@@ -188,6 +199,14 @@ class Recipe:
     )
     label_smoothing: float = knob(
         Accepts(lambda v: is_number(v) and 0 <= v < 1, "a number in [0, 1)"), 0.1, resume=FROM_NEXT_STEP
+    )
+    # the training loss's weight per class (F.cross_entropy's weight=); its length is checked against the dataset's
+    # classes in config/checks.py
+    class_weights: str | tuple[float, ...] | None = knob(
+        Accepts(class_weights_ok, "null, balanced, or a list of one number >= 0 per class, e.g. [1,10]"),
+        "balanced",
+        resume=FROM_NEXT_STEP,
+        convert=lambda v: v if isinstance(v, str) else tuple(float(w) for w in v),
     )
     patience: int | None = knob(
         integer(1, null=True),
@@ -450,11 +469,17 @@ def early_stopping(
 TASK_METRICS = {"classification": ("accuracy", "max"), "regression": ("mae", "min")}
 
 
-def monitor_rule(task: str, monitor: str | None = None, monitor_mode: str | None = None) -> tuple[str, str]:
+def monitor_rule(
+    task: str, monitor: str | None = None, monitor_mode: str | None = None, validated: bool = True
+) -> tuple[str, str]:
     """(metric, "min" or "max"): what picks best.pt for a `task` run with trainer.monitor and trainer.monitor_mode.
 
     The metric is `monitor`, or the task's own val_ metric; the mode is `monitor_mode`, or "min" for a loss
-    and the task's direction otherwise. Torch-free, so `runner report` reads it too."""
+    and the task's direction otherwise. A run without a validation split (not `validated`: dataset.val_fraction=0)
+    and no monitor of its own keeps its last epoch as best.pt: ("epoch", "max"). Torch-free, so `runner report`
+    reads it too."""
+    if not validated and not monitor:
+        return "epoch", "max"
     from runner.stats.metrics import direction
 
     metric = TASK_METRICS[task][0]
@@ -470,16 +495,18 @@ class Monitor:
     mode: str
 
     @classmethod
-    def of(cls, recipe: Recipe, task: str) -> Monitor:
-        """The monitor of a run of `task` ("classification" or "regression") with `recipe`."""
-        return cls(*monitor_rule(task, recipe.monitor, recipe.monitor_mode))
+    def of(cls, recipe: Recipe, task: str, validated: bool = True) -> Monitor:
+        """The monitor of a run of `task` ("classification" or "regression") with `recipe`; without a validation split
+        (not `validated`), the last epoch unless trainer.monitor=train_loss (monitor_rule)."""
+        return cls(*monitor_rule(task, recipe.monitor, recipe.monitor_mode, validated))
 
     def improved(self, row: dict, state: TrainState) -> bool:
-        """Better than the best so far, in the monitor's order (`ranking`): a NaN or infinite value is never better."""
+        """Better than the best so far, in the monitor's order (`ranking`): a NaN or infinite value is never better. A
+        row without validation (dataset.val_fraction=0) has no val_loss to break a tie."""
         if not finite(row[self.name]):
             return False
         best = ranking(state.best_metric, state.best_val_loss, mode=self.mode)
-        return ranking(row[self.name], row["val_loss"], mode=self.mode) < best
+        return ranking(row[self.name], row.get("val_loss"), mode=self.mode) < best
 
 
 def ranking(value: object, val_loss: object, *, mode: str) -> tuple[int, float, float]:
