@@ -120,7 +120,9 @@ def test_a_run_keeps_its_three_best_epochs_by_metrics_csv_and_tests_their_averag
     assert "(averaged.pt: 3 epochs)" in proc.stdout
     # usable as any checkpoint: runner eval tests it to the same accuracy
     evaluated = runner("eval", f"ckpt={folder / 'averaged.pt'}", cwd=tmp_path)
-    assert f"{info['test_accuracy']:.4f}" in evaluated.stdout
+    evaluated_dir = evaluated.stdout.rpartition("eval directory: ")[2].strip()
+    assert json.loads((Path(evaluated_dir) / "metrics.json").read_text())["test_accuracy"] == info["test_accuracy"]
+    assert f"{info['test_accuracy']:.3f} [" in evaluated.stdout  # printed with its interval (runner/stats)
 
     # stopped after 3 epochs and resumed to 6, it keeps the same files with the same weights
     runner("train", *POLICY, "trainer.epochs=3", "hydra.run.dir=s", cwd=tmp_path)

@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import json
 import shlex
+from pathlib import Path
 
 import pytest
 import torch
@@ -60,7 +61,9 @@ def test_a_fine_tuned_run_is_evaluated_predicted_exported_and_diffed_like_any(ru
     ft = cwd / "ft"
     accuracy = summary(ft)["test"]["test_accuracy"]
     proc = runner("eval", f"ckpt={ft}", cwd=tmp_path)
-    assert f"{accuracy:.4f}" in proc.stdout
+    evaluated = Path(proc.stdout.rpartition("eval directory: ")[2].strip()) / "metrics.json"
+    assert json.loads(evaluated.read_text())["test_accuracy"] == accuracy
+    assert f"{accuracy:.3f} [" in proc.stdout  # printed with its interval (runner/stats)
     runner("predict", f"ckpt={ft}", "input=test", "out=pred", cwd=tmp_path)
     with open(tmp_path / "pred" / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))

@@ -76,6 +76,9 @@ PRELOAD = [
     # the FLOP count's (runner/training/flops.py): torch.fx's symbolic shapes and sympy, a second of every run's
     # imports, which a run makes after training
     "torch.utils.flop_counter",
+    # the final test's figures (runner/stats): scikit-learn's metrics, with scipy and pandas, 2.4 s of every run's
+    # imports, made after training
+    "sklearn.metrics",
 ]
 # May differ between the server's environment and a command's: read when used, never while a preloaded module
 # imports (PYTHONPATH is applied to sys.path by the child itself; pytest sets PYTEST_CURRENT_TEST for each test).
@@ -139,7 +142,12 @@ class _Server:
         if policy:
             del os.environ["OMP_WAIT_POLICY"], os.environ["GOMP_SPINCOUNT"]
         # what the imports set in the environment, as they would in a fresh process: applied over each command's
-        self.env_set = {k: v for k, v in os.environ.items() if self.started_env.get(k) != v}
+        # but for scikit-learn's KMP_DUPLICATE_LIB_OK and KMP_INIT_AT_FORK (sklearn/__init__.py), which a fresh run sets
+        # only once its final test imports scikit-learn and which only Intel's OpenMP runtime reads (torch's Linux
+        # wheels load GNU's): a command that never imports scikit-learn (runner report) must not see them
+        self.env_set = {
+            k: v for k, v in os.environ.items() if self.started_env.get(k) != v and not k.startswith("KMP_")
+        }
         self.env_unset = [k for k in self.started_env if k not in os.environ]
         own = {os.path.abspath(p) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)}
         self.base_path = [p for p in sys.path[1:] if p not in own]  # [0] is this script's folder
@@ -334,6 +342,10 @@ def _shadowed():
     for name, module in list(sys.modules.items()):
         spec = getattr(module, "__spec__", None)
         if "." in name or spec is None or spec.origin in (None, "built-in", "frozen"):
+            continue
+        # a submodule a package also registers under a bare name (scipy's Cython "_cyutility", whose spec names
+        # scipy._cyutility): found through its package, which this loop checks, never through sys.path by that name
+        if spec.name != name:
             continue
         for finder in sys.meta_path:
             found = finder.find_spec(name, None) if hasattr(finder, "find_spec") else None
