@@ -122,3 +122,38 @@ def test_the_data_fingerprint_is_the_recorded_data_and_test_split_not_the_settin
     assert data_fingerprint(base) != data_fingerprint(other_test)
     assert data_fingerprint(run(tmp_path, "digits", dataset=DIGITS))["name"] == "digits"
     assert data_fingerprint(run(tmp_path, "none", config=False)) is None
+
+
+def test_runs_without_a_validation_split_are_not_ranked_by_their_epoch_count(tmp_path, capsys):
+    # dataset.val_fraction=0 records monitor "epoch" (best.pt is the last epoch): a run of 9 epochs is not "better"
+    # than one of 5 because 9 > 5
+    for name, epochs in (("short", 5), ("long", 9)):
+        no_val = {"monitor": "epoch", "monitor_mode": "max", "best": {"epoch": epochs}, "epochs": epochs}
+        run(tmp_path, name, overrides=(f"trainer.epochs={epochs}",), extra=no_val)
+    assert report.read_run(tmp_path / "long")[0]["monitor"] == "epoch"  # precondition: the record is read as written
+    code, out, _ = report_of(capsys, tmp_path / "*", "--format", "csv")
+    assert code == 0
+    rows = rows_of(out)
+    assert {r["job"] for r in rows} == {"short", "long"}
+    assert all(r["best"] == "" and r["chosen"] == "" for r in rows)
+
+
+@pytest.mark.parametrize(("figure", "larger_first"), [("test_f1_macro", True), ("test_r2", True), ("test_mae", False)])
+def test_sorting_by_the_test_figure_puts_the_better_first_in_that_figures_direction(
+    tmp_path, capsys, figure, larger_first
+):
+    # any val_<figure> can be monitored, so the test column holds any figure: each sorts in its own direction
+    for name, value, lr in (("low", 0.2, 0.1), ("high", 0.8, 0.01)):
+        mode = "max" if larger_first else "min"
+        run(
+            tmp_path,
+            name,
+            best=value,
+            test=value,
+            overrides=(f"optimizer.lr={lr}",),
+            monitor=f"val_{figure[5:]}",
+            mode=mode,
+        )
+    code, out, _ = report_of(capsys, tmp_path / "*", "--format", "csv", "--sort", "test")
+    assert code == 0 and report.read_run(tmp_path / "low")[0]["test_metric"] == figure  # precondition
+    assert [r["job"] for r in rows_of(out)] == (["high", "low"] if larger_first else ["low", "high"])

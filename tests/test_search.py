@@ -67,6 +67,8 @@ def test_a_trial_that_fails_is_told_to_optuna_and_the_search_goes_on(tmp_path):
         ("hydra.sweeper.direction=up", "hydra.sweeper.direction='up' is not a direction"),
         ("hydra.sweeper.pruner={_target_: optuna.pruners.Nope}", "hydra.sweeper.pruner could not be built"),
         ("hydra.sweeper.sampler._target_=optuna.samplers.Nope", "e.g. hydra.sweeper.sampler="),
+        # a run without a validation split has no validation figure to optimise (its monitor is its epoch)
+        ("dataset.val_fraction=0", "no validation figure for Optuna to optimise"),
     ],
 )
 def test_a_bad_sweeper_setting_is_refused_and_leaves_nothing(tmp_path, setting, message):

@@ -124,7 +124,9 @@ def read_run(run_dir: Path) -> tuple[Row, Curve]:
     """One row of the report, and the run's validation curve of its monitored metric."""
     s = records.read_summary(run_dir)
     monitor, mode = (s["monitor"], s.get("monitor_mode")) if s.get("monitor") else _configured_monitor(run_dir)
-    best = (s.get("best") or {}).get(monitor)
+    # a run without a validation split (dataset.val_fraction=0) records monitor "epoch": its best.pt is its last
+    # epoch, and an epoch's number is no figure to rank runs by
+    best = None if monitor == "epoch" else (s.get("best") or {}).get(monitor)
     tests = s.get("test") or {}
     test_key = (
         f"test_{monitor[4:]}"
@@ -168,10 +170,13 @@ def read_run(run_dir: Path) -> tuple[Row, Curve]:
 
 
 def _descending(row: Row, key: str | None) -> bool:
-    """Best first: larger is better for accuracies, smaller for losses, errors and times."""
+    """Best first: the monitored figure in its mode; the test figure in its direction (runner/stats: larger for
+    accuracy, F1, AUROC, R^2, smaller for losses and errors); smaller for times."""
+    from runner.stats.metrics import direction
+
     if key in (None, "best"):
         return row["mode"] == "max"
-    return key == "test" and row["test_metric"] == "test_accuracy"
+    return key == "test" and bool(row.get("test_metric")) and direction(str(row["test_metric"])) == "max"
 
 
 def _run_order(row: Row) -> tuple[str, int, str]:

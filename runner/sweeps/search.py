@@ -216,6 +216,12 @@ class OptunaSweeper(Sweeper):
                 f"cross-validate the best trial's setting: runner train -m ITS_OVERRIDES dataset.folds={folds}. "
                 f"Nothing was started."
             )
+        if (self.config.get("dataset") or {}).get("val_fraction") == 0:
+            raise RunnerError(
+                "dataset.val_fraction=0 with an Optuna search: a run without a validation split has no validation "
+                "figure for Optuna to optimise (its best.pt is its last epoch). Search with a validation split, "
+                "e.g. dataset.val_fraction=0.1. Nothing was started."
+            )
         self.jobs.check()
         self.jobs.check_same_sweep()
 
