@@ -2,8 +2,9 @@
 counts how often each test sample is drawn in resample b of the bootstrap, so the figure of that resample is the
 figure under those weights (scikit-learn's `sample_weight=`, which tests/test_stats.py checks them against).
 
-Computed from weighted sums (per-sample columns times the weights) and cumulative sums down the samples in score
-order, rather than by calling scikit-learn once per resample and figure.
+Computed from weighted sums (per-sample columns times the weights, per-class sums through a sparse matrix) and, for
+AUROC and average precision, sums at each distinct score of a positive, rather than by calling scikit-learn once per
+resample and figure.
 """
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ def classification(
     confidence = out.max(axis=1)
     correct = (out.argmax(axis=1) == y).astype(np.float64)
     eps = np.finfo(np.float64).eps
-    columns = [np.eye(k * k)[y * k + pred]]
+    # per class, (B, k): the weight of the samples of each true class, of each predicted class, and of those right
+    true, guessed = _grouped(y, k, weights).T, _grouped(pred, k, weights).T
+    tp = _grouped(np.where(pred == y, y, k), k + 1, weights)[:k].T
+    total = weights.sum(axis=0).astype(np.float64)
+    columns = []
     if "top5_accuracy" in names:
         top = np.argsort(out, axis=1, kind="mergesort")[:, ::-1][:, :TOP_K]
         columns.append((top == y[:, None]).any(axis=1)[:, None].astype(np.float64))
@@ -35,10 +40,6 @@ def classification(
     bins = np.eye(ECE_BINS)[confidence_bin(confidence)]
     columns += [bins * correct[:, None], bins * confidence[:, None]]
     sums = _sums(np.hstack(columns), weights)
-    cells = sums[:, : k * k].reshape(-1, k, k)
-    total = cells.sum(axis=(1, 2))
-    tp = np.diagonal(cells, axis1=1, axis2=2)
-    true, guessed = cells.sum(axis=2), cells.sum(axis=1)
     # scikit-learn's labels: those in y_true or y_pred of this resample
     present = (true + guessed) > 0
     per_class = {"precision": _divide(tp, guessed), "recall": _divide(tp, true), "f1": _divide(2 * tp, true + guessed)}
@@ -53,7 +54,7 @@ def classification(
         elif name.endswith("_weighted"):
             found[name] = (per_class[name[: -len("_weighted")]] * true).sum(axis=1) / total
         elif name == "top5_accuracy":
-            found[name] = sums[:, k * k] / total
+            found[name] = sums[:, 0] / total
         elif name == "log_loss":
             found[name] = sums[:, -2 * ECE_BINS - 1] / total
         elif name == "ece":
@@ -125,6 +126,15 @@ def regression(y: np.ndarray, out: np.ndarray, weights: np.ndarray, names: list[
             per_target = np.stack([_median(np.abs(error[:, t]), weights) for t in range(y.shape[1])], axis=1)
         found[name] = per_target.mean(axis=1)
     return found
+
+
+def _grouped(keys: np.ndarray, size: int, weights: np.ndarray) -> np.ndarray:
+    """(size, B): the weight under each of the (N, B) `weights` of the samples of each key 0..size-1 (one sparse sum,
+    so k classes cost N * B, not the N * k^2 * B of a dense confusion matrix per resample)."""
+    import scipy.sparse as sp
+
+    n = len(keys)
+    return np.asarray(sp.csr_matrix((np.ones(n), (keys, np.arange(n))), shape=(size, n)) @ weights)
 
 
 def _sums(columns: np.ndarray, weights: np.ndarray) -> np.ndarray:
