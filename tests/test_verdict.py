@@ -162,3 +162,15 @@ def test_five_folds_of_two_learning_rates_report_their_cv_mean_and_a_verdict_wit
         ("optimizer.lr=0.01", "5", "0 1 2 3 4"),
     ]
     assert all(float(g["best_low"]) <= float(g["best_mean"]) <= float(g["best_high"]) for g in groups)
+
+
+def test_past_sixteen_pairs_the_sentence_says_the_permutation_test_was_sampled():
+    from runner.stats import compare
+
+    a = {str(i): 0.90 + 0.001 * i for i in range(20)}
+    b = {k: v + 0.01 + 0.002 * (int(k) % 3) for k, v in a.items()}
+    verdict = compare.paired(a, b)
+    assert verdict is not None and verdict.n == 20 > compare.EXACT_UP_TO
+    assert "(sampled paired permutation test, 20 seeds)" in compare.worded(verdict, mode="max")
+    small = compare.paired({k: a[k] for k in list(a)[:6]}, {k: b[k] for k in list(a)[:6]})
+    assert small is not None and "(exact paired permutation test, 6 seeds)" in compare.worded(small, mode="max")

@@ -153,7 +153,7 @@ def worded(verdict: Verdict, *, mode: str, repeats: str = "seeds") -> str:
     v = verdict
     figures = (
         f"B - A = {v.mean:+.4g} [{v.low:+.4g}, {v.high:+.4g}] (95 % bootstrap), p = {v.p_value:.3g} "
-        f"(exact paired permutation test, {v.n} {repeats})"
+        f"({'exact' if v.n <= EXACT_UP_TO else 'sampled'} paired permutation test, {v.n} {repeats})"
     )
     if v.distinguishable:
         better = "B" if (v.mean > 0) == (mode == "max") else "A"
