@@ -95,6 +95,11 @@ def test_eval_gives_the_same_figures_intervals_and_writes_per_class_csv_and_reli
     per_class = rows(cwd / "ev" / "per_class.csv")
     assert [r["class"] for r in per_class] == ["no", "yes"]
     assert float(per_class[1]["recall"]) == pytest.approx(done["per_class"]["yes"]["recall"])
+    # the confusion matrix counts the tuned threshold's labels too, as the figures do (not the argmax's)
+    assert done["threshold"]["value"] != 0.5  # precondition: the threshold moves labels off the argmax
+    confusion = result["confusion_matrix"]
+    for i, row in enumerate(per_class):
+        assert confusion[i][i] / sum(confusion[i]) == pytest.approx(float(row["recall"]), abs=1e-12)
     assert (cwd / "ev" / "reliability.png").stat().st_size > 0 and (cwd / "ev" / "confusion_matrix.png").is_file()
 
 

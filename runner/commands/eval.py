@@ -34,6 +34,7 @@ from runner.training.metrics import (
     Outputs,
     evaluate,
     fixed_threshold,
+    labelled_confusion,
     per_class_accuracy,
     target_mean,
     test_figures,
@@ -155,6 +156,7 @@ def eval_job(cfg: DictConfig, run_dir: str | Path, overrides: Sequence[str]) -> 
             keep=kept,
         )
         threshold = card_threshold(weights, run_cfg, recipe)
+        confusion = labelled_confusion(confusion, kept, threshold)
         # every figure of the task with its 95 % interval, as the run's final test has them (training/finish.py)
         metrics, ranges = test_figures(task, metrics, kept, seed=int(run_cfg.get("seed") or 0), threshold=threshold)
         result = {

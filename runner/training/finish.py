@@ -15,7 +15,14 @@ from runner.io.console import results_table
 from runner.io.errors import Diverged
 from runner.training import distributed
 from runner.training.flops import peak_flops, throughput
-from runner.training.metrics import Outputs, evaluate, fixed_threshold, loss_floor, test_figures
+from runner.training.metrics import (
+    Outputs,
+    evaluate,
+    fixed_threshold,
+    labelled_confusion,
+    loss_floor,
+    test_figures,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -278,6 +285,7 @@ def finish(
     kept = Outputs()
     test, confusion = test_weights(job, best, stop, where, keep=kept)
     threshold = decided_threshold(job, run, best, stop)
+    confusion = labelled_confusion(confusion, kept, threshold)
     # every figure of the task, each with its 95 % interval (runner/stats), seeded by the run's seed
     test, ranges = test_figures(job.task, test, kept, seed=int(job.cfg.get("seed") or 0), threshold=threshold)
     judged = figures_record(job, kept, ranges, threshold)

@@ -156,6 +156,19 @@ def target_mean(splits: Splits, device: str | torch.device) -> torch.Tensor | No
     return torch.tensor(scale["mean"], dtype=torch.float32, device=device) if scale else None
 
 
+def labelled_confusion(confusion: torch.Tensor | None, kept: Outputs, threshold: float | None) -> torch.Tensor | None:
+    """The confusion matrix (rows: true class, columns: predicted; int64, CPU) of the labels the figures count:
+    `evaluate`'s argmax count as it is, or for a 2-class `threshold` the labels that threshold gives
+    (stats.metrics.predicted), so that the matrix, per-class counts and the figures agree."""
+    if confusion is None or threshold is None:
+        return confusion
+    from runner.stats.metrics import predicted
+
+    k = confusion.shape[0]
+    labels = predicted(kept.out, threshold)
+    return torch.from_numpy(np.bincount(kept.y * k + labels, minlength=k * k).reshape(k, k))
+
+
 def fixed_threshold(threshold: float | str | None, num_classes: int) -> float | None:
     """trainer.threshold as the labels of a 2-class validation or test take it: None (the argmax) for the default
     0.5, for "tuned" (decided at the end, stats.metrics.tuned_threshold) and for more classes."""
