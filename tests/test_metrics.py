@@ -215,3 +215,14 @@ def test_a_regressions_kept_outputs_are_in_the_targets_units():
     assert np.allclose(kept.out, expected) and np.allclose(kept.y, (split.y * std + mean).double().numpy())
     # the MAE evaluate measures on the device (in the targets' units) is the kept outputs' own
     assert measured["mae"] == pytest.approx(np.abs(kept.out - kept.y).mean(), rel=1e-5)
+
+
+def test_a_monitored_figure_undefined_on_the_validation_split_is_named_as_the_cause_not_divergence():
+    from runner.training.finish import no_best
+
+    # AUROC without a sample of every class in the validation split is NaN at every epoch, with nothing diverging
+    said = str(no_best("val_auroc", 3))
+    assert "not defined on a validation split with no sample of some class" in said and "optimizer.lr" not in said
+    assert "a target of 0" in str(no_best("val_mape", 3))
+    # a loss that was NaN at every epoch did diverge: that advice stays
+    assert "Lower optimizer.lr" in str(no_best("val_loss", 3))

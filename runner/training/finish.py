@@ -221,7 +221,19 @@ def speed_line(speed: dict[str, Any]) -> str:
 
 def no_best(monitor: str, epochs: int) -> Diverged:
     """The end of a run none of whose validations gave a finite `monitor` (a NaN or infinite value is never best,
-    training/recipe.Monitor): there is no best.pt to test."""
+    training/recipe.Monitor): there is no best.pt to test. A figure undefined on the validation split (AUROC and
+    average precision without a sample of every class, MAPE with a target of 0: stats.metrics.applies) is NaN at
+    every epoch without anything diverging, and is said so."""
+    from runner.stats.metrics import bare
+
+    if bare(monitor) in ("auroc", "average_precision", "mape"):
+        cause = "a target of 0" if bare(monitor) == "mape" else "no sample of some class"
+        return Diverged(
+            f"every validation's {monitor} was NaN ({epochs} epoch{'s' * (epochs != 1)}): it is not defined on a "
+            f"validation split with {cause}, so no epoch is best and there is no best.pt to test; last.pt is kept. "
+            f"Monitor a figure defined on it (e.g. trainer.monitor=val_loss or val_f1_macro), or draw a larger "
+            f"validation split (dataset.val_fraction=0.2), and start again."
+        )
     other = "" if monitor == "val_loss" else ", or monitor a metric that stays finite, e.g. trainer.monitor=val_loss"
     return Diverged(
         f"every validation's {monitor} was NaN or infinite ({epochs} epoch{'s' * (epochs != 1)}), so no epoch is "
