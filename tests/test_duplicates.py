@@ -110,6 +110,13 @@ def test_a_refused_run_trains_nothing_and_a_dropping_run_is_evaluated_on_the_tes
     runner("eval", "ckpt=r", "hydra.run.dir=ev", cwd=tmp_path)
     evaluated = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert evaluated["samples"] == 14 and evaluated["test_accuracy"] == info["test"]["test_accuracy"]
+    # tested on fewer rows than a run that kept the copies: runner report does not rank the two together
+    runner("train", *args, "hydra.run.dir=w", cwd=tmp_path)
+    assert summary(tmp_path / "w")["samples"]["test"] == 20  # precondition: warn keeps the 6 copies
+    assert summary(tmp_path / "w")["test_rows"] != info["test_rows"]
+    from runner.commands.report_sections import run_data
+
+    assert run_data(tmp_path / "w") != run_data(tmp_path / "r") and "test rows" in run_data(tmp_path / "r")
 
 
 @pytest.mark.parametrize("in_memory", [True, False])
@@ -139,3 +146,12 @@ def test_an_image_file_copied_into_another_split_is_found_decoded_or_streamed(tm
     (note,) = [n for n in splits.notes if n.startswith("duplicates:")]
     # named by their files
     assert "dog/002.png" in note and "dog/copy.png" in note, note
+
+
+def test_a_splits_digest_is_its_samples_whatever_their_order():
+    from runner.data.duplicates import split_digest
+
+    x = torch.arange(12.0).reshape(6, 2)
+    same = split_digest(Split(x, torch.zeros(6)))
+    assert len(same) == 12 and same == split_digest(Split(x.flip(0), torch.zeros(6)))
+    assert same != split_digest(Split(x[1:], torch.zeros(5)))  # one sample fewer: other test rows

@@ -40,11 +40,13 @@ def data_label(fingerprint: dict[str, Any] | None) -> str:
         if key in f:
             f[key] = Path(str(f[key])).name
     sha = f.pop("sha256", None)
+    rows = f.pop("test_rows", None)
     shown = " ".join(f"{k}={v}" for k, v in f.items() if k not in ("task", "num_classes"))
     task = f.get("task", "")
     # one SHA-256 per file (path, or train_path, val_path, test_path), each shortened as git shortens a commit
     sha_text = f" sha256 {','.join(str(h)[:12] for h in (sha if isinstance(sha, list) else [sha]))}" if sha else ""
-    return f"{name} ({task}{sha_text}) {shown}".strip()
+    rows_text = f" test rows {rows}" if rows else ""
+    return f"{name} ({task}{sha_text}) {shown}{rows_text}".strip()
 
 
 def run_data(run_dir: Path) -> str:

@@ -43,6 +43,13 @@ def digests(split: Split | FileSplit) -> list[bytes]:
     return [hashlib.blake2b(Path(path).read_bytes(), digest_size=16).digest() for path, _ in split.samples]
 
 
+def split_digest(split: Split | FileSplit) -> str:
+    """A split's samples as one 12-hex-digit BLAKE2b digest (of their sorted digests, so their order does not count):
+    summary.json's `test_rows`, by which runner report tells runs tested on the same samples from runs tested on others
+    (folds, a group, a validation fraction drawn first from a training file, dropped duplicates all move test rows)."""
+    return hashlib.blake2b(b"".join(sorted(digests(split))), digest_size=6).hexdigest()
+
+
 def find(splits: Splits) -> dict[str, list[tuple[int, int]]]:
     """{"train_val", "train_test", "val_test"}: for each pair of splits, the (position in the first, position in the
     second) of every sample of the second whose input equals one of the first's."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from runner.data.batches import describe_augment, train_transform
+from runner.data.duplicates import split_digest
 from runner.data.splits import Split
 from runner.inference.card import ModelCard
 from runner.io.errors import RunnerError
@@ -85,6 +86,8 @@ def setup_data(
         records["sampler"] = balance(train, splits.train, recipe, console=console)
     # the samples two splits share (data/duplicates.py), counted as the splits were built
     records["duplicates"] = splits.duplicates
+    # which samples the test split holds: runner report ranks only runs tested on the same ones
+    records["test_rows"] = split_digest(splits.test)
     records = {k: v for k, v in records.items() if v is not None}
     # streamed files decode to uint8
     dtype = splits.train.x.dtype if isinstance(splits.train, Split) else torch.uint8
