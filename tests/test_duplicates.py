@@ -114,9 +114,10 @@ def test_a_refused_run_trains_nothing_and_a_dropping_run_is_evaluated_on_the_tes
     runner("train", *args, "hydra.run.dir=w", cwd=tmp_path)
     assert summary(tmp_path / "w")["samples"]["test"] == 20  # precondition: warn keeps the 6 copies
     assert summary(tmp_path / "w")["test_rows"] != info["test_rows"]
-    from runner.commands.report_sections import run_data
+    from runner.commands import report
 
-    assert run_data(tmp_path / "w") != run_data(tmp_path / "r") and "test rows" in run_data(tmp_path / "r")
+    rows, _ = report.build([tmp_path / "w", tmp_path / "r"])
+    assert rows[0]["data"] != rows[1]["data"] and all("test rows" in row["data"] for row in rows)
 
 
 @pytest.mark.parametrize("in_memory", [True, False])

@@ -157,3 +157,15 @@ def test_sorting_by_the_test_figure_puts_the_better_first_in_that_figures_direct
     code, out, _ = report_of(capsys, tmp_path / "*", "--format", "csv", "--sort", "test")
     assert code == 0 and report.read_run(tmp_path / "low")[0]["test_metric"] == figure  # precondition
     assert [r["job"] for r in rows_of(out)] == (["high", "low"] if larger_first else ["low", "high"])
+
+
+def test_runs_tested_on_other_samples_are_sections_of_their_own_and_one_without_the_record_stays(tmp_path, capsys):
+    # the same dataset keys, different test rows (folds against no folds on a training file, duplicates dropped)
+    run(tmp_path, "a", overrides=("optimizer.lr=0.1",), extra={"test_rows": "aaaaaaaaaaaa"})
+    run(tmp_path, "b", overrides=("optimizer.lr=0.01",), extra={"test_rows": "bbbbbbbbbbbb"})
+    run(tmp_path, "old", overrides=("optimizer.lr=0.001",))
+    rows, _ = report.build(sorted(tmp_path.iterdir()))
+    data = {r["job"]: r["data"] for r in rows}
+    assert data["a"].endswith("test rows aaaaaaaaaaaa") and data["b"].endswith("test rows bbbbbbbbbbbb")
+    assert "test rows" not in data["old"]
+    assert len({r["data"] for r in rows if r["chosen"].startswith("best")}) == 3  # each section its own best

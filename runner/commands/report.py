@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 
 from runner.commands.report_plot import plot
-from runner.commands.report_sections import chosen, run_data
+from runner.commands.report_sections import chosen, run_data, split_by_test_rows
 from runner.commands.report_tables import (
     COLUMNS,
     console,
@@ -152,6 +152,7 @@ def read_run(run_dir: Path) -> tuple[Row, Curve]:
         "error": one_line(s.get("error"), 300),
         "retries": _retries(run_dir),
         "data": run_data(run_dir),
+        "test_rows": s.get("test_rows"),
         "run_dir": str(run_dir),
         "mode": mode or monitor_rule(s.get("task", "classification"), monitor)[1],
         "val_samples": (s.get("samples") or {}).get("val"),
@@ -222,6 +223,7 @@ def build(run_dirs: Iterable[Path], sort: str | None = None) -> tuple[list[Row],
         row, curve = read_run(d)
         rows.append(row)
         curves.append(curve)
+    split_by_test_rows(rows)
     order = sort_rows(rows, sort)
     return order, [curves[rows.index(r)] for r in order]
 

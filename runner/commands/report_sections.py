@@ -40,18 +40,31 @@ def data_label(fingerprint: dict[str, Any] | None) -> str:
         if key in f:
             f[key] = Path(str(f[key])).name
     sha = f.pop("sha256", None)
-    rows = f.pop("test_rows", None)
     shown = " ".join(f"{k}={v}" for k, v in f.items() if k not in ("task", "num_classes"))
     task = f.get("task", "")
     # one SHA-256 per file (path, or train_path, val_path, test_path), each shortened as git shortens a commit
     sha_text = f" sha256 {','.join(str(h)[:12] for h in (sha if isinstance(sha, list) else [sha]))}" if sha else ""
-    rows_text = f" test rows {rows}" if rows else ""
-    return f"{name} ({task}{sha_text}) {shown}{rows_text}".strip()
+    return f"{name} ({task}{sha_text}) {shown}".strip()
 
 
 def run_data(run_dir: Path) -> str:
     """The data section a run belongs to (data_label of its fingerprint)."""
     return data_label(records.data_fingerprint(run_dir))
+
+
+def split_by_test_rows(rows: Iterable[Row]) -> None:
+    """Runs of one data section tested on different samples (summary.json's test_rows, data/duplicates.split_digest)
+    go to sections of their own, named by their test rows: the dataset keys do not always fix the test split
+    (dataset.folds, group, duplicates=drop, a validation fraction drawn first from a training file). A run without the
+    record (refused before its data was read, or recorded by an earlier version) stays in its keys' section."""
+    rows = list(rows)
+    seen: dict[str, set[str]] = {}
+    for row in rows:
+        if row.get("test_rows"):
+            seen.setdefault(row["data"], set()).add(row["test_rows"])
+    for row in rows:
+        if row.get("test_rows") and len(seen[row["data"]]) > 1:
+            row["data"] = f"{row['data']} test rows {row['test_rows']}"
 
 
 def ranked(row: Row) -> bool:

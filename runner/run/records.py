@@ -122,11 +122,7 @@ def data_fingerprint(run_dir: str | Path) -> dict[str, Any] | None:
     if not isinstance(dataset, dict):
         return None
     keys = DATA_KEYS if dataset.get("sha256") else (*DATA_KEYS, "root", "path", "train_path")
-    found = {k: dataset[k] for k in keys if dataset.get(k) is not None}
-    # the test split's samples themselves, where the run recorded them (data/duplicates.split_digest): the keys above
-    # do not always fix them (dataset.folds, group, duplicates=drop, a val_fraction drawn first from a training file)
-    test_rows = read_summary(run_dir).get("test_rows")
-    return found | ({"test_rows": test_rows} if isinstance(test_rows, str) else {})
+    return {k: dataset[k] for k in keys if dataset.get(k) is not None}
 
 
 def run_record(
